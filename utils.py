@@ -1,0 +1,1105 @@
+"""The single source of truth for the scene's parameters, and the small shared tools.
+
+Everything else derives from SCHEMA and LAYER_SCHEMA: the renderer's validation, the
+converters between the two spellings, random sampling and breeding, the models'
+encodings, refs loading. See ../shared/spec/renderer.md for what each parameter means.
+
+Spellings of one parameter set:
+
+- **flat** (the models', and `data/params/*.json`): a dict keyed by the flat names of
+  the schema, ``position`` as ``{"x", "y"}``, ``color`` as ``"#RRGGBB"`` and
+  ``layers`` as a list of up to 5 dicts (``rotation``, ``position``, ``scale`` always,
+  optional overrides only when set). Produced by `parse_params`, always complete.
+- **scene** (the API body): the flat one with dither nested as ``dither: {enabled,
+  type, matrix, colors, strength, scale, bias, grayscale}`` (`to_scene_params`).
+- **prefixed** (Leva, `references/refs.jsonl`, what generation sends):
+  ``Scalars.repetitions``, ``Groups.g0.g0-rotation`` ... (`to_prefixed`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+MAX_LAYERS = 5
+ROOT = Path(__file__).resolve().parent
+DEFAULT_RENDERER_URL = "http://localhost:3000/api/raster"
+
+GEOMETRIES = (
+    "ring",
+    "bar",
+    "line",
+    "arch",
+    "u",
+    "spiral",
+    "wave",
+    "infinity",
+    "square",
+    "roundedRect",
+)
+SCALE_PROGRESSIONS = ("linear", "exponential", "additive", "fibonacci", "golden", "sine")
+ROTATION_PROGRESSIONS = ("linear", "golden-angle", "fibonacci", "sine")
+ALPHA_PROGRESSIONS = ("exponential", "linear", "inverse")
+POSITION_PROGRESSIONS = ("index", "scale")
+ORIGINS = (
+    "center",
+    "top-center",
+    "bottom-center",
+    "top-left",
+    "top-right",
+    "bottom-left",
+    "bottom-right",
+)
+DITHER_TYPES = ("bayer", "noise", "halftone")
+DITHER_MATRICES = (2, 4, 8)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One scene parameter.
+
+    kind: "int" | "float" | "bool" | "cat" | "color" | "vec2".
+    lo, hi: the range that sampling draws from and the UI shows.
+    hard_lo, hard_hi: the range the renderer clamps to and the optimiser searches
+        (wider than lo/hi for scaleFactor and x/yStep); None means "not clamped"
+        (angles and Scene.position, which have no range).
+    periodic: an angle in radians; wrapped into [lo, hi) for encoding.
+    bias_min: ints draw from [bias_min, hi] 80% of the time.
+    """
+
+    key: str
+    prefixed: str
+    kind: str
+    default: Any
+    lo: float = 0.0
+    hi: float = 1.0
+    hard_lo: float | None = None
+    hard_hi: float | None = None
+    options: tuple[Any, ...] = ()
+    periodic: bool = False
+    bias_min: int | None = None
+    clamp: bool = True
+
+    @property
+    def clamp_lo(self) -> float:
+        return self.lo if self.hard_lo is None else self.hard_lo
+
+    @property
+    def clamp_hi(self) -> float:
+        return self.hi if self.hard_hi is None else self.hard_hi
+
+
+PI = math.pi
+SCHEMA: tuple[Param, ...] = (
+    Param("repetitions", "Scalars.repetitions", "int", 65, 1, 500, bias_min=16),
+    Param("alphaFactor", "Scalars.alphaFactor", "float", 0.65, 0, 1),
+    Param("scaleFactor", "Scalars.scaleFactor", "float", 1.05, 0, 2, 0, 3),
+    Param("rotationFactor", "Scalars.rotationFactor", "float", 0.0, -1, 1),
+    Param("stepFactor", "Scalars.stepFactor", "float", 0.02, 0.02, 2),
+    Param("positionCoupled", "Scalars.positionCoupled", "bool", True),
+    Param(
+        "scaleProgression",
+        "Scalars.scaleProgression",
+        "cat",
+        "exponential",
+        options=SCALE_PROGRESSIONS,
+    ),
+    Param(
+        "rotationProgression",
+        "Scalars.rotationProgression",
+        "cat",
+        "linear",
+        options=ROTATION_PROGRESSIONS,
+    ),
+    Param(
+        "alphaProgression",
+        "Scalars.alphaProgression",
+        "cat",
+        "exponential",
+        options=ALPHA_PROGRESSIONS,
+    ),
+    Param(
+        "positionProgression",
+        "Scalars.positionProgression",
+        "cat",
+        "index",
+        options=POSITION_PROGRESSIONS,
+    ),
+    Param("xStep", "Spatial.xStep", "float", -1.5, -2, 2, -3, 3),
+    Param("yStep", "Spatial.yStep", "float", 0.0, -2, 2, -3, 3),
+    Param("origin", "Spatial.origin", "cat", "top-center", options=ORIGINS),
+    Param("scale", "Scene.scale", "float", 0.85, 0.85, 1.5),
+    Param("rotation", "Scene.rotation", "float", 0.0, -PI, PI, periodic=True),
+    Param("position", "Scene.position", "vec2", (0.0, 0.0), -1, 1, clamp=False),
+    Param("geometry", "Element.geometry", "cat", "ring", options=GEOMETRIES),
+    Param("geoWidth", "Element.geoWidth", "float", 0.041, 0.001, 0.1),
+    Param("gradientAngle", "Element.gradientAngle", "float", 0.0, -PI, PI, periodic=True),
+    Param("color", "Element.color", "color", "#FFFDDD"),
+    Param("noiseEnabled", "Noise.enabled", "bool", False),
+    Param("noiseDensity", "Noise.density", "float", 0.11, 0, 1),
+    Param("noiseOpacity", "Noise.opacity", "float", 0.2, 0, 0.4),
+    Param("noiseSize", "Noise.size", "float", 0.3, 0.1, 0.5),
+    Param("ditherEnabled", "Dither.enabled", "bool", False),
+    Param("ditherType", "Dither.type", "cat", "bayer", options=DITHER_TYPES),
+    Param("ditherMatrix", "Dither.matrix", "cat", 4, options=DITHER_MATRICES),
+    Param("ditherColors", "Dither.colors", "int", 6, 2, 32, bias_min=3),
+    Param("ditherStrength", "Dither.strength", "float", 0.78, 0, 1),
+    Param("ditherScale", "Dither.scale", "float", 8.0, 1, 8),
+    Param("ditherBias", "Dither.bias", "float", 0.5, 0, 1),
+    Param("ditherGrayscale", "Dither.grayscale", "bool", False),
+)
+
+# Per-layer keys (prefixed `Groups.g{i}.g{i}-NAME`). rotation/position/scale are always
+# present; the rest are optional overrides of the base value of the same name.
+LAYER_SCHEMA: tuple[Param, ...] = (
+    Param("rotation", "rotation", "float", 0.0, -PI, PI, periodic=True),
+    Param("position", "position", "vec2", (0.0, 0.0), -2, 2),
+    Param("scale", "scale", "vec2", (1.0, 1.0), -2, 2),
+    Param("stepFactor", "stepFactor", "float", 0.02, 0, 2),
+    Param("alphaFactor", "alphaFactor", "float", 0.65, 0, 1),
+    Param("scaleFactor", "scaleFactor", "float", 1.05, 0, 2, 0, 3),
+    Param("rotationFactor", "rotationFactor", "float", 0.0, -1, 1),
+    Param("geoWidth", "geoWidth", "float", 0.041, 0.001, 0.1),
+    Param("color", "color", "color", "#FFFDDD"),
+    Param("geometry", "geometry", "cat", "ring", options=GEOMETRIES),
+)
+LAYER_REQUIRED = ("rotation", "position", "scale")
+LAYER_OPTIONAL = tuple(p.key for p in LAYER_SCHEMA if p.key not in LAYER_REQUIRED)
+# Probability that a sampled layer sets an optional override.
+LAYER_OPTIONAL_P = {"color": 0.2, "geometry": 0.4}
+LAYER_OPTIONAL_P_DEFAULT = 0.3
+LAYER_COUNT_WEIGHTS = (4, 3, 2, 1, 1)  # for 1..5 layers
+
+PARAM = {p.key: p for p in SCHEMA}
+LAYER_PARAM = {p.key: p for p in LAYER_SCHEMA}
+PREFIXED = {p.prefixed: p for p in SCHEMA}
+IGNORED_PREFIXED = ("Scene.debug", "Scene.transform")
+PREFIX_GROUPS = ("Scalars.", "Spatial.", "Scene.", "Element.", "Noise.", "Dither.", "Groups.")
+DITHER_NESTED = {p.key: p.key[len("dither") :].lower() for p in SCHEMA if p.key.startswith("dither")}
+NOISE_NESTED = {p.key: p.key[len("noise") :].lower() for p in SCHEMA if p.key.startswith("noise")}
+
+# Derived key lists for the encodings.
+BOOL_KEYS = tuple(p.key for p in SCHEMA if p.kind == "bool")
+CAT_KEYS = tuple(p.key for p in SCHEMA if p.kind == "cat")
+
+
+def _components(params: Sequence[Param]) -> tuple[tuple[str, int], ...]:
+    """(key, component) for every scalar that the encodings treat as continuous."""
+    out: list[tuple[str, int]] = []
+    for p in params:
+        if p.kind in ("int", "float"):
+            out.append((p.key, 0))
+        elif p.kind == "vec2":
+            out += [(p.key, 0), (p.key, 1)]
+        elif p.kind == "color":
+            out += [(p.key, 0), (p.key, 1), (p.key, 2)]
+    return tuple(out)
+
+
+CONT_COMPONENTS = _components(SCHEMA)
+LAYER_CONT_COMPONENTS = _components(LAYER_SCHEMA)
+CONT_NAMES = tuple(
+    k if PARAM[k].kind in ("int", "float") else f"{k}.{'xyz'[c] if PARAM[k].kind == 'vec2' else 'rgb'[c]}"
+    for k, c in CONT_COMPONENTS
+)
+
+
+def schema_hash() -> str:
+    """Short hash of the schema; checkpoints record it and refuse a mismatch."""
+    return hashlib.sha256(json.dumps(schema_json(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def schema_json() -> dict[str, Any]:
+    """The schema as JSON (served by GET /api/schema)."""
+
+    def one(p: Param, prefixed: str) -> dict[str, Any]:
+        d: dict[str, Any] = {"key": p.key, "prefixed": prefixed, "type": p.kind}
+        d["default"] = list(p.default) if isinstance(p.default, tuple) else p.default
+        if p.kind in ("int", "float", "vec2"):
+            d["range"] = [p.lo, p.hi]
+            if p.clamp and (p.hard_lo is not None or p.hard_hi is not None):
+                d["clampRange"] = [p.clamp_lo, p.clamp_hi]
+            if p.periodic or not p.clamp:
+                d["clamped"] = False
+        if p.options:
+            d["options"] = list(p.options)
+        return d
+
+    return {
+        "version": SCHEMA_VERSION,
+        "params": [one(p, p.prefixed) for p in SCHEMA],
+        "layers": {
+            "max": MAX_LAYERS,
+            "prefixed": "Groups.g{i}.g{i}-{key}",
+            "required": list(LAYER_REQUIRED),
+            "params": [one(p, f"Groups.g{{i}}.g{{i}}-{p.key}") for p in LAYER_SCHEMA],
+        },
+        "ignored": list(IGNORED_PREFIXED),
+    }
+
+
+# ----------------------------------------------------------------------------------
+# Parsing: any spelling, messy or not → complete flat params (or a ParamError)
+
+
+class ParamError(ValueError):
+    """Bad parameters; `field` names the offending key (the renderer answers 400)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+_ABSENT = object()
+
+
+def _unwrap(v: Any) -> Any:
+    """Leva's {"value": v, "disabled": bool} wrapper → v, or _ABSENT when disabled."""
+    if isinstance(v, dict) and "value" in v and set(v) <= {"value", "disabled"}:
+        if v.get("disabled") is True:
+            return _ABSENT
+        return v["value"]
+    return v
+
+
+def _number(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ParamError(f"{name}: expected a number, got {type(v).__name__}", name)
+    x = float(v)
+    if not math.isfinite(x):
+        raise ParamError(f"{name}: not a finite number", name)
+    return x
+
+
+def normalize_color(v: Any, name: str = "color") -> str:
+    """'#abc' / '#AABBCC' (any case) → '#AABBCC'."""
+    if not isinstance(v, str):
+        raise ParamError(f"{name}: expected a hex colour string, got {type(v).__name__}", name)
+    s = v.strip()
+    h = s[1:] if s.startswith("#") else ""
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    try:
+        if len(h) != 6:
+            raise ValueError
+        int(h, 16)
+    except ValueError:
+        raise ParamError(f"{name}: {v!r} is not a #RGB or #RRGGBB colour", name) from None
+    return "#" + h.upper()
+
+
+def color_to_rgb(c: str) -> tuple[float, float, float]:
+    """'#RRGGBB' → (r, g, b) in [0, 1]."""
+    return (int(c[1:3], 16) / 255, int(c[3:5], 16) / 255, int(c[5:7], 16) / 255)
+
+
+def rgb_to_color(rgb: Sequence[float]) -> str:
+    """(r, g, b) in [0, 1] (clipped) → '#RRGGBB'."""
+    return "#" + "".join(f"{round(min(1.0, max(0.0, float(x))) * 255):02X}" for x in rgb)
+
+
+def _value(p: Param, v: Any, name: str, clamped: list[str]) -> Any:
+    """Check and normalise one value of parameter p; records clamping in `clamped`."""
+
+    def clamp(x: float) -> float:
+        if not p.clamp:
+            return x
+        if p.periodic:
+            return wrap_angle(x)
+        lo, hi = p.clamp_lo, p.clamp_hi
+        if x < lo or x > hi:
+            clamped.append(name)
+            return min(hi, max(lo, x))
+        return x
+
+    if p.kind == "float":
+        return clamp(_number(v, name))
+    if p.kind == "int":
+        return int(round(clamp(_number(v, name))))
+    if p.kind == "bool":
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, (int, float)) and v in (0, 1):
+            return bool(v)
+        raise ParamError(f"{name}: expected true or false, got {v!r}", name)
+    if p.kind == "cat":
+        for opt in p.options:
+            if v == opt or (isinstance(v, (str, int, float)) and str(v) == str(opt)):
+                if not isinstance(v, bool):
+                    return opt
+        if isinstance(v, str):
+            for opt in p.options:
+                if v.lower() == str(opt).lower():
+                    return opt
+        raise ParamError(
+            f"{name}: unknown option {v!r} (one of {', '.join(map(str, p.options))})", name
+        )
+    if p.kind == "color":
+        return normalize_color(v, name)
+    if p.kind == "vec2":
+        if isinstance(v, dict):
+            x = _unwrap(v.get("x", p.default[0]))
+            y = _unwrap(v.get("y", p.default[1]))
+        elif isinstance(v, (list, tuple)) and len(v) == 2:
+            x, y = v
+        else:
+            raise ParamError(f"{name}: expected {{x, y}}, got {v!r}", name)
+        x = p.default[0] if x is _ABSENT else x
+        y = p.default[1] if y is _ABSENT else y
+        cx = clamp(_number(x, f"{name}.x"))
+        cy = clamp(_number(y, f"{name}.y"))
+        return {"x": cx, "y": cy}
+    raise AssertionError(p.kind)
+
+
+def wrap_angle(x: float) -> float:
+    """Radians → [-π, π)."""
+    return (x + PI) % (2 * PI) - PI
+
+
+def default_params() -> dict[str, Any]:
+    """The scene's defaults in the flat spelling (no layers)."""
+    out: dict[str, Any] = {}
+    for p in SCHEMA:
+        out[p.key] = {"x": p.default[0], "y": p.default[1]} if p.kind == "vec2" else p.default
+    out["layers"] = []
+    return out
+
+
+def is_prefixed(body: dict[str, Any]) -> bool:
+    """A body with any Leva-group key is in the prefixed spelling."""
+    return any(isinstance(k, str) and k.startswith(PREFIX_GROUPS) for k in body)
+
+
+def parse_params(body: Any) -> tuple[dict[str, Any], list[str]]:
+    """Any spelling → (complete flat params, names of clamped fields).
+
+    Copes with real, messy refs: missing keys take defaults, unknown keys are ignored,
+    Leva {value, disabled} wrappers are unwrapped (a disabled override is absent),
+    hex colours in any case, ints where floats are expected. Raises ParamError for
+    what cannot be meant: wrong types, unknown categories, non-finite numbers, more
+    than MAX_LAYERS layers. Out-of-range numbers are clamped and reported.
+    """
+    if not isinstance(body, dict):
+        raise ParamError(f"params must be a JSON object, got {type(body).__name__}", "")
+    clamped: list[str] = []
+    out = default_params()
+    if is_prefixed(body):
+        raw, raw_layers = _split_prefixed(body)
+    else:
+        raw, raw_layers = _split_scene(body)
+    for p in SCHEMA:
+        v = _unwrap(raw.get(p.key, _ABSENT))
+        if v is not _ABSENT and v is not None:
+            out[p.key] = _value(p, v, p.key, clamped)
+    if len(raw_layers) > MAX_LAYERS:
+        raise ParamError(f"layers: at most {MAX_LAYERS}, got {len(raw_layers)}", "layers")
+    for i, rl in enumerate(raw_layers):
+        if not isinstance(rl, dict):
+            raise ParamError(f"layers[{i}]: expected an object", f"layers[{i}]")
+        layer: dict[str, Any] = {}
+        for p in LAYER_SCHEMA:
+            v = _unwrap(rl.get(p.key, _ABSENT))
+            name = f"layers[{i}].{p.key}"
+            if v is _ABSENT or v is None:
+                if p.key in LAYER_REQUIRED:
+                    layer[p.key] = (
+                        {"x": p.default[0], "y": p.default[1]} if p.kind == "vec2" else p.default
+                    )
+                continue
+            layer[p.key] = _value(p, v, name, clamped)
+        out["layers"].append(layer)
+    return out, clamped
+
+
+def _split_scene(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    raw = dict(body)
+    for nested, mapping in (("dither", DITHER_NESTED), ("noise", NOISE_NESTED)):
+        sub = _unwrap(raw.pop(nested, None))
+        if isinstance(sub, dict):
+            for key, short in mapping.items():
+                if short in sub and key not in raw:
+                    raw[key] = sub[short]
+        elif sub not in (None, _ABSENT):
+            raise ParamError(f"{nested}: expected an object", nested)
+    layers = _unwrap(raw.get("layers", []))
+    if layers is _ABSENT or layers is None:
+        layers = []
+    if not isinstance(layers, list):
+        raise ParamError("layers: expected a list", "layers")
+    return raw, layers
+
+
+def _split_prefixed(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    raw: dict[str, Any] = {}
+    groups: dict[int, dict[str, Any]] = {}
+    for k, v in body.items():
+        if not isinstance(k, str):
+            continue
+        if k in PREFIXED:
+            raw[PREFIXED[k].key] = v
+        elif k.startswith("Groups.g"):
+            # Groups.g{i}.g{i}-NAME
+            head, _, name = k.partition("-")
+            parts = head.split(".")
+            if len(parts) != 3 or not parts[1][1:].isdigit() or not name:
+                continue
+            i = int(parts[1][1:])
+            if i >= 64:
+                raise ParamError(f"{k}: at most {MAX_LAYERS} layers", "layers")
+            if _unwrap(v) is _ABSENT:
+                groups.setdefault(i, {})
+                continue
+            groups.setdefault(i, {})[name] = v
+    n = max(groups) + 1 if groups else 0
+    layers = [groups.get(i, {}) for i in range(n)]
+    # A group whose every key is disabled or missing is not a layer.
+    while layers and not layers[-1]:
+        layers.pop()
+    return raw, layers
+
+
+def validate_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parse and return complete flat params, raising ParamError on bad input."""
+    return parse_params(params)[0]
+
+
+# ----------------------------------------------------------------------------------
+# Converters between the spellings
+
+
+def to_prefixed(params: dict[str, Any]) -> dict[str, Any]:
+    """Flat (or any spelling) → Leva-prefixed keys, complete."""
+    flat = validate_params(params)
+    out: dict[str, Any] = {}
+    for p in SCHEMA:
+        out[p.prefixed] = flat[p.key]
+    for i, layer in enumerate(flat["layers"]):
+        for key, v in layer.items():
+            out[f"Groups.g{i}.g{i}-{key}"] = v
+    return out
+
+
+def to_scene_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Flat (or any spelling) → the API's SceneParams body (dither nested)."""
+    flat = validate_params(params)
+    out = {k: v for k, v in flat.items() if k not in DITHER_NESTED}
+    out["dither"] = {short: flat[key] for key, short in DITHER_NESTED.items()}
+    return out
+
+
+def canonical_json(params: dict[str, Any]) -> str:
+    """Stable JSON of the flat params (floats to 6 significant digits): a cache key
+    and the duplicate test of save-ref."""
+
+    def rnd(v: Any) -> Any:
+        if isinstance(v, float):
+            return float(f"{v:.6g}")
+        if isinstance(v, dict):
+            return {k: rnd(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [rnd(x) for x in v]
+        return v
+
+    return json.dumps(rnd(validate_params(params)), sort_keys=True, separators=(",", ":"))
+
+
+def describe(params: dict[str, Any]) -> str:
+    """One short line for listings: 'geo=u, rep=28, layers=1'."""
+    return (
+        f"geo={params['geometry']}, rep={params['repetitions']}, layers={len(params['layers'])}"
+    )
+
+
+# ----------------------------------------------------------------------------------
+# Encoding for the models
+
+
+@dataclass
+class Encoded:
+    """Params as arrays for the models. Continuous values are min-max normalised to
+    [0, 1] over the hard (optimiser) range; absent layer overrides hold the base's
+    effective value, so every column is meaningful; `layer_opt` says which are set.
+
+    cont:      (NC,)            float32 in [0, 1], see CONT_NAMES
+    cat:       (NK,)            int64 option index per CAT_KEYS
+    bools:     (NB,)            float32 0/1 per BOOL_KEYS
+    n_layers:  ()               int64 in 0..MAX_LAYERS
+    layer_cont:(L, NLC)         float32 in [0, 1], see LAYER_CONT_COMPONENTS
+    layer_opt: (L, NLO)         float32 0/1, presence of each LAYER_OPTIONAL key
+    layer_geom:(L,)             int64 geometry index (effective: override or base)
+    """
+
+    cont: np.ndarray
+    cat: np.ndarray
+    bools: np.ndarray
+    n_layers: np.ndarray
+    layer_cont: np.ndarray
+    layer_opt: np.ndarray
+    layer_geom: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return dict(self.__dict__)
+
+
+NUM_CONT = len(CONT_COMPONENTS)
+NUM_LAYER_CONT = len(LAYER_CONT_COMPONENTS)
+NUM_LAYER_OPT = len(LAYER_OPTIONAL)
+CAT_SIZES = tuple(len(PARAM[k].options) for k in CAT_KEYS)
+
+
+def _norm(p: Param, x: float) -> float:
+    if p.periodic:
+        x = wrap_angle(x)
+    lo, hi = p.clamp_lo, p.clamp_hi
+    return min(1.0, max(0.0, (x - lo) / (hi - lo)))
+
+
+def _denorm(p: Param, u: float) -> float:
+    u = min(1.0, max(0.0, float(u)))
+    return p.clamp_lo + u * (p.clamp_hi - p.clamp_lo)
+
+
+def _get_component(p: Param, v: Any, c: int) -> float:
+    if p.kind == "vec2":
+        return float(v["xy"[c]])
+    if p.kind == "color":
+        return color_to_rgb(v)[c]
+    return float(v)
+
+
+def _encode_scalar(p: Param, v: Any, c: int) -> float:
+    x = _get_component(p, v, c)
+    return x if p.kind == "color" else _norm(p, x)
+
+
+def encode_params(params: dict[str, Any]) -> Encoded:
+    """Flat params → Encoded arrays (see Encoded)."""
+    flat = validate_params(params)
+    cont = np.array(
+        [_encode_scalar(PARAM[k], flat[k], c) for k, c in CONT_COMPONENTS], np.float32
+    )
+    cat = np.array([PARAM[k].options.index(flat[k]) for k in CAT_KEYS], np.int64)
+    bools = np.array([float(flat[k]) for k in BOOL_KEYS], np.float32)
+    layer_cont = np.zeros((MAX_LAYERS, NUM_LAYER_CONT), np.float32)
+    layer_opt = np.zeros((MAX_LAYERS, NUM_LAYER_OPT), np.float32)
+    layer_geom = np.zeros(MAX_LAYERS, np.int64)
+    for i, layer in enumerate(flat["layers"]):
+        eff = {**{k: flat[k] for k in LAYER_OPTIONAL}, **layer}
+        for j, (k, c) in enumerate(LAYER_CONT_COMPONENTS):
+            layer_cont[i, j] = _encode_scalar(LAYER_PARAM[k], eff[k], c)
+        for j, k in enumerate(LAYER_OPTIONAL):
+            layer_opt[i, j] = float(k in layer)
+        layer_geom[i] = GEOMETRIES.index(eff["geometry"])
+    n = np.array(len(flat["layers"]), np.int64)
+    return Encoded(cont, cat, bools, n, layer_cont, layer_opt, layer_geom)
+
+
+def decode_params(enc: Encoded | dict[str, Any]) -> dict[str, Any]:
+    """Encoded arrays (or a dict of them; torch tensors work too) → flat params.
+
+    Continuous values are clipped to [0, 1] and de-normalised, ints rounded,
+    bools thresholded at 0.5, layer overrides kept where layer_opt > 0.5.
+    """
+    d = enc.as_dict() if isinstance(enc, Encoded) else enc
+    a = {k: np.asarray(_to_numpy(v)) for k, v in d.items()}
+    out = default_params()
+    vals: dict[str, list[float]] = {}
+    for (k, _c), u in zip(CONT_COMPONENTS, a["cont"].tolist()):
+        vals.setdefault(k, []).append(u)
+    for k, us in vals.items():
+        out[k] = _decode_value(PARAM[k], us)
+    for k, idx in zip(CAT_KEYS, a["cat"].tolist()):
+        out[k] = PARAM[k].options[int(idx)]
+    for k, b in zip(BOOL_KEYS, a["bools"].tolist()):
+        out[k] = bool(b > 0.5)
+    n = int(np.clip(int(a["n_layers"]), 0, MAX_LAYERS))
+    for i in range(n):
+        lvals: dict[str, list[float]] = {}
+        for (k, _c), u in zip(LAYER_CONT_COMPONENTS, a["layer_cont"][i].tolist()):
+            lvals.setdefault(k, []).append(u)
+        layer: dict[str, Any] = {}
+        for k in LAYER_REQUIRED:
+            layer[k] = _decode_value(LAYER_PARAM[k], lvals[k])
+        for j, k in enumerate(LAYER_OPTIONAL):
+            if a["layer_opt"][i, j] > 0.5:
+                if k == "geometry":
+                    layer[k] = GEOMETRIES[int(a["layer_geom"][i])]
+                else:
+                    layer[k] = _decode_value(LAYER_PARAM[k], lvals[k])
+        out["layers"].append(layer)
+    return out
+
+
+def _decode_value(p: Param, us: list[float]) -> Any:
+    if p.kind == "color":
+        return rgb_to_color(us)
+    if p.kind == "vec2":
+        return {"x": _denorm(p, us[0]), "y": _denorm(p, us[1])}
+    x = _denorm(p, us[0])
+    return int(round(x)) if p.kind == "int" else x
+
+
+def _to_numpy(v: Any) -> Any:
+    if hasattr(v, "detach"):
+        return v.detach().cpu().numpy()
+    return v
+
+
+# ----------------------------------------------------------------------------------
+# Sampling and breeding (pipeline.md "Sampling")
+
+
+def _sample_value(p: Param, rng: random.Random) -> Any:
+    if p.kind == "float":
+        return rng.uniform(p.lo, p.hi)
+    if p.kind == "int":
+        lo = p.bias_min if p.bias_min is not None and rng.random() < 0.8 else p.lo
+        return rng.randint(int(lo), int(p.hi))
+    if p.kind == "bool":
+        return rng.random() < 0.5
+    if p.kind == "cat":
+        return rng.choice(p.options)
+    if p.kind == "vec2":
+        return {"x": rng.uniform(p.lo, p.hi), "y": rng.uniform(p.lo, p.hi)}
+    if p.kind == "color":
+        return random_color(rng)
+    raise AssertionError(p.kind)
+
+
+def random_color(rng: random.Random) -> str:
+    """A colour that reads on black: any hue, mostly bright, sometimes near white."""
+    import colorsys
+
+    h = rng.random()
+    s = rng.choice((rng.uniform(0.0, 0.25), rng.uniform(0.2, 1.0)))
+    v = rng.uniform(0.65, 1.0)
+    return rgb_to_color(colorsys.hsv_to_rgb(h, s, v))
+
+
+# Parameters sampled at the default most of the time, so random data resembles scenes.
+ENABLE_P = {"noiseEnabled": 0.35, "ditherEnabled": 0.35}
+
+
+def sample_layer(rng: random.Random) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for p in LAYER_SCHEMA:
+        if p.key in LAYER_REQUIRED:
+            layer[p.key] = _sample_value(p, rng)
+        elif rng.random() < LAYER_OPTIONAL_P.get(p.key, LAYER_OPTIONAL_P_DEFAULT):
+            layer[p.key] = _sample_value(p, rng)
+    return layer
+
+
+def sample_params(rng: random.Random, max_layers: int = MAX_LAYERS) -> dict[str, Any]:
+    """Random flat params drawn as pipeline.md says (biases, layer weights, guard).
+
+    Layers: 0 with no weight in the spec, so 1-5 with weights 4:3:2:1:1."""
+    out = default_params()
+    for p in SCHEMA:
+        if p.key in ENABLE_P:
+            out[p.key] = rng.random() < ENABLE_P[p.key]
+        else:
+            out[p.key] = _sample_value(p, rng)
+    counts = list(range(1, max_layers + 1))
+    n = rng.choices(counts, weights=LAYER_COUNT_WEIGHTS[: len(counts)])[0] if counts else 0
+    out["layers"] = [sample_layer(rng) for _ in range(n)]
+    return apply_guard(out)
+
+
+def max_repetitions(scale_factor: float) -> int:
+    """Blow-up guard: for sf > 1.01, repetitions ≤ max(10, ⌊6.9 / ln sf⌋)."""
+    if scale_factor <= 1.01:
+        return int(PARAM["repetitions"].hi)
+    return max(10, math.floor(6.9 / math.log(scale_factor)))
+
+
+def apply_guard(params: dict[str, Any]) -> dict[str, Any]:
+    """Cap repetitions by the largest scaleFactor in use (base or any layer)."""
+    sfs = [params["scaleFactor"]] + [
+        layer["scaleFactor"] for layer in params["layers"] if "scaleFactor" in layer
+    ]
+    params["repetitions"] = min(params["repetitions"], max_repetitions(max(sfs)))
+    return params
+
+
+def _jitter(p: Param, v: Any, rng: random.Random, jitter: tuple[float, float]) -> Any:
+    """Multiply numbers by U(jitter), clamp to the sampling range (hard range for
+    values already outside it)."""
+
+    def one(x: float) -> float:
+        y = x * rng.uniform(*jitter)
+        if p.periodic:
+            return wrap_angle(y)
+        lo = min(p.lo, x) if p.clamp else -math.inf
+        hi = max(p.hi, x) if p.clamp else math.inf
+        return min(hi, max(lo, y))
+
+    if p.kind == "float":
+        return one(v)
+    if p.kind == "int":
+        return int(round(one(float(v))))
+    if p.kind == "vec2":
+        return {"x": one(v["x"]), "y": one(v["y"])}
+    return v
+
+
+def breed(
+    parents: Sequence[dict[str, Any]],
+    rng: random.Random,
+    weights: Sequence[float] | None = None,
+    p_two: float = 0.7,
+    p_copy: float = 0.6,
+    jitter: tuple[float, float] = (0.8, 1.2),
+    p_redraw_cat: float = 0.0,
+) -> dict[str, Any]:
+    """A child of one or two parents (flat params).
+
+    Two parents with probability p_two, else one, drawn by `weights` (scores) when
+    given. Each key (and the layer list as a whole) comes from a random chosen parent
+    with probability p_copy, else from a fresh random sample; numbers from a parent are
+    jittered ×U(jitter) and clamped; categoricals are re-drawn with p_redraw_cat.
+    p_copy=1 gives plain uniform crossover (explore).
+    """
+    if not parents:
+        raise ValueError("breed needs at least one parent")
+    k = 2 if len(parents) > 1 and rng.random() < p_two else 1
+    w = list(weights) if weights is not None else [1.0] * len(parents)
+    chosen: list[dict[str, Any]] = []
+    idx = list(range(len(parents)))
+    for _ in range(k):
+        i = rng.choices(idx, weights=[max(w[j], 1e-6) for j in idx])[0]
+        chosen.append(validate_params(parents[i]))
+        if len(idx) > 1:
+            idx.remove(i)
+    child = sample_params(rng)
+    for p in SCHEMA:
+        if rng.random() < p_copy:
+            v = rng.choice(chosen)[p.key]
+            child[p.key] = _jitter(p, v, rng, jitter)
+        if p.kind == "cat" and rng.random() < p_redraw_cat:
+            child[p.key] = rng.choice(p.options)
+    if rng.random() < p_copy:
+        src = rng.choice(chosen)["layers"]
+        child["layers"] = [
+            {k2: _jitter(LAYER_PARAM[k2], v2, rng, jitter) for k2, v2 in layer.items()}
+            for layer in src
+        ]
+    for layer in child["layers"]:
+        if "geometry" in layer and rng.random() < p_redraw_cat:
+            layer["geometry"] = rng.choice(GEOMETRIES)
+    return apply_guard(validate_params(child))
+
+
+# ----------------------------------------------------------------------------------
+# References
+
+
+class RefsError(ValueError):
+    """A refs file line that cannot be read: the message names the file and line."""
+
+
+def load_refs(path: str | Path) -> list[dict[str, Any]]:
+    """refs.jsonl (one Leva-prefixed object a line; blank lines skipped) → flat params.
+
+    A line that is not JSON or not valid params raises RefsError naming file and line.
+    A missing file is an empty list."""
+    return [p for _, p in load_refs_numbered(path)]
+
+
+def load_refs_numbered(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """Like load_refs, with each ref's 1-based line number."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out: list[tuple[int, dict[str, Any]]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RefsError(f"{path} line {n}: not JSON ({e.msg} at column {e.colno})") from None
+        try:
+            out.append((n, validate_params(obj)))
+        except ParamError as e:
+            raise RefsError(f"{path} line {n}: {e.message}") from None
+    return out
+
+
+def load_scored_refs(path: str | Path) -> list[tuple[dict[str, Any], float]]:
+    """refs-scored.jsonl lines {"params": ..., "score": s} → [(flat params, score)]."""
+    path = Path(path)
+    out: list[tuple[dict[str, Any], float]] = []
+    if not path.exists():
+        return out
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            out.append((validate_params(obj["params"]), float(obj["score"])))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise RefsError(f"{path} line {n}: {e}") from None
+    return out
+
+
+# ----------------------------------------------------------------------------------
+# Files
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, rename: never a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+# ----------------------------------------------------------------------------------
+# Measuring pictures (../shared/spec/evaluation.md). Images: float arrays (H, W, 3)
+# or (H, W) in [0, 1].
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    a = np.asarray(img, np.float64)
+    return a.mean(axis=-1) if a.ndim == 3 else a
+
+
+def gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of a 2-D array (reflect padding)."""
+    if sigma <= 0:
+        return a
+    r = max(1, int(math.ceil(3 * sigma)))
+    x = np.arange(-r, r + 1)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k /= k.sum()
+    p = np.pad(a, r, mode="reflect")
+    p = np.apply_along_axis(lambda m: np.convolve(m, k, mode="valid"), 0, p)
+    return np.apply_along_axis(lambda m: np.convolve(m, k, mode="valid"), 1, p)
+
+
+def ncc(a: np.ndarray, b: np.ndarray, sigma: float | None = None) -> float:
+    """Pearson correlation of √image blurred by sigma px (default 2 px at 256²,
+    scaled with size). 0 for a blank image; 1 for a perfect match."""
+    ga, gb = np.sqrt(_gray(a)), np.sqrt(_gray(b))
+    s = 2.0 * ga.shape[0] / 256 if sigma is None else sigma
+    ga, gb = gaussian_blur(ga, s), gaussian_blur(gb, s)
+    ga, gb = ga - ga.mean(), gb - gb.mean()
+    den = math.sqrt(float((ga * ga).sum()) * float((gb * gb).sum()))
+    return float((ga * gb).sum() / den) if den > 1e-12 else 0.0
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    out = mask.copy()
+    h, w = mask.shape
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if dx * dx + dy * dy > r * r:
+                continue
+            sh = np.zeros_like(mask)
+            sh[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = mask[
+                max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)
+            ]
+            out |= sh
+    return out
+
+
+def line_f1(a: np.ndarray, b: np.ndarray, threshold: float = 0.15, radius: int = 2) -> float:
+    """F1 of lit pixels (√value > threshold) matched within `radius` px.
+    a: prediction, b: target. 0 when either is blank."""
+    ma, mb = np.sqrt(_gray(a)) > threshold, np.sqrt(_gray(b)) > threshold
+    if not ma.any() or not mb.any():
+        return 0.0
+    precision = float((ma & _dilate(mb, radius)).sum() / ma.sum())
+    recall = float((mb & _dilate(ma, radius)).sum() / mb.sum())
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+# ----------------------------------------------------------------------------------
+# The renderer client: the one way the pipeline talks to a renderer.
+
+
+class RendererError(RuntimeError):
+    """The renderer could not be reached or refused the request; names the URL."""
+
+
+def renderer_url(url: str | None = None) -> str:
+    """--renderer-url, else $RENDERER_URL, else http://localhost:3000/api/raster."""
+    return url or os.environ.get("RENDERER_URL") or DEFAULT_RENDERER_URL
+
+
+def _sibling(url: str, path: str) -> str:
+    u = urlparse(url)
+    return u._replace(path=path, query="").geturl()
+
+
+@dataclass
+class RendererClient:
+    """HTTP client for POST /api/raster with a connection pool, retries with
+    exponential backoff on connection errors, timeouts and 5xx, and a clear error
+    naming the URL when it gives up. 4xx answers are not retried (bad params)."""
+
+    url: str = field(default_factory=renderer_url)
+    timeout: float = 30.0
+    retries: int = 4
+    backoff: float = 0.25
+    pool: int = 8
+
+    def __post_init__(self) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=self.pool, pool_maxsize=self.pool)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def render_png(self, params: dict[str, Any], size: int = 256) -> bytes:
+        """Params (any spelling) → PNG bytes at size × size (sent prefixed)."""
+        import requests
+
+        body = to_prefixed(params)
+        last = ""
+        for attempt in range(self.retries + 1):
+            try:
+                r = self._session.post(
+                    self.url, params={"size": size}, json=body, timeout=self.timeout
+                )
+            except requests.RequestException as e:
+                last = f"{type(e).__name__}: {e}"
+            else:
+                if r.status_code == 200:
+                    return r.content
+                if 400 <= r.status_code < 500:
+                    try:
+                        msg = r.json().get("error", r.text)
+                    except ValueError:
+                        msg = r.text[:200]
+                    raise RendererError(f"renderer at {self.url} refused the params: {msg}")
+                last = f"HTTP {r.status_code}"
+            if attempt < self.retries:
+                time.sleep(self.backoff * 2**attempt)
+        raise RendererError(
+            f"renderer at {self.url} did not answer after {self.retries + 1} tries "
+            f"({last}). Start it with `make renderer`, or set RENDERER_URL."
+        )
+
+    def render(self, params: dict[str, Any], size: int = 256) -> np.ndarray:
+        """Params → float32 image (size, size, 3) in [0, 1]."""
+        return png_to_array(self.render_png(params, size))
+
+    def health(self, timeout: float = 2.0) -> dict[str, Any] | None:
+        """GET /api/health as a dict, or None if nothing answers."""
+        import requests
+
+        try:
+            r = self._session.get(_sibling(self.url, "/api/health"), timeout=timeout)
+            return r.json() if r.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def png_to_array(data: bytes) -> np.ndarray:
+    """PNG bytes → float32 (H, W, 3) in [0, 1]."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"), np.float32) / 255.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_renderer(port: int, host: str = "127.0.0.1", quiet: bool = True) -> subprocess.Popen[bytes]:
+    """Start the bundled renderer (renderer/server.py) on host:port and wait until it
+    answers /api/health. The caller stops it (proc.terminate())."""
+    env = {**os.environ, "PORT": str(port), "HOST": host}
+    out = subprocess.DEVNULL if quiet else None
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "renderer.server"], cwd=ROOT, env=env, stdout=out, stderr=out
+    )
+    client = RendererClient(url=f"http://{host}:{port}/api/raster")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if client.health(timeout=0.5) is not None:
+            client.close()
+            return proc
+        if proc.poll() is not None:
+            raise RendererError(f"the bundled renderer exited at start (code {proc.returncode})")
+        time.sleep(0.1)
+    proc.terminate()
+    raise RendererError(f"the bundled renderer did not answer on port {port} within 30 s")
+
+
+@contextlib.contextmanager
+def ensure_renderer(url: str | None = None, log: Any = print) -> Iterator[str]:
+    """Yield a renderer URL that answers. When nothing answers at `url` and it is on
+    this machine, start the bundled renderer on its port, say so, and stop it at the
+    end. A remote URL is used as it is (errors come with the first request)."""
+    url = renderer_url(url)
+    client = RendererClient(url=url, retries=0)
+    try:
+        if client.health() is not None:
+            yield url
+            return
+    finally:
+        client.close()
+    u = urlparse(url)
+    if u.hostname not in ("localhost", "127.0.0.1", "::1"):
+        yield url
+        return
+    port = u.port or 80
+    log(f"renderer: nothing answers at {url}; starting the bundled renderer on port {port}")
+    proc = start_renderer(port)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
