@@ -54,7 +54,14 @@ GEOMETRIES = (
     "square",
     "roundedRect",
 )
-SCALE_PROGRESSIONS = ("linear", "exponential", "additive", "fibonacci", "golden", "sine")
+SCALE_PROGRESSIONS = (
+    "linear",
+    "exponential",
+    "additive",
+    "fibonacci",
+    "golden",
+    "sine",
+)
 ROTATION_PROGRESSIONS = ("linear", "golden-angle", "fibonacci", "sine")
 ALPHA_PROGRESSIONS = ("exponential", "linear", "inverse")
 POSITION_PROGRESSIONS = ("index", "scale")
@@ -150,7 +157,9 @@ SCHEMA: tuple[Param, ...] = (
     Param("position", "Scene.position", "vec2", (0.0, 0.0), -1, 1, clamp=False),
     Param("geometry", "Element.geometry", "cat", "ring", options=GEOMETRIES),
     Param("geoWidth", "Element.geoWidth", "float", 0.041, 0.001, 0.1),
-    Param("gradientAngle", "Element.gradientAngle", "float", 0.0, -PI, PI, periodic=True),
+    Param(
+        "gradientAngle", "Element.gradientAngle", "float", 0.0, -PI, PI, periodic=True
+    ),
     Param("color", "Element.color", "color", "#FFFDDD"),
     Param("noiseEnabled", "Noise.enabled", "bool", False),
     Param("noiseDensity", "Noise.density", "float", 0.11, 0, 1),
@@ -191,9 +200,21 @@ PARAM = {p.key: p for p in SCHEMA}
 LAYER_PARAM = {p.key: p for p in LAYER_SCHEMA}
 PREFIXED = {p.prefixed: p for p in SCHEMA}
 IGNORED_PREFIXED = ("Scene.debug", "Scene.transform")
-PREFIX_GROUPS = ("Scalars.", "Spatial.", "Scene.", "Element.", "Noise.", "Dither.", "Groups.")
-DITHER_NESTED = {p.key: p.key[len("dither") :].lower() for p in SCHEMA if p.key.startswith("dither")}
-NOISE_NESTED = {p.key: p.key[len("noise") :].lower() for p in SCHEMA if p.key.startswith("noise")}
+PREFIX_GROUPS = (
+    "Scalars.",
+    "Spatial.",
+    "Scene.",
+    "Element.",
+    "Noise.",
+    "Dither.",
+    "Groups.",
+)
+DITHER_NESTED = {
+    p.key: p.key[len("dither") :].lower() for p in SCHEMA if p.key.startswith("dither")
+}
+NOISE_NESTED = {
+    p.key: p.key[len("noise") :].lower() for p in SCHEMA if p.key.startswith("noise")
+}
 
 # Derived key lists for the encodings.
 BOOL_KEYS = tuple(p.key for p in SCHEMA if p.kind == "bool")
@@ -216,14 +237,18 @@ def _components(params: Sequence[Param]) -> tuple[tuple[str, int], ...]:
 CONT_COMPONENTS = _components(SCHEMA)
 LAYER_CONT_COMPONENTS = _components(LAYER_SCHEMA)
 CONT_NAMES = tuple(
-    k if PARAM[k].kind in ("int", "float") else f"{k}.{'xyz'[c] if PARAM[k].kind == 'vec2' else 'rgb'[c]}"
+    k
+    if PARAM[k].kind in ("int", "float")
+    else f"{k}.{'xyz'[c] if PARAM[k].kind == 'vec2' else 'rgb'[c]}"
     for k, c in CONT_COMPONENTS
 )
 
 
 def schema_hash() -> str:
     """Short hash of the schema; checkpoints record it and refuse a mismatch."""
-    return hashlib.sha256(json.dumps(schema_json(), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps(schema_json(), sort_keys=True).encode()
+    ).hexdigest()[:16]
 
 
 def schema_json() -> dict[str, Any]:
@@ -292,7 +317,9 @@ def _number(v: Any, name: str) -> float:
 def normalize_color(v: Any, name: str = "color") -> str:
     """'#abc' / '#AABBCC' (any case) → '#AABBCC'."""
     if not isinstance(v, str):
-        raise ParamError(f"{name}: expected a hex colour string, got {type(v).__name__}", name)
+        raise ParamError(
+            f"{name}: expected a hex colour string, got {type(v).__name__}", name
+        )
     s = v.strip()
     h = s[1:] if s.startswith("#") else ""
     if len(h) == 3:
@@ -302,7 +329,9 @@ def normalize_color(v: Any, name: str = "color") -> str:
             raise ValueError
         int(h, 16)
     except ValueError:
-        raise ParamError(f"{name}: {v!r} is not a #RGB or #RRGGBB colour", name) from None
+        raise ParamError(
+            f"{name}: {v!r} is not a #RGB or #RRGGBB colour", name
+        ) from None
     return "#" + h.upper()
 
 
@@ -313,7 +342,9 @@ def color_to_rgb(c: str) -> tuple[float, float, float]:
 
 def rgb_to_color(rgb: Sequence[float]) -> str:
     """(r, g, b) in [0, 1] (clipped) → '#RRGGBB'."""
-    return "#" + "".join(f"{round(min(1.0, max(0.0, float(x))) * 255):02X}" for x in rgb)
+    return "#" + "".join(
+        f"{round(min(1.0, max(0.0, float(x))) * 255):02X}" for x in rgb
+    )
 
 
 def _value(p: Param, v: Any, name: str, clamped: list[str]) -> Any:
@@ -333,7 +364,7 @@ def _value(p: Param, v: Any, name: str, clamped: list[str]) -> Any:
     if p.kind == "float":
         return clamp(_number(v, name))
     if p.kind == "int":
-        return int(round(clamp(_number(v, name))))
+        return round(clamp(_number(v, name)))
     if p.kind == "bool":
         if isinstance(v, bool):
             return v
@@ -341,16 +372,19 @@ def _value(p: Param, v: Any, name: str, clamped: list[str]) -> Any:
             return bool(v)
         raise ParamError(f"{name}: expected true or false, got {v!r}", name)
     if p.kind == "cat":
-        for opt in p.options:
-            if v == opt or (isinstance(v, (str, int, float)) and str(v) == str(opt)):
-                if not isinstance(v, bool):
+        if not isinstance(v, bool):
+            for opt in p.options:
+                if v == opt or (
+                    isinstance(v, (str, int, float)) and str(v) == str(opt)
+                ):
                     return opt
         if isinstance(v, str):
             for opt in p.options:
                 if v.lower() == str(opt).lower():
                     return opt
         raise ParamError(
-            f"{name}: unknown option {v!r} (one of {', '.join(map(str, p.options))})", name
+            f"{name}: unknown option {v!r} (one of {', '.join(map(str, p.options))})",
+            name,
         )
     if p.kind == "color":
         return normalize_color(v, name)
@@ -379,7 +413,9 @@ def default_params() -> dict[str, Any]:
     """The scene's defaults in the flat spelling (no layers)."""
     out: dict[str, Any] = {}
     for p in SCHEMA:
-        out[p.key] = {"x": p.default[0], "y": p.default[1]} if p.kind == "vec2" else p.default
+        out[p.key] = (
+            {"x": p.default[0], "y": p.default[1]} if p.kind == "vec2" else p.default
+        )
     out["layers"] = []
     return out
 
@@ -411,7 +447,9 @@ def parse_params(body: Any) -> tuple[dict[str, Any], list[str]]:
         if v is not _ABSENT and v is not None:
             out[p.key] = _value(p, v, p.key, clamped)
     if len(raw_layers) > MAX_LAYERS:
-        raise ParamError(f"layers: at most {MAX_LAYERS}, got {len(raw_layers)}", "layers")
+        raise ParamError(
+            f"layers: at most {MAX_LAYERS}, got {len(raw_layers)}", "layers"
+        )
     for i, rl in enumerate(raw_layers):
         if not isinstance(rl, dict):
             raise ParamError(f"layers[{i}]: expected an object", f"layers[{i}]")
@@ -422,7 +460,9 @@ def parse_params(body: Any) -> tuple[dict[str, Any], list[str]]:
             if v is _ABSENT or v is None:
                 if p.key in LAYER_REQUIRED:
                     layer[p.key] = (
-                        {"x": p.default[0], "y": p.default[1]} if p.kind == "vec2" else p.default
+                        {"x": p.default[0], "y": p.default[1]}
+                        if p.kind == "vec2"
+                        else p.default
                     )
                 continue
             layer[p.key] = _value(p, v, name, clamped)
@@ -519,14 +559,14 @@ def canonical_json(params: dict[str, Any]) -> str:
             return [rnd(x) for x in v]
         return v
 
-    return json.dumps(rnd(validate_params(params)), sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        rnd(validate_params(params)), sort_keys=True, separators=(",", ":")
+    )
 
 
 def describe(params: dict[str, Any]) -> str:
     """One short line for listings: 'geo=u, rep=28, layers=1'."""
-    return (
-        f"geo={params['geometry']}, rep={params['repetitions']}, layers={len(params['layers'])}"
-    )
+    return f"geo={params['geometry']}, rep={params['repetitions']}, layers={len(params['layers'])}"
 
 
 # ----------------------------------------------------------------------------------
@@ -623,18 +663,20 @@ def decode_params(enc: Encoded | dict[str, Any]) -> dict[str, Any]:
     a = {k: np.asarray(_to_numpy(v)) for k, v in d.items()}
     out = default_params()
     vals: dict[str, list[float]] = {}
-    for (k, _c), u in zip(CONT_COMPONENTS, a["cont"].tolist()):
+    for (k, _c), u in zip(CONT_COMPONENTS, a["cont"].tolist(), strict=False):
         vals.setdefault(k, []).append(u)
     for k, us in vals.items():
         out[k] = _decode_value(PARAM[k], us)
-    for k, idx in zip(CAT_KEYS, a["cat"].tolist()):
+    for k, idx in zip(CAT_KEYS, a["cat"].tolist(), strict=False):
         out[k] = PARAM[k].options[int(idx)]
-    for k, b in zip(BOOL_KEYS, a["bools"].tolist()):
+    for k, b in zip(BOOL_KEYS, a["bools"].tolist(), strict=False):
         out[k] = bool(b > 0.5)
     n = int(np.clip(int(a["n_layers"]), 0, MAX_LAYERS))
     for i in range(n):
         lvals: dict[str, list[float]] = {}
-        for (k, _c), u in zip(LAYER_CONT_COMPONENTS, a["layer_cont"][i].tolist()):
+        for (k, _c), u in zip(
+            LAYER_CONT_COMPONENTS, a["layer_cont"][i].tolist(), strict=False
+        ):
             lvals.setdefault(k, []).append(u)
         layer: dict[str, Any] = {}
         for k in LAYER_REQUIRED:
@@ -655,7 +697,7 @@ def _decode_value(p: Param, us: list[float]) -> Any:
     if p.kind == "vec2":
         return {"x": _denorm(p, us[0]), "y": _denorm(p, us[1])}
     x = _denorm(p, us[0])
-    return int(round(x)) if p.kind == "int" else x
+    return round(x) if p.kind == "int" else x
 
 
 def _to_numpy(v: Any) -> Any:
@@ -702,9 +744,9 @@ ENABLE_P = {"noiseEnabled": 0.35, "ditherEnabled": 0.35}
 def sample_layer(rng: random.Random) -> dict[str, Any]:
     layer: dict[str, Any] = {}
     for p in LAYER_SCHEMA:
-        if p.key in LAYER_REQUIRED:
-            layer[p.key] = _sample_value(p, rng)
-        elif rng.random() < LAYER_OPTIONAL_P.get(p.key, LAYER_OPTIONAL_P_DEFAULT):
+        if p.key in LAYER_REQUIRED or rng.random() < LAYER_OPTIONAL_P.get(
+            p.key, LAYER_OPTIONAL_P_DEFAULT
+        ):
             layer[p.key] = _sample_value(p, rng)
     return layer
 
@@ -720,7 +762,11 @@ def sample_params(rng: random.Random, max_layers: int = MAX_LAYERS) -> dict[str,
         else:
             out[p.key] = _sample_value(p, rng)
     counts = list(range(1, max_layers + 1))
-    n = rng.choices(counts, weights=LAYER_COUNT_WEIGHTS[: len(counts)])[0] if counts else 0
+    n = (
+        rng.choices(counts, weights=LAYER_COUNT_WEIGHTS[: len(counts)])[0]
+        if counts
+        else 0
+    )
     out["layers"] = [sample_layer(rng) for _ in range(n)]
     return apply_guard(out)
 
@@ -756,7 +802,7 @@ def _jitter(p: Param, v: Any, rng: random.Random, jitter: tuple[float, float]) -
     if p.kind == "float":
         return one(v)
     if p.kind == "int":
-        return int(round(one(float(v))))
+        return round(one(float(v)))
     if p.kind == "vec2":
         return {"x": one(v["x"]), "y": one(v["y"])}
     return v
@@ -837,7 +883,9 @@ def load_refs_numbered(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise RefsError(f"{path} line {n}: not JSON ({e.msg} at column {e.colno})") from None
+            raise RefsError(
+                f"{path} line {n}: not JSON ({e.msg} at column {e.colno})"
+            ) from None
         try:
             out.append((n, validate_params(obj)))
         except ParamError as e:
@@ -905,7 +953,7 @@ def gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur of a 2-D array (reflect padding)."""
     if sigma <= 0:
         return a
-    r = max(1, int(math.ceil(3 * sigma)))
+    r = max(1, math.ceil(3 * sigma))
     x = np.arange(-r, r + 1)
     k = np.exp(-0.5 * (x / sigma) ** 2)
     k /= k.sum()
@@ -940,7 +988,9 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def line_f1(a: np.ndarray, b: np.ndarray, threshold: float = 0.15, radius: int = 2) -> float:
+def line_f1(
+    a: np.ndarray, b: np.ndarray, threshold: float = 0.15, radius: int = 2
+) -> float:
     """F1 of lit pixels (√value > threshold) matched within `radius` px.
     a: prediction, b: target. 0 when either is blank."""
     ma, mb = np.sqrt(_gray(a)) > threshold, np.sqrt(_gray(b)) > threshold
@@ -948,7 +998,11 @@ def line_f1(a: np.ndarray, b: np.ndarray, threshold: float = 0.15, radius: int =
         return 0.0
     precision = float((ma & _dilate(mb, radius)).sum() / ma.sum())
     recall = float((mb & _dilate(ma, radius)).sum() / mb.sum())
-    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return (
+        0.0
+        if precision + recall == 0
+        else 2 * precision * recall / (precision + recall)
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -1011,7 +1065,9 @@ class RendererClient:
                         msg = r.json().get("error", r.text)
                     except ValueError:
                         msg = r.text[:200]
-                    raise RendererError(f"renderer at {self.url} refused the params: {msg}")
+                    raise RendererError(
+                        f"renderer at {self.url} refused the params: {msg}"
+                    )
                 last = f"HTTP {r.status_code}"
             if attempt < self.retries:
                 time.sleep(self.backoff * 2**attempt)
@@ -1054,13 +1110,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_renderer(port: int, host: str = "127.0.0.1", quiet: bool = True) -> subprocess.Popen[bytes]:
+def start_renderer(
+    port: int, host: str = "127.0.0.1", quiet: bool = True
+) -> subprocess.Popen[bytes]:
     """Start the bundled renderer (renderer/server.py) on host:port and wait until it
     answers /api/health. The caller stops it (proc.terminate())."""
     env = {**os.environ, "PORT": str(port), "HOST": host}
     out = subprocess.DEVNULL if quiet else None
     proc = subprocess.Popen(
-        [sys.executable, "-m", "renderer.server"], cwd=ROOT, env=env, stdout=out, stderr=out
+        [sys.executable, "-m", "renderer.server"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=out,
     )
     client = RendererClient(url=f"http://{host}:{port}/api/raster")
     deadline = time.time() + 30
@@ -1069,10 +1131,14 @@ def start_renderer(port: int, host: str = "127.0.0.1", quiet: bool = True) -> su
             client.close()
             return proc
         if proc.poll() is not None:
-            raise RendererError(f"the bundled renderer exited at start (code {proc.returncode})")
+            raise RendererError(
+                f"the bundled renderer exited at start (code {proc.returncode})"
+            )
         time.sleep(0.1)
     proc.terminate()
-    raise RendererError(f"the bundled renderer did not answer on port {port} within 30 s")
+    raise RendererError(
+        f"the bundled renderer did not answer on port {port} within 30 s"
+    )
 
 
 @contextlib.contextmanager
@@ -1093,7 +1159,9 @@ def ensure_renderer(url: str | None = None, log: Any = print) -> Iterator[str]:
         yield url
         return
     port = u.port or 80
-    log(f"renderer: nothing answers at {url}; starting the bundled renderer on port {port}")
+    log(
+        f"renderer: nothing answers at {url}; starting the bundled renderer on port {port}"
+    )
     proc = start_renderer(port)
     try:
         yield url
@@ -1103,3 +1171,47 @@ def ensure_renderer(url: str | None = None, log: Any = print) -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# ----------------------------------------------------------------------------------
+# Profiles: the CPU default is small enough for `make iterate` in minutes on 2 cores;
+# the GPU profile keeps pipeline.md's full-size settings. Picked by device; flags win.
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "size": 64,  # training / data render resolution (px)
+        "n": 3000,  # coverage samples per round
+        "nq": 1000,  # quality samples per round
+        "forward_epochs": 8,
+        "inverse_epochs": 6,
+        "inverse_backbone": "resnet10t",
+        "batch_size": 64,
+    },
+    "gpu": {
+        "size": 256,
+        "n": 5000,
+        "nq": 2000,
+        "forward_epochs": 20,
+        "inverse_epochs": 10,
+        "inverse_backbone": "vit_small_patch14_dinov2.lvd142m",
+        "batch_size": 64,
+    },
+}
+
+
+def default_profile_name() -> str:
+    """'gpu' when CUDA is available, else 'cpu'."""
+    try:
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def get_profile(name: str | None = None) -> dict[str, Any]:
+    """The named profile (or the device's default) as a dict with its "name"."""
+    name = name or default_profile_name()
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r} (one of {', '.join(PROFILES)})")
+    return {"name": name, **PROFILES[name]}
