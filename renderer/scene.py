@@ -1,0 +1,437 @@
+"""The scene: complete flat params → an RGB image (../shared/spec/renderer.md).
+
+One element (a thin outline) is drawn `repetitions` times per chain: once for the
+base and once more for each layer (group). Instance i of a chain gets a scale s_i, a
+rotation r_i (degrees, counter-clockwise with +y up), an offset p_i (world units,
+inside the chain's group) and an opacity a_i from the progression rules below. All
+instances add up (additive blending) on black; then the post-passes run (postfx.py).
+
+Transform of instance i, from element-local to world coordinates:
+
+    Scene  = T(Scene.position) · R(Scene.rotation) · S(Scene.scale)
+    Group  = T(layer.position) · R(layer.rotation) · S(layer.scale.x, layer.scale.y)
+             (the identity for the base chain; a negative scale mirrors)
+    Inst_i = T(p_i) · R(r_i) · S(s_i)
+    world  = Scene · Group · Inst_i · local
+
+The camera is orthographic: world x and y in [-2.5, 2.5] fill the picture, +y up.
+Drawing uses skia with real anti-aliasing on a float (RGBA F32) surface with
+`BlendMode.kPlus`, so many faint instances sum without 8-bit rounding.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import skia
+from PIL import Image
+
+from renderer.postfx import apply_dither, apply_noise
+from utils import color_to_rgb
+
+VIEW_HALF = 2.5  # the view spans world x, y in [-VIEW_HALF, VIEW_HALF]
+STROKE_RADIUS_PER_WIDTH = 0.2  # stroke radius = geoWidth × 0.2 element-local units
+# Instances whose world extent (radius) falls outside these bounds are skipped: the
+# tiny ones cannot light a pixel, the huge ones (sf^499) would only blow up.
+MIN_EXTENT = 1e-4
+MAX_EXTENT = 1e4
+GRADIENT_STOPS = 33  # linear-gradient stops approximating the smoothstep falloff
+FIBONACCI = (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89)
+
+
+# ----------------------------------------------------------------------------------
+# Progressions (sf = scaleFactor, rf = rotationFactor, af = alphaFactor, n = reps)
+
+
+def scale_progression(kind: str, sf: float, n: int) -> np.ndarray:
+    """Scale s_i of instances i = 0..n-1, float64 (n,). May be huge (sf^499) or
+    negative (additive with sf < 1); the drawing skips what cannot be seen."""
+    i = np.arange(n, dtype=np.float64)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if kind == "exponential":
+            return np.power(sf, i)
+        if kind == "linear":
+            return np.maximum(0.01, 1 - 0.1 * i * (1 - sf))
+        if kind == "additive":
+            return 1 + i * (sf - 1)
+        if kind == "fibonacci":
+            return np.power(sf, i * np.abs(np.sin(0.1618 * i)))
+        if kind == "golden":
+            return np.power(sf, 0.382 * i)
+        if kind == "sine":
+            return np.power(sf, i * (0.3 + 0.7 * np.abs(np.sin(0.2 * i))))
+    raise ValueError(f"unknown scaleProgression {kind!r}")
+
+
+def rotation_progression(kind: str, rf: float, n: int) -> np.ndarray:
+    """Rotation r_i in degrees of instances i = 0..n-1, float64 (n,)."""
+    i = np.arange(n, dtype=np.float64)
+    if kind == "linear":
+        return 360 * rf * i
+    if kind == "golden-angle":
+        return 137.5 * rf * i
+    if kind == "fibonacci":
+        return np.array(FIBONACCI, np.float64)[np.arange(n) % 12] * rf * 15
+    if kind == "sine":
+        return np.sin(0.2 * i) * rf * 180
+    raise ValueError(f"unknown rotationProgression {kind!r}")
+
+
+def alpha_progression(kind: str, af: float, n: int) -> np.ndarray:
+    """Opacity a_i in [0.02, 1] of instances i = 0..n-1, float64 (n,)."""
+    i = np.arange(n, dtype=np.float64)
+    if kind == "exponential":
+        a = np.maximum(0.02, np.exp(-0.3 * i * (1 - af)))
+    elif kind == "linear":
+        a = np.maximum(0.02, 1 - i * (1 - af) / n)
+    elif kind == "inverse":
+        a = np.maximum(0.02, af + (1 - af) * i / n)
+    else:
+        raise ValueError(f"unknown alphaProgression {kind!r}")
+    return np.minimum(a, 1.0)
+
+
+def offset_progression(
+    kind: str,
+    s: np.ndarray,
+    x_step: float,
+    y_step: float,
+    coupled: bool,
+    origin: str,
+    step_factor: float,
+) -> np.ndarray:
+    """Offsets p_i (world units inside the group), float64 (n, 2).
+
+    index: 1.5·i·(xStep, yStep), times s_i when coupled; scale: 1.5·|1 − s_i|·(xStep,
+    yStep). Then the origin (top-*: y → 1 − y, bottom-*: y → y − 1, *-left: x → x − 1,
+    *-right: x → 1 − x), then both times stepFactor."""
+    n = len(s)
+    i = np.arange(n, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if kind == "index":
+            k = 1.5 * i * (s if coupled else 1.0)
+        elif kind == "scale":
+            k = 1.5 * np.abs(1 - s)
+        else:
+            raise ValueError(f"unknown positionProgression {kind!r}")
+        x, y = k * x_step, k * y_step
+        if origin.startswith("top-"):
+            y = 1 - y
+        elif origin.startswith("bottom-"):
+            y = y - 1
+        if origin.endswith("-left"):
+            x = x - 1
+        elif origin.endswith("-right"):
+            x = 1 - x
+        return np.stack([x * step_factor, y * step_factor], axis=1)
+
+
+def gradient_brightness(g: np.ndarray | float) -> np.ndarray:
+    """Brightness factor 1 − smoothstep(0.2, 1, 0.5 + 0.5·|g|) for g = q·(sin θ, cos θ)."""
+    t = np.clip((0.5 + 0.5 * np.abs(np.asarray(g, np.float64)) - 0.2) / 0.8, 0.0, 1.0)
+    return 1 - t * t * (3 - 2 * t)
+
+
+# ----------------------------------------------------------------------------------
+# Geometries: outline paths in element-local units, built once
+
+
+def _hermite_path(fn: Any, t0: float, t1: float, segments: int) -> skia.Path:
+    """A smooth parametric curve (x(t), y(t)) as cubic Béziers through `segments + 1`
+    samples with exact tangents (fn returns x, y, dx/dt, dy/dt arrays)."""
+    t = np.linspace(t0, t1, segments + 1)
+    x, y, dx, dy = fn(t)
+    h = (t1 - t0) / segments / 3
+    path = skia.Path()
+    path.moveTo(float(x[0]), float(y[0]))
+    for k in range(segments):
+        path.cubicTo(
+            float(x[k] + h * dx[k]),
+            float(y[k] + h * dy[k]),
+            float(x[k + 1] - h * dx[k + 1]),
+            float(y[k + 1] - h * dy[k + 1]),
+            float(x[k + 1]),
+            float(y[k + 1]),
+        )
+    return path
+
+
+def _spiral(t: np.ndarray) -> tuple[np.ndarray, ...]:
+    # 3 turns, radius 0.2 → 0.8 linearly; t in [0, 1]
+    th, r = 6 * math.pi * t, 0.2 + 0.6 * t
+    c, s = np.cos(th), np.sin(th)
+    return r * c, r * s, 0.6 * c - r * s * 6 * math.pi, 0.6 * s + r * c * 6 * math.pi
+
+
+def _wave(t: np.ndarray) -> tuple[np.ndarray, ...]:
+    w = 2 * math.pi
+    return 0.9 * t, 0.3 * np.sin(w * t), np.full_like(t, 0.9), 0.3 * w * np.cos(w * t)
+
+
+def _infinity(t: np.ndarray) -> tuple[np.ndarray, ...]:
+    s, c = np.sin(t), np.cos(t)
+    return 0.6 * s, 0.6 * s * c, 0.6 * c, 0.6 * (c * c - s * s)
+
+
+@functools.cache
+def geometry_path(name: str) -> skia.Path:
+    """The outline of geometry `name` in element-local units (see renderer.md)."""
+    path = skia.Path()
+    if name == "ring":
+        path.addCircle(0, 0, 0.9)
+    elif name == "bar":
+        path.moveTo(0, -0.9)
+        path.lineTo(0, 0.9)
+    elif name == "line":
+        path.moveTo(0, -0.6)
+        path.lineTo(0, 0.6)
+    elif name == "arch":
+        # upper half circle, radius 0.8, from (0.8, 0) over the top to (-0.8, 0)
+        path.addArc(skia.Rect.MakeLTRB(-0.8, -0.8, 0.8, 0.8), 0, 180)
+    elif name == "u":
+        path.moveTo(-0.4, 0.9)
+        path.lineTo(-0.4, -0.4)
+        path.arcTo(skia.Rect.MakeLTRB(-0.4, -0.8, 0.4, 0.0), 180, 180, False)
+        path.lineTo(0.4, 0.9)
+    elif name == "spiral":
+        path = _hermite_path(_spiral, 0.0, 1.0, 48)
+    elif name == "wave":
+        path = _hermite_path(_wave, -1.0, 1.0, 24)
+    elif name == "infinity":
+        path = _hermite_path(_infinity, 0.0, 2 * math.pi, 32)
+        path.close()
+    elif name == "square":
+        path.addRect(skia.Rect.MakeLTRB(-0.7, -0.7, 0.7, 0.7))
+    elif name == "roundedRect":
+        path.addRRect(
+            skia.RRect.MakeRectXY(
+                skia.Rect.MakeLTRB(-0.65, -0.65, 0.65, 0.65), 0.35, 0.35
+            )
+        )
+    else:
+        raise ValueError(f"unknown geometry {name!r}")
+    path.setIsVolatile(False)
+    return path
+
+
+@functools.cache
+def geometry_bounds(name: str) -> tuple[float, float, float, float]:
+    """Tight (left, bottom, right, top) bounds of the outline in local units."""
+    r = geometry_path(name).computeTightBounds()
+    return (r.left(), r.top(), r.right(), r.bottom())
+
+
+# ----------------------------------------------------------------------------------
+# Chains: the base and each layer
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One drawn chain: the base (group = identity) or a layer.
+
+    group: 3×3 affine, group-local → scene-local (T · R · S(x, y))."""
+
+    geometry: str
+    color: str
+    geo_width: float
+    step_factor: float
+    alpha_factor: float
+    scale_factor: float
+    rotation_factor: float
+    group: np.ndarray
+
+
+def _affine(tx: float, ty: float, rot: float, sx: float, sy: float) -> np.ndarray:
+    """T(tx, ty) · R(rot radians, counter-clockwise) · S(sx, sy) as a 3×3 matrix."""
+    c, s = math.cos(rot), math.sin(rot)
+    return np.array(
+        [[c * sx, -s * sy, tx], [s * sx, c * sy, ty], [0, 0, 1]], np.float64
+    )
+
+
+def chains(params: dict[str, Any]) -> list[Chain]:
+    """The base chain and one chain per layer, with the layers' overrides applied."""
+
+    def chain(src: dict[str, Any], group: np.ndarray) -> Chain:
+        def get(key: str) -> Any:
+            return src.get(key, params[key])
+
+        return Chain(
+            geometry=get("geometry"),
+            color=get("color"),
+            geo_width=float(get("geoWidth")),
+            step_factor=float(get("stepFactor")),
+            alpha_factor=float(get("alphaFactor")),
+            scale_factor=float(get("scaleFactor")),
+            rotation_factor=float(get("rotationFactor")),
+            group=group,
+        )
+
+    out = [chain({}, np.eye(3))]
+    for layer in params["layers"]:
+        pos, sc = layer["position"], layer["scale"]
+        group = _affine(pos["x"], pos["y"], layer["rotation"], sc["x"], sc["y"])
+        out.append(chain(layer, group))
+    return out
+
+
+def view_matrix(size: int) -> np.ndarray:
+    """World → pixel: x, y in [-2.5, 2.5] (+y up) → [0, size] (row 0 at the top)."""
+    k = size / (2 * VIEW_HALF)
+    return np.array([[k, 0, size / 2], [0, -k, size / 2], [0, 0, 1]], np.float64)
+
+
+def scene_matrix(params: dict[str, Any]) -> np.ndarray:
+    """The outer transform: Scene.position, Scene.rotation (radians), Scene.scale."""
+    pos, s = params["position"], params["scale"]
+    return _affine(pos["x"], pos["y"], params["rotation"], s, s)
+
+
+@dataclass
+class Instances:
+    """The visible instances of one chain, in drawing order.
+
+    matrices: (n, 6) skia affine (scaleX, skewX, transX, skewY, scaleY, transY),
+        element-local → pixel. alpha: (n,) opacity a_i."""
+
+    matrices: np.ndarray
+    alpha: np.ndarray
+
+
+def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instances:
+    """Progressions of one chain → pixel matrices of the instances worth drawing.
+
+    Skips instances whose matrix is not finite, whose world extent is outside
+    [MIN_EXTENT, MAX_EXTENT], or whose stroked bounds miss the picture."""
+    n = int(params["repetitions"])
+    s = scale_progression(params["scaleProgression"], chain.scale_factor, n)
+    r = np.radians(
+        rotation_progression(params["rotationProgression"], chain.rotation_factor, n)
+    )
+    a = alpha_progression(params["alphaProgression"], chain.alpha_factor, n)
+    p = offset_progression(
+        params["positionProgression"],
+        s,
+        params["xStep"],
+        params["yStep"],
+        params["positionCoupled"],
+        params["origin"],
+        chain.step_factor,
+    )
+    m = view_matrix(size) @ scene_matrix(params) @ chain.group  # (3, 3) group → pixel
+    with np.errstate(over="ignore", invalid="ignore"):
+        cs, sn = s * np.cos(r), s * np.sin(r)
+        # m[:2, :2] @ [[cs, -sn], [sn, cs]] and m @ (px, py, 1), per instance
+        sx = m[0, 0] * cs + m[0, 1] * sn
+        kx = -m[0, 0] * sn + m[0, 1] * cs
+        ky = m[1, 0] * cs + m[1, 1] * sn
+        sy = -m[1, 0] * sn + m[1, 1] * cs
+        tx = m[0, 0] * p[:, 0] + m[0, 1] * p[:, 1] + m[0, 2]
+        ty = m[1, 0] * p[:, 0] + m[1, 1] * p[:, 1] + m[1, 2]
+        mats = np.stack([sx, kx, tx, ky, sy, ty], axis=1)
+        # world extent of the element: |s_i| × its radius × the largest axis scale
+        g = scene_matrix(params)[:2, :2] @ chain.group[:2, :2]
+        gain = float(np.linalg.norm(g, 2))
+        radius = max(abs(v) for v in geometry_bounds(chain.geometry))
+        extent = np.abs(s) * radius * gain
+        keep = (
+            np.isfinite(mats).all(axis=1)
+            & (extent >= MIN_EXTENT)
+            & (extent <= MAX_EXTENT)
+        )
+        # stroked local bounds → pixel bounding box; keep what touches the picture
+        w = chain.geo_width * STROKE_RADIUS_PER_WIDTH
+        x0, y0, x1, y1 = geometry_bounds(chain.geometry)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        hx, hy = (x1 - x0) / 2 + w, (y1 - y0) / 2 + w
+        px_c = sx * cx + kx * cy + tx
+        py_c = ky * cx + sy * cy + ty
+        ex = np.abs(sx) * hx + np.abs(kx) * hy + 1  # +1 px for anti-aliasing
+        ey = np.abs(ky) * hx + np.abs(sy) * hy + 1
+        keep &= (
+            (px_c + ex >= 0)
+            & (px_c - ex <= size)
+            & (py_c + ey >= 0)
+            & (py_c - ey <= size)
+        )
+    if abs(np.linalg.det(g)) < 1e-12:
+        keep[:] = False  # a zero layer scale flattens the chain to nothing
+    return Instances(mats[keep], a[keep])
+
+
+@functools.lru_cache(maxsize=64)
+def gradient_shader(color: str, angle: float) -> skia.Shader:
+    """Opaque linear-gradient shader in element-local units: colour × brightness(g)
+    for g = q·(sin θ, cos θ), sampled at GRADIENT_STOPS stops over g in [-1, 1]
+    (outlines reach |g| ≤ 0.99; beyond, the brightness is 0 anyway)."""
+    rgb = np.array(color_to_rgb(color))
+    g = np.linspace(-1.0, 1.0, GRADIENT_STOPS)
+    cols = np.rint(np.outer(gradient_brightness(g), rgb) * 255).astype(int)
+    colors = [skia.ColorSetRGB(int(c[0]), int(c[1]), int(c[2])) for c in cols]
+    d = (math.sin(angle), math.cos(angle))
+    return skia.GradientShader.MakeLinear(
+        [skia.Point(-d[0], -d[1]), skia.Point(d[0], d[1])],
+        colors,
+        [float(v) for v in (g + 1) / 2],
+    )
+
+
+def draw(params: dict[str, Any], size: int) -> np.ndarray:
+    """The additive drawing before post-passes: float32 (size, size, 3) in [0, 1]."""
+    info = skia.ImageInfo.Make(
+        size, size, skia.kRGBA_F32_ColorType, skia.kPremul_AlphaType
+    )
+    surface = skia.Surface.MakeRaster(info)
+    canvas = surface.getCanvas()
+    canvas.clear(skia.ColorBLACK)
+    paint = skia.Paint(
+        AntiAlias=True,
+        Style=skia.Paint.kStroke_Style,
+        StrokeCap=skia.Paint.kButt_Cap,
+        StrokeJoin=skia.Paint.kMiter_Join,
+        BlendMode=skia.BlendMode.kPlus,
+    )
+    for chain in chains(params):
+        if chain.color == "#000000":
+            continue
+        inst = chain_instances(params, chain, size)
+        if not len(inst.alpha):
+            continue
+        path = geometry_path(chain.geometry)
+        paint.setShader(gradient_shader(chain.color, float(params["gradientAngle"])))
+        paint.setStrokeWidth(2 * STROKE_RADIUS_PER_WIDTH * chain.geo_width)
+        for mat, alpha in zip(inst.matrices.tolist(), inst.alpha.tolist(), strict=True):
+            canvas.setMatrix(skia.Matrix.MakeAll(*mat, 0.0, 0.0, 1.0))
+            paint.setAlphaf(alpha)
+            canvas.drawPath(path, paint)
+    rgba = surface.makeImageSnapshot().toarray(colorType=skia.kRGBA_F32_ColorType)
+    return np.clip(rgba[..., :3], 0.0, 1.0)
+
+
+def render(params: dict[str, Any], size: int) -> np.ndarray:
+    """Complete flat params (as `utils.parse_params` makes them) → uint8 (size, size, 3).
+
+    Deterministic: the same params and size give the same pixels."""
+    img = draw(params, size)
+    if params["ditherEnabled"]:
+        img = apply_dither(img, params, size)
+    if params["noiseEnabled"]:
+        img = apply_noise(img, params, size)
+    return (np.clip(img, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def encode_png(img: np.ndarray, compress_level: int = 1) -> bytes:
+    """uint8 (H, W, 3) → PNG bytes (RGB). Deterministic; level 1 is the fast one."""
+    buf = io.BytesIO()
+    Image.fromarray(img, "RGB").save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def render_png(params: dict[str, Any], size: int) -> bytes:
+    """Complete flat params → PNG bytes of the size × size picture."""
+    return encode_png(render(params, size))

@@ -1,0 +1,31 @@
+"""Shared fixtures: the real bundled renderer on a free port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import utils
+
+
+@pytest.fixture(scope="session")
+def renderer_url() -> Iterator[str]:
+    """The /api/raster URL of the bundled renderer, started once per test session on
+    a free port (`python -m renderer.server`) and stopped at the end."""
+    port = utils.free_port()
+    proc = utils.start_renderer(port)
+    try:
+        yield f"http://127.0.0.1:{port}/api/raster"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
