@@ -1,0 +1,119 @@
+# art-explorer: `make help` lists every target. Make variables map to script flags.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+N ?= 5000
+NQ ?= 1000
+OUT ?=
+IMG ?=
+ID ?=
+LINE ?=
+EPOCHS ?=
+SIZE ?=
+PROFILE ?=
+PORT ?= 3000
+export PORT
+opt = $(if $(2),$(1) $(2),)
+TRAIN_OPTS = $(call opt,--epochs,$(EPOCHS)) $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE))
+
+.PHONY: help setup iterate renderer renderer-gallery generate generate-quality \
+	generate-preview train train-forward train-inverse-quality train-inverse-all \
+	predict explore explore-clip list-refs save-ref rm-ref score-refs score-refs-fresh \
+	bench test check format clean clean-data clean-quality clean-output
+
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install requirements (every target does this first)
+
+iterate: $(STAMP) ## one full round: generate → train → score → quality → inverse → explore
+	$(PY) iterate.py $(call opt,--profile,$(PROFILE))
+
+renderer: $(STAMP) ## run the bundled renderer in the foreground (PORT=3000)
+	$(PY) -m renderer.server
+
+renderer-gallery: $(STAMP) ## contact sheet of every geometry × progressions/effects → docs/gallery.png
+	$(PY) -m renderer.gallery --out docs/gallery.png
+
+generate: $(STAMP) ## random + ref-biased data → data/ (N=5000 OUT=data)
+	$(PY) generate.py --n $(N) $(call opt,--out,$(OUT)) $(call opt,--size,$(SIZE))
+
+generate-quality: $(STAMP) ## scored breeding from refs-scored.jsonl → data/quality/ (NQ=1000)
+	$(PY) generate.py --scored --n $(NQ) --out $(or $(OUT),data/quality) $(call opt,--size,$(SIZE))
+
+generate-preview: $(STAMP) ## generation with a live preview (window, or output/preview.png)
+	$(PY) generate.py --preview --n $(N) $(call opt,--out,$(OUT)) $(call opt,--size,$(SIZE))
+
+train: train-forward train-inverse-all ## forward model + inverse model
+
+train-forward: $(STAMP) ## forward model on data/ (EPOCHS= SIZE= PROFILE=cpu|gpu)
+	$(PY) train.py --stage forward --data data $(TRAIN_OPTS)
+
+train-inverse-quality: $(STAMP) ## inverse model on data/quality/ only
+	$(PY) train.py --stage inverse --data data/quality $(TRAIN_OPTS)
+
+train-inverse-all: $(STAMP) ## inverse model on data/ + data/quality/
+	$(PY) train.py --stage inverse --data data data/quality $(TRAIN_OPTS)
+
+predict: $(STAMP) ## image → params: make predict IMG=path.png
+	@test -n "$(IMG)" || { echo "usage: make predict IMG=path.png"; exit 2; }
+	$(PY) predict.py --target "$(IMG)" $(call opt,--out,$(OUT))
+
+explore: $(STAMP) ## discover novel outputs (LPIPS/perceptual novelty) → output/
+	$(PY) predict.py --explore $(call opt,--out,$(OUT))
+
+explore-clip: $(STAMP) ## discover novel outputs (CLIP novelty) → output/
+	$(PY) predict.py --explore --clip $(call opt,--out,$(OUT))
+
+list-refs: $(STAMP) ## list references/refs.jsonl, one numbered line per ref
+	$(PY) refs.py list
+
+save-ref: $(STAMP) ## save a sample as a ref: ID=328 | ID=q:12 | ID=out:0
+	@test -n "$(ID)" || { echo "usage: make save-ref ID=328|q:12|out:0"; exit 2; }
+	$(PY) refs.py save "$(ID)"
+
+rm-ref: $(STAMP) ## remove the LINE-th ref (1-based): LINE=3
+	@test -n "$(LINE)" || { echo "usage: make rm-ref LINE=3"; exit 2; }
+	$(PY) refs.py rm "$(LINE)"
+
+score-refs: $(STAMP) ## aesthetic score of every ref → references/refs-scored.jsonl (cached)
+	$(PY) score_refs.py
+
+score-refs-fresh: $(STAMP) ## score-refs, ignoring the cache
+	$(PY) score_refs.py --fresh
+
+bench: $(STAMP) ## run bench/*.py at CI size; refresh bench/results/*.md
+	@set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f --quick; done
+
+test: $(STAMP) ## run the test suite
+	$(PY) -m pytest -q
+
+check: $(STAMP) ## ruff check, ruff format --check, pyright
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
+
+format: $(STAMP) ## ruff format + ruff check --fix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean: clean-output ## remove checkpoints and outputs (keeps data/ and references/)
+	rm -rf checkpoints
+
+clean-data: ## remove data/ (coverage and quality data)
+	rm -rf data
+
+clean-quality: ## remove data/quality/
+	rm -rf data/quality
+
+clean-output: ## remove output/
+	rm -rf output
