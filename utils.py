@@ -1104,6 +1104,54 @@ def png_to_array(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"), np.float32) / 255.0
 
 
+def contact_sheet(
+    images: Sequence[Any],
+    labels: Sequence[str] | None = None,
+    cols: int = 8,
+    cell: int | None = None,
+) -> Any:
+    """A grid of images with an optional caption under each → PIL.Image (RGB).
+
+    images: PIL images or arrays (H, W) / (H, W, 3), float in [0, 1] or uint8.
+    cell: side of each tile in px (default: the first image's width); tiles are
+    resized to it (nearest when enlarging, so thin lines stay crisp). Tiles sit on a
+    dark grey grid, so an all-black image is still visibly a tile.
+    """
+    from PIL import Image, ImageDraw
+
+    tiles: list[Image.Image] = []
+    for im in images:
+        if not isinstance(im, Image.Image):
+            a = np.asarray(im)
+            if a.dtype != np.uint8:
+                a = (np.clip(a, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+            im = Image.fromarray(a)
+        tiles.append(im.convert("RGB"))
+    cols = max(1, min(cols, len(tiles))) if tiles else 1
+    rows = max(1, math.ceil(len(tiles) / cols))
+    side = cell or (tiles[0].width if tiles else 64)
+    gap, caption = 2, 12 if labels else 0
+    sheet = Image.new(
+        "RGB",
+        (cols * (side + gap) + gap, rows * (side + caption + gap) + gap),
+        (40, 40, 40),
+    )
+    draw = ImageDraw.Draw(sheet)
+    for k, tile in enumerate(tiles):
+        x = gap + (k % cols) * (side + gap)
+        y = gap + (k // cols) * (side + caption + gap)
+        if tile.size != (side, side):
+            enlarge = tile.width < side
+            tile = tile.resize(
+                (side, side),
+                Image.Resampling.NEAREST if enlarge else Image.Resampling.LANCZOS,
+            )
+        sheet.paste(tile, (x, y))
+        if labels and k < len(labels):
+            draw.text((x + 1, y + side), str(labels[k]), fill=(220, 220, 220))
+    return sheet
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

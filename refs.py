@@ -1,0 +1,168 @@
+"""Manage the curated references (references/refs.jsonl) from the command line.
+
+    python refs.py list            # one numbered line per ref (numbers = file lines)
+    python refs.py save 328        # data/params/000328.json → a new last line
+    python refs.py save q:12       # data/quality/params/000012.json
+    python refs.py save out:0      # output/params/000000.json
+    python refs.py rm 3            # remove line 3 (as numbered by `list`)
+
+Refs are stored one Leva-prefixed JSON object a line (utils.to_prefixed). `save`
+refuses a ref that is already there (same canonical params); every write goes to a
+temp file that is then renamed over the old one, so the file is never half written.
+Exit codes: 0 ok, 1 error (a message says what), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import utils
+
+ID_RE = re.compile(r"^(?:(q|out):)?(\d+)$")
+
+
+class RefCommandError(Exception):
+    """A refs command that cannot be done (bad ID, missing sample, no such line)."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = ap.add_argument_group("files")
+    g.add_argument(
+        "--refs",
+        default="references/refs.jsonl",
+        help="the refs file (references/refs.jsonl)",
+    )
+    g.add_argument(
+        "--data",
+        default="data",
+        help="data folder: ID 328 → DATA/params/000328.json, q:12 → "
+        "DATA/quality/params/000012.json (data)",
+    )
+    g.add_argument(
+        "--output",
+        default="output",
+        help="predict/explore output: out:0 → OUTPUT/params/000000.json (output)",
+    )
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="print one numbered line per ref")
+    save = sub.add_parser("save", help="append a sample's params as a new ref")
+    save.add_argument(
+        "id",
+        metavar="ID",
+        help="328 (data/), q:12 (data/quality/), out:0 (output/), or a .json path",
+    )
+    rm = sub.add_parser("rm", help="remove the LINE-th line (1-based, as `list` shows)")
+    rm.add_argument("line", metavar="LINE", type=int, help="line number, 1-based")
+    return ap.parse_args(argv)
+
+
+def resolve_id(ref_id: str, data: Path, output: Path) -> Path:
+    """'328' → DATA/params/000328.json, 'q:12' → DATA/quality/params/000012.json,
+    'out:0' → OUTPUT/params/000000.json; a path ending in .json is taken as it is."""
+    s = ref_id.strip()
+    if s.endswith(".json"):
+        return Path(s)
+    m = ID_RE.match(s)
+    if not m:
+        raise RefCommandError(
+            f"bad ID {ref_id!r}: expected a sample number (328), q:N (quality data), "
+            "out:N (output/) or a path to a params .json"
+        )
+    kind, n = m.group(1), int(m.group(2))
+    folder = {None: data, "q": data / "quality", "out": output}[kind]
+    return folder / "params" / f"{n:06d}.json"
+
+
+def read_params(path: Path) -> dict[str, Any]:
+    """A params .json (any spelling) → complete flat params, or RefCommandError."""
+    if not path.is_file():
+        raise RefCommandError(f"no such sample: {path} does not exist")
+    try:
+        return utils.validate_params(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as e:
+        raise RefCommandError(
+            f"{path}: not JSON ({e.msg} at line {e.lineno})"
+        ) from None
+    except utils.ParamError as e:
+        raise RefCommandError(f"{path}: {e.message}") from None
+
+
+def cmd_list(refs: Path) -> None:
+    numbered = utils.load_refs_numbered(refs)
+    if not numbered:
+        print(f"no refs in {refs}")
+        return
+    width = len(str(numbered[-1][0]))
+    for n, params in numbered:
+        print(f"  {n:>{width}}. {utils.describe(params)}")
+    print(f"{len(numbered)} refs in {refs}")
+
+
+def cmd_save(refs: Path, source: Path) -> int:
+    """Append the params at `source` to `refs`; returns the new ref's line number."""
+    params = read_params(source)
+    key = utils.canonical_json(params)
+    numbered = utils.load_refs_numbered(refs)  # RefsError on a broken line
+    for n, existing in numbered:
+        if utils.canonical_json(existing) == key:
+            raise RefCommandError(f"{source} is already a ref: {refs} line {n}")
+    text = refs.read_text(encoding="utf-8") if refs.exists() else ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    line = json.dumps(utils.to_prefixed(params), separators=(", ", ": "))
+    text += line + "\n"
+    utils.atomic_write_text(refs, text)
+    n = text.count("\n")
+    print(f"saved {source} as {refs} line {n}: {utils.describe(params)}")
+    return n
+
+
+def cmd_rm(refs: Path, line_no: int) -> None:
+    """Remove line `line_no` (1-based). A broken line can be removed too (that is
+    how one fixes it); a blank or missing line is refused."""
+    lines = refs.read_text(encoding="utf-8").splitlines() if refs.exists() else []
+    if not 1 <= line_no <= len(lines):
+        raise RefCommandError(
+            f"{refs} has no line {line_no} (it has {len(lines)} lines; "
+            "`python refs.py list` numbers them)"
+        )
+    removed = lines[line_no - 1]
+    if not removed.strip():
+        raise RefCommandError(f"{refs} line {line_no} is blank: nothing to remove")
+    try:
+        what = utils.describe(utils.validate_params(json.loads(removed)))
+    except (json.JSONDecodeError, utils.ParamError):
+        what = f"unreadable line {removed[:60]!r}"
+    rest = lines[: line_no - 1] + lines[line_no:]
+    utils.atomic_write_text(refs, "".join(x + "\n" for x in rest))
+    print(f"removed {refs} line {line_no}: {what} (later lines move up by one)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run one refs command; returns the exit code (0 ok, 1 error, message on
+    stderr)."""
+    refs = Path(args.refs)
+    try:
+        if args.command == "list":
+            cmd_list(refs)
+        elif args.command == "save":
+            cmd_save(refs, resolve_id(args.id, Path(args.data), Path(args.output)))
+        elif args.command == "rm":
+            cmd_rm(refs, args.line)
+    except (RefCommandError, utils.RefsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))

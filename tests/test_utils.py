@@ -1,0 +1,462 @@
+"""Unit tests of utils.py: the schema's spellings, encodings, messy refs, sampling,
+the blow-up guard, breeding, and the small shared tools."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+
+import utils
+
+
+def random_params(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [utils.sample_params(rng) for _ in range(n)]
+
+
+def assert_params_close(a: dict[str, Any], b: dict[str, Any], tol: float) -> None:
+    """Same keys, same categoricals/bools/colours/ints, floats within tol."""
+
+    def close(x: Any, y: Any, where: str) -> None:
+        if isinstance(x, dict):
+            assert isinstance(y, dict) and set(x) == set(y), where
+            for k in x:
+                close(x[k], y[k], f"{where}.{k}")
+        elif isinstance(x, list):
+            assert isinstance(y, list) and len(x) == len(y), where
+            for i, (xi, yi) in enumerate(zip(x, y, strict=True)):
+                close(xi, yi, f"{where}[{i}]")
+        elif isinstance(x, float) and not isinstance(y, bool):
+            assert isinstance(y, (int, float)), where
+            assert abs(x - y) <= tol, f"{where}: {x} vs {y}"
+        else:
+            assert x == y and type(x) is type(y), f"{where}: {x!r} vs {y!r}"
+
+    close(a, b, "params")
+
+
+# ----------------------------------------------------------------------------------
+# Spellings and encodings
+
+
+@pytest.mark.parametrize("convert", [utils.to_prefixed, utils.to_scene_params])
+def test_converters_round_trip_exactly(convert: Any) -> None:
+    for p in random_params(200):
+        back = utils.validate_params(convert(p))
+        assert back == p
+        assert utils.canonical_json(convert(p)) == utils.canonical_json(p)
+
+
+def test_converters_survive_json() -> None:
+    for p in random_params(50, seed=1):
+        text = json.dumps(utils.to_prefixed(p))
+        assert utils.validate_params(json.loads(text)) == p
+
+
+def test_prefixed_spelling_uses_leva_keys() -> None:
+    p = random_params(1, seed=2)[0]
+    p["layers"] = [
+        {
+            "rotation": 0.5,
+            "position": {"x": 1, "y": 0},
+            "scale": {"x": -1, "y": 1},
+            "color": "#112233",
+        }
+    ]
+    pre = utils.to_prefixed(p)
+    assert pre["Scalars.repetitions"] == p["repetitions"]
+    assert pre["Dither.enabled"] == p["ditherEnabled"]
+    assert pre["Groups.g0.g0-color"] == "#112233"
+    assert "Groups.g0.g0-geometry" not in pre  # absent override stays absent
+    assert utils.is_prefixed(pre) and not utils.is_prefixed(p)
+    scene = utils.to_scene_params(p)
+    assert scene["dither"]["enabled"] == p["ditherEnabled"]
+    assert "ditherEnabled" not in scene
+
+
+def test_encode_decode_round_trip() -> None:
+    # Floats come back within float32 precision of their normalised range; ints,
+    # categoricals, bools, colours, layer count and which overrides are set, exactly.
+    for p in random_params(300, seed=3):
+        enc = utils.encode_params(p)
+        assert enc.cont.shape == (utils.NUM_CONT,)
+        assert enc.layer_cont.shape == (utils.MAX_LAYERS, utils.NUM_LAYER_CONT)
+        assert enc.cont.min() >= 0.0 and enc.cont.max() <= 1.0
+        assert int(enc.n_layers) == len(p["layers"])
+        assert_params_close(utils.decode_params(enc), p, tol=1e-5)
+
+
+def test_decode_accepts_torch_tensors() -> None:
+    import torch
+
+    p = random_params(1, seed=4)[0]
+    enc = utils.encode_params(p)
+    tensors = {k: torch.from_numpy(np.asarray(v)) for k, v in enc.as_dict().items()}
+    assert_params_close(utils.decode_params(tensors), p, tol=1e-5)
+
+
+def test_decode_clips_out_of_range_outputs() -> None:
+    enc = utils.encode_params(random_params(1, seed=5)[0])
+    enc.cont[:] = 3.0  # a model's raw output can leave [0, 1]
+    out = utils.decode_params(enc)
+    assert out["repetitions"] == utils.PARAM["repetitions"].clamp_hi
+    assert out["scaleFactor"] == utils.PARAM["scaleFactor"].clamp_hi
+    assert_in_range(utils.validate_params(out), hard=True)
+
+
+# ----------------------------------------------------------------------------------
+# Messy refs: everything renderer.md says real refs.jsonl lines do must load
+
+
+def test_messy_ref_loads() -> None:
+    line = {
+        "Scalars.repetitions": {"value": 40, "disabled": False},  # Leva wrapper
+        "Scalars.scaleFactor": 1,  # an int where a float goes
+        "Element.color": "#a1b2c3",  # lower-case hex
+        "Element.geometry": "spiral",
+        "Scalars.someOldKey": 3,  # unknown key
+        "Scene.debug": True,  # ignored key
+        "Groups.g0.g0-rotation": 1,
+        "Groups.g0.g0-color": {"value": "#fff", "disabled": True},  # disabled override
+        "Groups.g0.g0-geoWidth": {"value": 0.02, "disabled": False},
+    }
+    p = utils.validate_params(line)
+    assert p["repetitions"] == 40
+    assert p["scaleFactor"] == 1.0 and isinstance(p["scaleFactor"], float)
+    assert p["color"] == "#A1B2C3"
+    assert p["geometry"] == "spiral"
+    assert p["xStep"] == utils.PARAM["xStep"].default  # missing → default
+    assert len(p["layers"]) == 1
+    layer = p["layers"][0]
+    assert layer["rotation"] == 1.0
+    assert "color" not in layer  # disabled → absent (inherits the base colour)
+    assert layer["geoWidth"] == 0.02
+    assert layer["scale"] == {"x": 1.0, "y": 1.0}  # required key → default
+
+
+def test_short_hex_and_clamping_reported() -> None:
+    p, clamped = utils.parse_params(
+        {"Element.color": "#abc", "Scalars.repetitions": 9000, "Dither.colors": 1}
+    )
+    assert p["color"] == "#AABBCC"
+    assert p["repetitions"] == 500 and p["ditherColors"] == 2
+    assert set(clamped) == {"repetitions", "ditherColors"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"Scalars.repetitions": "many"}, "repetitions"),
+        ({"Element.geometry": "blob"}, "geometry"),
+        ({"Element.color": "red"}, "color"),
+        ({"Scalars.alphaFactor": math.nan}, "alphaFactor"),
+        ({"Dither.enabled": "yes"}, "ditherEnabled"),
+        ({"Groups.g6.g6-rotation": 0.1}, "layers"),
+        ({"layers": [{}] * 6}, "layers"),
+    ],
+)
+def test_bad_params_name_their_field(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(utils.ParamError) as e:
+        utils.parse_params(body)
+    assert e.value.field == field
+
+
+def test_load_refs_names_file_and_line(tmp_path: Any) -> None:
+    f = tmp_path / "refs.jsonl"
+    good = json.dumps(utils.to_prefixed(random_params(1)[0]))
+    f.write_text(good + "\n\n" + good + "\n{not json\n", encoding="utf-8")
+    with pytest.raises(utils.RefsError, match=r"refs\.jsonl line 4: not JSON"):
+        utils.load_refs(f)
+    f.write_text(good + '\n{"Element.geometry": "blob"}\n', encoding="utf-8")
+    with pytest.raises(utils.RefsError, match=r"line 2: .*blob"):
+        utils.load_refs(f)
+    f.write_text(good + "\n\n" + good + "\n", encoding="utf-8")
+    assert [n for n, _ in utils.load_refs_numbered(f)] == [1, 3]
+    assert utils.load_refs(tmp_path / "missing.jsonl") == []
+
+
+def test_starter_refs_load_and_are_messy_enough() -> None:
+    path = utils.ROOT / "references" / "refs.jsonl"
+    if not path.exists():
+        pytest.skip("no references/refs.jsonl yet")
+    refs = utils.load_refs(path)
+    assert len(refs) >= 20
+    text = path.read_text(encoding="utf-8")
+    assert '"disabled"' in text  # the loader meets a Leva wrapper in the wild
+    keys = {k for line in text.splitlines() if line.strip() for k in json.loads(line)}
+    known = {p.prefixed for p in utils.SCHEMA} | set(utils.IGNORED_PREFIXED)
+    assert any(not k.startswith("Groups.") and k not in known for k in keys)
+
+
+# ----------------------------------------------------------------------------------
+# Sampling
+
+
+def test_bias_min_draws_from_the_top_80_percent_of_the_time() -> None:
+    p = utils.Param("n", "n", "int", 50, 0, 100, bias_min=60)
+    rng = random.Random(0)
+    draws = [utils._sample_value(p, rng) for _ in range(5000)]
+    below = sum(d < 60 for d in draws) / len(draws)
+    # 20% unbiased draws, of which 60/101 fall below bias_min: 0.119.
+    assert below == pytest.approx(0.2 * 60 / 101, abs=0.02)
+    assert min(draws) >= 0 and max(draws) <= 100
+
+
+def test_sampled_repetitions_mostly_at_least_bias_min() -> None:
+    samples = random_params(2000, seed=6)
+    rep = utils.PARAM["repetitions"]
+    assert rep.bias_min is not None
+    unguarded = [
+        s
+        for s in samples
+        if s["repetitions"]
+        < utils.max_repetitions(
+            max([s["scaleFactor"]] + [la.get("scaleFactor", 0) for la in s["layers"]])
+        )
+    ]
+    low = sum(s["repetitions"] < rep.bias_min for s in unguarded) / len(unguarded)
+    assert low < 0.03  # 0.2 · 15/500 = 0.006 expected
+
+
+def test_enabled_flags_about_35_percent() -> None:
+    samples = random_params(3000, seed=7)
+    for key in ("noiseEnabled", "ditherEnabled"):
+        share = sum(s[key] for s in samples) / len(samples)
+        assert share == pytest.approx(0.35, abs=0.03), key
+    share = sum(s["positionCoupled"] for s in samples) / len(samples)
+    assert share == pytest.approx(0.5, abs=0.03)
+
+
+def test_layer_count_weights() -> None:
+    samples = random_params(4400, seed=8)
+    counts = Counter(len(s["layers"]) for s in samples)
+    assert set(counts) <= {1, 2, 3, 4, 5}
+    total = sum(utils.LAYER_COUNT_WEIGHTS)
+    for n, w in zip(range(1, 6), utils.LAYER_COUNT_WEIGHTS, strict=True):
+        assert counts[n] / len(samples) == pytest.approx(w / total, abs=0.025), n
+
+
+def test_layer_optional_key_probabilities() -> None:
+    layers = [la for s in random_params(2000, seed=9) for la in s["layers"]]
+    for key in utils.LAYER_OPTIONAL:
+        share = sum(key in la for la in layers) / len(layers)
+        want = utils.LAYER_OPTIONAL_P.get(key, utils.LAYER_OPTIONAL_P_DEFAULT)
+        assert share == pytest.approx(want, abs=0.03), key
+    assert all(set(utils.LAYER_REQUIRED) <= set(la) for la in layers)
+
+
+def test_categoricals_cover_every_option() -> None:
+    samples = random_params(1000, seed=10)
+    for key in utils.CAT_KEYS:
+        seen = {s[key] for s in samples}
+        assert seen == set(utils.PARAM[key].options), key
+
+
+def test_samples_are_valid_and_in_sampling_range() -> None:
+    for s in random_params(500, seed=11):
+        assert utils.validate_params(s) == s
+        assert_in_range(s, hard=False)
+
+
+def test_sampling_is_deterministic_per_seed() -> None:
+    assert random_params(20, seed=12) == random_params(20, seed=12)
+    assert random_params(20, seed=12) != random_params(20, seed=13)
+
+
+# ----------------------------------------------------------------------------------
+# Blow-up guard
+
+
+@pytest.mark.parametrize(
+    ("sf", "cap"),
+    [
+        (0.5, 500),
+        (1.0, 500),
+        (1.01, 500),
+        (1.02, 348),
+        (1.1, 72),
+        (1.5, 17),
+        (2.0, 10),
+        (3.0, 10),
+    ],
+)
+def test_max_repetitions(sf: float, cap: int) -> None:
+    assert utils.max_repetitions(sf) == cap
+    if sf > 1.01:
+        assert cap == max(10, math.floor(6.9 / math.log(sf)))
+
+
+def test_guard_uses_the_largest_scale_factor_of_base_and_layers() -> None:
+    p = utils.default_params()
+    p.update(repetitions=400, scaleFactor=0.9)
+    p["layers"] = [
+        {
+            "rotation": 0.0,
+            "position": {"x": 0, "y": 0},
+            "scale": {"x": 1, "y": 1},
+            "scaleFactor": 1.5,
+        }
+    ]
+    assert utils.apply_guard(p)["repetitions"] == 17
+    p["layers"] = []
+    p["repetitions"] = 400
+    assert utils.apply_guard(p)["repetitions"] == 400
+
+
+def test_every_sample_and_child_respects_the_guard() -> None:
+    rng = random.Random(14)
+    samples = random_params(500, seed=14)
+    children = [utils.breed(samples[:20], rng) for _ in range(300)]
+    for s in samples + children:
+        sfs = [s["scaleFactor"]] + [
+            la["scaleFactor"] for la in s["layers"] if "scaleFactor" in la
+        ]
+        assert s["repetitions"] <= utils.max_repetitions(max(sfs))
+
+
+# ----------------------------------------------------------------------------------
+# Breeding
+
+
+def assert_in_range(p: dict[str, Any], hard: bool) -> None:
+    """Every number within its sampling range (hard=True: its clamp range)."""
+
+    def check(param: utils.Param, v: Any, where: str) -> None:
+        lo = param.clamp_lo if hard else param.lo
+        hi = param.clamp_hi if hard else param.hi
+        if param.kind in ("int", "float"):
+            assert lo - 1e-9 <= v <= hi + 1e-9, f"{where}={v} not in [{lo}, {hi}]"
+        elif param.kind == "vec2" and param.clamp:
+            for c in "xy":
+                assert lo - 1e-9 <= v[c] <= hi + 1e-9, f"{where}.{c}={v[c]}"
+        elif param.kind == "cat":
+            assert v in param.options, where
+        elif param.kind == "color":
+            assert v == utils.normalize_color(v), where
+
+    for param in utils.SCHEMA:
+        check(param, p[param.key], param.key)
+    assert 0 <= len(p["layers"]) <= utils.MAX_LAYERS
+    for i, layer in enumerate(p["layers"]):
+        for k, v in layer.items():
+            check(utils.LAYER_PARAM[k], v, f"layers[{i}].{k}")
+
+
+def extreme_parent(rng: random.Random, top: bool) -> dict[str, Any]:
+    """A valid parent with every number at the top (or bottom) of its range."""
+    p = utils.sample_params(rng)
+    for param in utils.SCHEMA:
+        if param.kind in ("int", "float") and not param.periodic:
+            p[param.key] = param.hi if top else param.lo
+            if param.kind == "int":
+                p[param.key] = int(p[param.key])
+    for layer in p["layers"]:
+        layer["scale"] = {"x": 2.0, "y": -2.0} if top else {"x": -2.0, "y": 2.0}
+        layer["position"] = {"x": 2.0, "y": 2.0} if top else {"x": -2.0, "y": -2.0}
+    return utils.apply_guard(p)
+
+
+def test_breeding_keeps_values_in_range() -> None:
+    rng = random.Random(15)
+    parents = [extreme_parent(rng, top) for top in (True, False)] + random_params(6)
+    for _ in range(500):
+        child = utils.breed(parents, rng)
+        assert utils.validate_params(child) == child
+        assert_in_range(child, hard=False)
+
+
+def test_breeding_keeps_a_parent_beyond_the_sampling_range_within_the_hard_range() -> (
+    None
+):
+    rng = random.Random(16)
+    parent = utils.sample_params(rng)
+    parent.update(scaleFactor=2.8, xStep=-2.9, repetitions=10)  # optimiser range
+    for _ in range(200):
+        child = utils.breed([parent], rng, p_copy=1.0)
+        assert_in_range(child, hard=True)
+        assert child["scaleFactor"] >= 2.0  # ×U(0.8, 1.2) of 2.8, never below 2.24
+
+
+def test_breeding_jitters_numbers_within_20_percent() -> None:
+    rng = random.Random(17)
+    parent = random_params(1, seed=17)[0]
+    parent.update(alphaFactor=0.5, geoWidth=0.05, noiseOpacity=0.2)
+    for _ in range(200):
+        child = utils.breed([parent], rng, p_copy=1.0)
+        for k in ("alphaFactor", "geoWidth", "noiseOpacity"):
+            assert 0.8 * parent[k] - 1e-12 <= child[k] <= 1.2 * parent[k] + 1e-12, k
+        for k in utils.CAT_KEYS:  # p_copy=1: categoricals copied verbatim
+            assert child[k] == parent[k]
+
+
+def test_breeding_weights_pick_parents() -> None:
+    rng = random.Random(18)
+    a, b = random_params(2, seed=18)
+    a["geometry"], b["geometry"] = "spiral", "bar"
+    picks = Counter(
+        utils.breed([a, b], rng, weights=[1.0, 0.0], p_two=0.0, p_copy=1.0)["geometry"]
+        for _ in range(200)
+    )
+    assert picks == {"spiral": 200}
+    picks = Counter(
+        utils.breed([a, b], rng, weights=[3.0, 1.0], p_two=0.0, p_copy=1.0)["geometry"]
+        for _ in range(2000)
+    )
+    assert picks["spiral"] / 2000 == pytest.approx(0.75, abs=0.04)
+
+
+def test_breeding_mixes_two_parents() -> None:
+    rng = random.Random(19)
+    a, b = random_params(2, seed=19)
+    for k in utils.CAT_KEYS:
+        a[k], b[k] = utils.PARAM[k].options[0], utils.PARAM[k].options[-1]
+    child = utils.breed([a, b], rng, p_two=1.0, p_copy=1.0)
+    from_a = sum(child[k] == a[k] for k in utils.CAT_KEYS)
+    assert 0 < from_a < len(utils.CAT_KEYS)
+
+
+def test_breeding_needs_a_parent() -> None:
+    with pytest.raises(ValueError, match="at least one parent"):
+        utils.breed([], random.Random(0))
+
+
+# ----------------------------------------------------------------------------------
+# Files and sheets
+
+
+def test_atomic_write_leaves_no_temp_file(tmp_path: Any) -> None:
+    target = tmp_path / "sub" / "x.json"
+    utils.write_json(target, {"a": 1})
+    utils.atomic_write_text(target, "replaced\n")
+    assert target.read_text() == "replaced\n"
+    assert [f.name for f in target.parent.iterdir()] == ["x.json"]
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path: Any) -> None:
+    target = tmp_path / "x.txt"
+    target.write_text("old")
+    with pytest.raises(TypeError):
+        utils.atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert [f.name for f in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_contact_sheet_layout() -> None:
+    white = np.ones((32, 32, 3), np.float32)
+    black = np.zeros((32, 32, 3), np.uint8)
+    sheet = utils.contact_sheet([white, black, white], ["a", "b", "c"], cols=2, cell=64)
+    assert sheet.mode == "RGB"
+    # 2 columns and 2 rows of 64 px tiles, 2 px gaps, a 12 px caption under each.
+    assert sheet.size == (2 * 66 + 2, 2 * (64 + 12 + 2) + 2)
+    a = np.asarray(sheet)
+    assert (a[2:66, 2:66] == 255).all()  # first tile: white, enlarged
+    assert (a[2:66, 68:132] == 0).all()  # second tile: black
+    assert (a[0, :] == 40).all()  # dark grey grid around tiles
+    no_labels = utils.contact_sheet([white], None, cols=8)
+    assert no_labels.size == (36, 36)
