@@ -1,0 +1,522 @@
+"""Generate (image, params) pairs with the renderer: the models' training data.
+
+    python generate.py --n 200                        # → data/images, data/params
+    python generate.py --scored --n 100 --out data/quality
+    python generate.py --n 50 --preview               # watch the samples arrive
+
+Sampling follows pipeline.md "Sampling": a random run is `--ref-share` (0.3) bred from
+references/refs.jsonl and the rest drawn at random (utils.sample_params); `--scored`
+breeds 90% from references/refs-scored.jsonl with the scores as parent weights (the
+quality data). Sample i is drawn from its own RNG seeded by (seed, i), so a run that
+was stopped and resumed continues the very same sequence.
+
+Layout: OUT/images/000123.png + OUT/params/000123.json (flat params). Each file is
+written atomically, params first, so a pair is complete when its image exists.
+Numbering continues after the highest index present. At start, orphans (params
+without an image, stray .tmp files) left by a killed run are removed. Ctrl-C or
+SIGTERM stops cleanly (a second one stops at once) and says how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import re
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import utils
+
+PAIR_RE = re.compile(r"^(\d{6,})\.(png|json)$")
+SHEET_COLS, SHEET_ROWS = 8, 4
+PREVIEW_COUNT = 16
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = ap.add_argument_group("data")
+    g.add_argument("--n", type=int, default=200, help="pairs to add (default 200)")
+    g.add_argument(
+        "--out", default="data", help="output folder (images/, params/) (data)"
+    )
+    g.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="render size in px, square (default: the profile's size)",
+    )
+    g.add_argument(
+        "--profile",
+        choices=sorted(utils.PROFILES),
+        default=None,
+        help="settings profile for the default size (default: gpu with CUDA, else cpu)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="sample i is drawn from an RNG seeded by (seed, i) (default 0)",
+    )
+    s = ap.add_argument_group("sampling")
+    s.add_argument(
+        "--refs",
+        default="references/refs.jsonl",
+        help="references to breed from (references/refs.jsonl)",
+    )
+    s.add_argument(
+        "--ref-share",
+        type=float,
+        default=None,
+        help="share of samples bred from refs, 0-1 (0.3; 0.9 with --scored)",
+    )
+    s.add_argument(
+        "--scored",
+        action="store_true",
+        help="quality data: breed from --scored-refs weighting parents by score",
+    )
+    s.add_argument(
+        "--scored-refs",
+        default="references/refs-scored.jsonl",
+        help="scored refs for --scored (references/refs-scored.jsonl)",
+    )
+    r = ap.add_argument_group("renderer")
+    r.add_argument(
+        "--renderer-url",
+        default=None,
+        help="POST /api/raster URL (default: $RENDERER_URL, else "
+        "http://localhost:3000/api/raster)",
+    )
+    r.add_argument(
+        "--workers", type=int, default=2, help="concurrent render requests (2)"
+    )
+    r.add_argument(
+        "--no-autostart",
+        action="store_true",
+        help="do not start the bundled renderer when nothing answers locally",
+    )
+    v = ap.add_argument_group("viewing")
+    v.add_argument(
+        "--preview",
+        action="store_true",
+        help="show samples as they arrive: a window when a display is available, "
+        "else refresh --preview-path",
+    )
+    v.add_argument(
+        "--preview-path",
+        default="output/preview.png",
+        help="contact sheet of the latest samples without a display "
+        "(output/preview.png)",
+    )
+    v.add_argument(
+        "--no-sheet",
+        action="store_true",
+        help="skip OUT/sheet.png (a contact sheet of the run's first 32 samples)",
+    )
+    args = ap.parse_args(argv)
+    if args.n < 0:
+        ap.error("--n must be >= 0")
+    if args.workers < 1:
+        ap.error("--workers must be >= 1")
+    if args.ref_share is not None and not 0.0 <= args.ref_share <= 1.0:
+        ap.error("--ref-share must be in [0, 1]")
+    if args.size is not None and args.size < 1:
+        ap.error("--size must be >= 1")
+    return args
+
+
+# ----------------------------------------------------------------------------------
+# The output folder
+
+
+@dataclass
+class Layout:
+    """OUT/images/NNNNNN.png + OUT/params/NNNNNN.json."""
+
+    out: Path
+
+    @property
+    def images(self) -> Path:
+        return self.out / "images"
+
+    @property
+    def params(self) -> Path:
+        return self.out / "params"
+
+    def image_path(self, i: int) -> Path:
+        return self.images / f"{i:06d}.png"
+
+    def params_path(self, i: int) -> Path:
+        return self.params / f"{i:06d}.json"
+
+
+def _indices(folder: Path, ext: str) -> set[int]:
+    if not folder.is_dir():
+        return set()
+    out = set()
+    for f in folder.iterdir():
+        m = PAIR_RE.match(f.name)
+        if m and m.group(2) == ext:
+            out.add(int(m.group(1)))
+    return out
+
+
+def clean_orphans(layout: Layout) -> tuple[int, int]:
+    """Remove params without an image and stray .tmp files (from a killed run).
+
+    Returns (orphan params removed, .tmp files removed). An image without params
+    cannot come from this script (params are written first) and is left alone."""
+    orphans = 0
+    for i in sorted(_indices(layout.params, "json") - _indices(layout.images, "png")):
+        layout.params_path(i).unlink(missing_ok=True)
+        orphans += 1
+    tmps = 0
+    for folder in (layout.images, layout.params):
+        if folder.is_dir():
+            for f in folder.glob("*.tmp"):
+                f.unlink(missing_ok=True)
+                tmps += 1
+    return orphans, tmps
+
+
+def next_index(layout: Layout) -> int:
+    """One past the highest index of any image or params file present (0 if none)."""
+    present = _indices(layout.images, "png") | _indices(layout.params, "json")
+    return max(present) + 1 if present else 0
+
+
+# ----------------------------------------------------------------------------------
+# Sampling
+
+
+@dataclass
+class Sampler:
+    """Draws sample i from its own RNG seeded by (seed, i).
+
+    parents: flat params to breed from; weights: their scores (None = uniform);
+    share: probability that a sample is bred (else utils.sample_params)."""
+
+    seed: int
+    parents: list[dict[str, Any]]
+    weights: list[float] | None
+    share: float
+
+    def __call__(self, index: int) -> tuple[dict[str, Any], bool]:
+        """→ (flat params, bred from refs?)"""
+        rng = random.Random(f"art-explorer:{self.seed}:{index}")
+        if self.parents and rng.random() < self.share:
+            return utils.breed(self.parents, rng, weights=self.weights), True
+        return utils.sample_params(rng), False
+
+
+def make_sampler(args: argparse.Namespace, log: Any = print) -> Sampler:
+    """The sampler that args ask for; says where its parents come from."""
+    weights: list[float] | None = None
+    parents: list[dict[str, Any]] = []
+    if args.scored:
+        share = 0.9 if args.ref_share is None else args.ref_share
+        scored = utils.load_scored_refs(args.scored_refs)
+        if scored:
+            parents = [p for p, _ in scored]
+            weights = [max(0.0, s) for _, s in scored]
+            log(
+                f"sampling: {share:.0%} bred from {len(parents)} scored refs in "
+                f"{args.scored_refs} (weighted by score), the rest random"
+            )
+        else:
+            parents = utils.load_refs(args.refs)
+            log(
+                f"sampling: {args.scored_refs} not found or empty (run `make "
+                f"score-refs`); breeding from {args.refs} unweighted instead"
+            )
+    else:
+        share = 0.3 if args.ref_share is None else args.ref_share
+        parents = utils.load_refs(args.refs)
+    if not parents:
+        if share > 0:
+            log(f"sampling: no refs in {args.refs}; every sample is random")
+        share = 0.0
+    elif not args.scored:
+        log(
+            f"sampling: {share:.0%} bred from {len(parents)} refs in {args.refs}, "
+            "the rest random"
+        )
+    return Sampler(args.seed, parents, weights, share)
+
+
+# ----------------------------------------------------------------------------------
+# Viewing
+
+
+def has_display() -> bool:
+    """True where a matplotlib window can open (macOS, Windows, or X/Wayland)."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class Preview:
+    """Shows the latest samples: a matplotlib window when a display is available,
+    else a contact sheet refreshed (atomically, at most twice a second) at `path`."""
+
+    def __init__(self, path: Path, log: Any = print) -> None:
+        self.path = path
+        self.latest: list[tuple[np.ndarray, str]] = []
+        self.last_write = 0.0
+        self.window: Any = None
+        if has_display():
+            try:
+                import matplotlib.pyplot as plt
+
+                plt.ion()
+                fig, ax = plt.subplots(figsize=(6, 6))
+                ax.set_axis_off()
+                self.window = (plt, fig, ax, None)
+                log("preview: showing the latest samples in a window")
+            except Exception as e:  # no usable GUI backend
+                log(f"preview: no window ({e}); writing {path} instead")
+        if self.window is None:
+            log(f"preview: the latest samples are refreshed in {path}")
+
+    def add(self, image: np.ndarray, label: str) -> None:
+        self.latest = [*self.latest, (image, label)][-PREVIEW_COUNT:]
+        if self.window is not None:
+            plt, _fig, ax, shown = self.window
+            if shown is None:
+                self.window = (plt, _fig, ax, ax.imshow(image))
+            else:
+                shown.set_data(image)
+            ax.set_title(label)
+            plt.pause(0.001)
+            return
+        now = time.monotonic()
+        if now - self.last_write >= 0.5:
+            self.flush()
+            self.last_write = now
+
+    def flush(self) -> None:
+        if self.window is not None or not self.latest:
+            return
+        sheet = utils.contact_sheet(
+            [im for im, _ in self.latest],
+            [lb for _, lb in self.latest],
+            cols=4,
+            cell=max(128, self.latest[0][0].shape[1]),
+        )
+        buf = io.BytesIO()
+        sheet.save(buf, format="PNG")
+        utils.atomic_write_bytes(self.path, buf.getvalue())
+
+
+def write_sheet(path: Path, samples: list[tuple[np.ndarray, str]]) -> None:
+    """An 8×4 contact sheet of (image, label) pairs at ≥ 128 px a tile."""
+    sheet = utils.contact_sheet(
+        [im for im, _ in samples],
+        [lb for _, lb in samples],
+        cols=SHEET_COLS,
+        cell=max(128, samples[0][0].shape[1]),
+    )
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    utils.atomic_write_bytes(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------------
+# Stopping
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped by SIGINT/SIGTERM after writing what it had (signum: which)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+class Stop:
+    """SIGINT/SIGTERM → a graceful stop (finish in-flight renders, write them);
+    a second signal → KeyboardInterrupt at once. Handlers are restored on exit."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum = 0
+        self.signal_name = ""
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()
+
+    @contextmanager
+    def installed(self) -> Iterator[Stop]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        old = {
+            s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def resume_command(args: argparse.Namespace, remaining: int, size: int) -> str:
+    """The command line that adds the `remaining` samples of this run."""
+    cmd = ["python", "generate.py", "--n", str(remaining), "--out", str(args.out)]
+    cmd += ["--size", str(size), "--seed", str(args.seed)]
+    if args.scored:
+        cmd.append("--scored")
+    if args.ref_share is not None:
+        cmd += ["--ref-share", str(args.ref_share)]
+    if args.refs != "references/refs.jsonl":
+        cmd += ["--refs", args.refs]
+    if args.renderer_url:
+        cmd += ["--renderer-url", args.renderer_url]
+    return shlex.join(cmd)
+
+
+# ----------------------------------------------------------------------------------
+# The run
+
+
+def main(args: argparse.Namespace) -> int:
+    """Add args.n pairs to args.out; returns how many complete pairs were written.
+
+    Raises utils.RendererError (renderer down or refusing) and utils.RefsError (an
+    unreadable refs line), and Stopped (a KeyboardInterrupt) after Ctrl-C/SIGTERM,
+    each after writing every pair that completed and saying how to resume."""
+    log = print
+    size = args.size or utils.get_profile(args.profile)["size"]
+    layout = Layout(Path(args.out))
+    orphans, tmps = clean_orphans(layout)
+    if orphans or tmps:
+        log(
+            f"cleanup: removed {orphans} params without an image and {tmps} .tmp "
+            f"files left by an interrupted run in {layout.out}"
+        )
+    start = next_index(layout)
+    sampler = make_sampler(args, log)
+    if args.n == 0:
+        log(f"nothing to do: --n 0 ({start} is the next index in {layout.out})")
+        return 0
+    layout.images.mkdir(parents=True, exist_ok=True)
+    layout.params.mkdir(parents=True, exist_ok=True)
+    url = utils.renderer_url(args.renderer_url)
+    log(
+        f"generating {args.n} pairs at {size}x{size} px into {layout.out} "
+        f"(from {start:06d}, seed {args.seed}, {args.workers} workers, {url})"
+    )
+    preview = Preview(Path(args.preview_path), log) if args.preview else None
+    sheet: list[tuple[np.ndarray, str]] = []
+    written, bred = 0, 0
+    stop = Stop()
+    error: BaseException | None = None
+    renderer = nullcontext(url) if args.no_autostart else utils.ensure_renderer(url)
+    try:
+        with renderer as live_url, stop.installed():
+            client = utils.RendererClient(url=live_url, pool=max(8, args.workers))
+
+            def render_one(i: int) -> tuple[dict[str, Any], bool, bytes]:
+                params, is_bred = sampler(i)
+                return params, is_bred, client.render_png(params, size)
+
+            from tqdm import tqdm
+
+            bar = tqdm(total=args.n, unit="img", dynamic_ncols=True, smoothing=0.1)
+            pool = ThreadPoolExecutor(args.workers, thread_name_prefix="render")
+            pending: dict[int, Future[tuple[dict[str, Any], bool, bytes]]] = {}
+            nxt, end = start, start + args.n
+            try:
+                for i in range(start, end):
+                    # Keep a small window in flight; write strictly in index order so
+                    # the folder never has gaps, whatever order renders finish in.
+                    while (
+                        not stop.event.is_set()
+                        and nxt < end
+                        and len(pending) < 2 * args.workers
+                    ):
+                        pending[nxt] = pool.submit(render_one, nxt)
+                        nxt += 1
+                    if i not in pending:
+                        break  # stopping: everything in flight is written
+                    try:
+                        params, is_bred, png = pending.pop(i).result()
+                    except utils.RendererError as e:
+                        # While stopping (the renderer may have got the Ctrl-C too)
+                        # an in-flight render that fails is dropped, not an error.
+                        error = None if stop.event.is_set() else e
+                        break
+                    utils.write_json(layout.params_path(i), params)
+                    utils.atomic_write_bytes(layout.image_path(i), png)
+                    written += 1
+                    bred += is_bred
+                    bar.update(1)
+                    if preview is not None or len(sheet) < SHEET_COLS * SHEET_ROWS:
+                        label = f"{i:06d}{' bred' if is_bred else ''}"
+                        image = utils.png_to_array(png)
+                        if len(sheet) < SHEET_COLS * SHEET_ROWS:
+                            sheet.append((image, label))
+                        if preview is not None:
+                            preview.add(image, label)
+            finally:
+                for f in pending.values():
+                    f.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
+                bar.close()
+    except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the loop
+        error = e
+    finally:
+        if preview is not None:
+            preview.flush()
+        if sheet and not args.no_sheet:
+            write_sheet(layout.out / "sheet.png", sheet)
+
+    span = f" ({start:06d}-{start + written - 1:06d})" if written else ""
+    log(f"wrote {written} pairs to {layout.out}{span}, {bred} bred from refs")
+    if sheet and not args.no_sheet:
+        log(f"contact sheet of the first samples: {layout.out / 'sheet.png'}")
+    if preview is not None and preview.window is None and written:
+        log(f"preview: {preview.path}")
+    interrupted = stop.event.is_set() or isinstance(error, KeyboardInterrupt)
+    remaining = args.n - written
+    if remaining > 0 and (interrupted or (error is not None and written)):
+        why = stop.signal_name or ("Ctrl-C" if interrupted else "the error below")
+        log(
+            f"stopped by {why} after {written} of {args.n}; {layout.out} holds only "
+            f"complete pairs. Add the remaining {remaining} of the same sequence "
+            f"with:\n  {resume_command(args, remaining, size)}"
+        )
+    if interrupted:
+        raise Stopped(stop.signum or signal.SIGINT)
+    if error is not None:
+        raise error
+    return written
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except (utils.RendererError, utils.RefsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt as e:
+        sys.exit(128 + (e.signum if isinstance(e, Stopped) else signal.SIGINT))
