@@ -5,6 +5,7 @@
     python refs.py save q:12       # data/quality/params/000012.json
     python refs.py save out:0      # output/params/000000.json
     python refs.py rm 3            # remove line 3 (as numbered by `list`)
+    python refs.py sheet           # render every ref → references/refs.png
 
 Refs are stored one Leva-prefixed JSON object a line (utils.to_prefixed). `save`
 refuses a ref that is already there (same canonical params); every write goes to a
@@ -62,6 +63,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     rm = sub.add_parser("rm", help="remove the LINE-th line (1-based, as `list` shows)")
     rm.add_argument("line", metavar="LINE", type=int, help="line number, 1-based")
+    sheet = sub.add_parser(
+        "sheet", help="render every ref into a numbered contact sheet"
+    )
+    sheet.add_argument(
+        "--out", default="references/refs.png", help="where (references/refs.png)"
+    )
+    sheet.add_argument("--size", type=int, default=192, help="tile size in px (192)")
+    sheet.add_argument("--cols", type=int, default=8, help="tiles per row (8)")
+    sheet.add_argument(
+        "--renderer-url",
+        default=None,
+        help="POST /api/raster URL (default: $RENDERER_URL, else localhost:3000; "
+        "the bundled renderer starts when nothing answers locally)",
+    )
     return ap.parse_args(argv)
 
 
@@ -147,6 +162,30 @@ def cmd_rm(refs: Path, line_no: int) -> None:
     print(f"removed {refs} line {line_no}: {what} (later lines move up by one)")
 
 
+def cmd_sheet(refs: Path, out: Path, size: int, cols: int, url: str | None) -> None:
+    """Render every ref at size² through the renderer; tiles labelled like `list`."""
+    import io
+
+    from tqdm import tqdm
+
+    numbered = utils.load_refs_numbered(refs)
+    if not numbered:
+        raise RefCommandError(f"no refs in {refs}: nothing to draw")
+    images = []
+    with utils.ensure_renderer(url) as live_url:
+        client = utils.RendererClient(url=live_url)
+        for _, params in tqdm(numbered, unit="ref", desc="rendering refs"):
+            images.append(client.render(params, size))
+        client.close()
+    labels = [f"{n}. {utils.describe(p)}" for n, p in numbered]
+    buf = io.BytesIO()
+    utils.contact_sheet(images, labels, cols=cols).save(
+        buf, format="PNG", optimize=True
+    )
+    utils.atomic_write_bytes(out, buf.getvalue())
+    print(f"wrote {out}: {len(images)} refs at {size}x{size} px")
+
+
 def main(args: argparse.Namespace) -> int:
     """Run one refs command; returns the exit code (0 ok, 1 error, message on
     stderr)."""
@@ -158,7 +197,9 @@ def main(args: argparse.Namespace) -> int:
             cmd_save(refs, resolve_id(args.id, Path(args.data), Path(args.output)))
         elif args.command == "rm":
             cmd_rm(refs, args.line)
-    except (RefCommandError, utils.RefsError) as e:
+        elif args.command == "sheet":
+            cmd_sheet(refs, Path(args.out), args.size, args.cols, args.renderer_url)
+    except (RefCommandError, utils.RefsError, utils.RendererError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -1115,9 +1115,10 @@ def contact_sheet(
     images: PIL images or arrays (H, W) / (H, W, 3), float in [0, 1] or uint8.
     cell: side of each tile in px (default: the first image's width); tiles are
     resized to it (nearest when enlarging, so thin lines stay crisp). Tiles sit on a
-    dark grey grid, so an all-black image is still visibly a tile.
+    dark grey grid, so an all-black image is still visibly a tile. Captions are
+    clipped to their tile's width.
     """
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     tiles: list[Image.Image] = []
     for im in images:
@@ -1137,6 +1138,7 @@ def contact_sheet(
         (40, 40, 40),
     )
     draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
     for k, tile in enumerate(tiles):
         x = gap + (k % cols) * (side + gap)
         y = gap + (k // cols) * (side + caption + gap)
@@ -1148,7 +1150,10 @@ def contact_sheet(
             )
         sheet.paste(tile, (x, y))
         if labels and k < len(labels):
-            draw.text((x + 1, y + side), str(labels[k]), fill=(220, 220, 220))
+            text = str(labels[k])
+            while len(text) > 1 and draw.textlength(text, font=font) > side - 2:
+                text = text[:-1]  # clip the caption to its tile
+            draw.text((x + 1, y + side), text, fill=(220, 220, 220), font=font)
     return sheet
 
 

@@ -225,3 +225,20 @@ def test_cli_exit_codes(tree: dict[str, Path]) -> None:
     assert cli().returncode == 2  # no command
     assert cli("rm", "three").returncode == 2
     assert cli("frobnicate").returncode == 2
+
+
+def test_sheet_renders_every_ref(tree: dict[str, Path], renderer_url: str) -> None:
+    from PIL import Image
+
+    out = tree["root"] / "refs.png"
+    argv = ["sheet", "--out", str(out), "--size", "48", "--cols", "4"]
+    assert run(tree, *argv, "--renderer-url", renderer_url) == 0
+    with Image.open(out) as im:
+        assert im.size == (2 * 50 + 2, 48 + 12 + 4)  # 2 tiles, one captioned row
+        assert im.getextrema() != ((40, 40), (40, 40), (40, 40))  # not all grid
+
+
+def test_sheet_of_no_refs_is_an_error(tree: dict[str, Path], capsys: Any) -> None:
+    tree["refs"].write_text("\n")
+    assert run(tree, "sheet", "--out", str(tree["root"] / "x.png")) == 1
+    assert "no refs" in capsys.readouterr().err
