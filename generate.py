@@ -43,6 +43,7 @@ import utils
 PAIR_RE = re.compile(r"^(\d{6,})\.(png|json)$")
 SHEET_COLS, SHEET_ROWS = 8, 4
 PREVIEW_COUNT = 16
+NON_GUI_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -283,6 +284,9 @@ class Preview:
             try:
                 import matplotlib.pyplot as plt
 
+                backend = str(plt.get_backend()).lower()
+                if backend in NON_GUI_BACKENDS:
+                    raise RuntimeError(f"matplotlib has only the {backend} backend")
                 plt.ion()
                 fig, ax = plt.subplots(figsize=(6, 6))
                 ax.set_axis_off()
@@ -482,6 +486,7 @@ def main(args: argparse.Namespace) -> int:
                     f.cancel()
                 pool.shutdown(wait=False, cancel_futures=True)
                 bar.close()
+                client.close()
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the loop
         error = e
     finally:

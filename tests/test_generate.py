@@ -248,15 +248,20 @@ def test_broken_refs_line_stops_before_rendering(
     assert not (tmp_path / "data" / "images").exists()
 
 
+@pytest.mark.parametrize("display", [None, ":99"])  # none, or one nothing serves
 def test_preview_without_display_writes_a_sheet(
     tmp_path: Path,
     renderer_url: str,
     refs_file: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: Any,
+    display: str | None,
 ) -> None:
-    monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if display is None:
+        monkeypatch.delenv("DISPLAY", raising=False)
+    else:
+        monkeypatch.setenv("DISPLAY", display)
     preview = tmp_path / "out" / "preview.png"
     run(
         tmp_path / "data",
