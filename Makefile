@@ -21,7 +21,7 @@ TRAIN_OPTS = $(call opt,--epochs,$(EPOCHS)) $(call opt,--size,$(SIZE)) $(call op
 
 .PHONY: help setup iterate renderer renderer-gallery generate generate-quality \
 	generate-preview train train-forward train-inverse-quality train-inverse-all \
-	predict explore explore-clip list-refs save-ref rm-ref score-refs score-refs-fresh \
+	predict explore explore-clip list-refs save-ref rm-ref refs-sheet score-refs score-refs-fresh \
 	bench test check format clean clean-data clean-quality clean-output
 
 help: ## show this help
@@ -80,6 +80,9 @@ list-refs: $(STAMP) ## list references/refs.jsonl, one numbered line per ref
 save-ref: $(STAMP) ## save a sample as a ref: ID=328 | ID=q:12 | ID=out:0
 	@test -n "$(ID)" || { echo "usage: make save-ref ID=328|q:12|out:0"; exit 2; }
 	$(PY) refs.py save "$(ID)"
+
+refs-sheet: $(STAMP) ## render every ref into references/refs.png
+	$(PY) refs.py sheet
 
 rm-ref: $(STAMP) ## remove the LINE-th ref (1-based): LINE=3
 	@test -n "$(LINE)" || { echo "usage: make rm-ref LINE=3"; exit 2; }

@@ -615,7 +615,8 @@ def _norm(p: Param, x: float) -> float:
 
 def _denorm(p: Param, u: float) -> float:
     u = min(1.0, max(0.0, float(u)))
-    return p.clamp_lo + u * (p.clamp_hi - p.clamp_lo)
+    x = p.clamp_lo + u * (p.clamp_hi - p.clamp_lo)
+    return wrap_angle(x) if p.periodic else x
 
 
 def _get_component(p: Param, v: Any, c: int) -> float:
@@ -914,6 +915,10 @@ def load_scored_refs(path: str | Path) -> list[tuple[dict[str, Any], float]]:
 # Files
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, rename: never a half file."""
     path = Path(path)
@@ -924,6 +929,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -1170,12 +1176,15 @@ def start_renderer(
     answers /api/health. The caller stops it (proc.terminate())."""
     env = {**os.environ, "PORT": str(port), "HOST": host}
     out = subprocess.DEVNULL if quiet else None
+    # Its own session: a Ctrl-C in the terminal reaches the pipeline, which finishes
+    # its in-flight renders and then stops the renderer itself.
     proc = subprocess.Popen(
         [sys.executable, "-m", "renderer.server"],
         cwd=ROOT,
         env=env,
         stdout=out,
         stderr=out,
+        start_new_session=True,
     )
     client = RendererClient(url=f"http://{host}:{port}/api/raster")
     deadline = time.time() + 30
