@@ -69,8 +69,8 @@ def dither_threshold(
     One pattern cell is `dither_cell` px. bayer: the matrix×matrix Bayer pattern
     over cells; noise: interleaved-gradient noise per cell,
     fract(52.9829189·fract(0.06711056·cx + 0.00583715·cy)); halftone: a radial dot
-    of matrix×matrix cells with t = 1 at its centre and 0 at its corners, so the
-    dots grow with the brightness."""
+    per matrix×matrix cells, t = 1 − (share of the dot cell nearer its centre), so
+    dots grow from the centre and cover the share v at brightness v."""
     rows, cols = _threshold_axes(kind, matrix, scale, size)
     if kind == "bayer":
         table = (bayer_matrix(matrix).ravel() / (matrix * matrix)).astype(np.float32)
@@ -78,8 +78,22 @@ def dither_threshold(
     if kind == "noise":
         f = np.modf(rows[y] + cols[x])[0]
         return np.modf(52.9829189 * f)[0].astype(np.float32)
-    d = np.sqrt(rows[y] + cols[x]) * (1 / np.sqrt(0.5))
-    return np.clip(1.0 - d, 0.0, 1.0 - 1e-6).astype(np.float32)
+    t = 1.0 - np.interp(rows[y] + cols[x], *_dot_area_table())
+    return np.minimum(t, 1.0 - 1e-6).astype(np.float32)
+
+
+@functools.cache
+def _dot_area_table(n: int = 2049) -> tuple[np.ndarray, np.ndarray]:
+    """(d², A): the share A of a unit cell within distance d of its centre, for d² in
+    [0, 0.5]. Thresholding at t = 1 − A lights a centred dot covering exactly the
+    share v of the cell at brightness v."""
+    d2 = np.linspace(0.0, 0.5, n)
+    d = np.sqrt(d2)
+    area = np.pi * d2
+    out = d > 0.5  # the circle pokes out of the four sides: cut the caps off
+    c = 0.5 / d[out]
+    area[out] -= 4 * (d2[out] * np.arccos(c) - 0.5 * np.sqrt(d2[out] - 0.25))
+    return d2, np.minimum(area, 1.0)
 
 
 @functools.lru_cache(maxsize=4)
@@ -112,20 +126,20 @@ def apply_dither(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
     pixels = rgba.reshape(-1, 4)
     words = pixels.view(PIXEL).ravel()
     lit = np.flatnonzero(words != BLACK)
-    if len(lit) > DENSE_FRACTION * len(words):
+    dense = len(lit) > DENSE_FRACTION * len(words)
+    if dense:
         t = threshold_field(*pattern, size).ravel() + offset  # (N,)
         v = pixels.astype(np.float32)  # (N, 4) in 0..255
     else:
+        v = pixels[lit].astype(np.float32)  # (n, 4) in 0..255
         if offset > 0:  # black pixels light up where t + offset ≥ 1 (q = 1/levels)
             level = np.uint32(round(255 * strength / levels) * GRAY)
             t_all = threshold_field(*pattern, size).ravel()
-            words[:] = np.where(t_all >= 1 - offset, level, np.uint32(0)) | np.uint32(
-                BLACK
-            )
+            words[:] = np.where(t_all >= 1 - offset, level, np.uint32(0))
+            words |= np.uint32(BLACK)
         if not len(lit):
             return
         t = dither_threshold(*pattern, size, lit // size, lit % size) + offset  # (n,)
-        v = pixels[lit].astype(np.float32)  # (n, 4) in 0..255
     if params["ditherGrayscale"]:
         luma = v @ (LUMA4 * np.float32(levels / 255))
         luma += t
@@ -140,7 +154,7 @@ def apply_dither(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
     v *= np.float32(1 - strength)
     v += q
     v += 0.5
-    if len(v) == len(words):
+    if dense:
         pixels[:] = v.astype(np.uint8)
     else:
         pixels[lit] = v.astype(np.uint8)

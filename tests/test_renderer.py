@@ -1,0 +1,554 @@
+"""Unit tests of the bundled renderer's pieces (renderer/scene.py, renderer/postfx.py),
+rendered in-process. The HTTP service has its own tests (test_renderer_server.py)."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import utils
+from renderer import postfx, scene
+
+SIZE = 96
+
+
+def params(**kw: Any) -> dict[str, Any]:
+    """Complete flat params: the defaults with `kw` on top."""
+    return utils.validate_params({**utils.default_params(), **kw})
+
+
+def lone(**kw: Any) -> dict[str, Any]:
+    """One bright, centred, unmoved chain: easy to reason about."""
+    base = dict(
+        origin="center",
+        xStep=0.0,
+        yStep=0.0,
+        scale=1.0,
+        color="#FFFFFF",
+        alphaFactor=1.0,
+        scaleFactor=1.0,
+        geoWidth=0.1,
+    )
+    return params(**{**base, **kw})
+
+
+def mass_center(img: np.ndarray) -> tuple[float, float]:
+    """(x, y) in pixels of the brightness-weighted centre."""
+    w = img.astype(np.float64).sum(axis=2)
+    ys, xs = np.mgrid[0 : w.shape[0], 0 : w.shape[1]]
+    return float((w * xs).sum() / w.sum()), float((w * ys).sum() / w.sum())
+
+
+# ----------------------------------------------------------------------------------
+# Progressions, exactly as the spec's tables
+
+
+@pytest.mark.parametrize(
+    ("kind", "formula"),
+    [
+        ("exponential", lambda sf, i: sf**i),
+        ("linear", lambda sf, i: max(0.01, 1 - 0.1 * i * (1 - sf))),
+        ("additive", lambda sf, i: 1 + i * (sf - 1)),
+        ("fibonacci", lambda sf, i: sf ** (i * abs(math.sin(0.1618 * i)))),
+        ("golden", lambda sf, i: sf ** (0.382 * i)),
+        ("sine", lambda sf, i: sf ** (i * (0.3 + 0.7 * abs(math.sin(0.2 * i))))),
+    ],
+)
+def test_scale_progression_follows_the_table(kind: str, formula: Any) -> None:
+    for sf in (0.0, 0.5, 0.97, 1.05, 2.0):
+        got = scene.scale_progression(kind, sf, 40)
+        want = [formula(sf, i) for i in range(40)]
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_exponential_scale_with_sf_3_stays_finite() -> None:
+    s = scene.scale_progression("exponential", 3.0, 500)
+    assert np.isfinite(s).all() and s[-1] == pytest.approx(3.0**499)
+
+
+def test_rotation_progressions_in_degrees() -> None:
+    i = np.arange(30)
+    np.testing.assert_allclose(scene.rotation_progression("linear", 0.25, 30), 90 * i)
+    np.testing.assert_allclose(
+        scene.rotation_progression("golden-angle", 1.0, 30), 137.5 * i
+    )
+    np.testing.assert_allclose(
+        scene.rotation_progression("sine", -0.5, 30), np.sin(0.2 * i) * -0.5 * 180
+    )
+    fib = scene.rotation_progression("fibonacci", 1.0, 26)
+    assert fib.tolist()[:13] == [
+        15 * f for f in (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 0)
+    ]
+    assert fib[24] == 0 and fib[25] == 15  # F(i mod 12)
+
+
+def test_alpha_progressions() -> None:
+    n, af = 50, 0.4
+    i = np.arange(n)
+    np.testing.assert_allclose(
+        scene.alpha_progression("exponential", af, n),
+        np.maximum(0.02, np.exp(-0.3 * i * (1 - af))),
+    )
+    np.testing.assert_allclose(
+        scene.alpha_progression("linear", af, n), np.maximum(0.02, 1 - i * (1 - af) / n)
+    )
+    np.testing.assert_allclose(
+        scene.alpha_progression("inverse", af, n),
+        np.maximum(0.02, af + (1 - af) * i / n),
+    )
+    assert scene.alpha_progression("exponential", 0.0, 500).min() == pytest.approx(0.02)
+
+
+def test_unknown_progression_names_raise() -> None:
+    with pytest.raises(ValueError, match="scaleProgression"):
+        scene.scale_progression("cubic", 1.0, 3)
+    with pytest.raises(ValueError, match="rotationProgression"):
+        scene.rotation_progression("spin", 1.0, 3)
+    with pytest.raises(ValueError, match="alphaProgression"):
+        scene.alpha_progression("fade", 1.0, 3)
+
+
+def test_index_offsets_coupled_and_uncoupled() -> None:
+    s = np.array([1.0, 2.0, 4.0])
+    p = scene.offset_progression("index", s, 0.5, -1.0, True, "center", 1.0)
+    np.testing.assert_allclose(
+        p, [[0, 0], [1.5 * 1 * 2 * 0.5, -1.5 * 2], [1.5 * 2 * 4 * 0.5, -12]]
+    )
+    p = scene.offset_progression("index", s, 0.5, -1.0, False, "center", 1.0)
+    np.testing.assert_allclose(p[:, 0], 1.5 * np.arange(3) * 0.5)
+
+
+def test_scale_offsets_use_distance_from_one() -> None:
+    s = np.array([1.0, 0.5, 3.0])
+    p = scene.offset_progression("scale", s, 1.0, 2.0, True, "center", 1.0)
+    np.testing.assert_allclose(p, [[0, 0], [0.75, 1.5], [3.0, 6.0]])
+
+
+@pytest.mark.parametrize(
+    ("origin", "want"),
+    [
+        ("center", (0.3, 0.6)),
+        ("top-center", (0.3, 1 - 0.6)),
+        ("bottom-center", (0.3, 0.6 - 1)),
+        ("top-left", (0.3 - 1, 1 - 0.6)),
+        ("top-right", (1 - 0.3, 1 - 0.6)),
+        ("bottom-left", (0.3 - 1, 0.6 - 1)),
+        ("bottom-right", (1 - 0.3, 0.6 - 1)),
+    ],
+)
+def test_origin_then_step_factor(origin: str, want: tuple[float, float]) -> None:
+    # i = 1, s = 1, coupled: 1.5·(0.2, 0.4) = (0.3, 0.6), then origin, then × 0.5
+    p = scene.offset_progression(
+        "index", np.array([1.0, 1.0]), 0.2, 0.4, True, origin, 0.5
+    )
+    np.testing.assert_allclose(p[1], np.array(want) * 0.5)
+
+
+def test_gradient_brightness() -> None:
+    assert scene.gradient_brightness(0.0) == pytest.approx(1 - (0.375**2) * (3 - 0.75))
+    assert scene.gradient_brightness(1.0) == pytest.approx(0.0)
+    assert scene.gradient_brightness(-0.5) == scene.gradient_brightness(0.5)
+    g = np.linspace(0, 1, 50)
+    assert (np.diff(scene.gradient_brightness(g)) <= 1e-12).all()  # darker outwards
+
+
+# ----------------------------------------------------------------------------------
+# Geometry
+
+
+@pytest.mark.parametrize(
+    ("name", "bounds"),
+    [
+        ("ring", (-0.9, -0.9, 0.9, 0.9)),
+        ("bar", (0.0, -0.9, 0.0, 0.9)),
+        ("line", (0.0, -0.6, 0.0, 0.6)),
+        ("arch", (-0.8, 0.0, 0.8, 0.8)),
+        ("u", (-0.4, -0.8, 0.4, 0.9)),
+        ("wave", (-0.9, -0.3, 0.9, 0.3)),
+        ("infinity", (-0.6, -0.3, 0.6, 0.3)),
+        ("square", (-0.7, -0.7, 0.7, 0.7)),
+        ("roundedRect", (-0.65, -0.65, 0.65, 0.65)),
+    ],
+)
+def test_geometry_bounds_match_the_spec(name: str, bounds: tuple[float, ...]) -> None:
+    np.testing.assert_allclose(scene.geometry_bounds(name), bounds, atol=2e-3)
+
+
+def test_spiral_grows_from_0_2_to_0_8() -> None:
+    path = scene.geometry_path("spiral")
+    first, last = path.getPoint(0), path.getPoint(path.countPoints() - 1)
+    assert (first.x(), first.y()) == pytest.approx((0.2, 0.0))
+    assert (last.x(), last.y()) == pytest.approx((0.8, 0.0), abs=1e-6)
+    assert max(abs(v) for v in scene.geometry_bounds("spiral")) <= 0.8 + 1e-3
+
+
+def test_every_geometry_draws_and_they_differ() -> None:
+    imgs = {
+        g: scene.render(lone(geometry=g, repetitions=1), 64) for g in utils.GEOMETRIES
+    }
+    assert all(img.max() > 40 for img in imgs.values())
+    keys = list(imgs)
+    for a in range(len(keys)):
+        for b in range(a + 1, len(keys)):
+            if {keys[a], keys[b]} == {"bar", "line"}:
+                continue  # same segment, different length: still differ below
+            assert not np.array_equal(imgs[keys[a]], imgs[keys[b]])
+    assert imgs["bar"].sum() > imgs["line"].sum()
+
+
+def test_arch_is_the_upper_half_and_plus_y_is_up() -> None:
+    img = scene.render(
+        lone(geometry="arch", repetitions=1, gradientAngle=math.pi / 2), SIZE
+    )
+    rows = img.sum(axis=(1, 2))
+    assert rows[: SIZE // 2].sum() > 20 * rows[SIZE // 2 + 2 :].sum()
+
+
+def test_stroke_scales_with_geo_width() -> None:
+    thin = scene.render(lone(geometry="ring", repetitions=1, geoWidth=0.02), SIZE)
+    thick = scene.render(lone(geometry="ring", repetitions=1, geoWidth=0.08), SIZE)
+    assert thick.sum() > 3 * thin.sum()
+
+
+# ----------------------------------------------------------------------------------
+# Composition: scene transform, layers, overrides, mirroring
+
+
+def test_scene_position_moves_the_picture() -> None:
+    p0 = lone(geometry="ring", repetitions=1)
+    p1 = lone(geometry="ring", repetitions=1, position={"x": 1.0, "y": 0.5})
+    (x0, y0), (x1, y1) = (
+        mass_center(scene.render(p0, SIZE)),
+        mass_center(scene.render(p1, SIZE)),
+    )
+    px = SIZE / 5  # pixels per world unit
+    assert x1 - x0 == pytest.approx(1.0 * px, abs=1.0)
+    assert y1 - y0 == pytest.approx(-0.5 * px, abs=1.0)  # +y is up
+
+
+def test_rotation_is_counter_clockwise() -> None:
+    # a bar offset to +x, rotated by +90° about the scene centre, ends up at +y (top)
+    p = lone(geometry="bar", repetitions=1, position={"x": 0.0, "y": 0.0})
+    p["layers"] = []
+    p["positionProgression"] = "index"
+    p["xStep"] = 0.0
+    p["origin"] = "top-right"  # p_0 = (1 − 0, 1 − 0) · stepFactor
+    p["stepFactor"] = 1.0
+    x, y = mass_center(scene.render(p, SIZE))
+    assert x > SIZE / 2 and y < SIZE / 2
+    x, y = mass_center(scene.render({**p, "rotation": math.pi / 2}, SIZE))
+    assert x < SIZE / 2 and y < SIZE / 2  # (1, 1) → (-1, 1)
+
+
+def test_step_factor_spreads_the_chain() -> None:
+    near = scene.render(params(stepFactor=0.02, origin="center"), SIZE)
+    far = scene.render(params(stepFactor=0.3, origin="center"), SIZE)
+    assert mass_center(far)[0] < mass_center(near)[0] - 5  # xStep −1.5: to the left
+
+
+def invisible_base(**kw: Any) -> dict[str, Any]:
+    """A black base chain (adds nothing) so that only the layers show."""
+    base = dict(repetitions=12, scaleFactor=1.08, rotationFactor=0.03, xStep=0.2)
+    return lone(**{**base, **kw, "color": "#000000"})
+
+
+def layer(**kw: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "rotation": 0.0,
+        "position": {"x": 0.0, "y": 0.0},
+        "scale": {"x": 1.0, "y": 1.0},
+        "color": "#FFCC88",
+    }
+    out.update(kw)
+    return out
+
+
+def test_black_base_draws_nothing() -> None:
+    assert scene.render(invisible_base(), SIZE).max() == 0
+
+
+def test_mirrored_layer_is_the_flipped_image() -> None:
+    shape = dict(geometry="spiral", xStep=0.4, stepFactor=0.3)
+    a = scene.render(invisible_base(**shape, layers=[layer()]), SIZE).astype(int)
+    b = scene.render(
+        invisible_base(**shape, layers=[layer(scale={"x": -1.0, "y": 1.0})]), SIZE
+    ).astype(int)
+    assert a.max() > 100
+    assert np.abs(b - a[:, ::-1]).mean() < 0.5
+    assert np.abs(b - a[:, ::-1]).max() <= 24  # anti-aliasing at mirrored edges
+    assert np.abs(b - a).mean() > 2  # and it really is not symmetric
+
+
+def test_layer_overrides_and_inheritance() -> None:
+    plain = scene.render(invisible_base(layers=[layer()]), SIZE)
+    assert plain.max() > 0
+    for key, value in [
+        ("geometry", "square"),
+        ("scaleFactor", 0.9),
+        ("rotationFactor", 0.2),
+        ("alphaFactor", 0.1),
+        ("geoWidth", 0.01),
+        ("stepFactor", 1.0),
+    ]:
+        img = scene.render(invisible_base(layers=[layer(**{key: value})]), SIZE)
+        assert not np.array_equal(img, plain), key
+    # the layer inherits what it does not set: same as setting the base's own value
+    same = scene.render(
+        invisible_base(layers=[layer(scaleFactor=1.08, geoWidth=0.1)]), SIZE
+    )
+    np.testing.assert_array_equal(same, plain)
+
+
+def test_layer_position_rotation_and_colour() -> None:
+    small = dict(repetitions=1, geometry="line")
+    moved = layer(position={"x": 1.0, "y": -0.5})
+    a = mass_center(scene.render(invisible_base(**small, layers=[layer()]), SIZE))
+    b = mass_center(scene.render(invisible_base(**small, layers=[moved]), SIZE))
+    assert (b[0] - a[0], b[1] - a[1]) == pytest.approx((SIZE / 5, SIZE / 10), abs=0.5)
+    plain = scene.render(invisible_base(layers=[layer()]), SIZE)
+    red = scene.render(invisible_base(layers=[layer(color="#FF0000")]), SIZE)
+    assert red[..., 0].max() > 0 and red[..., 1:].max() == 0
+    turned = scene.render(invisible_base(layers=[layer(rotation=1.0)]), SIZE)
+    assert not np.array_equal(turned, plain)
+
+
+def test_zero_layer_scale_draws_nothing() -> None:
+    img = scene.render(invisible_base(layers=[layer(scale={"x": 0.0, "y": 1.0})]), SIZE)
+    assert img.max() == 0
+
+
+def test_layers_add_up() -> None:
+    one = scene.render(
+        lone(repetitions=1, geoWidth=0.05, color="#404040"), SIZE
+    ).astype(int)
+    two = scene.render(
+        lone(
+            repetitions=1,
+            geoWidth=0.05,
+            color="#404040",
+            layers=[layer(color="#404040")],
+        ),
+        SIZE,
+    ).astype(int)
+    lit = one > 8
+    assert np.abs(two[lit] - 2 * one[lit]).max() <= 2  # additive: twice as bright
+
+
+# ----------------------------------------------------------------------------------
+# Guards and edge cases
+
+
+def test_culling_skips_blown_up_and_tiny_instances() -> None:
+    p = params(repetitions=500, scaleFactor=3.0, origin="center", xStep=0.0)
+    inst = scene.chain_instances(p, scene.chains(p)[0], 256)
+    assert 0 < len(inst.alpha) < 30
+    p = params(repetitions=500, scaleFactor=0.5, origin="center", xStep=0.0)
+    inst = scene.chain_instances(p, scene.chains(p)[0], 256)
+    assert 0 < len(inst.alpha) < 30
+    assert np.isfinite(inst.matrices).all()
+
+
+def test_offscreen_scene_is_black() -> None:
+    assert scene.render(params(position={"x": 1e6, "y": -1e6}), 64).max() == 0
+
+
+@pytest.mark.parametrize(
+    "extreme",
+    [
+        dict(repetitions=500, scaleFactor=3.0),
+        dict(repetitions=500, scaleFactor=0.0, scaleProgression="additive"),
+        dict(repetitions=500, scaleFactor=3.0, scaleProgression="fibonacci", xStep=3.0),
+        dict(
+            repetitions=500, stepFactor=2.0, xStep=-3.0, yStep=3.0, positionCoupled=True
+        ),
+        dict(rotation=1e9, gradientAngle=-1e9, position={"x": 1e300, "y": 0.0}),
+        dict(geoWidth=0.001, scale=1.5, repetitions=1),
+        dict(alphaFactor=0.0, alphaProgression="linear", repetitions=500),
+        dict(ditherEnabled=True, ditherColors=2, ditherBias=1.0, ditherStrength=1.0),
+        dict(noiseEnabled=True, noiseDensity=1.0, noiseOpacity=0.4, noiseSize=0.5),
+    ],
+)
+def test_extreme_values_render(extreme: dict[str, Any]) -> None:
+    for size in (32, 80):
+        img = scene.render(params(**extreme), size)
+        assert img.shape == (size, size, 3) and img.dtype == np.uint8
+
+
+def test_minimum_repetitions_and_low_opacity_are_faint_not_broken() -> None:
+    img = scene.render(params(repetitions=0, alphaFactor=0.0), SIZE)  # 0 clamps to 1
+    assert 0 < img.max() < 255
+    faint = scene.render(lone(repetitions=1, color="#010101"), SIZE)
+    assert faint.max() <= 1
+
+
+# ----------------------------------------------------------------------------------
+# Post-passes
+
+
+def gray_rgba(value: int, size: int = 64) -> np.ndarray:
+    out = np.full((size, size, 4), value, np.uint8)
+    out[..., 3] = 255
+    return out
+
+
+@pytest.mark.parametrize("kind", ["bayer", "noise", "halftone"])
+def test_dither_two_colours_keeps_the_mean(kind: str) -> None:
+    p = params(
+        ditherType=kind,
+        ditherColors=2,
+        ditherStrength=1.0,
+        ditherBias=0.5,
+        ditherMatrix=8,
+        ditherScale=1.0,
+    )
+    for value in (64, 128, 191):
+        img = gray_rgba(value, 256)
+        postfx.apply_dither(img, p, 256)
+        assert set(np.unique(img[..., :3])) <= {0, 255}
+        assert img[..., :3].mean() == pytest.approx(value, abs=0.1 * 255)
+
+
+def test_dither_levels_strength_and_grayscale() -> None:
+    img = np.zeros((64, 64, 4), np.uint8)
+    img[..., 0], img[..., 3] = 200, 255
+    p = params(ditherColors=5, ditherStrength=1.0, ditherGrayscale=False)
+    colour = img.copy()
+    postfx.apply_dither(colour, p, 64)
+    assert set(np.unique(colour[..., 0])) <= {0, 64, 128, 191, 255}
+    assert colour[..., 1:3].max() == 0  # black channels stay black at bias 0.5
+    gray = img.copy()
+    postfx.apply_dither(gray, {**p, "ditherGrayscale": True}, 64)
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    none = img.copy()
+    postfx.apply_dither(none, {**p, "ditherStrength": 0.0}, 64)
+    np.testing.assert_array_equal(none[..., :3], img[..., :3])
+
+
+def test_dither_bias_lights_black_only_above_one_half() -> None:
+    for bias, lit in ((0.0, False), (0.5, False), (0.9, True)):
+        img = gray_rgba(0)
+        postfx.apply_dither(img, params(ditherBias=bias, ditherStrength=1.0), 64)
+        assert (img[..., :3].max() > 0) == lit
+
+
+def test_sparse_and_dense_dither_agree() -> None:
+    rng = np.random.default_rng(3)
+    img = gray_rgba(0, 128)
+    lit = rng.random((128, 128)) < 0.1
+    img[lit, :3] = rng.integers(1, 256, (int(lit.sum()), 3))
+    for bias in (0.3, 0.8):
+        p = params(
+            ditherType="noise", ditherBias=bias, ditherStrength=0.7, ditherColors=4
+        )
+        sparse = img.copy()
+        postfx.apply_dither(sparse, p, 128)
+        full = img.copy()
+        full[~lit, 0] = 1  # makes every pixel "lit": the dense path
+        postfx.apply_dither(full, p, 128)
+        # identical except where the 1/255 nudge of channel R changed a floor
+        assert (sparse[..., 1:3] == full[..., 1:3]).all()
+        assert (np.abs(sparse[..., 0].astype(int) - full[..., 0]) <= 255 // 3 + 1).all()
+        assert (sparse[lit] == full[lit]).all()
+
+
+def test_bayer_pattern_cell_scales_relative_to_1024() -> None:
+    t1024 = postfx.threshold_field("bayer", 4, 8.0, 1024)
+    t256 = postfx.threshold_field("bayer", 4, 8.0, 256)
+    assert (t1024[:8, :8] == t1024[0, 0]).all() and t1024[0, 8] != t1024[0, 0]
+    assert (t256[:2, :2] == t256[0, 0]).all() and t256[0, 2] != t256[0, 0]
+    np.testing.assert_array_equal(np.unique(t1024), np.arange(16) / 16)
+
+
+def test_noise_is_seeded_and_density_only_adds_cells() -> None:
+    def noisy(density: float) -> np.ndarray:
+        img = gray_rgba(128)
+        postfx.apply_noise(img, params(noiseDensity=density, noiseOpacity=0.4), 64)
+        return img
+
+    a, b = noisy(0.2), noisy(0.2)
+    np.testing.assert_array_equal(a, b)
+    changed_02 = noisy(0.2)[..., 0] != 128
+    changed_05 = noisy(0.5)[..., 0] != 128
+    assert changed_02.mean() == pytest.approx(0.2, abs=0.05)
+    assert (changed_05 | ~changed_02).all()  # superset
+    assert set(np.unique(a[..., 0])) <= {128 - 51, 128, 128 + 51}
+    assert (noisy(0.0)[..., :3] == 128).all()
+
+
+def test_noise_cells() -> None:
+    # max(noiseSize·size/1024, 1) px: 1 px for every size the API allows (≤ 2048)
+    img = gray_rgba(128, 2048)
+    postfx.apply_noise(img, params(noiseSize=0.5, noiseDensity=0.5), 2048)
+    assert (img[0::2, 0::2, 0] != img[1::2, 1::2, 0]).mean() > 0.3
+    u, _ = postfx.noise_field(64, 2.0)
+    assert (u[0::2, 0::2] == u[1::2, 1::2]).all()
+
+
+# ----------------------------------------------------------------------------------
+# Whole renders: determinism, spellings, messy refs, PNG
+
+
+def test_render_is_deterministic() -> None:
+    rng = random.Random(7)
+    for _ in range(4):
+        p = utils.sample_params(rng)
+        p["ditherEnabled"] = p["noiseEnabled"] = True
+        assert scene.render_png(p, 64) == scene.render_png(p, 64)
+
+
+def test_png_round_trip() -> None:
+    img = scene.render(utils.sample_params(random.Random(2)), 48)
+    data = scene.encode_png(img)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "RGB" and im.size == (48, 48)
+        np.testing.assert_array_equal(np.asarray(im), img)
+
+
+def test_both_spellings_give_the_same_image() -> None:
+    p = utils.sample_params(random.Random(11))
+    p["ditherEnabled"] = True
+    flat = scene.render_png(p, 64)
+    prefixed = utils.validate_params(utils.to_prefixed(p))
+    nested = utils.validate_params(utils.to_scene_params(p))
+    assert scene.render_png(prefixed, 64) == flat
+    assert scene.render_png(nested, 64) == flat
+
+
+def test_messy_refs_render_like_clean_ones() -> None:
+    messy = {
+        "Scalars.repetitions": 40,  # int, fine
+        "Scalars.scaleFactor": 1,  # int for a float
+        "Element.color": "#ffccaa",  # lower case
+        "Element.geometry": {"value": "u", "disabled": False},  # Leva wrapper
+        "Groups.g0.g0-rotation": 0.5,
+        "Groups.g0.g0-position": {"x": 0.2, "y": 0},
+        "Groups.g0.g0-scale": {"x": -1, "y": 1},
+        "Groups.g0.g0-color": {"value": "#00ff00", "disabled": True},  # absent override
+        "Some.unknown": 3,  # ignored
+        "Scene.debug": True,  # ignored by the drawing
+    }
+    clean = {
+        "repetitions": 40,
+        "scaleFactor": 1.0,
+        "color": "#FFCCAA",
+        "geometry": "u",
+        "layers": [
+            {
+                "rotation": 0.5,
+                "position": {"x": 0.2, "y": 0.0},
+                "scale": {"x": -1.0, "y": 1.0},
+            }
+        ],
+    }
+    a = scene.render_png(utils.validate_params(messy), 64)
+    b = scene.render_png(utils.validate_params(clean), 64)
+    assert a == b
+    assert scene.render_png(utils.validate_params({}), 64) == scene.render_png(
+        params(), 64
+    )
