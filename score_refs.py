@@ -553,9 +553,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     f.add_argument(
         "--sheet",
-        default="references/refs-scored.png",
+        default=None,
         help="contact sheet of the refs in score order; '' for none "
-        "(references/refs-scored.png)",
+        "(default: --out with .png, references/refs-scored.png)",
     )
     s = ap.add_argument_group("scorer")
     s.add_argument(
@@ -605,7 +605,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=4,
         help="renders in flight at once (4)",
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.sheet is None:
+        args.sheet = str(Path(args.out).with_suffix(".png"))
+    return args
 
 
 def _thumbnail(img: np.ndarray) -> Any:

@@ -81,6 +81,23 @@ def test_parse_score_without_a_number_is_none(reply: str) -> None:
     assert score_refs.parse_score(reply) is None
 
 
+def test_defaults_and_sheet_next_to_out() -> None:
+    args = score_refs.parse_args([])
+    assert (args.refs, args.out, args.cache, args.sheet) == (
+        "references/refs.jsonl",
+        "references/refs-scored.jsonl",
+        "references/.score-cache.json",
+        "references/refs-scored.png",
+    )
+    assert (args.scorer, args.vlm_model, args.fresh) == (
+        "auto",
+        score_refs.DEFAULT_VLM,
+        False,
+    )
+    assert score_refs.parse_args(["--out", "x/s.jsonl"]).sheet == "x/s.png"
+    assert score_refs.parse_args(["--sheet", ""]).sheet == ""
+
+
 def test_create_scorer_names() -> None:
     assert isinstance(score_refs.create_scorer("heuristic"), score_refs.HeuristicScorer)
     with pytest.raises(score_refs.ScorerError, match="unknown scorer 'clip'"):
