@@ -41,6 +41,14 @@ STROKE_RADIUS_PER_WIDTH = 0.2  # stroke radius = geoWidth × 0.2 element-local u
 # tiny ones cannot light a pixel, the huge ones (sf^499) would only blow up.
 MIN_EXTENT = 1e-4
 MAX_EXTENT = 1e4
+# Level of detail: a scene whose estimated drawing time (`draw_cost`) exceeds the
+# budget is drawn smaller, down to MIN_LOD_SCALE of the size, and scaled up.
+DRAW_BUDGET_US = 300_000.0
+MIN_LOD_SCALE = 0.25
+EXACT_MERGE_PX = 0.1  # repeated instances closer than this are drawn once
+LOOSE_MERGE_PX = 1.0  # ... and closer than this when over the budget
+MAX_REPEATS = 3  # a merged run with opacity > MAX_REPEATS is drawn via a layer
+LAYER_COST_US = 300.0  # estimated fixed cost of such a layer
 GRADIENT_STOPS = 33  # linear-gradient stops approximating the smoothstep falloff
 FIBONACCI = (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89)
 
@@ -227,6 +235,34 @@ def geometry_bounds(name: str) -> tuple[float, float, float, float]:
     return (r.left(), r.top(), r.right(), r.bottom())
 
 
+@dataclass(frozen=True)
+class Extent:
+    """How far an outline reaches from its element's origin, in local units.
+
+    r_min, r_max: nearest and farthest outline point; length: total outline length."""
+
+    r_min: float
+    r_max: float
+    length: float
+
+
+@functools.cache
+def geometry_extent(name: str, samples: int = 1024) -> Extent:
+    """`Extent` of geometry `name`, measured along the path once."""
+    measure = skia.PathMeasure(geometry_path(name), False)
+    r_min, r_max, length = math.inf, 0.0, 0.0
+    while True:
+        n = measure.getLength()
+        length += n
+        for d in np.linspace(0.0, n, samples):
+            pos = measure.getPosTan(float(d))[0]
+            r = math.hypot(pos.x(), pos.y())
+            r_min, r_max = min(r_min, r), max(r_max, r)
+        if not measure.nextContour():
+            break
+    return Extent(r_min, r_max, length)
+
+
 # ----------------------------------------------------------------------------------
 # Chains: the base and each layer
 
@@ -295,20 +331,42 @@ def scene_matrix(params: dict[str, Any]) -> np.ndarray:
 
 @dataclass
 class Instances:
-    """The visible instances of one chain, in drawing order.
+    """The visible instances of one chain, in drawing order (n of them).
 
     matrices: (n, 6) skia affine (scaleX, skewX, transX, skewY, scaleY, transY),
-        element-local → pixel. alpha: (n,) opacity a_i."""
+        element-local → pixel. alpha: (n,) opacity a_i. cost: (n,) estimated
+        drawing time in µs (`draw_cost`). boxes: (n, 4) pixel bounds (left, top,
+        right, bottom) of the stroked outline. reach: the outline's farthest point
+        from the element's origin, in local units (for `merge_runs`)."""
 
     matrices: np.ndarray
     alpha: np.ndarray
+    cost: np.ndarray
+    boxes: np.ndarray
+    reach: float
+
+    @staticmethod
+    def empty() -> Instances:
+        z = np.zeros((0, 6))
+        return Instances(z, np.zeros(0), np.zeros(0), np.zeros((0, 4)), 0.0)
+
+
+def draw_cost(length_px: np.ndarray, width_px: np.ndarray, size: int) -> np.ndarray:
+    """Estimated skia time in µs to draw each outline of these pixel lengths and
+    stroke widths: per draw, per pixel of outline (anti-aliased edges) and per pixel
+    of stroke area. Fitted on this project's 2-core dev machine; only the ratio to
+    DRAW_BUDGET_US matters. Lengths are capped at 8 view sizes (the rest is
+    clipped away)."""
+    length = np.minimum(length_px, 8.0 * size)
+    return 10.0 + 0.5 * length + 0.0225 * length * np.minimum(width_px, size)
 
 
 def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instances:
     """Progressions of one chain → pixel matrices of the instances worth drawing.
 
     Skips instances whose matrix is not finite, whose world extent is outside
-    [MIN_EXTENT, MAX_EXTENT], or whose stroked bounds miss the picture."""
+    [MIN_EXTENT, MAX_EXTENT], whose stroked bounds miss the picture, or whose
+    outline passes wholly outside it (a huge ring around the view)."""
     n = int(params["repetitions"])
     s = scale_progression(params["scaleProgression"], chain.scale_factor, n)
     r = np.radians(
@@ -325,6 +383,13 @@ def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instance
         chain.step_factor,
     )
     m = view_matrix(size) @ scene_matrix(params) @ chain.group  # (3, 3) group → pixel
+    g = scene_matrix(params)[:2, :2] @ chain.group[:2, :2]  # group → world, linear part
+    sv = np.linalg.svd(g, compute_uv=False)  # world units per local unit: max, min
+    if sv[1] < 1e-9:
+        return Instances.empty()  # a zero layer scale flattens the chain to nothing
+    ppu = size / (2 * VIEW_HALF)  # pixels per world unit
+    ext = geometry_extent(chain.geometry)
+    stroke = chain.geo_width * STROKE_RADIUS_PER_WIDTH  # local units
     with np.errstate(over="ignore", invalid="ignore"):
         cs, sn = s * np.cos(r), s * np.sin(r)
         # m[:2, :2] @ [[cs, -sn], [sn, cs]] and m @ (px, py, 1), per instance
@@ -335,21 +400,17 @@ def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instance
         tx = m[0, 0] * p[:, 0] + m[0, 1] * p[:, 1] + m[0, 2]
         ty = m[1, 0] * p[:, 0] + m[1, 1] * p[:, 1] + m[1, 2]
         mats = np.stack([sx, kx, tx, ky, sy, ty], axis=1)
-        # world extent of the element: |s_i| × its radius × the largest axis scale
-        g = scene_matrix(params)[:2, :2] @ chain.group[:2, :2]
-        gain = float(np.linalg.norm(g, 2))
-        radius = max(abs(v) for v in geometry_bounds(chain.geometry))
-        extent = np.abs(s) * radius * gain
+        scale = np.abs(s)
+        extent = scale * ext.r_max * sv[0]  # world units
         keep = (
             np.isfinite(mats).all(axis=1)
             & (extent >= MIN_EXTENT)
             & (extent <= MAX_EXTENT)
         )
         # stroked local bounds → pixel bounding box; keep what touches the picture
-        w = chain.geo_width * STROKE_RADIUS_PER_WIDTH
         x0, y0, x1, y1 = geometry_bounds(chain.geometry)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        hx, hy = (x1 - x0) / 2 + w, (y1 - y0) / 2 + w
+        hx, hy = (x1 - x0) / 2 + stroke, (y1 - y0) / 2 + stroke
         px_c = sx * cx + kx * cy + tx
         py_c = ky * cx + sy * cy + ty
         ex = np.abs(sx) * hx + np.abs(kx) * hy + 1  # +1 px for anti-aliasing
@@ -360,9 +421,91 @@ def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instance
             & (py_c + ey >= 0)
             & (py_c - ey <= size)
         )
-    if abs(np.linalg.det(g)) < 1e-12:
-        keep[:] = False  # a zero layer scale flattens the chain to nothing
-    return Instances(mats[keep], a[keep])
+        # an outline whose nearest point lies beyond the farthest picture corner
+        inner = scale * ppu * (ext.r_min * sv[1] - stroke * sv[0]) - 1
+        far = np.hypot(np.maximum(tx, size - tx), np.maximum(ty, size - ty))
+        keep &= ~(inner > far)
+        length_px = scale[keep] * ext.length * sv[0] * ppu
+        width_px = scale[keep] * 2 * stroke * sv[0] * ppu
+        boxes = np.stack([px_c - ex, py_c - ey, px_c + ex, py_c + ey], axis=1)[keep]
+    cost = draw_cost(length_px, width_px, size)
+    return Instances(mats[keep], a[keep], cost, boxes, ext.r_max + stroke)
+
+
+def merge_runs(inst: Instances, tolerance: float) -> list[tuple[int, int]]:
+    """Split the instances into runs [start, end) of consecutive ones that differ
+    from the run's first by less than `tolerance` pixels anywhere on the outline
+    (|ΔA|·reach + |Δt|): repeats (scaleFactor 1, rotationFactor 0, no step) that can
+    be drawn once with their summed opacity."""
+    m = inst.matrices
+    n = len(m)
+    lin = m[:, [0, 1, 3, 4]]
+    step = np.sqrt(((lin[1:] - lin[:-1]) ** 2).sum(axis=1)) * inst.reach + np.hypot(
+        m[1:, 2] - m[:-1, 2], m[1:, 5] - m[:-1, 5]
+    )
+    if not (step < tolerance).any():
+        return [(i, i + 1) for i in range(n)]  # the usual case: nothing repeats
+    rows = m.tolist()
+    runs: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, n + 1):
+        if i < n:
+            a, b = rows[i], rows[start]
+            d_lin = math.sqrt(sum((a[k] - b[k]) ** 2 for k in (0, 1, 3, 4)))
+            if d_lin * inst.reach + math.hypot(a[2] - b[2], a[5] - b[5]) < tolerance:
+                continue
+        runs.append((start, i))
+        start = i
+    return runs
+
+
+@dataclass
+class Draw:
+    """One draw of an outline: pixel matrix (6,), paint alpha, how many times
+    (repeats of a merged run), and for a run whose summed opacity is large a pixel
+    box to draw it in an opaque-black layer scaled up by `alpha` (> 1)."""
+
+    matrix: list[float]
+    alpha: float
+    repeats: int = 1
+    layer_box: list[float] | None = None
+
+
+def plan_draws(
+    params: dict[str, Any], size: int, tolerance: float
+) -> tuple[list[tuple[Chain, list[Draw]]], float]:
+    """The draws of every visible chain, with runs of repeated instances merged
+    (`merge_runs`), and their estimated time in µs."""
+    plan: list[tuple[Chain, list[Draw]]] = []
+    total = 0.0
+    for chain in chains(params):
+        if chain.color == "#000000":
+            continue  # adds nothing
+        inst = chain_instances(params, chain, size)
+        mats, alpha, cost, boxes = (
+            inst.matrices.tolist(),
+            inst.alpha.tolist(),
+            inst.cost.tolist(),
+            inst.boxes.tolist(),
+        )
+        draws: list[Draw] = []
+        for start, end in merge_runs(inst, tolerance):
+            k = (start + end - 1) // 2
+            total_alpha = math.fsum(alpha[start:end])
+            repeats = math.ceil(total_alpha - 1e-9)
+            if repeats <= 1:
+                draws.append(Draw(mats[k], total_alpha))
+                total += cost[k]
+            elif repeats <= MAX_REPEATS:
+                draws.append(Draw(mats[k], total_alpha / repeats, repeats))
+                total += repeats * cost[k]
+            else:
+                box = [min(max(v, 0.0), float(size)) for v in boxes[k]]
+                draws.append(Draw(mats[k], total_alpha, 1, box))
+                area = (box[2] - box[0]) * (box[3] - box[1])
+                total += cost[k] + LAYER_COST_US + 0.02 * area
+        plan.append((chain, draws))
+    return plan, total
 
 
 @functools.lru_cache(maxsize=64)
@@ -382,15 +525,39 @@ def gradient_shader(color: str, angle: float) -> skia.Shader:
     )
 
 
-def draw(params: dict[str, Any], size: int) -> skia.Surface:
-    """The additive drawing before the post-passes, on a fresh RGBA F16 surface
-    (premultiplied, opaque black background, values clamped to [0, 1] by kPlus)."""
+def lod_size(cost_us: float, size: int) -> int:
+    """The size to draw at: `size`, or smaller (not below MIN_LOD_SCALE) when the
+    estimated drawing time exceeds DRAW_BUDGET_US; the drawing is then scaled up.
+    This bounds the time of extreme scenes (thousands of outlines across the whole
+    picture, which are mostly saturated anyway); typical scenes never reach it."""
+    if cost_us <= DRAW_BUDGET_US:
+        return size
+    return max(32, math.ceil(size * max(MIN_LOD_SCALE, DRAW_BUDGET_US / cost_us)))
+
+
+def _surface(size: int) -> skia.Surface:
     info = skia.ImageInfo.Make(
-        size, size, skia.kRGBA_F16_ColorType, skia.kPremul_AlphaType
+        size, size, skia.kRGBA_F32_ColorType, skia.kPremul_AlphaType
     )
     surface = skia.Surface.MakeRaster(info)
+    surface.getCanvas().clear(skia.ColorBLACK)
+    return surface
+
+
+def draw(params: dict[str, Any], size: int) -> skia.Surface:
+    """The additive drawing before the post-passes, on a fresh RGBA F32 surface
+    (premultiplied, opaque black background, values clamped to [0, 1] by kPlus).
+
+    Repeated instances are merged (invisibly, within 0.1 px); a scene still over
+    DRAW_BUDGET_US merges within 1 px, then is drawn smaller (`lod_size`)."""
+    plan, cost = plan_draws(params, size, EXACT_MERGE_PX)
+    if cost > DRAW_BUDGET_US:
+        plan, cost = plan_draws(params, size, LOOSE_MERGE_PX)
+    at = lod_size(cost, size)
+    if at != size:
+        plan, _ = plan_draws(params, at, LOOSE_MERGE_PX)
+    surface = _surface(at)
     canvas = surface.getCanvas()
-    canvas.clear(skia.ColorBLACK)
     paint = skia.Paint(
         AntiAlias=True,
         Style=skia.Paint.kStroke_Style,
@@ -398,20 +565,44 @@ def draw(params: dict[str, Any], size: int) -> skia.Surface:
         StrokeJoin=skia.Paint.kMiter_Join,
         BlendMode=skia.BlendMode.kPlus,
     )
-    for chain in chains(params):
-        if chain.color == "#000000":
-            continue
-        inst = chain_instances(params, chain, size)
-        if not len(inst.alpha):
-            continue
+    for chain, draws in plan:
         path = geometry_path(chain.geometry)
         paint.setShader(gradient_shader(chain.color, float(params["gradientAngle"])))
         paint.setStrokeWidth(2 * STROKE_RADIUS_PER_WIDTH * chain.geo_width)
-        for mat, alpha in zip(inst.matrices.tolist(), inst.alpha.tolist(), strict=True):
-            canvas.setMatrix(skia.Matrix.MakeAll(*mat, 0.0, 0.0, 1.0))
-            paint.setAlphaf(alpha)
+        for d in draws:
+            matrix = skia.Matrix.MakeAll(*d.matrix, 0.0, 0.0, 1.0)
+            if d.layer_box is None:
+                canvas.setMatrix(matrix)
+                paint.setAlphaf(d.alpha)
+                for _ in range(d.repeats):
+                    canvas.drawPath(path, paint)
+                continue
+            # opacity > 1: draw once at full opacity into an opaque black layer (so
+            # its colours are not premultiplied) and add it back scaled by alpha
+            canvas.resetMatrix()
+            canvas.saveLayer(skia.Rect.MakeLTRB(*d.layer_box), _gain_paint(d.alpha))
+            canvas.clear(skia.ColorBLACK)
+            canvas.setMatrix(matrix)
+            paint.setAlphaf(1.0)
             canvas.drawPath(path, paint)
-    return surface
+            canvas.restore()
+    if at == size:
+        return surface
+    full = _surface(size)
+    full.getCanvas().drawImageRect(
+        surface.makeImageSnapshot(),
+        skia.Rect.MakeWH(size, size),
+        skia.SamplingOptions(skia.FilterMode.kLinear),
+    )
+    return full
+
+
+def _gain_paint(gain: float) -> skia.Paint:
+    """Adds a layer's RGB × gain (kPlus)."""
+    matrix = [gain, 0, 0, 0, 0, 0, gain, 0, 0, 0, 0, 0, gain, 0, 0, 0, 0, 0, 1, 0]
+    return skia.Paint(
+        BlendMode=skia.BlendMode.kPlus, ColorFilter=skia.ColorFilters.Matrix(matrix)
+    )
 
 
 def _read(surface: skia.Surface, size: int) -> np.ndarray:

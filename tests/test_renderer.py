@@ -552,3 +552,59 @@ def test_messy_refs_render_like_clean_ones() -> None:
     assert scene.render_png(utils.validate_params({}), 64) == scene.render_png(
         params(), 64
     )
+
+
+def test_huge_outline_around_the_view_is_culled_exactly() -> None:
+    # a ring of radius 0.9·s around the centre: invisible once it encloses the view
+    around = lone(geometry="ring", repetitions=1, scale=1.5, layers=[])
+    around["layers"] = [layer(scale={"x": 2.0, "y": 2.0}, color="#FFFFFF")]
+    around["color"] = "#000000"
+    around["scaleFactor"] = 1.0
+    chain = scene.chains(around)[1]
+    assert len(scene.chain_instances(around, chain, 64).alpha) == 1  # crosses the view
+    big = {**around, "scale": 1.5, "layers": [layer(scale={"x": 2.0, "y": 2.0})]}
+    big["layers"][0]["scaleFactor"] = 1.0
+    big["repetitions"] = 3
+    big["scaleProgression"] = "additive"  # s = 1, 1, 1: same
+    assert scene.render(big, 64).max() > 0
+    huge = {**big, "layers": [layer(scale={"x": 2.0, "y": 2.0}, scaleFactor=2.0)]}
+    huge["repetitions"] = 2  # s = 1, 2: the second ring (radius 5.4) encloses the view
+    inst = scene.chain_instances(huge, scene.chains(huge)[1], 64)
+    assert len(inst.alpha) == 1
+
+
+def test_merged_repeats_match_drawing_each_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    cases = [
+        dict(alphaFactor=1.0),  # 200 × opacity 1: one layer scaled by 200
+        dict(alphaFactor=0.9, alphaProgression="linear"),
+        dict(alphaFactor=0.0, alphaProgression="exponential"),  # sums to ~ 3.8
+    ]
+    for extra in cases:
+        p = lone(
+            repetitions=200, geometry="spiral", geoWidth=0.03, color="#806040", **extra
+        )
+        merged = scene.render(p, SIZE).astype(int)
+        plan, _ = scene.plan_draws(p, SIZE, scene.EXACT_MERGE_PX)
+        assert sum(len(d) for _, d in plan) == 1
+        monkeypatch.setattr(scene, "EXACT_MERGE_PX", 0.0)
+        each = scene.render(p, SIZE).astype(int)
+        monkeypatch.undo()
+        assert np.abs(merged - each).max() <= 2, extra
+        assert each.max() > 50
+
+
+def test_heavy_scene_is_drawn_smaller_and_still_looks_alike() -> None:
+    p = lone(
+        repetitions=500,
+        geometry="infinity",
+        scaleFactor=1.002,
+        scale=1.5,
+        layers=[layer(scale={"x": 2.0, "y": 2.0}, rotation=0.3 * i) for i in range(5)],
+    )
+    _, cost = scene.plan_draws(p, 512, scene.LOOSE_MERGE_PX)
+    assert cost > scene.DRAW_BUDGET_US
+    assert scene.lod_size(cost, 512) < 512
+    small = scene.render(p, 128).astype(float)
+    big = scene.render(p, 512).astype(float)
+    shrunk = big.reshape(128, 4, 128, 4, 3).mean(axis=(1, 3))
+    assert utils.ncc(small / 255, shrunk / 255) > 0.9
