@@ -589,7 +589,9 @@ def test_merged_repeats_match_drawing_each_one(monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setattr(scene, "EXACT_MERGE_PX", 0.0)
         each = scene.render(p, SIZE).astype(int)
         monkeypatch.undo()
-        assert np.abs(merged - each).max() <= 2, extra
+        # up to skia's rounding of faint draws (coverage × opacity 0.02 per draw)
+        assert np.abs(merged - each).max() <= 12, extra
+        assert np.abs(merged - each).mean() < 0.2, extra
         assert each.max() > 50
 
 
