@@ -121,6 +121,12 @@ class Handler(BaseHTTPRequestHandler):
     server_version = f"art-explorer-renderer/{__version__}"
     timeout = 60  # seconds a connection may sit idle or trickle its body
 
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in separate writes: without this, Nagle's
+        # algorithm and the client's delayed ACK add ~40 ms to every answer
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self) -> None:
         self._dispatch("GET")
 

@@ -1,0 +1,292 @@
+"""Benchmark: the bundled renderer over HTTP — latency (p50/p95) and throughput.
+
+    python bench/renderer.py            # full run: both server modes, more requests
+    python bench/renderer.py --quick    # CI size: the default server mode only
+    python bench/renderer.py --url http://host:3000/api/raster   # a running server
+
+Rows: server mode (pre-forked processes vs one threaded process) × size (256², 1024²)
+× params (typical: utils.sample_params with a fixed seed; worst: 500 repetitions,
+5 layers, spiral, dither + noise, and two denser variants) × concurrent clients (1,
+4). An in-process row (renderer.scene.render_png, no HTTP) shows the HTTP share.
+Prints a markdown table and writes bench/results/renderer.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import utils
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = ap.add_argument_group("run")
+    g.add_argument(
+        "--quick", action="store_true", help="CI size: fewer requests, one mode"
+    )
+    g.add_argument("--url", default=None, help="bench this running server instead")
+    g.add_argument(
+        "--sizes", type=int, nargs="+", default=[256, 1024], help="sizes in px"
+    )
+    g.add_argument("--clients", type=int, nargs="+", default=[1, 4], help="concurrency")
+    g.add_argument("--n", type=int, default=None, help="requests per typical row (120)")
+    g.add_argument(
+        "--modes",
+        nargs="+",
+        default=None,
+        help="server modes: processes (--workers 2), threads (--workers 1); "
+        "default both, --quick only processes",
+    )
+    g.add_argument(
+        "--out", default="bench/results/renderer.md", help="markdown results"
+    )
+    return ap.parse_args(argv)
+
+
+def typical_params(n: int) -> list[dict[str, Any]]:
+    rng = random.Random(0)
+    return [utils.sample_params(rng) for _ in range(n)]
+
+
+def worst_params() -> list[dict[str, Any]]:
+    """The brief's worst case and two denser relatives (each 3000 outlines)."""
+    layers = [
+        {
+            "rotation": 0.3 * i,
+            "position": {"x": 0.0, "y": 0.0},
+            "scale": {"x": 2.0, "y": 2.0},
+        }
+        for i in range(5)
+    ]
+    base = {
+        "repetitions": 500,
+        "geometry": "spiral",
+        "ditherEnabled": True,
+        "noiseEnabled": True,
+        "noiseDensity": 1.0,
+        "ditherBias": 1.0,
+        "layers": layers,
+    }
+    return [
+        utils.validate_params({**base, "scaleFactor": 3.0}),
+        utils.validate_params(
+            {
+                **base,
+                "scaleFactor": 1.002,
+                "geometry": "infinity",
+                "geoWidth": 0.1,
+                "scale": 1.5,
+            }
+        ),
+        utils.validate_params(
+            {
+                **base,
+                "scaleFactor": 1.0,
+                "geoWidth": 0.1,
+                "scale": 1.5,
+                "origin": "center",
+            }
+        ),
+    ]
+
+
+@contextmanager
+def server(workers: int) -> Iterator[str]:
+    """The bundled renderer on a free port with `workers`; yields its raster URL."""
+    port = utils.free_port()
+    cmd = [sys.executable, "-m", "renderer.server", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", str(workers)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api/raster"
+    client = utils.RendererClient(url=url)
+    try:
+        deadline = time.time() + 30
+        while client.health(timeout=0.5) is None:
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"renderer with --workers {workers} did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def run_row(
+    url: str, bodies: list[bytes], size: int, clients: int, n: int
+) -> dict[str, float]:
+    """n POSTs spread over `clients` threads (own keep-alive session each)."""
+    import requests
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+    jobs = iter(range(n))
+
+    def worker() -> None:
+        with requests.Session() as s:
+            while True:
+                with lock:
+                    i = next(jobs, None)
+                if i is None:
+                    return
+                t0 = time.perf_counter()
+                r = s.post(
+                    url,
+                    params={"size": size},
+                    data=bodies[i % len(bodies)],
+                    headers={"Content-Type": "application/json"},
+                    timeout=60,
+                )
+                dt = time.perf_counter() - t0
+                if r.status_code != 200:
+                    raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+                with lock:
+                    latencies.append(dt)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ms = np.array(latencies) * 1000
+    return {
+        "p50": float(np.median(ms)),
+        "p95": float(np.percentile(ms, 95)),
+        "rps": n / wall,
+    }
+
+
+def in_process_row(params: list[dict[str, Any]], size: int, n: int) -> dict[str, float]:
+    from renderer.scene import render_png
+
+    ms = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        render_png(params[i % len(params)], size)
+        ms.append((time.perf_counter() - t0) * 1000)
+    a = np.array(ms)
+    return {
+        "p50": float(np.median(a)),
+        "p95": float(np.percentile(a, 95)),
+        "rps": 1000 / a.mean(),
+    }
+
+
+def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    n_typ = args.n or (24 if args.quick else 120)
+    n_worst = 6 if args.quick else 18
+    typical = typical_params(60)
+    worst = worst_params()
+    sets = {"typical": typical, "worst": worst}
+    bodies = {
+        k: [json.dumps(utils.to_prefixed(p)).encode() for p in v]
+        for k, v in sets.items()
+    }
+    modes = args.modes or (["processes"] if args.quick else ["processes", "threads"])
+    rows: list[dict[str, Any]] = []
+    load0 = os.getloadavg()
+
+    def record(
+        mode: str, size: int, kind: str, clients: int, r: dict[str, float]
+    ) -> None:
+        row = {"server": mode, "size": size, "params": kind, "clients": clients, **r}
+        rows.append(row)
+        print(
+            f"{mode:>10} {size:>5} {kind:>8} clients={clients}  "
+            f"p50 {r['p50']:7.1f} ms  p95 {r['p95']:7.1f} ms  {r['rps']:6.1f} req/s",
+            flush=True,
+        )
+
+    for size in args.sizes:
+        for kind, params in sets.items():
+            n = n_typ if kind == "typical" else n_worst
+            record("in-process", size, kind, 1, in_process_row(params, size, n))
+    targets = [("given", args.url)] if args.url else [(m, None) for m in modes]
+    for mode, url in targets:
+        workers = {"processes": 2, "threads": 1}.get(mode, 2)
+        ctx = server(workers) if url is None else _given(url)
+        with ctx as u:
+            for size in args.sizes:
+                run_row(u, bodies["typical"], size, 2, 8)  # warm-up
+                for kind in sets:
+                    n = n_typ if kind == "typical" else n_worst
+                    for clients in args.clients:
+                        record(
+                            mode,
+                            size,
+                            kind,
+                            clients,
+                            run_row(u, bodies[kind], size, clients, n),
+                        )
+    write_results(args, rows, load0, os.getloadavg())
+    return rows
+
+
+@contextmanager
+def _given(url: str) -> Iterator[str]:
+    yield url
+
+
+def write_results(
+    args: argparse.Namespace, rows: list[dict[str, Any]], load0: Any, load1: Any
+) -> None:
+    cmd = "python bench/renderer.py" + (" --quick" if args.quick else "")
+    lines = [
+        "# Bundled renderer: HTTP latency and throughput",
+        "",
+        f"- date: {datetime.datetime.now().isoformat(timespec='minutes')}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
+        f"Python {platform.python_version()}",
+        f"- load average at start / end: {load0[0]:.1f} / {load1[0]:.1f} "
+        "(other work on the machine inflates the numbers)",
+        f"- command: `{cmd}`",
+        "- server modes: `processes` = `--workers 2` (pre-forked processes sharing the "
+        "socket, each threaded), `threads` = `--workers 1` (one threaded process); "
+        "`in-process` = `renderer.scene.render_png` without HTTP",
+        "- params: typical = `utils.sample_params(random.Random(0))` × 60, cycled; "
+        "worst = 500 repetitions × 5 layers, spiral, dither + noise (+ 2 denser variants)",
+        "",
+        "| server | size | params | clients | p50 ms | p95 ms | req/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['server']} | {r['size']}² | {r['params']} | {r['clients']} | "
+            f"{r['p50']:.1f} | {r['p95']:.1f} | {r['rps']:.1f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text)
+    utils.atomic_write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main(parse_args())
