@@ -38,8 +38,10 @@ from renderer import __version__
 from renderer.scene import render_png
 
 MAX_BODY = 256 * 1024  # bytes
+DISCARD_MAX = 4 * 1024 * 1024  # a refused body up to this size is read and dropped
 DEFAULT_SIZE = 1024
 MIN_SIZE, MAX_SIZE = 32, 2048
+RENDER_SLOTS = 2  # concurrent renders per process (the rest wait their turn)
 ROUTES = {"/api/raster": "POST", "/api/health": "GET", "/api/schema": "GET"}
 
 
@@ -107,6 +109,9 @@ class RendererHTTPServer(ThreadingHTTPServer):
         self.workers = workers
         self.verbose = verbose
         self.started = time.time()
+        # skia holds the GIL while drawing, so more concurrent renders per process
+        # gain nothing and only add memory (a 2048² render holds ~150 MB)
+        self.render_slots = threading.BoundedSemaphore(RENDER_SLOTS)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log(f"{client_address[0]} connection error: {sys.exc_info()[1]!r}")
@@ -168,11 +173,17 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, utils.schema_json())
         except RequestError as e:
             if not self.body_read and self._has_body():
+                self._discard_body()  # so that the client reads our answer
                 self.close_connection = True  # its unread body would poison the next
             extra = {"Allow": ROUTES[url.path]} if e.status == 405 else {}
             self._send_json(e.status, {"error": e.message, "field": e.field}, extra)
             log(
                 f"{self.client_address[0]} {method} {url.path} → {e.status} {e.message}"
+            )
+        except (BrokenPipeError, ConnectionResetError, TimeoutError) as e:
+            self.close_connection = True
+            log(
+                f"{self.client_address[0]} {method} {url.path}: connection lost ({e!r})"
             )
         except Exception as e:  # a bad request must never take the server down
             self.close_connection = True
@@ -194,7 +205,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         size = parse_size(query)
         params, clamped = parse_body(body)
-        png = render_png(params, size)
+        with self.server.render_slots:
+            png = render_png(params, size)
         with self.server.renders.get_lock():
             self.server.renders.value += 1
         headers = {"Cache-Control": "no-store"}
@@ -228,6 +240,14 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(400, "body: shorter than its Content-Length", "body")
         self.body_read = True
         return data
+
+    def _discard_body(self) -> None:
+        """Read and drop a refused body of up to DISCARD_MAX bytes (a bigger one is
+        left unread: the connection closes)."""
+        length = self.headers.get("Content-Length", "").strip()
+        if length.isdigit() and int(length) <= DISCARD_MAX:
+            with contextlib.suppress(OSError):
+                self.rfile.read(int(length))
 
     def _read_chunked(self) -> bytes:
         data = bytearray()

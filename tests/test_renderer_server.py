@@ -143,9 +143,10 @@ def test_bad_sizes_answer_400(renderer_url: str, size: str) -> None:
 
 
 def test_body_too_large_is_413(renderer_url: str) -> None:
-    big = b'{"x": "' + b"a" * (300 * 1024) + b'"}'
-    r = post(renderer_url, data=big)
-    assert r.status_code == 413 and r.json()["field"] == "body"
+    for n in (300 * 1024, 3 * 1024 * 1024):
+        big = b'{"x": "' + b"a" * n + b'"}'
+        r = post(renderer_url, data=big)
+        assert r.status_code == 413 and r.json()["field"] == "body"
 
 
 def test_missing_content_length_is_411(renderer_url: str) -> None:
