@@ -610,3 +610,13 @@ def test_heavy_scene_is_drawn_smaller_and_still_looks_alike() -> None:
     big = scene.render(p, 512).astype(float)
     shrunk = big.reshape(128, 4, 128, 4, 3).mean(axis=(1, 3))
     assert utils.ncc(small / 255, shrunk / 255) > 0.9
+
+
+def test_gallery_writes_a_contact_sheet(tmp_path: Any) -> None:
+    from renderer import gallery
+
+    out = tmp_path / "sheet.png"
+    gallery.main(gallery.parse_args(["--out", str(out), "--tile", "32"]))
+    with Image.open(out) as im:
+        cols, rows = len(gallery.VARIANTS), len(utils.GEOMETRIES)
+        assert im.size[0] > 32 * cols and im.size[1] > 32 * rows
