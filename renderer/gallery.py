@@ -16,7 +16,8 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 import utils
-from renderer.scene import encode_png, render
+from renderer.png import encode_png
+from renderer.scene import render
 
 # Column name → params overrides (flat spelling) applied on top of the defaults.
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import functools
 import math
-import struct
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +30,16 @@ import numpy as np
 import skia
 from PIL import Image
 
+from renderer.geometry import geometry_bounds, geometry_extent, geometry_path
+from renderer.png import encode_png
 from renderer.postfx import apply_dither, apply_noise
+from renderer.progressions import (
+    alpha_progression,
+    gradient_brightness,
+    offset_progression,
+    rotation_progression,
+    scale_progression,
+)
 from utils import color_to_rgb
 
 VIEW_HALF = 2.5  # the view spans world x, y in [-VIEW_HALF, VIEW_HALF]
@@ -50,217 +57,6 @@ LOOSE_MERGE_PX = 1.0  # ... and closer than this when over the budget
 MAX_REPEATS = 3  # a merged run with opacity > MAX_REPEATS is drawn via a layer
 LAYER_COST_US = 300.0  # estimated fixed cost of such a layer
 GRADIENT_STOPS = 33  # linear-gradient stops approximating the smoothstep falloff
-FIBONACCI = (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89)
-
-
-# ----------------------------------------------------------------------------------
-# Progressions (sf = scaleFactor, rf = rotationFactor, af = alphaFactor, n = reps)
-
-
-def scale_progression(kind: str, sf: float, n: int) -> np.ndarray:
-    """Scale s_i of instances i = 0..n-1, float64 (n,). May be huge (sf^499) or
-    negative (additive with sf < 1); the drawing skips what cannot be seen."""
-    i = np.arange(n, dtype=np.float64)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        if kind == "exponential":
-            return np.power(sf, i)
-        if kind == "linear":
-            return np.maximum(0.01, 1 - 0.1 * i * (1 - sf))
-        if kind == "additive":
-            return 1 + i * (sf - 1)
-        if kind == "fibonacci":
-            return np.power(sf, i * np.abs(np.sin(0.1618 * i)))
-        if kind == "golden":
-            return np.power(sf, 0.382 * i)
-        if kind == "sine":
-            return np.power(sf, i * (0.3 + 0.7 * np.abs(np.sin(0.2 * i))))
-    raise ValueError(f"unknown scaleProgression {kind!r}")
-
-
-def rotation_progression(kind: str, rf: float, n: int) -> np.ndarray:
-    """Rotation r_i in degrees of instances i = 0..n-1, float64 (n,)."""
-    i = np.arange(n, dtype=np.float64)
-    if kind == "linear":
-        return 360 * rf * i
-    if kind == "golden-angle":
-        return 137.5 * rf * i
-    if kind == "fibonacci":
-        return np.array(FIBONACCI, np.float64)[np.arange(n) % 12] * rf * 15
-    if kind == "sine":
-        return np.sin(0.2 * i) * rf * 180
-    raise ValueError(f"unknown rotationProgression {kind!r}")
-
-
-def alpha_progression(kind: str, af: float, n: int) -> np.ndarray:
-    """Opacity a_i in [0.02, 1] of instances i = 0..n-1, float64 (n,)."""
-    i = np.arange(n, dtype=np.float64)
-    if kind == "exponential":
-        a = np.maximum(0.02, np.exp(-0.3 * i * (1 - af)))
-    elif kind == "linear":
-        a = np.maximum(0.02, 1 - i * (1 - af) / n)
-    elif kind == "inverse":
-        a = np.maximum(0.02, af + (1 - af) * i / n)
-    else:
-        raise ValueError(f"unknown alphaProgression {kind!r}")
-    return np.minimum(a, 1.0)
-
-
-def offset_progression(
-    kind: str,
-    s: np.ndarray,
-    x_step: float,
-    y_step: float,
-    coupled: bool,
-    origin: str,
-    step_factor: float,
-) -> np.ndarray:
-    """Offsets p_i (world units inside the group), float64 (n, 2).
-
-    index: 1.5·i·(xStep, yStep), times s_i when coupled; scale: 1.5·|1 − s_i|·(xStep,
-    yStep). Then the origin (top-*: y → 1 − y, bottom-*: y → y − 1, *-left: x → x − 1,
-    *-right: x → 1 − x), then both times stepFactor."""
-    n = len(s)
-    i = np.arange(n, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        if kind == "index":
-            k = 1.5 * i * (s if coupled else 1.0)
-        elif kind == "scale":
-            k = 1.5 * np.abs(1 - s)
-        else:
-            raise ValueError(f"unknown positionProgression {kind!r}")
-        x, y = k * x_step, k * y_step
-        if origin.startswith("top-"):
-            y = 1 - y
-        elif origin.startswith("bottom-"):
-            y = y - 1
-        if origin.endswith("-left"):
-            x = x - 1
-        elif origin.endswith("-right"):
-            x = 1 - x
-        return np.stack([x * step_factor, y * step_factor], axis=1)
-
-
-def gradient_brightness(g: np.ndarray | float) -> np.ndarray:
-    """Brightness factor 1 − smoothstep(0.2, 1, 0.5 + 0.5·|g|) for g = q·(sin θ, cos θ)."""
-    t = np.clip((0.5 + 0.5 * np.abs(np.asarray(g, np.float64)) - 0.2) / 0.8, 0.0, 1.0)
-    return 1 - t * t * (3 - 2 * t)
-
-
-# ----------------------------------------------------------------------------------
-# Geometries: outline paths in element-local units, built once
-
-
-def _hermite_path(fn: Any, t0: float, t1: float, segments: int) -> skia.Path:
-    """A smooth parametric curve (x(t), y(t)) as cubic Béziers through `segments + 1`
-    samples with exact tangents (fn returns x, y, dx/dt, dy/dt arrays)."""
-    t = np.linspace(t0, t1, segments + 1)
-    x, y, dx, dy = fn(t)
-    h = (t1 - t0) / segments / 3
-    path = skia.Path()
-    path.moveTo(float(x[0]), float(y[0]))
-    for k in range(segments):
-        path.cubicTo(
-            float(x[k] + h * dx[k]),
-            float(y[k] + h * dy[k]),
-            float(x[k + 1] - h * dx[k + 1]),
-            float(y[k + 1] - h * dy[k + 1]),
-            float(x[k + 1]),
-            float(y[k + 1]),
-        )
-    return path
-
-
-def _spiral(t: np.ndarray) -> tuple[np.ndarray, ...]:
-    # 3 turns, radius 0.2 → 0.8 linearly; t in [0, 1]
-    th, r = 6 * math.pi * t, 0.2 + 0.6 * t
-    c, s = np.cos(th), np.sin(th)
-    return r * c, r * s, 0.6 * c - r * s * 6 * math.pi, 0.6 * s + r * c * 6 * math.pi
-
-
-def _wave(t: np.ndarray) -> tuple[np.ndarray, ...]:
-    w = 2 * math.pi
-    return 0.9 * t, 0.3 * np.sin(w * t), np.full_like(t, 0.9), 0.3 * w * np.cos(w * t)
-
-
-def _infinity(t: np.ndarray) -> tuple[np.ndarray, ...]:
-    s, c = np.sin(t), np.cos(t)
-    return 0.6 * s, 0.6 * s * c, 0.6 * c, 0.6 * (c * c - s * s)
-
-
-@functools.cache
-def geometry_path(name: str) -> skia.Path:
-    """The outline of geometry `name` in element-local units (see renderer.md)."""
-    path = skia.Path()
-    if name == "ring":
-        path.addCircle(0, 0, 0.9)
-    elif name == "bar":
-        path.moveTo(0, -0.9)
-        path.lineTo(0, 0.9)
-    elif name == "line":
-        path.moveTo(0, -0.6)
-        path.lineTo(0, 0.6)
-    elif name == "arch":
-        # upper half circle, radius 0.8, from (0.8, 0) over the top to (-0.8, 0)
-        path.addArc(skia.Rect.MakeLTRB(-0.8, -0.8, 0.8, 0.8), 0, 180)
-    elif name == "u":
-        path.moveTo(-0.4, 0.9)
-        path.lineTo(-0.4, -0.4)
-        path.arcTo(skia.Rect.MakeLTRB(-0.4, -0.8, 0.4, 0.0), 180, 180, False)
-        path.lineTo(0.4, 0.9)
-    elif name == "spiral":
-        path = _hermite_path(_spiral, 0.0, 1.0, 48)
-    elif name == "wave":
-        path = _hermite_path(_wave, -1.0, 1.0, 24)
-    elif name == "infinity":
-        path = _hermite_path(_infinity, 0.0, 2 * math.pi, 32)
-        path.close()
-    elif name == "square":
-        path.addRect(skia.Rect.MakeLTRB(-0.7, -0.7, 0.7, 0.7))
-    elif name == "roundedRect":
-        path.addRRect(
-            skia.RRect.MakeRectXY(
-                skia.Rect.MakeLTRB(-0.65, -0.65, 0.65, 0.65), 0.35, 0.35
-            )
-        )
-    else:
-        raise ValueError(f"unknown geometry {name!r}")
-    path.setIsVolatile(False)
-    return path
-
-
-@functools.cache
-def geometry_bounds(name: str) -> tuple[float, float, float, float]:
-    """Tight (left, bottom, right, top) bounds of the outline in local units."""
-    r = geometry_path(name).computeTightBounds()
-    return (r.left(), r.top(), r.right(), r.bottom())
-
-
-@dataclass(frozen=True)
-class Extent:
-    """How far an outline reaches from its element's origin, in local units.
-
-    r_min, r_max: nearest and farthest outline point; length: total outline length."""
-
-    r_min: float
-    r_max: float
-    length: float
-
-
-@functools.cache
-def geometry_extent(name: str, samples: int = 1024) -> Extent:
-    """`Extent` of geometry `name`, measured along the path once."""
-    measure = skia.PathMeasure(geometry_path(name), False)
-    r_min, r_max, length = math.inf, 0.0, 0.0
-    while True:
-        n = measure.getLength()
-        length += n
-        for d in np.linspace(0.0, n, samples):
-            pos = measure.getPosTan(float(d))[0]
-            r = math.hypot(pos.x(), pos.y())
-            r_min, r_max = min(r_min, r), max(r_max, r)
-        if not measure.nextContour():
-            break
-    return Extent(r_min, r_max, length)
 
 
 # ----------------------------------------------------------------------------------
@@ -637,34 +433,6 @@ def render(params: dict[str, Any], size: int) -> np.ndarray:
 
     Deterministic: the same params and size give the same pixels."""
     return np.array(_rgb_image(render_rgba(params, size)))
-
-
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(data))
-        + tag
-        + data
-        + struct.pack(">I", zlib.crc32(tag + data))
-    )
-
-
-def encode_png(img: np.ndarray, compress_level: int = 1) -> bytes:
-    """uint8 (H, W, 3) → RGB PNG bytes. No row filters and zlib level 1 by default:
-    measured fastest for these mostly-black pictures (bench/results/renderer.md).
-    Deterministic."""
-    h, w = img.shape[:2]
-    raw = np.empty((h, w * 3 + 1), np.uint8)
-    raw[:, 0] = 0  # filter type None on every row
-    raw[:, 1:] = np.asarray(img, np.uint8).reshape(h, w * 3)
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return b"".join(
-        [
-            b"\x89PNG\r\n\x1a\n",
-            _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", zlib.compress(raw.data, compress_level)),
-            _png_chunk(b"IEND", b""),
-        ]
-    )
 
 
 def render_png(params: dict[str, Any], size: int) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import utils
-from renderer import postfx, scene
+from renderer import geometry, png, postfx, progressions, scene
 
 SIZE = 96
 
@@ -62,26 +62,29 @@ def mass_center(img: np.ndarray) -> tuple[float, float]:
 )
 def test_scale_progression_follows_the_table(kind: str, formula: Any) -> None:
     for sf in (0.0, 0.5, 0.97, 1.05, 2.0):
-        got = scene.scale_progression(kind, sf, 40)
+        got = progressions.scale_progression(kind, sf, 40)
         want = [formula(sf, i) for i in range(40)]
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_exponential_scale_with_sf_3_stays_finite() -> None:
-    s = scene.scale_progression("exponential", 3.0, 500)
+    s = progressions.scale_progression("exponential", 3.0, 500)
     assert np.isfinite(s).all() and s[-1] == pytest.approx(3.0**499)
 
 
 def test_rotation_progressions_in_degrees() -> None:
     i = np.arange(30)
-    np.testing.assert_allclose(scene.rotation_progression("linear", 0.25, 30), 90 * i)
     np.testing.assert_allclose(
-        scene.rotation_progression("golden-angle", 1.0, 30), 137.5 * i
+        progressions.rotation_progression("linear", 0.25, 30), 90 * i
     )
     np.testing.assert_allclose(
-        scene.rotation_progression("sine", -0.5, 30), np.sin(0.2 * i) * -0.5 * 180
+        progressions.rotation_progression("golden-angle", 1.0, 30), 137.5 * i
     )
-    fib = scene.rotation_progression("fibonacci", 1.0, 26)
+    np.testing.assert_allclose(
+        progressions.rotation_progression("sine", -0.5, 30),
+        np.sin(0.2 * i) * -0.5 * 180,
+    )
+    fib = progressions.rotation_progression("fibonacci", 1.0, 26)
     assert fib.tolist()[:13] == [
         15 * f for f in (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 0)
     ]
@@ -92,41 +95,44 @@ def test_alpha_progressions() -> None:
     n, af = 50, 0.4
     i = np.arange(n)
     np.testing.assert_allclose(
-        scene.alpha_progression("exponential", af, n),
+        progressions.alpha_progression("exponential", af, n),
         np.maximum(0.02, np.exp(-0.3 * i * (1 - af))),
     )
     np.testing.assert_allclose(
-        scene.alpha_progression("linear", af, n), np.maximum(0.02, 1 - i * (1 - af) / n)
+        progressions.alpha_progression("linear", af, n),
+        np.maximum(0.02, 1 - i * (1 - af) / n),
     )
     np.testing.assert_allclose(
-        scene.alpha_progression("inverse", af, n),
+        progressions.alpha_progression("inverse", af, n),
         np.maximum(0.02, af + (1 - af) * i / n),
     )
-    assert scene.alpha_progression("exponential", 0.0, 500).min() == pytest.approx(0.02)
+    assert progressions.alpha_progression(
+        "exponential", 0.0, 500
+    ).min() == pytest.approx(0.02)
 
 
 def test_unknown_progression_names_raise() -> None:
     with pytest.raises(ValueError, match="scaleProgression"):
-        scene.scale_progression("cubic", 1.0, 3)
+        progressions.scale_progression("cubic", 1.0, 3)
     with pytest.raises(ValueError, match="rotationProgression"):
-        scene.rotation_progression("spin", 1.0, 3)
+        progressions.rotation_progression("spin", 1.0, 3)
     with pytest.raises(ValueError, match="alphaProgression"):
-        scene.alpha_progression("fade", 1.0, 3)
+        progressions.alpha_progression("fade", 1.0, 3)
 
 
 def test_index_offsets_coupled_and_uncoupled() -> None:
     s = np.array([1.0, 2.0, 4.0])
-    p = scene.offset_progression("index", s, 0.5, -1.0, True, "center", 1.0)
+    p = progressions.offset_progression("index", s, 0.5, -1.0, True, "center", 1.0)
     np.testing.assert_allclose(
         p, [[0, 0], [1.5 * 1 * 2 * 0.5, -1.5 * 2], [1.5 * 2 * 4 * 0.5, -12]]
     )
-    p = scene.offset_progression("index", s, 0.5, -1.0, False, "center", 1.0)
+    p = progressions.offset_progression("index", s, 0.5, -1.0, False, "center", 1.0)
     np.testing.assert_allclose(p[:, 0], 1.5 * np.arange(3) * 0.5)
 
 
 def test_scale_offsets_use_distance_from_one() -> None:
     s = np.array([1.0, 0.5, 3.0])
-    p = scene.offset_progression("scale", s, 1.0, 2.0, True, "center", 1.0)
+    p = progressions.offset_progression("scale", s, 1.0, 2.0, True, "center", 1.0)
     np.testing.assert_allclose(p, [[0, 0], [0.75, 1.5], [3.0, 6.0]])
 
 
@@ -144,18 +150,24 @@ def test_scale_offsets_use_distance_from_one() -> None:
 )
 def test_origin_then_step_factor(origin: str, want: tuple[float, float]) -> None:
     # i = 1, s = 1, coupled: 1.5·(0.2, 0.4) = (0.3, 0.6), then origin, then × 0.5
-    p = scene.offset_progression(
+    p = progressions.offset_progression(
         "index", np.array([1.0, 1.0]), 0.2, 0.4, True, origin, 0.5
     )
     np.testing.assert_allclose(p[1], np.array(want) * 0.5)
 
 
 def test_gradient_brightness() -> None:
-    assert scene.gradient_brightness(0.0) == pytest.approx(1 - (0.375**2) * (3 - 0.75))
-    assert scene.gradient_brightness(1.0) == pytest.approx(0.0)
-    assert scene.gradient_brightness(-0.5) == scene.gradient_brightness(0.5)
+    assert progressions.gradient_brightness(0.0) == pytest.approx(
+        1 - (0.375**2) * (3 - 0.75)
+    )
+    assert progressions.gradient_brightness(1.0) == pytest.approx(0.0)
+    assert progressions.gradient_brightness(-0.5) == progressions.gradient_brightness(
+        0.5
+    )
     g = np.linspace(0, 1, 50)
-    assert (np.diff(scene.gradient_brightness(g)) <= 1e-12).all()  # darker outwards
+    assert (
+        np.diff(progressions.gradient_brightness(g)) <= 1e-12
+    ).all()  # darker outwards
 
 
 # ----------------------------------------------------------------------------------
@@ -177,15 +189,15 @@ def test_gradient_brightness() -> None:
     ],
 )
 def test_geometry_bounds_match_the_spec(name: str, bounds: tuple[float, ...]) -> None:
-    np.testing.assert_allclose(scene.geometry_bounds(name), bounds, atol=2e-3)
+    np.testing.assert_allclose(geometry.geometry_bounds(name), bounds, atol=2e-3)
 
 
 def test_spiral_grows_from_0_2_to_0_8() -> None:
-    path = scene.geometry_path("spiral")
+    path = geometry.geometry_path("spiral")
     first, last = path.getPoint(0), path.getPoint(path.countPoints() - 1)
     assert (first.x(), first.y()) == pytest.approx((0.2, 0.0))
     assert (last.x(), last.y()) == pytest.approx((0.8, 0.0), abs=1e-6)
-    assert max(abs(v) for v in scene.geometry_bounds("spiral")) <= 0.8 + 1e-3
+    assert max(abs(v) for v in geometry.geometry_bounds("spiral")) <= 0.8 + 1e-3
 
 
 def test_every_geometry_draws_and_they_differ() -> None:
@@ -504,7 +516,7 @@ def test_render_is_deterministic() -> None:
 
 def test_png_round_trip() -> None:
     img = scene.render(utils.sample_params(random.Random(2)), 48)
-    data = scene.encode_png(img)
+    data = png.encode_png(img)
     with Image.open(io.BytesIO(data)) as im:
         assert im.mode == "RGB" and im.size == (48, 48)
         np.testing.assert_array_equal(np.asarray(im), img)
