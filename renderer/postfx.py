@@ -19,6 +19,7 @@ import numpy as np
 REFERENCE_SIZE = 1024  # pattern cells are sized relative to a 1024-px picture
 NOISE_SEED = 20240611  # the fixed seed of the noise pass
 LUMA4 = np.array([0.299, 0.587, 0.114, 0.0], np.float32)  # R, G, B weights; A ignored
+DOT_TABLE_SIZE = 4097  # halftone: t tabulated over d² in [0, 0.5]
 DENSE_FRACTION = 0.2  # dither all pixels at once when more than this share is lit
 PIXEL = np.dtype("<u4")  # one RGBA8888 pixel; byte 0 = R ... byte 3 = A
 BLACK = int(np.array([0, 0, 0, 255], np.uint8).view(PIXEL)[0])
@@ -56,7 +57,8 @@ def _threshold_axes(
         return 0.00583715 * c, 0.06711056 * c
     if kind == "halftone":
         u = np.modf((pos + 0.5) / (matrix * cell))[0] - 0.5
-        return u * u, u * u
+        d2 = (u * u * ((DOT_TABLE_SIZE - 1) / 0.5)).astype(np.float32)
+        return d2, d2 + np.float32(0.5)  # their sum + 0.5: the dot table's index
     raise ValueError(f"unknown dither type {kind!r}")
 
 
@@ -76,24 +78,29 @@ def dither_threshold(
         table = (bayer_matrix(matrix).ravel() / (matrix * matrix)).astype(np.float32)
         return table[rows[y] + cols[x]]
     if kind == "noise":
-        f = np.modf(rows[y] + cols[x])[0]
-        return np.modf(52.9829189 * f)[0].astype(np.float32)
-    t = 1.0 - np.interp(rows[y] + cols[x], *_dot_area_table())
-    return np.minimum(t, 1.0 - 1e-6).astype(np.float32)
+        f = rows[y] + cols[x]
+        whole = np.floor(f)
+        f -= whole
+        f *= 52.9829189
+        np.floor(f, out=whole)
+        f -= whole
+        return f.astype(np.float32)
+    index = (rows[y] + cols[x]).astype(np.intp)  # round(d² / step), see the axes
+    return _dot_threshold_table()[np.minimum(index, DOT_TABLE_SIZE - 1)]
 
 
 @functools.cache
-def _dot_area_table(n: int = 2049) -> tuple[np.ndarray, np.ndarray]:
-    """(d², A): the share A of a unit cell within distance d of its centre, for d² in
-    [0, 0.5]. Thresholding at t = 1 − A lights a centred dot covering exactly the
-    share v of the cell at brightness v."""
+def _dot_threshold_table(n: int = DOT_TABLE_SIZE) -> np.ndarray:
+    """float32 (n,): t = 1 − A for d² = 0 .. 0.5 in n steps, where A is the share of
+    a unit cell within distance d of its centre. Thresholding at t lights a centred
+    dot covering exactly the share v of the cell at brightness v."""
     d2 = np.linspace(0.0, 0.5, n)
     d = np.sqrt(d2)
     area = np.pi * d2
     out = d > 0.5  # the circle pokes out of the four sides: cut the caps off
     c = 0.5 / d[out]
     area[out] -= 4 * (d2[out] * np.arccos(c) - 0.5 * np.sqrt(d2[out] - 0.25))
-    return d2, np.minimum(area, 1.0)
+    return np.clip(1.0 - area, 0.0, 1.0 - 1e-6).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=4)

@@ -596,7 +596,7 @@ def test_merged_repeats_match_drawing_each_one(monkeypatch: pytest.MonkeyPatch) 
             repetitions=200, geometry="spiral", geoWidth=0.03, color="#806040", **extra
         )
         merged = scene.render(p, SIZE).astype(int)
-        plan, _ = scene.plan_draws(p, SIZE, scene.EXACT_MERGE_PX)
+        plan, _, _ = scene.plan_draws(p, SIZE, scene.EXACT_MERGE_PX)
         assert sum(len(d) for _, d in plan) == 1
         monkeypatch.setattr(scene, "EXACT_MERGE_PX", 0.0)
         each = scene.render(p, SIZE).astype(int)
@@ -615,9 +615,9 @@ def test_heavy_scene_is_drawn_smaller_and_still_looks_alike() -> None:
         scale=1.5,
         layers=[layer(scale={"x": 2.0, "y": 2.0}, rotation=0.3 * i) for i in range(5)],
     )
-    _, cost = scene.plan_draws(p, 512, scene.LOOSE_MERGE_PX)
-    assert cost > scene.DRAW_BUDGET_US
-    assert scene.lod_size(cost, 512) < 512
+    _, fixed, scaled = scene.plan_draws(p, 512, scene.LOOSE_MERGE_PX)
+    assert fixed + scaled > scene.DRAW_BUDGET_US
+    assert scene.lod_size(fixed, scaled, 512) < 512
     small = scene.render(p, 128).astype(float)
     big = scene.render(p, 512).astype(float)
     shrunk = big.reshape(128, 4, 128, 4, 3).mean(axis=(1, 3))
