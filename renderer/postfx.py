@@ -23,6 +23,7 @@ DOT_TABLE_SIZE = 4097  # halftone: t tabulated over d² in [0, 0.5]
 DENSE_FRACTION = 0.2  # dither all pixels at once when more than this share is lit
 PIXEL = np.dtype("<u4")  # one RGBA8888 pixel; byte 0 = R ... byte 3 = A
 BLACK = int(np.array([0, 0, 0, 255], np.uint8).view(PIXEL)[0])
+RGB_BITS = int(np.array([255, 255, 255, 0], np.uint8).view(PIXEL)[0])
 GRAY = 0x00010101  # × v: a pixel with R = G = B = v and A = 0
 
 
@@ -132,7 +133,7 @@ def apply_dither(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
     )
     pixels = rgba.reshape(-1, 4)
     words = pixels.view(PIXEL).ravel()
-    lit = np.flatnonzero(words != BLACK)
+    lit = np.flatnonzero(words & np.uint32(RGB_BITS))
     dense = len(lit) > DENSE_FRACTION * len(words)
     if dense:
         t = threshold_field(*pattern, size).ravel() + offset  # (N,)

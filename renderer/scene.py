@@ -350,17 +350,18 @@ def lod_size(fixed_us: float, scaled_us: float, size: int) -> int:
 
 
 def _surface(size: int) -> skia.Surface:
+    """A fresh RGBA F32 surface, transparent black: skia allocates raster pixels
+    zeroed (calloc; tests/test_renderer.py checks it), which saves a 5 ms clear at
+    1024². The RGB sums are the picture; the alpha channel is never used."""
     info = skia.ImageInfo.Make(
         size, size, skia.kRGBA_F32_ColorType, skia.kPremul_AlphaType
     )
-    surface = skia.Surface.MakeRaster(info)
-    surface.getCanvas().clear(skia.ColorBLACK)
-    return surface
+    return skia.Surface.MakeRaster(info)
 
 
 def draw(params: dict[str, Any], size: int) -> skia.Surface:
     """The additive drawing before the post-passes, on a fresh RGBA F32 surface
-    (premultiplied, opaque black background, values clamped to [0, 1] by kPlus).
+    (premultiplied, black background, values clamped to [0, 1] by kPlus).
 
     Repeated instances are merged (invisibly, within 0.1 px); a scene still over
     DRAW_BUDGET_US merges within 1 px, then is drawn smaller (`lod_size`)."""

@@ -506,6 +506,13 @@ def test_noise_cells() -> None:
 # Whole renders: determinism, spellings, messy refs, PNG
 
 
+def test_fresh_skia_surfaces_are_zeroed() -> None:
+    # scene._surface relies on it instead of clearing
+    for _ in range(20):
+        pixels = scene._read(scene._surface(64), 64)
+        assert not pixels.any()
+
+
 def test_render_is_deterministic() -> None:
     rng = random.Random(7)
     for _ in range(4):
