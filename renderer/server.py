@@ -395,7 +395,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> None:
-    sock = socket.create_server((args.host, args.port), backlog=256)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    try:
+        sock = socket.create_server((args.host, args.port), family=family, backlog=256)
+    except OSError as e:
+        raise SystemExit(
+            f"renderer: cannot listen on {args.host}:{args.port}: {e}"
+        ) from None
     workers = max(1, args.workers)
     if not hasattr(os, "fork"):
         workers = 1
