@@ -148,9 +148,10 @@ class Instances:
 
     matrices: (n, 6) skia affine (scaleX, skewX, transX, skewY, scaleY, transY),
         element-local → pixel. alpha: (n,) opacity a_i. cost: (n,) estimated
-        drawing time in µs beyond the fixed cost of a draw (`draw_cost`). boxes: (n, 4) pixel bounds (left, top,
-        right, bottom) of the stroked outline. reach: the outline's farthest point
-        from the element's origin, in local units (for `merge_runs`)."""
+        drawing time in µs beyond the fixed cost of a draw (`draw_cost`).
+    boxes: (n, 4) pixel bounds (left, top, right, bottom) of the stroked outline.
+    reach: the outline's farthest point from the element's origin, in local units
+        (for `merge_runs`)."""
 
     matrices: np.ndarray
     alpha: np.ndarray
