@@ -168,7 +168,7 @@ def apply_dither(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
         pixels[lit] = v.astype(np.uint8)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)
 def noise_field(size: int, cell: float) -> tuple[np.ndarray, np.ndarray]:
     """(u, positive): float32 and bool (size, size), read-only. u is a uniform [0, 1)
     draw per noise cell of `cell` px from the fixed seed, positive its sign. A cell is
