@@ -308,7 +308,10 @@ def _unwrap(v: Any) -> Any:
 def _number(v: Any, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ParamError(f"{name}: expected a number, got {type(v).__name__}", name)
-    x = float(v)
+    try:
+        x = float(v)
+    except OverflowError:  # an int beyond the float range (309+ digits)
+        x = math.inf
     if not math.isfinite(x):
         raise ParamError(f"{name}: not a finite number", name)
     return x

@@ -110,6 +110,7 @@ BAD_BODIES = [
     (b'{"repetitions": NaN}', "body"),
     (b'{"repetitions": Infinity}', "body"),
     (b'{"Scalars.repetitions": 1e999}', "repetitions"),
+    (b'{"Scalars.repetitions": 1' + b"0" * 400 + b"}", "repetitions"),
     (b'{"repetitions": "many"}', "repetitions"),
     (b'{"geometry": "blob"}', "geometry"),
     (b'{"Element.geometry": 3}', "geometry"),

@@ -156,6 +156,7 @@ def test_short_hex_and_clamping_reported() -> None:
         ({"Element.geometry": "blob"}, "geometry"),
         ({"Element.color": "red"}, "color"),
         ({"Scalars.alphaFactor": math.nan}, "alphaFactor"),
+        ({"Scalars.repetitions": 10**400}, "repetitions"),  # beyond float
         ({"Dither.enabled": "yes"}, "ditherEnabled"),
         ({"Groups.g6.g6-rotation": 0.1}, "layers"),
         ({"layers": [{}] * 6}, "layers"),
