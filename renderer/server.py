@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -294,6 +295,17 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def send_error(
+        self, code: int, message: str | None = None, explain: str | None = None
+    ) -> None:
+        """http.server's own refusals (a malformed request line, headers too long,
+        an unknown method) answer in JSON like every other error."""
+        self.close_connection = True
+        text = message or HTTPStatus(code).phrase
+        with contextlib.suppress(OSError):
+            self._send_json(code, {"error": f"request: {text}", "field": "request"})
+        log(f"{self.client_address[0]} → {code} {text}")
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per error is logged by _dispatch; 200s only with --verbose

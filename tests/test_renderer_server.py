@@ -4,6 +4,7 @@ on a free port, started once per session by the `renderer_url` fixture."""
 from __future__ import annotations
 
 import io
+import json
 import random
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -198,6 +199,21 @@ def test_concurrent_requests(renderer_url: str) -> None:
     assert all(r.status_code == 200 for r in answers)
     for i, r in enumerate(answers):
         assert r.content == answers[i % len(bodies)].content
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status"),
+    [(b"GET /api/health extra HTTP/1.1", 400), (b"BREW /api/raster HTTP/1.1", 501)],
+)
+def test_malformed_requests_answer_json(
+    renderer_url: str, request_line: bytes, status: int
+) -> None:
+    answer = raw_request(renderer_url, request_line + b"\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d" % status)
+    assert b"Content-Type: application/json" in head
+    err = json.loads(body)
+    assert err["field"] == "request" and err["error"].startswith("request: ")
 
 
 def test_still_answers_after_garbage(renderer_url: str) -> None:
