@@ -99,10 +99,16 @@ def resolve_id(ref_id: str, data: Path, output: Path) -> Path:
 
 def read_params(path: Path) -> dict[str, Any]:
     """A params .json (any spelling) → complete flat params, or RefCommandError."""
-    if not path.is_file():
+    if not path.exists():
         raise RefCommandError(f"no such sample: {path} does not exist")
     try:
-        return utils.validate_params(json.loads(path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise RefCommandError(f"{path}: cannot read it ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise RefCommandError(f"{path}: not UTF-8 text") from None
+    try:
+        return utils.validate_params(json.loads(text))
     except json.JSONDecodeError as e:
         raise RefCommandError(
             f"{path}: not JSON ({e.msg} at line {e.lineno})"
@@ -144,7 +150,11 @@ def cmd_save(refs: Path, source: Path) -> int:
 def cmd_rm(refs: Path, line_no: int) -> None:
     """Remove line `line_no` (1-based). A broken line can be removed too (that is
     how one fixes it); a blank or missing line is refused."""
-    lines = refs.read_text(encoding="utf-8").splitlines() if refs.exists() else []
+    # bytes, split as utils.load_refs_numbered numbers them; a line need not decode
+    try:
+        lines = refs.read_bytes().splitlines() if refs.exists() else []
+    except OSError as e:
+        raise RefCommandError(f"{refs}: cannot read it ({e.strerror})") from None
     if not 1 <= line_no <= len(lines):
         raise RefCommandError(
             f"{refs} has no line {line_no} (it has {len(lines)} lines; "
@@ -155,10 +165,10 @@ def cmd_rm(refs: Path, line_no: int) -> None:
         raise RefCommandError(f"{refs} line {line_no} is blank: nothing to remove")
     try:
         what = utils.describe(utils.validate_params(json.loads(removed)))
-    except (json.JSONDecodeError, utils.ParamError):
-        what = f"unreadable line {removed[:60]!r}"
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, not params
+        what = f"unreadable line {removed[:60].decode('utf-8', 'replace')!r}"
     rest = lines[: line_no - 1] + lines[line_no:]
-    utils.atomic_write_text(refs, "".join(x + "\n" for x in rest))
+    utils.atomic_write_bytes(refs, b"".join(x + b"\n" for x in rest))
     print(f"removed {refs} line {line_no}: {what} (later lines move up by one)")
 
 

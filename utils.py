@@ -18,6 +18,7 @@ Spellings of one parameter set:
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import json
@@ -878,18 +879,8 @@ def load_refs(path: str | Path) -> list[dict[str, Any]]:
 def load_refs_numbered(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """Like load_refs, with each ref's 1-based line number."""
     path = Path(path)
-    if not path.exists():
-        return []
     out: list[tuple[int, dict[str, Any]]] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RefsError(
-                f"{path} line {n}: not JSON ({e.msg} at column {e.colno})"
-            ) from None
+    for n, obj in _jsonl(path):
         try:
             out.append((n, validate_params(obj)))
         except ParamError as e:
@@ -898,20 +889,61 @@ def load_refs_numbered(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def load_scored_refs(path: str | Path) -> list[tuple[dict[str, Any], float]]:
-    """refs-scored.jsonl lines {"params": ..., "score": s} → [(flat params, score)]."""
+    """refs-scored.jsonl lines {"params": ..., "score": s} → [(flat params, score)].
+
+    A line that is not such an object raises RefsError naming file and line; a
+    missing file is an empty list."""
     path = Path(path)
     out: list[tuple[dict[str, Any], float]] = []
+    for n, obj in _jsonl(path):
+        score = obj.get("score") if isinstance(obj, dict) else None
+        if (
+            not isinstance(obj, dict)
+            or "params" not in obj
+            or isinstance(score, bool)
+            or not isinstance(score, (int, float))
+            or not math.isfinite(score)
+        ):
+            raise RefsError(
+                f'{path} line {n}: expected {{"params": {{...}}, "score": a number}}'
+            )
+        try:
+            out.append((validate_params(obj["params"]), float(score)))
+        except ParamError as e:
+            raise RefsError(f"{path} line {n}: {e.message}") from None
+    return out
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(1-based line number, decoded JSON) of each non-blank line of a JSON-lines
+    file; nothing for a missing file. RefsError names the file, and the line, when
+    the file cannot be read, a line is not UTF-8 or not JSON. Lines end at LF, CR or
+    CRLF only (a JSON string may hold U+2028), as `refs.py rm` counts them."""
     if not path.exists():
-        return out
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise RefsError(f"{path}: cannot read it ({e.strerror})") from None
+    lines = data.removeprefix(codecs.BOM_UTF8).splitlines()
+    for n, raw in enumerate(lines, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RefsError(
+                f"{path} line {n}: not UTF-8 text (byte {e.start + 1})"
+            ) from None
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-            out.append((validate_params(obj["params"]), float(obj["score"])))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise RefsError(f"{path} line {n}: {e}") from None
-    return out
+        except json.JSONDecodeError as e:
+            raise RefsError(
+                f"{path} line {n}: not JSON ({e.msg} at column {e.colno})"
+            ) from None
+        except RecursionError:
+            raise RefsError(f"{path} line {n}: not JSON (nested too deeply)") from None
+        yield n, obj
 
 
 # ----------------------------------------------------------------------------------

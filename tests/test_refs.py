@@ -197,6 +197,40 @@ def test_broken_line_reported_with_its_number(
     assert run(tree, "list") == 0
 
 
+def test_line_that_is_not_utf8_is_reported_and_removable(
+    tree: dict[str, Path], capsys: Any
+) -> None:
+    good = tree["refs"].read_bytes().splitlines()
+    # U+2028 in a JSON string (line 1) does not split a line for `list` nor `rm`
+    note = json.dumps({**json.loads(good[0]), "Note": "a\u2028b"}, ensure_ascii=False)
+    tree["refs"].write_bytes(note.encode() + b"\n\xff\xfe\n" + good[1] + b"\n")
+    for argv in (["list"], ["save", "0"]):
+        assert run(tree, *argv) == 1
+        assert f"{tree['refs']} line 2: not UTF-8" in capsys.readouterr().err
+    assert run(tree, "rm", "2") == 0
+    assert "unreadable line" in capsys.readouterr().out
+    assert run(tree, "list") == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("2 refs")
+    assert tree["refs"].read_bytes() == note.encode() + b"\n" + good[1] + b"\n"
+
+
+def test_unreadable_sample_or_refs_file_is_a_clear_error(
+    tree: dict[str, Path], capsys: Any
+) -> None:
+    sample = tree["root"] / "data/params/000002.json"
+    sample.write_bytes(b'{"color": "\xff"}')
+    assert run(tree, "save", "2") == 1
+    assert "000002.json: not UTF-8 text" in capsys.readouterr().err
+    sample.unlink()
+    sample.mkdir()
+    assert run(tree, "save", "2") == 1
+    assert "000002.json: cannot read it" in capsys.readouterr().err
+    tree["refs"] = tree["root"]  # a folder where the refs file should be
+    for argv in (["list"], ["rm", "1"], ["save", "0"]):
+        assert run(tree, *argv) == 1
+        assert "cannot read it" in capsys.readouterr().err
+
+
 def test_invalid_params_line_reported(tree: dict[str, Path], capsys: Any) -> None:
     good = lines(tree)
     tree["refs"].write_text(f'{good[0]}\n{good[1]}\n{{"Element.geometry": "blob"}}\n')

@@ -3,6 +3,7 @@ the blow-up guard, breeding, and the small shared tools."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import random
@@ -180,6 +181,46 @@ def test_load_refs_names_file_and_line(tmp_path: Any) -> None:
     f.write_text(good + "\n\n" + good + "\n", encoding="utf-8")
     assert [n for n, _ in utils.load_refs_numbered(f)] == [1, 3]
     assert utils.load_refs(tmp_path / "missing.jsonl") == []
+
+
+def test_unreadable_refs_files_name_file_and_line(tmp_path: Any) -> None:
+    f = tmp_path / "refs.jsonl"
+    good = json.dumps(utils.to_prefixed(random_params(1)[0])).encode()
+    f.write_bytes(good + b"\n" + b'{"Element.color": "\xff"}\n')
+    with pytest.raises(utils.RefsError, match=r"refs\.jsonl line 2: not UTF-8"):
+        utils.load_refs(f)
+    f.write_bytes(good + b"\n\n" + b"[" * 100_000 + b"\n")
+    with pytest.raises(utils.RefsError, match=r"line 3: not JSON \(nested"):
+        utils.load_refs(f)
+    with pytest.raises(utils.RefsError, match=r"cannot read it"):
+        utils.load_refs(tmp_path)  # a folder
+    # a BOM is skipped; U+2028 inside a JSON string does not end a line
+    messy = {**utils.to_prefixed(utils.default_params()), "Note": "a\u2028b"}
+    text = json.dumps(messy, ensure_ascii=False)
+    f.write_bytes(codecs.BOM_UTF8 + good + b"\r\n" + text.encode() + b"\n")
+    assert [n for n, _ in utils.load_refs_numbered(f)] == [1, 2]
+
+
+def test_load_scored_refs_names_file_and_line(tmp_path: Any) -> None:
+    f = tmp_path / "refs-scored.jsonl"
+    good = json.dumps({"params": random_params(1)[0], "score": 0.5})
+    f.write_text(good + "\n")
+    assert utils.load_scored_refs(f)[0][1] == 0.5
+    for bad in (
+        "[1]",
+        '{"params": {}}',
+        '{"score": 1}',
+        '{"params": {}, "score": "high"}',
+        '{"params": {}, "score": NaN}',
+        '{"params": {}, "score": true}',
+    ):
+        f.write_text(good + "\n" + bad + "\n")
+        with pytest.raises(utils.RefsError, match=r"line 2: expected \{\"params\""):
+            utils.load_scored_refs(f)
+    f.write_text('{"params": {"geometry": "blob"}, "score": 1}\n')
+    with pytest.raises(utils.RefsError, match=r"line 1: geometry: unknown option"):
+        utils.load_scored_refs(f)
+    assert utils.load_scored_refs(tmp_path / "missing.jsonl") == []
 
 
 def test_starter_refs_load_and_are_messy_enough() -> None:
