@@ -1096,25 +1096,30 @@ class RendererClient:
                 r = self._session.post(
                     self.url, params={"size": size}, json=body, timeout=self.timeout
                 )
+            except requests.Timeout:
+                last = f"no answer within {self.timeout:g} s"
             except requests.RequestException as e:
-                last = f"{type(e).__name__}: {e}"
+                last = _os_reason(e) or type(e).__name__
             else:
                 if r.status_code == 200:
+                    if not r.content.startswith(PNG_SIGNATURE):
+                        kind = r.headers.get("Content-Type", "no Content-Type")
+                        raise RendererError(
+                            f"renderer at {self.url} answered 200 but not a PNG "
+                            f"({kind}): is that URL a renderer's /api/raster?"
+                        )
                     return r.content
                 if 400 <= r.status_code < 500:
-                    try:
-                        msg = r.json().get("error", r.text)
-                    except ValueError:
-                        msg = r.text[:200]
                     raise RendererError(
-                        f"renderer at {self.url} refused the params: {msg}"
+                        f"renderer at {self.url} refused the request: {_error_text(r)}"
                     )
-                last = f"HTTP {r.status_code}"
+                last = f"HTTP {r.status_code}: {_error_text(r)}"
             if attempt < self.retries:
                 time.sleep(self.backoff * 2**attempt)
+        tries = f"{self.retries + 1} tries" if self.retries else "1 try"
         raise RendererError(
-            f"renderer at {self.url} did not answer after {self.retries + 1} tries "
-            f"({last}). Start it with `make renderer`, or set RENDERER_URL."
+            f"renderer at {self.url} did not answer after {tries} ({last}). "
+            "Start it with `make renderer`, or set RENDERER_URL."
         )
 
     def render(self, params: dict[str, Any], size: int = 256) -> np.ndarray:
@@ -1133,6 +1138,36 @@ class RendererClient:
 
     def close(self) -> None:
         self._session.close()
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _os_reason(e: BaseException) -> str:
+    """The operating system's reason behind a requests error ('Connection refused',
+    'Name or service not known'), found down its chain of causes; '' if none."""
+    todo, seen = [e], set()
+    while todo:
+        x = todo.pop(0)
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, OSError) and isinstance(x.errno, int) and x.strerror:
+            return x.strerror
+        more = (getattr(x, "reason", None), x.__cause__, x.__context__, *x.args)
+        todo += [y for y in more if isinstance(y, BaseException)]
+    return ""
+
+
+def _error_text(r: Any) -> str:
+    """What an error answer says: its JSON "error", else the start of its body."""
+    try:
+        obj = r.json()
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict) and isinstance(obj.get("error"), str):
+        return obj["error"]
+    return " ".join(r.text[:200].split()) or f"HTTP {r.status_code}"
 
 
 def png_to_array(data: bytes) -> np.ndarray:
@@ -1208,7 +1243,8 @@ def start_renderer(
     port: int, host: str = "127.0.0.1", quiet: bool = True
 ) -> subprocess.Popen[bytes]:
     """Start the bundled renderer (renderer/server.py) on host:port and wait until it
-    answers /api/health. The caller stops it (proc.terminate())."""
+    answers /api/health. The caller stops it (`stop_renderer`). A renderer that
+    cannot start, or an interruption while waiting, leaves no process behind."""
     env = {**os.environ, "PORT": str(port), "HOST": host}
     out = subprocess.DEVNULL if quiet else None
     # Its own session: a Ctrl-C in the terminal reaches the pipeline, which finishes
@@ -1221,28 +1257,47 @@ def start_renderer(
         stderr=out,
         start_new_session=True,
     )
-    client = RendererClient(url=f"http://{host}:{port}/api/raster")
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if client.health(timeout=0.5) is not None:
-            client.close()
-            return proc
-        if proc.poll() is not None:
-            raise RendererError(
-                f"the bundled renderer exited at start (code {proc.returncode})"
-            )
-        time.sleep(0.1)
+    url_host = f"[{host}]" if ":" in host else host
+    client = RendererClient(url=f"http://{url_host}:{port}/api/raster")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if client.health(timeout=0.5) is not None:
+                return proc
+            if proc.poll() is not None:
+                raise RendererError(
+                    f"the bundled renderer could not start on {url_host}:{port} "
+                    f"(exit code {proc.returncode}): is another program using the "
+                    "port? Free it, or set RENDERER_URL"
+                )
+            time.sleep(0.1)
+        raise RendererError(
+            f"the bundled renderer did not answer on {url_host}:{port} within 30 s"
+        )
+    except BaseException:
+        stop_renderer(proc)
+        raise
+    finally:
+        client.close()
+
+
+def stop_renderer(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop a renderer that start_renderer started: SIGTERM (it stops its workers),
+    SIGKILL when it has not exited after `timeout` s."""
     proc.terminate()
-    raise RendererError(
-        f"the bundled renderer did not answer on port {port} within 30 s"
-    )
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextlib.contextmanager
 def ensure_renderer(url: str | None = None, log: Any = print) -> Iterator[str]:
     """Yield a renderer URL that answers. When nothing answers at `url` and it is on
-    this machine, start the bundled renderer on its port, say so, and stop it at the
-    end. A remote URL is used as it is (errors come with the first request)."""
+    this machine, start the bundled renderer on its host and port, say so, and stop
+    it at the end. A remote URL is used as it is (errors come with the first
+    request)."""
     url = renderer_url(url)
     client = RendererClient(url=url, retries=0)
     try:
@@ -1259,15 +1314,11 @@ def ensure_renderer(url: str | None = None, log: Any = print) -> Iterator[str]:
     log(
         f"renderer: nothing answers at {url}; starting the bundled renderer on port {port}"
     )
-    proc = start_renderer(port)
+    proc = start_renderer(port, "::1" if u.hostname == "::1" else "127.0.0.1")
     try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_renderer(proc)
 
 
 # ----------------------------------------------------------------------------------
@@ -1279,10 +1330,20 @@ PROFILES: dict[str, dict[str, Any]] = {
         "size": 64,  # training / data render resolution (px)
         "n": 3000,  # coverage samples per round
         "nq": 1000,  # quality samples per round
-        "forward_epochs": 8,
-        "inverse_epochs": 6,
+        "forward_epochs": 3,
+        "inverse_epochs": 3,
         "inverse_backbone": "resnet10t",
         "batch_size": 64,
+        # model.py / train.py (bench/results/models.md has the measurements)
+        "forward_lr": 3e-3,  # short CPU runs need a far higher rate than 2e-4
+        "forward_width": 8,  # decoder channels at full size
+        "forward_hidden": 256,
+        "forward_attn_res": 12,  # self-attention at the 12² stage (32² is too slow)
+        "forward_density": 0.5,  # canonical chain canvas: 0.5 px per view px
+        "forward_layout_k": 48,  # instances per chain placed by the progressions
+        "forward_layout_res": 48,
+        "inverse_lr": 1e-3,
+        "inverse_perceptual_batch": 16,  # forward-model loss on 16 of each batch
     },
     "gpu": {
         "size": 256,
@@ -1291,7 +1352,17 @@ PROFILES: dict[str, dict[str, Any]] = {
         "forward_epochs": 20,
         "inverse_epochs": 10,
         "inverse_backbone": "vit_small_patch14_dinov2.lvd142m",
-        "batch_size": 64,
+        "batch_size": 32,
+        "forward_lr": 1e-3,
+        "forward_width": 40,  # ~11M params at 256²
+        "forward_hidden": 512,
+        "forward_attn_res": 32,
+        "forward_density": 1.0,
+        "forward_layout_k": 64,
+        "forward_layout_res": 192,
+        "inverse_lr": 1e-4,
+        "inverse_freeze_epochs": 3,
+        "inverse_perceptual_batch": 0,  # 0 = the whole batch
     },
 }
 

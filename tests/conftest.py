@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +22,4 @@ def renderer_url() -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}/api/raster"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        utils.stop_renderer(proc)
