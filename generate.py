@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -391,8 +391,11 @@ def resume_command(args: argparse.Namespace, remaining: int, size: int) -> str:
         cmd.append("--scored")
     if args.ref_share is not None:
         cmd += ["--ref-share", str(args.ref_share)]
-    if args.refs != "references/refs.jsonl":
+    defaults = parse_args([])
+    if args.refs != defaults.refs:
         cmd += ["--refs", args.refs]
+    if args.scored and args.scored_refs != defaults.scored_refs:
+        cmd += ["--scored-refs", args.scored_refs]
     if args.renderer_url:
         cmd += ["--renderer-url", args.renderer_url]
     return shlex.join(cmd)
@@ -439,9 +442,17 @@ def main(args: argparse.Namespace) -> int:
         with renderer as live_url, stop.installed():
             client = utils.RendererClient(url=live_url, pool=max(8, args.workers))
 
+            failed = threading.Event()  # a render gave up: start no more
+
             def render_one(i: int) -> tuple[dict[str, Any], bool, bytes]:
+                if failed.is_set():
+                    raise CancelledError  # the loop stops at the earlier failure
                 params, is_bred = sampler(i)
-                return params, is_bred, client.render_png(params, size)
+                try:
+                    return params, is_bred, client.render_png(params, size)
+                except utils.RendererError:
+                    failed.set()
+                    raise
 
             from tqdm import tqdm
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -197,6 +198,36 @@ def test_renderer_down_is_a_clear_error(tmp_path: Path, refs_file: Path) -> None
     assert f"error: renderer at {url} did not answer" in res.stderr
     assert "Traceback" not in res.stderr + res.stdout
     assert pairs(out) == []
+
+
+def test_failed_render_starts_no_more_renders(
+    tmp_path: Path, refs_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def down(self: Any, params: dict[str, Any], size: int = 256) -> bytes:
+        calls.append(size)
+        raise utils.RendererError(f"renderer at {self.url} did not answer")
+
+    monkeypatch.setattr(utils.RendererClient, "render_png", down)
+    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
+    with pytest.raises(utils.RendererError):
+        run(tmp_path / "data", url, refs_file, 50, "--workers", "3")
+    assert 1 <= len(calls) <= 3  # only those already in flight when one failed
+    assert pairs(tmp_path / "data") == []
+
+
+def test_resume_command_repeats_every_choice_of_the_samples() -> None:
+    argv = ["--n", "10", "--out", "d q", "--seed", "3", "--ref-share", "0.5"]
+    argv += ["--scored", "--scored-refs", "s.jsonl", "--refs", "r.jsonl"]
+    args = generate.parse_args([*argv, "--renderer-url", "http://h:1/api/raster"])
+    cmd = shlex.split(generate.resume_command(args, 4, 96))
+    assert cmd[:2] == ["python", "generate.py"]
+    again = generate.parse_args(cmd[2:])
+    assert again.n == 4 and again.size == 96
+    for key in ("out", "seed", "ref_share", "scored", "scored_refs", "refs"):
+        assert getattr(again, key) == getattr(args, key), key
+    assert again.renderer_url == args.renderer_url
 
 
 def test_sampler_is_seeded_by_seed_and_index(refs_file: Path) -> None:
