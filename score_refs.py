@@ -658,7 +658,8 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
     """Score every ref; returns [(flat params, score)] highest first.
 
     Raises utils.RefsError (unreadable refs line), utils.RendererError (renderer
-    unreachable or refusing) and ScorerError (VLM weights not found)."""
+    unreachable or refusing) and ScorerError (VLM weights not found); on Ctrl-C,
+    KeyboardInterrupt after saving the scores made so far to the cache."""
     from tqdm import tqdm
 
     log: Log = print
@@ -719,6 +720,12 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
                             cache.save()
                     if args.sheet:
                         thumbs[i] = _thumbnail(img)
+            except KeyboardInterrupt:
+                log(
+                    f"stopped: the {new} new scores are kept in {cache.path}; run "
+                    "again to score the rest"
+                )
+                raise
             finally:
                 client.close()
                 if new:
@@ -762,3 +769,5 @@ if __name__ == "__main__":
     except (utils.RefsError, utils.RendererError, ScorerError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)  # what was scored is in the cache (main said so)

@@ -267,6 +267,32 @@ def test_scores_sorted_readable_and_cached(
     assert scores_by_line(tmp_path / "scored.jsonl")[3]["score"] == lines[3]["score"]
 
 
+def test_interrupted_scoring_keeps_what_it_scored(
+    tmp_path: Path,
+    refs_file: Path,
+    renderer_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    argv = script_args(tmp_path, refs_file, renderer_url, "--scorer", "heuristic")
+    real = score_refs.HeuristicScorer.score
+    calls: list[int] = []
+
+    def ctrl_c_at_the_third(self: Any, img: Any) -> score_refs.Scored:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, img)
+
+    monkeypatch.setattr(score_refs.HeuristicScorer, "score", ctrl_c_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        score_refs.main(score_refs.parse_args(argv))
+    assert "stopped: the 2 new scores are kept in" in capsys.readouterr().out
+    monkeypatch.undo()
+    score_refs.main(score_refs.parse_args(argv))
+    assert "scored 2 refs, 2 from the cache" in capsys.readouterr().out
+
+
 def test_no_refs_writes_an_empty_file(tmp_path: Path, capsys: Any) -> None:
     url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
     argv = script_args(tmp_path, tmp_path / "none.jsonl", url)
