@@ -20,7 +20,6 @@ SIGTERM stops cleanly (a second one stops at once) and says how to resume.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import re
@@ -314,30 +313,21 @@ class Preview:
             self.last_write = now
 
     def flush(self) -> None:
-        if self.window is not None or not self.latest:
-            return
-        sheet = utils.contact_sheet(
-            [im for im, _ in self.latest],
-            [lb for _, lb in self.latest],
-            cols=4,
-            cell=max(128, self.latest[0][0].shape[1]),
-        )
-        buf = io.BytesIO()
-        sheet.save(buf, format="PNG")
-        utils.atomic_write_bytes(self.path, buf.getvalue())
+        if self.window is None and self.latest:
+            write_sheet(self.path, self.latest, cols=4)
 
 
-def write_sheet(path: Path, samples: list[tuple[np.ndarray, str]]) -> None:
-    """An 8×4 contact sheet of (image, label) pairs at ≥ 128 px a tile."""
+def write_sheet(
+    path: Path, samples: list[tuple[np.ndarray, str]], cols: int = SHEET_COLS
+) -> None:
+    """A contact sheet of (image, label) pairs, `cols` a row, at ≥ 128 px a tile."""
     sheet = utils.contact_sheet(
         [im for im, _ in samples],
         [lb for _, lb in samples],
-        cols=SHEET_COLS,
+        cols=cols,
         cell=max(128, samples[0][0].shape[1]),
     )
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    utils.atomic_write_bytes(path, buf.getvalue())
+    utils.write_png(path, sheet)
 
 
 # ----------------------------------------------------------------------------------

@@ -174,8 +174,6 @@ def cmd_rm(refs: Path, line_no: int) -> None:
 
 def cmd_sheet(refs: Path, out: Path, size: int, cols: int, url: str | None) -> None:
     """Render every ref at size² through the renderer; tiles labelled like `list`."""
-    import io
-
     from tqdm import tqdm
 
     numbered = utils.load_refs_numbered(refs)
@@ -184,15 +182,13 @@ def cmd_sheet(refs: Path, out: Path, size: int, cols: int, url: str | None) -> N
     images = []
     with utils.ensure_renderer(url) as live_url:
         client = utils.RendererClient(url=live_url)
-        for _, params in tqdm(numbered, unit="ref", desc="rendering refs"):
-            images.append(client.render(params, size))
-        client.close()
+        try:
+            for _, params in tqdm(numbered, unit="ref", desc="rendering refs"):
+                images.append(client.render(params, size))
+        finally:
+            client.close()
     labels = [f"{n}. {utils.describe(p)}" for n, p in numbered]
-    buf = io.BytesIO()
-    utils.contact_sheet(images, labels, cols=cols).save(
-        buf, format="PNG", optimize=True
-    )
-    utils.atomic_write_bytes(out, buf.getvalue())
+    utils.write_png(out, utils.contact_sheet(images, labels, cols=cols), optimize=True)
     print(f"wrote {out}: {len(images)} refs at {size}x{size} px")
 
 
@@ -216,4 +212,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    try:
+        sys.exit(main(parse_args()))
+    except KeyboardInterrupt:
+        sys.exit(130)  # every write is atomic: the refs file is as it was

@@ -645,15 +645,6 @@ def render_in_order(
             yield img
 
 
-def _save_sheet(path: Path, tiles: list[Any], labels: list[str]) -> None:
-    import io
-
-    sheet = utils.contact_sheet(tiles, labels=labels, cols=SHEET_COLS, cell=SHEET_CELL)
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    utils.atomic_write_bytes(path, buf.getvalue())
-
-
 def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
     """Score every ref; returns [(flat params, score)] highest first.
 
@@ -756,7 +747,9 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
             f"#{refs[i][0]} {rec['score']:.2f}"
             for i, rec in zip(order, records, strict=True)
         ]
-        _save_sheet(Path(args.sheet), [thumbs[i] for i in order], labels)
+        tiles = [thumbs[i] for i in order]
+        sheet = utils.contact_sheet(tiles, labels, cols=SHEET_COLS, cell=SHEET_CELL)
+        utils.write_png(args.sheet, sheet)
         log(f"contact sheet → {args.sheet}")
     return [
         (refs[i][1], float(rec["score"])) for i, rec in zip(order, records, strict=True)

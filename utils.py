@@ -980,6 +980,15 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
 
 
+def write_png(path: str | Path, image: Any, **save_kw: Any) -> None:
+    """A PIL image → a PNG file, written atomically; save_kw go to Image.save."""
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", **save_kw)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 # ----------------------------------------------------------------------------------
 # Measuring pictures (../shared/spec/evaluation.md). Images: float arrays (H, W, 3)
 # or (H, W) in [0, 1].
