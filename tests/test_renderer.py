@@ -222,6 +222,27 @@ def test_arch_is_the_upper_half_and_plus_y_is_up() -> None:
     assert rows[: SIZE // 2].sum() > 20 * rows[SIZE // 2 + 2 :].sum()
 
 
+@pytest.mark.parametrize("angle", [0.0, math.pi / 4, math.pi / 2, math.pi])
+def test_gradient_darkens_along_the_angle(angle: float) -> None:
+    """Along a vertical line (q = (0, y)) brightness ∝ 1 − smoothstep(0.2, 1,
+    0.5 + 0.5·|g|) with g = q·(sin θ, cos θ) = y·cos θ: dark ends for θ = 0 or π,
+    uniform for θ = π/2."""
+    size, scale = 192, 1.5
+    p = lone(geometry="line", repetitions=1, scale=scale, gradientAngle=angle)
+    rows = scene.render(p, size)[..., 0].astype(float).sum(axis=1)  # (size,)
+    px = size / 5 * scale  # pixels per element-local unit
+
+    def at(y: float) -> float:  # the row profile at local y, interpolated
+        r = size / 2 - y * px - 0.5
+        i = math.floor(r)
+        return rows[i] * (i + 1 - r) + rows[i + 1] * (r - i)
+
+    bright = progressions.gradient_brightness
+    for y in (0.2, 0.4, 0.5):
+        want = bright(y * math.cos(angle)) / bright(0.0)
+        assert at(y) / at(0.0) == pytest.approx(float(want), abs=0.03), y
+
+
 def test_stroke_scales_with_geo_width() -> None:
     thin = scene.render(lone(geometry="ring", repetitions=1, geoWidth=0.02), SIZE)
     thick = scene.render(lone(geometry="ring", repetitions=1, geoWidth=0.08), SIZE)
@@ -467,6 +488,53 @@ def test_sparse_and_dense_dither_agree() -> None:
         assert (sparse[..., 1:3] == full[..., 1:3]).all()
         assert (np.abs(sparse[..., 0].astype(int) - full[..., 0]) <= 255 // 3 + 1).all()
         assert (sparse[lit] == full[lit]).all()
+
+
+@pytest.mark.parametrize("grayscale", [False, True])
+@pytest.mark.parametrize("lit_share", [0.1, 1.0])  # the sparse and the dense path
+def test_dither_follows_the_shift_formula(grayscale: bool, lit_share: float) -> None:
+    """Bayer, cell = ditherScale·size/1024 px: t = B[cy mod n, cx mod n]/n², shift =
+    (t − 0.5 + bias)/(colors − 1), q = floor((v + shift)(colors − 1))/(colors − 1)
+    (on luma when grayscale), out = v + strength·(q − v). Up to rounding, except
+    where (v + shift)(colors − 1) lies on a level boundary."""
+    size, n, colors, strength, bias = 256, 4, 5, 0.6, 0.7
+    rng = np.random.default_rng(4)
+    img = gray_rgba(0, size)
+    lit = rng.random((size, size)) < lit_share
+    img[lit, :3] = rng.integers(1, 256, (int(lit.sum()), 3))
+    p = params(
+        ditherEnabled=True,
+        ditherType="bayer",
+        ditherMatrix=n,
+        ditherScale=8.0,  # cells of 2 px at 256
+        ditherColors=colors,
+        ditherStrength=strength,
+        ditherBias=bias,
+        ditherGrayscale=grayscale,
+    )
+    got = img.copy()
+    postfx.apply_dither(got, p, size)
+    c = np.arange(size) // 2
+    t = postfx.bayer_matrix(n)[c[:, None] % n, c[None, :] % n] / (n * n)
+    v = img[..., :3] / 255.0
+    luma = np.repeat((v @ [0.299, 0.587, 0.114])[..., None], 3, axis=2)
+    v_q = luma if grayscale else v  # what is quantised
+    x = (v_q + ((t - 0.5 + bias) / (colors - 1))[..., None]) * (colors - 1)
+    q = np.clip(np.floor(x), 0, colors - 1) / (colors - 1)
+    want = (v + strength * (q - v)) * 255
+    clear = np.abs(x - np.round(x)) > 1e-4
+    assert clear.mean() > 0.95
+    assert np.abs(got[..., :3] - want)[clear].max() <= 0.51
+
+
+def test_noise_dither_is_interleaved_gradient_noise() -> None:
+    # fract(52.9829189·fract(0.06711056·cx + 0.00583715·cy)), cells of 2 px at 256
+    t = postfx.threshold_field("noise", 4, 8.0, 256).astype(np.float64)
+    c = np.arange(256) // 2
+    f = np.modf(0.06711056 * c[None, :] + 0.00583715 * c[:, None])[0]
+    want = np.modf(52.9829189 * f)[0]
+    d = np.abs(t - want)
+    assert (np.minimum(d, 1 - d) < 1e-3).mean() > 0.999  # up to float32 at wraps
 
 
 def test_bayer_pattern_cell_scales_relative_to_1024() -> None:
