@@ -504,8 +504,8 @@ def _split_prefixed(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
             # Groups.g{i}.g{i}-NAME
             head, _, name = k.partition("-")
             parts = head.split(".")
-            if len(parts) != 3 or not parts[1][1:].isdigit() or not name:
-                continue
+            if len(parts) != 3 or not parts[1][1:].isdigit() or name not in LAYER_PARAM:
+                continue  # not a layer key we know: ignored, it makes no layer
             i = int(parts[1][1:])
             if i >= 64:
                 raise ParamError(f"{k}: at most {MAX_LAYERS} layers", "layers")

@@ -146,6 +146,28 @@ def test_messy_ref_loads() -> None:
     assert layer["scale"] == {"x": 1.0, "y": 1.0}  # required key → default
 
 
+def test_unknown_layer_keys_are_ignored_and_make_no_layer() -> None:
+    p = utils.validate_params(
+        {
+            "Groups.g0.g0-rotation": 1,
+            "Groups.g1.g1-opacity": 0.5,  # unknown: no second layer
+            "Groups.g1.g1-repetitions": 3,  # always the base's
+            "Groups.g9.g9-foo": 1,
+        }
+    )
+    assert len(p["layers"]) == 1
+    flat = utils.validate_params(
+        {"layers": [{"rotation": 1, "repetitions": 3, "origin": "center"}]}
+    )
+    assert flat["layers"] == [
+        {
+            "rotation": 1.0,
+            "position": {"x": 0.0, "y": 0.0},
+            "scale": {"x": 1.0, "y": 1.0},
+        }
+    ]
+
+
 def test_short_hex_and_clamping_reported() -> None:
     p, clamped = utils.parse_params(
         {"Element.color": "#abc", "Scalars.repetitions": 9000, "Dither.colors": 1}
