@@ -2,7 +2,7 @@
 
     POST /api/raster[?size=N]  JSON params (either spelling) → 200 image/png
                                (X-Clamped: field,field when numbers were clamped)
-    GET  /api/health           → {"version", "uptime", "renders", "workers"}
+    GET  /api/health           → {"version", "schema", "uptime", "renders", "workers"}
     GET  /api/schema           → utils.schema_json()
 
 Bad input answers 4xx with {"error": "...", "field": "..."}; a bad request never
