@@ -306,9 +306,24 @@ def _unwrap(v: Any) -> Any:
     return v
 
 
+def json_type(v: Any) -> str:
+    """What JSON calls the type of a decoded value: object, array, string, ..."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object" if isinstance(v, dict) else type(v).__name__
+
+
 def _number(v: Any, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ParamError(f"{name}: expected a number, got {type(v).__name__}", name)
+        raise ParamError(f"{name}: expected a number, got {json_type(v)}", name)
     try:
         x = float(v)
     except OverflowError:  # an int beyond the float range (309+ digits)
@@ -322,7 +337,7 @@ def normalize_color(v: Any, name: str = "color") -> str:
     """'#abc' / '#AABBCC' (any case) → '#AABBCC'."""
     if not isinstance(v, str):
         raise ParamError(
-            f"{name}: expected a hex colour string, got {type(v).__name__}", name
+            f"{name}: expected a hex colour string, got {json_type(v)}", name
         )
     s = v.strip()
     h = s[1:] if s.startswith("#") else ""
@@ -439,7 +454,7 @@ def parse_params(body: Any) -> tuple[dict[str, Any], list[str]]:
     than MAX_LAYERS layers. Out-of-range numbers are clamped and reported.
     """
     if not isinstance(body, dict):
-        raise ParamError(f"params must be a JSON object, got {type(body).__name__}", "")
+        raise ParamError(f"params must be a JSON object, got {json_type(body)}", "")
     clamped: list[str] = []
     out = default_params()
     if is_prefixed(body):

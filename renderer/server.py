@@ -86,7 +86,7 @@ def parse_body(raw: bytes) -> tuple[dict[str, Any], list[str]]:
         raise RequestError(400, f"body: not JSON ({e})", "body") from None
     if not isinstance(obj, dict):
         raise RequestError(
-            400, f"body: expected a JSON object, got {type(obj).__name__}", "body"
+            400, f"body: expected a JSON object, got {utils.json_type(obj)}", "body"
         )
     try:
         params, clamped = utils.parse_params(obj)

@@ -138,6 +138,16 @@ def test_bad_bodies_answer_400_with_the_field(
     assert err["field"] == field and err["error"]
 
 
+def test_type_errors_use_json_names(renderer_url: str) -> None:
+    for body, said in [
+        (b"null", "body: expected a JSON object, got null"),
+        (b"[1]", "body: expected a JSON object, got array"),
+        (b'{"repetitions": "10"}', "repetitions: expected a number, got string"),
+        (b'{"color": 255}', "color: expected a hex colour string, got number"),
+    ]:
+        assert post(renderer_url, data=body).json()["error"] == said
+
+
 @pytest.mark.parametrize("size", ["31", "2049", "0", "-5", "abc", "1.5", "", "1e3"])
 def test_bad_sizes_answer_400(renderer_url: str, size: str) -> None:
     r = post(renderer_url, {}, size)
