@@ -1,0 +1,1126 @@
+"""The search machinery of predict.py: image loss, search spaces, the render budget,
+CMA-ES, retrieval from the training data, gradient descent through the forward model
+and the inverse pipeline that chains them (../shared/spec/pipeline.md, "Predict").
+
+The loss every stage minimises is `ImageLoss`: 1 − mean NCC of the √grey image,
+blurred at two scales (σ = 1 px and 4 px at 128², scaled with size). √ lifts the thin
+dim lines that dominate this scene, the fine scale rewards exact lines (it is the
+evaluation's NCC), the coarse one gives the optimiser a slope towards the right place
+when lines do not overlap yet. Both scales are 0 for a blank image, so black never
+wins (see ../shared/spec/evaluation.md: SSIM/L2 reward black).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import utils
+
+Log = Callable[[str], None]
+
+
+# ----------------------------------------------------------------------------------
+# Loss
+
+
+def _gauss_kernel(sigma: float) -> torch.Tensor:
+    r = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+@functools.lru_cache(maxsize=32)
+def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
+    """(n, n) matrix M with (x @ M) = x blurred along its last axis (reflect pad)."""
+    k = _gauss_kernel(sigma)
+    r = (len(k) - 1) // 2
+    i = torch.arange(n)[:, None]
+    j = i + torch.arange(-r, r + 1)[None, :]  # (n, 2r + 1) source index
+    for _ in range(2):  # reflect without repeating the edge (twice for tiny n)
+        j = torch.where(j < 0, -j, j)
+        j = torch.where(j >= n, 2 * (n - 1) - j, j)
+    m = torch.zeros(n, n)
+    m.index_put_(
+        (j.clamp(0, n - 1).flatten(), i.expand_as(j).flatten()),
+        k.repeat(n),
+        accumulate=True,
+    )
+    return m
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur (σ in px) of (..., H, W), as two matrix products."""
+    if sigma <= 0:
+        return x
+    mh = _blur_matrix(x.shape[-2], float(sigma)).to(x)
+    mw = _blur_matrix(x.shape[-1], float(sigma)).to(x)
+    return mh.T @ x @ mw
+
+
+def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(H, W, 3) / (B, H, W, 3) arrays or (B, 3, H, W) tensors → (B, 3, H, W) float."""
+    if isinstance(images, torch.Tensor):
+        return images.float()
+    a = np.asarray(images, np.float32)
+    a = a[None] if a.ndim == 3 else a
+    return torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()
+
+
+class ImageLoss:
+    """1 − mean over scales of NCC(√grey blurred by σ) against one target.
+
+    target: (S, S, 3) in [0, 1]. sigmas: blur in px at 256² (scaled to the size of the
+    images compared); default (2, 8) = the evaluation's NCC plus a coarse one.
+    `__call__` takes (B, 3, R, R) tensors in [0, 1] at any R (the target is resized
+    to R once and cached) and returns (B,) losses in [0, 2]; differentiable.
+    """
+
+    def __init__(
+        self,
+        target: np.ndarray,
+        sigmas: Sequence[float] = (2.0, 8.0),
+        f1_weight: float = 0.0,
+    ):
+        self.target = to_tensor(target)
+        self.sigmas = tuple(sigmas)
+        self.f1_weight = f1_weight
+        self._feats: dict[int, list[torch.Tensor]] = {}
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, R, R) → per scale (B, R·R) zero-mean unit-norm vectors."""
+        g = images.mean(dim=1, keepdim=True).clamp(0, 1)
+        g = torch.sqrt(g + 1e-6) - 1e-3
+        res = images.shape[-1]
+        out = []
+        for s in self.sigmas:
+            b = blur(g, s * res / 256).flatten(1)
+            b = b - b.mean(dim=1, keepdim=True)
+            out.append(b / (b.norm(dim=1, keepdim=True) + 1e-8))
+        return out
+
+    def target_features(self, res: int) -> list[torch.Tensor]:
+        if res not in self._feats:
+            t = self.target
+            if t.shape[-1] != res:
+                t = F.interpolate(t, size=(res, res), mode="area")
+            self._feats[res] = self.features(t)
+        return self._feats[res]
+
+    def ncc(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, R, R) → (B,) mean NCC over the scales, in [-1, 1]."""
+        tf = self.target_features(images.shape[-1])
+        sims = [
+            (a * b).sum(dim=1) for a, b in zip(self.features(images), tf, strict=True)
+        ]
+        return torch.stack(sims).mean(dim=0)
+
+    def line_f1(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, R, R) → (B,) line F1 (as utils.line_f1): lit
+        pixels (√grey > 0.15) matched within 2 px at 256² (scaled). Not
+        differentiable (a step function); 0 when either image is blank."""
+        res = images.shape[-1]
+        t = self.target
+        if t.shape[-1] != res:
+            t = F.interpolate(t, size=(res, res), mode="area")
+        r = max(1, round(2 * res / 256))
+        a = (images.mean(1, keepdim=True).clamp(0, 1).sqrt() > 0.15).float()
+        b = (t.mean(1, keepdim=True).clamp(0, 1).sqrt() > 0.15).float()
+        yy, xx = torch.meshgrid(
+            torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij"
+        )
+        disk = (yy * yy + xx * xx <= r * r).float()[None, None]
+        da = (F.conv2d(a, disk, padding=r) > 0).float()
+        db = (F.conv2d(b, disk, padding=r) > 0).float()
+        na, nb = a.sum((1, 2, 3)), b.sum((1, 2, 3))
+        prec = (a * db).sum((1, 2, 3)) / na.clamp(min=1)
+        rec = (b * da).sum((1, 2, 3)) / nb.clamp(min=1)
+        f1 = 2 * prec * rec / (prec + rec).clamp(min=1e-8)
+        return torch.where((na > 0) & (nb > 0), f1, torch.zeros_like(f1)).detach()
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        n = len(self.sigmas)
+        score = self.ncc(images) * n
+        if self.f1_weight > 0:
+            score = score + self.f1_weight * self.line_f1(images)
+        return 1.0 - score / (n + self.f1_weight)
+
+
+PIPELINE_SIGMAS = (2.0, 8.0)
+PIPELINE_F1_WEIGHT = 1.0
+
+
+def pipeline_loss(target: np.ndarray) -> ImageLoss:
+    """The loss the inverse pipeline minimises (see the module docstring)."""
+    return ImageLoss(target, PIPELINE_SIGMAS, PIPELINE_F1_WEIGHT)
+
+
+# ----------------------------------------------------------------------------------
+# Search spaces: the continuous values of one discrete configuration, in [0, 1]
+
+COLOR_KEYS = ("color",)
+DITHER_CONT = ("ditherColors", "ditherStrength", "ditherScale", "ditherBias")
+NOISE_CONT = ("noiseDensity", "noiseOpacity", "noiseSize")
+
+
+@dataclass
+class SearchSpace:
+    """The continuous search space of one configuration (the discrete choices of
+    `base`: categoricals, booleans, layer count, which layer overrides are set, layer
+    geometries). A point x is a vector in [0, 1]^d (periodic angles wrap) of the
+    utils.encode_params normalised values; the values not searched stay as in base.
+
+    dims="active": what the picture depends on: no colours (the loss is on grey;
+    colour is fitted separately), noise/dither values only when enabled, layer
+    overrides only when set. dims="all": every continuous value of the config
+    (the plain CMA-ES baseline of evaluation.md).
+    """
+
+    base: dict[str, Any]
+    cont_idx: list[int]
+    layer_idx: list[tuple[int, int]]
+    periodic: np.ndarray
+    names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, params: dict[str, Any], dims: str = "active") -> SearchSpace:
+        base = utils.validate_params(params)
+        cont_idx: list[int] = []
+        periodic: list[bool] = []
+        names: list[str] = []
+        for i, (k, _c) in enumerate(utils.CONT_COMPONENTS):
+            if dims == "active" and (
+                k in COLOR_KEYS
+                or (k in NOISE_CONT and not base["noiseEnabled"])
+                or (k in DITHER_CONT and not base["ditherEnabled"])
+            ):
+                continue
+            cont_idx.append(i)
+            periodic.append(utils.PARAM[k].periodic)
+            names.append(utils.CONT_NAMES[i])
+        layer_idx: list[tuple[int, int]] = []
+        for li, layer in enumerate(base["layers"]):
+            for j, (k, c) in enumerate(utils.LAYER_CONT_COMPONENTS):
+                if dims == "active" and (
+                    k in COLOR_KEYS
+                    or (k not in utils.LAYER_REQUIRED and k not in layer)
+                ):
+                    continue
+                layer_idx.append((li, j))
+                periodic.append(utils.LAYER_PARAM[k].periodic)
+                kind = utils.LAYER_PARAM[k].kind
+                sub = {"vec2": ".xy", "color": ".rgb"}.get(kind, "")
+                names.append(f"layers[{li}].{k}{sub[:1] + sub[1 + c] if sub else ''}")
+        return cls(base, cont_idx, layer_idx, np.array(periodic, bool), names)
+
+    @property
+    def dim(self) -> int:
+        return len(self.cont_idx) + len(self.layer_idx)
+
+    def bounds(self) -> list[list[float | None]]:
+        """pycma bounds: [0, 1] except periodic dims (unbounded, decoded mod 1)."""
+        lo = [None if p else 0.0 for p in self.periodic]
+        hi = [None if p else 1.0 for p in self.periodic]
+        return [lo, hi]
+
+    def encode(self, params: dict[str, Any]) -> np.ndarray:
+        """Params of this config → x in [0, 1]^d."""
+        enc = utils.encode_params(params)
+        x = [enc.cont[i] for i in self.cont_idx]
+        x += [enc.layer_cont[li, j] for li, j in self.layer_idx]
+        return np.array(x, np.float64)
+
+    def decode(self, x: Sequence[float] | np.ndarray) -> dict[str, Any]:
+        """x → flat params (base with the searched values replaced)."""
+        x = np.asarray(x, np.float64)
+        x = np.where(self.periodic, np.mod(x, 1.0), np.clip(x, 0.0, 1.0))
+        enc = utils.encode_params(self.base).as_dict()
+        n = len(self.cont_idx)
+        enc["cont"][self.cont_idx] = x[:n]
+        for (li, j), v in zip(self.layer_idx, x[n:], strict=True):
+            enc["layer_cont"][li, j] = v
+        out = utils.decode_params(enc)
+        # decode_params rebuilds colours from the encoding; keep the base's exactly.
+        out["color"] = self.base["color"]
+        for layer, b in zip(out["layers"], self.base["layers"], strict=True):
+            if "color" in b:
+                layer["color"] = b["color"]
+        return out
+
+
+# ----------------------------------------------------------------------------------
+# The render budget
+
+
+@dataclass
+class Candidate:
+    loss: float
+    params: dict[str, Any]
+    image: np.ndarray | None = None  # (S, S, 3) in [0, 1], the search-size render
+
+
+class Evaluator:
+    """Renders params with the real renderer at `size` and scores them with `loss`,
+    counting renders against `budget`. Identical params are cached (free). Keeps the
+    best so far and `trace[k]` = best loss after k + 1 renders.
+
+    A batch is rendered concurrently (`workers` requests in flight); calls past the
+    budget return inf for what was not rendered.
+    """
+
+    def __init__(
+        self,
+        client: utils.RendererClient,
+        loss: ImageLoss,
+        size: int = 128,
+        budget: int = 500,
+        workers: int = 4,
+    ) -> None:
+        self.client, self.loss, self.size = client, loss, size
+        self.budget, self.workers = budget, workers
+        self.renders = 0
+        self.best: Candidate | None = None
+        self.trace: list[float] = []
+        self.history: list[tuple[int, Candidate]] = []  # (renders, new best)
+        self.seconds: list[float] = []  # seconds since creation at each render
+        self._t0 = time.time()
+        self._cache: dict[str, float] = {}
+        self._pool = ThreadPoolExecutor(workers)
+
+    @property
+    def left(self) -> int:
+        return max(0, self.budget - self.renders)
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+    def __call__(self, params_list: Sequence[dict[str, Any]]) -> list[float]:
+        keys = [utils.canonical_json(p) for p in params_list]
+        todo: list[int] = []
+        seen: set[str] = set()
+        for i, k in enumerate(keys):
+            if k not in self._cache and k not in seen and len(todo) < self.left:
+                todo.append(i)
+                seen.add(k)
+        images = list(
+            self._pool.map(
+                lambda i: self.client.render(params_list[i], self.size), todo
+            )
+        )
+        if todo:
+            with torch.no_grad():
+                losses = self.loss(to_tensor(np.stack(images))).tolist()
+            for i, img, lo in zip(todo, images, losses, strict=True):
+                self._cache[keys[i]] = lo
+                self.renders += 1
+                if self.best is None or lo < self.best.loss:
+                    self.best = Candidate(lo, params_list[i], img)
+                    self.history.append((self.renders, self.best))
+                self.trace.append(self.best.loss)
+                self.seconds.append(time.time() - self._t0)
+        return [self._cache.get(k, math.inf) for k in keys]
+
+    def best_at(self, renders: int) -> Candidate | None:
+        """The best candidate after the first `renders` renders (None before any)."""
+        found = None
+        for n, cand in self.history:
+            if n > renders:
+                break
+            found = cand
+        return found
+
+
+# ----------------------------------------------------------------------------------
+# Optimisers
+
+
+def cma_search(
+    space: SearchSpace,
+    evaluate: Evaluator,
+    x0: np.ndarray,
+    sigma0: float,
+    budget: int,
+    seed: int = 0,
+    popsize: int | None = None,
+) -> Candidate:
+    """pycma CMA-ES in `space` from x0 for at most `budget` renders; each generation
+    is rendered concurrently. Returns the best candidate it saw."""
+    import cma
+
+    opts: dict[str, Any] = {
+        "bounds": space.bounds(),
+        "seed": seed + 1,
+        "verbose": -9,
+        "tolfun": 1e-5,
+    }
+    if popsize:
+        opts["popsize"] = popsize
+    best = Candidate(math.inf, space.decode(x0))
+    if space.dim == 0:
+        best.loss = evaluate([best.params])[0]
+        return best
+    x0 = np.clip(x0, 0.0, 1.0) if space.dim else x0
+    es = cma.CMAEvolutionStrategy(list(x0), sigma0, opts)
+    used = 0
+    while used < budget and evaluate.left > 0 and not es.stop():
+        xs = es.ask()
+        n = min(len(xs), budget - used, evaluate.left)
+        params = [space.decode(x) for x in xs[:n]]
+        losses = evaluate(params)
+        used += n
+        for p, lo in zip(params, losses, strict=True):
+            if lo < best.loss:
+                best = Candidate(lo, p)
+        if n < len(xs):
+            break
+        es.tell(xs, losses)
+    return best
+
+
+def random_search(
+    evaluate: Evaluator, budget: int, rng: random.Random, batch: int = 8
+) -> Candidate:
+    """Fresh utils.sample_params draws, the best kept (the blind baseline)."""
+    best = Candidate(math.inf, utils.sample_params(rng))
+    while budget > 0 and evaluate.left > 0:
+        ps = [utils.sample_params(rng) for _ in range(min(batch, budget))]
+        for p, lo in zip(ps, evaluate(ps), strict=True):
+            if lo < best.loss:
+                best = Candidate(lo, p)
+        budget -= len(ps)
+    return best
+
+
+# ----------------------------------------------------------------------------------
+# Retrieval: nearest neighbours among the rendered training data (no new renders)
+
+
+def load_image_file(path: str | Path, res: int) -> np.ndarray:
+    """A rendered square PNG → (res, res, 3) float32 in [0, 1] (area resampling)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.size != (res, res):
+            im = im.resize((res, res), Image.Resampling.BOX)
+        return np.asarray(im, np.float32) / 255.0
+
+
+@dataclass
+class RetrievalBank:
+    """Rendered images with their params (data/images + data/params, any number of
+    such folders) as NCC features at `res`² (the loss's two scales, concatenated), so
+    that the nearest neighbours of a target cost a matrix product and no renders."""
+
+    feats: torch.Tensor  # (N, D), each scale's part unit-norm / √scales
+    params_paths: list[Path]
+    image_paths: list[Path]
+    scales: torch.Tensor  # (N,) Scene.scale of each
+    res: int
+    sigmas: tuple[float, ...]
+
+    @classmethod
+    def load(
+        cls,
+        dirs: Sequence[str | Path],
+        res: int = 32,
+        sigmas: Sequence[float] = (2.0, 8.0),
+        limit: int | None = None,
+    ) -> RetrievalBank | None:
+        """Every complete pair under dirs (images/N.png + params/N.json); None when
+        there is none."""
+        pairs: list[tuple[Path, Path]] = []
+        for d in dirs:
+            d = Path(d)
+            for img in sorted((d / "images").glob("*.png")):
+                par = d / "params" / f"{img.stem}.json"
+                if par.exists():
+                    pairs.append((img, par))
+        if limit is not None:
+            pairs = pairs[:limit]
+        if not pairs:
+            return None
+        loss = ImageLoss(np.zeros((res, res, 3), np.float32), sigmas)
+        scales = torch.tensor(
+            [float(json.loads(p.read_text()).get("scale", 0.85)) for _, p in pairs]
+        )
+        feats = []
+        for i in range(0, len(pairs), 512):
+            imgs = np.stack([load_image_file(p, res) for p, _ in pairs[i : i + 512]])
+            feats.append(cls._features(loss, to_tensor(imgs)))
+        return cls(
+            torch.cat(feats),
+            [p for _, p in pairs],
+            [i for i, _ in pairs],
+            scales,
+            res,
+            tuple(sigmas),
+        )
+
+    @staticmethod
+    def _features(loss: ImageLoss, images: torch.Tensor) -> torch.Tensor:
+        fs = loss.features(images)
+        return torch.cat(fs, dim=1) / math.sqrt(len(fs))
+
+    def __len__(self) -> int:
+        return len(self.params_paths)
+
+    def nearest(
+        self, target: np.ndarray, k: int, transforms: bool = True
+    ) -> list[tuple[float, int, float, float]]:
+        """The k most similar training images as (ncc, index, angle, scale), best
+        first. With `transforms`, each image is compared under every rotation (15°
+        steps) and scale (0.8-1.25, within what its Scene.scale allows) of the scene
+        and (angle, scale) is the best one; else (0, 1). Mean NCC over the scales."""
+        t = F.interpolate(to_tensor(target), size=(self.res, self.res), mode="area")
+        loss = ImageLoss(np.zeros((self.res, self.res, 3), np.float32), self.sigmas)
+        if not transforms:
+            sims = self.feats @ self._features(loss, t)[0]
+            top = torch.topk(sims, min(k, len(self))).indices.tolist()
+            return [(float(sims[i]), i, 0.0, 1.0) for i in top]
+        angles = torch.arange(24, dtype=torch.float32) * (math.pi / 12)
+        scales = torch.tensor([0.8, 0.9, 1.0, 1.12, 1.25])
+        aa, kk = torch.meshgrid(angles, scales, indexing="ij")
+        aa, kk = aa.flatten(), kk.flatten()
+        # image warped by (a, k) ≈ target  ⇔  image ≈ target warped by (−a, 1/k)
+        tw = warp(t.expand(len(aa), -1, -1, -1), -aa, 1 / kk, torch.zeros(len(aa), 2))
+        sims = self.feats @ self._features(loss, tw).T  # (N, transforms)
+        sp = utils.PARAM["scale"]
+        new_scale = self.scales[:, None] * kk[None, :]
+        ok = (new_scale >= sp.clamp_lo - 1e-6) & (new_scale <= sp.clamp_hi + 1e-6)
+        ok[:, (aa == 0) & (kk == 1)] = True
+        sims = torch.where(ok, sims, torch.full_like(sims, -2.0))
+        best = sims.max(dim=1)
+        top = torch.topk(best.values, min(k, len(self))).indices.tolist()
+        out = []
+        for i in top:
+            j = int(best.indices[i])
+            out.append((float(best.values[i]), i, float(aa[j]), float(kk[j])))
+        return out
+
+    def params(self, i: int) -> dict[str, Any]:
+        return utils.validate_params(json.loads(self.params_paths[i].read_text()))
+
+    def image(self, i: int, res: int) -> np.ndarray:
+        """(res, res, 3) in [0, 1]."""
+        return load_image_file(self.image_paths[i], res)
+
+
+def registered_starts(
+    cands: Sequence[tuple[dict[str, Any], np.ndarray]],
+    target: np.ndarray,
+    res: int = 64,
+    init: Sequence[tuple[float, float]] | None = None,
+) -> list[tuple[float, dict[str, Any]]]:
+    """Each (params, its image) moved by the similarity transform (Scene rotation,
+    scale, position) that best fits its image to the target, best first, as
+    (ncc at res², params). No renders."""
+    imgs = torch.cat(
+        [F.interpolate(to_tensor(im), size=(res, res), mode="area") for _, im in cands]
+    )
+    tgt = F.interpolate(to_tensor(target), size=(res, res), mode="area")
+    sp = utils.PARAM["scale"]
+    k_range = [(sp.clamp_lo / p["scale"], sp.clamp_hi / p["scale"]) for p, _ in cands]
+    regs = register(imgs, tgt, k_range, init=init)
+    out = [
+        (r[4], apply_similarity(p, r[0], r[1], r[2:4]))
+        for (p, _), r in zip(cands, regs, strict=True)
+    ]
+    return sorted(out, key=lambda t: -t[0])
+
+
+# ----------------------------------------------------------------------------------
+# Discrete moves: the single-change neighbours of a configuration
+
+
+def discrete_neighbours(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every params that differs from `params` in one discrete choice: another option
+    of a categorical, a flipped boolean, one layer fewer. Choices that cannot change
+    the picture (dither type/matrix/grayscale with dither off) are skipped."""
+    p = utils.validate_params(params)
+    out: list[dict[str, Any]] = []
+    dither_only = ("ditherType", "ditherMatrix", "ditherGrayscale")
+    for k in (*utils.CAT_KEYS, *utils.BOOL_KEYS):
+        if k in dither_only and not p["ditherEnabled"]:
+            continue
+        opts = utils.PARAM[k].options if utils.PARAM[k].kind == "cat" else (True, False)
+        for o in opts:
+            if o != p[k]:
+                out.append({**p, k: o})
+    for i in range(len(p["layers"])):
+        out.append({**p, "layers": p["layers"][:i] + p["layers"][i + 1 :]})
+    return out
+
+
+# ----------------------------------------------------------------------------------
+# Evolution with sparse mutations: the picture depends on a few values so sharply
+# (rotationFactor, steps, angles: a 0.01 change of the normalised value already costs
+# 0.1-0.3 NCC) that moving every value at once, as CMA-ES does, mostly destroys
+# what is right. A mutation here changes one to three things: a value by a step of
+# random scale (0.003-0.3), a discrete choice, or a layer added.
+
+
+def mutate(params: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A copy of params with 1-3 sparse changes (see above)."""
+    cur = params
+    n = 1 + (rng.random() < 0.4) + (rng.random() < 0.15)
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.2:
+            cur = rng.choice(discrete_neighbours(cur))
+        elif r < 0.25 and len(cur["layers"]) < utils.MAX_LAYERS:
+            cur = {**cur, "layers": [*cur["layers"], utils.sample_layer(rng)]}
+        else:
+            sp = SearchSpace.of(cur)
+            if sp.dim == 0:
+                continue
+            x = sp.encode(cur)
+            d = rng.randrange(sp.dim)
+            x[d] += rng.gauss(0.0, 10 ** rng.uniform(-2.5, -0.5))
+            cur = sp.decode(x)
+    return cur
+
+
+def evolve(
+    pool: Sequence[Candidate],
+    evaluate: Evaluator,
+    budget: int,
+    rng: random.Random,
+    elite: int = 6,
+    batch: int = 12,
+    p_cross: float = 0.2,
+) -> Candidate:
+    """(μ + λ) evolution from the evaluated candidates in `pool`: each generation,
+    `batch` children (sparse mutations of rank-weighted elite parents, or uniform
+    crossovers of two) rendered concurrently; the `elite` best survive."""
+    seen: dict[str, Candidate] = {}
+    for c in pool:
+        if math.isfinite(c.loss):
+            seen.setdefault(utils.canonical_json(c.params), c)
+    ranked = sorted(seen.values(), key=lambda c: c.loss)[:elite]
+    if not ranked:
+        return Candidate(math.inf, {})
+    used = 0
+    while used < budget and evaluate.left > 0:
+        w = [1.0 / (i + 1) for i in range(len(ranked))]
+        kids = []
+        for _ in range(min(batch, budget - used)):
+            if len(ranked) > 1 and rng.random() < p_cross:
+                a, b = rng.sample(ranked, 2)
+                kid = utils.breed(
+                    [a.params, b.params], rng, p_two=1.0, p_copy=1.0, jitter=(1, 1)
+                )
+            else:
+                kid = mutate(rng.choices(ranked, weights=w)[0].params, rng)
+            kids.append(kid)
+        losses = evaluate(kids)
+        used += len(kids)
+        for kid, lo in zip(kids, losses, strict=True):
+            key = utils.canonical_json(kid)
+            if math.isfinite(lo) and key not in seen:
+                seen[key] = Candidate(lo, kid)
+                ranked.append(seen[key])
+        ranked = sorted(ranked, key=lambda c: c.loss)[:elite]
+    return ranked[0]
+
+
+# ----------------------------------------------------------------------------------
+# The learned models (model.py): starting points and gradient descent
+
+ENC_KEYS = ("cont", "cat", "bools", "n_layers", "layer_cont", "layer_opt", "layer_geom")
+
+
+def inverse_input_size(inverse: Any) -> int:
+    """The side in px the inverse model was trained at: its backbone's input size,
+    else the training size in its checkpoint sidecar, else 64."""
+    size = getattr(getattr(inverse, "cfg", None), "input_size", 0)
+    if size:
+        return int(size)
+    meta = getattr(inverse, "meta", None) or {}
+    return int((meta.get("args") or {}).get("size") or 64)
+
+
+def inverse_candidates(
+    inverse: Any, target: np.ndarray, n_alt: int = 3
+) -> list[dict[str, Any]]:
+    """The inverse model's guess, then up to n_alt alternatives in the discrete
+    choices it is least sure of (the next likely layer counts, the runner-up option
+    of the least confident categoricals), most likely first."""
+    res = inverse_input_size(inverse)
+    img = F.interpolate(to_tensor(target), size=(res, res), mode="area")
+    with torch.no_grad():
+        enc = inverse.predict_encoded(img)
+    one = {k: enc[k][0].detach().cpu() for k in ENC_KEYS}
+    alts: list[tuple[float, dict[str, Any]]] = []
+    n_probs = enc["n_layers_probs"][0].detach().cpu()
+    n0 = int(one["n_layers"])
+    for n in torch.argsort(n_probs, descending=True).tolist():
+        if n != n0:
+            alts.append((float(n_probs[n]), {**one, "n_layers": torch.tensor(n)}))
+    for j, probs in enumerate(enc["cat_probs"]):
+        p = probs[0].detach().cpu()
+        top2 = torch.topk(p, 2).indices.tolist()
+        cat = one["cat"].clone()
+        if int(cat[j]) != top2[0]:
+            continue
+        cat[j] = top2[1]
+        alts.append((float(p[top2[1]]), {**one, "cat": cat}))
+    alts.sort(key=lambda a: -a[0])
+    out = [utils.decode_params(one)]
+    out += [utils.decode_params(a) for _, a in alts[:n_alt]]
+    return out
+
+
+def gradient_descent(
+    forward: Any,
+    loss: ImageLoss,
+    starts: Sequence[dict[str, Any]],
+    steps: int = 300,
+    lr: float = 0.02,
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """Adam on the active continuous values (SearchSpace "active") of each start,
+    through the forward model, all starts in one batch. Returns the params after
+    `steps` steps and their forward-model losses."""
+    import model
+
+    batch = model.batch_encode(list(starts))
+    dev = batch["cont"].device
+    cmask = torch.zeros_like(batch["cont"])
+    lmask = torch.zeros_like(batch["layer_cont"])
+    for b, p in enumerate(starts):
+        sp = SearchSpace.of(p)
+        cmask[b, sp.cont_idx] = 1.0
+        for li, j in sp.layer_idx:
+            lmask[b, li, j] = 1.0
+    cont = batch["cont"].clone().requires_grad_(True)
+    lcont = batch["layer_cont"].clone().requires_grad_(True)
+    opt = torch.optim.Adam([cont, lcont], lr=lr)
+    losses = torch.zeros(len(starts))
+    for _ in range(steps):
+        opt.zero_grad()
+        out = forward({**batch, "cont": cont, "layer_cont": lcont})  # (B, 3, R, R)
+        losses = loss(out.float())
+        losses.sum().backward()
+        with torch.no_grad():
+            assert cont.grad is not None and lcont.grad is not None
+            cont.grad *= cmask
+            lcont.grad *= lmask
+        opt.step()
+        with torch.no_grad():
+            cont.clamp_(0.0, 1.0)
+            lcont.clamp_(0.0, 1.0)
+    out_params = []
+    for b, p in enumerate(starts):
+        enc = {k: batch[k][b].detach().to(dev) for k in ENC_KEYS}
+        enc["cont"], enc["layer_cont"] = cont[b].detach(), lcont[b].detach()
+        q = utils.decode_params(enc)
+        q["color"] = p["color"]
+        for layer, pl in zip(q["layers"], p["layers"], strict=False):
+            if "color" in pl:
+                layer["color"] = pl["color"]
+        out_params.append(q)
+    return out_params, losses.detach().tolist()
+
+
+# ----------------------------------------------------------------------------------
+# Colour: fitted from the target directly (the loss is on grey)
+
+
+def target_chroma(target: np.ndarray) -> np.ndarray | None:
+    """The hue of the target's lines: the mean colour of its lit, unsaturated pixels
+    (√grey > 0.15, no channel at 1), divided by its largest channel; None when the
+    target has too few lit pixels to say."""
+    lit = np.sqrt(target.mean(axis=-1)) > 0.15
+    unsat = lit & (target.max(axis=-1) < 0.95)
+    m = unsat if unsat.sum() >= 16 else lit
+    if m.sum() < 4:
+        return None
+    mean = target[m].mean(axis=0)
+    return mean / max(float(mean.max()), 1e-6)
+
+
+def fit_color(params: dict[str, Any], target: np.ndarray) -> dict[str, Any]:
+    """Params with the element colour given the target's hue (`target_chroma`) at the
+    colour's current brightness (its largest channel, which the search fitted); layer
+    colour overrides are shifted by the same per-channel ratio."""
+    chroma = target_chroma(target)
+    if chroma is None:
+        return params
+    old = np.array(utils.color_to_rgb(params["color"]))
+    new = chroma * max(float(old.max()), 0.05)
+    ratio = new / np.maximum(old, 1e-3)
+
+    def shift(c: str) -> str:
+        return utils.rgb_to_color((np.array(utils.color_to_rgb(c)) * ratio).tolist())
+
+    out = {**params, "color": utils.rgb_to_color(new.tolist())}
+    out["layers"] = [
+        {**la, "color": shift(la["color"])} if "color" in la else la
+        for la in params["layers"]
+    ]
+    return out
+
+
+# ----------------------------------------------------------------------------------
+# The pipeline
+
+
+@dataclass
+class Stage:
+    """One pipeline stage as logged: its best loss, renders used, seconds."""
+
+    name: str
+    loss: float
+    renders: int
+    seconds: float
+    params: dict[str, Any] | None = None
+
+
+@dataclass
+class PipelineOptions:
+    """Knobs of `invert` (defaults measured in bench/inverse.py)."""
+
+    n_retrieve: int = 8  # nearest training images tried as starts
+    n_register: int = 16  # nearest training images aligned to the target first
+    register: bool = True  # fit Scene rotation/scale/position on pixels
+    n_random: int = 8  # random starts when there is neither model nor data
+    n_screen: int = 3  # configurations given a short CMA-ES run each
+    screen_share: float = 0.3  # share of the budget for those runs
+    moves: bool = True  # try every single discrete change of the best (≈30 renders)
+    move_rounds: int = 2  # repeat while a round finds something better
+    gd_steps: int = 300
+    gd_lr: float = 0.02
+    sigma_screen: float = 0.15
+    sigma_polish: float = 0.1
+    polish: str = "evolve"  # "evolve" (sparse mutations) or "cma"
+    color_fit: bool = True
+
+
+@dataclass
+class InverseResult:
+    best: Candidate
+    stages: list[Stage]
+    guess: dict[str, Any] | None = None  # the start the search grew from
+    after_gd: dict[str, Any] | None = None
+
+
+def invert(
+    target: np.ndarray,
+    evaluate: Evaluator,
+    *,
+    inverse: Any = None,
+    forward: Any = None,
+    bank: RetrievalBank | None = None,
+    opts: PipelineOptions | None = None,
+    seed: int = 0,
+    log: Log = print,
+) -> InverseResult:
+    """Image → params within evaluate.budget real renders (see the module docstring).
+
+    target: (S, S, 3) in [0, 1] at the search size. Stages: starts (inverse model
+    guess and alternatives, nearest training images, or random draws) → screening
+    (short CMA-ES runs of the best configurations) → discrete moves → gradient
+    descent through the forward model → CMA-ES polish → colour fit. A stage's result
+    is kept only when its real render scores better.
+    """
+    opts = opts or PipelineOptions()
+    rng = random.Random(seed)
+    stages: list[Stage] = []
+    budget = evaluate.budget
+    best = Candidate(math.inf, utils.sample_params(rng))
+    t0, r0 = time.time(), evaluate.renders
+
+    def done(name: str, cand: Candidate) -> None:
+        nonlocal t0, r0
+        stages.append(
+            Stage(name, cand.loss, evaluate.renders - r0, time.time() - t0, cand.params)
+        )
+        log(
+            f"  {name:<8} loss {cand.loss:.4f}  renders {evaluate.renders - r0:4d}"
+            f"  {time.time() - t0:6.1f} s"
+        )
+        t0, r0 = time.time(), evaluate.renders
+
+    # 1. starts
+    starts: list[dict[str, Any]] = []
+    if inverse is not None:
+        starts += inverse_candidates(inverse, target)
+    if bank is not None:
+        if opts.register:
+            near = bank.nearest(target, opts.n_register)
+            cands = [(bank.params(i), bank.image(i, 64)) for _, i, _, _ in near]
+            init = [(a, k) for _, _, a, k in near]
+            reg = registered_starts(cands, target, init=init)
+            starts += [p for _, p in reg[: opts.n_retrieve]]
+        else:
+            near = bank.nearest(target, opts.n_retrieve, transforms=False)
+            starts += [bank.params(i) for _, i, _, _ in near]
+    if not starts:
+        starts = [utils.sample_params(rng) for _ in range(opts.n_random)]
+    starts = starts[: max(1, budget // 3)]
+    losses = evaluate(starts)
+    pool = [Candidate(lo, p) for lo, p in zip(losses, starts, strict=True)]
+    ranked = sorted((lo, i) for i, lo in enumerate(losses))
+    best = Candidate(ranked[0][0], starts[ranked[0][1]])
+    guess = starts[0] if inverse is not None else best.params
+    done("start", best)
+
+    # 2. screening: short CMA-ES runs of the best distinct configurations
+    n = min(opts.n_screen, len(ranked))
+    per = int(opts.screen_share * budget) // max(1, n)
+    if n > 1 and per >= 12:
+        for _lo, i in ranked[:n]:
+            sp = SearchSpace.of(starts[i])
+            c = cma_search(
+                sp, evaluate, sp.encode(starts[i]), opts.sigma_screen, per, seed
+            )
+            if c.loss < best.loss:
+                best = c
+        done("screen", best)
+
+    # 3. discrete moves
+    for _ in range(opts.move_rounds if opts.moves else 0):
+        moves = discrete_neighbours(best.params)
+        if evaluate.left < 3 * len(moves):
+            break
+        before = best.loss
+        for p, lo in zip(moves, evaluate(moves), strict=True):
+            pool.append(Candidate(lo, p))
+            if lo < best.loss:
+                best = Candidate(lo, p)
+        done("moves", best)
+        if best.loss >= before:
+            break
+
+    # 4. gradient descent through the forward model
+    after_gd = None
+    if forward is not None and opts.gd_steps > 0 and evaluate.left > 0:
+        (p_gd,), _ = gradient_descent(
+            forward, evaluate.loss, [best.params], opts.gd_steps, opts.gd_lr
+        )
+        after_gd = p_gd
+        lo = evaluate([p_gd])[0]
+        if lo < best.loss:
+            best = Candidate(lo, p_gd)
+        done("gd", best)
+
+    # 5. polish: evolution with sparse mutations, or CMA-ES
+    reserve = 1 if opts.color_fit else 0
+    if opts.polish == "evolve" and evaluate.left > reserve + 4:
+        pool.append(best)
+        c = evolve(pool, evaluate, evaluate.left - reserve, rng)
+        if c.loss < best.loss:
+            best = c
+        done("evolve", best)
+    elif evaluate.left > reserve + 4:
+        sp = SearchSpace.of(best.params)
+        c = cma_search(
+            sp,
+            evaluate,
+            sp.encode(best.params),
+            opts.sigma_polish,
+            evaluate.left - reserve,
+            seed + 1,
+        )
+        if c.loss < best.loss:
+            best = c
+        done("polish", best)
+
+    # 6. colour
+    if opts.color_fit and evaluate.left > 0:
+        p_col = fit_color(best.params, target)
+        lo = evaluate([p_col])[0]
+        if lo <= best.loss + 0.01:  # colour barely moves the grey loss
+            best = Candidate(lo, p_col)
+        done("colour", best)
+    return InverseResult(best, stages, guess, after_gd)
+
+
+def load_models(
+    forward_path: str | None = None, inverse_path: str | None = None
+) -> tuple[Any, Any, list[str]]:
+    """(forward model | None, inverse model | None, lines saying what is in use).
+
+    Paths default to model.py's (checkpoints/forward, checkpoints/inverse). A
+    missing checkpoint or model.py means that stage is skipped; a checkpoint that
+    does not match this code (model.CheckpointError) is reported and skipped."""
+    notes: list[str] = []
+    try:
+        import model
+    except ImportError as e:
+        return None, None, [f"models: model.py cannot be imported ({e}); no models"]
+    loaded: list[Any] = []
+    for name, path, loader in (
+        ("forward", forward_path, model.load_forward),
+        ("inverse", inverse_path, model.load_inverse),
+    ):
+        where = path or f"checkpoints/{name}"
+        try:
+            m = loader(path)
+        except model.CheckpointError as e:
+            notes.append(
+                f"{name} model: {where} does not match this code ({e}); not used"
+            )
+            m = None
+        else:
+            notes.append(
+                f"{name} model: {where}"
+                if m is not None
+                else f"{name} model: none at {where}"
+            )
+        if m is not None and hasattr(m, "eval"):
+            m.eval()
+        loaded.append(m)
+    return loaded[0], loaded[1], notes
+
+
+# ----------------------------------------------------------------------------------
+# Registration: the scene's outer transform (Scene.rotation / scale / position) is a
+# similarity transform of the picture about the world origin, so the best one can be
+# found on pixels, without rendering, and written back into the params.
+
+VIEW_HALF = 2.5  # the visible world spans [-2.5, 2.5] (renderer.md)
+
+
+def warp(
+    images: torch.Tensor, a: torch.Tensor, k: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
+    """Images (B, C, R, R) as the renderer would draw them after the world map
+    q = t + R(a)·k·p (a radians counter-clockwise, k > 0, t (B, 2) world units;
+    +y up). a, k: (B,). Differentiable in a, k, t."""
+    c, s = torch.cos(a), torch.sin(a)
+    # output normalised coords (x right, y down) → input: D R(-a) D = R(a), / k
+    m = (
+        torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+        / k[:, None, None]
+    )
+    tw = torch.stack([t[:, 0], -t[:, 1]], -1) / VIEW_HALF  # world → normalised (y down)
+    shift = -(m @ tw[:, :, None])
+    theta = torch.cat([m, shift], dim=2)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(
+        images, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+
+
+def apply_similarity(
+    params: dict[str, Any], a: float, k: float, t: Sequence[float]
+) -> dict[str, Any]:
+    """Params whose picture is the old one mapped by q = t + R(a)·k·p (see `warp`).
+    Scene.scale is clamped to its range [0.85, 1.5]."""
+    pos = np.array([params["position"]["x"], params["position"]["y"]])
+    c, s = math.cos(a), math.sin(a)
+    new_pos = np.asarray(t, np.float64) + k * np.array([[c, -s], [s, c]]) @ pos
+    sp = utils.PARAM["scale"]
+    return {
+        **params,
+        "position": {"x": float(new_pos[0]), "y": float(new_pos[1])},
+        "rotation": utils.wrap_angle(params["rotation"] + a),
+        "scale": float(min(sp.clamp_hi, max(sp.clamp_lo, params["scale"] * k))),
+    }
+
+
+def register(
+    images: torch.Tensor,
+    target: torch.Tensor,
+    k_range: Sequence[tuple[float, float]],
+    n_angles: int = 24,
+    n_scales: int = 5,
+    max_shift: float = 1.5,
+    refine_steps: int = 30,
+    init: Sequence[tuple[float, float]] | None = None,
+    refine_top: int = 8,
+) -> list[tuple[float, float, float, float, float]]:
+    """Best similarity transform of each image onto the target, found on pixels.
+
+    images: (B, 3, R, R), target: (1, 3, R, R) in [0, 1]; k_range: per image the
+    allowed scale factors (Scene.scale must stay in range). Coarse search over
+    n_angles × n_scales with the best shift from an FFT cross-correlation of the
+    coarse-blurred √grey images (shift ≤ max_shift world units), then Adam on the
+    two-scale NCC for the `refine_top` best of the best two per image. `init`: per image one (angle, scale)
+    to start from instead of the coarse grid (from `RetrievalBank.nearest`). Returns per image (a, k, tx, ty, ncc);
+    the identity (0, 1, 0, 0, ncc) when no transform does better."""
+    loss = ImageLoss(target[0].permute(1, 2, 0).numpy())
+    n_img, res = images.shape[0], images.shape[-1]
+    sig = 8.0 * res / 256
+    tgt = blur(torch.sqrt(target.mean(1, keepdim=True) + 1e-6), sig)
+    tgt = tgt - tgt.mean()
+    pad = (2 * res, 2 * res)
+    tf = torch.fft.rfft2(tgt, s=pad)
+    px = 2 * VIEW_HALF / res  # world units per pixel
+    lim = int(max_shift / px)
+    angles = np.linspace(-math.pi, math.pi, n_angles, endpoint=False)
+    grid: list[tuple[int, float, float]] = []  # (image, angle, scale)
+    for b, (lo, hi) in enumerate(k_range):
+        if init is not None:
+            grid.append((b, init[b][0], min(hi, max(lo, init[b][1]))))
+            continue
+        ks = np.exp(np.linspace(math.log(lo), math.log(hi), n_scales))
+        grid += [(b, float(a), float(k)) for a in angles for k in ks]
+    idx = torch.tensor([g[0] for g in grid])
+    with torch.no_grad():
+        w = warp(
+            images[idx],
+            torch.tensor([g[1] for g in grid], dtype=torch.float32),
+            torch.tensor([g[2] for g in grid], dtype=torch.float32),
+            torch.zeros(len(grid), 2),
+        )
+        g = blur(torch.sqrt(w.mean(1, keepdim=True) + 1e-6), sig)
+        g = g - g.mean(dim=(2, 3), keepdim=True)
+        norm = g.flatten(1).norm(dim=1) * tgt.norm() + 1e-8
+        cc = torch.fft.irfft2(tf * torch.conj(torch.fft.rfft2(g, s=pad)), s=pad)
+        # cc[dy, dx] = Σ tgt[y + dy, x + dx] · g[y, x]: g moved by (dy, dx) px
+        cc = torch.roll(cc, shifts=(lim, lim), dims=(2, 3))
+        best = cc[:, 0, : 2 * lim + 1, : 2 * lim + 1].flatten(1).max(dim=1)
+        score = best.values / norm
+    f32 = torch.float32
+    starts: list[tuple[int, float, float, float, float]] = []
+    for b in range(n_img):
+        rows = (idx == b).nonzero()[:, 0]
+        for j in rows[torch.argsort(score[rows], descending=True)[:2]].tolist():
+            dy, dx = divmod(int(best.indices[j]), 2 * lim + 1)
+            starts.append(
+                (b, grid[j][1], grid[j][2], (dx - lim) * px, -(dy - lim) * px)
+            )
+    sidx = torch.tensor([s[0] for s in starts])
+    a = torch.tensor([s[1] for s in starts], dtype=f32)
+    logk = torch.tensor([math.log(s[2]) for s in starts], dtype=f32)
+    t = torch.tensor([s[3:] for s in starts], dtype=f32)
+    rep = images[sidx]
+    with torch.no_grad():
+        ncc = loss.ncc(warp(rep, a, logk.exp(), t))
+        ncc0 = loss.ncc(images).tolist()
+    # refine the most promising ones (gradients through grid_sample are the cost)
+    top = torch.argsort(ncc, descending=True)[:refine_top]
+    ra, rk, rt = (v[top].clone().requires_grad_(True) for v in (a, logk, t))
+    klo = torch.tensor([math.log(k_range[starts[j][0]][0]) for j in top.tolist()])
+    khi = torch.tensor([math.log(k_range[starts[j][0]][1]) for j in top.tolist()])
+    opt = torch.optim.Adam([ra, rk, rt], lr=0.01)
+    for _ in range(refine_steps):
+        opt.zero_grad()
+        loss(warp(rep[top], ra, rk.exp(), rt)).sum().backward()
+        opt.step()
+        with torch.no_grad():
+            rk.copy_(torch.maximum(torch.minimum(rk, khi), klo))
+    with torch.no_grad():
+        a[top], logk[top], t[top] = ra, rk, rt
+        ncc[top] = loss.ncc(warp(rep[top], ra, rk.exp(), rt))
+    ncc, a_, k_, t_ = ncc.tolist(), a.tolist(), logk.exp().tolist(), t.tolist()
+    out = [(0.0, 1.0, 0.0, 0.0, n0) for n0 in ncc0]
+    for j, s in enumerate(starts):
+        if ncc[j] > out[s[0]][4]:
+            out[s[0]] = (a_[j], k_[j], t_[j][0], t_[j][1], ncc[j])
+    return out

@@ -1,0 +1,387 @@
+"""predict.py and search.py: reading odd pictures, the search pieces, the inverse
+pipeline end to end against the real renderer (with and without models), explore
+(perceptual and CLIP novelty). Budgets are tiny; the assertions are about behaviour."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import predict
+import search
+import utils
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sample(seed: int) -> dict[str, Any]:
+    return utils.sample_params(random.Random(seed))
+
+
+def plain(p: dict[str, Any]) -> dict[str, Any]:
+    """No noise or dither: a picture that is only lines."""
+    return {**p, "noiseEnabled": False, "ditherEnabled": False}
+
+
+@pytest.fixture(scope="module")
+def client(renderer_url: str) -> Any:
+    c = utils.RendererClient(url=renderer_url)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def target_params() -> dict[str, Any]:
+    """A clearly visible scene: one ring chain with a layer."""
+    p = utils.validate_params(
+        {
+            "geometry": "ring",
+            "repetitions": 24,
+            "scaleFactor": 1.06,
+            "rotationFactor": 0.02,
+            "stepFactor": 0.3,
+            "xStep": 0.4,
+            "yStep": -0.2,
+            "origin": "center",
+            "scale": 1.0,
+            "color": "#FFAA44",
+            "layers": [{"rotation": 1.0, "position": {"x": 0.3, "y": 0.2}}],
+        }
+    )
+    return p
+
+
+@pytest.fixture(scope="module")
+def bank_dir(
+    tmp_path_factory: pytest.TempPathFactory,
+    client: utils.RendererClient,
+    target_params: dict[str, Any],
+) -> Path:
+    """A small rendered 'training set': the target's params jittered ±20%, turned and
+    moved (so retrieval must align it), plus random draws."""
+    d = tmp_path_factory.mktemp("data")
+    rng = random.Random(3)
+    near = utils.breed([target_params], rng, p_copy=1.0, jitter=(0.8, 1.2))
+    near = search.apply_similarity(near, 0.6, 1.1, (0.3, -0.2))
+    params = [near] + [plain(sample(100 + i)) for i in range(5)]
+    for i, p in enumerate(params):
+        utils.write_json(d / "params" / f"{i:06d}.json", p)
+        utils.atomic_write_bytes(
+            d / "images" / f"{i:06d}.png", client.render_png(p, 64)
+        )
+    return d
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    return predict.main(predict.parse_args(argv))
+
+
+# ----------------------------------------------------------------------------------
+# Reading pictures
+
+
+def test_odd_pictures_become_letterboxed_rgb_squares(tmp_path: Path) -> None:
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[10:20, 10:20] = (255, 255, 255, 128)  # half-transparent white → grey
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    sq = predict.load_target(tmp_path / "a.png")
+    a = np.asarray(sq)
+    assert sq.mode == "RGB" and sq.size == (40, 40)
+    assert abs(int(a[15, 15, 0]) - 128) <= 1 and a[0, 0].max() == 0
+
+    Image.fromarray(np.full((20, 30), 200, np.uint8), "L").save(tmp_path / "g.png")
+    g = np.asarray(predict.load_target(tmp_path / "g.png"))
+    assert g.shape == (30, 30, 3) and g[15, 15].tolist() == [200, 200, 200]
+    assert g[0, 15].max() == 0  # letterbox rows above the picture are black
+
+    Image.fromarray(np.full((300, 37, 3), 255, np.uint8)).save(tmp_path / "t.jpg")
+    t = np.asarray(predict.load_target(tmp_path / "t.jpg"))
+    assert t.shape == (300, 300, 3)
+    assert t[150, 150].min() > 240 and t[150, 5].max() == 0
+
+    pal = Image.fromarray(np.full((8, 8, 3), (0, 255, 0), np.uint8)).convert("P")
+    pal.save(tmp_path / "p.png")
+    assert np.asarray(predict.load_target(tmp_path / "p.png"))[4, 4, 1] > 200
+
+    deep = np.full((16, 16), 65535, np.uint16)
+    Image.fromarray(deep).save(tmp_path / "d.png")
+    assert np.asarray(predict.load_target(tmp_path / "d.png")).min() == 255
+
+    Image.fromarray(np.full((10, 10, 3), 90, np.uint8)).save(tmp_path / "w.webp")
+    assert predict.load_target(tmp_path / "w.webp").size == (10, 10)
+
+
+def test_unreadable_files_get_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not a picture")
+    with pytest.raises(predict.UserError, match="not an image"):
+        predict.load_target(bad)
+    with pytest.raises(predict.UserError, match="no such file"):
+        predict.load_target(tmp_path / "missing.png")
+    r = subprocess.run(
+        [sys.executable, "predict.py", "--target", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"error: cannot read {bad}: not an image (PNG, JPEG, WebP, ... expected)"
+    ]
+
+
+# ----------------------------------------------------------------------------------
+# Search pieces
+
+
+def test_image_loss_ranks_blank_worst_and_matches_utils_metrics(
+    client: utils.RendererClient, target_params: dict[str, Any]
+) -> None:
+    t = client.render(target_params, 128)
+    loss = search.ImageLoss(t, sigmas=(2.0,))
+    same, blank = search.to_tensor(t), search.to_tensor(np.zeros_like(t))
+    assert float(loss(same)[0]) < 1e-4
+    assert float(loss(blank)[0]) == pytest.approx(1.0, abs=1e-3)
+    other = client.render(plain(sample(7)), 128)
+    assert 1 - float(loss(search.to_tensor(other))[0]) == pytest.approx(
+        utils.ncc(other, t), abs=2e-3
+    )
+    t256, o256 = client.render(target_params, 256), client.render(plain(sample(7)), 256)
+    f1 = search.ImageLoss(t256).line_f1(search.to_tensor(o256))
+    assert float(f1[0]) == pytest.approx(utils.line_f1(o256, t256), abs=1e-4)
+
+
+def test_search_space_round_trip_keeps_the_discrete_choices() -> None:
+    p = sample(11)
+    sp = search.SearchSpace.of(p)
+    q = sp.decode(sp.encode(p))
+    assert utils.canonical_json(q) == utils.canonical_json(p) or all(
+        q[k] == p[k] for k in (*utils.CAT_KEYS, *utils.BOOL_KEYS, "color")
+    )
+    assert len(q["layers"]) == len(p["layers"])
+    # a different point changes only searched values
+    x = np.random.default_rng(0).random(sp.dim)
+    r = sp.decode(x)
+    assert all(r[k] == p[k] for k in (*utils.CAT_KEYS, *utils.BOOL_KEYS, "color"))
+    assert [sorted(la) for la in r["layers"]] == [sorted(la) for la in p["layers"]]
+    assert search.SearchSpace.of(p, dims="all").dim > sp.dim
+
+
+def test_registration_recovers_the_scene_transform(
+    client: utils.RendererClient, target_params: dict[str, Any]
+) -> None:
+    moved = search.apply_similarity(target_params, -0.8, 1.15, (0.4, -0.3))
+    img, tgt = client.render(target_params, 64), client.render(moved, 64)
+    ((a, k, tx, ty, ncc),) = search.register(
+        search.to_tensor(img), search.to_tensor(tgt), [(0.85, 1.5)]
+    )
+    assert ncc > 0.8
+    back = client.render(search.apply_similarity(target_params, a, k, (tx, ty)), 128)
+    assert utils.ncc(back, client.render(moved, 128)) > 0.8
+    assert utils.ncc(client.render(target_params, 128), client.render(moved, 128)) < 0.5
+
+
+def test_select_novel_spreads_picks_and_honours_the_guard() -> None:
+    pts = torch.tensor([[0.0], [0.1], [5.0], [5.1], [9.0]])
+    novelty = torch.tensor([1.0, 1.0, 3.0, 3.0, 9.0])
+    ok = torch.tensor([True, True, True, True, False])
+    picks = predict.select_novel(novelty, lambda i: (pts - pts[i]).abs()[:, 0], ok, 3)
+    assert picks[0] == 2 and 4 not in picks
+    assert len(set(picks)) == 3 and 3 not in picks[:2]
+
+
+# ----------------------------------------------------------------------------------
+# The inverse pipeline, end to end
+
+
+def test_predict_gets_closer_than_its_start(
+    tmp_path: Path,
+    renderer_url: str,
+    client: utils.RendererClient,
+    target_params: dict[str, Any],
+    bank_dir: Path,
+) -> None:
+    img = tmp_path / "target.png"
+    img.write_bytes(client.render_png(target_params, 300))
+    out = tmp_path / "out"
+    argv = ["--target", str(img), "--fevals", "50", "--size", "64"]
+    argv += ["--final-size", "128", "--gd-steps", "0", "--out", str(out)]
+    argv += ["--renderer-url", renderer_url, "--data", str(bank_dir)]
+    argv += ["--forward", str(tmp_path / "none"), "--inverse", str(tmp_path / "none")]
+    res = run(argv)
+    t256 = client.render(target_params, 256)
+    near = json.loads((bank_dir / "params" / "000000.json").read_text())
+    start_ncc = utils.ncc(client.render(near, 256), t256)
+    assert res["ncc"] > start_ncc + 0.05 and res["ncc"] > 0.5
+    assert res["renders"] <= 50
+    assert res["stages"][0][1] >= res["stages"][-1][1]  # loss never grows
+    p = json.loads((out / "params" / "000000.json").read_text())
+    assert utils.canonical_json(p) == utils.canonical_json(res["params"])
+    assert Image.open(out / "images" / "000000.png").size == (128, 128)
+    side = Image.open(out / "predict-000000.png")
+    assert side.width > 4 * 256
+    # numbering continues after what is there
+    res2 = run([*argv, "--fevals", "8"])
+    assert res2["id"] == 1 and (out / "images" / "000001.png").exists()
+
+
+@pytest.mark.parametrize("kind", ["rgba", "grey", "thin-jpeg"])
+def test_predict_accepts_odd_pictures_without_models_or_data(
+    tmp_path: Path,
+    renderer_url: str,
+    client: utils.RendererClient,
+    target_params: dict[str, Any],
+    kind: str,
+) -> None:
+    im = Image.open(__import__("io").BytesIO(client.render_png(target_params, 96)))
+    path = tmp_path / ("t.jpg" if kind == "thin-jpeg" else "t.png")
+    if kind == "rgba":
+        im.convert("RGBA").save(path)
+    elif kind == "grey":
+        im.convert("L").save(path)
+    else:
+        im.resize((37, 300)).save(path)
+    logs: list[str] = []
+    args = predict.parse_args([
+        "--target", str(path), "--fevals", "12", "--size", "48", "--final-size", "64",
+        "--out", str(tmp_path / "o"), "--renderer-url", renderer_url, "--data",
+        "--forward", str(tmp_path / "x"), "--inverse", str(tmp_path / "x"),
+    ])  # fmt: skip
+    res = predict.run_inverse(args, log=logs.append)
+    assert any("CMA-ES only" in line for line in logs)
+    assert any("random starts" in line for line in logs)
+    assert 0 < res["renders"] <= 12 and math.isfinite(res["ncc"])
+    assert (tmp_path / "o" / "params" / "000000.json").exists()
+
+
+def test_predict_with_tiny_models_runs_every_stage(
+    tmp_path: Path,
+    renderer_url: str,
+    client: utils.RendererClient,
+    target_params: dict[str, Any],
+) -> None:
+    import model as M
+
+    fwd = M.ForwardModel(
+        M.ForwardConfig(size=32, width=4, hidden=32, embed=4, n_freq=2, attn_res=8)
+    )
+    inv = M.InverseModel.build(M.InverseConfig(backbone="resnet10t", hidden=32))
+    M.save_checkpoint(fwd.eval(), tmp_path / "forward", {})
+    M.save_checkpoint(inv.eval(), tmp_path / "inverse", {"args": {"size": 32}})
+    img = tmp_path / "t.png"
+    img.write_bytes(client.render_png(target_params, 64))
+    logs: list[str] = []
+    args = predict.parse_args(
+        [
+            "--target",
+            str(img),
+            "--fevals",
+            "30",
+            "--size",
+            "48",
+            "--final-size",
+            "64",
+            "--gd-steps",
+            "3",
+            "--out",
+            str(tmp_path / "o"),
+            "--data",
+            "--renderer-url",
+            renderer_url,
+            "--forward",
+            str(tmp_path / "forward"),
+            "--inverse",
+            str(tmp_path / "inverse"),
+        ]
+    )
+    res = predict.run_inverse(args, log=logs.append)
+    assert f"forward model: {tmp_path / 'forward'}" in logs
+    assert f"inverse model: {tmp_path / 'inverse'}" in logs
+    names = [s[0] for s in res["stages"]]
+    assert names[0] == "start" and "gd" in names
+    assert res["renders"] <= 30
+
+
+# ----------------------------------------------------------------------------------
+# Explore
+
+
+@pytest.fixture(scope="module")
+def refs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("refs")
+    lines = [json.dumps(utils.to_prefixed(plain(sample(200 + i)))) for i in range(4)]
+    (d / "refs.jsonl").write_text("\n".join(lines) + "\n")
+    return d / "refs.jsonl"
+
+
+def explore_argv(tmp_path: Path, renderer_url: str, refs: Path) -> list[str]:
+    return [
+        "--explore", "-n", "3", "--candidates", "12", "--final-size", "64",
+        "--refs", str(refs), "--scored-refs", str(tmp_path / "none.jsonl"),
+        "--out", str(tmp_path / "o"), "--renderer-url", renderer_url,
+        "--forward", str(tmp_path / "none"),
+    ]  # fmt: skip
+
+
+def test_explore_writes_n_results_and_a_sheet(
+    tmp_path: Path, renderer_url: str, refs_file: Path
+) -> None:
+    res = run(explore_argv(tmp_path, renderer_url, refs_file))
+    assert res["ids"] == [0, 1, 2]
+    assert len(set(map(utils.canonical_json, res["params"]))) == 3
+    refs = {utils.canonical_json(p) for p in utils.load_refs(refs_file)}
+    assert not refs & set(map(utils.canonical_json, res["params"]))
+    for i in res["ids"]:
+        p = json.loads((tmp_path / "o" / "params" / f"{i:06d}.json").read_text())
+        assert utils.validate_params(p) == p
+        assert (tmp_path / "o" / "images" / f"{i:06d}.png").exists()
+    assert res["sheet"].endswith("explore-000.png") and Path(res["sheet"]).exists()
+    assert res["novelty"][0] == max(res["novelty"])
+    assert all(n > 0 for n in res["novelty"])
+
+
+def test_explore_clip_with_stand_in_weights_and_a_clear_error_without(
+    tmp_path: Path, renderer_url: str, refs_file: Path
+) -> None:
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPTextConfig,
+        CLIPVisionConfig,
+    )
+
+    tiny: dict[str, Any] = {
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+    }
+    cfg = CLIPConfig(
+        text_config=CLIPTextConfig(**tiny, vocab_size=99).to_dict(),
+        vision_config=CLIPVisionConfig(**tiny, image_size=32, patch_size=8).to_dict(),
+        projection_dim=8,
+    )
+    clip_dir = tmp_path / "clip"
+    CLIPModel(cfg).save_pretrained(clip_dir)
+    CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(clip_dir)
+    argv = explore_argv(tmp_path, renderer_url, refs_file)
+    res = run([*argv, "--clip", "--clip-model", str(clip_dir)])
+    assert len(res["ids"]) == 3 and Path(res["sheet"]).exists()
+    assert all(0 <= n <= 2 for n in res["novelty"])
+    with pytest.raises(predict.UserError, match="huggingface-cli download"):
+        run([*argv, "--clip", "--clip-model", str(tmp_path / "no-clip-here")])
