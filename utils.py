@@ -1386,7 +1386,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "forward_layout_res": 192,
         "inverse_lr": 1e-4,
         "inverse_freeze_epochs": 3,
-        "inverse_perceptual_batch": 0,  # 0 = the whole batch
+        "inverse_perceptual_batch": 8,  # at 256² the forward model is memory-hungry
     },
 }
 

@@ -1,0 +1,1486 @@
+"""The forward model (params → image), the inverse model (image → params), their
+backbones, the perceptual distance and the checkpoints.
+
+ForwardModel mirrors the scene's structure (renderer.md) so that the network only
+has to learn what is hard: one *chain* (a progression of outlines) at a time.
+
+    encoded params ─┬─ chain embeddings (base + one per layer, overrides mixed in
+                    │   by the presence flags) ─ MLP → 8×8 → transposed convs up,
+                    │   self-attention at ≤32² → canonical chain intensity (1, S, S)
+                    ├─ Scene · Group affine of each chain → differentiable warp
+                    │   (grid_sample) into the view, × the chain's colour
+                    └─ additive sum of the chains → soft clip at 1 → post-net
+                        (dither / noise, FiLM + learned fixed-pattern maps) → image
+
+Everything is differentiable w.r.t. the continuous values (`cont`, `layer_cont`), the
+booleans and presence flags as floats, soft categoricals (`cat_probs`) and a soft
+layer mask (`layer_mask`), which predict.py relies on. `composite=False` is the plain
+MLP → decoder → 3-channel image baseline of pipeline.md, kept for comparison.
+
+InverseModel: a timm backbone (`create_backbone`) → pooled features → heads for every
+part of the encoding. Checkpoints are safetensors + a JSON sidecar; nothing is ever
+unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import utils
+
+DEFAULT_FORWARD_PATH = "checkpoints/forward"
+DEFAULT_INVERSE_PATH = "checkpoints/inverse"
+DINOV2 = "vit_small_patch14_dinov2.lvd142m"
+DINOV2_REPO = "timm/vit_small_patch14_dinov2.lvd142m"
+DEFAULT_FREE_BACKBONE = "resnet10t"
+VIEW_HALF = 2.5  # the view spans world x, y in [-2.5, 2.5] (renderer.md)
+MIN_LAYER_SCALE = 0.05  # |layer scale| below this is treated as this in the warp
+
+ENCODED_KEYS = (
+    "cont",
+    "cat",
+    "bools",
+    "n_layers",
+    "layer_cont",
+    "layer_opt",
+    "layer_geom",
+)
+NUM_GEOMETRIES = len(utils.GEOMETRIES)
+# Chain-intrinsic continuous values (base units); the layer-overridable ones among them
+# are mixed with the layer's value by its presence flag.
+CHAIN_KEYS = (
+    "repetitions",
+    "alphaFactor",
+    "scaleFactor",
+    "rotationFactor",
+    "stepFactor",
+    "xStep",
+    "yStep",
+    "geoWidth",
+    "gradientAngle",
+)
+CHAIN_CATS = (
+    "scaleProgression",
+    "rotationProgression",
+    "alphaProgression",
+    "positionProgression",
+    "origin",
+)
+POST_CONT = (
+    "noiseDensity",
+    "noiseOpacity",
+    "noiseSize",
+    "ditherColors",
+    "ditherStrength",
+    "ditherScale",
+    "ditherBias",
+)
+POST_CATS = ("ditherType", "ditherMatrix")
+
+
+def _cont_index(name: str) -> int:
+    return utils.CONT_NAMES.index(name)
+
+
+def _layer_index(key: str, comp: int = 0) -> int:
+    return utils.LAYER_CONT_COMPONENTS.index((key, comp))
+
+
+def _unit_affine(p_from: utils.Param, p_to: utils.Param) -> tuple[float, float]:
+    """(a, b) with u_to = a·u_from + b, for [0, 1] encodings of the same quantity."""
+    lo_f, hi_f, lo_t, hi_t = (
+        p_from.clamp_lo,
+        p_from.clamp_hi,
+        p_to.clamp_lo,
+        p_to.clamp_hi,
+    )
+    a = (hi_f - lo_f) / (hi_t - lo_t)
+    return a, (lo_f - lo_t) / (hi_t - lo_t)
+
+
+def _denorm(u: torch.Tensor, p: utils.Param) -> torch.Tensor:
+    """[0, 1] encoding → the value in the parameter's own units (no clipping)."""
+    return p.clamp_lo + u * (p.clamp_hi - p.clamp_lo)
+
+
+# ----------------------------------------------------------------------------------
+# Encoding a batch
+
+
+def batch_encode(
+    params_list: list[dict[str, Any]], device: torch.device | str | None = None
+) -> dict[str, torch.Tensor]:
+    """Flat params (any spelling) → the models' batch: a dict of stacked tensors.
+
+    cont (B, NC) float in [0, 1], cat (B, NK) long, bools (B, NB) float 0/1,
+    n_layers (B,) long in 0..5, layer_cont (B, 5, NLC) float in [0, 1],
+    layer_opt (B, 5, NLO) float 0/1, layer_geom (B, 5) long (see utils.Encoded).
+    """
+    encs = [utils.encode_params(p).as_dict() for p in params_list]
+    out: dict[str, torch.Tensor] = {}
+    for k in ENCODED_KEYS:
+        arr = np.stack([e[k] for e in encs]) if encs else np.zeros((0,))
+        out[k] = torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+    return out
+
+
+def fourier(x: torch.Tensor, n_freq: int) -> torch.Tensor:
+    """(..., D) values in [0, 1] → (..., D·(1 + 2·n_freq)): x, sin and cos of
+    π·2^k·x for k < n_freq (periodic angles get an exact period at k = 1)."""
+    if n_freq <= 0:
+        return x
+    k = torch.pi * 2.0 ** torch.arange(n_freq, device=x.device, dtype=x.dtype)
+    ang = x[..., None] * k  # (..., D, F)
+    return torch.cat([x, ang.sin().flatten(-2), ang.cos().flatten(-2)], dim=-1)
+
+
+# ----------------------------------------------------------------------------------
+# Decoder pieces
+
+
+class FiLM(nn.Module):
+    """Per-channel scale and shift from a conditioning vector (zero-initialised)."""
+
+    def __init__(self, cond: int, ch: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(cond, 2 * ch)
+        _zero(self.proj)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.proj(c)[:, :, None, None].chunk(2, dim=1)
+        return x * (1 + scale) + shift
+
+
+def _zero(m: nn.Linear | nn.Conv2d) -> None:
+    """Zero-initialise a layer (a residual branch that starts as the identity)."""
+    nn.init.zeros_(m.weight)
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
+
+
+def _groups(ch: int) -> int:
+    return math.gcd(ch, 8)
+
+
+class UpBlock(nn.Module):
+    """(B, cin, s, s) → (B, cout, 2s, 2s): 2×2 stride-2 transposed conv, FiLM,
+    residual 3×3 conv."""
+
+    def __init__(self, cin: int, cout: int, cond: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, cout, 2, stride=2)
+        self.norm1 = nn.GroupNorm(_groups(cout), cout)
+        self.film = FiLM(cond, cout)
+        self.conv = nn.Conv2d(cout, cout, 3, padding=1)
+        self.norm2 = nn.GroupNorm(_groups(cout), cout)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.film(self.norm1(self.up(x)), c))
+        return h + self.conv(F.gelu(self.norm2(h)))
+
+
+class SelfAttention2d(nn.Module):
+    """Multi-head self-attention over the pixels of a (B, C, s, s) map (residual)."""
+
+    def __init__(self, ch: int, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = heads if ch % heads == 0 else 1
+        self.norm = nn.GroupNorm(_groups(ch), ch)
+        self.qkv = nn.Conv2d(ch, 3 * ch, 1)
+        self.proj = nn.Conv2d(ch, ch, 1)
+        _zero(self.proj)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = (
+            self.qkv(self.norm(x))
+            .reshape(b, 3, self.heads, c // self.heads, h * w)
+            .unbind(1)
+        )
+        # (B, heads, HW, C/heads)
+        o = F.scaled_dot_product_attention(
+            q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2)
+        )
+        return x + self.proj(o.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class Decoder(nn.Module):
+    """Conditioning vector (B, D) [+ hint maps (B, hint_ch, h, h)] → image
+    (B, out_ch, size, size), unbounded.
+
+    MLP → a b×b grid (b = size / 2^k ≈ 8) → k transposed-conv blocks (FiLM on the
+    vector at each), self-attention at the largest stage ≤ attn_res² (0: none) → 3×3
+    conv head. Channels: width at full size, doubling per halving, at most 8·width.
+    Hint maps (the instance layout) are resized and added at every stage (1×1 conv)
+    and given to the head."""
+
+    def __init__(
+        self,
+        cond: int,
+        size: int,
+        width: int,
+        out_ch: int,
+        attn_res: int = 32,
+        hint_ch: int = 0,
+    ) -> None:
+        super().__init__()
+        k = max(1, math.floor(math.log2(size / 8)))
+        if size % (2**k):
+            raise ValueError(f"decoder size {size} must be divisible by {2**k}")
+        self.base = size // 2**k
+        chans = [width * min(8, 2 ** (k - j)) for j in range(k + 1)]
+        self.lin_ch = min(chans[0], 64)
+        self.fc = nn.Linear(cond, self.lin_ch * self.base * self.base)
+        self.stem = nn.Conv2d(self.lin_ch, chans[0], 3, padding=1)
+        self.blocks = nn.ModuleList(
+            UpBlock(chans[j], chans[j + 1], cond) for j in range(k)
+        )
+        self.sizes = [self.base * 2 ** (j + 1) for j in range(k)]
+        fits = [j for j, s in enumerate(self.sizes) if s <= attn_res]
+        self.attn_at = fits[-1] if fits else -1
+        self.attn = (
+            SelfAttention2d(chans[self.attn_at + 1]) if self.attn_at >= 0 else None
+        )
+        self.hint_ch = hint_ch
+        self.hint_proj = nn.ModuleList(
+            nn.Conv2d(hint_ch, chans[j + 1], 1) for j in range(k if hint_ch else 0)
+        )
+        self.head_norm = nn.GroupNorm(_groups(chans[-1]), chans[-1])
+        self.head = nn.Conv2d(chans[-1] + hint_ch, out_ch, 3, padding=1)
+
+    @staticmethod
+    def _resize(h: torch.Tensor, size: int) -> torch.Tensor:
+        if h.shape[-1] == size:
+            return h
+        if h.shape[-1] > size and h.shape[-1] % size == 0:
+            return F.avg_pool2d(h, h.shape[-1] // size)
+        return F.interpolate(h, size=(size, size), mode="bilinear", align_corners=False)
+
+    def forward(
+        self, c: torch.Tensor, hint: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = self.fc(c).reshape(-1, self.lin_ch, self.base, self.base)
+        x = self.stem(F.gelu(x))
+        for j, blk in enumerate(self.blocks):
+            x = blk(x, c)
+            if hint is not None and self.hint_ch:
+                x = x + self.hint_proj[j](self._resize(hint, self.sizes[j]))
+            if j == self.attn_at and self.attn is not None:
+                x = self.attn(x)
+        x = F.gelu(self.head_norm(x))
+        if hint is not None and self.hint_ch:
+            x = torch.cat([x, self._resize(hint, x.shape[-1])], 1)
+        return self.head(x)
+
+
+def mlp(din: int, hidden: int, dout: int, depth: int = 2) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    d = din
+    for _ in range(depth - 1):
+        layers += [nn.Linear(d, hidden), nn.GELU()]
+        d = hidden
+    layers.append(nn.Linear(d, dout))
+    return nn.Sequential(*layers)
+
+
+# ----------------------------------------------------------------------------------
+# The instance layout: renderer.md's progressions, differentiable, splatted
+
+
+def _outline_points(name: str, n: int = 400) -> torch.Tensor:
+    """(n, 2) points along a geometry's outline in element-local units (renderer.md)."""
+    t = torch.linspace(0, 1, n, dtype=torch.float64)
+    pi = math.pi
+    if name == "ring":
+        a = 2 * pi * t
+        return torch.stack([0.9 * a.cos(), 0.9 * a.sin()], -1)
+    if name in ("bar", "line"):
+        h = 0.9 if name == "bar" else 0.6
+        return torch.stack([torch.zeros_like(t), -h + 2 * h * t], -1)
+    if name == "arch":
+        a = pi * t
+        return torch.stack([0.8 * a.cos(), 0.8 * a.sin()], -1)
+    if name == "u":
+        m = n // 3
+        leg = torch.linspace(0.9, -0.4, m, dtype=torch.float64)
+        a = torch.linspace(pi, 2 * pi, n - 2 * m, dtype=torch.float64)
+        return torch.cat(
+            [
+                torch.stack([torch.full_like(leg, -0.4), leg], -1),
+                torch.stack([0.4 * a.cos(), -0.4 + 0.4 * a.sin()], -1),
+                torch.stack([torch.full_like(leg, 0.4), leg.flip(0)], -1),
+            ]
+        )
+    if name == "spiral":
+        a, r = 6 * pi * t, 0.2 + 0.6 * t
+        return torch.stack([r * a.cos(), r * a.sin()], -1)
+    if name == "wave":
+        u = 2 * t - 1
+        return torch.stack([0.9 * u, 0.3 * torch.sin(2 * pi * u)], -1)
+    if name == "infinity":
+        a = 2 * pi * t
+        return torch.stack([0.6 * a.sin(), 0.6 * a.sin() * a.cos()], -1)
+    if name in ("square", "roundedRect"):
+        h, r = (0.7, 0.0) if name == "square" else (0.65, 0.35)
+        side = 2 * (h - r)
+        per = 4 * side + 2 * pi * r
+        d = t * per
+        pts = []
+        for dv in d.tolist():
+            for k in range(4):  # four sides, each followed by a corner arc
+                if dv <= side:
+                    c, s_ = math.cos(k * pi / 2), math.sin(k * pi / 2)
+                    x, y = h, -(h - r) + dv
+                    pts.append((c * x - s_ * y, s_ * x + c * y))
+                    break
+                dv -= side
+                arc = pi / 2 * r
+                if dv <= arc:
+                    a = k * pi / 2 + (dv / r if r else 0.0)
+                    cx, cy = (h - r), (h - r)
+                    c, s_ = math.cos(k * pi / 2), math.sin(k * pi / 2)
+                    ccx, ccy = c * cx - s_ * cy, s_ * cx + c * cy
+                    pts.append((ccx + r * math.cos(a), ccy + r * math.sin(a)))
+                    break
+                dv -= arc
+            else:
+                pts.append(pts[-1] if pts else (h, -h))
+        return torch.tensor(pts, dtype=torch.float64)
+    raise ValueError(f"unknown geometry {name!r}")
+
+
+def outline_templates(size: int = 32, width_px: float = 0.8) -> torch.Tensor:
+    """(10, 1, size, size) pictures of the geometries' outlines over local
+    [-1, 1]² (+y up, row 0 at the top), Gaussian lines of `width_px` σ, peak ≈ 1."""
+    c = (torch.arange(size, dtype=torch.float64) + 0.5) / size * 2 - 1
+    ys, xs = -c[:, None].expand(size, size), c[None, :].expand(size, size)
+    px = 2 / size
+    out = []
+    for name in utils.GEOMETRIES:
+        p = _outline_points(name)
+        d2 = (xs[None] - p[:, 0, None, None]) ** 2 + (
+            ys[None] - p[:, 1, None, None]
+        ) ** 2
+        d = d2.min(0).values.sqrt() / px
+        out.append(torch.exp(-0.5 * (d / width_px) ** 2))
+    return torch.stack(out)[:, None].float()
+
+
+_FIB = torch.tensor([0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89], dtype=torch.float32)
+# origin → (ax, bx, ay, by): x → ax·x + bx, y → ay·y + by (renderer.md "Offset")
+_ORIGIN_AFFINE = {
+    "center": (1, 0, 1, 0),
+    "top-center": (1, 0, -1, 1),
+    "bottom-center": (1, 0, 1, -1),
+    "top-left": (1, -1, -1, 1),
+    "top-right": (-1, 1, -1, 1),
+    "bottom-left": (1, -1, 1, -1),
+    "bottom-right": (-1, 1, 1, -1),
+}
+MAX_INSTANCE_SCALE = 20.0
+
+
+def instance_layout(
+    v: dict[str, torch.Tensor], probs: dict[str, torch.Tensor], k: int
+) -> dict[str, torch.Tensor]:
+    """The first k instances of M chains from renderer.md's progressions.
+
+    v: (M,) tensors in the parameters' own units: repetitions, scaleFactor,
+    rotationFactor, alphaFactor, stepFactor, xStep, yStep, positionCoupled (0-1).
+    probs: (M, K) option probabilities of scaleProgression, rotationProgression,
+    alphaProgression, positionProgression, origin (one-hot for hard choices; soft ones
+    mix the progressions). Returns s, r (radians), x, y, w (opacity × presence),
+    each (M, k)."""
+    dev = v["scaleFactor"].device
+    i = torch.arange(k, device=dev, dtype=torch.float32)[None]  # (1, k)
+    n = v["repetitions"][:, None]
+    sf = v["scaleFactor"][:, None]
+    log_sf = sf.clamp(min=1e-4).log()
+
+    def pw(e: torch.Tensor) -> torch.Tensor:
+        return torch.exp((e * log_sf).clamp(max=math.log(MAX_INSTANCE_SCALE)))
+
+    scales = {
+        "linear": (1 - 0.1 * i * (1 - sf)).clamp(min=0.01),
+        "exponential": pw(i),
+        "additive": 1 + i * (sf - 1),
+        "fibonacci": pw(i * torch.sin(0.1618 * i).abs()),
+        "golden": pw(0.382 * i),
+        "sine": pw(i * (0.3 + 0.7 * torch.sin(0.2 * i).abs())),
+    }
+    s = sum(
+        probs["scaleProgression"][:, j, None] * scales[o]
+        for j, o in enumerate(utils.SCALE_PROGRESSIONS)
+    )
+    s = s.clamp(-MAX_INSTANCE_SCALE, MAX_INSTANCE_SCALE)  # type: ignore[union-attr]
+    rf = v["rotationFactor"][:, None]
+    fib = _FIB.to(dev)[torch.arange(k, device=dev) % 12][None]
+    rots = {
+        "linear": 360 * rf * i,
+        "golden-angle": 137.5 * rf * i,
+        "fibonacci": fib * rf * 15,
+        "sine": torch.sin(0.2 * i) * rf * 180,
+    }
+    r = sum(
+        probs["rotationProgression"][:, j, None] * rots[o]
+        for j, o in enumerate(utils.ROTATION_PROGRESSIONS)
+    )
+    af = v["alphaFactor"][:, None]
+    alphas = {
+        "exponential": torch.exp(-0.3 * i * (1 - af)),
+        "linear": 1 - i * (1 - af) / n.clamp(min=1),
+        "inverse": af + (1 - af) * i / n.clamp(min=1),
+    }
+    a = sum(
+        probs["alphaProgression"][:, j, None] * alphas[o].clamp(0.02, 1.0)
+        for j, o in enumerate(utils.ALPHA_PROGRESSIONS)
+    )
+    coupled = v["positionCoupled"][:, None]
+    kidx = 1.5 * i * (coupled * s + (1 - coupled))
+    kscale = 1.5 * (1 - s).abs()
+    pp = probs["positionProgression"]
+    kk = (
+        pp[:, utils.POSITION_PROGRESSIONS.index("index"), None] * kidx
+        + pp[:, utils.POSITION_PROGRESSIONS.index("scale"), None] * kscale
+    )
+    x, y = kk * v["xStep"][:, None], kk * v["yStep"][:, None]
+    aff = torch.tensor(
+        [_ORIGIN_AFFINE[o] for o in utils.ORIGINS], device=dev, dtype=torch.float32
+    )
+    ax, bx, ay, by = (probs["origin"] @ aff).unbind(-1)  # (M,) each
+    step = v["stepFactor"][:, None]
+    x = (ax[:, None] * x + bx[:, None]) * step
+    y = (ay[:, None] * y + by[:, None]) * step
+    present = torch.sigmoid(4 * (n - i - 0.5))
+    return {"s": s, "r": torch.deg2rad(r), "x": x, "y": y, "w": a * present}  # type: ignore[arg-type]
+
+
+def gradient_templates(templates: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """(M, 1, T, T) outline templates over local [-1, 1]² × renderer.md's brightness
+    falloff 1 − smoothstep(0.2, 1, 0.5 + 0.5·|g|), g = q·(sin θ, cos θ), θ (M,) rad."""
+    T = templates.shape[-1]
+    c = (
+        torch.arange(T, device=templates.device, dtype=torch.float32) + 0.5
+    ) / T * 2 - 1
+    qx, qy = c[None, None, None, :], -c[None, None, :, None]
+    th = angle[:, None, None, None]
+    g = qx * th.sin() + qy * th.cos()
+    t = ((0.5 + 0.5 * g.abs() - 0.2) / 0.8).clamp(0, 1)
+    return templates * (1 - t * t * (3 - 2 * t))
+
+
+def splat_layout(
+    inst: dict[str, torch.Tensor], templates: torch.Tensor, size: int, extent: float
+) -> torch.Tensor:
+    """Draw every instance's outline template into its chain's canvas.
+
+    inst: instance_layout's (M, k) tensors; templates: (M, 1, T, T), one per chain
+    (see gradient_templates); the canvas covers [-extent, extent]² world units at
+    size² px. Returns (M, 1, size, size) ≥ 0, the sum of the instances."""
+    M, k = inst["s"].shape
+    s = inst["s"]
+    s = torch.where(s >= 0, s.clamp(min=1e-3), s.clamp(max=-1e-3))
+    cr, sr = (
+        (inst["r"].cos() / s)[..., None, None],
+        (inst["r"].sin() / s)[..., None, None],
+    )
+    x, y = inst["x"][..., None, None], inst["y"][..., None, None]
+    # canvas normalised (xn, yn) → template normalised (tx, ty) = (lx, −ly) with
+    # local = R(−r)(q − p) / s and q = E·(xn, −yn); each sum broadcasts (M, k, 1, W)
+    # against (M, k, H, 1), so only one full-size tensor per coordinate is made
+    c = (torch.arange(size, device=s.device, dtype=torch.float32) + 0.5) / size * 2 - 1
+    xn, yn = c[None, None, None, :] * extent, c[None, None, :, None] * extent
+    tx = (cr * xn - cr * x - sr * y) + (-sr * yn)
+    ty = (sr * xn + cr * y - sr * x) + (cr * yn)
+    grid = torch.stack([tx, ty], -1).reshape(M, k * size, size, 2)
+    val = F.grid_sample(
+        templates, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    ).reshape(M, k, size, size)
+    # a template line magnified beyond a canvas pixel is dimmed to keep its energy
+    line_px = 2.0 * 2 / templates.shape[-1] * inst["s"].abs() / (2 * extent / size)
+    w = inst["w"] / line_px.clamp(min=1)
+    return torch.einsum("mkhw,mk->mhw", val, w)[:, None]
+
+
+# ----------------------------------------------------------------------------------
+# Forward model
+
+
+@dataclass
+class ForwardConfig:
+    """size: output R (px); width: decoder base width (channels at full size);
+    hidden: MLP width; embed: categorical embedding size; n_freq: Fourier
+    frequencies per continuous value (0 = raw values only); attn_res: self-attention
+    at the largest decoder stage of at most attn_res² px (0 = none); composite:
+    per-chain decode + affine warp + additive sum (False: one decoder for the whole
+    image); canvas: the canonical chain canvas' extent relative to the view; density:
+    its pixels per view pixel (canvas side = size·canvas·density, a multiple of 8);
+    pattern_ch: learned fixed-pattern maps given to the post-net (dither / noise);
+    layout_k: instances per chain placed by renderer.md's progressions and splatted
+    as a hint for the decoder (0 = none); layout_res: the hint's side in px;
+    template: side of the learned outline templates used by the splat; hint_direct:
+    add the hint (at a learned per-chain gain) to the decoder's canvas."""
+
+    size: int = 64
+    width: int = 16
+    hidden: int = 256
+    embed: int = 8
+    n_freq: int = 4
+    attn_res: int = 32
+    composite: bool = True
+    canvas: float = 1.5
+    density: float = 1.0
+    pattern_ch: int = 4
+    layout_k: int = 48
+    layout_res: int = 48
+    template: int = 32
+    hint_direct: bool = True
+
+    @property
+    def canvas_size(self) -> int:
+        """The canonical canvas' side: size·canvas·density rounded to b·2^k, b in
+        8..15, so that the decoder can reach it from a b×b grid."""
+        target = max(8.0, self.size * self.canvas * self.density)
+        k = max(1, math.floor(math.log2(target / 8)))
+        return int(round(target / 2**k) * 2**k)
+
+
+class ForwardModel(nn.Module):
+    """Encoded params (batch_encode's dict) → image (B, 3, R, R) in [0, 1].
+
+    Optional soft inputs: `cat_probs` (list of (B, K) per CAT_KEYS, replaces `cat`),
+    `layer_geom_probs` (B, 5, 10), `layer_mask` (B, 5) float (replaces `n_layers`).
+    """
+
+    def __init__(self, cfg: ForwardConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        e = cfg.embed
+        self.cat_emb = nn.ModuleList(nn.Embedding(k, e) for k in utils.CAT_SIZES)
+        nf = 1 + 2 * cfg.n_freq
+        self.register_buffer(
+            "chain_idx",
+            torch.tensor([_cont_index(k) for k in CHAIN_KEYS]),
+            persistent=False,
+        )
+        self.register_buffer(
+            "post_idx",
+            torch.tensor([_cont_index(k) for k in POST_CONT]),
+            persistent=False,
+        )
+        # layer overrides → base units, for the chain keys they override
+        over = [k for k in CHAIN_KEYS if k in utils.LAYER_OPTIONAL]
+        self.over_chain = [CHAIN_KEYS.index(k) for k in over]
+        self.over_layer = [_layer_index(k) for k in over]
+        self.over_opt = [utils.LAYER_OPTIONAL.index(k) for k in over]
+        ab = [_unit_affine(utils.LAYER_PARAM[k], utils.PARAM[k]) for k in over]
+        self.register_buffer(
+            "over_a", torch.tensor([a for a, _ in ab]), persistent=False
+        )
+        self.register_buffer(
+            "over_b", torch.tensor([b for _, b in ab]), persistent=False
+        )
+        chain_in = len(CHAIN_KEYS) * nf + (len(CHAIN_CATS) + 1) * e + 1 + 2
+        self.chain_mlp = mlp(chain_in, cfg.hidden, cfg.hidden, depth=3)
+        post_in = len(POST_CONT) * nf + len(POST_CATS) * e + len(utils.BOOL_KEYS)
+        self.post_mlp = mlp(post_in, cfg.hidden // 2, cfg.hidden // 2, depth=2)
+        if cfg.composite:
+            self.decoder = Decoder(
+                cfg.hidden,
+                cfg.canvas_size,
+                cfg.width,
+                1,
+                cfg.attn_res,
+                hint_ch=1 if cfg.layout_k else 0,
+            )
+            if cfg.layout_k:
+                self.templates = nn.Parameter(outline_templates(cfg.template))
+                self.hint_gain = nn.Linear(cfg.hidden, 1)
+                with torch.no_grad():
+                    self.hint_gain.weight.zero_()
+                    self.hint_gain.bias.fill_(-2.0)
+            with torch.no_grad():  # the canonical chain starts dark, not grey
+                head_bias = self.decoder.head.bias
+                assert head_bias is not None
+                head_bias.fill_(-4.0)
+        else:
+            xf_in = (
+                7 * nf
+            )  # layer transform: rotation, position x/y, scale x/y + mask, colour
+            self.layer_mlp = mlp(cfg.hidden + xf_in + 3, cfg.hidden, cfg.hidden)
+            scene_in = 3 * nf + 3 + cfg.hidden // 2 + 6
+            self.global_mlp = mlp(
+                cfg.hidden + scene_in + cfg.hidden, cfg.hidden, cfg.hidden
+            )
+            self.decoder = Decoder(cfg.hidden, cfg.size, cfg.width, 3, cfg.attn_res)
+        pc = max(8, cfg.width)
+        self.pattern = nn.Parameter(torch.zeros(1, cfg.pattern_ch, cfg.size, cfg.size))
+        # The noise pass (renderer.md): a fixed per-pixel pick threshold u and sign s
+        # (1-px cells below 2048 px), learned: picked where noiseDensity > u.
+        u0 = torch.rand(1, 1, cfg.size, cfg.size).clamp(0.02, 0.98)
+        self.noise_u = nn.Parameter(torch.logit(u0))
+        self.noise_s = nn.Parameter(torch.zeros(1, 1, cfg.size, cfg.size))
+        self.post_in = nn.Conv2d(3 + cfg.pattern_ch, pc, 3, padding=1)
+        self.post_film = FiLM(cfg.hidden // 2, pc)
+        self.post_mid = nn.Conv2d(pc, pc, 3, padding=1)
+        self.post_out = nn.Conv2d(pc, 3, 3, padding=1)
+        _zero(self.post_out)
+
+    # -- pieces of the encoding ------------------------------------------------
+    def _cat_embeddings(self, batch: dict[str, Any]) -> list[torch.Tensor]:
+        """One (B, E) embedding per CAT_KEYS entry (soft when cat_probs is given)."""
+        probs = batch.get("cat_probs")
+        out = []
+        for i, emb in enumerate(self.cat_emb):
+            if probs is not None:
+                out.append(probs[i].to(emb.weight.dtype) @ emb.weight)
+            else:
+                out.append(emb(batch["cat"][:, i]))
+        return out
+
+    def _cat_probs(self, batch: dict[str, Any]) -> list[torch.Tensor]:
+        """One (B, K) probability vector per CAT_KEYS entry (one-hot when hard)."""
+        if batch.get("cat_probs") is not None:
+            return [p.float() for p in batch["cat_probs"]]
+        return [
+            F.one_hot(batch["cat"][:, i], k).float()
+            for i, k in enumerate(utils.CAT_SIZES)
+        ]
+
+    def _layer_mask(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, 5) float: 1 for real layers (or the given soft mask)."""
+        if batch.get("layer_mask") is not None:
+            return batch["layer_mask"].float()
+        n = batch["n_layers"]
+        return (
+            torch.arange(utils.MAX_LAYERS, device=n.device)[None] < n[:, None]
+        ).float()
+
+    def chain_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The chains' intrinsic values and transforms.
+
+        Returns cont (B, 6, 9) in base units, cats (B, 6, (5 + 1)·E), bool (B, 6, 1),
+        color (B, 6, 3), mask (B, 6), and the affine pieces: rot (B, 6), sx, sy
+        (B, 6) layer scale, lt (B, 6, 2) layer translation; scene (B, 4): scale,
+        rotation, position x, y."""
+        cont, lc, lo = (
+            batch["cont"].float(),
+            batch["layer_cont"].float(),
+            batch["layer_opt"].float(),
+        )
+        B, L = cont.shape[0], utils.MAX_LAYERS
+        base = cont[:, self.chain_idx]  # (B, 9)
+        chain = base[:, None].repeat(1, L + 1, 1)  # (B, 6, 9)
+        layer_vals = lc[:, :, self.over_layer] * self.over_a + self.over_b  # (B, 5, k)
+        opt = lo[:, :, self.over_opt]
+        mixed = base[:, None, self.over_chain] + opt * (
+            layer_vals - base[:, None, self.over_chain]
+        )
+        chain = torch.cat(
+            [
+                chain[:, :1],
+                chain[:, 1:].index_copy(
+                    2, torch.tensor(self.over_chain, device=cont.device), mixed
+                ),
+            ],
+            dim=1,
+        )
+        embs = self._cat_embeddings(batch)
+        names = list(utils.CAT_KEYS)
+        shared = torch.cat(
+            [embs[names.index(k)] for k in CHAIN_CATS], dim=-1
+        )  # (B, 5E)
+        geo_base = embs[names.index("geometry")]  # (B, E)
+        geo_emb = self.cat_emb[names.index("geometry")]
+        assert isinstance(geo_emb, nn.Embedding)
+        geo_w = geo_emb.weight
+        if batch.get("layer_geom_probs") is not None:
+            geo_layer = batch["layer_geom_probs"].to(geo_w.dtype) @ geo_w
+        else:
+            geo_layer = geo_w[batch["layer_geom"]]  # (B, 5, E)
+        g_opt = lo[:, :, utils.LAYER_OPTIONAL.index("geometry"), None]
+        geo = torch.cat(
+            [
+                geo_base[:, None],
+                geo_base[:, None] + g_opt * (geo_layer - geo_base[:, None]),
+            ],
+            1,
+        )
+        cats = torch.cat([shared[:, None].expand(-1, L + 1, -1), geo], dim=-1)
+        cp = self._cat_probs(batch)
+        probs = {
+            k: cp[names.index(k)][:, None].expand(-1, L + 1, -1) for k in CHAIN_CATS
+        }
+        if batch.get("layer_geom_probs") is not None:
+            lg = batch["layer_geom_probs"].float()
+        else:
+            lg = F.one_hot(batch["layer_geom"], NUM_GEOMETRIES).float()
+        gb = cp[names.index("geometry")][:, None]
+        probs["geometry"] = torch.cat([gb, gb + g_opt * (lg - gb)], 1)
+        bools = batch["bools"].float()
+        coupled = bools[:, utils.BOOL_KEYS.index("positionCoupled"), None, None].expand(
+            -1, L + 1, 1
+        )
+        ci = [_cont_index(f"color.{c}") for c in "rgb"]
+        base_col = cont[:, ci]
+        lcol = lc[:, :, [_layer_index("color", j) for j in range(3)]]
+        c_opt = lo[:, :, utils.LAYER_OPTIONAL.index("color"), None]
+        color = torch.cat(
+            [base_col[:, None], base_col[:, None] + c_opt * (lcol - base_col[:, None])],
+            1,
+        )
+        mask = torch.cat(
+            [torch.ones(B, 1, device=cont.device), self._layer_mask(batch)], 1
+        )
+        lp = utils.LAYER_PARAM
+        zeros = torch.zeros(B, 1, device=cont.device)
+        rot = torch.cat(
+            [zeros, _denorm(lc[:, :, _layer_index("rotation")], lp["rotation"])], 1
+        )
+        sx = torch.cat(
+            [zeros + 1, _denorm(lc[:, :, _layer_index("scale", 0)], lp["scale"])], 1
+        )
+        sy = torch.cat(
+            [zeros + 1, _denorm(lc[:, :, _layer_index("scale", 1)], lp["scale"])], 1
+        )
+        lt = torch.stack(
+            [
+                torch.cat(
+                    [
+                        zeros,
+                        _denorm(lc[:, :, _layer_index("position", j)], lp["position"]),
+                    ],
+                    1,
+                )
+                for j in range(2)
+            ],
+            -1,
+        )
+        P = utils.PARAM
+        scene = torch.stack(
+            [
+                _denorm(cont[:, _cont_index("scale")], P["scale"]),
+                _denorm(cont[:, _cont_index("rotation")], P["rotation"]),
+                _denorm(cont[:, _cont_index("position.x")], P["position"]),
+                _denorm(cont[:, _cont_index("position.y")], P["position"]),
+            ],
+            -1,
+        )
+        return dict(
+            cont=chain,
+            cats=cats,
+            bool=coupled,
+            color=color,
+            mask=mask,
+            rot=rot,
+            sx=sx,
+            sy=sy,
+            lt=lt,
+            scene=scene,
+            probs=probs,
+        )
+
+    def post_embedding(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, hidden/2) embedding of the post-pass params (dither, noise, bools)."""
+        embs = self._cat_embeddings(batch)
+        names = list(utils.CAT_KEYS)
+        x = torch.cat(
+            [fourier(batch["cont"].float()[:, self.post_idx], self.cfg.n_freq)]
+            + [embs[names.index(k)] for k in POST_CATS]
+            + [batch["bools"].float()],
+            -1,
+        )
+        return self.post_mlp(x)
+
+    def warp_theta(self, ch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, 6, 2, 3) affine_grid matrices: output (view) normalised coordinates →
+        the canonical canvas' normalised coordinates, for Scene · Group of each chain."""
+        s, th, px, py = ch["scene"].unbind(-1)  # (B,)
+        s = s.clamp(min=1e-3)
+
+        def safe(v: torch.Tensor) -> torch.Tensor:
+            return torch.where(
+                v >= 0, v.clamp(min=MIN_LAYER_SCALE), v.clamp(max=-MIN_LAYER_SCALE)
+            )
+
+        sx, sy, rot = safe(ch["sx"]), safe(ch["sy"]), ch["rot"]  # (B, 6)
+        # A⁻¹ = diag(1/sx, 1/sy) · R(−rot) · R(−θ) / s ; total rotation φ = rot + θ
+        phi = rot + th[:, None]
+        c, si = phi.cos(), phi.sin()
+        inv_s = 1 / s[:, None]
+        a00, a01 = c / sx * inv_s, si / sx * inv_s
+        a10, a11 = -si / sy * inv_s, c / sy * inv_s
+        # translation t = A_s · t_g + t_s, with A_s = s·R(θ)
+        ct, st = th.cos()[:, None], th.sin()[:, None]
+        gx, gy = ch["lt"][..., 0], ch["lt"][..., 1]
+        tx = s[:, None] * (ct * gx - st * gy) + px[:, None]
+        ty = s[:, None] * (st * gx + ct * gy) + py[:, None]
+        # c_n = (1/canvas) F A⁻¹ F n − (1/E) F A⁻¹ t, F = diag(1, −1)
+        k = 1.0 / self.cfg.canvas
+        E = VIEW_HALF * self.cfg.canvas
+        l00, l01, l10, l11 = a00 * k, -a01 * k, -a10 * k, a11 * k
+        b0 = -(a00 * tx + a01 * ty) / E
+        b1 = (a10 * tx + a11 * ty) / E
+        return torch.stack(
+            [torch.stack([l00, l01, b0], -1), torch.stack([l10, l11, b1], -1)], -2
+        )
+
+    def chain_embedding(self, ch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, 6, hidden): the intrinsic look of each chain plus its log magnification."""
+        mag = ch["scene"][:, None, :1].clamp(min=1e-3).log() + torch.stack(
+            [
+                ch["sx"].abs().clamp(min=MIN_LAYER_SCALE).log(),
+                ch["sy"].abs().clamp(min=MIN_LAYER_SCALE).log(),
+            ],
+            -1,
+        )
+        x = torch.cat(
+            [fourier(ch["cont"], self.cfg.n_freq), ch["cats"], ch["bool"], mag], -1
+        )
+        return self.chain_mlp(x)
+
+    # -- the image -------------------------------------------------------------
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        ch = self.chain_inputs(batch)
+        emb = self.chain_embedding(ch)  # (B, 6, H)
+        B, C, R = emb.shape[0], emb.shape[1], self.cfg.size
+        if self.cfg.composite:
+            light = self.composite(ch, emb)  # (B, 3, R, R) ≥ 0
+            img = 1 - F.softplus(12.0 * (1 - light)) / 12.0  # soft min(light, 1)
+        else:
+            img = torch.sigmoid(self.single(batch, ch, emb))
+        post = self.post_embedding(batch)
+        x = torch.cat([img, self.pattern.expand(B, -1, -1, -1).to(img.dtype)], 1)
+        h = F.gelu(self.post_film(self.post_in(x), post))
+        h = F.gelu(self.post_mid(h))
+        out = img + self.post_out(h) + self.noise(batch)
+        del C, R
+        return out.clamp(0.0, 1.0)  # (B, 3, R, R) in [0, 1]
+
+    def noise(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, 1, R, R): ±0.5·noiseOpacity where a pixel is picked, when enabled."""
+        cont, bools = batch["cont"].float(), batch["bools"].float()
+        on = bools[:, utils.BOOL_KEYS.index("noiseEnabled"), None, None, None]
+        density = cont[:, _cont_index("noiseDensity"), None, None, None]
+        opacity = _denorm(
+            cont[:, _cont_index("noiseOpacity")], utils.PARAM["noiseOpacity"]
+        )
+        pick = torch.sigmoid((density - torch.sigmoid(self.noise_u)) / 0.05)
+        return on * 0.5 * opacity[:, None, None, None] * torch.tanh(self.noise_s) * pick
+
+    def composite(self, ch: dict[str, torch.Tensor], emb: torch.Tensor) -> torch.Tensor:
+        """Decode the chains that are present, warp each into the view, × colour, sum."""
+        B, C = emb.shape[:2]
+        R, S = self.cfg.size, self.cfg.canvas_size
+        mask = ch["mask"].reshape(-1)  # (B·6,)
+        # chains that exist (a soft mask's negligible ones are skipped)
+        idx = torch.nonzero(mask > 1e-3, as_tuple=True)[0]  # (M,)
+        hint = self.layout_hint(ch, idx) if self.cfg.layout_k else None
+        e = emb.reshape(B * C, -1)[idx]
+        canon = F.softplus(self.decoder(e, hint))  # (M, 1, S, S)
+        if hint is not None and self.cfg.hint_direct:
+            # the hint itself, at a learned per-chain gain, plus the decoder's part
+            gain = F.softplus(self.hint_gain(e))[:, :, None, None]
+            canon = canon + gain * Decoder._resize(hint, S)
+        theta = self.warp_theta(ch).reshape(B * C, 2, 3)[idx]
+        grid = F.affine_grid(
+            theta.to(canon.dtype), [idx.numel(), 1, R, R], align_corners=False
+        )
+        warped = F.grid_sample(
+            canon, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+        col = (ch["color"].reshape(B * C, 3)[idx] * mask[idx, None]).to(warped.dtype)
+        light = torch.zeros(B * C, 3, R, R, device=emb.device, dtype=warped.dtype)
+        light = light.index_copy(0, idx, warped * col[:, :, None, None])
+        return light.reshape(B, C, 3, R, R).sum(1)
+
+    @torch.autocast("cuda", enabled=False)
+    def layout_hint(self, ch: dict[str, Any], idx: torch.Tensor) -> torch.Tensor:
+        """(M, 1, h, h): the first layout_k instances of the chosen chains (flat
+        indices into B·6) splatted on the canonical canvas (h = min(layout_res,
+        canvas side)), softly saturated at 4. Always float32: coordinates need it."""
+        ch = {k: v.float() if torch.is_tensor(v) else v for k, v in ch.items()}
+        vals = ch["cont"].reshape(-1, len(CHAIN_KEYS))[idx]
+        v = {k: _denorm(vals[:, j], utils.PARAM[k]) for j, k in enumerate(CHAIN_KEYS)}
+        v["positionCoupled"] = ch["bool"].reshape(-1)[idx]
+        probs = {k: p.reshape(-1, p.shape[-1])[idx] for k, p in ch["probs"].items()}
+        inst = instance_layout(v, probs, self.cfg.layout_k)
+        T = self.cfg.template
+        tmpl = (probs["geometry"] @ self.templates.reshape(NUM_GEOMETRIES, -1)).reshape(
+            -1, 1, T, T
+        )
+        tmpl = gradient_templates(tmpl, v["gradientAngle"])
+        hint = splat_layout(
+            inst,
+            tmpl,
+            min(self.cfg.layout_res, self.cfg.canvas_size),
+            VIEW_HALF * self.cfg.canvas,
+        )
+        return 4 * torch.tanh(hint / 4)
+
+    def single(
+        self, batch: dict[str, Any], ch: dict[str, torch.Tensor], emb: torch.Tensor
+    ) -> torch.Tensor:
+        """Baseline: one decoder for the whole picture from a pooled embedding."""
+        nf = self.cfg.n_freq
+        lp = utils.LAYER_PARAM
+        xf = torch.stack(
+            [
+                (ch["rot"] - lp["rotation"].clamp_lo)
+                / (lp["rotation"].clamp_hi - lp["rotation"].clamp_lo),
+                (ch["lt"][..., 0] + 2) / 4,
+                (ch["lt"][..., 1] + 2) / 4,
+                (ch["sx"] + 2) / 4,
+                (ch["sy"] + 2) / 4,
+                ch["mask"],
+                torch.zeros_like(ch["mask"]),
+            ],
+            -1,
+        )
+        layer = self.layer_mlp(
+            torch.cat([emb, fourier(xf, nf), ch["color"]], -1)
+        )  # (B, 6, H)
+        pooled = (layer[:, 1:] * ch["mask"][:, 1:, None]).sum(1)
+        cont = batch["cont"].float()
+        scene = cont[:, [_cont_index(k) for k in ("scale", "rotation", "position.x")]]
+        n_oh = F.one_hot(ch["mask"][:, 1:].sum(1).round().long().clamp(0, 5), 6).float()
+        g = torch.cat(
+            [
+                emb[:, 0],
+                fourier(scene, nf),
+                ch["color"][:, 0],
+                self.post_embedding(batch),
+                n_oh,
+                pooled,
+            ],
+            -1,
+        )
+        return self.decoder(self.global_mlp(g))
+
+
+def compile_hot_paths(net: nn.Module) -> nn.Module:
+    """torch.compile the convolutional hot path of a model in place (CUDA training):
+    the forward model's decoder (dynamic batch: the number of chains varies), the
+    inverse model's backbone. The state_dict keys stay as they are, and the
+    data-dependent parts (which chains exist, the layout splat) stay eager."""
+    if isinstance(net, ForwardModel):
+        dec = net.decoder
+        dec.forward = torch.compile(dec.forward, dynamic=True)  # type: ignore[method-assign]
+    elif isinstance(net, InverseModel):
+        bb = net.backbone
+        bb.forward = torch.compile(bb.forward)  # type: ignore[method-assign]
+    return net
+
+
+# ----------------------------------------------------------------------------------
+# Backbones
+
+
+class BackboneError(RuntimeError):
+    """A backbone's weights are missing or do not fit; the message says how to fix it."""
+
+
+def dinov2_weights_file(weights: str | None = None) -> str | None:
+    """The DINOv2-S/14 weights file to use: `weights` if given (must exist), else the
+    Hugging Face hub cache's copy of timm/vit_small_patch14_dinov2.lvd142m, else None."""
+    if weights:
+        if not Path(weights).is_file():
+            raise BackboneError(f"backbone weights file {weights} does not exist")
+        return str(weights)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    cache = os.environ.get("HF_HUB_CACHE") or (
+        os.path.join(os.environ["HF_HOME"], "hub")
+        if os.environ.get("HF_HOME")
+        else None
+    )
+    for fname in ("model.safetensors", "pytorch_model.bin"):
+        hit = try_to_load_from_cache(DINOV2_REPO, fname, cache_dir=cache)
+        if isinstance(hit, str):
+            return hit
+    return None
+
+
+def create_backbone(
+    name: str, weights: str | None = None, pretrained: bool = True
+) -> tuple[nn.Module, dict[str, Any]]:
+    """A timm image backbone by name → (module giving pooled (B, D) features, info).
+
+    Names:
+      - "dinov2" or "vit_small_patch14_dinov2.lvd142m": DINOv2-S/14, 384-dim CLS
+        features, input 224²; its weights come from `weights` (a .safetensors or
+        .pth file) or the Hugging Face hub cache (timm/vit_small_patch14_dinov2.lvd142m,
+        e.g. `huggingface-cli download timm/vit_small_patch14_dinov2.lvd142m`).
+        Missing weights raise BackboneError naming the file and how to get it.
+      - "resnet10t" (the weight-free default; 4.9M params, 512-dim features): trained
+        from scratch, input = the training size.
+      - any other timm model name: built without weights (trained from scratch).
+    pretrained=False builds the architecture only (checkpoint loading).
+    info: {"name", "features", "input_size", "weights" (a file, or "none"), "mean",
+    "std"} — images are normalised with mean/std before the backbone.
+    """
+    import timm
+
+    full = DINOV2 if name in ("dinov2", DINOV2) else name
+    if full == DINOV2:
+        kwargs: dict[str, Any] = dict(num_classes=0, img_size=224)
+        source = "none"
+        if pretrained:
+            file = dinov2_weights_file(weights)
+            if file is None:
+                raise BackboneError(
+                    f"DINOv2 weights not found: no {DINOV2_REPO} in the Hugging Face "
+                    "cache and no --backbone-weights file. Get them with "
+                    f"`huggingface-cli download {DINOV2_REPO}` on a machine with "
+                    "internet (copy ~/.cache/huggingface over), or pass "
+                    "--backbone-weights path/to/model.safetensors"
+                )
+            kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=file))
+            source = file
+        m = timm.create_model(DINOV2, **kwargs)
+        info: dict[str, Any] = dict(
+            name=DINOV2, features=m.num_features, input_size=224, weights=source
+        )
+    else:
+        if weights:
+            raise BackboneError(
+                f"backbone {full} is trained from scratch here; --backbone-weights "
+                "applies to dinov2 only"
+            )
+        try:
+            m = timm.create_model(full, pretrained=False, num_classes=0)
+        except RuntimeError as e:
+            raise BackboneError(f"unknown backbone {full!r}: {e}") from None
+        info = dict(name=full, features=m.num_features, input_size=0, weights="none")
+    cfg = getattr(m, "pretrained_cfg", {}) or {}
+    info["mean"] = list(cfg.get("mean", (0.485, 0.456, 0.406)))
+    info["std"] = list(cfg.get("std", (0.229, 0.224, 0.225)))
+    return m, info
+
+
+# ----------------------------------------------------------------------------------
+# Inverse model
+
+
+@dataclass
+class InverseConfig:
+    """backbone: timm name (see create_backbone); input_size: the backbone's input
+    side in px (0 = the image's own size); hidden: head MLP width; features: the
+    backbone's pooled feature size (filled in from the backbone)."""
+
+    backbone: str = DEFAULT_FREE_BACKBONE
+    input_size: int = 0
+    hidden: int = 512
+    features: int = 512
+
+
+class InverseModel(nn.Module):
+    """Image (B, 3, H, W) in [0, 1] → head outputs for every part of the encoding.
+
+    forward() returns logits / raw values: cont (B, NC) in [0, 1] (sigmoid), cat
+    (list of (B, K) logits), bools (B, NB) logits, n_layers (B, 6) logits,
+    layer_cont (B, 5, NLC) in [0, 1], layer_opt (B, 5, NLO) logits, layer_geom
+    (B, 5, 10) logits. Build it with `InverseModel.build` to get pretrained weights."""
+
+    mean: torch.Tensor  # (1, 3, 1, 1) buffers: the backbone's input normalisation
+    std: torch.Tensor
+
+    def __init__(
+        self,
+        cfg: InverseConfig,
+        backbone: nn.Module | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if backbone is None:
+            backbone, info = create_backbone(cfg.backbone, pretrained=False)
+        assert info is not None
+        self.cfg = cfg
+        self.backbone_info = info
+        self.backbone = backbone
+        cfg.features = int(info["features"])
+        self.register_buffer(
+            "mean", torch.tensor(info["mean"]).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(info["std"]).view(1, 3, 1, 1), persistent=False
+        )
+        L, H = utils.MAX_LAYERS, cfg.hidden
+        self.trunk = nn.Sequential(
+            nn.LayerNorm(cfg.features),
+            nn.Linear(cfg.features, H),
+            nn.GELU(),
+            nn.Linear(H, H),
+            nn.GELU(),
+        )
+        self.cont = nn.Linear(H, utils.NUM_CONT)
+        self.cat = nn.ModuleList(nn.Linear(H, k) for k in utils.CAT_SIZES)
+        self.bools = nn.Linear(H, len(utils.BOOL_KEYS))
+        self.n_layers = nn.Linear(H, L + 1)
+        self.layer_cont = nn.Linear(H, L * utils.NUM_LAYER_CONT)
+        self.layer_opt = nn.Linear(H, L * utils.NUM_LAYER_OPT)
+        self.layer_geom = nn.Linear(H, L * NUM_GEOMETRIES)
+
+    @classmethod
+    def build(cls, cfg: InverseConfig, weights: str | None = None) -> InverseModel:
+        """A fresh model with the backbone's pretrained weights where it has any."""
+        backbone, info = create_backbone(cfg.backbone, weights=weights, pretrained=True)
+        if info["input_size"] and not cfg.input_size:
+            cfg.input_size = int(info["input_size"])
+        return cls(cfg, backbone, info)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] → pooled backbone embedding (B, D)."""
+        x = images
+        if self.cfg.input_size and x.shape[-1] != self.cfg.input_size:
+            x = F.interpolate(
+                x,
+                size=(self.cfg.input_size,) * 2,
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
+        return self.backbone((x - self.mean) / self.std)
+
+    def forward(self, images: torch.Tensor) -> dict[str, Any]:
+        B, L = images.shape[0], utils.MAX_LAYERS
+        h = self.trunk(self.features(images).float())
+        return {
+            "cont": torch.sigmoid(self.cont(h)),
+            "cat": [head(h) for head in self.cat],
+            "bools": self.bools(h),
+            "n_layers": self.n_layers(h),
+            "layer_cont": torch.sigmoid(self.layer_cont(h)).view(B, L, -1),
+            "layer_opt": self.layer_opt(h).view(B, L, -1),
+            "layer_geom": self.layer_geom(h).view(B, L, -1),
+        }
+
+    @staticmethod
+    def to_encoded(out: dict[str, Any]) -> dict[str, Any]:
+        """Head outputs → a batch_encode-style dict (argmax categoricals) plus the
+        soft versions: cat_probs (list of (B, K)), n_layers_probs (B, 6),
+        layer_geom_probs (B, 5, 10), bools_probs, layer_opt_probs, and layer_mask
+        (B, 5) = P(n_layers > i), which the forward model accepts as soft inputs."""
+        cat_probs = [c.softmax(-1) for c in out["cat"]]
+        n_probs = out["n_layers"].softmax(-1)
+        # P(n > i) for i = 0..4
+        layer_mask = 1 - n_probs.cumsum(-1)[:, :-1]
+        bools_p, opt_p = torch.sigmoid(out["bools"]), torch.sigmoid(out["layer_opt"])
+        return {
+            "cont": out["cont"],
+            "cat": torch.stack([p.argmax(-1) for p in cat_probs], -1),
+            "bools": (bools_p > 0.5).float(),
+            "n_layers": n_probs.argmax(-1),
+            "layer_cont": out["layer_cont"],
+            "layer_opt": (opt_p > 0.5).float(),
+            "layer_geom": out["layer_geom"].argmax(-1),
+            "cat_probs": cat_probs,
+            "n_layers_probs": n_probs,
+            "layer_geom_probs": out["layer_geom"].softmax(-1),
+            "bools_probs": bools_p,
+            "layer_opt_probs": opt_p,
+            "layer_mask": layer_mask,
+        }
+
+    @torch.no_grad()
+    def predict_encoded(self, images: torch.Tensor) -> dict[str, Any]:
+        """(B, 3, H, W) in [0, 1] → the batch_encode-style dict with continuous values
+        in [0, 1], argmax categoricals, and the probabilities (see to_encoded)."""
+        was = self.training
+        self.eval()
+        out = self.to_encoded(self(images))
+        self.train(was)
+        return out
+
+    @torch.no_grad()
+    def predict_params(self, images: torch.Tensor) -> list[dict[str, Any]]:
+        """(B, 3, H, W) in [0, 1] → flat params, one dict per image."""
+        enc = self.predict_encoded(images)
+        return [
+            utils.apply_guard(utils.decode_params({k: enc[k][i] for k in ENCODED_KEYS}))
+            for i in range(images.shape[0])
+        ]
+
+
+# ----------------------------------------------------------------------------------
+# Perceptual distance
+
+
+class SqrtMultiScaleL1(nn.Module):
+    """Weight-free perceptual distance for thin bright lines on black: mean |√a − √b|
+    at full size and after 2×, 4× and 8× average pooling (coarser levels see
+    near-misses as close). Inputs (B, 3, H, W) in [0, 1] → (B,) ≥ 0."""
+
+    name = "sqrt-ms-l1"
+
+    def __init__(self, levels: int = 4) -> None:
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = sqrt_image(a), sqrt_image(b)
+        total = a.new_zeros(a.shape[0])
+        for lvl in range(self.levels):
+            if lvl:
+                if a.shape[-1] < 2:
+                    break
+                a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+            total = total + (a - b).abs().mean((1, 2, 3))
+        return total / self.levels
+
+
+def sqrt_image(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """√x with a finite gradient at 0: √(x + eps) − √eps, x in [0, 1]."""
+    return (x.clamp(min=0) + eps).sqrt() - math.sqrt(eps)
+
+
+class LPIPSDistance(nn.Module):
+    """LPIPS (AlexNet) via the `lpips` package; inputs (B, 3, H, W) in [0, 1] → (B,)."""
+
+    name = "lpips"
+
+    def __init__(self) -> None:
+        super().__init__()
+        import warnings
+
+        import lpips
+
+        with warnings.catch_warnings():  # lpips still passes torchvision's old flag
+            warnings.simplefilter("ignore", UserWarning)
+            self.net = lpips.LPIPS(net="alex", pretrained=True, verbose=False)
+        self.net.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.shape[-1] < 32:  # AlexNet's strides need ≥ 32 px
+            a = F.interpolate(a, size=(32, 32), mode="bilinear", align_corners=False)
+            b = F.interpolate(b, size=(32, 32), mode="bilinear", align_corners=False)
+        return self.net(a, b, normalize=True).flatten()
+
+
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet_Weights.IMAGENET1K_V1
+
+
+def alexnet_weights_file() -> Path:
+    """Where torchvision keeps AlexNet's ImageNet weights ($TORCH_HOME/hub/checkpoints;
+    the name is the basename of AlexNet_Weights.IMAGENET1K_V1.url)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+
+
+def create_perceptual(name: str = "auto") -> nn.Module:
+    """A perceptual distance by name: module(a, b) with a, b (B, 3, H, W) in [0, 1]
+    → (B,) ≥ 0 (0 = identical). Frozen (no trainable weights).
+
+    Names:
+      - "lpips": LPIPS-AlexNet (the `lpips` package); needs torchvision's AlexNet
+        ImageNet weights in the torch hub cache (alexnet_weights_file()), otherwise
+        raises FileNotFoundError naming the file.
+      - "sqrt-ms-l1": the weight-free default, SqrtMultiScaleL1.
+      - "auto": "lpips" when its weights are on disk, else "sqrt-ms-l1".
+    The module's `name` attribute says which one it is.
+    """
+    if name == "auto":
+        name = "lpips" if alexnet_weights_file().is_file() else SqrtMultiScaleL1.name
+    if name == "lpips":
+        if not alexnet_weights_file().is_file():
+            raise FileNotFoundError(
+                f"LPIPS needs AlexNet weights at {alexnet_weights_file()} (torchvision's "
+                "alexnet-owt-7be5be79.pth; set TORCH_HOME to where you have them)"
+            )
+        return LPIPSDistance()
+    if name == SqrtMultiScaleL1.name:
+        return SqrtMultiScaleL1()
+    raise ValueError(
+        f"unknown perceptual {name!r} (lpips, {SqrtMultiScaleL1.name}, auto)"
+    )
+
+
+# ----------------------------------------------------------------------------------
+# Checkpoints: NAME.safetensors (weights) + NAME.json (sidecar)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, broken, or made for another kind/schema/config."""
+
+
+KINDS = {
+    "forward": (ForwardModel, ForwardConfig),
+    "inverse": (InverseModel, InverseConfig),
+}
+
+
+def _stem(path: str | Path) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+
+
+def model_kind(model: nn.Module) -> str:
+    for kind, (cls, _) in KINDS.items():
+        if isinstance(model, cls):
+            return kind
+    raise TypeError(f"not a checkpointable model: {type(model).__name__}")
+
+
+def save_checkpoint(
+    model: nn.Module,
+    path: str | Path,
+    meta: dict[str, Any] | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write NAME.safetensors (weights, plus `extra` tensors under their own names)
+    and NAME.json (kind, config, schema version and hash, `meta`), each atomically;
+    returns the stem. `path` is given without extension."""
+    from safetensors.torch import save
+
+    stem = _stem(path)
+    kind = model_kind(model)
+    cfg: Any = model.cfg
+    tensors = {
+        f"model.{k}": v.detach().contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    for k, v in (extra or {}).items():
+        tensors[k] = v.detach().contiguous().cpu()
+    sidecar = {
+        "kind": kind,
+        "config": asdict(cfg),
+        "schema_version": utils.SCHEMA_VERSION,
+        "schema_hash": utils.schema_hash(),
+        **(meta or {}),
+    }
+    if kind == "inverse":
+        sidecar["backbone"] = {k: v for k, v in model.backbone_info.items()}  # type: ignore[union-attr]
+    utils.atomic_write_bytes(stem.with_suffix(".safetensors"), save(tensors))
+    utils.write_json(stem.with_suffix(".json"), sidecar)
+    return stem
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """NAME.json of a checkpoint as a dict (CheckpointError when missing or broken)."""
+    side = _stem(path).with_suffix(".json")
+    if not side.is_file():
+        raise CheckpointError(f"checkpoint sidecar {side} is missing")
+    try:
+        return json.loads(side.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"checkpoint sidecar {side} is not JSON: {e}") from None
+
+
+def load_checkpoint(
+    path: str | Path,
+    kind: str,
+    expect: dict[str, Any] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> nn.Module:
+    """NAME(.safetensors/.json) → the model, in eval mode, with its sidecar as
+    `model.meta`. Refuses (CheckpointError) a checkpoint of another kind, schema
+    version or schema hash, a config with unknown fields or differing from `expect`
+    (e.g. {"size": 64}), and weights that do not fit the config."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    stem = _stem(path)
+    meta = read_sidecar(stem)
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}")
+    if meta.get("kind") != kind:
+        raise CheckpointError(
+            f"{stem}: a {meta.get('kind')!r} checkpoint, not {kind!r}"
+        )
+    if (
+        meta.get("schema_version") != utils.SCHEMA_VERSION
+        or meta.get("schema_hash") != utils.schema_hash()
+    ):
+        raise CheckpointError(
+            f"{stem}: made for parameter schema v{meta.get('schema_version')} "
+            f"({meta.get('schema_hash')}), this code has v{utils.SCHEMA_VERSION} "
+            f"({utils.schema_hash()}); retrain it (make train)"
+        )
+    cls, cfg_cls = KINDS[kind]
+    raw = meta.get("config", {})
+    known = {f.name for f in fields(cfg_cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise CheckpointError(
+            f"{stem}: config has fields this code does not know: {unknown}"
+        )
+    cfg = cfg_cls(**raw)
+    for k, v in (expect or {}).items():
+        if getattr(cfg, k, None) != v:
+            raise CheckpointError(
+                f"{stem}: config {k}={getattr(cfg, k, None)!r}, expected {v!r}"
+            )
+    weights = stem.with_suffix(".safetensors")
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint weights {weights} are missing")
+    try:
+        tensors = load_file(str(weights), device=str(map_location))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(
+            f"{weights}: not a readable safetensors file ({e})"
+        ) from None
+    state = {
+        k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")
+    }
+    model = cls(cfg)  # type: ignore[arg-type]
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0:3]
+        raise CheckpointError(
+            f"{stem}: weights do not fit the config: {' '.join(first)}"
+        ) from None
+    model.meta = meta  # type: ignore[attr-defined]
+    return model.to(map_location).eval()
+
+
+def load_extra_tensors(path: str | Path, prefix: str) -> dict[str, torch.Tensor]:
+    """The non-model tensors of a checkpoint whose names start with `prefix`."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(_stem(path).with_suffix(".safetensors")))
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def load_forward(
+    path: str | Path | None = None, device: str | torch.device = "cpu"
+) -> ForwardModel | None:
+    """The forward model at `path` (default checkpoints/forward), or None when there is
+    no such checkpoint. A broken or mismatched one raises CheckpointError."""
+    stem = _stem(path or DEFAULT_FORWARD_PATH)
+    if (
+        not stem.with_suffix(".safetensors").exists()
+        and not stem.with_suffix(".json").exists()
+    ):
+        return None
+    m = load_checkpoint(stem, "forward", map_location=device)
+    assert isinstance(m, ForwardModel)
+    return m
+
+
+def load_inverse(
+    path: str | Path | None = None, device: str | torch.device = "cpu"
+) -> InverseModel | None:
+    """The inverse model at `path` (default checkpoints/inverse), or None when absent."""
+    stem = _stem(path or DEFAULT_INVERSE_PATH)
+    if (
+        not stem.with_suffix(".safetensors").exists()
+        and not stem.with_suffix(".json").exists()
+    ):
+        return None
+    m = load_checkpoint(stem, "inverse", map_location=device)
+    assert isinstance(m, InverseModel)
+    return m
