@@ -493,7 +493,8 @@ def create_scorer(
 
 class ScoreCache:
     """Scores by key in a JSON file {"version": 1, "scores": {key: record}}, written
-    atomically. An unreadable file is set aside with a warning (and rewritten)."""
+    atomically. An unreadable file is ignored with a warning (it only holds scores
+    that can be made again) and replaced on the next save."""
 
     def __init__(self, path: str | Path, log: Log = print) -> None:
         self.path = Path(path)
