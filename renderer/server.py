@@ -387,10 +387,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="address to bind (default $HOST or 127.0.0.1)",
     )
     g.add_argument(
-        "--port",
-        type=int,
-        default=int(os.environ.get("PORT", "3000")),
-        help="port to bind (default $PORT or 3000)",
+        "--port", type=int, default=None, help="port to bind (default $PORT or 3000)"
     )
     g = ap.add_argument_group("serving")
     g.add_argument(
@@ -403,7 +400,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--verbose", action="store_true", help="log one line per request too"
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.port is None:
+        env = os.environ.get("PORT", "3000")
+        if not env.strip().isdigit():
+            ap.error(f"$PORT is {env!r}, not a port number")
+        args.port = int(env)
+    if not 0 <= args.port <= 65535:
+        ap.error(f"--port must be in 0-65535, got {args.port}")
+    return args
 
 
 def main(args: argparse.Namespace) -> None:

@@ -49,6 +49,21 @@ def png_size(data: bytes) -> tuple[int, int]:
         return im.size
 
 
+def test_port_from_flag_or_env_and_bad_ones_are_usage_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from renderer import server
+
+    monkeypatch.setenv("PORT", "3123")
+    assert server.parse_args([]).port == 3123
+    assert server.parse_args(["--port", "0"]).port == 0
+    for argv, env in ((["--port", "70000"], "3000"), ([], "abc")):
+        monkeypatch.setenv("PORT", env)
+        with pytest.raises(SystemExit) as e:
+            server.parse_args(argv)
+        assert e.value.code == 2
+
+
 def test_raster_answers_a_png_of_the_requested_size(renderer_url: str) -> None:
     for size in (32, 100, 257):
         r = post(renderer_url, {}, size)
