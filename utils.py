@@ -1104,6 +1104,12 @@ class RendererClient:
         import requests
         from requests.adapters import HTTPAdapter
 
+        u = urlparse(self.url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise RendererError(
+                f"{self.url!r} is not a renderer URL: expected one like "
+                f"{DEFAULT_RENDERER_URL} (--renderer-url or RENDERER_URL)"
+            )
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=self.pool, pool_maxsize=self.pool)
         self._session.mount("http://", adapter)

@@ -611,6 +611,12 @@ def test_client_errors_name_the_url_and_say_why(
     client.close()
 
 
+@pytest.mark.parametrize("url", ["localhost:3000", "ftp://h/api/raster", "http://"])
+def test_client_refuses_what_is_not_an_http_url(url: str) -> None:
+    with pytest.raises(utils.RendererError, match="is not a renderer URL"):
+        utils.RendererClient(url=url)
+
+
 def test_client_says_connection_refused_in_a_few_words() -> None:
     url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
     client = utils.RendererClient(url=url, retries=0)
