@@ -17,6 +17,7 @@ PROFILE ?=
 PORT ?= 3000
 export PORT
 opt = $(if $(2),$(1) $(2),)
+GEN_OPTS = $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE))
 TRAIN_OPTS = $(call opt,--epochs,$(EPOCHS)) $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE))
 
 .PHONY: help setup iterate renderer renderer-gallery generate generate-quality \
@@ -45,13 +46,13 @@ renderer-gallery: $(STAMP) ## contact sheet of every geometry × progressions/ef
 	$(PY) -m renderer.gallery --out docs/gallery.png
 
 generate: $(STAMP) ## random + ref-biased data → data/ (N=5000 OUT=data)
-	$(PY) generate.py --n $(N) $(call opt,--out,$(OUT)) $(call opt,--size,$(SIZE))
+	$(PY) generate.py --n $(N) $(call opt,--out,$(OUT)) $(GEN_OPTS)
 
 generate-quality: $(STAMP) ## scored breeding from refs-scored.jsonl → data/quality/ (NQ=1000)
-	$(PY) generate.py --scored --n $(NQ) --out $(or $(OUT),data/quality) $(call opt,--size,$(SIZE))
+	$(PY) generate.py --scored --n $(NQ) --out $(or $(OUT),data/quality) $(GEN_OPTS)
 
 generate-preview: $(STAMP) ## generation with a live preview (window, or output/preview.png)
-	$(PY) generate.py --preview --n $(N) $(call opt,--out,$(OUT)) $(call opt,--size,$(SIZE))
+	$(PY) generate.py --preview --n $(N) $(call opt,--out,$(OUT)) $(GEN_OPTS)
 
 train: train-forward train-inverse-all ## forward model + inverse model
 

@@ -655,6 +655,9 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
     from tqdm import tqdm
 
     log: Log = print
+    if not Path(args.refs).exists():
+        # A mistyped path must not wipe the ranking that quality breeding uses.
+        raise utils.RefsError(f"{args.refs}: no such refs file")
     refs = utils.load_refs_numbered(args.refs)
     out_path = Path(args.out)
     if not refs:

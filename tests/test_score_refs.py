@@ -295,10 +295,20 @@ def test_interrupted_scoring_keeps_what_it_scored(
 
 def test_no_refs_writes_an_empty_file(tmp_path: Path, capsys: Any) -> None:
     url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
-    argv = script_args(tmp_path, tmp_path / "none.jsonl", url)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    argv = script_args(tmp_path, tmp_path / "empty.jsonl", url)
     assert score_refs.main(score_refs.parse_args(argv)) == []
     assert "nothing to score" in capsys.readouterr().out
     assert (tmp_path / "scored.jsonl").read_text() == ""
+
+
+def test_a_missing_refs_file_is_an_error_and_keeps_the_scores(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
+    (tmp_path / "scored.jsonl").write_text("kept\n")
+    argv = script_args(tmp_path, tmp_path / "typo.jsonl", url)
+    with pytest.raises(utils.RefsError, match="no such refs file"):
+        score_refs.main(score_refs.parse_args(argv))
+    assert (tmp_path / "scored.jsonl").read_text() == "kept\n"
 
 
 def test_broken_refs_line_exits_1_naming_the_line(
