@@ -2,20 +2,28 @@
 backbones, the perceptual distance and the checkpoints.
 
 ForwardModel mirrors the scene's structure (renderer.md) so that the network only
-has to learn what is hard: one *chain* (a progression of outlines) at a time.
+has to learn what is hard: one *chain* (a progression of outlines) at a time, in its
+own frame, with the placement of its first instances given.
 
     encoded params ─┬─ chain embeddings (base + one per layer, overrides mixed in
-                    │   by the presence flags) ─ MLP → 8×8 → transposed convs up,
-                    │   self-attention at ≤32² → canonical chain intensity (1, S, S)
+                    │   by the presence flags, Fourier features of the values)
+                    ├─ layout: the first k instances of each chain placed by the
+                    │   documented progressions (scale, rotation, opacity, offset,
+                    │   origin) and splatted with outline templates → hint (1, h, h)
+                    ├─ decoder: MLP → 8×8 → transposed convs up (FiLM, the hint
+                    │   added at every stage), self-attention at ≤ attn_res² →
+                    │   canonical chain intensity (1, S, S) + gain × hint
                     ├─ Scene · Group affine of each chain → differentiable warp
                     │   (grid_sample) into the view, × the chain's colour
                     └─ additive sum of the chains → soft clip at 1 → post-net
-                        (dither / noise, FiLM + learned fixed-pattern maps) → image
+                        (dither: FiLM + learned maps; noise: a learned per-pixel
+                        pick threshold and sign) → image (B, 3, R, R) in [0, 1]
 
 Everything is differentiable w.r.t. the continuous values (`cont`, `layer_cont`), the
 booleans and presence flags as floats, soft categoricals (`cat_probs`) and a soft
 layer mask (`layer_mask`), which predict.py relies on. `composite=False` is the plain
-MLP → decoder → 3-channel image baseline of pipeline.md, kept for comparison.
+MLP → decoder → 3-channel image of pipeline.md, kept for comparison;
+bench/results/models.md has the measurements behind each piece.
 
 InverseModel: a timm backbone (`create_backbone`) → pooled features → heads for every
 part of the encoding. Checkpoints are safetensors + a JSON sidecar; nothing is ever
@@ -532,14 +540,14 @@ class ForwardConfig:
     add the hint (at a learned per-chain gain) to the decoder's canvas."""
 
     size: int = 64
-    width: int = 16
+    width: int = 8
     hidden: int = 256
     embed: int = 8
     n_freq: int = 4
-    attn_res: int = 32
+    attn_res: int = 12
     composite: bool = True
     canvas: float = 1.5
-    density: float = 1.0
+    density: float = 0.5
     pattern_ch: int = 4
     layout_k: int = 48
     layout_res: int = 48
@@ -1078,12 +1086,14 @@ def create_backbone(
 class InverseConfig:
     """backbone: timm name (see create_backbone); input_size: the backbone's input
     side in px (0 = the image's own size); hidden: head MLP width; features: the
-    backbone's pooled feature size (filled in from the backbone)."""
+    backbone's pooled feature size (filled in from the backbone); sqrt_input: the
+    backbone sees √image, which lifts thin dim lines out of the black."""
 
     backbone: str = DEFAULT_FREE_BACKBONE
     input_size: int = 0
     hidden: int = 512
     features: int = 512
+    sqrt_input: bool = True
 
 
 class InverseModel(nn.Module):
@@ -1152,6 +1162,8 @@ class InverseModel(nn.Module):
                 antialias=True,
                 align_corners=False,
             )
+        if self.cfg.sqrt_input:
+            x = x.clamp(min=0).sqrt()
         return self.backbone((x - self.mean) / self.std)
 
     def forward(self, images: torch.Tensor) -> dict[str, Any]:

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import random
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -732,19 +734,17 @@ class Run:
 def forward_config(
     args: argparse.Namespace, prof: dict[str, Any], size: int
 ) -> M.ForwardConfig:
-    """ForwardConfig from the profile's forward_* keys, --width winning."""
-    return M.ForwardConfig(
-        size=size,
-        width=args.width or int(prof.get("forward_width", 16)),
-        hidden=int(prof.get("forward_hidden", 256)),
-        attn_res=int(prof.get("forward_attn_res", 32)),
-        canvas=float(prof.get("forward_canvas", 1.5)),
-        density=float(prof.get("forward_density", 1.0)),
-        composite=bool(prof.get("forward_composite", True)),
-        layout_k=int(prof.get("forward_layout_k", 48)),
-        layout_res=int(prof.get("forward_layout_res", 48)),
-        hint_direct=bool(prof.get("forward_hint_direct", True)),
-    )
+    """ForwardConfig from the profile's forward_<field> keys (e.g. forward_width,
+    forward_layout_k), --width winning; fields the profile leaves out keep the
+    dataclass defaults."""
+    cfg = M.ForwardConfig(size=size)
+    for f in dataclasses.fields(cfg):
+        key = f"forward_{f.name}"
+        if key in prof:
+            setattr(cfg, f.name, type(getattr(cfg, f.name))(prof[key]))
+    if args.width:
+        cfg.width = args.width
+    return cfg
 
 
 @torch.no_grad()
@@ -1109,7 +1109,9 @@ def train_inverse(
     )
     # the model resizes any input to the size it was trained at (224 for DINOv2)
     cfg = M.InverseConfig(
-        backbone=name, input_size=224 if name == M.DINOV2 else settings["size"]
+        backbone=name,
+        input_size=224 if name == M.DINOV2 else settings["size"],
+        sqrt_input=bool(prof.get("inverse_sqrt_input", True)),
     )
     net = (
         M.InverseModel(cfg) if resuming else M.InverseModel.build(cfg, weights=weights)
@@ -1121,15 +1123,20 @@ def train_inverse(
         + (info["weights"] if pretrained else "none (trained from scratch)")
     )
     fwd = M.load_forward(args.forward, device) if args.forward else None
+    perc_weight = float(prof.get("inverse_perceptual_weight", 1.0))
     perceptual: torch.nn.Module | None = None
     if fwd is not None:
         fwd.requires_grad_(False)
+    if fwd is not None and perc_weight > 0:
         perceptual = M.create_perceptual(args.perceptual).to(device)
         log(
-            f"perceptual loss: {perceptual.name} through the frozen forward model {args.forward} (ramped in over the first half)"
+            f"perceptual loss: {perceptual.name} through the frozen forward model "
+            f"{args.forward} (weight {perc_weight:g}, ramped in over the first half)"
         )
-    else:
+    elif fwd is None:
         log(f"perceptual loss: off (no forward model at {args.forward})")
+    else:
+        log("perceptual loss: off (the profile's inverse_perceptual_weight is 0)")
     freeze = (
         args.freeze_epochs
         if args.freeze_epochs is not None
@@ -1159,7 +1166,6 @@ def train_inverse(
     step_net: Any = M.compile_hot_paths(net) if fast and not args.no_compile else net
     per_epoch = max(1, len(train) // settings["batch_size"])
     ramp_steps = max(1, settings["epochs"] * per_epoch // 2)
-    perc_weight = float(prof.get("inverse_perceptual_weight", 1.0))
     perc_batch = int(prof.get("inverse_perceptual_batch", 0))
 
     def set_frozen(epoch: int) -> None:
@@ -1318,7 +1324,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return train_inverse(args, prof, settings, train, val, device, log)
 
 
+def _stop(signum: int, _frame: Any) -> None:
+    """SIGTERM → KeyboardInterrupt, so a stopped run saves OUT-last like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop)
     try:
         res = main(parse_args())
     except (M.CheckpointError, M.BackboneError, FileNotFoundError) as e:

@@ -212,6 +212,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     n = args.n or (32 if args.quick else 256)
     fwd = M.load_forward(args.forward)
     inv = M.load_inverse(args.inverse)
+    if fwd is None and inv is None:
+        print(
+            f"bench/models.py: no checkpoints at {args.forward} or {args.inverse} "
+            f"(run `make train` first); {args.out} is left as it is"
+        )
+        return {}
     size = args.size or (fwd.cfg.size if fwd is not None else 64)
     try:
         lpips = M.create_perceptual("lpips")
