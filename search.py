@@ -613,11 +613,12 @@ def evolve(
     ranked = sorted(seen.values(), key=lambda c: c.loss)[:elite]
     if not ranked:
         return Candidate(math.inf, {})
-    used = 0
-    while used < budget and evaluate.left > 0:
+    r0 = evaluate.renders
+    stale = 0
+    while evaluate.renders - r0 < budget and evaluate.left > 0 and stale < 20:
         w = [1.0 / (i + 1) for i in range(len(ranked))]
         kids = []
-        for _ in range(min(batch, budget - used)):
+        for _ in range(min(batch, budget - (evaluate.renders - r0))):
             if len(ranked) > 1 and rng.random() < p_cross:
                 a, b = rng.sample(ranked, 2)
                 kid = utils.breed(
@@ -626,8 +627,9 @@ def evolve(
             else:
                 kid = mutate(rng.choices(ranked, weights=w)[0].params, rng)
             kids.append(kid)
+        before = evaluate.renders
         losses = evaluate(kids)
-        used += len(kids)
+        stale = stale + 1 if evaluate.renders == before else 0
         for kid, lo in zip(kids, losses, strict=True):
             key = utils.canonical_json(kid)
             if math.isfinite(lo) and key not in seen:
@@ -793,12 +795,13 @@ class Stage:
 class PipelineOptions:
     """Knobs of `invert` (defaults measured in bench/inverse.py)."""
 
-    n_retrieve: int = 8  # nearest training images tried as starts
-    n_register: int = 16  # nearest training images aligned to the target first
+    n_retrieve: int = 0  # nearest training images rendered as starts (0: 8% of
+    # the budget, 8-40)
+    n_register: int = 0  # nearest training images aligned first (0: 2 × n_retrieve)
     register: bool = True  # fit Scene rotation/scale/position on pixels
     n_random: int = 8  # random starts when there is neither model nor data
-    n_screen: int = 3  # configurations given a short CMA-ES run each
-    screen_share: float = 0.3  # share of the budget for those runs
+    n_screen: int = 3  # inverse-model configurations given a short CMA-ES run each
+    screen_share: float = 0.2  # share of the budget for those runs
     moves: bool = True  # try every single discrete change of the best (≈30 renders)
     move_rounds: int = 2  # repeat while a round finds something better
     gd_steps: int = 300
@@ -858,15 +861,18 @@ def invert(
     starts: list[dict[str, Any]] = []
     if inverse is not None:
         starts += inverse_candidates(inverse, target)
+    n_inv = len(starts)
+    n_retrieve = opts.n_retrieve or min(40, max(8, round(0.08 * budget)))
+    n_register = opts.n_register or 2 * n_retrieve
     if bank is not None:
         if opts.register:
-            near = bank.nearest(target, opts.n_register)
+            near = bank.nearest(target, n_register)
             cands = [(bank.params(i), bank.image(i, 64)) for _, i, _, _ in near]
             init = [(a, k) for _, _, a, k in near]
             reg = registered_starts(cands, target, init=init)
-            starts += [p for _, p in reg[: opts.n_retrieve]]
+            starts += [p for _, p in reg[:n_retrieve]]
         else:
-            near = bank.nearest(target, opts.n_retrieve, transforms=False)
+            near = bank.nearest(target, n_retrieve, transforms=False)
             starts += [bank.params(i) for _, i, _, _ in near]
     if not starts:
         starts = [utils.sample_params(rng) for _ in range(opts.n_random)]
@@ -878,11 +884,13 @@ def invert(
     guess = starts[0] if inverse is not None else best.params
     done("start", best)
 
-    # 2. screening: short CMA-ES runs of the best distinct configurations
-    n = min(opts.n_screen, len(ranked))
+    # 2. screening of the inverse model's discrete choices: its guess and the
+    # alternatives it was least sure of, a short CMA-ES run each
+    inv_ranked = [(lo, i) for lo, i in ranked if i < n_inv]
+    n = min(opts.n_screen, len(inv_ranked))
     per = int(opts.screen_share * budget) // max(1, n)
     if n > 1 and per >= 12:
-        for _lo, i in ranked[:n]:
+        for _lo, i in inv_ranked[:n]:
             sp = SearchSpace.of(starts[i])
             c = cma_search(
                 sp, evaluate, sp.encode(starts[i]), opts.sigma_screen, per, seed

@@ -94,6 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=["data", "data/quality"],
         help="training data folders for retrieval (data data/quality)",
     )
+    s.add_argument(
+        "--bank-res", type=int, default=32, help="retrieval feature size, px (32)"
+    )
     s.add_argument("--forward", default=None, help="forward checkpoint (default)")
     s.add_argument("--inverse", default=None, help="inverse checkpoint (default)")
     s.add_argument("--gd-steps", type=int, default=300, help="pipeline GD steps (300)")
@@ -238,7 +241,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     targets = make_targets(args)
     forward, inverse, notes = search.load_models(args.forward, args.inverse)
-    bank = search.RetrievalBank.load(args.data)
+    bank = search.RetrievalBank.load(args.data, res=args.bank_res)
     notes.append(
         f"retrieval: {len(bank)} training images from {' '.join(args.data)}"
         if bank
