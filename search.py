@@ -16,6 +16,7 @@ import functools
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -454,13 +455,33 @@ class RetrievalBank:
         if not pairs:
             return None
         loss = ImageLoss(np.zeros((res, res, 3), np.float32), sigmas)
-        scales = torch.tensor(
-            [float(json.loads(p.read_text()).get("scale", 0.85)) for _, p in pairs]
-        )
+        kept: list[tuple[Path, Path]] = []
+        scale_list: list[float] = []
         feats = []
+        skipped: list[str] = []
         for i in range(0, len(pairs), 512):
-            imgs = np.stack([load_image_file(p, res) for p, _ in pairs[i : i + 512]])
-            feats.append(cls._features(loss, to_tensor(imgs)))
+            imgs = []
+            for img, par in pairs[i : i + 512]:
+                try:  # a broken pair is left out, not fatal: it is one of thousands
+                    sc = float(json.loads(par.read_text()).get("scale", 0.85))
+                    imgs.append(load_image_file(img, res))
+                except (OSError, ValueError, AttributeError) as e:
+                    skipped.append(f"{img} ({e})")
+                    continue
+                kept.append((img, par))
+                scale_list.append(sc)
+            if imgs:
+                feats.append(cls._features(loss, to_tensor(np.stack(imgs))))
+        if skipped:
+            print(
+                f"retrieval: left out {len(skipped)} unreadable pair(s),"
+                f" e.g. {skipped[0]}",
+                file=sys.stderr,
+            )
+        if not kept:
+            return None
+        pairs = kept
+        scales = torch.tensor(scale_list)
         return cls(
             torch.cat(feats),
             [p for _, p in pairs],
