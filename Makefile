@@ -23,7 +23,7 @@ TRAIN_OPTS = $(call opt,--epochs,$(EPOCHS)) $(call opt,--size,$(SIZE)) $(call op
 .PHONY: help setup iterate renderer renderer-gallery generate generate-quality \
 	generate-preview train train-forward train-inverse-quality train-inverse-all \
 	predict explore explore-clip list-refs save-ref rm-ref refs-sheet score-refs score-refs-fresh \
-	bench test check format clean clean-data clean-quality clean-output
+	bench bench-full test check format clean clean-data clean-quality clean-output
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -97,6 +97,9 @@ score-refs-fresh: $(STAMP) ## score-refs, ignoring the cache
 
 bench: $(STAMP) ## run bench/*.py at CI size; refresh bench/results/*.md
 	@set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f --quick; done
+
+bench-full: $(STAMP) ## run bench/*.py at full size (tens of minutes on a CPU)
+	@set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -q

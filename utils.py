@@ -1358,10 +1358,10 @@ def ensure_renderer(url: str | None = None, log: Any = print) -> Iterator[str]:
 PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {
         "size": 64,  # training / data render resolution (px)
-        "n": 4000,  # coverage samples per round (many cheap samples beat epochs)
+        "n": 6000,  # coverage samples per round (many cheap samples beat epochs)
         "nq": 1000,  # quality samples per round
-        "forward_epochs": 2,
-        "inverse_epochs": 2,
+        "forward_epochs": 3,
+        "inverse_epochs": 3,
         "inverse_backbone": "resnet10t",
         "batch_size": 64,
         # model.py / train.py (bench/results/models.md has the measurements)
