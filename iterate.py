@@ -301,17 +301,22 @@ def write_report(
 ) -> Path:
     """output/round-NNN/report.md with copies of the round's pictures."""
     pictures = [
-        ("Coverage data: the round's first samples", data / "sheet.png"),
-        ("Quality data: the round's first samples", data / "quality" / "sheet.png"),
-        ("Forward model: training curves", ckpt / "forward-curves.png"),
-        ("Forward model: validation (renderer | model)", ckpt / "forward-val.png"),
-        ("Inverse model: training curves", ckpt / "inverse-curves.png"),
+        ("Coverage data: the round's first samples", data / "sheet.png", "data"),
+        (
+            "Quality data: the round's first samples",
+            data / "quality" / "sheet.png",
+            "quality",
+        ),
+        ("Forward model: training curves", ckpt / "forward-curves.png", ""),
+        ("Forward model: validation (renderer | model)", ckpt / "forward-val.png", ""),
+        ("Inverse model: training curves", ckpt / "inverse-curves.png", ""),
         (
             "Inverse model: validation (target | render of prediction)",
             ckpt / "inverse-val.png",
+            "",
         ),
-        ("Explore: novel outputs", _latest(output, "explore-*.png")),
-        ("References by aesthetic score", scored.with_suffix(".png")),
+        ("Explore: novel outputs", _latest(output, "explore-*.png"), ""),
+        ("References by aesthetic score", scored.with_suffix(".png"), ""),
     ]
     lines = [
         f"# Round {rnd.number}",
@@ -326,11 +331,11 @@ def write_report(
         if s:
             lines.append(f"| {stage} | {s['seconds']:.0f} | {s['summary']} |")
     lines.append("")
-    for title, src in pictures:
+    for title, src, prefix in pictures:
         if src is None or not src.exists():
             lines += [f"## {title}", "", "(not produced in this round)", ""]
             continue
-        dst = rnd.dir / src.name
+        dst = rnd.dir / (f"{prefix}-{src.name}" if prefix else src.name)
         shutil.copyfile(src, dst)
         lines += [f"## {title}", "", f"![{title}]({dst.name})", ""]
     report = rnd.dir / "report.md"

@@ -40,6 +40,7 @@ def test_a_round_leaves_every_artefact_readable(
         assert f"| {stage} |" in text
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(pictures) >= 7
+    assert len(set(pictures)) == len(pictures)  # one file per picture
     for name in pictures:
         with Image.open(report.parent / name) as im:
             im.load()
