@@ -1277,6 +1277,9 @@ def start_renderer(
     cannot start, or an interruption while waiting, leaves no process behind."""
     env = {**os.environ, "PORT": str(port), "HOST": host}
     out = subprocess.DEVNULL if quiet else None
+    # Its stderr goes to a file (only errors are logged there), so that a renderer
+    # that dies at start can say why: a missing library, a busy port.
+    err: Any = tempfile.TemporaryFile() if quiet else None  # noqa: SIM115 (closed below)
     # Its own session: a Ctrl-C in the terminal reaches the pipeline, which finishes
     # its in-flight renders and then stops the renderer itself.
     proc = subprocess.Popen(
@@ -1284,7 +1287,7 @@ def start_renderer(
         cwd=ROOT,
         env=env,
         stdout=out,
-        stderr=out,
+        stderr=err,
         start_new_session=True,
     )
     url_host = f"[{host}]" if ":" in host else host
@@ -1295,10 +1298,17 @@ def start_renderer(
             if client.health(timeout=0.5) is not None:
                 return proc
             if proc.poll() is not None:
+                why = _tail(err)
+                hint = (
+                    "is another program using the port? Free it, or set RENDERER_URL"
+                    if not why or "in use" in why
+                    else "set RENDERER_URL to a renderer that runs"
+                )
                 raise RendererError(
                     f"the bundled renderer could not start on {url_host}:{port} "
-                    f"(exit code {proc.returncode}): is another program using the "
-                    "port? Free it, or set RENDERER_URL"
+                    f"(exit code {proc.returncode}"
+                    + (f": {why}" if why else "")
+                    + f"): {hint}"
                 )
             time.sleep(0.1)
         raise RendererError(
@@ -1309,6 +1319,17 @@ def start_renderer(
         raise
     finally:
         client.close()
+        if err is not None:
+            err.close()  # the server keeps writing to its own descriptor
+
+
+def _tail(f: Any) -> str:
+    """The last non-empty line of a captured stderr file ('' when there is none)."""
+    if f is None:
+        return ""
+    f.seek(0)
+    lines = f.read()[-4096:].decode("utf-8", "replace").strip().splitlines()
+    return lines[-1].strip() if lines else ""
 
 
 def stop_renderer(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -1361,7 +1382,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "n": 6000,  # coverage samples per round (many cheap samples beat epochs)
         "nq": 1000,  # quality samples per round
         "forward_epochs": 3,
-        "inverse_epochs": 3,
+        "inverse_epochs": 2,
         "inverse_backbone": "resnet10t",
         "batch_size": 64,
         # model.py / train.py (bench/results/models.md has the measurements)

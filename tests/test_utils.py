@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -646,6 +647,20 @@ def test_bundled_renderer_on_a_taken_port_is_a_clear_error(
     expected = f"could not start on 127.0.0.1:{port}"
     with pytest.raises(utils.RendererError, match=expected), utils.ensure_renderer(url):
         pass
+
+
+def test_bundled_renderer_that_dies_at_start_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drawing library failing to load (as skia does without libEGL) is named
+    in the error, not guessed as a busy port."""
+    (tmp_path / "skia.py").write_text(
+        'raise ImportError("libEGL.so.1: cannot open shared object file")\n'
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with pytest.raises(utils.RendererError, match=r"libEGL\.so\.1") as e:
+        utils.start_renderer(utils.free_port())
+    assert "another program" not in str(e.value)
 
 
 def test_interrupted_renderer_start_leaves_no_process(
