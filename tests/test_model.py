@@ -356,6 +356,35 @@ def test_inverse_checkpoint_round_trip(tmp_path: Path) -> None:
     assert loaded.predict_params(x) == inv.predict_params(x)
 
 
+def test_a_failing_torch_compile_falls_back_to_eager(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A GPU machine without a working C compiler (Triton builds its driver with
+    one): the first compiled call fails, the model warns once and runs eagerly."""
+    calls = []
+
+    def broken_compile(fn: Any, **kw: Any) -> Any:
+        def run(*a: Any, **k: Any) -> Any:
+            calls.append(1)
+            raise RuntimeError("ld: cannot find /lib/x86_64-linux-gnu/libc.so.6")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    torch.manual_seed(0)
+    fwd = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    b = M.batch_encode(sample(3), torch.device("cpu"))
+    with torch.no_grad():
+        want = fwd(b)
+    M.compile_hot_paths(fwd)
+    with torch.no_grad(), pytest.warns(UserWarning, match="runs without compilation"):
+        got = fwd(b)
+    assert torch.equal(got, want)
+    with torch.no_grad():
+        assert torch.equal(fwd(b), want)
+    assert len(calls) == 1  # not retried on every call
+
+
 @pytest.mark.gpu
 def test_cuda_amp_compile_forward_backward() -> None:
     if not torch.cuda.is_available():
