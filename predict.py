@@ -360,9 +360,11 @@ def render_forward(forward: Any, params: list[dict[str, Any]]) -> torch.Tensor:
     """Params → (B, 3, R, R) in [0, 1] by the forward model, in batches of 64."""
     import model
 
+    dev = search.device_of(forward)
     out = []
     for i in range(0, len(params), 64):
-        out.append(forward(model.batch_encode(params[i : i + 64])).float().clamp(0, 1))
+        batch = model.batch_encode(params[i : i + 64], device=dev)
+        out.append(forward(batch).float().clamp(0, 1).cpu())
     return torch.cat(out)
 
 

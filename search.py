@@ -684,6 +684,7 @@ def inverse_candidates(
     of the least confident categoricals), most likely first."""
     res = inverse_input_size(inverse)
     img = F.interpolate(to_tensor(target), size=(res, res), mode="area")
+    img = img.to(device_of(inverse))
     with torch.no_grad():
         enc = inverse.predict_encoded(img)
     one = {k: enc[k][0].detach().cpu() for k in ENC_KEYS}
@@ -719,8 +720,7 @@ def gradient_descent(
     `steps` steps and their forward-model losses."""
     import model
 
-    batch = model.batch_encode(list(starts))
-    dev = batch["cont"].device
+    batch = model.batch_encode(list(starts), device=device_of(forward))
     cmask = torch.zeros_like(batch["cont"])
     lmask = torch.zeros_like(batch["layer_cont"])
     for b, p in enumerate(starts):
@@ -735,7 +735,7 @@ def gradient_descent(
     for _ in range(steps):
         opt.zero_grad()
         out = forward({**batch, "cont": cont, "layer_cont": lcont})  # (B, 3, R, R)
-        losses = loss(out.float())
+        losses = loss(out.float().cpu())  # the loss's target lives on the CPU
         losses.sum().backward()
         with torch.no_grad():
             assert cont.grad is not None and lcont.grad is not None
@@ -747,8 +747,8 @@ def gradient_descent(
             lcont.clamp_(0.0, 1.0)
     out_params = []
     for b, p in enumerate(starts):
-        enc = {k: batch[k][b].detach().to(dev) for k in ENC_KEYS}
-        enc["cont"], enc["layer_cont"] = cont[b].detach(), lcont[b].detach()
+        enc = {k: batch[k][b].detach().cpu() for k in ENC_KEYS}
+        enc["cont"], enc["layer_cont"] = cont[b].detach().cpu(), lcont[b].detach().cpu()
         q = utils.decode_params(enc)
         q["color"] = p["color"]
         for layer, pl in zip(q["layers"], p["layers"], strict=False):
@@ -979,14 +979,18 @@ def invert(
 
 
 def load_models(
-    forward_path: str | None = None, inverse_path: str | None = None
+    forward_path: str | None = None,
+    inverse_path: str | None = None,
+    device: str | torch.device | None = None,
 ) -> tuple[Any, Any, list[str]]:
     """(forward model | None, inverse model | None, lines saying what is in use).
 
     Paths default to model.py's (checkpoints/forward, checkpoints/inverse). A
     missing checkpoint or model.py means that stage is skipped; a checkpoint that
-    does not match this code (model.CheckpointError) is reported and skipped."""
+    does not match this code (model.CheckpointError) is reported and skipped. The
+    models go to `device` (default: CUDA when there is one, else the CPU)."""
     notes: list[str] = []
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         import model
     except ImportError as e:
@@ -1012,8 +1016,17 @@ def load_models(
             )
         if m is not None and hasattr(m, "eval"):
             m.eval()
+            m.to(dev)
         loaded.append(m)
+    if any(m is not None for m in loaded):
+        notes.append(f"models run on: {dev}")
     return loaded[0], loaded[1], notes
+
+
+def device_of(net: Any) -> torch.device:
+    """The device a model's parameters are on (the CPU for one without any)."""
+    p = next(iter(net.parameters()), None) if hasattr(net, "parameters") else None
+    return p.device if p is not None else torch.device("cpu")
 
 
 # ----------------------------------------------------------------------------------
