@@ -129,8 +129,8 @@ def main(args: argparse.Namespace) -> list[dict[str, float | str]]:
         "",
         "Each generate.py row is the whole pipeline step: sampling (with 30% bred "
         "from references/refs.jsonl), one POST /api/raster per image, and the atomic "
-        "writes of params JSON + PNG. Numbers on a shared machine are noisy; the lead "
-        "re-runs them in a quiet period.",
+        "writes of params JSON + PNG. Other work on the machine lowers the numbers "
+        "(see the load average above).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
