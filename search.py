@@ -95,10 +95,12 @@ class ImageLoss:
         target: np.ndarray,
         sigmas: Sequence[float] = (2.0, 8.0),
         f1_weight: float = 0.0,
+        brightness_weight: float = 0.0,
     ):
         self.target = to_tensor(target)
         self.sigmas = tuple(sigmas)
         self.f1_weight = f1_weight
+        self.brightness_weight = brightness_weight
         self._feats: dict[int, list[torch.Tensor]] = {}
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -152,21 +154,40 @@ class ImageLoss:
         f1 = 2 * prec * rec / (prec + rec).clamp(min=1e-8)
         return torch.where((na > 0) & (nb > 0), f1, torch.zeros_like(f1)).detach()
 
+    def brightness_gap(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, R, R) → (B,) |log ratio| of the mean √grey to the target's, at most
+        1; differentiable. NCC does not see overall gain, so without this a search can
+        settle on a blown-out version of the right lines."""
+        res = images.shape[-1]
+        t = self.target
+        if t.shape[-1] != res:
+            t = F.interpolate(t, size=(res, res), mode="area")
+
+        def level(x: torch.Tensor) -> torch.Tensor:
+            return torch.sqrt(x.mean(1).clamp(0, 1) + 1e-6).mean((1, 2)) + 0.02
+
+        return torch.log(level(images) / level(t)).abs().clamp(max=1.0)
+
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         n = len(self.sigmas)
         score = self.ncc(images) * n
         if self.f1_weight > 0:
             score = score + self.f1_weight * self.line_f1(images)
+        if self.brightness_weight > 0:
+            score = score - self.brightness_weight * self.brightness_gap(images)
         return 1.0 - score / (n + self.f1_weight)
 
 
 PIPELINE_SIGMAS = (2.0, 8.0)
 PIPELINE_F1_WEIGHT = 1.0
+PIPELINE_BRIGHTNESS_WEIGHT = 0.0
 
 
 def pipeline_loss(target: np.ndarray) -> ImageLoss:
     """The loss the inverse pipeline minimises (see the module docstring)."""
-    return ImageLoss(target, PIPELINE_SIGMAS, PIPELINE_F1_WEIGHT)
+    return ImageLoss(
+        target, PIPELINE_SIGMAS, PIPELINE_F1_WEIGHT, PIPELINE_BRIGHTNESS_WEIGHT
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -300,6 +321,7 @@ class Evaluator:
         self._t0 = time.time()
         self._cache: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(workers)
+        self.last_images: dict[str, np.ndarray] = {}  # canonical JSON → render
 
     @property
     def left(self) -> int:
@@ -321,6 +343,7 @@ class Evaluator:
                 lambda i: self.client.render(params_list[i], self.size), todo
             )
         )
+        self.last_images = {keys[i]: img for i, img in zip(todo, images, strict=True)}
         if todo:
             with torch.no_grad():
                 losses = self.loss(to_tensor(np.stack(images))).tolist()
@@ -797,6 +820,55 @@ def fit_color(params: dict[str, Any], target: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def scale_brightness(params: dict[str, Any], factor: float) -> dict[str, Any]:
+    """Params with the element colour and every layer colour override multiplied by
+    `factor` (channels clipped to [0, 1]): the lines' gain under additive blending."""
+
+    def scale(c: str) -> str:
+        rgb = np.clip(np.array(utils.color_to_rgb(c)) * factor, 0.0, 1.0)
+        return utils.rgb_to_color(rgb.tolist())
+
+    out = {**params, "color": scale(params["color"])}
+    out["layers"] = [
+        {**la, "color": scale(la["color"])} if "color" in la else la
+        for la in params["layers"]
+    ]
+    return out
+
+
+BRIGHTNESS_FACTORS = (0.3, 0.55, 1.8)
+
+
+def fit_brightness(
+    best: Candidate, evaluate: Evaluator, weight: float = 0.5
+) -> Candidate:
+    """NCC does not see the overall gain, so a search can end on a blown-out (or too
+    dim) version of the right lines. Render the best with its colours scaled by
+    BRIGHTNESS_FACTORS and keep the one with the lowest loss + weight × the
+    brightness gap to the target (ImageLoss.brightness_gap), each on the loss's
+    scale. Costs len(BRIGHTNESS_FACTORS) renders; the best's own render is needed
+    (best.image), else the best is returned as it is."""
+    if best.image is None:
+        return best
+    loss = evaluate.loss
+    norm = len(loss.sigmas) + loss.f1_weight
+
+    def gap(img: np.ndarray) -> float:
+        return float(loss.brightness_gap(to_tensor(img[None]))[0])
+
+    score = best.loss + weight * gap(best.image) / norm
+    cands = [scale_brightness(best.params, f) for f in BRIGHTNESS_FACTORS]
+    losses = evaluate(cands)
+    for p, lo in zip(cands, losses, strict=True):
+        img = evaluate.last_images.get(utils.canonical_json(p))
+        if img is None or not math.isfinite(lo):
+            continue
+        s = lo + weight * gap(img) / norm
+        if s < score:
+            score, best = s, Candidate(lo, p, img)
+    return best
+
+
 # ----------------------------------------------------------------------------------
 # The pipeline
 
@@ -831,6 +903,7 @@ class PipelineOptions:
     sigma_polish: float = 0.1
     polish: str = "evolve"  # "evolve" (sparse mutations) or "cma"
     color_fit: bool = True
+    brightness_fit: bool = True  # match the target's overall gain (a few renders)
 
 
 @dataclass
@@ -857,9 +930,9 @@ def invert(
     target: (S, S, 3) in [0, 1] at the search size. Stages: starts (inverse model
     guess and alternatives, nearest training images, or random draws) → screening
     (short CMA-ES runs of the best configurations) → discrete moves → gradient
-    descent through the forward model → CMA-ES polish → colour fit. A stage's result
-    is kept only when its real render scores better.
-    """
+    descent through the forward model → CMA-ES polish → colour fit → brightness fit.
+    A stage's result is kept only when its real render scores better (the brightness
+    fit: better on the loss plus the brightness gap)."""
     opts = opts or PipelineOptions()
     rng = random.Random(seed)
     stages: list[Stage] = []
@@ -947,7 +1020,9 @@ def invert(
         done("gd", best)
 
     # 5. polish: evolution with sparse mutations, or CMA-ES
-    reserve = 1 if opts.color_fit else 0
+    reserve = (1 if opts.color_fit else 0) + (
+        len(BRIGHTNESS_FACTORS) if opts.brightness_fit else 0
+    )
     if opts.polish == "evolve" and evaluate.left > reserve + 4:
         pool.append(best)
         c = evolve(pool, evaluate, evaluate.left - reserve, rng)
@@ -973,8 +1048,19 @@ def invert(
         p_col = fit_color(best.params, target)
         lo = evaluate([p_col])[0]
         if lo <= best.loss + 0.01:  # colour barely moves the grey loss
-            best = Candidate(lo, p_col)
+            best = Candidate(
+                lo, p_col, evaluate.last_images.get(utils.canonical_json(p_col))
+            )
         done("colour", best)
+
+    # 7. brightness
+    if opts.brightness_fit and evaluate.left >= len(BRIGHTNESS_FACTORS):
+        top = evaluate.best  # the search's best render, with its picture
+        key = utils.canonical_json(best.params)
+        if best.image is None and top is not None:
+            best = top if utils.canonical_json(top.params) == key else best
+        best = fit_brightness(best, evaluate)
+        done("brightness", best)
     return InverseResult(best, stages, guess, after_gd)
 
 

@@ -114,6 +114,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="pipeline loss: weight of line F1 beside the NCC terms (1)",
     )
     s.add_argument(
+        "--brightness-weight",
+        type=float,
+        default=search.PIPELINE_BRIGHTNESS_WEIGHT,
+        help="pipeline loss: weight of the mean-brightness gap "
+        f"({search.PIPELINE_BRIGHTNESS_WEIGHT:g})",
+    )
+    s.add_argument(
         "--set",
         action="append",
         default=[],
@@ -267,7 +274,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 runs: list[tuple[int, dict[str, Any], int, float]] = []
                 if method.startswith("pipeline"):
                     for b in budgets:
-                        loss = search.ImageLoss(t_search, args.sigmas, args.f1_weight)
+                        loss = search.ImageLoss(
+                            t_search,
+                            args.sigmas,
+                            args.f1_weight,
+                            args.brightness_weight,
+                        )
                         ev = search.Evaluator(client, loss, args.size, b, args.workers)
                         opts = search.PipelineOptions(
                             gd_steps=args.gd_steps,

@@ -182,6 +182,30 @@ def test_image_loss_ranks_blank_worst_and_matches_utils_metrics(
     assert float(f1[0]) == pytest.approx(utils.line_f1(o256, t256), abs=1e-4)
 
 
+def test_brightness_fit_dims_a_blown_out_match(
+    client: utils.RendererClient, target_params: dict[str, Any]
+) -> None:
+    """NCC barely sees gain: the right lines drawn 4× too bright score well on it.
+    The brightness fit (3 renders) brings the level back towards the target's."""
+    dim = search.scale_brightness(plain(target_params), 0.25)
+    loss = search.ImageLoss(client.render(dim, 64), (2.0, 8.0), 1.0)
+    ev = search.Evaluator(client, loss, 64, budget=10, workers=2)
+    ev([plain(target_params)])
+    blown = ev.best
+    assert blown is not None and blown.image is not None
+    out = search.fit_brightness(blown, ev)
+    assert ev.renders == 1 + len(search.BRIGHTNESS_FACTORS)
+    assert out.image is not None
+
+    def gap(img: np.ndarray) -> float:
+        return float(loss.brightness_gap(search.to_tensor(img[None]))[0])
+
+    assert gap(out.image) < gap(blown.image) / 2
+    assert out.params["color"] != blown.params["color"]
+    assert float(loss.brightness_gap(loss.target)[0]) < 1e-6
+    ev.close()
+
+
 def test_search_space_round_trip_keeps_the_discrete_choices() -> None:
     p = sample(11)
     sp = search.SearchSpace.of(p)
