@@ -946,7 +946,7 @@ def invert(
             Stage(name, cand.loss, evaluate.renders - r0, time.time() - t0, cand.params)
         )
         log(
-            f"  {name:<8} loss {cand.loss:.4f}  renders {evaluate.renders - r0:4d}"
+            f"  {name:<10} loss {cand.loss:.4f}  renders {evaluate.renders - r0:4d}"
             f"  {time.time() - t0:6.1f} s"
         )
         t0, r0 = time.time(), evaluate.renders
