@@ -1,0 +1,40 @@
+"""bench/inverse.py's yardstick row, against the real renderer."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import utils
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bench_inverse", ROOT / "bench" / "inverse.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_inverse"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_near_truth_scores_fall_with_the_jitter(renderer_url: str) -> None:
+    bench = load_bench()
+    client = utils.RendererClient(url=renderer_url)
+    truth = utils.sample_params(random.Random(7))
+    truth["repetitions"] = 60
+    t256 = client.render(truth, 256)
+    rng = random.Random(0)
+    exact = bench.jittered_scores(client, truth, t256, rng, rel=0.0, draws=1)
+    near = bench.jittered_scores(client, truth, t256, rng, rel=0.02)
+    far = bench.jittered_scores(client, truth, t256, rng, rel=0.3)
+    client.close()
+    assert exact["ncc"] > 0.999 and exact["f1"] > 0.999
+    assert set(near) == {"ncc", "f1", "ssim", "psnr"}
+    assert exact["ncc"] >= near["ncc"] > far["ncc"]
