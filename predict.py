@@ -8,8 +8,9 @@
 Inverse (../shared/spec/pipeline.md, "Predict"): starting points from the inverse
 model and from the nearest already-rendered training images in data/ (aligned to
 the target on pixels), screening of the discrete choices by short CMA-ES runs,
-single discrete changes, gradient descent through the forward model, a CMA-ES polish
-against the real renderer, a colour and a brightness fit, then the final render. The
+single discrete changes, gradient descent through the forward model, a polish
+against the real renderer (evolution with sparse mutations: measured better than a
+CMA-ES polish, bench/results/inverse.md), a colour and a brightness fit, then the final render. The
 search machinery and the loss it minimises are in search.py. Works without either model (says so).
 
 Explore: children bred from the refs (uniform crossover, jitter ×U(0.7, 1.3),
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--fevals",
         type=int,
         default=500,
-        help="real renders for the search (screening + CMA-ES polish) (500)",
+        help="real renders for the search (screening, moves, polish) (500)",
     )
     g.add_argument(
         "--gd-steps",
@@ -258,7 +259,9 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     if forward is not None and args.gd_steps <= 0:
         notes.append("gradient descent: off (--gd-steps 0)")
     elif forward is None:
-        notes.append("gradient descent: skipped (no forward model); CMA-ES only")
+        notes.append(
+            "gradient descent: skipped (no forward model); real renders only (CMA-ES screening, evolution)"
+        )
     bank = search.RetrievalBank.load(args.data) if args.data else None
     notes.append(
         f"retrieval: {len(bank)} training images in {' '.join(args.data)}"

@@ -303,7 +303,7 @@ def test_predict_accepts_odd_pictures_without_models_or_data(
         "--forward", str(tmp_path / "x"), "--inverse", str(tmp_path / "x"),
     ])  # fmt: skip
     res = predict.run_inverse(args, log=logs.append)
-    assert any("CMA-ES only" in line for line in logs)
+    assert any("real renders only" in line for line in logs)
     assert any("random starts" in line for line in logs)
     assert 0 < res["renders"] <= 12 and math.isfinite(res["ncc"])
     assert (tmp_path / "o" / "params" / "000000.json").exists()
