@@ -366,7 +366,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     else None
                 )
                 for b, p, n, secs in runs:
-                    img = client.render(p, 256)
+                    img = t256 if near else client.render(p, 256)
                     sc = (near or scores(img, t256)) | {"renders": n, "seconds": secs}
                     rows.setdefault((group, method, b), []).append(sc)
                     if b == budgets[-1] and method in ("cma", "pipeline"):
