@@ -10,8 +10,9 @@ model and from the nearest already-rendered training images in data/ (aligned to
 the target on pixels), screening of the discrete choices by short CMA-ES runs,
 single discrete changes, gradient descent through the forward model, a polish
 against the real renderer (evolution with sparse mutations: measured better than a
-CMA-ES polish, bench/results/inverse.md), a colour and a brightness fit, then the final render. The
-search machinery and the loss it minimises are in search.py. Works without either model (says so).
+CMA-ES polish, bench/results/inverse.md), a colour and a brightness fit, then the
+final render. The search machinery and the loss it minimises are in search.py.
+Works without either model (says so).
 
 Explore: children bred from the refs (uniform crossover, jitter ×U(0.7, 1.3),
 categoricals re-drawn with p 0.1), rendered all at once by the forward model (or,
