@@ -914,10 +914,18 @@ def load_refs_numbered(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
+def read_refs_lines(path: str | Path) -> dict[int, Any]:
+    """{1-based line number: the line's JSON as written} of a refs file (blank lines
+    left out; RefsError as load_refs). refs-scored.jsonl stores these, as the
+    original pipeline does, so that its score map keys on the same objects."""
+    return dict(_jsonl(Path(path)))
+
+
 def load_scored_refs(path: str | Path) -> list[tuple[dict[str, Any], float]]:
     """refs-scored.jsonl lines {"params": ..., "score": s} → [(flat params, score)].
 
-    A line that is not such an object raises RefsError naming file and line; a
+    params is the ref line as written (the original pipeline's layout: prefixed);
+    files from before hold flat params, read just as well (any spelling). A line that is not such an object raises RefsError naming file and line; a
     missing file is an empty list."""
     path = Path(path)
     out: list[tuple[dict[str, Any], float]] = []
