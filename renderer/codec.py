@@ -280,7 +280,10 @@ def encode_body(body: dict[str, Any], params: dict[str, Any] | None = None) -> s
     in the body's order. A body in the flat or scene spelling is encoded as the
     complete prefixed params that were drawn (`params`, the parsed body; the
     original converts such bodies with its own fixed key list, which this project's
-    flat names do not all match)."""
+    flat names do not all match). The original takes a body for prefixed only when
+    it has Element.geometry or Scalars.repetitions, and encodes other prefixed
+    bodies as "" (its page then draws its defaults); here any Leva group key counts,
+    as it does for parsing, so that the string replays what was asked."""
     if all(is_entry(v) for v in body.values()):
         return encode(body)
     if utils.is_prefixed(body):
