@@ -12,8 +12,9 @@ Refs are stored one Leva-prefixed JSON object a line (utils.to_prefixed): the
 original pipeline's spelling, complete, with plain values (no Leva {value, disabled}
 wrappers; a disabled override is left out), which its code reads. Lines written by
 hand may use either spelling and wrappers; `canonicalize` rewrites them (the same
-params, so the same pictures; line numbers kept). `save` refuses a ref that is already there (same canonical params); every write goes to a
-temp file that is then renamed over the old one, so the file is never half written.
+params, so the same pictures; line numbers kept). `save` refuses a ref that is
+already there (same canonical params); every write goes to a temp file that is then
+renamed over the old one, so the file is never half written.
 Exit codes: 0 ok, 1 error (a message says what), 2 usage.
 """
 

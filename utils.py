@@ -925,8 +925,9 @@ def load_scored_refs(path: str | Path) -> list[tuple[dict[str, Any], float]]:
     """refs-scored.jsonl lines {"params": ..., "score": s} → [(flat params, score)].
 
     params is the ref line as written (the original pipeline's layout: prefixed);
-    files from before hold flat params, read just as well (any spelling). A line that is not such an object raises RefsError naming file and line; a
-    missing file is an empty list."""
+    files from before hold flat params, read just as well (any spelling). A line
+    that is not such an object raises RefsError naming file and line; a missing file
+    is an empty list."""
     path = Path(path)
     out: list[tuple[dict[str, Any], float]] = []
     for n, obj in _jsonl(path):
