@@ -130,7 +130,7 @@ def test_decoder_gives_back_the_golden_params() -> None:
 def test_round_trip_of_sampled_params_keeps_three_decimals() -> None:
     rng = random.Random(7)
     for _ in range(200):
-        pre = utils.to_prefixed(utils.sample_params(rng))
+        pre = json.loads(json.dumps(utils.to_prefixed(utils.sample_params(rng))))
         back = codec.decode(codec.encode_body(pre))
         assert {k: e["value"] for k, e in back.items()} == {
             k: rounded(v) for k, v in pre.items()
@@ -261,11 +261,12 @@ ORIGINAL_BOOLS = ("positionCoupled", "noiseEnabled", "ditherEnabled", "ditherGra
 
 
 def _original_flat_name(prefixed: str) -> str:
-    """The original's PREFIX_MAP: 'Noise.enabled' → 'noiseEnabled', 'Scalars.x' → 'x'."""
+    """The original's PREFIX_MAP: 'Noise.enabled' → 'noiseEnabled', 'Scalars.x' → 'x';
+    '' for a group it does not map (CRT.*: ignored)."""
     group, _, name = prefixed.partition(".")
     if group in ("Noise", "Dither"):
         return group.lower() + name[:1].upper() + name[1:]
-    return name
+    return name if group in ("Scalars", "Spatial", "Scene", "Element") else ""
 
 
 def _number(v: Any) -> float:
@@ -579,3 +580,18 @@ def test_replay_of_the_original_clients_requests_draws_everything(
         and b["Scalars.positionCoupled"] not in (0, 1)
     ]
     assert coerced and all(coerced)
+
+
+def test_canonicalize_command_and_a_broken_line(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "refs.jsonl"
+    line = {"Scalars.repetitions": {"value": 41, "disabled": False}}
+    path.write_text(json.dumps(line) + "\n")
+    argv = ["--refs", str(path), "canonicalize"]
+    assert refs.main(refs.parse_args(argv)) == 0
+    assert "1 of 1 refs rewritten" in capsys.readouterr().out
+    assert json.loads(path.read_text())["Scalars.repetitions"] == 41
+    broken = path.read_text() + "{not json\n"
+    path.write_text(broken)
+    assert refs.main(refs.parse_args(argv)) == 1
+    assert "line 2: not JSON" in capsys.readouterr().err
+    assert path.read_text() == broken  # nothing written
