@@ -6,16 +6,22 @@
     python refs.py save out:0      # output/params/000000.json
     python refs.py rm 3            # remove line 3 (as numbered by `list`)
     python refs.py sheet           # render every ref → references/refs.png
+    python refs.py canonicalize    # rewrite every line in the canonical spelling
 
-Refs are stored one Leva-prefixed JSON object a line (utils.to_prefixed). `save`
-refuses a ref that is already there (same canonical params); every write goes to a
-temp file that is then renamed over the old one, so the file is never half written.
+Refs are stored one Leva-prefixed JSON object a line (utils.to_prefixed): the
+original pipeline's spelling, complete, with plain values (no Leva {value, disabled}
+wrappers; a disabled override is left out), which its code reads. Lines written by
+hand may use either spelling and wrappers; `canonicalize` rewrites them (the same
+params, so the same pictures; line numbers kept). `save` refuses a ref that is
+already there (same canonical params); every write goes to a temp file that is then
+renamed over the old one, so the file is never half written.
 Exit codes: 0 ok, 1 error (a message says what), 2 usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import re
 import sys
@@ -76,6 +82,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="POST /api/raster URL (default: $RENDERER_URL, else localhost:3000; "
         "the bundled renderer starts when nothing answers locally)",
+    )
+    sub.add_parser(
+        "canonicalize",
+        help="rewrite every ref line in the canonical prefixed spelling (no Leva "
+        "wrappers), keeping line numbers",
     )
     return ap.parse_args(argv)
 
@@ -139,12 +150,39 @@ def cmd_save(refs: Path, source: Path) -> int:
     text = refs.read_text(encoding="utf-8") if refs.exists() else ""
     if text and not text.endswith("\n"):
         text += "\n"
-    line = json.dumps(utils.to_prefixed(params), separators=(", ", ": "))
-    text += line + "\n"
+    text += ref_line(params) + "\n"
     utils.atomic_write_text(refs, text)
     n = text.count("\n")
     print(f"saved {source} as {refs} line {n}: {utils.describe(params)}")
     return n
+
+
+def ref_line(params: dict[str, Any]) -> str:
+    """Params (any spelling) → one refs.jsonl line in the canonical spelling: what
+    `save` writes and `canonicalize` rewrites to."""
+    return json.dumps(utils.to_prefixed(params), separators=(", ", ": "))
+
+
+def cmd_canonicalize(refs: Path) -> int:
+    """Rewrite every ref line with `ref_line` (blank lines kept, so the line numbers
+    stay); a broken line stops it before anything is written. Returns the number of
+    lines that changed."""
+    numbered = dict(utils.load_refs_numbered(refs))  # RefsError on a broken line
+    if not numbered:
+        print(f"no refs in {refs}")
+        return 0
+    # split as utils.load_refs_numbered numbers the lines
+    lines = refs.read_bytes().removeprefix(codecs.BOM_UTF8).splitlines()
+    out = [
+        ref_line(numbered[n]) if n in numbered else "" for n in range(1, len(lines) + 1)
+    ]
+    changed = sum(new.encode() != old for new, old in zip(out, lines, strict=True))
+    if changed:
+        utils.atomic_write_text(refs, "".join(x + "\n" for x in out))
+    print(
+        f"{refs}: {changed} of {len(numbered)} refs rewritten in the canonical spelling"
+    )
+    return changed
 
 
 def cmd_rm(refs: Path, line_no: int) -> None:
@@ -203,6 +241,8 @@ def main(args: argparse.Namespace) -> int:
             cmd_save(refs, resolve_id(args.id, Path(args.data), Path(args.output)))
         elif args.command == "rm":
             cmd_rm(refs, args.line)
+        elif args.command == "canonicalize":
+            cmd_canonicalize(refs)
         elif args.command == "sheet":
             cmd_sheet(refs, Path(args.out), args.size, args.cols, args.renderer_url)
     except (RefCommandError, utils.RefsError, utils.RendererError) as e:

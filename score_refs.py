@@ -8,12 +8,15 @@ Each ref of references/refs.jsonl is rendered through the renderer's HTTP API
 (`utils.RendererClient`, the bundled renderer is started when nothing answers on
 this machine), scored in [0, 1] (higher = more striking), and the refs are written
 to references/refs-scored.jsonl sorted by score, highest first, one line each:
-``{"params": <flat params>, "score": s, "scorer": "<name>", "line": <refs line>}``
-(read back by `utils.load_scored_refs`). The top and bottom five are printed, and a
-contact sheet of all refs in score order (the score under each tile) is written to
-references/refs-scored.png. Scores are cached in references/.score-cache.json by
-scorer (and render size) + `utils.canonical_json(params)`, so a second run only
-scores refs that are new or changed; `--fresh` ignores the cache.
+``{"params": <the refs line as written>, "score": s, "scorer": "<name>", "line": N}``
+(read back by `utils.load_scored_refs`): the original pipeline's layout (its
+score_refs.py stores the prefixed ref line under "params" and keys its score map on
+it; it reads "params" and "score" and ignores the rest). The top and bottom five
+are printed, and a contact sheet of all refs in score order (the score under each
+tile) is written to references/refs-scored.png. Scores are cached in
+references/.score-cache.json by scorer (and render size) +
+`utils.canonical_json(params)`, so a second run only scores refs that are new or
+changed; `--fresh` ignores the cache.
 
 Scorers (`create_scorer`):
 
@@ -727,8 +730,9 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
                     cache.save()
     order = sorted(range(len(refs)), key=lambda i: (-cache.scores[keys[i]]["score"], i))
     records = [cache.scores[keys[i]] for i in order]
+    written = utils.read_refs_lines(args.refs)
     lines = [
-        json.dumps({"params": refs[i][1], **rec, "line": refs[i][0]})
+        json.dumps({"params": written[refs[i][0]], **rec, "line": refs[i][0]})
         for i, rec in zip(order, records, strict=True)
     ]
     utils.atomic_write_text(out_path, "".join(x + "\n" for x in lines))

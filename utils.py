@@ -387,8 +387,10 @@ def _value(p: Param, v: Any, name: str, clamped: list[str]) -> Any:
     if p.kind == "bool":
         if isinstance(v, bool):
             return v
-        if isinstance(v, (int, float)) and v in (0, 1):
-            return bool(v)
+        if isinstance(v, (int, float)):  # like the original: a number means != 0
+            if _number(v, name) not in (0, 1):
+                clamped.append(name)
+            return v != 0
         raise ParamError(f"{name}: expected true or false, got {v!r}", name)
     if p.kind == "cat":
         if not isinstance(v, bool):
@@ -401,6 +403,12 @@ def _value(p: Param, v: Any, name: str, clamped: list[str]) -> Any:
             for opt in p.options:
                 if v.lower() == str(opt).lower():
                     return opt
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            numeric = [o for o in p.options if isinstance(o, (int, float))]
+            if numeric:  # like the original: the nearest option (ties: the larger)
+                x = _number(v, name)
+                clamped.append(name)
+                return min(numeric, key=lambda o: (abs(o - x), -o))
         raise ParamError(
             f"{name}: unknown option {v!r} (one of {', '.join(map(str, p.options))})",
             name,
@@ -451,7 +459,10 @@ def parse_params(body: Any) -> tuple[dict[str, Any], list[str]]:
     Leva {value, disabled} wrappers are unwrapped (a disabled override is absent),
     hex colours in any case, ints where floats are expected. Raises ParamError for
     what cannot be meant: wrong types, unknown categories, non-finite numbers, more
-    than MAX_LAYERS layers. Out-of-range numbers are clamped and reported.
+    than MAX_LAYERS layers. Out-of-range numbers are clamped and reported; so are,
+    as the original draws them, a number for a numeric categorical (snapped to the
+    nearest option: Dither.matrix 3 → 4, 4.61 → 4) and a number other than 0/1 for a
+    boolean (it means != 0).
     """
     if not isinstance(body, dict):
         raise ParamError(f"params must be a JSON object, got {json_type(body)}", "")
@@ -903,11 +914,20 @@ def load_refs_numbered(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
+def read_refs_lines(path: str | Path) -> dict[int, Any]:
+    """{1-based line number: the line's JSON as written} of a refs file (blank lines
+    left out; RefsError as load_refs). refs-scored.jsonl stores these, as the
+    original pipeline does, so that its score map keys on the same objects."""
+    return dict(_jsonl(Path(path)))
+
+
 def load_scored_refs(path: str | Path) -> list[tuple[dict[str, Any], float]]:
     """refs-scored.jsonl lines {"params": ..., "score": s} → [(flat params, score)].
 
-    A line that is not such an object raises RefsError naming file and line; a
-    missing file is an empty list."""
+    params is the ref line as written (the original pipeline's layout: prefixed);
+    files from before hold flat params, read just as well (any spelling). A line
+    that is not such an object raises RefsError naming file and line; a missing file
+    is an empty list."""
     path = Path(path)
     out: list[tuple[dict[str, Any], float]] = []
     for n, obj in _jsonl(path):

@@ -1,7 +1,13 @@
 """The bundled renderer's HTTP service (../../shared/spec/renderer.md, "HTTP API").
 
     POST /api/raster[?size=N]  JSON params (either spelling) → 200 image/png
-                               (X-Clamped: field,field when numbers were clamped)
+                               (X-Clamped: field,field when numbers were clamped;
+                               X-Encoded-Params: the original's encoding, codec.py)
+    GET  /api/raster?params=J[&size=N]  the same, J the JSON in the query
+    GET  /api/raster?parse=S   the original's encoded string S → its Leva entries
+                               ({"Key": {"value": v}, ...}, a body POST takes)
+    GET  /api/raster?health    → {"ok": true, "recycling": false, ...} (as the
+                               original: its clients poll it after failures)
     GET  /api/health           → {"version", "schema", "uptime", "renders", "workers"}
     GET  /api/schema           → utils.schema_json()
 
@@ -35,7 +41,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import utils
-from renderer import __version__
+from renderer import __version__, codec
 from renderer.scene import render_png
 
 MAX_BODY = 256 * 1024  # bytes
@@ -43,7 +49,7 @@ DISCARD_MAX = 4 * 1024 * 1024  # a refused body up to this size is read and drop
 DEFAULT_SIZE = 1024
 MIN_SIZE, MAX_SIZE = 32, 2048
 RENDER_SLOTS = 2  # concurrent renders per process (the rest wait their turn)
-ROUTES = {"/api/raster": "POST", "/api/health": "GET", "/api/schema": "GET"}
+ROUTES = {"/api/raster": "POST, GET", "/api/health": "GET", "/api/schema": "GET"}
 
 
 class RequestError(Exception):
@@ -162,7 +168,7 @@ class Handler(BaseHTTPRequestHandler):
             allowed = ROUTES.get(url.path)
             if allowed is None:
                 raise RequestError(404, f"no such path: {url.path}", "path")
-            if method != allowed:
+            if method not in allowed.split(", "):
                 raise RequestError(
                     405, f"{url.path} takes {allowed}, not {method}", "method"
                 )
@@ -203,7 +209,9 @@ class Handler(BaseHTTPRequestHandler):
                 )
 
     def _raster(self, query: str) -> None:
-        body = self._read_body()
+        body = self._raster_get(query) if self.command == "GET" else self._read_body()
+        if body is None:
+            return
         size = parse_size(query)
         params, clamped = parse_body(body)
         with self.server.render_slots:
@@ -213,7 +221,27 @@ class Handler(BaseHTTPRequestHandler):
         headers = {"Cache-Control": "no-store"}
         if clamped:
             headers["X-Clamped"] = ",".join(clamped)
+        encoded = codec.header_for(body, params)
+        if encoded is not None:
+            headers["X-Encoded-Params"] = encoded
         self._send(200, "image/png", png, headers)
+
+    def _raster_get(self, query: str) -> bytes | None:
+        """The original's GET routes, in its order: ?health, then ?params= (the body
+        to render, returned), then ?parse= (answered here, None returned)."""
+        q = parse_qs(query, keep_blank_values=True)
+        if "health" in q:
+            health = {"ok": True, "pool": RENDER_SLOTS, "consecutiveFails": 0}
+            health |= {"totalRenders": int(self.server.renders.value)}
+            self._send_json(200, health | {"recycling": False} | self._health())
+            return None
+        if q.get("params", [""])[0]:
+            return q["params"][0].encode()
+        if not q.get("parse", [""])[0]:
+            raise RequestError(400, "Missing ?params= or ?parse= param", "query")
+        entries = codec.js_json(codec.decode(q["parse"][0])) + "\n"
+        self._send(200, "application/json", entries.encode(), {})
+        return None
 
     def _has_body(self) -> bool:
         return bool(self.headers.get("Transfer-Encoding")) or self.headers.get(
