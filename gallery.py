@@ -594,9 +594,11 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
             fh.write(data_bytes)
         data_dirs = [str(d) for d in (data, data / "quality") if d.is_dir()]
         a = predict_args(
-            ["--target", target, "--fevals", str(fevals), "--size", str(size)]
-            + ["--gd-steps", str(gd_steps), "--final-size", str(final_size)]
-            + ["--data", *data_dirs]
+            [
+                *("--target", target, "--fevals", str(fevals), "--size", str(size)),
+                *("--gd-steps", str(gd_steps), "--final-size", str(final_size)),
+                *("--data", *data_dirs),
+            ]
         )
 
         def work(job: Job) -> dict[str, Any]:

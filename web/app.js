@@ -71,7 +71,7 @@ function logLine(el, line) {
 
 // ---------------------------------------------------------------------------- views
 
-const views = { explore: initExplore, refs: loadRefs, predict: () => {}, editor: initEditor, rounds: loadRounds };
+const views = { explore: initExplore, refs: loadRefs, predict: () => {}, editor: () => {}, rounds: loadRounds };
 const started = new Set();
 
 function show() {
@@ -85,6 +85,9 @@ function show() {
   }
   const q = new URLSearchParams(location.hash.split("?")[1] || "");
   if (view === "editor" && q.get("id")) openInEditor(q.get("id"));
+  else if (view === "editor" && !state) {
+    initEditor().then(() => state || openDefault()).catch((e) => editorMsg(e.message));
+  }
 }
 
 async function checkRenderer() {
@@ -319,35 +322,36 @@ function showPrediction(res, upload) {
 let schema = null, state = null, rendering = false, dirty = false;
 const editorTimes = [];
 
-async function initEditor() {
+let editorReady = null;
+function initEditor() {
+  return (editorReady ||= setupEditor());
+}
+
+async function setupEditor() {
   $("#editor-open").onclick = () => openInEditor($("#editor-id").value.trim());
   $("#editor-id").onkeydown = (e) => e.key === "Enter" && openInEditor($("#editor-id").value.trim());
   $("#editor-save").onclick = saveEditorRef;
   $("#editor-copy-flat").onclick = () => copyParams("flat");
   $("#editor-copy-prefixed").onclick = () => copyParams("prefixed");
-  try {
-    schema = await api("/api/schema");
-  } catch (e) {
-    return editorMsg(e.message);
-  }
-  if (!state) {
-    state = {};
-    for (const p of schema.params) state[p.key] = structuredClone(p.default);
-    state.layers = [{ rotation: 0, position: { x: 0, y: 0 }, scale: { x: 1, y: 1 } }];
-    try {
-      state = (await api("/api/convert", { method: "POST", json: state })).flat;
-    } catch (e) {
-      editorMsg(e.message);
-    }
-    buildControls();
-    scheduleRender();
-  }
+  schema = await api("/api/schema");
 }
+
+async function openDefault() {
+  // The schema's defaults with one plain layer, completed by the server.
+  const p = {};
+  for (const s of schema.params) p[s.key] = structuredClone(s.default);
+  p.layers = [{ rotation: 0, position: { x: 0, y: 0 }, scale: { x: 1, y: 1 } }];
+  state = (await api("/api/convert", { method: "POST", json: p })).flat;
+  buildControls();
+  scheduleRender();
+}
+
+window.editorIdle = () => !rendering && !dirty;
 
 async function openInEditor(id) {
   if (!id) return;
   try {
-    if (!schema) await initEditor();
+    await initEditor();
     state = await api(`/api/params?id=${encodeURIComponent(id)}`);
     $("#editor-id").value = id;
     buildControls();
