@@ -298,20 +298,53 @@ def list_results(output: Path) -> list[int]:
     return sorted(ids, reverse=True)
 
 
-def thumbnail(src: Path, cache: Path, side: int = THUMB) -> Path:
-    """A side² PNG of `src`, cached under `cache` (remade when src is newer)."""
-    from PIL import Image
+class Thumbnails:
+    """side² JPEG thumbnails of result pictures: in memory (the newest few thousand),
+    on disk under `cache` (output/.thumbs) across restarts; remade when the picture
+    is newer. `warm` makes the newest ones ahead of the first page load."""
 
-    dst = cache / f"{src.parent.name}-{src.stem}-{side}.png"
-    if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
-        return dst
-    with Image.open(src) as im:
-        im = im.convert("RGB")
-        im.thumbnail((side, side), Image.Resampling.BILINEAR)
-        buf = io.BytesIO()
-        im.save(buf, format="PNG")
-    utils.atomic_write_bytes(dst, buf.getvalue())
-    return dst
+    def __init__(self, cache: Path, side: int = THUMB, keep: int = 4000) -> None:
+        self.cache, self.side, self.keep = cache, side, keep
+        self._mem: dict[Path, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, src: Path) -> bytes:
+        mtime = src.stat().st_mtime
+        hit = self._mem.get(src)
+        if hit is not None and hit[0] >= mtime:
+            return hit[1]
+        dst = self.cache / f"{src.parent.name}-{src.stem}-{self.side}.jpg"
+        try:
+            data = dst.read_bytes() if dst.stat().st_mtime >= mtime else b""
+        except OSError:
+            data = b""
+        if not data:
+            data = self._make(src)
+            utils.atomic_write_bytes(dst, data)
+        with self._lock:
+            if len(self._mem) >= self.keep:
+                self._mem.pop(next(iter(self._mem)))  # the oldest entry
+            self._mem[src] = (mtime, data)
+        return data
+
+    def _make(self, src: Path) -> bytes:
+        from PIL import Image
+
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+            factor = max(1, min(im.size) // (2 * self.side))
+            if factor > 1:
+                im = im.reduce(factor)  # box-average down to ≥ 2× the side, fast
+            im.thumbnail((self.side, self.side), Image.Resampling.LANCZOS)
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=88)
+        return buf.getvalue()
+
+    def warm(self, pictures: list[Path]) -> None:
+        """Make these thumbnails now (in a background thread), skipping failures."""
+        for src in pictures:
+            with contextlib.suppress(OSError, ValueError):
+                self.get(src)
 
 
 def check_upload(data: bytes) -> None:
@@ -369,17 +402,36 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
     def err(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Any:
-        # DNS rebinding: only this server's own name; CSRF: only its own pages.
-        if request.headers.get("host", "") not in hosts:
-            return err(403, "unknown Host: open the gallery at 127.0.0.1")
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            origin = request.headers.get("origin")
-            site = request.headers.get("sec-fetch-site", "same-origin")
-            if (origin is not None and origin not in origins) or site == "cross-site":
-                return err(403, "refused: this request comes from another site")
-        return await call_next(request)
+    class Guard:
+        """DNS rebinding: only this server's own name as Host; CSRF: state-changing
+        requests only from its own pages (plain ASGI: no per-request overhead)."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                hdr = {
+                    k.decode("latin-1"): v.decode("latin-1")
+                    for k, v in scope["headers"]
+                }
+                refusal = ""
+                if hdr.get("host", "") not in hosts:
+                    refusal = "unknown Host: open the gallery at 127.0.0.1"
+                elif scope["method"] not in ("GET", "HEAD", "OPTIONS") and (
+                    hdr.get("origin", next(iter(origins))) not in origins
+                    or hdr.get("sec-fetch-site") == "cross-site"
+                ):
+                    refusal = "refused: this request comes from another site"
+                if refusal:
+                    await err(403, refusal)(scope, receive, send)
+                    return
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(Guard)
+    thumbs_cache = Thumbnails(output / ".thumbs")
+    newest = [output / "images" / f"{i:06d}.png" for i in list_results(output)[:240]]
+    threading.Thread(target=thumbs_cache.warm, args=(newest,), daemon=True).start()
 
     @app.exception_handler(utils.RefsError)
     async def refs_error(_: Request, e: utils.RefsError) -> JSONResponse:
@@ -421,7 +473,11 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
         path = safe_file(roots, root, rel)
         if path is None or path.suffix.lower() not in (".png", ".jpg"):
             return err(404, "no such picture")
-        return FileResponse(thumbnail(path, output / ".thumbs"), media_type="image/png")
+        return Response(
+            thumbs_cache.get(path),
+            media_type="image/jpeg",
+            headers={"Cache-Control": "max-age=60"},
+        )
 
     # -- schema, params, renders
 

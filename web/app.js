@@ -111,7 +111,7 @@ function initExplore() {
   const more = $("#grid-more");
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting)) loadGridPage();
-  }, { rootMargin: "800px" }).observe(more);
+  }, { rootMargin: "400px" }).observe(more);
   $("#explore-run").onclick = () => runExplore([]);
   $("#explore-more").onclick = () => runExplore([...selected]);
 }
@@ -127,7 +127,8 @@ async function loadGridPage() {
   if (gridLoading || gridOffset >= gridTotal) return;
   gridLoading = true;
   try {
-    const page = await api(`/api/results?offset=${gridOffset}&limit=120`);
+    // a small first page paints the first screen sooner; then bigger ones
+    const page = await api(`/api/results?offset=${gridOffset}&limit=${gridOffset ? 120 : 48}`);
     gridTotal = page.total;
     gridOffset += page.items.length;
     $("#explore-count").textContent = `${page.total} results, newest first`;
@@ -142,7 +143,7 @@ async function loadGridPage() {
   }
   // a short page may leave the sentinel on screen: keep going
   const r = $("#grid-more").getBoundingClientRect();
-  if (gridOffset < gridTotal && r.top < innerHeight + 800) loadGridPage();
+  if (gridOffset < gridTotal && r.top < innerHeight + 400) loadGridPage();
 }
 
 function resultTile(it) {
