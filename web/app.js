@@ -133,7 +133,8 @@ async function loadGridPage() {
     gridOffset += page.items.length;
     $("#explore-count").textContent = `${page.total} results, newest first`;
     const frag = document.createDocumentFragment();
-    for (const it of page.items) frag.append(resultTile(it));
+    // the first screen's pictures load at once; the rest when scrolled near
+    page.items.forEach((it, i) => frag.append(resultTile(it, page.offset === 0 && i < 36)));
     $("#grid").append(frag);
     $("#grid-more").textContent = gridOffset < gridTotal ? "…" : page.total ? "" : "no results yet: run an explore";
   } catch (e) {
@@ -146,9 +147,9 @@ async function loadGridPage() {
   if (gridOffset < gridTotal && r.top < innerHeight + 400) loadGridPage();
 }
 
-function resultTile(it) {
+function resultTile(it, eager = false) {
   const tile = h("div", { class: "tile", "data-id": it.id });
-  const img = h("img", { src: it.thumb, loading: "lazy", width: 192, height: 192, alt: it.id });
+  const img = h("img", { src: it.thumb, loading: eager ? "eager" : "lazy", width: 192, height: 192, alt: it.id });
   img.onclick = () => {
     selected.has(it.id) ? selected.delete(it.id) : selected.add(it.id);
     tile.classList.toggle("selected", selected.has(it.id));
@@ -396,8 +397,9 @@ function buildControls() {
           buildControls();
           scheduleRender();
         };
-        if (!(p.key in layer)) box.append(h("label", { class: "ctl" }, h("span", {}, `${p.key}`), on, h("span")));
-        else box.lastChild.append(on);
+        // the checkbox sits before the name: on = this layer overrides the base
+        if (!(p.key in layer)) box.append(h("label", { class: "ctl" }, h("span", {}, on, ` ${p.key}`), h("span"), h("span")));
+        else box.lastChild.firstChild.prepend(on, " ");
       }
     }
     if (state.layers.length > 1) {
