@@ -426,6 +426,15 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
                 if refusal:
                     await err(403, refusal)(scope, receive, send)
                     return
+                length = hdr.get("content-length", "0")
+                if length.isdigit() and int(length) > MAX_UPLOAD_BYTES + 2**16:
+                    # refused before the multipart parser spools it to disk
+                    msg = (
+                        f"the upload is {int(length) / 2**20:.1f} MB; the limit is "
+                        f"{MAX_UPLOAD_BYTES // 2**20} MB"
+                    )
+                    await err(413, msg)(scope, receive, send)
+                    return
             await self.inner(scope, receive, send)
 
     app.add_middleware(Guard)

@@ -158,7 +158,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         utils.stop_renderer(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def q(xs: list[float], p: float) -> float:
+    def q(xs: list[float], p: int) -> float:
         return (
             statistics.quantiles(xs, n=100, method="inclusive")[p - 1]
             if len(xs) > 1

@@ -233,6 +233,8 @@ def test_uploads_limited_with_a_clear_message(gal: Gallery) -> None:
     assert r.status_code == 413 and "48 MP" in r.json()["error"]
     r = upload(b"\0" * (gallery.MAX_UPLOAD_BYTES + 10))
     assert r.status_code == 413 and "MB" in r.json()["error"]
+    r = upload(b"\0" * (gallery.MAX_UPLOAD_BYTES + 2**17))  # refused before parsing
+    assert r.status_code == 413 and "the limit is 20 MB" in r.json()["error"]
     assert not list(gal.output.glob("uploads/*"))  # nothing refused was kept
 
 
@@ -269,6 +271,33 @@ def test_two_tabs_at_once_lose_nothing(gal: Gallery) -> None:
     # a remove from a tab whose numbering is stale is refused, not done to another ref
     r = requests.delete(f"{gal.url}/api/refs/1", params={"key": keys[1]})
     assert r.status_code == 409 and gal.lines() == lines
+
+
+def test_more_like_this_explores_from_the_picked_pictures(gal: Gallery) -> None:
+    body = {"n": 2, "candidates": 8, "seed": 1, "from": ["out:0", "ref:2"]}
+    job = requests.post(f"{gal.url}/api/explore", json=body).json()["job"]
+    lines: list[str] = []
+    since, state = 0, {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = requests.get(
+            f"{gal.url}/api/jobs/{job}", params={"since": since}
+        ).json()
+        lines += [e["line"] for e in state["events"]]
+        since = state["next"]
+        if state["state"] != "running":
+            break
+        time.sleep(0.2)
+    assert state["state"] == "done", state.get("error")
+    assert any("refs: 2 from" in x for x in lines)  # bred from the two picks only
+    ids = state["result"]["ids"]
+    assert len(ids) == 2
+    for i in ids:
+        n = int(i.split(":")[1])
+        assert (gal.output / "images" / f"{n:06d}.png").is_file()
+        (gal.output / "images" / f"{n:06d}.png").unlink()  # leave out/ as it was
+        (gal.output / "params" / f"{n:06d}.json").unlink()
+    assert gal.lines() == gal.seed_lines
 
 
 def test_dead_renderer_is_a_message(gal: Gallery) -> None:
