@@ -300,7 +300,9 @@ def test_more_like_this_explores_from_the_picked_pictures(gal: Gallery) -> None:
     assert gal.lines() == gal.seed_lines
 
 
-def test_dead_renderer_is_a_message(gal: Gallery) -> None:
+@pytest.fixture
+def dead(gal: Gallery) -> Iterator[int]:
+    """The port of a second app over the same folders whose renderer is gone."""
     port = utils.free_port()
     app = gallery.create_app(
         gal.args, f"http://127.0.0.1:{utils.free_port()}/api/raster", port
@@ -311,16 +313,29 @@ def test_dead_renderer_is_a_message(gal: Gallery) -> None:
     try:
         while not server.started:
             time.sleep(0.05)
-        r = requests.post(f"http://127.0.0.1:{port}/api/render", json=gal.results[0])
-        assert r.status_code == 502 and "did not answer" in r.json()["error"]
-        assert (
-            requests.get(f"http://127.0.0.1:{port}/api/status").json()["renderer_ok"]
-            is False
-        )
-        assert requests.get(f"http://127.0.0.1:{port}/api/refs").status_code == 200
+        yield port
     finally:
         server.should_exit = True
         t.join(10)
+
+
+def test_dead_renderer_is_a_message(gal: Gallery, dead: int) -> None:
+    port = dead
+    r = requests.post(f"http://127.0.0.1:{port}/api/render", json=gal.results[0])
+    assert r.status_code == 502 and "did not answer" in r.json()["error"]
+    assert (
+        requests.get(f"http://127.0.0.1:{port}/api/status").json()["renderer_ok"]
+        is False
+    )
+    assert requests.get(f"http://127.0.0.1:{port}/api/refs").status_code == 200
+
+
+def test_dead_renderer_page_says_so_and_stays_usable(page: Any, dead: int) -> None:
+    page.goto(f"http://127.0.0.1:{dead}/#editor?id=ref:1")
+    page.wait_for_selector("#editor-msg:has-text('did not answer')")
+    assert "not answering" in page.inner_text("#renderer-status")
+    page.click("nav a[data-view=explore]")  # the rest of the page still works
+    page.wait_for_selector('.tile[data-id="out:0"]')
 
 
 def test_ratings_scale_breeding_weights(tmp_path: Path) -> None:
@@ -339,6 +354,10 @@ def test_ratings_scale_breeding_weights(tmp_path: Path) -> None:
     assert utils.rated_weights(parents, refs_path, [0.5, 1.0, 2.0]) == [2.0, 1.0, 0.5]
     args = generate.parse_args(["--refs", str(refs_path), "--out", str(tmp_path / "d")])
     assert generate.make_sampler(args, log=lambda _: None).weights == [4.0, 1.0, 0.25]
+    pargs = predict.parse_args(
+        ["--explore", "--refs", str(refs_path), "--scored-refs", str(tmp_path / "no")]
+    )
+    assert predict.load_parents(pargs)[1] == [4.0, 1.0, 0.25]  # explore breeds so too
     utils.ratings_path(refs_path).write_text("{not json")
     with pytest.raises(utils.RefsError, match=r"ratings\.json"):
         utils.rated_weights(parents, refs_path)

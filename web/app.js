@@ -245,7 +245,7 @@ function refTile(ref) {
   tile.append(
     img,
     h("div", { class: "cap" }, h("span", {}, `${ref.line}. ${ref.describe}`)),
-    h("div", { class: "cap" }, h("span", { class: "muted" }, score), stars, rm),
+    h("div", { class: "cap" }, h("span", { class: "muted" }, score), stars, h("span", { class: "muted", title: "breeding weight" }, `×${ref.weight}`), rm),
   );
   return tile;
 }
