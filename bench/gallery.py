@@ -9,9 +9,10 @@ folder holding N results (1024² PNGs as explore writes them: a few distinct ren
 hard-linked to N numbered files, so every tile is its own file and its own
 thumbnail). Grid: from navigation start until every tile in the first screen shows
 its picture, in a fresh browser context each time (no browser cache); the first load
-also makes the server's thumbnails (cold), later loads find them (warm). Editor: a
-typical ref open at 256²; each step sets a slider and dispatches `input` as a drag
-does, and times until the new picture is decoded and the next frame is painted.
+is right after the server started (cold thumbnails), later loads find them (warm).
+Editor: a typical ref open at 256²; each step sets a slider and dispatches `input`
+as a drag does, and times until the new picture is decoded and the next frame is
+painted.
 Needs Debian's chromium. Writes bench/results/gallery.md.
 """
 
@@ -94,6 +95,27 @@ def fill_output(out: Path, n: int, url: str, distinct: int = 24) -> None:
             )
 
 
+def first_screen_server_ms(base: str, shown: int, newest: int) -> float:
+    """Milliseconds the server takes for a first screen's requests one after the
+    other (the page, its script and style, a results page, `shown` thumbnails),
+    without a browser: how much of the first paint is the server's."""
+    import requests
+
+    s = requests.Session()
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for path in ("/", "/web/app.js", "/web/style.css", "/api/results?limit=48"):
+            s.get(base + path).raise_for_status()
+        for i in range(shown):
+            s.get(
+                f"{base}/thumbs/output/images/{newest - i:06d}.png"
+            ).raise_for_status()
+        best = min(best, (time.perf_counter() - t0) * 1000)
+    s.close()
+    return best
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
@@ -109,6 +131,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-gallery-"))
     grid: list[dict[str, float]] = []
     slider: list[float] = []
+    server_ms = float("nan")
     try:
         fill_output(tmp / "output", args.pictures, rurl)
         refs = tmp / "refs.jsonl"
@@ -135,6 +158,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 grid.append(r)
                 print(f"grid load {k + 1}: {r['ms']:.0f} ms", file=sys.stderr)
                 ctx.close()
+            server_ms = first_screen_server_ms(
+                base, int(grid[0]["shown"]), args.pictures - 1
+            )
             ctx = browser.new_context(viewport={"width": 1280, "height": 900})
             page = ctx.new_page()
             page.goto(f"{base}/#editor?id=ref:1")
@@ -185,6 +211,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         f"(ms) | {cold:.0f} |",
         f"| same, thumbnails made (ms, median of {len(warm)}) | "
         f"{statistics.median(warm) if warm else float('nan'):.0f} |",
+        f"| the server's share: those requests one by one, no browser (ms, best "
+        f"of 3) | {server_ms:.0f} |",
         f"| tiles in the page / on the first screen | {grid[0]['tiles']:.0f} / "
         f"{grid[0]['shown']:.0f} |",
         f"| editor re-render at 256², slider → picture on screen: p50 (ms) | "
@@ -193,12 +221,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         f"| slider steps measured | {len(slider)} |",
         "",
         "First screen = every tile whose top is inside the viewport has its picture "
-        "(192² thumbnails of the 1024² results, made by the server on first request "
-        "and cached in output/.thumbs). The grid asks for 120 results a page and "
-        "the browser loads only the pictures near the screen (loading=lazy). Editor "
-        "steps: set a slider of a typical ref, dispatch `input`, wait until the new "
-        "picture is decoded and the next frame painted (POST /api/render → the "
-        "renderer → PNG). Other work on the machine slows both (load average above).",
+        "(192² JPEG thumbnails of the 1024² results). Cold = the first load right "
+        "after the server started, while its background thread is still making the "
+        "newest 240 thumbnails (else made on request); later loads find them in "
+        "memory. The grid asks for 48 results, then 120 a page as you scroll, and "
+        "the browser fetches only the pictures near the screen (loading=lazy past "
+        "the first screen). Editor steps: set a slider of a typical ref, dispatch "
+        "`input`, wait until the new picture is decoded and the next frame painted "
+        "(POST /api/render → the renderer → PNG). Other work on the machine slows "
+        "both: see the load average above (2 cores).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
