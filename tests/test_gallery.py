@@ -55,6 +55,7 @@ class Gallery:
         self.args = gallery.parse_args(
             [
                 *("--refs", str(self.refs), "--output", str(self.output)),
+                *("--scored-refs", str(root / "references" / "refs-scored.jsonl")),
                 *("--data", str(root / "data"), "--port", str(self.port)),
                 *("--forward", str(root / "none"), "--inverse", str(root / "none")),
             ]
@@ -217,6 +218,26 @@ def test_results_newest_first_and_paged(gal: Gallery) -> None:
     assert [it["id"] for it in rest["items"]] == ["out:0"]
     thumb = requests.get(gal.url + page["items"][0]["thumb"])
     assert thumb.status_code == 200 and thumb.content.startswith(b"\xff\xd8")  # JPEG
+
+
+def test_refs_listing_has_scores_stars_and_weights(gal: Gallery) -> None:
+    refs = utils.load_refs(gal.refs)
+    scored = gal.refs.with_name("refs-scored.jsonl")
+    line = {"params": refs[1], "score": 0.75, "scorer": "heuristic", "line": 2}
+    scored.write_text(json.dumps(line) + "\n")
+    try:
+        key = utils.ref_key(refs[1])
+        assert requests.put(f"{gal.url}/api/refs/{key}/stars", json={"stars": 4}).ok
+        listing = requests.get(f"{gal.url}/api/refs").json()["refs"]
+    finally:
+        scored.unlink()
+    assert [r["line"] for r in listing] == list(range(1, N_REFS + 1))
+    second = listing[1]
+    assert (second["score"], second["scorer"]) == (0.75, "heuristic")
+    assert (second["stars"], second["weight"]) == (4, 2.0)
+    assert listing[0]["score"] is None and listing[0]["weight"] == 1.0
+    r = requests.put(f"{gal.url}/api/refs/{key}/stars", json={"stars": 6})
+    assert r.status_code == 400
 
 
 def test_uploads_limited_with_a_clear_message(gal: Gallery) -> None:
