@@ -504,6 +504,18 @@ def test_drag_a_slider_and_the_picture_changes(page: Any, gal: Gallery) -> None:
     a = np.asarray(utils.png_to_array(before))
     b = np.asarray(utils.png_to_array(after))
     assert np.abs(a - b).mean() > 0.005, "the picture did not change"
+    # the edited params: copied in the prefixed spelling, saved as a new ref
+    page.click("#editor-copy-prefixed")
+    page.wait_for_selector("#editor-json:not([hidden])")
+    copied = json.loads(page.input_value("#editor-json"))
+    assert "Scalars.repetitions" in copied
+    edited = utils.validate_params(copied)
+    assert edited["scale"] != utils.load_refs(gal.refs)[0]["scale"]
+    page.click("#editor-save")
+    page.wait_for_selector("#toast:has-text('saved as')")
+    lines = gal.lines()
+    assert lines[:N_REFS] == gal.seed_lines and len(lines) == N_REFS + 1
+    assert utils.canonical_json(json.loads(lines[-1])) == utils.canonical_json(edited)
 
 
 def test_bad_upload_gets_a_message(page: Any, gal: Gallery) -> None:
