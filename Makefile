@@ -16,13 +16,14 @@ SIZE ?=
 PROFILE ?=
 PORT ?= 3000
 export PORT
+GALLERY_PORT ?= 8000
 opt = $(if $(2),$(1) $(2),)
 GEN_OPTS = $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE))
 TRAIN_OPTS = $(call opt,--epochs,$(EPOCHS)) $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE))
 
 .PHONY: help setup iterate renderer renderer-gallery generate generate-quality \
 	generate-preview train train-forward train-inverse-quality train-inverse-all \
-	predict explore explore-clip list-refs save-ref rm-ref refs-sheet score-refs score-refs-fresh \
+	predict explore explore-clip list-refs save-ref rm-ref refs-sheet score-refs score-refs-fresh gallery \
 	bench bench-full test check format clean clean-data clean-quality clean-output
 
 help: ## show this help
@@ -88,6 +89,9 @@ refs-sheet: $(STAMP) ## render every ref into references/refs.png
 rm-ref: $(STAMP) ## remove the LINE-th ref (1-based): LINE=3
 	@test -n "$(LINE)" || { echo "usage: make rm-ref LINE=3"; exit 2; }
 	$(PY) refs.py rm "$(LINE)"
+
+gallery: $(STAMP) ## curate in the browser at http://127.0.0.1:8000 (GALLERY_PORT=8000)
+	$(PY) gallery.py --port $(GALLERY_PORT)
 
 score-refs: $(STAMP) ## aesthetic score of every ref → references/refs-scored.jsonl (cached)
 	$(PY) score_refs.py

@@ -256,6 +256,8 @@ def make_sampler(args: argparse.Namespace, log: Any = print) -> Sampler:
             f"sampling: {share:.0%} bred from {len(parents)} refs in {args.refs}, "
             "the rest random"
         )
+    if parents:  # gallery star ratings (references/ratings.json) scale the weights
+        weights = utils.rated_weights(parents, args.refs, weights)
     return Sampler(args.seed, parents, weights, share)
 
 

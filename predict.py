@@ -343,15 +343,17 @@ def load_parents(
         scored = utils.load_scored_refs(args.scored_refs)
         if scored:
             parents = [p for p, _ in scored]
-            return parents, [s for _, s in scored], f"{args.scored_refs} (by score)"
+            weights = utils.rated_weights(parents, args.refs, [s for _, s in scored])
+            return parents, weights, f"{args.scored_refs} (by score × rating)"
         refs = utils.load_refs(args.refs)
+        weights = utils.rated_weights(refs, args.refs)  # gallery stars, if any
     except utils.RefsError as e:
         raise UserError(str(e)) from None
     if not refs:
         raise UserError(
             f"no references in {args.refs}: add some with `make save-ref ID=...`"
         )
-    return refs, None, f"{args.refs} (unscored)"
+    return refs, weights, f"{args.refs} ({'by rating' if weights else 'unscored'})"
 
 
 def lit_coverage(images: torch.Tensor) -> torch.Tensor:

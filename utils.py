@@ -981,6 +981,65 @@ def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
         yield n, obj
 
 
+# Ratings: the stars a person gives refs in the gallery (gallery.py), kept in a
+# sidecar beside the refs file so that refs.jsonl stays the source of truth and keeps
+# its format. Keyed by ref_key(params); a rating whose ref is gone is ignored.
+
+RATINGS_NAME = "ratings.json"
+
+
+def ref_key(params: dict[str, Any]) -> str:
+    """Short stable key of a ref: sha256 of canonical_json, 16 hex digits."""
+    return hashlib.sha256(canonical_json(params).encode()).hexdigest()[:16]
+
+
+def ratings_path(refs: str | Path) -> Path:
+    """references/refs.jsonl → references/ratings.json."""
+    return Path(refs).with_name(RATINGS_NAME)
+
+
+def load_ratings(refs: str | Path) -> dict[str, int]:
+    """{ref_key: stars 1-5} from the ratings file beside `refs` ({} when there is
+    none); RefsError naming the file when it is not such an object."""
+    path = ratings_path(refs)
+    if not path.exists():
+        return {}
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RefsError(f"{path}: not a ratings file ({e})") from None
+    ratings = obj.get("ratings") if isinstance(obj, dict) else None
+    if not isinstance(ratings, dict) or not all(
+        type(v) is int and 1 <= v <= 5 for v in ratings.values()
+    ):
+        raise RefsError(f'{path}: expected {{"ratings": {{key: stars 1-5}}}}')
+    return ratings
+
+
+def rating_weight(stars: int | None) -> float:
+    """A rating as a breeding-weight factor, 2 ** (stars - 3): 1 star 0.25, 3 stars
+    (or unrated) 1, 5 stars 4."""
+    return 1.0 if stars is None else 2.0 ** (stars - 3)
+
+
+def rated_weights(
+    parents: Sequence[dict[str, Any]],
+    refs: str | Path,
+    weights: Sequence[float] | None = None,
+) -> list[float] | None:
+    """Parent weights for breed: `weights` (scores; None = 1 each) times each
+    parent's rating factor from the ratings beside `refs`. None (uniform) when
+    neither weights nor any rating apply."""
+    ratings = load_ratings(refs)
+    stars = [ratings.get(ref_key(p)) for p in parents] if ratings else []
+    if weights is None and not any(s is not None for s in stars):
+        return None
+    base = list(weights) if weights is not None else [1.0] * len(parents)
+    if not stars:
+        return base
+    return [w * rating_weight(s) for w, s in zip(base, stars, strict=True)]
+
+
 # ----------------------------------------------------------------------------------
 # Files
 

@@ -1,0 +1,241 @@
+"""Benchmark: the gallery's first paint of a 2,000-picture grid and the editor's
+re-render latency (slider → new picture on screen), in headless Chromium.
+
+    python bench/gallery.py            # 2,000 pictures, 5 loads, 60 slider steps
+    python bench/gallery.py --quick    # 2,000 pictures, 3 loads, 20 slider steps
+
+Starts the bundled renderer and gallery.py's app on free ports over a temp output
+folder holding N results (1024² PNGs as explore writes them: a few distinct renders,
+hard-linked to N numbered files, so every tile is its own file and its own
+thumbnail). Grid: from navigation start until every tile in the first screen shows
+its picture, in a fresh browser context each time (no browser cache); the first load
+is right after the server started (cold thumbnails), later loads find them (warm).
+Editor: a typical ref open at 256²; each step sets a slider and dispatches `input`
+as a drag does, and times until the new picture is decoded and the next frame is
+painted.
+Needs Debian's chromium. Writes bench/results/gallery.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import gallery
+import predict
+import utils
+
+FIRST_SCREEN_JS = """() => {
+  const tiles = [...document.querySelectorAll('#grid .tile img')];
+  const shown = tiles.filter(i => i.getBoundingClientRect().top < innerHeight);
+  return tiles.length > 0 && shown.every(i => i.complete && i.naturalWidth > 0)
+    ? {ms: performance.now(), tiles: tiles.length, shown: shown.length} : null;
+}"""
+
+SLIDER_JS = """async ([name, values]) => {
+  const img = document.querySelector('#editor-image');
+  const el = document.querySelector(`#controls input[name="${name}"]`);
+  const out = [];
+  for (const v of values) {
+    const n0 = +img.dataset.renders;
+    const t0 = performance.now();
+    el.value = v;
+    el.dispatchEvent(new Event('input', {bubbles: true}));
+    while (+img.dataset.renders === n0) await new Promise(r => setTimeout(r, 1));
+    await new Promise(r => requestAnimationFrame(() => r()));
+    out.push(performance.now() - t0);
+  }
+  return out;
+}"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = ap.add_argument_group("run")
+    g.add_argument("--quick", action="store_true", help="3 loads, 20 steps (CI)")
+    g.add_argument("--pictures", type=int, default=2000, help="grid size (2000)")
+    g.add_argument("--loads", type=int, default=None, help="grid loads (5)")
+    g.add_argument("--steps", type=int, default=None, help="slider steps (60)")
+    g.add_argument(
+        "--out",
+        default="bench/results/gallery.md",
+        help="markdown results (bench/results/gallery.md)",
+    )
+    return ap.parse_args(argv)
+
+
+def fill_output(out: Path, n: int, url: str, distinct: int = 24) -> None:
+    """out/images|params/000000..n-1: `distinct` real 1024² renders, hard-linked."""
+    client = utils.RendererClient(url=url)
+    rng = random.Random(0)
+    for i in range(distinct):
+        p = utils.sample_params(rng)
+        predict.write_result(out, i, p, client.render_png(p, 1024))
+    client.close()
+    for i in range(distinct, n):
+        for sub, ext in (("images", "png"), ("params", "json")):
+            os.link(
+                out / sub / f"{i % distinct:06d}.{ext}", out / sub / f"{i:06d}.{ext}"
+            )
+
+
+def first_screen_server_ms(base: str, shown: int, newest: int) -> float:
+    """Milliseconds the server takes for a first screen's requests one after the
+    other (the page, its script and style, a results page, `shown` thumbnails),
+    without a browser: how much of the first paint is the server's."""
+    import requests
+
+    s = requests.Session()
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for path in ("/", "/web/app.js", "/web/style.css", "/api/results?limit=48"):
+            s.get(base + path).raise_for_status()
+        for i in range(shown):
+            s.get(
+                f"{base}/thumbs/output/images/{newest - i:06d}.png"
+            ).raise_for_status()
+        best = min(best, (time.perf_counter() - t0) * 1000)
+    s.close()
+    return best
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    loads = args.loads or (3 if args.quick else 5)
+    steps = args.steps or (20 if args.quick else 60)
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:  # make bench carries on; the results file is left as it was
+        print("bench/gallery.py: skipped, no chromium (apt-get install chromium)")
+        return {}
+    rport, gport = utils.free_port(), utils.free_port()
+    rurl = f"http://127.0.0.1:{rport}/api/raster"
+    proc = utils.start_renderer(rport)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-gallery-"))
+    grid: list[dict[str, float]] = []
+    slider: list[float] = []
+    server_ms = float("nan")
+    try:
+        fill_output(tmp / "output", args.pictures, rurl)
+        refs = tmp / "refs.jsonl"
+        refs.write_text((utils.ROOT / "references" / "refs.jsonl").read_text())
+        gargs = gallery.parse_args(
+            [
+                *("--refs", str(refs), "--output", str(tmp / "output")),
+                *("--data", str(tmp / "data"), "--port", str(gport)),
+            ]
+        )
+        server = gallery.serve(gallery.create_app(gargs, rurl, gport), gport)
+        t = threading.Thread(target=server.run, daemon=True)
+        t.start()
+        while not server.started:
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{gport}"
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=exe, headless=True)
+            for k in range(loads):
+                ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+                page = ctx.new_page()
+                page.goto(f"{base}/#explore")
+                r = page.wait_for_function(FIRST_SCREEN_JS, timeout=60_000).json_value()
+                grid.append(r)
+                print(f"grid load {k + 1}: {r['ms']:.0f} ms", file=sys.stderr)
+                ctx.close()
+            server_ms = first_screen_server_ms(
+                base, int(grid[0]["shown"]), args.pictures - 1
+            )
+            ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = ctx.new_page()
+            page.goto(f"{base}/#editor?id=ref:1")
+            page.wait_for_function(
+                "window.editorIdle() && +document.querySelector('#editor-image')"
+                ".dataset.renders >= 1"
+            )
+            rng = random.Random(1)
+            per = max(1, steps // 3)
+            for name, lo, hi in (
+                ("scale", 0.6, 1.4),
+                ("rotationFactor", -0.05, 0.05),
+                ("alphaFactor", 0.8, 0.98),
+            ):
+                values = [f"{rng.uniform(lo, hi):.4f}" for _ in range(per)]
+                slider += page.evaluate(SLIDER_JS, [name, values])
+            ctx.close()
+            browser.close()
+        server.should_exit = True
+        t.join(10)
+    finally:
+        utils.stop_renderer(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def q(xs: list[float], p: int) -> float:
+        return (
+            statistics.quantiles(xs, n=100, method="inclusive")[p - 1]
+            if len(xs) > 1
+            else xs[0]
+        )
+
+    cold, warm = grid[0]["ms"], [g["ms"] for g in grid[1:]]
+    cmd = "python bench/gallery.py" + (" --quick" if args.quick else "")
+    lines = [
+        "# Gallery: grid first paint and editor re-render",
+        "",
+        f"{datetime.date.today().isoformat()} · {platform.node() or 'machine'} · "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores · "
+        f"Python {platform.python_version()} · load average at the end "
+        f"{os.getloadavg()[0]:.1f}",
+        "",
+        f"Headless Debian chromium, 1280×900 viewport; gallery.py's app and the "
+        f"bundled renderer on free ports. Reproduce: `{cmd}`.",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| grid of {args.pictures} pictures: first screen shown, cold thumbnails "
+        f"(ms) | {cold:.0f} |",
+        f"| same, thumbnails made (ms, median of {len(warm)}) | "
+        f"{statistics.median(warm) if warm else float('nan'):.0f} |",
+        f"| the server's share: those requests one by one, no browser (ms, best "
+        f"of 3) | {server_ms:.0f} |",
+        f"| tiles in the page / on the first screen | {grid[0]['tiles']:.0f} / "
+        f"{grid[0]['shown']:.0f} |",
+        f"| editor re-render at 256², slider → picture on screen: p50 (ms) | "
+        f"{q(slider, 50):.1f} |",
+        f"| same, p95 (ms) | {q(slider, 95):.1f} |",
+        f"| slider steps measured | {len(slider)} |",
+        "",
+        "First screen = every tile whose top is inside the viewport has its picture "
+        "(192² JPEG thumbnails of the 1024² results). Cold = the first load right "
+        "after the server started, while its background thread is still making the "
+        "newest 240 thumbnails (else made on request); later loads find them in "
+        "memory. The grid asks for 48 results, then 120 a page as you scroll, and "
+        "the browser fetches only the pictures near the screen (loading=lazy past "
+        "the first screen). Editor steps: set a slider of a typical ref, dispatch "
+        "`input`, wait until the new picture is decoded and the next frame painted "
+        "(POST /api/render → the renderer → PNG). Other work on the machine slows "
+        "both: see the load average above (2 cores).",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    utils.atomic_write_text(args.out, text)
+    return {"grid": grid, "slider": slider}
+
+
+if __name__ == "__main__":
+    main(parse_args())
