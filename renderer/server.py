@@ -293,14 +293,30 @@ class Handler(BaseHTTPRequestHandler):
         """Read and drop a refused body of up to DISCARD_MAX bytes (a bigger one is
         left unread: the connection closes)."""
         if self.headers.get("Transfer-Encoding") is not None:
-            return  # chunked: not read on; the connection closes
+            self._drain()  # chunked: its length is unknown
+            return
         try:
             n = content_length(self.headers.get("Content-Length", ""))
         except RequestError:
+            self._drain()
             return
         if n <= DISCARD_MAX:
             with contextlib.suppress(OSError):
                 self.rfile.read(n)
+
+    def _drain(self, idle: float = 0.2, total: float = 1.0) -> None:
+        """Read and drop what the client is still sending, up to DISCARD_MAX bytes,
+        for at most `total` s or until it pauses for `idle` s: an answer sent while
+        unread bytes wait would be lost to the reset that closing then causes."""
+        end = time.monotonic() + total
+        got = 0
+        with contextlib.suppress(OSError, ValueError):
+            while got < DISCARD_MAX and (left := end - time.monotonic()) > 0:
+                self.connection.settimeout(min(idle, left))
+                chunk = self.rfile.read1(65536)
+                if not chunk:
+                    break
+                got += len(chunk)
 
     def _read_chunked(self) -> bytes:
         """A chunked body: each chunk size is 1-8 ASCII hex digits, and the total is
