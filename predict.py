@@ -206,9 +206,9 @@ def load_target(path: str | Path, side: int | None = None) -> Any:
     w, h = rgb.size
     if w < 1 or h < 1:
         raise UserError(f"cannot read {path}: empty image")
-    side = max(w, h)
-    canvas = Image.new("RGB", (side, side), (0, 0, 0))
-    canvas.paste(rgb, ((side - w) // 2, (side - h) // 2))
+    longest = max(w, h)
+    canvas = Image.new("RGB", (longest, longest), (0, 0, 0))
+    canvas.paste(rgb, ((longest - w) // 2, (longest - h) // 2))
     return canvas
 
 
