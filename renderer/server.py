@@ -264,6 +264,12 @@ class Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         """The request body, at most MAX_BODY bytes (Content-Length or chunked)."""
         te = self.headers.get("Transfer-Encoding")
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1 or (te is not None and lengths):
+            # two framings of one body: how a request is smuggled past a proxy
+            raise RequestError(
+                400, "body: one Content-Length, or Transfer-Encoding alone", "body"
+            )
         if te is not None:
             if te.strip().lower() != "chunked":
                 raise RequestError(
@@ -379,6 +385,8 @@ class Handler(BaseHTTPRequestHandler):
         """http.server's own refusals (a malformed request line, headers too long,
         an unknown method) answer in JSON like every other error."""
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # a line too broken to have parsed a
+            self.request_version = "HTTP/1.0"  # version: answer with a status line
         text = message or HTTPStatus(code).phrase
         with contextlib.suppress(OSError):
             self._send_json(code, {"error": f"request: {text}", "field": "request"})
@@ -422,6 +430,17 @@ def _watch_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(1.0)
     os._exit(0)
+
+
+def limit_malloc_arenas(n: int = 2) -> None:
+    """Cap glibc's malloc arenas at n. It gives threads arenas of their own (up to 8
+    per core), and with a thread per connection the freed memory stays spread over
+    them: under bench/fuzz.py a worker's RSS crept from 50 to 260 MB in 30000
+    requests, and stays near 120 MB with 2 arenas. No-op where there is no glibc."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(-8, n)  # -8 = M_ARENA_MAX
 
 
 def exit_with_parent(parent: int, poll: float = 0.5) -> None:
@@ -536,6 +555,7 @@ def main(args: argparse.Namespace) -> None:
         ) from None
     if args.parent_pid is not None:
         exit_with_parent(args.parent_pid)
+    limit_malloc_arenas()
     workers = max(1, args.workers)
     if not hasattr(os, "fork"):
         workers = 1

@@ -139,6 +139,22 @@ def test_other_transfer_encodings_are_refused(renderer_url: str) -> None:
     assert r.status_code == 400 and r.json()["field"] == "body"
 
 
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 2\r\nContent-Length: 5\r\n",
+        b"Content-Length: 2\r\nContent-Length: 2\r\n",
+        b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+    ],
+)
+def test_two_framings_of_one_body_are_refused(
+    renderer_url: str, framing: bytes
+) -> None:
+    data = b"POST /api/raster?size=32 HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n{}"
+    code, err = status_and_error(raw_answer(renderer_url, data, hang_up=True))
+    assert code == 400 and err["field"] == "body"
+
+
 # ----------------------------------------------------------------------------------
 # 2, 3. layer keys and colours
 
@@ -520,3 +536,30 @@ def test_bundled_renderer_stops_when_its_starter_is_killed(tmp_path: Path) -> No
     while answers(url) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not answers(url), "the renderer outlived the program that started it"
+
+
+# ----------------------------------------------------------------------------------
+# A bounded fuzz: bench/fuzz.py at a few hundred requests
+
+
+def test_fuzz_of_the_api_gets_no_5xx_no_hang_and_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_fuzz", utils.ROOT / "bench" / "fuzz.py"
+    )
+    assert spec is not None and spec.loader is not None
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    out = tmp_path / "fuzz.md"
+    res = fuzz.main(fuzz.parse_args(["--n", "400", "--seed", "5", "--out", str(out)]))
+    assert res["requests"] == 400
+    assert res["server_5xx"] == 0 and res["hangs"] == 0, res["by_kind"]
+    assert res["healthy_after"]
+    statuses = set(res["by_status"])
+    assert {"200", "400", "403", "413"} <= statuses  # it reached every layer
+    assert len(res["rss_after_mb"]) == len(res["rss_before_mb"])  # none died
+    assert max(res["rss_after_mb"]) < 400  # MB per process: bounded
+    assert "| 5xx answers (server errors) | 0 |" in out.read_text()
