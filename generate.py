@@ -42,7 +42,7 @@ import numpy as np
 
 import utils
 
-PAIR_RE = re.compile(r"^(\d{6,})\.(png|json)$")
+PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
 SHEET_COLS, SHEET_ROWS = 8, 4
 PREVIEW_COUNT = 16
 NON_GUI_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 import search
 import utils
 
-PAIR_RE = re.compile(r"^(\d{6,})\.(png|json)$")
-SHEET_RE = re.compile(r"^explore-(\d{3,})\.png$")
+PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
+SHEET_RE = re.compile(r"^explore-([0-9]{3,9})\.png$")
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
 
 
