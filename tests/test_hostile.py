@@ -96,6 +96,28 @@ def own_renderer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 # ----------------------------------------------------------------------------------
+# The one strict number parser
+
+
+@pytest.mark.parametrize(
+    "text", ["", " 1", "+1", "-1", "1_0", "0x1f", "1e3", "²", "٣", "１", "1" * 10, 7]
+)
+def test_parse_uint_takes_ascii_digits_of_bounded_length_only(text: Any) -> None:
+    with pytest.raises(utils.NumberError, match="^size: "):
+        utils.parse_uint(text, "size", max_digits=9)
+
+
+def test_parse_uint_reads_decimal_and_hex() -> None:
+    assert utils.parse_uint("0042", "n") == 42
+    assert utils.parse_uint("fF", "n", base=16) == 255
+    with pytest.raises(utils.NumberError, match="5000 digits is too long"):
+        utils.parse_uint("9" * 5000, "n")
+    assert utils.arg_int("-3") == -3
+    with pytest.raises(argparse.ArgumentTypeError):
+        utils.arg_int("٣")
+
+
+# ----------------------------------------------------------------------------------
 # 1. chunked bodies: the size of each chunk is strict hex, the total is counted
 
 
