@@ -103,7 +103,7 @@ def own_renderer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     "text", ["", " 1", "+1", "-1", "1_0", "0x1f", "1e3", "²", "٣", "１", "1" * 10, 7]
 )
 def test_parse_uint_takes_ascii_digits_of_bounded_length_only(text: Any) -> None:
-    with pytest.raises(utils.NumberError, match="^size: "):
+    with pytest.raises(utils.NumberError, match=r"^size: "):
         utils.parse_uint(text, "size", max_digits=9)
 
 
