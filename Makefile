@@ -46,7 +46,7 @@ renderer: $(STAMP) ## run the bundled renderer in the foreground (PORT=3000)
 renderer-gallery: $(STAMP) ## contact sheet of every geometry × progressions/effects → docs/gallery.png
 	$(PY) -m renderer.gallery --out docs/gallery.png
 
-generate: $(STAMP) ## random + ref-biased data → data/ (N=5000 OUT=data)
+generate: $(STAMP) ## random + ref-biased data until data/ holds N pairs (N=5000 OUT=data)
 	$(PY) generate.py --n $(N) $(call opt,--out,$(OUT)) $(GEN_OPTS)
 
 generate-quality: $(STAMP) ## scored breeding from refs-scored.jsonl → data/quality/ (NQ=1000)

@@ -12,7 +12,10 @@ was stopped and resumed continues the very same sequence.
 
 Layout: OUT/images/000123.png + OUT/params/000123.json (flat params). Each file is
 written atomically, params first, so a pair is complete when its image exists.
-Numbering continues after the highest index present. At start, orphans (params
+`--n N` is how many complete pairs OUT holds when the run ends: a run adds only the
+pairs missing, so the same command run again after an interruption (even kill -9)
+carries on where it stopped, and one run after a finished one adds nothing; raise N
+to add more. Numbering continues after the highest index present. At start, orphans (params
 without an image, stray .tmp files) left by a killed run are removed. Ctrl-C or
 SIGTERM stops cleanly (a second one stops at once) and says how to resume.
 """
@@ -39,7 +42,7 @@ import numpy as np
 
 import utils
 
-PAIR_RE = re.compile(r"^(\d{6,})\.(png|json)$")
+PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
 SHEET_COLS, SHEET_ROWS = 8, 4
 PREVIEW_COUNT = 16
 NON_GUI_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
@@ -51,7 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = ap.add_argument_group("data")
-    g.add_argument("--n", type=int, default=200, help="pairs to add (default 200)")
+    g.add_argument(
+        "--n",
+        type=int,
+        default=200,
+        help="complete pairs OUT holds when done: only the missing ones are added, "
+        "so a rerun carries on (default 200)",
+    )
     g.add_argument(
         "--out", default="data", help="output folder (images/, params/) (data)"
     )
@@ -375,9 +384,14 @@ class Stop:
                 signal.signal(s, h)
 
 
-def resume_command(args: argparse.Namespace, remaining: int, size: int) -> str:
-    """The command line that adds the `remaining` samples of this run."""
-    cmd = ["python", "generate.py", "--n", str(remaining), "--out", str(args.out)]
+def count_pairs(layout: Layout) -> int:
+    """Complete pairs in the folder: images whose params are there too."""
+    return len(_indices(layout.images, "png") & _indices(layout.params, "json"))
+
+
+def resume_command(args: argparse.Namespace, size: int) -> str:
+    """The command line that completes this run: the same one (--n is a total)."""
+    cmd = ["python", "generate.py", "--n", str(args.n), "--out", str(args.out)]
     cmd += ["--size", str(size), "--seed", str(args.seed)]
     if args.scored:
         cmd.append("--scored")
@@ -398,7 +412,7 @@ def resume_command(args: argparse.Namespace, remaining: int, size: int) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Add args.n pairs to args.out; returns how many complete pairs were written.
+    """Top args.out up to args.n complete pairs; returns how many were written.
 
     Raises utils.RendererError (renderer down or refusing) and utils.RefsError (an
     unreadable refs line), and Stopped (a KeyboardInterrupt) after Ctrl-C/SIGTERM,
@@ -413,16 +427,22 @@ def main(args: argparse.Namespace) -> int:
             f"files left by an interrupted run in {layout.out}"
         )
     start = next_index(layout)
+    have = count_pairs(layout)
+    todo = max(0, args.n - have)
     sampler = make_sampler(args, log)
-    if args.n == 0:
-        log(f"nothing to do: --n 0 ({start} is the next index in {layout.out})")
+    if todo == 0:
+        log(
+            f"nothing to do: {layout.out} holds {have} pairs, --n {args.n} "
+            f"({start} is the next index; raise --n to add more)"
+        )
         return 0
     layout.images.mkdir(parents=True, exist_ok=True)
     layout.params.mkdir(parents=True, exist_ok=True)
     url = utils.renderer_url(args.renderer_url)
     log(
-        f"generating {args.n} pairs at {size}x{size} px into {layout.out} "
-        f"(from {start:06d}, seed {args.seed}, {args.workers} workers, {url})"
+        f"generating {todo} pairs at {size}x{size} px into {layout.out}"
+        + (f", which holds {have} (--n {args.n})" if have else "")
+        + f" (from {start:06d}, seed {args.seed}, {args.workers} workers, {url})"
     )
     preview = Preview(Path(args.preview_path), log) if args.preview else None
     sheet: list[tuple[np.ndarray, str]] = []
@@ -448,10 +468,10 @@ def main(args: argparse.Namespace) -> int:
 
             from tqdm import tqdm
 
-            bar = tqdm(total=args.n, unit="img", dynamic_ncols=True, smoothing=0.1)
+            bar = tqdm(total=todo, unit="img", dynamic_ncols=True, smoothing=0.1)
             pool = ThreadPoolExecutor(args.workers, thread_name_prefix="render")
             pending: dict[int, Future[tuple[dict[str, Any], bool, bytes]]] = {}
-            nxt, end = start, start + args.n
+            nxt, end = start, start + todo
             try:
                 for i in range(start, end):
                     # Keep a small window in flight; write strictly in index order so
@@ -505,13 +525,13 @@ def main(args: argparse.Namespace) -> int:
     if preview is not None and preview.window is None and written:
         log(f"preview: {preview.path}")
     interrupted = stop.event.is_set() or isinstance(error, KeyboardInterrupt)
-    remaining = args.n - written
+    remaining = todo - written
     if remaining > 0 and (interrupted or (error is not None and written)):
         why = stop.signal_name or ("Ctrl-C" if interrupted else "the error below")
         log(
-            f"stopped by {why} after {written} of {args.n}; {layout.out} holds only "
+            f"stopped by {why} after {written} of {todo}; {layout.out} holds only "
             f"complete pairs. Add the remaining {remaining} of the same sequence "
-            f"with:\n  {resume_command(args, remaining, size)}"
+            f"with the same command:\n  {resume_command(args, size)}"
         )
     if interrupted:
         raise Stopped(stop.signum or signal.SIGINT)

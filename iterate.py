@@ -221,7 +221,8 @@ def main(args: argparse.Namespace) -> Path:
             if missing == 0:
                 log(f"{folder}: {count_pairs(folder)} pairs, target reached")
                 return 0
-            argv = ["--n", str(missing), "--out", str(folder), "--size", str(size)]
+            # --n is the total the folder holds when done (generate adds the missing)
+            argv = ["--n", str(target), "--out", str(folder), "--size", str(size)]
             argv += ["--refs", args.refs, *extra, *rurl, *common]
             return generate.main(generate.parse_args(argv))
 

@@ -1413,9 +1413,21 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     if not side.is_file():
         raise CheckpointError(f"checkpoint sidecar {side} is missing")
     try:
-        return json.loads(side.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"checkpoint sidecar {side} is not UTF-8 text") from None
+    except OSError as e:
+        raise CheckpointError(
+            f"checkpoint sidecar {side}: cannot read it ({e.strerror})"
+        ) from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, 4300+ digit ints
         raise CheckpointError(f"checkpoint sidecar {side} is not JSON: {e}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(
+            f"checkpoint sidecar {side} is not a JSON object "
+            f"(it is {utils.json_type(meta)})"
+        )
+    return meta
 
 
 def load_checkpoint(
@@ -1450,6 +1462,10 @@ def load_checkpoint(
         )
     cls, cfg_cls = KINDS[kind]
     raw = meta.get("config", {})
+    if not isinstance(raw, dict):
+        raise CheckpointError(
+            f"{stem}: config is {utils.json_type(raw)}, not an object; retrain it"
+        )
     known = {f.name for f in fields(cfg_cls)}
     unknown = sorted(set(raw) - known)
     if unknown:

@@ -30,6 +30,7 @@ import random
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,8 @@ import torch.nn.functional as F
 import search
 import utils
 
-PAIR_RE = re.compile(r"^(\d{6,})\.(png|json)$")
-SHEET_RE = re.compile(r"^explore-(\d{3,})\.png$")
+PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
+SHEET_RE = re.compile(r"^explore-([0-9]{3,9})\.png$")
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
 
 
@@ -155,20 +156,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # Reading any picture a person drops in
 
 
-def load_target(path: str | Path) -> Any:
+MAX_TARGET_PIXELS = 40_000_000  # a bigger picture is refused before it is decoded
+
+
+def load_target(path: str | Path, side: int | None = None) -> Any:
     """Any PNG/JPEG/WebP/... → a square RGB PIL image: transparency composited on
     black, greyscale and palette expanded, 16-bit scaled, EXIF rotation applied, the
-    picture letterboxed onto black at its own resolution. Raises UserError."""
+    picture letterboxed onto black. The square's side is the picture's longest side,
+    or `side` (px, the largest size the caller works at) when that is smaller: the
+    picture is scaled down before letterboxing, so a 20000×8 strip costs no more
+    than its own pixels. A picture of more than MAX_TARGET_PIXELS pixels is refused
+    from its header, before decoding (a decompression bomb is one clear line).
+    Raises UserError."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     p = Path(path)
     if not p.is_file():
         raise UserError(f"cannot read {path}: no such file")
+    too_big = (
+        f"cannot read {path}: over the {MAX_TARGET_PIXELS:,}-pixel limit for a "
+        "target (scale it down first)"
+    )
     try:
-        with Image.open(p) as im:
+        with warnings.catch_warnings():
+            # PIL warns from 89 Mpx; the limit below is lower and says more
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+        with im:
+            w, h = im.size
+            if w * h > MAX_TARGET_PIXELS:
+                raise UserError(f"{too_big}: it is {w}x{h}")
+            if side is not None:
+                im.draft(im.mode, (side, side))  # JPEG: decode at a smaller scale
             im.load()
             im = ImageOps.exif_transpose(im) or im
-            rgb = _to_rgb(im)
+            if im.mode == "1":
+                im = im.convert("L")
+            if im.mode in ("L", "LA", "RGB", "RGBA"):
+                im = _shrink(im, side)  # resize premultiplies alpha
+            rgb = _shrink(_to_rgb(im), side)
+    except Image.DecompressionBombError:  # PIL's own guard, at far more pixels
+        raise UserError(too_big) from None
     except UnidentifiedImageError:
         raise UserError(
             f"cannot read {path}: not an image (PNG, JPEG, WebP, ... expected)"
@@ -178,10 +206,23 @@ def load_target(path: str | Path) -> Any:
     w, h = rgb.size
     if w < 1 or h < 1:
         raise UserError(f"cannot read {path}: empty image")
-    side = max(w, h)
-    canvas = Image.new("RGB", (side, side), (0, 0, 0))
-    canvas.paste(rgb, ((side - w) // 2, (side - h) // 2))
+    longest = max(w, h)
+    canvas = Image.new("RGB", (longest, longest), (0, 0, 0))
+    canvas.paste(rgb, ((longest - w) // 2, (longest - h) // 2))
     return canvas
+
+
+def _shrink(im: Any, side: int | None) -> Any:
+    """Scale a PIL image down (Lanczos) so that its longest side is at most `side`
+    (None: as it is); neither side goes below 1 px."""
+    from PIL import Image
+
+    w, h = im.size
+    if side is None or max(w, h) <= side:
+        return im
+    k = side / max(w, h)
+    size = (max(1, round(w * k)), max(1, round(h * k)))
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def _to_rgb(im: Any) -> Any:
@@ -253,7 +294,7 @@ def scores_256(img: np.ndarray, t256: np.ndarray) -> str:
 
 
 def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
-    square = load_target(args.target)
+    square = load_target(args.target, side=max(args.size, 256))
     target = image_at(square, args.size)
     t256 = image_at(square, 256)
     forward, inverse, notes = search.load_models(args.forward, args.inverse)

@@ -30,7 +30,8 @@ from typing import Any
 
 import utils
 
-ID_RE = re.compile(r"^(?:(q|out):)?(\d+)$")
+ID_RE = re.compile(r"^(?:(q|out):)?(.+)$")
+MAX_ID_DIGITS = 9
 
 
 class RefCommandError(Exception):
@@ -68,7 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="328 (data/), q:12 (data/quality/), out:0 (output/), or a .json path",
     )
     rm = sub.add_parser("rm", help="remove the LINE-th line (1-based, as `list` shows)")
-    rm.add_argument("line", metavar="LINE", type=int, help="line number, 1-based")
+    rm.add_argument(
+        "line", metavar="LINE", type=utils.arg_int, help="line number, 1-based"
+    )
     sheet = sub.add_parser(
         "sheet", help="render every ref into a numbered contact sheet"
     )
@@ -100,10 +103,17 @@ def resolve_id(ref_id: str, data: Path, output: Path) -> Path:
     m = ID_RE.match(s)
     if not m:
         raise RefCommandError(
-            f"bad ID {ref_id!r}: expected a sample number (328), q:N (quality data), "
-            "out:N (output/) or a path to a params .json"
+            f"bad ID {utils.clip_text(ref_id)}: expected a sample number (328), "
+            "q:N (quality data), out:N (output/) or a path to a params .json"
         )
-    kind, n = m.group(1), int(m.group(2))
+    kind = m.group(1)
+    try:
+        n = utils.parse_uint(m.group(2), "number", MAX_ID_DIGITS)
+    except utils.NumberError as e:
+        raise RefCommandError(
+            f"bad ID {utils.clip_text(ref_id)}: {e} (a sample number like 328, "
+            "q:N or out:N)"
+        ) from None
     folder = {None: data, "q": data / "quality", "out": output}[kind]
     return folder / "params" / f"{n:06d}.json"
 
@@ -126,6 +136,8 @@ def read_params(path: Path) -> dict[str, Any]:
         ) from None
     except utils.ParamError as e:
         raise RefCommandError(f"{path}: {e.message}") from None
+    except (ValueError, RecursionError) as e:  # a 4300+ digit integer, deep nesting
+        raise RefCommandError(f"{path}: not readable JSON ({e})") from None
 
 
 def cmd_list(refs: Path) -> None:

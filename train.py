@@ -604,6 +604,31 @@ def load_optimizer_state(
     opt.load_state_dict({"state": state, "param_groups": js["param_groups"]})
 
 
+def check_resume_meta(stem: Path, meta: dict[str, Any]) -> None:
+    """CheckpointError unless an OUT-last sidecar holds what --resume reads: the
+    optimizer state (an object), epoch and step (non-negative integers), history (a
+    list) and best (a number or null)."""
+
+    def bad(what: str) -> M.CheckpointError:
+        return M.CheckpointError(
+            f"{stem}.json: {what}; it cannot be resumed (start without --resume)"
+        )
+
+    if not isinstance(meta.get("optimizer"), dict):
+        raise bad("no optimizer state")
+    for k in ("epoch", "step"):
+        v = meta.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise bad(f"{k} is {utils.clip_text(v)}, not a count")
+    if not isinstance(meta.get("history", []), list):
+        raise bad("history is not a list")
+    best = meta.get("best")
+    if best is not None and (
+        isinstance(best, bool) or not isinstance(best, (int, float))
+    ):
+        raise bad(f"best is {utils.clip_text(best)}, not a number")
+
+
 class Run:
     """Bookkeeping of one training run: the history, best/last checkpoints, the curves
     and the resume state. OUT = best, OUT-last = latest with optimizer state."""
@@ -645,9 +670,16 @@ class Run:
         saved = M.load_checkpoint(self.last, self.stage, expect=expect)
         net.load_state_dict(saved.state_dict())
         meta: dict[str, Any] = getattr(saved, "meta", {})
-        load_optimizer_state(
-            opt, M.load_extra_tensors(self.last, "optim."), meta["optimizer"]
-        )
+        check_resume_meta(self.last, meta)
+        try:
+            load_optimizer_state(
+                opt, M.load_extra_tensors(self.last, "optim."), meta["optimizer"]
+            )
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise M.CheckpointError(
+                f"{self.last}: its optimizer state does not fit this run ({e!r:.200}); "
+                "start without --resume"
+            ) from None
         self.history = meta.get("history", [])
         self.best = meta.get("best")
         self.start_epoch = int(meta["epoch"])

@@ -282,6 +282,66 @@ def schema_json() -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------
+# Strict numbers: the one place where text from outside (keys, sizes, colours, IDs,
+# line numbers, HTTP headers) becomes a number. ASCII digits only: no sign, space,
+# underscore, "0x", superscripts or other scripts' digits (all of which int() and
+# str.isdigit() let through), and a bounded length, so a 5000-digit "number" is an
+# error message rather than a traceback or a huge int.
+
+
+class NumberError(ValueError):
+    """Text that is not a strict number; the message names what was being read."""
+
+
+_DIGITS = frozenset("0123456789")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def clip_text(text: Any, n: int = 40) -> str:
+    """repr() of a value, cut to about n characters (for error messages and logs)."""
+    r = repr(text)
+    return r if len(r) <= n else f"{r[: n - 4]}...{r[-1]} ({len(str(text))} chars)"
+
+
+def parse_uint(text: Any, name: str, max_digits: int = 9, base: int = 10) -> int:
+    """ASCII digits (0-9, or 0-9a-fA-F for base 16), 1 to max_digits of them → int.
+
+    Raises NumberError naming `name` for anything else: "", "+1", " 1", "1_0",
+    "0x1f", "²", "٣", or more than max_digits digits."""
+    allowed = _HEX_DIGITS if base == 16 else _DIGITS
+    what = "hex digits" if base == 16 else "digits 0-9"
+    if not isinstance(text, str) or not text or not set(text) <= allowed:
+        raise NumberError(f"{name}: expected {what}, got {clip_text(text)}")
+    if len(text) > max_digits:
+        raise NumberError(
+            f"{name}: {len(text)} digits is too long (at most {max_digits})"
+        )
+    return int(text, base)
+
+
+def arg_uint(text: str) -> int:
+    """argparse `type=` for a non-negative integer flag, parsed by parse_uint."""
+    import argparse
+
+    try:
+        return parse_uint(text.strip(), "value")
+    except NumberError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("value: ")) from None
+
+
+def arg_int(text: str) -> int:
+    """argparse `type=` for an integer that may be negative ('-' then digits)."""
+    text = text.strip()
+    sign = -1 if text.startswith("-") else 1
+    return sign * arg_uint(text.removeprefix("-"))
+
+
+def is_hex_color(text: str) -> bool:
+    """'#RGB' or '#RRGGBB' with ASCII hex digits only."""
+    return len(text) in (4, 7) and text[0] == "#" and set(text[1:]) <= _HEX_DIGITS
+
+
+# ----------------------------------------------------------------------------------
 # Parsing: any spelling, messy or not → complete flat params (or a ParamError)
 
 
@@ -340,17 +400,11 @@ def normalize_color(v: Any, name: str = "color") -> str:
             f"{name}: expected a hex colour string, got {json_type(v)}", name
         )
     s = v.strip()
-    h = s[1:] if s.startswith("#") else ""
-    if len(h) == 3:
-        h = "".join(c * 2 for c in h)
-    try:
-        if len(h) != 6:
-            raise ValueError
-        int(h, 16)
-    except ValueError:
+    if not is_hex_color(s):
         raise ParamError(
-            f"{name}: {v!r} is not a #RGB or #RRGGBB colour", name
-        ) from None
+            f"{name}: {clip_text(v)} is not a #RGB or #RRGGBB colour", name
+        )
+    h = s[1:] if len(s) == 7 else "".join(c * 2 for c in s[1:])
     return "#" + h.upper()
 
 
@@ -530,11 +584,9 @@ def _split_prefixed(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
             # Groups.g{i}.g{i}-NAME
             head, _, name = k.partition("-")
             parts = head.split(".")
-            if len(parts) != 3 or not parts[1][1:].isdigit() or name not in LAYER_PARAM:
+            if len(parts) != 3 or name not in LAYER_PARAM:
                 continue  # not a layer key we know: ignored, it makes no layer
-            i = int(parts[1][1:])
-            if i >= 64:
-                raise ParamError(f"{k}: at most {MAX_LAYERS} layers", "layers")
+            i = _layer_index(k, parts[1][1:])
             if _unwrap(v) is _ABSENT:
                 groups.setdefault(i, {})
                 continue
@@ -545,6 +597,21 @@ def _split_prefixed(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     while layers and not layers[-1]:
         layers.pop()
     return raw, layers
+
+
+def _layer_index(key: str, text: str) -> int:
+    """The i of a Groups.g{i}.g{i}-NAME key (ASCII digits, below 64), or ParamError."""
+    try:
+        i = parse_uint(text, "layer index", max_digits=4)
+    except NumberError as e:
+        if text and set(text) <= _DIGITS:  # only too long: a huge index
+            raise ParamError(
+                f"{clip_text(key)}: at most {MAX_LAYERS} layers", "layers"
+            ) from None
+        raise ParamError(f"{clip_text(key)}: {e}", key[:200]) from None
+    if i >= 64:
+        raise ParamError(f"{key}: at most {MAX_LAYERS} layers", "layers")
+    return i
 
 
 def validate_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -978,6 +1045,8 @@ def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             ) from None
         except RecursionError:
             raise RefsError(f"{path} line {n}: not JSON (nested too deeply)") from None
+        except ValueError as e:  # an integer of more than 4300 digits
+            raise RefsError(f"{path} line {n}: not readable JSON ({e})") from None
         yield n, obj
 
 
@@ -1171,10 +1240,15 @@ def _sibling(url: str, path: str) -> str:
 class RendererClient:
     """HTTP client for POST /api/raster with a connection pool, retries with
     exponential backoff on connection errors, timeouts and 5xx, and a clear error
-    naming the URL when it gives up. 4xx answers are not retried (bad params)."""
+    naming the URL when it gives up. 4xx answers are not retried (bad params).
+
+    timeout: seconds one try may wait for an answer; deadline: seconds one render may
+    take in all, tries and the waits between them together (so a renderer that
+    accepts connections and never answers is reported after about `deadline` s)."""
 
     url: str = field(default_factory=renderer_url)
-    timeout: float = 30.0
+    timeout: float = 15.0
+    deadline: float = 30.0
     retries: int = 4
     backoff: float = 0.25
     pool: int = 8
@@ -1200,13 +1274,19 @@ class RendererClient:
 
         body = to_prefixed(params)
         last = ""
+        end = time.monotonic() + self.deadline
+        tries = 0
         for attempt in range(self.retries + 1):
+            wait = min(self.timeout, end - time.monotonic())
+            if wait <= 0:
+                break
+            tries += 1
             try:
                 r = self._session.post(
-                    self.url, params={"size": size}, json=body, timeout=self.timeout
+                    self.url, params={"size": size}, json=body, timeout=wait
                 )
             except requests.Timeout:
-                last = f"no answer within {self.timeout:g} s"
+                last = f"no answer within {wait:.3g} s"
             except requests.RequestException as e:
                 last = _os_reason(e) or type(e).__name__
             else:
@@ -1224,10 +1304,12 @@ class RendererClient:
                     )
                 last = f"HTTP {r.status_code}: {_error_text(r)}"
             if attempt < self.retries:
-                time.sleep(self.backoff * 2**attempt)
-        tries = f"{self.retries + 1} tries" if self.retries else "1 try"
+                time.sleep(
+                    max(0.0, min(self.backoff * 2**attempt, end - time.monotonic()))
+                )
+        said = f"{tries} tries" if tries != 1 else "1 try"
         raise RendererError(
-            f"renderer at {self.url} did not answer after {tries} ({last}). "
+            f"renderer at {self.url} did not answer after {said} ({last}). "
             "Start it with `make renderer`, or set RENDERER_URL."
         )
 
@@ -1354,7 +1436,7 @@ def start_renderer(
     """Start the bundled renderer (renderer/server.py) on host:port and wait until it
     answers /api/health. The caller stops it (`stop_renderer`). A renderer that
     cannot start, or an interruption while waiting, leaves no process behind."""
-    env = {**os.environ, "PORT": str(port), "HOST": host}
+    env = {**os.environ, "PORT": str(port), "RENDERER_HOST": host}
     out = subprocess.DEVNULL if quiet else None
     # Its stderr goes to a file (only errors are logged there), so that a renderer
     # that dies at start can say why: a missing library, a busy port.
@@ -1362,7 +1444,9 @@ def start_renderer(
     # Its own session: a Ctrl-C in the terminal reaches the pipeline, which finishes
     # its in-flight renders and then stops the renderer itself.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "renderer.server"],
+        # --parent-pid: it stops by itself if this process dies without stopping
+        # it (kill -9), instead of staying up orphaned
+        [sys.executable, "-m", "renderer.server", "--parent-pid", str(os.getpid())],
         cwd=ROOT,
         env=env,
         stdout=out,

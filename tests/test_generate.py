@@ -73,8 +73,11 @@ def test_generates_complete_pairs_and_continues_numbering(
         assert not utils.is_prefixed(params)
     with Image.open(out / "sheet.png") as sheet:
         assert sheet.width > 6 * 128  # 6 tiles of at least 128 px in a row
-    assert run(out, renderer_url, refs_file, 4) == 4
+    assert run(out, renderer_url, refs_file, 10) == 4  # --n is the folder's total
     assert pairs(out) == list(range(10))
+    assert (
+        run(out, renderer_url, refs_file, 10) == 0
+    )  # done: the same command adds none
 
 
 def test_image_matches_its_params(
@@ -97,7 +100,7 @@ def test_resumed_run_continues_the_same_sequence(
     whole, split = tmp_path / "whole", tmp_path / "split"
     run(whole, renderer_url, refs_file, 8, "--seed", "7", "--ref-share", "0.5")
     run(split, renderer_url, refs_file, 3, "--seed", "7", "--ref-share", "0.5")
-    run(split, renderer_url, refs_file, 5, "--seed", "7", "--ref-share", "0.5")
+    run(split, renderer_url, refs_file, 8, "--seed", "7", "--ref-share", "0.5")
     for i in range(8):
         name = f"{i:06d}"
         assert (whole / "params" / f"{name}.json").read_bytes() == (
@@ -123,7 +126,7 @@ def test_orphans_and_temp_files_removed(
     (out / "images/.000002.png.abc123.tmp").write_bytes(b"\x89PNG half")
     (out / "params/.000003.json.def456.tmp").write_text("{")
     capsys.readouterr()
-    run(out, renderer_url, refs_file, 2, "--no-sheet")
+    run(out, renderer_url, refs_file, 4, "--no-sheet")
     assert (
         "removed 1 params without an image and 2 .tmp files" in capsys.readouterr().out
     )
@@ -163,8 +166,8 @@ def test_interrupted_run_leaves_complete_pairs_and_resumes(
     done = pairs(out)
     assert 3 <= len(done) < 5000
     assert done == list(range(len(done)))  # in order, no gaps
-    assert f"--n {5000 - len(done)} --out {out}" in log  # how to resume
-    assert run(out, renderer_url, refs_file, 2, "--no-sheet") == 2
+    assert f"--n 5000 --out {out}" in log  # how to resume: the same command
+    assert run(out, renderer_url, refs_file, len(done) + 2, "--no-sheet") == 2
     assert pairs(out) == list(range(len(done) + 2))
 
 
@@ -180,9 +183,12 @@ def test_killed_run_is_cleaned_up_by_the_next(
     wait_for_images(out, 2, proc)
     proc.kill()  # no chance to clean up
     proc.wait(timeout=30)
-    run(out, renderer_url, refs_file, 1, "--no-sheet")
+    left = generate.count_pairs(generate.Layout(out))  # complete pairs it left
+    assert left >= 2
+    # --n is the folder's total: a rerun tops up what is missing, not N more
+    assert run(out, renderer_url, refs_file, left + 1, "--no-sheet") == 1
     done = pairs(out)  # whatever the kill left, only complete pairs remain
-    assert len(done) >= 3 and done == list(range(len(done)))
+    assert done == list(range(left + 1))
     assert not list(out.rglob("*.tmp"))
 
 
@@ -221,10 +227,10 @@ def test_resume_command_repeats_every_choice_of_the_samples() -> None:
     argv = ["--n", "10", "--out", "d q", "--seed", "3", "--ref-share", "0.5"]
     argv += ["--scored", "--scored-refs", "s.jsonl", "--refs", "r.jsonl"]
     args = generate.parse_args([*argv, "--renderer-url", "http://h:1/api/raster"])
-    cmd = shlex.split(generate.resume_command(args, 4, 96))
+    cmd = shlex.split(generate.resume_command(args, 96))
     assert cmd[:2] == ["python", "generate.py"]
     again = generate.parse_args(cmd[2:])
-    assert again.n == 4 and again.size == 96
+    assert again.n == 10 and again.size == 96  # the same total
     for key in ("out", "seed", "ref_share", "scored", "scored_refs", "refs"):
         assert getattr(again, key) == getattr(args, key), key
     assert again.renderer_url == args.renderer_url
