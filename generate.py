@@ -110,6 +110,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="do not start the bundled renderer when nothing answers locally",
     )
+    c = ap.add_argument_group("scaling out (README: Scaling out)")
+    c.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="render on Ray actors: no ADDRESS (or 'local') starts Ray here; 'auto', "
+        "HOST:6379 or ray://HOST:10001 joins a cluster. Each actor uses one of the "
+        "comma-separated --renderer-url / $RENDERER_URL, else starts its own "
+        "bundled renderer",
+    )
+    c.add_argument(
+        "--ray-workers", type=int, default=2, help="render actors with --ray (2)"
+    )
+    c.add_argument(
+        "--ray-cpus",
+        type=float,
+        default=1.0,
+        help="CPUs per render actor; its bundled renderer gets as many processes (1)",
+    )
+    c.add_argument(
+        "--shards",
+        action="store_true",
+        help="write tar shards (OUT/shard-NNNNNN.tar + index.json, shards.py) instead "
+        "of images/ + params/; implied when OUT already holds shards",
+    )
+    c.add_argument(
+        "--per-shard", type=int, default=1000, help="samples per shard (1000)"
+    )
     v = ap.add_argument_group("viewing")
     v.add_argument(
         "--preview",
@@ -137,6 +167,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--ref-share must be in [0, 1]")
     if args.size is not None and args.size < 1:
         ap.error("--size must be >= 1")
+    if args.ray_workers < 1 or args.ray_cpus <= 0 or args.per_shard < 1:
+        ap.error("--ray-workers, --ray-cpus and --per-shard must be positive")
     return args
 
 
@@ -388,7 +420,71 @@ def resume_command(args: argparse.Namespace, remaining: int, size: int) -> str:
         cmd += ["--scored-refs", args.scored_refs]
     if args.renderer_url:
         cmd += ["--renderer-url", args.renderer_url]
+    cmd += scale_flags(args)
     return shlex.join(cmd)
+
+
+def scale_flags(args: argparse.Namespace) -> list[str]:
+    """The --ray / --shards flags of a run, for its resume command."""
+    cmd: list[str] = []
+    if getattr(args, "ray", None):
+        cmd += ["--ray", args.ray, "--ray-workers", str(args.ray_workers)]
+    if getattr(args, "shards", False):
+        cmd += ["--shards", "--per-shard", str(args.per_shard)]
+    return cmd
+
+
+class PairWriter:
+    """Where a run's pairs go: the folder layout (params first, then the image,
+    each atomically) or, with --shards, tar shards (shards.ShardWriter)."""
+
+    def __init__(self, args: argparse.Namespace, layout: Layout, log: Any) -> None:
+        import shards
+
+        self.layout = layout
+        self.shards: Any = None
+        if args.shards or shards.is_shard_folder(layout.out):
+            args.shards = True
+            self.shards = shards.ShardWriter(layout.out, args.per_shard)
+            if self.shards.tmp_removed:
+                log(
+                    f"cleanup: removed {self.shards.tmp_removed} unfinished shard(s) "
+                    f"left by a killed run in {layout.out}"
+                )
+
+    def next_index(self) -> int:
+        if self.shards is not None:
+            return self.shards.next_index
+        return next_index(self.layout)
+
+    def add(self, i: int, params: dict[str, Any], png: bytes) -> None:
+        if self.shards is not None:
+            self.shards.add(i, params, png)
+            return
+        utils.write_json(self.layout.params_path(i), params)
+        utils.atomic_write_bytes(self.layout.image_path(i), png)
+
+    def close(self) -> None:
+        if self.shards is not None:
+            self.shards.close()
+
+
+def open_ray_pool(
+    args: argparse.Namespace, sampler: Sampler, size: int, log: Any
+) -> Any:
+    """cluster.RayRenderPool for --ray (Ray is imported only here)."""
+    import cluster
+
+    urls = cluster.split_urls(args.renderer_url)
+    return cluster.RayRenderPool(
+        args.ray,
+        args.ray_workers,
+        sampler,
+        size,
+        urls=urls,
+        cpus_per_worker=args.ray_cpus,
+        log=log,
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -411,12 +507,15 @@ def main(args: argparse.Namespace) -> int:
             f"files left by an interrupted run in {layout.out}"
         )
     start = next_index(layout)
+    writer = PairWriter(args, layout, log)
+    start = writer.next_index()
     sampler = make_sampler(args, log)
     if args.n == 0:
         log(f"nothing to do: --n 0 ({start} is the next index in {layout.out})")
         return 0
-    layout.images.mkdir(parents=True, exist_ok=True)
-    layout.params.mkdir(parents=True, exist_ok=True)
+    if not args.shards:
+        layout.images.mkdir(parents=True, exist_ok=True)
+        layout.params.mkdir(parents=True, exist_ok=True)
     url = utils.renderer_url(args.renderer_url)
     log(
         f"generating {args.n} pairs at {size}x{size} px into {layout.out} "
@@ -428,6 +527,8 @@ def main(args: argparse.Namespace) -> int:
     stop = Stop()
     error: BaseException | None = None
     renderer = nullcontext(url) if args.no_autostart else utils.ensure_renderer(url)
+    if args.ray:  # the actors have their renderers
+        renderer = nullcontext(url)
     try:
         with renderer as live_url, stop.installed():
             client = utils.RendererClient(url=live_url, pool=max(8, args.workers))
@@ -448,6 +549,8 @@ def main(args: argparse.Namespace) -> int:
 
             bar = tqdm(total=args.n, unit="img", dynamic_ncols=True, smoothing=0.1)
             pool = ThreadPoolExecutor(args.workers, thread_name_prefix="render")
+            ray_pool = open_ray_pool(args, sampler, size, log) if args.ray else None
+            window = ray_pool.window if ray_pool else 2 * args.workers
             pending: dict[int, Future[tuple[dict[str, Any], bool, bytes]]] = {}
             nxt, end = start, start + args.n
             try:
@@ -455,11 +558,13 @@ def main(args: argparse.Namespace) -> int:
                     # Keep a small window in flight; write strictly in index order so
                     # the folder never has gaps, whatever order renders finish in.
                     while (
-                        not stop.event.is_set()
-                        and nxt < end
-                        and len(pending) < 2 * args.workers
+                        not stop.event.is_set() and nxt < end and len(pending) < window
                     ):
-                        pending[nxt] = pool.submit(render_one, nxt)
+                        pending[nxt] = (
+                            ray_pool.submit(nxt)
+                            if ray_pool
+                            else pool.submit(render_one, nxt)
+                        )
                         nxt += 1
                     if i not in pending:
                         break  # stopping: everything in flight is written
@@ -470,8 +575,7 @@ def main(args: argparse.Namespace) -> int:
                         # an in-flight render that fails is dropped, not an error.
                         error = None if stop.event.is_set() else e
                         break
-                    utils.write_json(layout.params_path(i), params)
-                    utils.atomic_write_bytes(layout.image_path(i), png)
+                    writer.add(i, params, png)
                     written += 1
                     bred += is_bred
                     bar.update(1)
@@ -488,9 +592,12 @@ def main(args: argparse.Namespace) -> int:
                 pool.shutdown(wait=False, cancel_futures=True)
                 bar.close()
                 client.close()
+                if ray_pool is not None:
+                    ray_pool.close()
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the loop
         error = e
     finally:
+        writer.close()
         if preview is not None:
             preview.flush()
         if sheet and not args.no_sheet:
