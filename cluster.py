@@ -250,15 +250,17 @@ def device_for(dist: Dist, device: str | None) -> str | None:
     return device
 
 
-def wrap_ddp(net: Any, dist: Dist, device: Any) -> Any:
-    """DistributedDataParallel(net) in a distributed run, else net. Unused
-    parameters are allowed (the inverse stage freezes its backbone for a while)."""
+def wrap_ddp(net: Any, dist: Dist, device: Any, find_unused: bool = False) -> Any:
+    """DistributedDataParallel(net) in a distributed run, else net. find_unused:
+    some parameters get no gradient in some steps (a frozen backbone)."""
     if dist.world <= 1:
         return net
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if getattr(device, "type", "cpu") == "cuda" else None
-    return DistributedDataParallel(net, device_ids=ids, find_unused_parameters=True)
+    return DistributedDataParallel(
+        net, device_ids=ids, find_unused_parameters=find_unused
+    )
 
 
 def rank_batches(

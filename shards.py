@@ -126,6 +126,7 @@ class ShardWriter:
         self.next_index = max(lasts) + 1 if lasts else 0
         self._tar: tarfile.TarFile | None = None
         self._keys: list[int] = []
+        self._broken = False
 
     @property
     def _tmp_path(self) -> Path:
@@ -137,13 +138,17 @@ class ShardWriter:
 
     def add_bytes(self, index: int, params_json: bytes, png: bytes) -> None:
         if self._tar is None:
-            self._tar = tarfile.open(self._tmp_path, "w")
-            self._keys = []
+            self._tar = tarfile.open(self._tmp_path, "w")  # noqa: SIM115 (flush closes)
+            self._keys, self._broken = [], False
         now = time.time()
-        for ext, data in (("json", params_json), ("png", png)):
-            info = tarfile.TarInfo(f"{index:06d}.{ext}")
-            info.size, info.mtime, info.mode = len(data), now, 0o644
-            self._tar.addfile(info, io.BytesIO(data))
+        try:
+            for ext, data in (("json", params_json), ("png", png)):
+                info = tarfile.TarInfo(f"{index:06d}.{ext}")
+                info.size, info.mtime, info.mode = len(data), now, 0o644
+                self._tar.addfile(info, io.BytesIO(data))
+        except BaseException:
+            self._broken = True  # a half-written member: flush drops this shard
+            raise
         self._keys.append(index)
         self.next_index = max(self.next_index, index + 1)
         if len(self._keys) >= self.per_shard:
@@ -157,8 +162,12 @@ class ShardWriter:
         tar, self._tar = self._tar, None
         tar.close()
         tmp = self._tmp_path
-        if not self._keys:
+        if not self._keys or self._broken:
+            # an interrupted add (a second Ctrl-C): the samples of this shard are
+            # drawn again by the next run, which starts after the last listed one
             tmp.unlink(missing_ok=True)
+            self.next_index = max((s["last"] + 1 for s in self.shards), default=0)
+            self._keys = []
             return
         final = tmp.with_suffix("")  # shard-K.tar
         with open(tmp, "rb+") as f:  # durable before it is listed
