@@ -101,9 +101,11 @@ def ray_init(address: str, log: Any = print, num_cpus: int | None = None) -> Non
 
 
 class RayRenderPool:
-    """`workers` RenderActor actors on Ray; submit(i) → Future[(params, bred, png)].
+    """`workers` RenderActor actors on Ray: render(params) → Future[PNG bytes],
+    submit(i) → Future[(params, bred, PNG bytes)] of sample i.
 
-    sampler: generate.Sampler (params of sample i, drawn on the driver); urls:
+    sampler: generate.Sampler (params of sample i, drawn on the driver; None
+    when only render() is used); urls:
     renderer URLs to share out (empty: each actor starts the bundled renderer);
     concurrency: requests in flight per actor."""
 
@@ -129,12 +131,12 @@ class RayRenderPool:
             log,
             num_cpus=max(os.cpu_count() or 1, round(workers * cpus_per_worker)),
         )
-        actor = ray.remote(num_cpus=cpus_per_worker, max_concurrency=concurrency)(
-            RenderActor
+        actor = ray.remote(RenderActor).options(
+            num_cpus=cpus_per_worker, max_concurrency=concurrency
         )
         urls = urls or []
         procs = max(1, round(cpus_per_worker))
-        self.actors = [
+        self.actors: list[Any] = [
             actor.remote(urls[k % len(urls)] if urls else None, procs)
             for k in range(workers)
         ]
@@ -156,22 +158,42 @@ class RayRenderPool:
         """Renders to keep in flight: two rounds of every actor's concurrency."""
         return 2 * len(self.actors) * self.concurrency
 
-    def submit(self, index: int) -> Future[tuple[dict[str, Any], bool, bytes]]:
-        params, bred = self.sampler(index)
+    def render(self, params: dict[str, Any], size: int | None = None) -> Future[bytes]:
+        """PNG bytes of params at size (default: the pool's) from the next actor in
+        turn; a failure comes as utils.RendererError with the renderer's message."""
         actor = self.actors[self.next % len(self.actors)]
         self.next += 1
-        ref = actor.render_png.remote(params, self.size)
-        out: Future[tuple[dict[str, Any], bool, bytes]] = Future()
+        ref = actor.render_png.remote(params, size or self.size)
+        out: Future[bytes] = Future()
 
         def done(f: Future[Any]) -> None:
             if out.done():
-                return
+                return  # cancelled by the caller
             try:
-                out.set_result((params, bred, f.result()))
+                out.set_result(f.result())
             except BaseException as e:  # the actor's error, or the actor died
                 out.set_exception(utils.RendererError(_ray_reason(e)))
 
         ref.future().add_done_callback(done)  # type: ignore[attr-defined]
+        return out
+
+    def submit(self, index: int) -> Future[tuple[dict[str, Any], bool, bytes]]:
+        """Sample `index` (params drawn here by the sampler) → Future of
+        (params, bred, PNG bytes), the shape of generate.py's render_one."""
+        params, bred = self.sampler(index)
+        png = self.render(params)
+        out: Future[tuple[dict[str, Any], bool, bytes]] = Future()
+
+        def done(f: Future[bytes]) -> None:
+            if out.done():
+                return
+            e = f.exception()
+            if e is not None:
+                out.set_exception(e)
+            else:
+                out.set_result((params, bred, f.result()))
+
+        png.add_done_callback(done)
         return out
 
     def close(self) -> None:

@@ -103,7 +103,7 @@ def test_webdataset_reads_the_shards(tmp_path: Path) -> None:
     fake_folder(src, 5)
     shards.pack(src, tmp_path / "sh", per_shard=2)
     urls = [str(tmp_path / "sh" / f"shard-{k:06d}.tar") for k in range(3)]
-    got = list(wds.WebDataset(urls, shardshuffle=False))
+    got = list(wds.WebDataset(urls, shardshuffle=False))  # type: ignore[attr-defined]
     assert [s["__key__"] for s in got] == [f"{i:06d}" for i in range(5)]
     for s in got:
         assert s["json"] == (src / "params" / f"{s['__key__']}.json").read_bytes()
@@ -253,3 +253,40 @@ def test_torchrun_two_processes_match_one_and_resume(
     # the checkpoint loads in one process like any other (no "module." prefix)
     fwd = M.load_forward(out)
     assert fwd is not None and fwd.cfg.size == SIZE
+
+
+@pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install 'ray>=2.9')")
+def test_explore_on_ray_picks_what_the_local_run_picks(
+    tmp_path: Path, renderer_url: str
+) -> None:
+    """explore --ray with a given renderer URL (both actors share it): the same
+    candidates rendered by the actors give the same picks and pictures."""
+    import predict
+
+    refs = tmp_path / "refs.jsonl"
+    lines = [
+        json.dumps(utils.to_prefixed(utils.sample_params(random.Random(300 + i))))
+        for i in range(3)
+    ]
+    refs.write_text("\n".join(lines) + "\n")
+
+    def argv(out: str, *extra: str) -> list[str]:
+        return [
+            "--explore", "-n", "2", "--candidates", "8", "--final-size", "64",
+            "--refs", str(refs), "--scored-refs", str(tmp_path / "none.jsonl"),
+            "--out", str(tmp_path / out), "--renderer-url", renderer_url,
+            "--forward", str(tmp_path / "none"), "--perceptual", "sqrt-ms-l1",
+            *extra,
+        ]  # fmt: skip
+
+    local = predict.main(predict.parse_args(argv("local")))
+    on_ray = predict.main(
+        predict.parse_args(argv("ray", "--ray", "--ray-workers", "2"))
+    )
+    assert on_ray["params"] == local["params"]
+    assert on_ray["novelty"] == pytest.approx(local["novelty"])
+    for i in on_ray["ids"]:
+        name = f"images/{i:06d}.png"
+        assert (tmp_path / "ray" / name).read_bytes() == (
+            tmp_path / "local" / name
+        ).read_bytes()
