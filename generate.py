@@ -444,6 +444,11 @@ class PairWriter:
         self.layout = layout
         self.shards: Any = None
         if args.shards or shards.is_shard_folder(layout.out):
+            if next_index(layout) > 0:
+                raise SystemExit(
+                    f"{layout.out} holds images/ + params/; write shards to another "
+                    f"folder (convert with `python shards.py pack {layout.out} DST`)"
+                )
             args.shards = True
             self.shards = shards.ShardWriter(layout.out, args.per_shard)
             if self.shards.tmp_removed:

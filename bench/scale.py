@@ -58,9 +58,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--n", type=int, default=None, help="images per generation row (600)"
     )
     g.add_argument("--size", type=int, default=256, help="render size in px (256)")
-    g.add_argument("--train-n", type=int, default=None, help="training samples (640)")
+    g.add_argument("--train-n", type=int, default=None, help="training samples (480)")
     g.add_argument(
         "--train-size", type=int, default=64, help="training resolution px (64)"
+    )
+    g.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="runs of each row, interleaved, the fastest kept (2; 1 with --quick)",
     )
     g.add_argument(
         "--out",
@@ -146,11 +152,17 @@ def train_rate(data: Path, out: Path, procs: int, size: int) -> dict[str, Any]:
     }
 
 
+def best(old: dict[str, Any] | None, new: dict[str, Any], key: str) -> dict[str, Any]:
+    """The faster of two runs of a row (the one less slowed by other work)."""
+    return new if old is None or new[key] > old[key] else old
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
     n = args.n or (200 if args.quick else 600)
-    train_n = args.train_n or (256 if args.quick else 640)
+    args.repeat = args.repeat or (1 if args.quick else 2)
+    train_n = args.train_n or (256 if args.quick else 480)
     res: dict[str, Any] = {"n": n, "train_n": train_n}
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
@@ -162,16 +174,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         res["ray_start"] = time.perf_counter() - t0
         common = ["--size", str(args.size), "--seed", "1", "--no-sheet", "--shards"]
         try:
-            for w in (1, 2):
-                flags = [*common, "--ray", "local", "--ray-workers", str(w)]
-                out = ["--n", str(n), "--out", str(tmp / f"ray{w}")]
-                res[f"ray{w}"] = time_generate([*out, *flags])
-                print(f"ray {w} actor(s): {res[f'ray{w}']}", file=sys.stderr)
+            for k in range(args.repeat):  # interleaved; the best of each kept
+                for w in (1, 2):
+                    flags = [*common, "--ray", "local", "--ray-workers", str(w)]
+                    out = ["--n", str(n), "--out", str(tmp / f"ray{w}-{k}")]
+                    got = time_generate([*out, *flags])
+                    print(f"ray {w} actor(s): {got}", file=sys.stderr)
+                    res[f"ray{w}"] = best(res.get(f"ray{w}"), got, "rate")
         finally:
             ray.shutdown()
-        index = shards.read_index(tmp / "ray2")
+        index = shards.read_index(tmp / "ray2-0")
         tar_bytes = sum(
-            (tmp / "ray2" / s["name"]).stat().st_size for s in index["shards"]
+            (tmp / "ray2-0" / s["name"]).stat().st_size for s in index["shards"]
         )
         res["bytes_per_sample"] = tar_bytes / index["samples"]
         # the thread pool against one bundled renderer (2 processes), for reference
@@ -195,13 +209,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         # decoding shards into training arrays at 256² (the gpu profile's size)
         t0 = time.perf_counter()
         with contextlib.redirect_stderr(io.StringIO()):
-            arr = train.load_shards(tmp / "ray2", args.size, log=lambda _m: None)
+            arr = train.load_shards(tmp / "ray2-0", args.size, log=lambda _m: None)
         res["decode_ms"] = 1000 * (time.perf_counter() - t0) / len(arr["names"])
-        for procs in (1, 2):
-            res[f"train{procs}"] = train_rate(
-                data, tmp / f"ck{procs}" / "forward", procs, args.train_size
-            )
-            print(f"train {procs} process(es): {res[f'train{procs}']}", file=sys.stderr)
+        for k in range(args.repeat):
+            for procs in (1, 2):
+                got = train_rate(
+                    data, tmp / f"ck{procs}-{k}" / "forward", procs, args.train_size
+                )
+                print(f"train {procs} process(es): {got}", file=sys.stderr)
+                res[f"train{procs}"] = best(res.get(f"train{procs}"), got, "samples_s")
     write_report(args, res)
     return res
 
@@ -213,6 +229,7 @@ def write_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     t1, t2 = r["train1"]["samples_s"], r["train2"]["samples_s"]
     teff = t2 / (2 * t1)
     core_rate = 1000 / r["cpu_ms"]  # renders per CPU-second (no HTTP)
+    r_cpu = r["cpu_ms"]
     per_worker = r1  # measured: one actor, its renderer, HTTP, shard writes
     # ---- the plan: 1M samples at 256², 32 renderer CPUs, 8 GPUs
     N, cpus, gpus = 1_000_000, 32, 8
@@ -255,12 +272,18 @@ def write_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"{r['ray2']['start']:.1f} | {r2:.1f} | {r2 / 2:.1f} |",
         "",
         f"Efficiency per worker with 2 actors: {r2:.1f} / (2 × {r1:.1f}) = "
-        f"**{eff:.2f}**. This machine has {os.cpu_count()} cores for everything: "
-        "the driver (sampling, writing shards), two actors and two renderer "
-        "processes; the renderer (CPU rasterising and PNG encoding) is the "
-        "bottleneck, and with 2 actors it has fewer than 2 free cores, so the "
-        "second worker cannot add a full worker's rate here. On a cluster each "
-        "actor and its renderer get their own CPU (`--ray-cpus`).",
+        f"**{eff:.2f}**"
+        + (" (≥ 0.8)" if eff >= 0.8 else " (below 0.8)")
+        + f". This machine has {os.cpu_count()} cores for everything: the driver "
+        "(sampling, writing shards), the actors and their renderer processes, and "
+        "other work. The renderer (CPU rasterising and PNG encoding, "
+        f"{r_cpu:.1f} CPU-ms a render) is the bottleneck: one actor with a "
+        f"one-process renderer writes {r1:.1f}/s, against {core_rate:.0f}/s that "
+        "one core renders in-process, so the rest of a worker's time goes to "
+        "HTTP, PNG transfer and the shared cores; a second actor adds what the "
+        "second core has left. On a cluster each actor and its renderer get their "
+        "own CPUs (`--ray-cpus`). Each row ran "
+        f"{args.repeat}× interleaved; the fastest run is shown.",
         "",
         f"Render cost on one core (renderer.scene.render_png, CPU time, {args.size}², "
         f"generate.py's samples): mean {r['cpu_ms']:.1f} ms, median "
@@ -283,11 +306,18 @@ def write_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         )
     lines += [
         "",
-        f"Efficiency per process: {t2:.1f} / (2 × {t1:.1f}) = **{teff:.2f}** "
-        "(DDP over gloo on 2 shared cores: the all-reduce of every step and the "
-        "other work on the machine take their share). The global batch is the same "
-        "(32 = 2 × 16), so the two runs take the same steps; the validation loss "
-        "differs only by the order of samples.",
+        f"Efficiency per process: {t2:.1f} / (2 × {t1:.1f}) = **{teff:.2f}**. "
+        "DDP over gloo on 2 cores shared with other work: each step all-reduces the "
+        "gradients (0.8M parameters), and the other work on the machine changes "
+        "between rows"
+        + (
+            " (a figure above 1 means the one-process row met more of it)"
+            if teff > 1
+            else ""
+        )
+        + f"; each row ran {args.repeat}× interleaved, the fastest kept. The "
+        "global batch is the same (32 = 2 × 16), so the two runs take the same "
+        "steps; the validation loss differs only by the order of samples.",
         "",
         "## Plan: a 1M-sample round on 8 GPUs + 32 renderer CPUs",
         "",

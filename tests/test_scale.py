@@ -8,9 +8,11 @@ import importlib.util
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +292,47 @@ def test_explore_on_ray_picks_what_the_local_run_picks(
         assert (tmp_path / "ray" / name).read_bytes() == (
             tmp_path / "local" / name
         ).read_bytes()
+
+
+def test_stopped_and_killed_shard_runs_resume_to_the_same_samples(
+    tmp_path: Path, renderer_url: str
+) -> None:
+    """SIGTERM closes the shard in progress (listed, resumable); SIGKILL leaves a
+    .tmp shard that the next run removes and draws again. Either way the samples
+    end up those of one uninterrupted run, in order."""
+    sh = tmp_path / "sh"
+    cmd = [sys.executable, str(ROOT / "generate.py"), "--n", "5000", "--out", str(sh)]
+    cmd += ["--size", str(SIZE), "--seed", "5", "--renderer-url", renderer_url]
+    cmd += ["--no-autostart", "--no-sheet", "--shards", "--per-shard", "4"]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + 60
+        while len(list(sh.glob("shard-*.tar"))) < 2 + (sig == signal.SIGKILL) * 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        log, _ = proc.communicate(timeout=60)
+        if sig == signal.SIGTERM:
+            assert proc.returncode == 128 + sig and "stopped by SIGTERM" in log, log
+            assert "--shards --per-shard 4" in log  # the resume command
+            assert not list(sh.glob("*.tmp"))
+    total = shards.read_index(sh)["samples"]
+    assert gen(sh, renderer_url, 3, "--per-shard", "4") == 3
+    keys = [k for k, _, _ in shards.Samples(sh)]
+    assert keys == [f"{i:06d}" for i in range(total + 3)]
+    one = tmp_path / "one"
+    assert gen(one, renderer_url, total + 3) == total + 3
+    back = tmp_path / "back"
+    shards.unpack(sh, back)
+    assert folder_bytes(back) == folder_bytes(one)
+
+
+def test_shards_refused_where_the_folder_layout_is(
+    tmp_path: Path, renderer_url: str
+) -> None:
+    out = tmp_path / "data"
+    fake_folder(out, 2)
+    with pytest.raises(SystemExit, match=r"shards\.py pack"):
+        gen(out, renderer_url, 1, "--shards")
