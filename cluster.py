@@ -126,11 +126,17 @@ class RayRenderPool:
         self.sampler, self.size = sampler, size
         self.concurrency = concurrency
         self.owns_ray = not ray.is_initialized()
-        ray_init(
-            address,
-            log,
-            num_cpus=max(os.cpu_count() or 1, round(workers * cpus_per_worker)),
-        )
+        try:
+            ray_init(
+                address,
+                log,
+                num_cpus=max(os.cpu_count() or 1, round(workers * cpus_per_worker)),
+            )
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise utils.RendererError(
+                f"could not join Ray at {address!r} ({e}); start a cluster with "
+                "`ray start --head`, or give --ray without an address for a local Ray"
+            ) from None
         actor = ray.remote(RenderActor).options(
             num_cpus=cpus_per_worker, max_concurrency=concurrency
         )
