@@ -21,6 +21,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +83,39 @@ def ray_init(address: str, log: Any = print, num_cpus: int | None = None) -> Non
 
     if ray.is_initialized():
         return
+    with _keep_signal_handlers():
+        _ray_init(address, num_cpus)
+    res = ray.cluster_resources()
+    log(
+        f"ray: {address}, {len(ray.nodes())} node(s), {res.get('CPU', 0):g} CPUs, "
+        f"{res.get('GPU', 0):g} GPUs"
+    )
+
+
+@contextlib.contextmanager
+def _keep_signal_handlers() -> Iterator[None]:
+    """ray.init installs its own SIGTERM/SIGINT handlers in the driver (they end
+    the process at once); put back the caller's, so that generate.py's graceful
+    stop (finish in-flight renders, close the shard, say how to resume) still
+    works."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            if h is not None:
+                signal.signal(s, h)
+
+
+def _ray_init(address: str, num_cpus: int | None) -> None:
+    import ray
+
     if address == "local":
         ray.init(
+            address="local",  # a new Ray here, even where a cluster was started
             num_cpus=num_cpus,
             include_dashboard=False,
             log_to_driver=False,
@@ -93,11 +127,6 @@ def ray_init(address: str, log: Any = print, num_cpus: int | None = None) -> Non
             log_to_driver=False,
             runtime_env={"working_dir": str(ROOT), "excludes": RAY_EXCLUDES},
         )
-    res = ray.cluster_resources()
-    log(
-        f"ray: {address}, {len(ray.nodes())} node(s), {res.get('CPU', 0):g} CPUs, "
-        f"{res.get('GPU', 0):g} GPUs"
-    )
 
 
 class RayRenderPool:

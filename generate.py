@@ -429,6 +429,8 @@ def scale_flags(args: argparse.Namespace) -> list[str]:
     cmd: list[str] = []
     if getattr(args, "ray", None):
         cmd += ["--ray", args.ray, "--ray-workers", str(args.ray_workers)]
+        if args.ray_cpus != 1.0:
+            cmd += ["--ray-cpus", f"{args.ray_cpus:g}"]
     if getattr(args, "shards", False):
         cmd += ["--shards", "--per-shard", str(args.per_shard)]
     return cmd

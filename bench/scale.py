@@ -168,7 +168,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(t)
         # generation on Ray, local, 2 CPUs: 1 and 2 actors with 1 renderer process
         t0 = time.perf_counter()
-        ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False,
+        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False,
                  log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})  # fmt: skip
         res["ray_start"] = time.perf_counter() - t0

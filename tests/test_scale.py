@@ -174,35 +174,41 @@ def test_import_generate_does_not_import_ray() -> None:
 
 
 @pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install 'ray>=2.9')")
-def test_ray_generation_equals_the_thread_pool_run(
+def test_ray_generation_stops_gracefully_and_equals_the_thread_pool_run(
     tmp_path: Path, renderer_url: str
 ) -> None:
-    """2 render actors on a local Ray, each starting its own bundled renderer; the
-    shards hold exactly what the thread pool writes, in order."""
-    folder, sh = tmp_path / "folder", tmp_path / "sh"
-    assert gen(folder, renderer_url, 12) == 12
-    args = ["--n", "12", "--out", str(sh), "--size", str(SIZE), "--seed", "5"]
-    args += [
-        "--no-sheet",
-        "--ray",
-        "--ray-workers",
-        "2",
-        "--shards",
-        "--per-shard",
-        "5",
-    ]
-    env_url = os.environ.pop("RENDERER_URL", None)
-    try:
-        assert generate.main(generate.parse_args(args)) == 12
-    finally:
-        if env_url is not None:
-            os.environ["RENDERER_URL"] = env_url
+    """2 render actors on a local Ray, each starting its own bundled renderer;
+    SIGTERM stops the run gracefully (Ray's own handler does not end it at once),
+    and the shards, resumed, hold exactly what the thread pool writes, in order."""
+    sh = tmp_path / "sh"
+    cmd = [sys.executable, str(ROOT / "generate.py"), "--n", "5000", "--out", str(sh)]
+    cmd += ["--size", str(SIZE), "--seed", "5", "--no-sheet", "--shards"]
+    cmd += ["--per-shard", "5", "--ray", "--ray-workers", "2"]
+    env = {k: v for k, v in os.environ.items() if k != "RENDERER_URL"}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(list(sh.glob("shard-*.tar"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    log, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, log
+    assert "2 render actors (a bundled renderer each)" in log
+    assert "stopped by SIGTERM" in log and "--ray local --ray-workers 2" in log
+    total = shards.read_index(sh)["samples"]
+    assert total >= 10
+    assert gen(sh, renderer_url, 3) == 3  # resumed by the thread pool
+    folder = tmp_path / "folder"
+    assert gen(folder, renderer_url, total + 3) == total + 3
     back = tmp_path / "back"
     shards.unpack(sh, back)
     assert folder_bytes(back) == folder_bytes(folder)
-    # the actors' renderers are gone with the pool
+    # the actors and their renderers are gone with the run
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(sh) not in ps
+    assert "RenderActor" not in ps
 
 
 def torchrun(*args: str) -> subprocess.CompletedProcess[str]:
