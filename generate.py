@@ -3,6 +3,7 @@
     python generate.py --n 200                        # → data/images, data/params
     python generate.py --scored --n 100 --out data/quality
     python generate.py --n 50 --preview               # watch the samples arrive
+    python generate.py --n 100000 --ray --shards --out data-shards   # README: Scaling out
 
 Sampling follows pipeline.md "Sampling": a random run is `--ref-share` (0.3) bred from
 references/refs.jsonl and the rest drawn at random (utils.sample_params); `--scored`
