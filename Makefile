@@ -17,14 +17,25 @@ PROFILE ?=
 PORT ?= 3000
 export PORT
 GALLERY_PORT ?= 8000
+# scaling out (README "Scaling out"): RAY=local|auto|HOST:6379 renders on Ray actors,
+# RAY_WORKERS= actors, SHARDS=1 writes tar shards, NPROC=N trains under torchrun
+RAY ?=
+RAY_WORKERS ?=
+SHARDS ?=
+NPROC ?=
+SRC ?=
 opt = $(if $(2),$(1) $(2),)
-GEN_OPTS = $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE))
+RAY_OPTS = $(call opt,--ray,$(RAY)) $(call opt,--ray-workers,$(RAY_WORKERS))
+GEN_OPTS = $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE)) $(RAY_OPTS) \
+	$(if $(SHARDS),--shards,)
+TRAIN_PY = $(if $(NPROC),$(VENV)/bin/torchrun --nproc_per_node $(NPROC),$(PY))
 TRAIN_OPTS = $(call opt,--epochs,$(EPOCHS)) $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE))
 
 .PHONY: help setup iterate renderer renderer-gallery generate generate-quality \
 	generate-preview train train-forward train-inverse-quality train-inverse-all \
 	predict explore explore-clip list-refs save-ref rm-ref refs-sheet score-refs score-refs-fresh gallery \
-	bench bench-full test check format clean clean-data clean-quality clean-output
+	bench bench-full test check format clean clean-data clean-quality clean-output \
+	pack-shards unpack-shards
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -58,23 +69,29 @@ generate-preview: $(STAMP) ## generation with a live preview (window, or output/
 train: train-forward train-inverse-all ## forward model + inverse model
 
 train-forward: $(STAMP) ## forward model on data/ (EPOCHS= SIZE= PROFILE=cpu|gpu)
-	$(PY) train.py --stage forward --data data $(TRAIN_OPTS)
+	$(TRAIN_PY) train.py --stage forward --data data $(TRAIN_OPTS)
 
 train-inverse-quality: $(STAMP) ## inverse model on data/quality/ only
-	$(PY) train.py --stage inverse --data data/quality $(TRAIN_OPTS)
+	$(TRAIN_PY) train.py --stage inverse --data data/quality $(TRAIN_OPTS)
 
 train-inverse-all: $(STAMP) ## inverse model on data/ + data/quality/
-	$(PY) train.py --stage inverse --data data data/quality $(TRAIN_OPTS)
+	$(TRAIN_PY) train.py --stage inverse --data data data/quality $(TRAIN_OPTS)
+
+pack-shards: $(STAMP) ## folder layout → tar shards (SRC=data OUT=data-shards)
+	$(PY) shards.py pack $(or $(SRC),data) $(or $(OUT),data-shards)
+
+unpack-shards: $(STAMP) ## tar shards → folder layout (SRC=data-shards OUT=data-unpacked)
+	$(PY) shards.py unpack $(or $(SRC),data-shards) $(or $(OUT),data-unpacked)
 
 predict: $(STAMP) ## image → params: make predict IMG=path.png
 	@test -n "$(IMG)" || { echo "usage: make predict IMG=path.png"; exit 2; }
 	$(PY) predict.py --target "$(IMG)" $(call opt,--out,$(OUT))
 
 explore: $(STAMP) ## discover novel outputs (LPIPS/perceptual novelty) → output/
-	$(PY) predict.py --explore $(call opt,--out,$(OUT))
+	$(PY) predict.py --explore $(call opt,--out,$(OUT)) $(RAY_OPTS)
 
 explore-clip: $(STAMP) ## discover novel outputs (CLIP novelty) → output/
-	$(PY) predict.py --explore --clip $(call opt,--out,$(OUT))
+	$(PY) predict.py --explore --clip $(call opt,--out,$(OUT)) $(RAY_OPTS)
 
 list-refs: $(STAMP) ## list references/refs.jsonl, one numbered line per ref
 	$(PY) refs.py list

@@ -3,6 +3,7 @@
     python generate.py --n 200                        # → data/images, data/params
     python generate.py --scored --n 100 --out data/quality
     python generate.py --n 50 --preview               # watch the samples arrive
+    python generate.py --n 100000 --ray --shards --out data-shards   # README: Scaling out
 
 Sampling follows pipeline.md "Sampling": a random run is `--ref-share` (0.3) bred from
 references/refs.jsonl and the rest drawn at random (utils.sample_params); `--scored`
@@ -119,6 +120,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="do not start the bundled renderer when nothing answers locally",
     )
+    c = ap.add_argument_group("scaling out (README: Scaling out)")
+    c.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="render on Ray actors: no ADDRESS (or 'local') starts Ray here; 'auto', "
+        "HOST:6379 or ray://HOST:10001 joins a cluster. Each actor uses one of the "
+        "comma-separated --renderer-url / $RENDERER_URL, else starts its own "
+        "bundled renderer",
+    )
+    c.add_argument(
+        "--ray-workers", type=int, default=2, help="render actors with --ray (2)"
+    )
+    c.add_argument(
+        "--ray-cpus",
+        type=float,
+        default=1.0,
+        help="CPUs per render actor; its bundled renderer gets as many processes (1)",
+    )
+    c.add_argument(
+        "--shards",
+        action="store_true",
+        help="write tar shards (OUT/shard-NNNNNN.tar + index.json, shards.py) instead "
+        "of images/ + params/; implied when OUT already holds shards",
+    )
+    c.add_argument(
+        "--per-shard", type=int, default=1000, help="samples per shard (1000)"
+    )
     v = ap.add_argument_group("viewing")
     v.add_argument(
         "--preview",
@@ -146,6 +177,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--ref-share must be in [0, 1]")
     if args.size is not None and args.size < 1:
         ap.error("--size must be >= 1")
+    if args.ray_workers < 1 or args.ray_cpus <= 0 or args.per_shard < 1:
+        ap.error("--ray-workers, --ray-cpus and --per-shard must be positive")
     return args
 
 
@@ -404,7 +437,84 @@ def resume_command(args: argparse.Namespace, size: int) -> str:
         cmd += ["--scored-refs", args.scored_refs]
     if args.renderer_url:
         cmd += ["--renderer-url", args.renderer_url]
+    cmd += scale_flags(args)
     return shlex.join(cmd)
+
+
+def scale_flags(args: argparse.Namespace) -> list[str]:
+    """The --ray / --shards flags of a run, for its resume command."""
+    cmd: list[str] = []
+    if getattr(args, "ray", None):
+        cmd += ["--ray", args.ray, "--ray-workers", str(args.ray_workers)]
+        if args.ray_cpus != 1.0:
+            cmd += ["--ray-cpus", f"{args.ray_cpus:g}"]
+    if getattr(args, "shards", False):
+        cmd += ["--shards", "--per-shard", str(args.per_shard)]
+    return cmd
+
+
+class PairWriter:
+    """Where a run's pairs go: the folder layout (params first, then the image,
+    each atomically) or, with --shards, tar shards (shards.ShardWriter)."""
+
+    def __init__(self, args: argparse.Namespace, layout: Layout, log: Any) -> None:
+        import shards
+
+        self.layout = layout
+        self.shards: Any = None
+        if args.shards or shards.is_shard_folder(layout.out):
+            if next_index(layout) > 0:
+                raise SystemExit(
+                    f"{layout.out} holds images/ + params/; write shards to another "
+                    f"folder (convert with `python shards.py pack {layout.out} DST`)"
+                )
+            args.shards = True
+            self.shards = shards.ShardWriter(layout.out, args.per_shard)
+            if self.shards.tmp_removed:
+                log(
+                    f"cleanup: removed {self.shards.tmp_removed} unfinished shard(s) "
+                    f"left by a killed run in {layout.out}"
+                )
+
+    def next_index(self) -> int:
+        if self.shards is not None:
+            return self.shards.next_index
+        return next_index(self.layout)
+
+    def count(self) -> int:
+        """Complete samples already there (shards hold 0 .. next_index - 1)."""
+        if self.shards is not None:
+            return self.shards.next_index
+        return count_pairs(self.layout)
+
+    def add(self, i: int, params: dict[str, Any], png: bytes) -> None:
+        if self.shards is not None:
+            self.shards.add(i, params, png)
+            return
+        utils.write_json(self.layout.params_path(i), params)
+        utils.atomic_write_bytes(self.layout.image_path(i), png)
+
+    def close(self) -> None:
+        if self.shards is not None:
+            self.shards.close()
+
+
+def open_ray_pool(
+    args: argparse.Namespace, sampler: Sampler, size: int, log: Any
+) -> Any:
+    """cluster.RayRenderPool for --ray (Ray is imported only here)."""
+    import cluster
+
+    urls = cluster.split_urls(args.renderer_url)
+    return cluster.RayRenderPool(
+        args.ray,
+        args.ray_workers,
+        sampler,
+        size,
+        urls=urls,
+        cpus_per_worker=args.ray_cpus,
+        log=log,
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -426,8 +536,9 @@ def main(args: argparse.Namespace) -> int:
             f"cleanup: removed {orphans} params without an image and {tmps} .tmp "
             f"files left by an interrupted run in {layout.out}"
         )
-    start = next_index(layout)
-    have = count_pairs(layout)
+    writer = PairWriter(args, layout, log)
+    start = writer.next_index()
+    have = writer.count()
     todo = max(0, args.n - have)
     sampler = make_sampler(args, log)
     if todo == 0:
@@ -436,8 +547,9 @@ def main(args: argparse.Namespace) -> int:
             f"({start} is the next index; raise --n to add more)"
         )
         return 0
-    layout.images.mkdir(parents=True, exist_ok=True)
-    layout.params.mkdir(parents=True, exist_ok=True)
+    if not args.shards:
+        layout.images.mkdir(parents=True, exist_ok=True)
+        layout.params.mkdir(parents=True, exist_ok=True)
     url = utils.renderer_url(args.renderer_url)
     log(
         f"generating {todo} pairs at {size}x{size} px into {layout.out}"
@@ -450,6 +562,8 @@ def main(args: argparse.Namespace) -> int:
     stop = Stop()
     error: BaseException | None = None
     renderer = nullcontext(url) if args.no_autostart else utils.ensure_renderer(url)
+    if args.ray:  # the actors have their renderers
+        renderer = nullcontext(url)
     try:
         with renderer as live_url, stop.installed():
             client = utils.RendererClient(url=live_url, pool=max(8, args.workers))
@@ -470,6 +584,8 @@ def main(args: argparse.Namespace) -> int:
 
             bar = tqdm(total=todo, unit="img", dynamic_ncols=True, smoothing=0.1)
             pool = ThreadPoolExecutor(args.workers, thread_name_prefix="render")
+            ray_pool = open_ray_pool(args, sampler, size, log) if args.ray else None
+            window = ray_pool.window if ray_pool else 2 * args.workers
             pending: dict[int, Future[tuple[dict[str, Any], bool, bytes]]] = {}
             nxt, end = start, start + todo
             try:
@@ -477,11 +593,13 @@ def main(args: argparse.Namespace) -> int:
                     # Keep a small window in flight; write strictly in index order so
                     # the folder never has gaps, whatever order renders finish in.
                     while (
-                        not stop.event.is_set()
-                        and nxt < end
-                        and len(pending) < 2 * args.workers
+                        not stop.event.is_set() and nxt < end and len(pending) < window
                     ):
-                        pending[nxt] = pool.submit(render_one, nxt)
+                        pending[nxt] = (
+                            ray_pool.submit(nxt)
+                            if ray_pool
+                            else pool.submit(render_one, nxt)
+                        )
                         nxt += 1
                     if i not in pending:
                         break  # stopping: everything in flight is written
@@ -492,8 +610,7 @@ def main(args: argparse.Namespace) -> int:
                         # an in-flight render that fails is dropped, not an error.
                         error = None if stop.event.is_set() else e
                         break
-                    utils.write_json(layout.params_path(i), params)
-                    utils.atomic_write_bytes(layout.image_path(i), png)
+                    writer.add(i, params, png)
                     written += 1
                     bred += is_bred
                     bar.update(1)
@@ -510,9 +627,12 @@ def main(args: argparse.Namespace) -> int:
                 pool.shutdown(wait=False, cancel_futures=True)
                 bar.close()
                 client.close()
+                if ray_pool is not None:
+                    ray_pool.close()
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the loop
         error = e
     finally:
+        writer.close()
         if preview is not None:
             preview.flush()
         if sheet and not args.no_sheet:

@@ -25,6 +25,7 @@ N rendered for real. Results go to output/images|params/NNNNNN.* so that
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import random
 import re
@@ -139,12 +140,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     m.add_argument(
         "--final-size", type=int, default=1024, help="size of the saved renders (1024)"
     )
+    m.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="explore: render on Ray actors (as generate.py --ray: no ADDRESS starts "
+        "Ray here; each actor uses one of the comma-separated --renderer-url or "
+        "starts its own bundled renderer)",
+    )
+    m.add_argument(
+        "--ray-workers", type=int, default=2, help="render actors with --ray (2)"
+    )
     m.add_argument("--out", default="output", help="output folder (output)")
     m.add_argument("--seed", type=int, default=0, help="random seed (0)")
     args = ap.parse_args(argv)
     if not args.explore and not args.target:
         ap.error("give --target IMAGE (or --explore)")
-    for name in ("fevals", "size", "n", "candidates", "final_size"):
+    for name in ("fevals", "size", "n", "candidates", "final_size", "ray_workers"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1")
     if not 32 <= args.size <= 2048 or not 32 <= args.final_size <= 2048:
@@ -416,12 +430,25 @@ def render_forward(forward: Any, params: list[dict[str, Any]]) -> torch.Tensor:
 
 
 def render_real(
-    client: utils.RendererClient, params: list[dict[str, Any]], size: int, workers: int
+    client: utils.RendererClient,
+    params: list[dict[str, Any]],
+    size: int,
+    workers: int,
+    ray_pool: Any = None,
 ) -> torch.Tensor:
-    """Params → (B, 3, size, size) by the renderer, `workers` requests in flight."""
+    """Params → (B, 3, size, size) by the renderer, `workers` requests in flight
+    (or all of them queued on the actors of a cluster.RayRenderPool)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
+
+    if ray_pool is not None:
+        futures = [ray_pool.render(p, size) for p in params]
+        imgs = [
+            utils.png_to_array(f.result())
+            for f in tqdm(futures, desc="rendering candidates", unit="img", leave=False)
+        ]
+        return search.to_tensor(np.stack(imgs))
 
     with ThreadPoolExecutor(workers) as pool:
         imgs = list(
@@ -533,14 +560,22 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
             cands.append(child)
     out = Path(args.out)
     t0 = time.time()
-    with utils.ensure_renderer(args.renderer_url, log=log) as url:
+    ray_pool = open_ray_pool(args, log) if args.ray else None
+    renderer = (
+        contextlib.nullcontext(utils.renderer_url(None))  # the actors render
+        if ray_pool is not None
+        else utils.ensure_renderer(args.renderer_url, log=log)
+    )
+    with renderer as url, contextlib.ExitStack() as stack:
+        if ray_pool is not None:
+            stack.callback(ray_pool.close)
         client = utils.RendererClient(url=url, pool=max(8, args.workers))
         if forward is not None:
             imgs = render_forward(forward, cands)
             ref_imgs = render_forward(forward, parents)
         else:
-            imgs = render_real(client, cands, 64, args.workers)
-            ref_imgs = render_real(client, parents, 64, args.workers)
+            imgs = render_real(client, cands, 64, args.workers, ray_pool)
+            ref_imgs = render_real(client, parents, 64, args.workers, ray_pool)
         cov = lit_coverage(imgs)
         ok = (cov >= args.min_coverage) & (cov <= args.max_coverage)
         if int(ok.sum()) < args.n:
@@ -571,7 +606,11 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         idx0 = next_index(out)
         ids, tiles, labels = [], [], []
         for k, i in enumerate(picks):
-            png = client.render_png(cands[i], args.final_size)
+            png = (
+                ray_pool.render(cands[i], args.final_size).result()
+                if ray_pool is not None
+                else client.render_png(cands[i], args.final_size)
+            )
             write_result(out, idx0 + k, cands[i], png)
             ids.append(idx0 + k)
             tiles.append(utils.png_to_array(png))
@@ -596,6 +635,20 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         "sheet": str(sheet_path),
         "candidates": len(cands),
     }
+
+
+def open_ray_pool(args: argparse.Namespace, log: Any) -> Any:
+    """cluster.RayRenderPool for explore --ray (Ray is imported only here)."""
+    import cluster
+
+    return cluster.RayRenderPool(
+        args.ray,
+        args.ray_workers,
+        None,
+        64,
+        urls=cluster.split_urls(args.renderer_url),
+        log=log,
+    )
 
 
 def next_sheet(out: Path) -> int:

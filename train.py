@@ -3,8 +3,10 @@
     python train.py --stage forward --data data                  # → checkpoints/forward
     python train.py --stage inverse --data data data/quality     # → checkpoints/inverse
     python train.py --stage forward --data data --resume         # continue a run
+    torchrun --nproc_per_node 8 train.py --stage forward --data data-shards   # DDP
 
-Data: DIR/images/NNNNNN.png + DIR/params/NNNNNN.json pairs from generate.py, decoded
+Data: DIR/images/NNNNNN.png + DIR/params/NNNNNN.json pairs from generate.py, or a
+shard folder (generate.py --shards, shards.py), decoded
 once into DIR/.cache/train-SIZE.npz (images resized to --size). 10% validation
 (seeded); the best epoch by validation is kept at --out, the latest (with optimizer
 state, for --resume) at OUT-last. Each epoch writes OUT-curves.png and OUT-val.png
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import io
 import json
 import math
 import random
@@ -40,7 +43,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import cluster
 import model as M
+import shards
 import utils
 
 LIT = 0.15  # √value above which a pixel counts as lit (evaluation.md's line F1)
@@ -70,7 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data",
         nargs="+",
         default=["data"],
-        help="one or more folders with images/ and params/ (missing ones are skipped)",
+        help="one or more folders with images/ and params/, or shard folders "
+        "(missing ones are skipped)",
     )
     d.add_argument(
         "--size",
@@ -311,6 +317,62 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
     return out
 
 
+def load_shards(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarray]:
+    """All samples of a shard folder as arrays, like load_folder (the same keys),
+    through FOLDER/.cache/train-SIZE.npz, which is rebuilt whenever index.json or a
+    shard changed. Every sample is decoded into memory: uint8 R²·3 bytes each."""
+    from tqdm import tqdm
+
+    index = shards.read_index(folder)
+    stamp = json.dumps(
+        [[s["name"], (folder / s["name"]).stat().st_mtime_ns] for s in index["shards"]]
+    )
+    cache = folder / ".cache" / f"train-{size}.npz"
+    if cache.exists():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["source"]) == stamp:
+                    return {k: z[k] for k in z.files if k != "source"}
+        except (OSError, ValueError, KeyError) as e:
+            log(f"data: ignoring unreadable cache {cache} ({e})")
+    n = int(index["samples"])
+    images = np.zeros((n, size, size, 3), np.uint8)
+    probe = utils.encode_params(utils.default_params()).as_dict()
+    enc = {k: np.zeros((n, *v.shape), v.dtype) for k, v in probe.items()}
+    names, ok = [], np.zeros(n, bool)
+    bad: list[str] = []
+    samples = shards.Samples(folder)
+    for i, (key, js, png) in enumerate(
+        tqdm(samples, total=n, desc=f"decode {folder}", unit="img", dynamic_ncols=True)
+    ):
+        if i >= n:
+            break
+        names.append(key)
+        try:
+            e = utils.encode_params(json.loads(js)).as_dict()
+            images[i] = _decode_png(io.BytesIO(png), size)  # type: ignore[arg-type]
+        except (OSError, ValueError, utils.ParamError) as err:
+            bad.append(f"{key} ({err})")
+            continue
+        ok[i] = True
+        for k in enc:
+            enc[k][i] = e[k]
+    if bad:
+        log(f"data: skipped {len(bad)} unreadable sample(s) in {folder}, e.g. {bad[0]}")
+    m = len(names)
+    out = {
+        "names": np.array(names),
+        "stamps": np.zeros(m, np.int64),
+        "images": images[:m],
+        **{k: v[:m] for k, v in enc.items()},
+    }
+    out = {k: v[ok[:m]] for k, v in out.items()}
+    buf = io.BytesIO()
+    np.savez(buf, source=np.array(stamp), **out)  # type: ignore[arg-type]
+    utils.atomic_write_bytes(cache, buf.getvalue())
+    return out
+
+
 def load_pairs(
     dirs: list[str], size: int, max_samples: int = 0, log: Any = print
 ) -> Pairs:
@@ -319,10 +381,13 @@ def load_pairs(
     parts: list[dict[str, np.ndarray]] = []
     for d in dirs:
         folder = Path(d)
-        if not (folder / "images").is_dir() or not (folder / "params").is_dir():
+        sharded = shards.is_shard_folder(folder)
+        if not sharded and not (
+            (folder / "images").is_dir() and (folder / "params").is_dir()
+        ):
             log(f"data: {folder} has no images/ and params/; skipped")
             continue
-        arr = load_folder(folder, size, log)
+        arr = (load_shards if sharded else load_folder)(folder, size, log)
         if len(arr["names"]) == 0:
             log(f"data: {folder} holds no pairs; skipped")
             continue
@@ -856,6 +921,7 @@ def train_forward(
         else contextlib.nullcontext()
     )
     step_net: Any = M.compile_hot_paths(net) if fast and not args.no_compile else net
+    train_net = cluster.wrap_ddp(step_net, settings.get("dist", cluster.Dist()), device)
     return fit(
         run,
         net,
@@ -868,7 +934,7 @@ def train_forward(
         log,
         amp,
         train_step=lambda enc, target, epoch: forward_loss(
-            step_net(enc), target, perceptual, w
+            train_net(enc), target, perceptual, w
         ),
         evaluate=lambda: evaluate_forward(
             step_net, val, settings["batch_size"], device, perceptual, w, amp
@@ -910,6 +976,7 @@ def fit(
     warmup = min(200, max(1, total // 20))
     base_lrs = [g["lr"] for g in opt.param_groups]
     gen = torch.Generator().manual_seed(settings["seed"] + run.start_epoch)
+    dist: cluster.Dist = settings.get("dist") or cluster.Dist()
     metrics: dict[str, Any] = run.history[-1] if run.history else {}
     net.train()
     epoch = run.start_epoch
@@ -919,12 +986,17 @@ def fit(
                 on_epoch(epoch)
             t0, seen, loss_sum = time.time(), 0, 0.0
             bar = tqdm(
-                batches(len(train), bs, gen),
+                batches(len(train), bs, gen)
+                if dist.world == 1
+                else cluster.rank_batches(
+                    len(train), bs, dist, settings["seed"], epoch
+                ),
                 total=per_epoch,
                 desc=f"epoch {epoch + 1}/{epochs}",
                 unit="batch",
                 dynamic_ncols=True,
                 leave=False,
+                disable=not dist.main,
             )
             for idx in bar:
                 scale = lr_at(run.step, total, 1.0, warmup)
@@ -946,10 +1018,11 @@ def fit(
                 bar.set_postfix(shown)
             bar.close()
             train_time = time.time() - t0
+            seen, loss_sum = cluster.all_sum([seen, loss_sum], dist)  # every rank's
             metrics = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / max(1, seen),
-                **evaluate(),
+                **(evaluate() if dist.main else {}),
             }
             metrics.update(
                 lr=opt.param_groups[-1]["lr"],
@@ -961,6 +1034,8 @@ def fit(
                     torch.cuda.max_memory_allocated() / 1e9, 1
                 )
             run.history.append(metrics)
+            if not dist.main:  # rank 0 alone validates, writes and logs
+                continue
             best = run.save(net, opt, epoch + 1, metrics)
             run.curves(fields)
             run.sheet(sheet())
@@ -972,6 +1047,8 @@ def fit(
                 + ("  *best" if best else "")
             )
     except KeyboardInterrupt:
+        if not dist.main:  # rank 0 saves OUT-last
+            return {"interrupted": True, "checkpoint": str(run.out), **metrics}
         tensors, js = optimizer_state(opt)
         meta = {
             "args": run.args_json(),
@@ -1196,6 +1273,9 @@ def train_inverse(
         else contextlib.nullcontext()
     )
     step_net: Any = M.compile_hot_paths(net) if fast and not args.no_compile else net
+    train_net = cluster.wrap_ddp(
+        step_net, settings.get("dist", cluster.Dist()), device, find_unused=freeze > 0
+    )
     per_epoch = max(1, len(train) // settings["batch_size"])
     ramp_steps = max(1, settings["epochs"] * per_epoch // 2)
     perc_batch = int(prof.get("inverse_perceptual_batch", 0))
@@ -1211,7 +1291,7 @@ def train_inverse(
     def train_step(
         enc: dict[str, torch.Tensor], images: torch.Tensor, epoch: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        out = step_net(images)
+        out = train_net(images)
         loss, parts = inverse_param_loss(out, enc)
         if fwd is not None and perceptual is not None:
             ramp = min(1.0, run.step / ramp_steps)
@@ -1326,12 +1406,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
+    dist = cluster.init_distributed(args.device)  # torchrun: WORLD_SIZE > 1
+    settings["dist"] = dist
+    if not dist.main:
+        args.no_renderer = True  # rank 0 draws the sheets
     device = torch.device(
-        args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        cluster.device_for(dist, args.device)
+        or ("cuda" if torch.cuda.is_available() else "cpu")
     )
 
     def log(msg: str) -> None:
-        print(msg, flush=True)
+        if dist.main:
+            print(msg, flush=True)
 
     log(
         f"train {stage}: profile {prof['name']}, size {settings['size']}, epochs {settings['epochs']}, "
@@ -1342,7 +1428,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             else ""
         )
     )
+    if dist.world > 1:
+        log(
+            f"distributed: {dist.world} processes (DDP, "
+            f"{'NCCL' if device.type == 'cuda' else 'gloo'}), global batch "
+            f"{settings['batch_size']} = {dist.world} × "
+            f"{max(1, settings['batch_size'] // dist.world)}"
+        )
+    if not dist.main:
+        cluster.barrier(dist)  # rank 0 decodes and caches the data first
     pairs = load_pairs(args.data, settings["size"], args.max_samples, log)
+    if dist.main:
+        cluster.barrier(dist)
     if len(pairs) < 2:
         raise SystemExit(f"need at least 2 pairs to train, found {len(pairs)}")
     tr, va = split(len(pairs), args.val_frac, args.seed)
@@ -1351,9 +1448,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         f"data: {len(train)} train / {len(val)} validation pairs at {settings['size']} px"
     )
     Path(settings["out"]).parent.mkdir(parents=True, exist_ok=True)
-    if stage == "forward":
-        return train_forward(args, prof, settings, train, val, device, log)
-    return train_inverse(args, prof, settings, train, val, device, log)
+    try:
+        if stage == "forward":
+            return train_forward(args, prof, settings, train, val, device, log)
+        return train_inverse(args, prof, settings, train, val, device, log)
+    finally:
+        cluster.finish_distributed(dist)
 
 
 def _stop(signum: int, _frame: Any) -> None:

@@ -548,9 +548,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--workers",
         type=int,
-        default=min(os.cpu_count() or 1, 4),
+        default=int(os.environ.get("RENDERER_WORKERS") or min(os.cpu_count() or 1, 4)),
         help="pre-forked worker processes sharing the socket; 1 = a single threaded "
-        "process (default: the CPU count, at most 4)",
+        "process (default: $RENDERER_WORKERS, else the CPU count, at most 4)",
     )
     g.add_argument(
         "--verbose", action="store_true", help="log one line per request too"
