@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 REFERENCE_SIZE = 1024  # pattern cells are sized relative to a 1024-px picture
-NOISE_SEED = 20240611  # the fixed seed of the noise pass
 LUMA4 = np.array([0.299, 0.587, 0.114, 0.0], np.float32)  # R, G, B weights; A ignored
 DOT_TABLE_SIZE = 4097  # halftone: t tabulated over d² in [0, 0.5]
 DENSE_FRACTION = 0.2  # dither all pixels at once when more than this share is lit
@@ -168,45 +167,52 @@ def apply_dither(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
         pixels[lit] = v.astype(np.uint8)
 
 
+def _hash(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The original noise shader's hash of a 2-D cell, float32 in [0, 1):
+    p3 = fract((x, y, x)·0.1031); p3 += p3·(p3.yzx + 33.33); fract((p3.x + p3.y)·p3.z)."""
+    f32 = np.float32
+
+    def fract(v: np.ndarray) -> np.ndarray:
+        return v - np.floor(v)
+
+    a, b, c = fract(x * f32(0.1031)), fract(y * f32(0.1031)), fract(x * f32(0.1031))
+    d = a * (b + f32(33.33)) + b * (c + f32(33.33)) + c * (a + f32(33.33))
+    a, b, c = a + d, b + d, c + d
+    return fract((a + b) * c)
+
+
 @functools.lru_cache(maxsize=4)
 def noise_field(size: int, cell: float) -> tuple[np.ndarray, np.ndarray]:
-    """(u, positive): float32 and bool (size, size), read-only. u is a uniform [0, 1)
-    draw per noise cell of `cell` px from the fixed seed, positive its sign. A cell is
-    picked when u < density, so raising the density only adds cells."""
-    idx = np.floor(np.arange(size) / cell).astype(np.int64)
-    n = int(idx[-1]) + 1
-    rng = np.random.default_rng(NOISE_SEED)
-    u_cells = rng.random((n, n), dtype=np.float32)
-    positive_cells = rng.random((n, n)) < 0.5
-    u = u_cells[idx[:, None], idx[None, :]]
-    positive = positive_cells[idx[:, None], idx[None, :]]
-    u.flags.writeable = False
-    positive.flags.writeable = False
-    return u, positive
+    """(select, value): float32 (size, size), read-only, row 0 at the top. Per noise
+    cell of `cell` px (counted from the bottom-left corner, as GL does): select =
+    hash(cell) in [0, 1), value = hash(cell + (127.1, 311.7)) − 0.5 in [−0.5, 0.5).
+    A cell is picked when select ≥ 1 − density, so raising the density only adds
+    cells."""
+    pos = (np.arange(size, dtype=np.float32) + np.float32(0.5)) / np.float32(cell)
+    c = np.floor(pos)
+    cx = np.broadcast_to(c[None, :], (size, size))
+    cy = np.broadcast_to(c[::-1, None], (size, size))  # GL: y grows upwards
+    select = _hash(cx, cy)
+    value = _hash(cx + np.float32(127.1), cy + np.float32(311.7)) - np.float32(0.5)
+    select.flags.writeable = False
+    value.flags.writeable = False
+    return select, value
 
 
 def apply_noise(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
-    """In place on uint8 (size, size, 4): cells of max(noiseSize·size/1024, 1) px are
-    picked with probability noiseDensity; a picked cell gets ±0.5·noiseOpacity added
-    to R, G and B (rounded to 1/255, saturating)."""
+    """In place on uint8 (size, size, 4): the original's noise pass. Cells of
+    max(noiseSize·size/1024, 1) px; a cell with select ≥ 1 − noiseDensity gets
+    value·noiseOpacity (value uniform in [−0.5, 0.5)) added to R, G and B, clamped
+    and rounded to 8 bits."""
     cell = max(float(params["noiseSize"]) * size / REFERENCE_SIZE, 1.0)
-    u, positive = noise_field(size, cell)
-    amount = round(0.5 * float(params["noiseOpacity"]) * 255)
-    if amount == 0:
+    select, value = noise_field(size, cell)
+    opacity = np.float32(params["noiseOpacity"])
+    picked = select >= np.float32(1.0 - float(params["noiseDensity"]))
+    if opacity == 0 or not picked.any():
         return
-    picked = u < np.float32(params["noiseDensity"])
-
-    def plane(mask: np.ndarray) -> np.ndarray:
-        # (size, size) bool → uint8 (size, size, 4) holding `amount` in every byte
-        word = mask.astype(PIXEL)
-        word *= np.uint32(amount * (GRAY | 0x01000000))
-        return word.view(np.uint8).reshape(size, size, 4)
-
-    up, down = plane(picked & positive), plane(picked & ~positive)
-    np.minimum(rgba, 255 - up, out=rgba)
-    rgba += up
-    np.maximum(rgba, down, out=rgba)
-    rgba -= down
+    add = np.where(picked, value * opacity * np.float32(255), np.float32(0))
+    rgb = rgba[:, :, :3].astype(np.float32) + add[:, :, None]
+    rgba[:, :, :3] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------------
@@ -227,7 +233,7 @@ def _stripe(x: np.ndarray, dark: float, light: float) -> np.ndarray:
     """RGB stripe mask at phase x: one channel `light`, the others `dark`,
     (..., 3) float32."""
     f = x - np.floor(x)
-    m = np.full(x.shape + (3,), dark, np.float32)
+    m = np.full((*x.shape, 3), dark, np.float32)
     m[..., 0] = np.where(f < 0.333, light, dark)
     m[..., 1] = np.where((f >= 0.333) & (f < 0.666), light, dark)
     m[..., 2] = np.where(f >= 0.666, light, dark)

@@ -74,6 +74,8 @@ VISIBLE_SHEETS = {
     "square": 4.0,
     "roundedRect": 4.0,
 }
+SURFACE_COLOR_TYPE = skia.kRGBA_F32_ColorType
+BLEND_ROUND = 0.5
 GRADIENT_STOPS = 33  # linear-gradient stops approximating the smoothstep falloff
 
 
@@ -95,9 +97,9 @@ def linear_to_srgb(c: np.ndarray | float) -> np.ndarray:
 
 def chain_color(base: str, own: str) -> tuple[float, float, float]:
     """A chain's linear colour: the base colour × its own, both linear."""
-    rgb = srgb_to_linear(np.array(color_to_rgb(base))) * srgb_to_linear(
-        np.array(color_to_rgb(own))
-    )
+    b = srgb_to_linear(np.array(color_to_rgb(base)))
+    o = srgb_to_linear(np.array(color_to_rgb(own)))
+    rgb = b * o
     return (float(rgb[0]), float(rgb[1]), float(rgb[2]))
 
 
@@ -353,24 +355,33 @@ GRADIENT_REACH = 1.1  # local |g| covered by the stops (outline 0.9 + band 0.1)
 
 
 @functools.lru_cache(maxsize=64)
-def gradient_shader(
-    rgb: tuple[float, float, float], angle: float, lo: float, hi: float
-) -> skia.Shader:
-    """Opaque linear-gradient shader in element-local units: sRGB(rgb ×
-    brightness(g)) for g = q·(sin θ, cos θ), sampled at GRADIENT_STOPS stops over g
-    in [-GRADIENT_REACH, GRADIENT_REACH] (clamped beyond)."""
+def gradient_stops(
+    rgb: tuple[float, float, float], lo: float, hi: float
+) -> tuple[np.ndarray, list[float]]:
+    """The gradient's colours and positions: sRGB(rgb × brightness(g)) at
+    GRADIENT_STOPS values of g in [-GRADIENT_REACH, GRADIENT_REACH], float64
+    (GRADIENT_STOPS, 3) in [0, 1], and the stops' positions in [0, 1]."""
     g = np.linspace(-GRADIENT_REACH, GRADIENT_REACH, GRADIENT_STOPS)
-    lin = np.outer(gradient_brightness(g, (lo, hi)), np.array(rgb))
-    cols = linear_to_srgb(lin)
-    colors = [skia.Color4f(float(c[0]), float(c[1]), float(c[2]), 1.0) for c in cols]
-    d = (math.sin(angle), math.cos(angle))
+    cols = linear_to_srgb(np.outer(gradient_brightness(g, (lo, hi)), np.array(rgb)))
+    cols.setflags(write=False)
+    return cols, [float(v) for v in (g + GRADIENT_REACH) / (2 * GRADIENT_REACH)]
+
+
+def blend_levels(colors: np.ndarray, alpha: float) -> np.ndarray:
+    """What one instance of opacity `alpha` adds where it covers a pixel: colour ×
+    alpha rounded to 8 bits, as each additive blend into the original's 8-bit
+    framebuffer rounds it (so faint channels of faint instances add nothing).
+    int (..., 3) in 0..255."""
+    return np.floor(np.asarray(colors) * (alpha * 255.0) + BLEND_ROUND).astype(np.int64)
+
+
+def gradient_shader(levels: np.ndarray, positions: list[float], angle: float) -> Any:
+    """Opaque linear-gradient shader in element-local units with these 8-bit stop
+    colours (`blend_levels`) along g = q·(sin θ, cos θ), clamped beyond the ends."""
+    d = (math.sin(angle) * GRADIENT_REACH, math.cos(angle) * GRADIENT_REACH)
+    colors = [skia.ColorSetRGB(int(r), int(g), int(b)) for r, g, b in levels.tolist()]
     return skia.GradientShader.MakeLinear(
-        [
-            skia.Point(-d[0] * GRADIENT_REACH, -d[1] * GRADIENT_REACH),
-            skia.Point(d[0] * GRADIENT_REACH, d[1] * GRADIENT_REACH),
-        ],
-        [c.toColor() for c in colors],
-        [float(v) for v in (g + GRADIENT_REACH) / (2 * GRADIENT_REACH)],
+        [skia.Point(-d[0], -d[1]), skia.Point(d[0], d[1])], colors, positions
     )
 
 
@@ -389,9 +400,7 @@ def _surface(size: int) -> skia.Surface:
     """A fresh RGBA F32 surface, transparent black: skia allocates raster pixels
     zeroed (calloc; tests/test_renderer.py checks it), which saves a 5 ms clear at
     1024². The RGB sums are the picture; the alpha channel is never used."""
-    info = skia.ImageInfo.Make(
-        size, size, skia.kRGBA_F32_ColorType, skia.kPremul_AlphaType
-    )
+    info = skia.ImageInfo.Make(size, size, SURFACE_COLOR_TYPE, skia.kPremul_AlphaType)
     return skia.Surface.MakeRaster(info)
 
 
@@ -417,17 +426,24 @@ def draw(params: dict[str, Any], size: int) -> skia.Surface:
         BlendMode=skia.BlendMode.kPlus,
     )
     lo, hi = (float(v) for v in params["gradientRange"])
+    angle = float(params["gradientAngle"])
     for chain, draws in plan:
         path = geometry_path(chain.geometry, chain.start_angle)
-        paint.setShader(
-            gradient_shader(chain.rgb, float(params["gradientAngle"]), lo, hi)
-        )
+        colors, positions = gradient_stops(chain.rgb, lo, hi)
         paint.setStrokeWidth(2 * STROKE_RADIUS_PER_WIDTH * chain.geo_width)
+        shaders: dict[bytes, Any] = {}
         for d in draws:
             matrix = skia.Matrix.MakeAll(*d.matrix, 0.0, 0.0, 1.0)
             if d.layer_box is None:
+                levels = blend_levels(colors, d.alpha)
+                if not levels.any():
+                    continue  # rounds to nothing in the original's framebuffer
+                key = levels.tobytes()
+                if key not in shaders:
+                    shaders[key] = gradient_shader(levels, positions, angle)
+                paint.setShader(shaders[key])
+                paint.setAlphaf(1.0)
                 canvas.setMatrix(matrix)
-                paint.setAlphaf(d.alpha)
                 for _ in range(d.repeats):
                     canvas.drawPath(path, paint)
                 continue
@@ -437,6 +453,9 @@ def draw(params: dict[str, Any], size: int) -> skia.Surface:
             canvas.saveLayer(skia.Rect.MakeLTRB(*d.layer_box), _gain_paint(d.alpha))
             canvas.clear(skia.ColorBLACK)
             canvas.setMatrix(matrix)
+            paint.setShader(
+                gradient_shader(blend_levels(colors, 1.0), positions, angle)
+            )
             paint.setAlphaf(1.0)
             canvas.drawPath(path, paint)
             canvas.restore()
