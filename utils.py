@@ -764,6 +764,7 @@ def decode_params(enc: Encoded | dict[str, Any]) -> dict[str, Any]:
     d = enc.as_dict() if isinstance(enc, Encoded) else enc
     a = {k: np.asarray(_to_numpy(v)) for k, v in d.items()}
     out = default_params()
+    out["layers"] = []
     vals: dict[str, list[float]] = {}
     for (k, _c), u in zip(CONT_COMPONENTS, a["cont"].tolist(), strict=False):
         vals.setdefault(k, []).append(u)
