@@ -755,3 +755,18 @@ def test_new_params_parse_and_clamp() -> None:
     back = utils.decode_params(enc)
     assert back["gradientRange"] == pytest.approx(p["gradientRange"], abs=1e-6)
     assert back["crtMask"] == "vga"
+
+
+def test_data_of_another_schema_is_refused(tmp_path: Any) -> None:
+    folder = tmp_path / "data"
+    (folder / "params").mkdir(parents=True)
+    utils.check_data_schema(folder)  # empty: fine
+    old = {k: v for k, v in utils.default_params().items() if k != "gradientRange"}
+    utils.write_json(folder / "params" / "000000.json", old)
+    with pytest.raises(utils.DataSchemaError, match="Regenerate"):
+        utils.check_data_schema(folder)
+    utils.write_data_schema(folder)  # the marker decides when present
+    utils.check_data_schema(folder)
+    utils.write_json(folder / "schema.json", {"version": 1, "hash": "0"})
+    with pytest.raises(utils.DataSchemaError, match="make generate"):
+        utils.check_data_schema(folder)
