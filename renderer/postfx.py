@@ -1,12 +1,14 @@
-"""Post-passes on the drawn picture: dither, then noise (../shared/spec/renderer.md).
+"""Post-passes on the drawn picture: dither, CRT, noise (docs/scene.md).
 
-Both work in place on the uint8 RGBA pixels read from skia, shape (size, size, 4), row
-0 at the top; only R, G and B matter (the fourth byte is left meaningless). Both are
-deterministic: their patterns depend only on the size and the params.
+All work in place on the uint8 RGBA pixels read from skia, shape (size, size, 4), row
+0 at the top; only R, G and B matter (the fourth byte is left meaningless). All are
+deterministic: their patterns depend only on the size and the params. Noise and CRT
+follow the original's shaders (the noise exactly, the CRT approximately); dither is
+this project's extension.
 
 Speed (1024², 2 cores): the drawn pictures are mostly black, so the dither computes
 only the lit pixels (black ones map to a pattern that depends on the threshold
-alone), and the noise works on whole uint8 planes without float conversions.
+alone); the noise field is cached per size.
 """
 
 from __future__ import annotations
