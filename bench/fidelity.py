@@ -183,6 +183,8 @@ def write_sheet(
     tile: int,
 ) -> None:
     """original | ours | difference for every case; two cases per sheet row."""
+    from PIL import Image
+
     images: list[np.ndarray] = []
     labels: list[str] = []
     for row, ours in zip(rows, pictures, strict=True):
@@ -195,6 +197,10 @@ def write_sheet(
         ]
     sheet = utils.contact_sheet(images, labels, cols=6, cell=tile)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # 256 colours keep the sheet under 1 MB (82 cases × 3 tiles)
+    sheet = sheet.quantize(
+        256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+    )
     sheet.save(path, optimize=True)
 
 
