@@ -2,14 +2,15 @@
 
 Everything else derives from SCHEMA and LAYER_SCHEMA: the renderer's validation, the
 converters between the two spellings, random sampling and breeding, the models'
-encodings, refs loading. See ../shared/spec/renderer.md for what each parameter means.
+encodings, refs loading. See docs/scene.md for what each parameter means.
 
 Spellings of one parameter set:
 
 - **flat** (the models', and `data/params/*.json`): a dict keyed by the flat names of
   the schema, ``position`` as ``{"x", "y"}``, ``color`` as ``"#RRGGBB"`` and
-  ``layers`` as a list of up to 5 dicts (``rotation``, ``position``, ``scale`` always,
-  optional overrides only when set). Produced by `parse_params`, always complete.
+  ``layers`` as a list of dicts (``rotation``, ``position``, ``scale`` always,
+  optional overrides only when set; the models encode at most MAX_LAYERS of them).
+  Produced by `parse_params`, always complete.
 - **scene** (the API body): the flat one with dither nested as ``dither: {enabled,
   type, matrix, colors, strength, scale, bias, grayscale}`` (`to_scene_params`).
 - **prefixed** (Leva, `references/refs.jsonl`, what generation sends):
@@ -38,8 +39,14 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-SCHEMA_VERSION = 1
-MAX_LAYERS = 5
+# 2: the original's defaults and ranges, Element.startAngle/gradientRange, CRT,
+# the default layer, Scene.position moving the base chain only (docs/scene.md).
+SCHEMA_VERSION = 2
+MAX_LAYERS = 5  # layers the models encode and sampling draws (the renderer takes more)
+# The renderer's bound on work per request: instances drawn = repetitions × (1 +
+# layers). Beyond it a request is refused (400). 12 chains of 500 repetitions.
+MAX_INSTANCES = 6000
+MAX_RENDER_LAYERS = 64
 ROOT = Path(__file__).resolve().parent
 DEFAULT_RENDERER_URL = "http://localhost:3000/api/raster"
 
@@ -76,6 +83,7 @@ ORIGINS = (
     "bottom-right",
 )
 DITHER_TYPES = ("bayer", "noise", "halftone")
+CRT_MASKS = ("none", "shadow", "grille", "stretched", "vga")
 DITHER_MATRICES = (2, 4, 8)
 
 
@@ -83,7 +91,8 @@ DITHER_MATRICES = (2, 4, 8)
 class Param:
     """One scene parameter.
 
-    kind: "int" | "float" | "bool" | "cat" | "color" | "vec2".
+    kind: "int" | "float" | "bool" | "cat" | "color" | "vec2" ({x, y}) | "pair"
+        (a list [lo, hi] of two numbers, each in the range).
     lo, hi: the range that sampling draws from and the UI shows.
     hard_lo, hard_hi: the range the renderer clamps to and the optimiser searches
         (wider than lo/hi for scaleFactor and x/yStep); None means "not clamped"
@@ -116,11 +125,11 @@ class Param:
 
 PI = math.pi
 SCHEMA: tuple[Param, ...] = (
-    Param("repetitions", "Scalars.repetitions", "int", 65, 1, 500, bias_min=16),
-    Param("alphaFactor", "Scalars.alphaFactor", "float", 0.65, 0, 1),
-    Param("scaleFactor", "Scalars.scaleFactor", "float", 1.05, 0, 2, 0, 3),
-    Param("rotationFactor", "Scalars.rotationFactor", "float", 0.0, -1, 1),
-    Param("stepFactor", "Scalars.stepFactor", "float", 0.02, 0.02, 2),
+    Param("repetitions", "Scalars.repetitions", "int", 75, 1, 500, bias_min=16),
+    Param("alphaFactor", "Scalars.alphaFactor", "float", 0.68, 0, 1),
+    Param("scaleFactor", "Scalars.scaleFactor", "float", 1.03, 0, 2, 0, 3),
+    Param("rotationFactor", "Scalars.rotationFactor", "float", -0.48, -1, 1),
+    Param("stepFactor", "Scalars.stepFactor", "float", 0.02, 0.02, 2, 0, 2),
     Param("positionCoupled", "Scalars.positionCoupled", "bool", True),
     Param(
         "scaleProgression",
@@ -153,19 +162,32 @@ SCHEMA: tuple[Param, ...] = (
     Param("xStep", "Spatial.xStep", "float", -1.5, -2, 2, -3, 3),
     Param("yStep", "Spatial.yStep", "float", 0.0, -2, 2, -3, 3),
     Param("origin", "Spatial.origin", "cat", "top-center", options=ORIGINS),
-    Param("scale", "Scene.scale", "float", 0.85, 0.85, 1.5),
+    # sampled in [0.2, 1.2] (most scenes fit the view there), clamped to [0, 2]
+    Param("scale", "Scene.scale", "float", 0.4, 0.2, 1.2, 0, 2),
     Param("rotation", "Scene.rotation", "float", 0.0, -PI, PI, periodic=True),
-    Param("position", "Scene.position", "vec2", (0.0, 0.0), -1, 1, clamp=False),
+    Param("position", "Scene.position", "vec2", (0.0, -0.5), -1, 1, clamp=False),
     Param("geometry", "Element.geometry", "cat", "ring", options=GEOMETRIES),
     Param("geoWidth", "Element.geoWidth", "float", 0.041, 0.001, 0.1),
+    Param("startAngle", "Element.startAngle", "float", 0.0, -PI, PI, periodic=True),
     Param(
         "gradientAngle", "Element.gradientAngle", "float", 0.0, -PI, PI, periodic=True
     ),
-    Param("color", "Element.color", "color", "#FFFDDD"),
+    Param("gradientRange", "Element.gradientRange", "pair", (0.2, 1.0), -1, 2),
+    Param("color", "Element.color", "color", "#EFEDDB"),
     Param("noiseEnabled", "Noise.enabled", "bool", False),
     Param("noiseDensity", "Noise.density", "float", 0.11, 0, 1),
-    Param("noiseOpacity", "Noise.opacity", "float", 0.2, 0, 0.4),
-    Param("noiseSize", "Noise.size", "float", 0.3, 0.1, 0.5),
+    Param("noiseOpacity", "Noise.opacity", "float", 0.11, 0, 0.3),
+    Param("noiseSize", "Noise.size", "float", 0.3, 0.1, 0.55),
+    Param("crtEnabled", "CRT.enabled", "bool", False),
+    Param("crtBleed", "CRT.bleed", "float", 0.4, 0, 1),
+    Param("crtBloom", "CRT.bloom", "float", 0.15, 0, 1),
+    Param("crtBrightness", "CRT.brightness", "float", 1.0, 0.5, 2),
+    Param("crtMask", "CRT.mask", "cat", "grille", options=CRT_MASKS),
+    Param("crtMaskStrength", "CRT.maskStrength", "float", 0.5, 0, 1),
+    Param("crtScale", "CRT.scale", "float", 1.5, 1, 8),
+    Param("crtScanlines", "CRT.scanlines", "float", 0.3, 0, 1),
+    Param("crtWarp", "CRT.warp", "float", 0.0, 0, 0.1),
+    # Dither: this project's extension (the original's DitherPass in some versions)
     Param("ditherEnabled", "Dither.enabled", "bool", False),
     Param("ditherType", "Dither.type", "cat", "bayer", options=DITHER_TYPES),
     Param("ditherMatrix", "Dither.matrix", "cat", 4, options=DITHER_MATRICES),
@@ -177,19 +199,29 @@ SCHEMA: tuple[Param, ...] = (
 )
 
 # Per-layer keys (prefixed `Groups.g{i}.g{i}-NAME`). rotation/position/scale are always
-# present; the rest are optional overrides of the base value of the same name.
+# present (a layer missing one takes the original codec's default: rotation 0,
+# position (0, 0), scale (-1, 1)); the rest are optional overrides of the base value
+# of the same name (an absent one falls back to the base's).
 LAYER_SCHEMA: tuple[Param, ...] = (
     Param("rotation", "rotation", "float", 0.0, -PI, PI, periodic=True),
     Param("position", "position", "vec2", (0.0, 0.0), -2, 2),
-    Param("scale", "scale", "vec2", (1.0, 1.0), -2, 2),
-    Param("stepFactor", "stepFactor", "float", 0.02, 0, 2),
+    Param("scale", "scale", "vec2", (-1.0, 1.0), -2, 2),
+    Param("stepFactor", "stepFactor", "float", 0.13, 0, 2),
     Param("alphaFactor", "alphaFactor", "float", 0.65, 0, 1),
     Param("scaleFactor", "scaleFactor", "float", 1.05, 0, 2, 0, 3),
     Param("rotationFactor", "rotationFactor", "float", 0.0, -1, 1),
     Param("geoWidth", "geoWidth", "float", 0.041, 0.001, 0.1),
+    Param("startAngle", "startAngle", "float", 0.0, -PI, PI, periodic=True),
     Param("color", "color", "color", "#FFFDDD"),
     Param("geometry", "geometry", "cat", "ring", options=GEOMETRIES),
 )
+# The layer a params object gets when it says nothing about layers (no Groups.* key;
+# no "layers" key in the other spellings): the original's g0, a mirrored copy.
+DEFAULT_LAYER: dict[str, Any] = {
+    "rotation": 0.0,
+    "position": {"x": -0.002669900489082666, "y": -0.46229475798772235},
+    "scale": {"x": -1.0, "y": 1.0},
+}
 LAYER_REQUIRED = ("rotation", "position", "scale")
 LAYER_OPTIONAL = tuple(p.key for p in LAYER_SCHEMA if p.key not in LAYER_REQUIRED)
 # Probability that a sampled layer sets an optional override.
@@ -200,13 +232,14 @@ LAYER_COUNT_WEIGHTS = (4, 3, 2, 1, 1)  # for 1..5 layers
 PARAM = {p.key: p for p in SCHEMA}
 LAYER_PARAM = {p.key: p for p in LAYER_SCHEMA}
 PREFIXED = {p.prefixed: p for p in SCHEMA}
-IGNORED_PREFIXED = ("Scene.debug", "Scene.transform")
+IGNORED_PREFIXED = ("Scene.debug", "Scene.transform", "Scene.animate")
 PREFIX_GROUPS = (
     "Scalars.",
     "Spatial.",
     "Scene.",
     "Element.",
     "Noise.",
+    "CRT.",
     "Dither.",
     "Groups.",
 )
@@ -215,6 +248,9 @@ DITHER_NESTED = {
 }
 NOISE_NESTED = {
     p.key: p.key[len("noise") :].lower() for p in SCHEMA if p.key.startswith("noise")
+}
+CRT_NESTED = {
+    p.key: p.key[3].lower() + p.key[4:] for p in SCHEMA if p.key.startswith("crt")
 }
 
 # Derived key lists for the encodings.
@@ -228,7 +264,7 @@ def _components(params: Sequence[Param]) -> tuple[tuple[str, int], ...]:
     for p in params:
         if p.kind in ("int", "float"):
             out.append((p.key, 0))
-        elif p.kind == "vec2":
+        elif p.kind in ("vec2", "pair"):
             out += [(p.key, 0), (p.key, 1)]
         elif p.kind == "color":
             out += [(p.key, 0), (p.key, 1), (p.key, 2)]
@@ -240,7 +276,7 @@ LAYER_CONT_COMPONENTS = _components(LAYER_SCHEMA)
 CONT_NAMES = tuple(
     k
     if PARAM[k].kind in ("int", "float")
-    else f"{k}.{'xyz'[c] if PARAM[k].kind == 'vec2' else 'rgb'[c]}"
+    else f"{k}.{ {'vec2': 'xy', 'pair': '01'}.get(PARAM[k].kind, 'rgb')[c] }"
     for k, c in CONT_COMPONENTS
 )
 
@@ -258,7 +294,7 @@ def schema_json() -> dict[str, Any]:
     def one(p: Param, prefixed: str) -> dict[str, Any]:
         d: dict[str, Any] = {"key": p.key, "prefixed": prefixed, "type": p.kind}
         d["default"] = list(p.default) if isinstance(p.default, tuple) else p.default
-        if p.kind in ("int", "float", "vec2"):
+        if p.kind in ("int", "float", "vec2", "pair"):
             d["range"] = [p.lo, p.hi]
             if p.clamp and (p.hard_lo is not None or p.hard_hi is not None):
                 d["clampRange"] = [p.clamp_lo, p.clamp_hi]
@@ -272,7 +308,10 @@ def schema_json() -> dict[str, Any]:
         "version": SCHEMA_VERSION,
         "params": [one(p, p.prefixed) for p in SCHEMA],
         "layers": {
-            "max": MAX_LAYERS,
+            "max": MAX_RENDER_LAYERS,
+            "maxInstances": MAX_INSTANCES,
+            "modelMax": MAX_LAYERS,
+            "default": [DEFAULT_LAYER],
             "prefixed": "Groups.g{i}.g{i}-{key}",
             "required": list(LAYER_REQUIRED),
             "params": [one(p, f"Groups.g{{i}}.g{{i}}-{p.key}") for p in LAYER_SCHEMA],
@@ -420,6 +459,12 @@ def _value(p: Param, v: Any, name: str, clamped: list[str]) -> Any:
         cx = clamp(_number(x, f"{name}.x"))
         cy = clamp(_number(y, f"{name}.y"))
         return {"x": cx, "y": cy}
+    if p.kind == "pair":
+        if isinstance(v, dict) and set(v) == {"x", "y"}:
+            v = [v["x"], v["y"]]
+        if not isinstance(v, (list, tuple)) or len(v) != 2:
+            raise ParamError(f"{name}: expected [lo, hi], got {v!r}", name)
+        return [clamp(_number(v[0], f"{name}[0]")), clamp(_number(v[1], f"{name}[1]"))]
     raise AssertionError(p.kind)
 
 
@@ -428,14 +473,17 @@ def wrap_angle(x: float) -> float:
     return (x + PI) % (2 * PI) - PI
 
 
+def _default_value(p: Param) -> Any:
+    if p.kind == "vec2":
+        return {"x": p.default[0], "y": p.default[1]}
+    return list(p.default) if p.kind == "pair" else p.default
+
+
 def default_params() -> dict[str, Any]:
-    """The scene's defaults in the flat spelling (no layers)."""
-    out: dict[str, Any] = {}
-    for p in SCHEMA:
-        out[p.key] = (
-            {"x": p.default[0], "y": p.default[1]} if p.kind == "vec2" else p.default
-        )
-    out["layers"] = []
+    """The scene's defaults in the flat spelling, with the default layer (what the
+    original draws for an empty params object)."""
+    out: dict[str, Any] = {p.key: _default_value(p) for p in SCHEMA}
+    out["layers"] = [json.loads(json.dumps(DEFAULT_LAYER))]
     return out
 
 
@@ -449,9 +497,11 @@ def parse_params(body: Any) -> tuple[dict[str, Any], list[str]]:
 
     Copes with real, messy refs: missing keys take defaults, unknown keys are ignored,
     Leva {value, disabled} wrappers are unwrapped (a disabled override is absent),
-    hex colours in any case, ints where floats are expected. Raises ParamError for
-    what cannot be meant: wrong types, unknown categories, non-finite numbers, more
-    than MAX_LAYERS layers. Out-of-range numbers are clamped and reported.
+    hex colours in any case, ints where floats are expected. A body that says
+    nothing about layers (no Groups.* key; no "layers" key) gets DEFAULT_LAYER, as
+    the original does. Raises ParamError for what cannot be meant: wrong types,
+    unknown categories, non-finite numbers, more than MAX_RENDER_LAYERS layers or
+    MAX_INSTANCES instances. Out-of-range numbers are clamped and reported.
     """
     if not isinstance(body, dict):
         raise ParamError(f"params must be a JSON object, got {json_type(body)}", "")
@@ -461,14 +511,17 @@ def parse_params(body: Any) -> tuple[dict[str, Any], list[str]]:
         raw, raw_layers = _split_prefixed(body)
     else:
         raw, raw_layers = _split_scene(body)
+    if raw_layers is None:  # nothing said about layers: the original's default
+        raw_layers = [DEFAULT_LAYER]
     for p in SCHEMA:
         v = _unwrap(raw.get(p.key, _ABSENT))
         if v is not _ABSENT and v is not None:
             out[p.key] = _value(p, v, p.key, clamped)
-    if len(raw_layers) > MAX_LAYERS:
+    if len(raw_layers) > MAX_RENDER_LAYERS:
         raise ParamError(
-            f"layers: at most {MAX_LAYERS}, got {len(raw_layers)}", "layers"
+            f"layers: at most {MAX_RENDER_LAYERS}, got {len(raw_layers)}", "layers"
         )
+    out["layers"] = []
     for i, rl in enumerate(raw_layers):
         if not isinstance(rl, dict):
             raise ParamError(f"layers[{i}]: expected an object", f"layers[{i}]")
@@ -478,20 +531,24 @@ def parse_params(body: Any) -> tuple[dict[str, Any], list[str]]:
             name = f"layers[{i}].{p.key}"
             if v is _ABSENT or v is None:
                 if p.key in LAYER_REQUIRED:
-                    layer[p.key] = (
-                        {"x": p.default[0], "y": p.default[1]}
-                        if p.kind == "vec2"
-                        else p.default
-                    )
+                    layer[p.key] = _default_value(p)
                 continue
             layer[p.key] = _value(p, v, name, clamped)
         out["layers"].append(layer)
+    work = out["repetitions"] * (1 + len(out["layers"]))
+    if work > MAX_INSTANCES:
+        raise ParamError(
+            f"too much work: repetitions × (1 + layers) = {work} instances, at most "
+            f"{MAX_INSTANCES} per request",
+            "layers",
+        )
     return out, clamped
 
 
-def _split_scene(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+def _split_scene(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any] | None]:
     raw = dict(body)
-    for nested, mapping in (("dither", DITHER_NESTED), ("noise", NOISE_NESTED)):
+    nests = (("dither", DITHER_NESTED), ("noise", NOISE_NESTED), ("crt", CRT_NESTED))
+    for nested, mapping in nests:
         sub = _unwrap(raw.pop(nested, None))
         if isinstance(sub, dict):
             for key, short in mapping.items():
@@ -499,6 +556,8 @@ def _split_scene(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
                     raw[key] = sub[short]
         elif sub not in (None, _ABSENT):
             raise ParamError(f"{nested}: expected an object", nested)
+    if "layers" not in raw:
+        return raw, None
     layers = _unwrap(raw.get("layers", []))
     if layers is _ABSENT or layers is None:
         layers = []
@@ -507,23 +566,27 @@ def _split_scene(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     return raw, layers
 
 
-def _split_prefixed(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+def _split_prefixed(
+    body: dict[str, Any],
+) -> tuple[dict[str, Any], list[Any] | None]:
     raw: dict[str, Any] = {}
     groups: dict[int, dict[str, Any]] = {}
+    any_group = False
     for k, v in body.items():
         if not isinstance(k, str):
             continue
         if k in PREFIXED:
             raw[PREFIXED[k].key] = v
-        elif k.startswith("Groups.g"):
+        elif k.startswith("Groups."):
             # Groups.g{i}.g{i}-NAME
             head, _, name = k.partition("-")
             parts = head.split(".")
             if len(parts) != 3 or not parts[1][1:].isdigit() or name not in LAYER_PARAM:
                 continue  # not a layer key we know: ignored, it makes no layer
             i = int(parts[1][1:])
-            if i >= 64:
-                raise ParamError(f"{k}: at most {MAX_LAYERS} layers", "layers")
+            any_group = True
+            if i >= MAX_RENDER_LAYERS:
+                raise ParamError(f"{k}: at most {MAX_RENDER_LAYERS} layers", "layers")
             if _unwrap(v) is _ABSENT:
                 groups.setdefault(i, {})
                 continue
@@ -533,7 +596,7 @@ def _split_prefixed(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     # A group whose every key is disabled or missing is not a layer.
     while layers and not layers[-1]:
         layers.pop()
-    return raw, layers
+    return raw, (layers if any_group else None)
 
 
 def validate_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -551,10 +614,20 @@ def to_prefixed(params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in SCHEMA:
         out[p.prefixed] = flat[p.key]
-    for i, layer in enumerate(flat["layers"]):
+    layers = flat["layers"] or [EMPTY_LAYER]  # no Groups key would mean DEFAULT_LAYER
+    for i, layer in enumerate(layers):
         for key, v in layer.items():
             out[f"Groups.g{i}.g{i}-{key}"] = v
     return out
+
+
+# How the prefixed spelling says "no layers" (it has no empty list): one layer
+# scaled to nothing, which draws nothing in either renderer.
+EMPTY_LAYER: dict[str, Any] = {
+    "rotation": 0.0,
+    "position": {"x": 0.0, "y": 0.0},
+    "scale": {"x": 0.0, "y": 0.0},
+}
 
 
 def to_scene_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -641,6 +714,8 @@ def _denorm(p: Param, u: float) -> float:
 def _get_component(p: Param, v: Any, c: int) -> float:
     if p.kind == "vec2":
         return float(v["xy"[c]])
+    if p.kind == "pair":
+        return float(v[c])
     if p.kind == "color":
         return color_to_rgb(v)[c]
     return float(v)
@@ -652,8 +727,15 @@ def _encode_scalar(p: Param, v: Any, c: int) -> float:
 
 
 def encode_params(params: dict[str, Any]) -> Encoded:
-    """Flat params → Encoded arrays (see Encoded)."""
+    """Flat params → Encoded arrays (see Encoded). Raises ParamError beyond
+    MAX_LAYERS layers (the models' encoding holds no more)."""
     flat = validate_params(params)
+    if len(flat["layers"]) > MAX_LAYERS:
+        raise ParamError(
+            f"layers: the models encode at most {MAX_LAYERS}, got "
+            f"{len(flat['layers'])}",
+            "layers",
+        )
     cont = np.array(
         [_encode_scalar(PARAM[k], flat[k], c) for k, c in CONT_COMPONENTS], np.float32
     )
@@ -716,6 +798,8 @@ def _decode_value(p: Param, us: list[float]) -> Any:
         return rgb_to_color(us)
     if p.kind == "vec2":
         return {"x": _denorm(p, us[0]), "y": _denorm(p, us[1])}
+    if p.kind == "pair":
+        return [_denorm(p, us[0]), _denorm(p, us[1])]
     x = _denorm(p, us[0])
     return round(x) if p.kind == "int" else x
 
@@ -742,6 +826,11 @@ def _sample_value(p: Param, rng: random.Random) -> Any:
         return rng.choice(p.options)
     if p.kind == "vec2":
         return {"x": rng.uniform(p.lo, p.hi), "y": rng.uniform(p.lo, p.hi)}
+    if p.kind == "pair":
+        if p.key == "gradientRange":  # mostly a rising edge inside [0, 1.2]
+            lo = rng.uniform(-0.2, 0.8)
+            return [lo, min(p.hi, lo + rng.uniform(0.1, 1.0))]
+        return sorted([rng.uniform(p.lo, p.hi), rng.uniform(p.lo, p.hi)])
     if p.kind == "color":
         return random_color(rng)
     raise AssertionError(p.kind)
@@ -758,7 +847,7 @@ def random_color(rng: random.Random) -> str:
 
 
 # Parameters sampled at the default most of the time, so random data resembles scenes.
-ENABLE_P = {"noiseEnabled": 0.35, "ditherEnabled": 0.35}
+ENABLE_P = {"noiseEnabled": 0.35, "ditherEnabled": 0.35, "crtEnabled": 0.1}
 
 
 def sample_layer(rng: random.Random) -> dict[str, Any]:
@@ -825,6 +914,8 @@ def _jitter(p: Param, v: Any, rng: random.Random, jitter: tuple[float, float]) -
         return round(one(float(v)))
     if p.kind == "vec2":
         return {"x": one(v["x"]), "y": one(v["y"])}
+    if p.kind == "pair":
+        return [one(v[0]), one(v[1])]
     return v
 
 

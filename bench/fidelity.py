@@ -214,9 +214,11 @@ def write_report(path: Path, command: str, per_size: dict[int, list[Row]]) -> No
         lines.append(f"- {size}²: {summary_line(summarize(rows))}")
     lines += ["", "## Per case", ""]
     sizes = list(per_size)
-    head = "| # | case | " + " | ".join(
-        f"NCC {s} | int {s}" for s in sizes
-    ) + " | ms 256 |"
+    head = (
+        "| # | case | "
+        + " | ".join(f"NCC {s} | int {s}" for s in sizes)
+        + " | ms 256 |"
+    )
     lines += [head, "|" + "---|" * (3 + 2 * len(sizes))]
     first = per_size[sizes[0]]
     for k, row in enumerate(first):

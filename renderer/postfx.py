@@ -207,3 +207,112 @@ def apply_noise(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
     rgba += up
     np.maximum(rgba, down, out=rgba)
     rgba -= down
+
+
+# ----------------------------------------------------------------------------------
+# CRT: a numpy rendition of the original's CRT pass (a Lottes-style CRT shader:
+# Gaussian beam kernels for phosphor bleed and scanlines, optional bloom, barrel warp
+# and an RGB phosphor mask). Approximate: the same formulas per pixel, computed in
+# float32 on the 8-bit picture; the original runs them on the GPU on its own capture
+# of the canvas (docs/scene.md, "CRT").
+
+CRT_MASK_TYPES = {"none": 0, "shadow": 1, "grille": 2, "stretched": 3, "vga": 4}
+
+
+def _gaus(x: np.ndarray, s: float) -> np.ndarray:
+    return np.exp2(np.float32(s) * x * x)
+
+
+def _stripe(x: np.ndarray, dark: float, light: float) -> np.ndarray:
+    """RGB stripe mask at phase x: one channel `light`, the others `dark`,
+    (..., 3) float32."""
+    f = x - np.floor(x)
+    m = np.full(x.shape + (3,), dark, np.float32)
+    m[..., 0] = np.where(f < 0.333, light, dark)
+    m[..., 1] = np.where((f >= 0.333) & (f < 0.666), light, dark)
+    m[..., 2] = np.where(f >= 0.666, light, dark)
+    return m
+
+
+def crt_mask(kind: str, size: int, strength: float) -> np.ndarray | None:
+    """The phosphor mask, float32 (size, size, 3) with row 0 at the bottom (GL
+    order), or None for 'none'. Cells are device pixels."""
+    t = CRT_MASK_TYPES[kind]
+    if t == 0:
+        return None
+    dark, light = 1.0 + (0.3 - 1.0) * strength, 1.0 + (1.8 - 1.0) * strength
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) + np.float32(0.5)
+    if t == 1:  # shadow
+        odd = ((x / 6.0) % 1.0 >= 0.5).astype(np.float32)
+        line = np.where(((y + odd) * 0.5) % 1.0 >= 0.5, dark, light)
+        return _stripe(x / 3.0, dark, light) * line[..., None]
+    if t == 2:  # aperture grille
+        return _stripe(x / 3.0, dark, light)
+    if t == 3:  # stretched
+        return _stripe((x + y * 3.0) / 6.0, dark, light)
+    px, py = np.floor(x), np.floor(y * 0.5)  # vga
+    return _stripe((px + py * 3.0) / 6.0, dark, light)
+
+
+def apply_crt(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
+    """In place on uint8 (size, size, 4): the CRT pass. Each output pixel samples the
+    picture on a coarse grid of size / crtScale cells (nearest texel), weights 3 rows
+    of 3–5 cells with Gaussian beams (crtBleed: horizontal softness, crtScanlines:
+    scanline falloff), adds crtBloom × a wider 5×7 kernel, multiplies by
+    crtBrightness, then by the phosphor mask (crtMask, crtMaskStrength); crtWarp
+    bends the sampling coordinates like a curved screen."""
+    img = rgba[::-1, :, :3].astype(np.float32) / 255  # GL order: row 0 at the bottom
+    bright = float(params["crtBrightness"])
+    bleed, scan_amt = float(params["crtBleed"]), float(params["crtScanlines"])
+    bloom_amt, warp = float(params["crtBloom"]), float(params["crtWarp"])
+    hard_pix = -20.0 + (-0.5 + 20.0) * bleed
+    hard_scan = -20.0 + (-4.0 + 20.0) * scan_amt
+    res = size / max(float(params["crtScale"]), 1e-6)  # CRT cells across
+    c = (np.arange(size, dtype=np.float32) + np.float32(0.5)) / size
+    u, v = np.meshgrid(c, c)  # v: row 0 at the bottom
+    if warp > 0:
+        x, y = u * 2 - 1, v * 2 - 1
+        u = (x * (1 + y * y * warp)) * 0.5 + 0.5
+        v = (y * (1 + x * x * warp)) * 0.5 + 0.5
+    cu, cv = u * np.float32(res), v * np.float32(res)
+    fu, fv = np.floor(cu), np.floor(cv)
+    du, dv = -((cu - fu) - 0.5), -((cv - fv) - 0.5)
+
+    def index(cell: np.ndarray, off: float) -> np.ndarray:
+        p = np.clip((cell + np.float32(off + 0.5)) / np.float32(res), 0.0, 1.0)
+        return np.minimum((p * size).astype(np.int64), size - 1)
+
+    rows = {off: index(fv, off) for off in (-2, -1, 0, 1, 2)}
+    cols = {off: index(fu, off) for off in (-3, -2, -1, 0, 1, 2, 3)}
+
+    def horz(off: int, taps: int, hard: float) -> np.ndarray:
+        k = taps // 2
+        acc = np.zeros((size, size, 3), np.float32)
+        wsum = np.zeros((size, size), np.float32)
+        for j in range(-k, k + 1):
+            w = _gaus(du + np.float32(j), hard)
+            acc += img[rows[off], cols[j]] * w[..., None]
+            wsum += w
+        return acc / wsum[..., None]
+
+    out = np.zeros((size, size, 3), np.float32)
+    for off, taps in ((-1, 3), (0, 5), (1, 3)):
+        out += (
+            horz(off, taps, hard_pix)
+            * _gaus(dv + np.float32(off), hard_scan)[..., None]
+        )
+    if bloom_amt > 0:
+        bp = -3.0 + 2.5 * bloom_amt
+        bs = -4.0 + 3.0 * bloom_amt
+        b = np.zeros_like(out)
+        for off, taps, hard in ((-2, 5, hard_pix), (-1, 7, bp), (0, 7, bp)):
+            b += horz(off, taps, hard) * _gaus(dv + np.float32(off), bs)[..., None]
+        for off, taps, hard in ((1, 7, bp), (2, 5, hard_pix)):
+            b += horz(off, taps, hard) * _gaus(dv + np.float32(off), bs)[..., None]
+        out += b * np.float32(bloom_amt)
+    out *= np.float32(bright)
+    mask = crt_mask(str(params["crtMask"]), size, float(params["crtMaskStrength"]))
+    if mask is not None:
+        out *= mask
+    res8 = np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
+    rgba[:, :, :3] = res8[::-1]

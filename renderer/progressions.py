@@ -1,5 +1,5 @@
-"""The progression rules of the scene (../../shared/spec/renderer.md, "Progressions"):
-per-instance scale, rotation, opacity and offset, and the gradient's falloff.
+"""The progression rules of the scene (docs/scene.md, "Progressions"): per-instance
+scale, rotation, opacity and offset, and the gradient's falloff.
 
 sf = scaleFactor, rf = rotationFactor, af = alphaFactor, n = repetitions; instance
 i = 0..n-1. All functions are pure and vectorised over i.
@@ -119,7 +119,50 @@ def offset_progression(
         return xp.stack([x * step_factor, y * step_factor], axis=-1)
 
 
-def gradient_brightness(g: np.ndarray | float) -> np.ndarray:
-    """Brightness factor 1 − smoothstep(0.2, 1, 0.5 + 0.5·|g|) for g = q·(sin θ, cos θ)."""
-    t = np.clip((0.5 + 0.5 * np.abs(np.asarray(g, np.float64)) - 0.2) / 0.8, 0.0, 1.0)
-    return 1 - t * t * (3 - 2 * t)
+DEFAULT_GRADIENT_RANGE = (0.2, 1.0)
+
+
+def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    """GLSL smoothstep: t = clamp((x − e0) / (e1 − e0), 0, 1), t²(3 − 2t). Works with
+    e0 > e1 (falls instead of rising); e0 = e1 is a step at e0."""
+    x = np.asarray(x, np.float64)
+    if e1 == e0:
+        return (x >= e0).astype(np.float64)
+    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def gradient_brightness(
+    g: np.ndarray | float, gradient_range: tuple[float, float] = DEFAULT_GRADIENT_RANGE
+) -> np.ndarray:
+    """Brightness factor 1 − smoothstep(lo, hi, 0.5 + 0.5·|g|) for g = q·(sin θ, cos θ),
+    q an element-local point, θ = gradientAngle, (lo, hi) = gradientRange."""
+    lo, hi = gradient_range
+    return 1 - smoothstep(lo, hi, 0.5 + 0.5 * np.abs(np.asarray(g, np.float64)))
+
+
+def instance_transforms(
+    n: int,
+    scale_kind: str,
+    rotation_kind: str,
+    alpha_kind: str,
+    position_kind: str,
+    scale_factor: float,
+    rotation_factor: float,
+    alpha_factor: float,
+    step_factor: float,
+    x_step: float,
+    y_step: float,
+    coupled: bool,
+    origin: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every instance of one chain: (s, r, p, a) = scale (n,), rotation in radians
+    (n,), offset (n, 2) in the chain's group units, opacity (n,). Instance i maps a
+    local point q to p_i + s_i·R(r_i)·q inside its group."""
+    s = scale_progression(scale_kind, scale_factor, n)
+    r = np.radians(rotation_progression(rotation_kind, rotation_factor, n))
+    a = alpha_progression(alpha_kind, alpha_factor, n)
+    p = offset_progression(
+        position_kind, s, x_step, y_step, coupled, origin, step_factor
+    )
+    return s, r, p, a

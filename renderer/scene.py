@@ -1,20 +1,27 @@
-"""The scene: complete flat params → an RGB image (../shared/spec/renderer.md).
+"""The scene: complete flat params → an RGB image (docs/scene.md).
 
-One element (a thin outline) is drawn `repetitions` times per chain: once for the
-base and once more for each layer (group). Instance i of a chain gets a scale s_i, a
-rotation r_i (degrees, counter-clockwise with +y up), an offset p_i (world units,
-inside the chain's group) and an opacity a_i from the progression rules below. All
-instances add up (additive blending) on black; then the post-passes run (postfx.py).
+One element (an outline drawn as a band 2·geoWidth wide) is drawn `repetitions`
+times per chain: once for the base and once more for each layer (group). Instance i
+of a chain gets a scale s_i, a rotation r_i (counter-clockwise with +y up), an offset
+p_i (inside the chain's group) and an opacity a_i from the progression rules
+(progressions.py). All instances add up (additive blending) on black; then the
+post-passes run (postfx.py).
 
 Transform of instance i, from element-local to world coordinates:
 
-    Scene  = T(Scene.position) · R(Scene.rotation) · S(Scene.scale)
-    Group  = T(layer.position) · R(layer.rotation) · S(layer.scale.x, layer.scale.y)
-             (the identity for the base chain; a negative scale mirrors)
+    Scene  = R(Scene.rotation) · S(Scene.scale)
+    Group  = T(Scene.position)                          for the base chain
+             T(layer.position) · R(layer.rotation) · S(layer.scale.x, layer.scale.y)
+                                                        for a layer (−scale mirrors)
     Inst_i = T(p_i) · R(r_i) · S(s_i)
     world  = Scene · Group · Inst_i · local
 
-The camera is orthographic: world x and y in [-2.5, 2.5] fill the picture, +y up.
+Colour of a chain: the base colour times the chain's own (a layer's colour, else the
+base's), both linear, times the gradient's brightness, then sRGB-encoded; each
+instance adds that × a_i (the original blends sRGB values additively).
+
+The camera is orthographic: world x and y in [-VIEW_HALF, VIEW_HALF] fill the
+picture, +y up.
 Drawing uses skia with real anti-aliasing on a float (RGBA F32) surface with
 `BlendMode.kPlus`, so many faint instances sum without 8-bit rounding.
 """
@@ -32,18 +39,12 @@ from PIL import Image
 
 from renderer.geometry import geometry_bounds, geometry_extent, geometry_path
 from renderer.png import encode_png
-from renderer.postfx import apply_dither, apply_noise
-from renderer.progressions import (
-    alpha_progression,
-    gradient_brightness,
-    offset_progression,
-    rotation_progression,
-    scale_progression,
-)
+from renderer.postfx import apply_crt, apply_dither, apply_noise
+from renderer.progressions import gradient_brightness, instance_transforms
 from utils import color_to_rgb
 
 VIEW_HALF = 2.5  # the view spans world x, y in [-VIEW_HALF, VIEW_HALF]
-STROKE_RADIUS_PER_WIDTH = 0.2  # stroke radius = geoWidth × 0.2 element-local units
+STROKE_RADIUS_PER_WIDTH = 1.0  # band half-width = geoWidth element-local units
 # Instances whose world extent (radius) falls outside these bounds are skipped: the
 # tiny ones cannot light a pixel, the huge ones (sf^499) would only blow up.
 MIN_EXTENT = 1e-4
@@ -80,14 +81,36 @@ GRADIENT_STOPS = 33  # linear-gradient stops approximating the smoothstep fallof
 # Chains: the base and each layer
 
 
+def srgb_to_linear(c: np.ndarray | float) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] → linear (the sRGB transfer function)."""
+    c = np.asarray(c, np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(c: np.ndarray | float) -> np.ndarray:
+    """Linear values → sRGB-encoded, clipped to [0, 1]."""
+    c = np.clip(np.asarray(c, np.float64), 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+def chain_color(base: str, own: str) -> tuple[float, float, float]:
+    """A chain's linear colour: the base colour × its own, both linear."""
+    rgb = srgb_to_linear(np.array(color_to_rgb(base))) * srgb_to_linear(
+        np.array(color_to_rgb(own))
+    )
+    return (float(rgb[0]), float(rgb[1]), float(rgb[2]))
+
+
 @dataclass(frozen=True)
 class Chain:
-    """One drawn chain: the base (group = identity) or a layer.
+    """One drawn chain: the base (group = T(Scene.position)) or a layer.
 
-    group: 3×3 affine, group-local → scene-local (T · R · S(x, y))."""
+    group: 3×3 affine, group-local → scene-local (T · R · S(x, y)).
+    rgb: linear colour (`chain_color`)."""
 
     geometry: str
-    color: str
+    rgb: tuple[float, float, float]
+    start_angle: float
     geo_width: float
     step_factor: float
     alpha_factor: float
@@ -105,7 +128,8 @@ def _affine(tx: float, ty: float, rot: float, sx: float, sy: float) -> np.ndarra
 
 
 def chains(params: dict[str, Any]) -> list[Chain]:
-    """The base chain and one chain per layer, with the layers' overrides applied."""
+    """The base chain and one chain per layer, with the layers' overrides applied
+    (an override a layer does not set falls back to the base's value)."""
 
     def chain(src: dict[str, Any], group: np.ndarray) -> Chain:
         def get(key: str) -> Any:
@@ -113,7 +137,8 @@ def chains(params: dict[str, Any]) -> list[Chain]:
 
         return Chain(
             geometry=get("geometry"),
-            color=get("color"),
+            rgb=chain_color(params["color"], get("color")),
+            start_angle=float(get("startAngle")),
             geo_width=float(get("geoWidth")),
             step_factor=float(get("stepFactor")),
             alpha_factor=float(get("alphaFactor")),
@@ -122,7 +147,8 @@ def chains(params: dict[str, Any]) -> list[Chain]:
             group=group,
         )
 
-    out = [chain({}, np.eye(3))]
+    pos = params["position"]
+    out = [chain({}, _affine(pos["x"], pos["y"], 0.0, 1.0, 1.0))]
     for layer in params["layers"]:
         pos, sc = layer["position"], layer["scale"]
         group = _affine(pos["x"], pos["y"], layer["rotation"], sc["x"], sc["y"])
@@ -137,9 +163,10 @@ def view_matrix(size: int) -> np.ndarray:
 
 
 def scene_matrix(params: dict[str, Any]) -> np.ndarray:
-    """The outer transform: Scene.position, Scene.rotation (radians), Scene.scale."""
-    pos, s = params["position"], params["scale"]
-    return _affine(pos["x"], pos["y"], params["rotation"], s, s)
+    """The outer transform of every chain: Scene.rotation (radians), Scene.scale.
+    (Scene.position moves the base chain only: its group, `chains`.)"""
+    s = params["scale"]
+    return _affine(0.0, 0.0, params["rotation"], s, s)
 
 
 @dataclass
@@ -181,20 +208,20 @@ def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instance
     Skips instances whose matrix is not finite, whose world extent is outside
     [MIN_EXTENT, MAX_EXTENT], whose stroked bounds miss the picture, or whose
     outline passes wholly outside it (a huge ring around the view)."""
-    n = int(params["repetitions"])
-    s = scale_progression(params["scaleProgression"], chain.scale_factor, n)
-    r = np.radians(
-        rotation_progression(params["rotationProgression"], chain.rotation_factor, n)
-    )
-    a = alpha_progression(params["alphaProgression"], chain.alpha_factor, n)
-    p = offset_progression(
+    s, r, p, a = instance_transforms(
+        int(params["repetitions"]),
+        params["scaleProgression"],
+        params["rotationProgression"],
+        params["alphaProgression"],
         params["positionProgression"],
-        s,
+        chain.scale_factor,
+        chain.rotation_factor,
+        chain.alpha_factor,
+        chain.step_factor,
         params["xStep"],
         params["yStep"],
         params["positionCoupled"],
         params["origin"],
-        chain.step_factor,
     )
     m = view_matrix(size) @ scene_matrix(params) @ chain.group  # (3, 3) group → pixel
     g = scene_matrix(params)[:2, :2] @ chain.group[:2, :2]  # group → world, linear part
@@ -222,7 +249,7 @@ def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instance
             & (extent <= MAX_EXTENT)
         )
         # stroked local bounds → pixel bounding box; keep what touches the picture
-        x0, y0, x1, y1 = geometry_bounds(chain.geometry)
+        x0, y0, x1, y1 = geometry_bounds(chain.geometry, chain.start_angle)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         hx, hy = (x1 - x0) / 2 + stroke, (y1 - y0) / 2 + stroke
         px_c = sx * cx + kx * cy + tx
@@ -293,7 +320,7 @@ def plan_draws(
     plan: list[tuple[Chain, list[Draw]]] = []
     fixed = scaled = 0.0
     for chain in chains(params):
-        if chain.color == "#000000":
+        if max(chain.rgb) <= 0.0:
             continue  # adds nothing
         inst = chain_instances(params, chain, size)
         mats, alpha, cost, boxes = (
@@ -322,20 +349,28 @@ def plan_draws(
     return plan, fixed, scaled
 
 
+GRADIENT_REACH = 1.1  # local |g| covered by the stops (outline 0.9 + band 0.1)
+
+
 @functools.lru_cache(maxsize=64)
-def gradient_shader(color: str, angle: float) -> skia.Shader:
-    """Opaque linear-gradient shader in element-local units: colour × brightness(g)
-    for g = q·(sin θ, cos θ), sampled at GRADIENT_STOPS stops over g in [-1, 1]
-    (outlines reach |g| ≤ 0.99; beyond, the brightness is 0 anyway)."""
-    rgb = np.array(color_to_rgb(color))
-    g = np.linspace(-1.0, 1.0, GRADIENT_STOPS)
-    cols = np.rint(np.outer(gradient_brightness(g), rgb) * 255).astype(int)
-    colors = [skia.ColorSetRGB(int(c[0]), int(c[1]), int(c[2])) for c in cols]
+def gradient_shader(
+    rgb: tuple[float, float, float], angle: float, lo: float, hi: float
+) -> skia.Shader:
+    """Opaque linear-gradient shader in element-local units: sRGB(rgb ×
+    brightness(g)) for g = q·(sin θ, cos θ), sampled at GRADIENT_STOPS stops over g
+    in [-GRADIENT_REACH, GRADIENT_REACH] (clamped beyond)."""
+    g = np.linspace(-GRADIENT_REACH, GRADIENT_REACH, GRADIENT_STOPS)
+    lin = np.outer(gradient_brightness(g, (lo, hi)), np.array(rgb))
+    cols = linear_to_srgb(lin)
+    colors = [skia.Color4f(float(c[0]), float(c[1]), float(c[2]), 1.0) for c in cols]
     d = (math.sin(angle), math.cos(angle))
     return skia.GradientShader.MakeLinear(
-        [skia.Point(-d[0], -d[1]), skia.Point(d[0], d[1])],
-        colors,
-        [float(v) for v in (g + 1) / 2],
+        [
+            skia.Point(-d[0] * GRADIENT_REACH, -d[1] * GRADIENT_REACH),
+            skia.Point(d[0] * GRADIENT_REACH, d[1] * GRADIENT_REACH),
+        ],
+        [c.toColor() for c in colors],
+        [float(v) for v in (g + GRADIENT_REACH) / (2 * GRADIENT_REACH)],
     )
 
 
@@ -381,9 +416,12 @@ def draw(params: dict[str, Any], size: int) -> skia.Surface:
         StrokeJoin=skia.Paint.kMiter_Join,
         BlendMode=skia.BlendMode.kPlus,
     )
+    lo, hi = (float(v) for v in params["gradientRange"])
     for chain, draws in plan:
-        path = geometry_path(chain.geometry)
-        paint.setShader(gradient_shader(chain.color, float(params["gradientAngle"])))
+        path = geometry_path(chain.geometry, chain.start_angle)
+        paint.setShader(
+            gradient_shader(chain.rgb, float(params["gradientAngle"]), lo, hi)
+        )
         paint.setStrokeWidth(2 * STROKE_RADIUS_PER_WIDTH * chain.geo_width)
         for d in draws:
             matrix = skia.Matrix.MakeAll(*d.matrix, 0.0, 0.0, 1.0)
@@ -438,6 +476,8 @@ def render_rgba(params: dict[str, Any], size: int) -> np.ndarray:
     rgba = _read(draw(params, size), size)  # skia clamps and rounds
     if params["ditherEnabled"]:
         apply_dither(rgba, params, size)
+    if params["crtEnabled"]:
+        apply_crt(rgba, params, size)
     if params["noiseEnabled"]:
         apply_noise(rgba, params, size)
     return rgba
