@@ -56,12 +56,11 @@ SCENE_KEYS = (
     "startAngle",
     "gradientRange",
 )
-PIECE_PX = 0.7  # outline pieces are at most this long (px) on most instances
+PIECE_PX = 1.0  # outline pieces are at most this long and wide (px)
 MAX_SUBDIVIDE = 32  # ... cut into at most this many pieces per outline segment
 MAX_ACROSS = 16  # a band is cut into at most this many strips across
 MAX_SPLATS = 400_000  # per chain: coarser cuts beyond (huge instances get blurred)
 AA_SIGMA = 0.25  # px: the splat's floor (skia's anti-aliasing is not a hard box)
-SPLAT_REACH = 4.0  # splats further than this many σ outside the picture are dropped
 
 
 # ----------------------------------------------------------------------------------
@@ -104,8 +103,8 @@ def _components(key: str, kind: str | None) -> tuple[str, ...]:
         return (f"{key}.x", f"{key}.y")
     if kind == "color":
         return (f"{key}.r", f"{key}.g", f"{key}.b")
-    if kind == "range":
-        return (f"{key}.lo", f"{key}.hi")
+    if kind == "pair":
+        return (f"{key}.0", f"{key}.1")
     return ()
 
 
@@ -114,17 +113,15 @@ def _scalars(key: str, kind: str | None, v: Any) -> list[float]:
         return [float(v["x"]), float(v["y"])]
     if kind == "color":
         return list(utils.color_to_rgb(v))
-    if kind == "range":
+    if kind == "pair":
         return [float(v[0]), float(v[1])]
     return [float(v)]
 
 
 def _value_kind(key: str, v: Any, layer: bool = False) -> str | None:
     kind = _layer_kind(key) if layer else _kind(key)
-    if kind in ("int", "float", "vec2", "color"):
+    if kind in ("int", "float", "vec2", "color", "pair"):
         return kind
-    if isinstance(v, (list, tuple)) and len(v) == 2:
-        return "range"  # gradientRange: two numbers
     return None
 
 
@@ -205,8 +202,8 @@ def params_of(
             dst[key] = {"x": xs[0], "y": xs[1]}
         elif kind == "color":
             dst[key] = utils.rgb_to_color(xs)
-        elif kind == "range":
-            dst[key] = type(dst[key])(xs)
+        elif kind == "pair":
+            dst[key] = xs
         else:
             dst[key] = xs[0]
 
@@ -254,15 +251,15 @@ def _affine(
 def chain_matrix(
     struct: Structure, values: dict[str, torch.Tensor], chain: int, size: int
 ) -> torch.Tensor:
-    """(B, 3, 3): the chain's group units → pixels (view · scene · group)."""
+    """(B, 3, 3): the chain's group units → pixels (view · scene · group), as
+    scene.chain_instances: Scene = R(rotation)·S(scale); the base's group is
+    T(Scene.position), a layer's T(position)·R(rotation)·S(scale.x, scale.y)."""
     v = values
     z = torch.zeros_like(v["scale"])
-    view = torch.tensor(scene.view_matrix(size), dtype=v["scale"].dtype).to(z.device)
-    m = view @ _affine(
-        v["position.x"], v["position.y"], v["rotation"], v["scale"], v["scale"]
-    )
+    view = torch.tensor(scene.view_matrix(size), dtype=z.dtype, device=z.device)
+    m = view @ _affine(z, z, v["rotation"], v["scale"], v["scale"])
     if chain == 0:
-        return m
+        return m @ _affine(v["position.x"], v["position.y"], z, 1.0, 1.0)
     g = f"layers.{chain - 1}."
     group = _affine(
         v[g + "position.x"],
@@ -271,7 +268,7 @@ def chain_matrix(
         v[g + "scale.x"],
         v[g + "scale.y"],
     )
-    return m @ group + 0 * z[:, None, None]
+    return m @ group
 
 
 def _smoothstep(e0: torch.Tensor, e1: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -291,9 +288,10 @@ def brightness(
     0.5 + 0.5·|q·(sin θ, cos θ)|), θ = gradientAngle, (lo, hi) = gradientRange."""
     th = values["gradientAngle"][:, None]
     g = q[..., 0] * th.sin() + q[..., 1] * th.cos()
-    if "gradientRange.lo" in values:
-        lo = _get(values, struct, chain, "gradientRange.lo")[:, None]
-        hi = _get(values, struct, chain, "gradientRange.hi")[:, None]
+    g = g.clamp(-scene.GRADIENT_REACH, scene.GRADIENT_REACH)  # the shader's stops
+    if "gradientRange.0" in values:
+        lo = _get(values, struct, chain, "gradientRange.0")[:, None]
+        hi = _get(values, struct, chain, "gradientRange.1")[:, None]
     else:
         lo, hi = torch.full_like(th, 0.2), torch.full_like(th, 1.0)
     return 1 - _smoothstep(lo, hi, 0.5 + 0.5 * g.abs())
@@ -331,17 +329,19 @@ def stroke_radius(
 
 @dataclass
 class Splats:
-    """Gaussian splats, flattened: centres x, y (px), σ (px) and weight (pixel area
-    × opacity × brightness), each (B, K)."""
+    """Gaussian splats, flattened: centres x, y (px), σ along x and y (px), weight
+    (pixel area × opacity) and the gradient's brightness there, each (B, K)."""
 
     x: torch.Tensor
     y: torch.Tensor
-    sigma: torch.Tensor
+    sx: torch.Tensor
+    sy: torch.Tensor
     weight: torch.Tensor
+    bright: torch.Tensor
 
     @staticmethod
     def cat(parts: list[Splats]) -> Splats:
-        fields = ("x", "y", "sigma", "weight")
+        fields = ("x", "y", "sx", "sy", "weight", "bright")
         return Splats(*(torch.cat([getattr(p, f) for p in parts], 1) for f in fields))
 
 
@@ -440,7 +440,7 @@ def chain_splats(
         rad = (
             0.5 * (dx.square() + dy.square()).sqrt()
             + radius[:, None, None] * sv[:, :1, None] * s.abs()[..., None]
-            + SPLAT_REACH * (AA_SIGMA + blur)
+            + 3 * (AA_SIGMA + blur)
             + 1
         )
         near = (
@@ -457,9 +457,7 @@ def chain_splats(
         width = 2 * radius[:, None] * det[:, inst_i] * dlen / length.clamp(min=1e-9)
         along, across = _cuts(length.amax(0), width.amax(0))
     parts: list[Splats] = []
-    for ma, ca in sorted(
-        {(int(x), int(y)) for x, y in zip(along, across, strict=True)}
-    ):
+    for ma, ca in sorted(set(zip(along.tolist(), across.tolist(), strict=True))):
         sel = torch.nonzero((along == ma) & (across == ca))[:, 0]
         ii, jj = inst_i[sel], seg_i[sel]
         parts.append(
@@ -476,7 +474,7 @@ def chain_splats(
         )
     if not parts:
         z = torch.zeros(len(s), 0, dtype=s.dtype, device=s.device)
-        return Splats(z, z, z, z)
+        return Splats(z, z, z, z, z, z)
     return Splats.cat(parts)
 
 
@@ -534,50 +532,140 @@ def _pair_splats(
     # local units) over its length in px
     det = (L[..., 0, 0] * L[..., 1, 1] - L[..., 0, 1] * L[..., 1, 0]).abs()
     width = 2 * radius[:, None] * det * seg_d.norm(dim=-1) / length
-    piece, strip = length / along, width / across
-    weight = (a * piece * strip)[..., None, None] * bright
-    var = (piece.square() + strip.square()) / 8 + AA_SIGMA**2 + blur**2
-    sigma = var.sqrt()[..., None, None].expand_as(bright)
-    return Splats(x.flatten(1), y.flatten(1), sigma.flatten(1), weight.flatten(1))
+    weight = (a * length * width / (along * across))[..., None, None]
+    # each splat covers its piece (px vector (dx, dy) / along) and its strip (the
+    # band's normal in px, width / across long): the variance of that box along x
+    # and y (×1.5, so that neighbours merge), the anti-aliasing floor and the blur
+    sw = width / across / length  # strip per px of piece, rotated by 90°
+    floor = AA_SIGMA**2 + blur**2
+    vx = ((dx / along).square() + (dy * sw).square()) / 8 + floor
+    vy = ((dy / along).square() + (dx * sw).square()) / 8 + floor
+
+    def flat(v: torch.Tensor) -> torch.Tensor:
+        return v.expand_as(bright).flatten(1)
+
+    return Splats(
+        x.flatten(1),
+        y.flatten(1),
+        flat(vx.sqrt()[..., None, None]),
+        flat(vy.sqrt()[..., None, None]),
+        flat(weight),
+        bright.flatten(1),
+    )
 
 
-def _visible(sp: Splats, size: int) -> Splats:
-    """The splats that reach the picture and weigh something, gathered to (B, K')
-    (padded with zero weight where batch items differ)."""
+def _window(
+    c: torch.Tensor, sigma: torch.Tensor, lo: torch.Tensor, n: int
+) -> torch.Tensor:
+    """(..., n): Gaussians centred at c (px), σ, integrated over pixels lo .. lo + n
+    − 1 (an erf difference per pixel, as anti-aliasing integrates coverage)."""
+    edges = lo[..., None] + torch.arange(n + 1, dtype=c.dtype, device=c.device)
+    cdf = torch.erf((edges - c[..., None]) / (sigma[..., None] * math.sqrt(2)))
+    return 0.5 * (cdf[..., 1:] - cdf[..., :-1])
+
+
+def _splat_window(
+    sp: Splats, w: torch.Tensor, size: int, n: int, out: torch.Tensor
+) -> torch.Tensor:
+    """Add splats (σ ≤ n / 6 px) weighted by w (B, 3, K) into out (B, 3, size, size)
+    through an n × n pixel window each (index_add)."""
+    b = sp.x.shape[0]
     with torch.no_grad():
-        reach = SPLAT_REACH * sp.sigma
-        ok = (
-            (sp.weight > 0)
+        x0 = torch.floor(sp.x) - (n // 2)
+        y0 = torch.floor(sp.y) - (n // 2)
+        cols = x0[..., None] + torch.arange(n, device=x0.device)  # (B, K, n)
+        rows = y0[..., None] + torch.arange(n, device=x0.device)
+        inside = ((rows >= 0) & (rows < size))[..., :, None] & (
+            (cols >= 0) & (cols < size)
+        )[..., None, :]  # (B, K, n, n)
+        pix = (
+            rows.clamp(0, size - 1)[..., :, None] * size
+            + cols.clamp(0, size - 1)[..., None, :]
+        )
+        base = torch.arange(b * 3, device=x0.device).view(b, 3, 1, 1, 1) * size * size
+        idx = (base + pix[:, None].long()).flatten()
+    gx = _window(sp.x, sp.sx, x0, n)  # (B, K, n)
+    gy = _window(sp.y, sp.sy, y0, n)
+    g = torch.where(inside, gy[..., :, None] * gx[..., None, :], 0.0)
+    val = (w[..., None, None] * g[:, None]).flatten()
+    return out.flatten().index_add(0, idx, val).view_as(out)
+
+
+def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, size, size): splats weighted by w (B, 3, K) as (H × K)·(K × W)."""
+    z = torch.zeros_like(sp.x)
+    gy = _window(sp.y, sp.sy, z, size)  # (B, K, H)
+    gx = _window(sp.x, sp.sx, z, size)  # (B, K, W)
+    return (gy[:, None] * w[..., None]).transpose(-1, -2) @ gx[:, None]
+
+
+# Splat windows (px) by σ: a window of n px holds ±3σ for σ ≤ n / 6 + 1/6.
+WINDOWS = (5, 7, 11)
+
+
+def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
+    """sRGB-encoded values in [0, 1] → linear (as scene.srgb_to_linear)."""
+    hi = ((c.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4
+    return torch.where(c <= 0.04045, c / 12.92, hi)
+
+
+def linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
+    """Linear values → sRGB-encoded, clipped to [0, 1] (as scene.linear_to_srgb)."""
+    c = c.clamp(0.0, 1.0)
+    hi = 1.055 * c.clamp(min=0.0031308) ** (1 / 2.4) - 0.055
+    return torch.where(c <= 0.0031308, c * 12.92, hi)
+
+
+def chain_color(
+    struct: Structure, values: dict[str, torch.Tensor], chain: int
+) -> torch.Tensor:
+    """(B, 3) linear colour of a chain: the base colour × its own, both linear
+    (as scene.chain_color)."""
+    base = torch.stack([values[f"color.{c}"] for c in "rgb"], -1)
+    own = torch.stack([_get(values, struct, chain, f"color.{c}") for c in "rgb"], -1)
+    return srgb_to_linear(base.clamp(0, 1)) * srgb_to_linear(own.clamp(0, 1))
+
+
+def chain_picture(sp: Splats, rgb: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, size, size): a chain's light, Σ opacity × coverage × sRGB(rgb ×
+    brightness) over its splats; rgb (B, 3) linear. Small splats go through pixel
+    windows, the rest (large σ: blur, huge pieces) through matrix products."""
+    f = torch.float32
+    sp = Splats(
+        *(getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy", "weight", "bright"))
+    )
+    with torch.no_grad():  # splats that reach the picture, and their window
+        sig = torch.maximum(sp.sx, sp.sy)
+        reach = 3 * sig + 1
+        seen = (
+            (sp.weight * sp.bright > 0)
             & (sp.x + reach > 0)
             & (sp.x - reach < size)
             & (sp.y + reach > 0)
             & (sp.y - reach < size)
+        ).any(0)
+        big = sig.amax(0)
+        bucket = torch.full_like(big, len(WINDOWS), dtype=torch.long)
+        for j in reversed(range(len(WINDOWS))):
+            bucket = torch.where(big <= (WINDOWS[j] - 1) / 6, j, bucket)
+    col = linear_to_srgb(rgb.to(f)[:, :, None] * sp.bright[:, None])  # (B, 3, K)
+    w = col * sp.weight[:, None]
+    out = torch.zeros(len(rgb), 3, size, size, dtype=f, device=rgb.device)
+    for j in range(len(WINDOWS) + 1):
+        sel = torch.nonzero(seen & (bucket == j))[:, 0]
+        if len(sel) == 0:
+            continue
+        part = Splats(
+            *(
+                getattr(sp, k)[:, sel]
+                for k in ("x", "y", "sx", "sy", "weight", "bright")
+            )
         )
-        count = int(ok.sum(-1).max())
-        idx = torch.argsort((~ok).to(torch.int8), dim=-1, stable=True)[:, :count]
-        okk = torch.gather(ok, 1, idx)
-
-    def g(x: torch.Tensor) -> torch.Tensor:
-        return torch.gather(x, 1, idx)
-
-    return Splats(g(sp.x), g(sp.y), g(sp.sigma), torch.where(okk, g(sp.weight), 0.0))
-
-
-def _profiles(c: torch.Tensor, sigma: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, K, size): Gaussians centred at c (px), σ, integrated over each pixel."""
-    edges = torch.arange(size + 1, dtype=c.dtype, device=c.device)
-    z = (edges - c[..., None]) / (sigma[..., None] * math.sqrt(2))
-    cdf = torch.erf(z)
-    return 0.5 * (cdf[..., 1:] - cdf[..., :-1])
-
-
-def chain_picture(sp: Splats, size: int) -> torch.Tensor:
-    """(B, size, size): the chain's coverage (its outlines' summed opacity)."""
-    sp = _visible(sp, size)
-    f = torch.float32
-    gy = _profiles(sp.y.to(f), sp.sigma.to(f), size)  # (B, K, H)
-    gx = _profiles(sp.x.to(f), sp.sigma.to(f), size)  # (B, K, W)
-    return (gy * sp.weight.to(f)[..., None]).transpose(1, 2) @ gx
+        if j < len(WINDOWS):
+            out = _splat_window(part, w[..., sel], size, WINDOWS[j], out)
+        else:
+            out = out + _splat_dense(part, w[..., sel], size)
+    return out
 
 
 def render(
@@ -589,19 +677,14 @@ def render(
     """(B, 3, size, size) in [0, 1]: the pictures (as the renderer's bytes / 255,
     without noise, dither or CRT). `blur` (px) widens every splat, for a
     coarse-to-fine descent."""
-    out = None
+    b = len(values["scale"])
+    out = torch.zeros(b, 3, size, size, device=values["scale"].device)
     for chain in range(len(struct.geometries)):
-        rgb = torch.stack(
-            [_get(values, struct, chain, f"color.{c}") for c in "rgb"], -1
-        ).float()  # (B, 3)
+        rgb = chain_color(struct, values, chain)
         if not bool((rgb > 0).any()):
             continue
-        pic = chain_picture(chain_splats(struct, values, chain, size, blur), size)
-        term = rgb[:, :, None, None] * pic[:, None]
-        out = term if out is None else out + term
-    if out is None:
-        b = len(values["scale"])
-        return torch.zeros(b, 3, size, size, device=values["scale"].device)
+        sp = chain_splats(struct, values, chain, size, blur)
+        out = out + chain_picture(sp, rgb, size)
     return out.clamp(max=1.0)
 
 
