@@ -286,12 +286,12 @@ def brightness(
 ) -> torch.Tensor:
     """(B, P) brightness of local points q (B, P, 2): 1 − smoothstep(lo, hi,
     0.5 + 0.5·|q·(sin θ, cos θ)|), θ = gradientAngle, (lo, hi) = gradientRange."""
-    th = values["gradientAngle"][:, None]
+    th = values["gradientAngle"][:, None].to(q.dtype)
     g = q[..., 0] * th.sin() + q[..., 1] * th.cos()
     g = g.clamp(-scene.GRADIENT_REACH, scene.GRADIENT_REACH)  # the shader's stops
     if "gradientRange.0" in values:
-        lo = _get(values, struct, chain, "gradientRange.0")[:, None]
-        hi = _get(values, struct, chain, "gradientRange.1")[:, None]
+        lo = _get(values, struct, chain, "gradientRange.0")[:, None].to(q.dtype)
+        hi = _get(values, struct, chain, "gradientRange.1")[:, None].to(q.dtype)
     else:
         lo, hi = torch.full_like(th, 0.2), torch.full_like(th, 1.0)
     return 1 - _smoothstep(lo, hi, 0.5 + 0.5 * g.abs())
@@ -456,6 +456,9 @@ def chain_splats(
         dlen = seg_d.norm(dim=-1)[:, seg_i]
         width = 2 * radius[:, None] * det[:, inst_i] * dlen / length.clamp(min=1e-9)
         along, across = _cuts(length.amax(0), width.amax(0))
+    f = torch.float32
+    L, t, a, radius = L.to(f), t.to(f), a.to(f), radius.to(f)
+    seg_a, seg_d = seg_a.to(f), seg_d.to(f)
     parts: list[Splats] = []
     for ma, ca in sorted(set(zip(along.tolist(), across.tolist(), strict=True))):
         sel = torch.nonzero((along == ma) & (across == ca))[:, 0]
@@ -567,8 +570,8 @@ def _window(
 def _splat_window(
     sp: Splats, w: torch.Tensor, size: int, n: int, out: torch.Tensor
 ) -> torch.Tensor:
-    """Add splats (σ ≤ n / 6 px) weighted by w (B, 3, K) into out (B, 3, size, size)
-    through an n × n pixel window each (index_add)."""
+    """Add splats (σ ≤ (n − 1) / 6 px) weighted by w (B, K, 3) into out (B·size²,
+    3) through an n × n pixel window each (index_add)."""
     b = sp.x.shape[0]
     with torch.no_grad():
         x0 = torch.floor(sp.x) - (n // 2)
@@ -578,17 +581,15 @@ def _splat_window(
         inside = ((rows >= 0) & (rows < size))[..., :, None] & (
             (cols >= 0) & (cols < size)
         )[..., None, :]  # (B, K, n, n)
-        pix = (
-            rows.clamp(0, size - 1)[..., :, None] * size
-            + cols.clamp(0, size - 1)[..., None, :]
-        )
-        base = torch.arange(b * 3, device=x0.device).view(b, 3, 1, 1, 1) * size * size
-        idx = (base + pix[:, None].long()).flatten()
+        rows, cols = rows.clamp(0, size - 1).long(), cols.clamp(0, size - 1).long()
+        pix = rows[..., :, None] * size + cols[..., None, :]
+        first = torch.arange(b, device=x0.device).view(b, 1, 1, 1) * size * size
+        idx = (first + pix).flatten()
     gx = _window(sp.x, sp.sx, x0, n)  # (B, K, n)
     gy = _window(sp.y, sp.sy, y0, n)
     g = torch.where(inside, gy[..., :, None] * gx[..., None, :], 0.0)
-    val = (w[..., None, None] * g[:, None]).flatten()
-    return out.flatten().index_add(0, idx, val).view_as(out)
+    val = g[..., None] * w[:, :, None, None, :]  # (B, K, n, n, 3)
+    return out.index_add(0, idx, val.reshape(-1, 3))
 
 
 def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
@@ -648,24 +649,23 @@ def chain_picture(sp: Splats, rgb: torch.Tensor, size: int) -> torch.Tensor:
         bucket = torch.full_like(big, len(WINDOWS), dtype=torch.long)
         for j in reversed(range(len(WINDOWS))):
             bucket = torch.where(big <= (WINDOWS[j] - 1) / 6, j, bucket)
-    col = linear_to_srgb(rgb.to(f)[:, :, None] * sp.bright[:, None])  # (B, 3, K)
-    w = col * sp.weight[:, None]
-    out = torch.zeros(len(rgb), 3, size, size, dtype=f, device=rgb.device)
+    col = linear_to_srgb(rgb.to(f)[:, None, :] * sp.bright[..., None])  # (B, K, 3)
+    w = col * sp.weight[..., None]
+    b = len(rgb)
+    flat = torch.zeros(b * size * size, 3, dtype=f, device=rgb.device)
+    dense = None
     for j in range(len(WINDOWS) + 1):
         sel = torch.nonzero(seen & (bucket == j))[:, 0]
         if len(sel) == 0:
             continue
-        part = Splats(
-            *(
-                getattr(sp, k)[:, sel]
-                for k in ("x", "y", "sx", "sy", "weight", "bright")
-            )
-        )
+        fields = ("x", "y", "sx", "sy", "weight", "bright")
+        part = Splats(*(getattr(sp, k)[:, sel] for k in fields))
         if j < len(WINDOWS):
-            out = _splat_window(part, w[..., sel], size, WINDOWS[j], out)
+            flat = _splat_window(part, w[:, sel], size, WINDOWS[j], flat)
         else:
-            out = out + _splat_dense(part, w[..., sel], size)
-    return out
+            dense = _splat_dense(part, w[:, sel].transpose(1, 2), size)
+    out = flat.view(b, size, size, 3).permute(0, 3, 1, 2)
+    return out if dense is None else out + dense
 
 
 def render(
