@@ -57,8 +57,8 @@ SCENE_KEYS = (
     "gradientRange",
 )
 PIECE_PX = 1.0  # outline pieces are at most this long and wide (px)
-MAX_SUBDIVIDE = 32  # ... cut into at most this many pieces per outline segment
-MAX_ACROSS = 16  # a band is cut into at most this many strips across
+MAX_SUBDIVIDE = 256  # ... cut into at most this many pieces per outline segment
+MAX_ACROSS = 64  # a band is cut into at most this many strips across
 MAX_SPLATS = 400_000  # per chain: coarser cuts beyond (huge instances get blurred)
 AA_SIGMA = 0.25  # px: the splat's floor (skia's anti-aliasing is not a hard box)
 
@@ -538,11 +538,12 @@ def _pair_splats(
     weight = (a * length * width / (along * across))[..., None, None]
     # each splat covers its piece (px vector (dx, dy) / along) and its strip (the
     # band's normal in px, width / across long): the variance of that box along x
-    # and y (×1.5, so that neighbours merge), the anti-aliasing floor and the blur
+    # and y (×3, so that neighbours merge without ripples), the anti-aliasing floor
+    # and the blur
     sw = width / across / length  # strip per px of piece, rotated by 90°
     floor = AA_SIGMA**2 + blur**2
-    vx = ((dx / along).square() + (dy * sw).square()) / 8 + floor
-    vy = ((dy / along).square() + (dx * sw).square()) / 8 + floor
+    vx = ((dx / along).square() + (dy * sw).square()) / 4 + floor
+    vy = ((dy / along).square() + (dx * sw).square()) / 4 + floor
 
     def flat(v: torch.Tensor) -> torch.Tensor:
         return v.expand_as(bright).flatten(1)
@@ -570,12 +571,13 @@ def _window(
 def _splat_window(
     sp: Splats, w: torch.Tensor, size: int, n: int, out: torch.Tensor
 ) -> torch.Tensor:
-    """Add splats (σ ≤ (n − 1) / 6 px) weighted by w (B, K, 3) into out (B·size²,
-    3) through an n × n pixel window each (index_add)."""
+    """Add splats (σ ≤ (n − 1) / 6 px, n even) weighted by w (B, K, 3) into out
+    (B·size²·3,) through an n × n pixel window each, centred on the nearest pixel
+    corner (index_add)."""
     b = sp.x.shape[0]
     with torch.no_grad():
-        x0 = torch.floor(sp.x) - (n // 2)
-        y0 = torch.floor(sp.y) - (n // 2)
+        x0 = torch.round(sp.x) - n // 2
+        y0 = torch.round(sp.y) - n // 2
         cols = x0[..., None] + torch.arange(n, device=x0.device)  # (B, K, n)
         rows = y0[..., None] + torch.arange(n, device=x0.device)
         inside = ((rows >= 0) & (rows < size))[..., :, None] & (
@@ -584,12 +586,13 @@ def _splat_window(
         rows, cols = rows.clamp(0, size - 1).long(), cols.clamp(0, size - 1).long()
         pix = rows[..., :, None] * size + cols[..., None, :]
         first = torch.arange(b, device=x0.device).view(b, 1, 1, 1) * size * size
-        idx = (first + pix).flatten()
+        chan = torch.arange(3, device=x0.device)
+        idx = ((first + pix)[..., None] * 3 + chan).flatten()
     gx = _window(sp.x, sp.sx, x0, n)  # (B, K, n)
     gy = _window(sp.y, sp.sy, y0, n)
     g = torch.where(inside, gy[..., :, None] * gx[..., None, :], 0.0)
     val = g[..., None] * w[:, :, None, None, :]  # (B, K, n, n, 3)
-    return out.index_add(0, idx, val.reshape(-1, 3))
+    return out.index_add(0, idx, val.flatten())
 
 
 def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
@@ -600,8 +603,8 @@ def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
     return (gy[:, None] * w[..., None]).transpose(-1, -2) @ gx[:, None]
 
 
-# Splat windows (px) by σ: a window of n px holds ±3σ for σ ≤ n / 6 + 1/6.
-WINDOWS = (5, 7, 11)
+# Splat windows (px) by σ: a window of n px holds ±3σ for σ ≤ (n − 1) / 6.
+WINDOWS = (4, 6, 10)
 
 
 def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
@@ -624,7 +627,13 @@ def chain_color(
     (as scene.chain_color)."""
     base = torch.stack([values[f"color.{c}"] for c in "rgb"], -1)
     own = torch.stack([_get(values, struct, chain, f"color.{c}") for c in "rgb"], -1)
-    return srgb_to_linear(base.clamp(0, 1)) * srgb_to_linear(own.clamp(0, 1))
+    return srgb_to_linear(_unit(base)) * srgb_to_linear(_unit(own))
+
+
+def _unit(c: torch.Tensor) -> torch.Tensor:
+    """c clipped to [0, 1], with the gradient passed through (a colour at 0xFF
+    still learns to darken)."""
+    return c - (c - c.clamp(0, 1)).detach()
 
 
 def chain_picture(sp: Splats, rgb: torch.Tensor, size: int) -> torch.Tensor:
@@ -652,7 +661,7 @@ def chain_picture(sp: Splats, rgb: torch.Tensor, size: int) -> torch.Tensor:
     col = linear_to_srgb(rgb.to(f)[:, None, :] * sp.bright[..., None])  # (B, K, 3)
     w = col * sp.weight[..., None]
     b = len(rgb)
-    flat = torch.zeros(b * size * size, 3, dtype=f, device=rgb.device)
+    flat = torch.zeros(b * size * size * 3, dtype=f, device=rgb.device)
     dense = None
     for j in range(len(WINDOWS) + 1):
         sel = torch.nonzero(seen & (bucket == j))[:, 0]
@@ -689,8 +698,10 @@ def render(
 
 
 def render_params(params: dict[str, Any], size: int) -> np.ndarray:
-    """Complete flat params → float32 (size, size, 3) in [0, 1], no gradients."""
+    """Complete flat params → float32 (size, size, 3) in [0, 1], no gradients,
+    rounded to 8 bits as the renderer's pictures are (light under half a level
+    vanishes there)."""
     struct = structure_of(params)
     with torch.no_grad():
         img = render(struct, values_of([params], struct), size)[0]
-    return img.permute(1, 2, 0).numpy()
+    return (torch.round(img * 255) / 255).permute(1, 2, 0).numpy()
