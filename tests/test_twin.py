@@ -86,7 +86,7 @@ def test_gradients_reach_every_continuous_value() -> None:
         for k, v in twin.values_of([p], struct).items()
     }
     img = twin.render(struct, values, 64)
-    assert img.shape == (1, 3, 64, 64) and float(img.max()) <= 1.0
+    assert img.shape == (1, 3, 64, 64) and float(img.detach().max()) <= 1.0
     target = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     ((img - target) ** 2).mean().backward()
     for name, v in values.items():
@@ -100,5 +100,6 @@ def test_batch_renders_each_variant() -> None:
     struct = twin.structure_of(p)
     both = twin.render(struct, twin.values_of([p, q], struct), 64)
     one = twin.render(struct, twin.values_of([q], struct), 64)
-    torch.testing.assert_close(both[1], one[0], atol=1e-5, rtol=1e-4)
+    # the batch shares its cuts (the finest any variant needs): close, not equal
+    torch.testing.assert_close(both[1], one[0], atol=2e-3, rtol=0)
     assert float((both[0] - both[1]).abs().max()) > 0.05
