@@ -74,6 +74,7 @@ VISIBLE_SHEETS = {
     "square": 4.0,
     "roundedRect": 4.0,
 }
+SURFACE_COLOR_TYPE = skia.kRGBA_F32_ColorType
 GRADIENT_STOPS = 33  # linear-gradient stops approximating the smoothstep falloff
 
 
@@ -95,9 +96,9 @@ def linear_to_srgb(c: np.ndarray | float) -> np.ndarray:
 
 def chain_color(base: str, own: str) -> tuple[float, float, float]:
     """A chain's linear colour: the base colour × its own, both linear."""
-    rgb = srgb_to_linear(np.array(color_to_rgb(base))) * srgb_to_linear(
-        np.array(color_to_rgb(own))
-    )
+    b = srgb_to_linear(np.array(color_to_rgb(base)))
+    o = srgb_to_linear(np.array(color_to_rgb(own)))
+    rgb = b * o
     return (float(rgb[0]), float(rgb[1]), float(rgb[2]))
 
 
@@ -357,19 +358,19 @@ def gradient_shader(
     rgb: tuple[float, float, float], angle: float, lo: float, hi: float
 ) -> skia.Shader:
     """Opaque linear-gradient shader in element-local units: sRGB(rgb ×
-    brightness(g)) for g = q·(sin θ, cos θ), sampled at GRADIENT_STOPS stops over g
-    in [-GRADIENT_REACH, GRADIENT_REACH] (clamped beyond)."""
+    brightness(g)) for g = q·(sin θ, cos θ), θ = gradientAngle, (lo, hi) =
+    gradientRange, sampled at GRADIENT_STOPS stops over g in [-GRADIENT_REACH,
+    GRADIENT_REACH] (clamped beyond; outlines reach |g| ≤ 1)."""
     g = np.linspace(-GRADIENT_REACH, GRADIENT_REACH, GRADIENT_STOPS)
-    lin = np.outer(gradient_brightness(g, (lo, hi)), np.array(rgb))
-    cols = linear_to_srgb(lin)
-    colors = [skia.Color4f(float(c[0]), float(c[1]), float(c[2]), 1.0) for c in cols]
-    d = (math.sin(angle), math.cos(angle))
+    cols = linear_to_srgb(np.outer(gradient_brightness(g, (lo, hi)), np.array(rgb)))
+    colors = [
+        skia.Color4f(float(r), float(gr), float(b), 1.0).toColor()
+        for r, gr, b in cols.tolist()
+    ]
+    d = (math.sin(angle) * GRADIENT_REACH, math.cos(angle) * GRADIENT_REACH)
     return skia.GradientShader.MakeLinear(
-        [
-            skia.Point(-d[0] * GRADIENT_REACH, -d[1] * GRADIENT_REACH),
-            skia.Point(d[0] * GRADIENT_REACH, d[1] * GRADIENT_REACH),
-        ],
-        [c.toColor() for c in colors],
+        [skia.Point(-d[0], -d[1]), skia.Point(d[0], d[1])],
+        colors,
         [float(v) for v in (g + GRADIENT_REACH) / (2 * GRADIENT_REACH)],
     )
 
@@ -389,9 +390,7 @@ def _surface(size: int) -> skia.Surface:
     """A fresh RGBA F32 surface, transparent black: skia allocates raster pixels
     zeroed (calloc; tests/test_renderer.py checks it), which saves a 5 ms clear at
     1024². The RGB sums are the picture; the alpha channel is never used."""
-    info = skia.ImageInfo.Make(
-        size, size, skia.kRGBA_F32_ColorType, skia.kPremul_AlphaType
-    )
+    info = skia.ImageInfo.Make(size, size, SURFACE_COLOR_TYPE, skia.kPremul_AlphaType)
     return skia.Surface.MakeRaster(info)
 
 
@@ -417,11 +416,10 @@ def draw(params: dict[str, Any], size: int) -> skia.Surface:
         BlendMode=skia.BlendMode.kPlus,
     )
     lo, hi = (float(v) for v in params["gradientRange"])
+    angle = float(params["gradientAngle"])
     for chain, draws in plan:
         path = geometry_path(chain.geometry, chain.start_angle)
-        paint.setShader(
-            gradient_shader(chain.rgb, float(params["gradientAngle"]), lo, hi)
-        )
+        paint.setShader(gradient_shader(chain.rgb, angle, lo, hi))
         paint.setStrokeWidth(2 * STROKE_RADIUS_PER_WIDTH * chain.geo_width)
         for d in draws:
             matrix = skia.Matrix.MakeAll(*d.matrix, 0.0, 0.0, 1.0)
