@@ -705,3 +705,100 @@ def render_params(params: dict[str, Any], size: int) -> np.ndarray:
     with torch.no_grad():
         img = render(struct, values_of([params], struct), size)[0]
     return (torch.round(img * 255) / 255).permute(1, 2, 0).numpy()
+
+
+# ----------------------------------------------------------------------------------
+# Descent: Adam on every continuous value, coarse to fine
+
+# (picture side in px, splat blur in px at that side, share of the time): the blur
+# gives lines that do not overlap their target yet a slope towards it.
+COARSE_TO_FINE = ((64, 2.0, 0.3), (96, 1.0, 0.3), (128, 0.0, 0.4))
+
+
+def _param_of(name: str) -> utils.Param:
+    """The schema entry of a value name ('layers.0.scale.x' → the layer's scale)."""
+    parts = name.split(".")
+    if parts[0] == "layers":
+        return utils.LAYER_PARAM[parts[2]]
+    return utils.PARAM[parts[0]]
+
+
+def value_span(name: str) -> float:
+    """The width of a value's range (colours: 1), the unit of a descent's steps."""
+    p = _param_of(name)
+    return 1.0 if p.kind == "color" else float(p.hi - p.lo)
+
+
+def value_bounds(name: str) -> tuple[float | None, float | None]:
+    """Where a descent clamps a value: the renderer's clamp range, none for angles
+    and unclamped values, [0, 1] for colours."""
+    p = _param_of(name)
+    if p.kind == "color":
+        return 0.0, 1.0
+    if p.periodic or not p.clamp:
+        return None, None
+    return p.clamp_lo, p.clamp_hi
+
+
+def descend(
+    struct: Structure,
+    start: dict[str, torch.Tensor],
+    loss_fn: Any,
+    seconds: float = 10.0,
+    steps: int = 400,
+    lr: float = 0.01,
+    schedule: tuple[tuple[int, float, float], ...] = COARSE_TO_FINE,
+    log: Any = None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Adam on every continuous value of B starts (values_of) against loss_fn
+    ((B, 3, R, R) pictures in [0, 1] → (B,) losses, differentiable), through the
+    coarse-to-fine `schedule`, within `seconds` and `steps` (split by the shares).
+    Steps are lr × each value's span, decayed to lr / 10 (cosine) per stage.
+    Returns the values with the lowest loss of the last stage and that loss (B,)."""
+    import time
+
+    names = list(start)
+    spans = torch.tensor([value_span(n) for n in names], dtype=torch.float64)
+    u = torch.stack(
+        [start[n] / s for n, s in zip(names, spans.tolist(), strict=True)], -1
+    )
+    u = u.clone().requires_grad_(True)  # (B, V) values in units of their span
+    lo = [value_bounds(n)[0] for n in names]
+    hi = [value_bounds(n)[1] for n in names]
+    lo_t = torch.tensor(
+        [-math.inf if x is None else x for x in lo], dtype=torch.float64
+    )
+    hi_t = torch.tensor([math.inf if x is None else x for x in hi], dtype=torch.float64)
+    opt = torch.optim.Adam([u], lr=lr)
+    best_u = u.detach().clone()
+    best = torch.full((u.shape[0],), math.inf, dtype=torch.float64)
+    t_start = time.perf_counter()
+    spent = 0.0
+    for stage, (size, blur, share) in enumerate(schedule):
+        last = stage == len(schedule) - 1
+        n_steps = max(1, round(steps * share))
+        t_end = t_start + spent + seconds * share
+        for k in range(n_steps):
+            if time.perf_counter() > t_end and not (last and k == 0):
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / n_steps)))
+            opt.zero_grad()
+            values = {n: u[:, j] * spans[j] for j, n in enumerate(names)}
+            loss = loss_fn(render(struct, values, size, blur))
+            if last:
+                with torch.no_grad():
+                    better = loss.detach().double() < best
+                    best = torch.where(better, loss.detach().double(), best)
+                    best_u[better] = u.detach()[better]
+            loss.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                u.copy_(torch.maximum(torch.minimum(u * spans, hi_t), lo_t) / spans)
+        spent = time.perf_counter() - t_start
+        if log is not None:
+            log(
+                f"    twin {size}² blur {blur:g}: loss {float(loss.detach().min()):.4f}, {spent:.1f} s"
+            )
+    out = {n: best_u[:, j] * spans[j] for j, n in enumerate(names)}
+    return out, best
