@@ -707,6 +707,30 @@ def render_params(params: dict[str, Any], size: int) -> np.ndarray:
     return (torch.round(img * 255) / 255).permute(1, 2, 0).numpy()
 
 
+def speaks_bundled_schema(url: str, timeout: float = 5.0) -> bool:
+    """Whether the renderer at `url` (its /api/raster) draws the bundled scene: its
+    GET /api/schema hashes to utils.schema_hash(). Then the twin's gradients are
+    its pictures' gradients; otherwise predict descends through the forward model."""
+    import hashlib
+    import json
+    from urllib.parse import urlparse
+
+    import requests
+
+    try:
+        r = requests.get(
+            urlparse(url)._replace(path="/api/schema", query="").geturl(),
+            timeout=timeout,
+        )
+        schema = r.json() if r.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        return False
+    if not isinstance(schema, dict):
+        return False
+    h = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
+    return h == utils.schema_hash()
+
+
 # ----------------------------------------------------------------------------------
 # Descent: Adam on every continuous value, coarse to fine
 
