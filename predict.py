@@ -67,7 +67,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gd-steps",
         type=int,
         default=300,
-        help="Adam steps through the forward model (300; 0 = skip)",
+        help="Adam steps through the forward model (300; 0 = no gradient descent)",
+    )
+    g.add_argument(
+        "--descent",
+        choices=("auto", "twin", "forward"),
+        default="auto",
+        help="gradient descent through the differentiable twin (exact, when the "
+        "renderer draws the bundled scene) or the forward model; auto: the twin when "
+        "the renderer's /api/schema matches this checkout's (auto)",
+    )
+    g.add_argument(
+        "--twin-seconds",
+        type=float,
+        default=10.0,
+        help="time for the twin's descent, s (10)",
     )
     g.add_argument(
         "--size", type=int, default=128, help="render size during the search, px (128)"
@@ -264,10 +278,11 @@ def gradient_note(use_twin: bool, forward: Any, gd_steps: int) -> str:
         )
     if forward is None:
         return (
-            "gradient descent: skipped (the renderer is not the bundled scene and there "
-            "is no forward model); real renders only (CMA-ES screening, evolution)"
+            "gradient descent: skipped (no twin: the renderer is not the bundled scene "
+            "or --descent forward; no forward model); real renders only (CMA-ES "
+            "screening, evolution)"
         )
-    return "gradient descent: through the forward model (the renderer's schema differs)"
+    return "gradient descent: through the forward model"
 
 
 def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
@@ -288,7 +303,10 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         log(n)
     out = Path(args.out)
     with utils.ensure_renderer(args.renderer_url, log=log) as url:
-        use_twin = args.gd_steps > 0 and twin.speaks_bundled_schema(url)
+        use_twin = args.gd_steps > 0 and (
+            args.descent == "twin"
+            or (args.descent == "auto" and twin.speaks_bundled_schema(url))
+        )
         log(gradient_note(use_twin, forward, args.gd_steps))
         client = utils.RendererClient(url=url, pool=max(8, args.workers))
         loss = search.pipeline_loss(target)
@@ -302,7 +320,9 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                 inverse=inverse,
                 forward=forward,
                 bank=bank,
-                opts=search.PipelineOptions(gd_steps=args.gd_steps),
+                opts=search.PipelineOptions(
+                    gd_steps=args.gd_steps, twin_seconds=args.twin_seconds
+                ),
                 seed=args.seed,
                 log=log,
                 use_twin=use_twin,

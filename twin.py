@@ -815,6 +815,8 @@ def descend(
                     better = loss.detach().double() < best
                     best = torch.where(better, loss.detach().double(), best)
                     best_u[better] = u.detach()[better]
+            if not loss.requires_grad:
+                break  # nothing drawn that the values move
             loss.sum().backward()
             opt.step()
             with torch.no_grad():
