@@ -56,7 +56,7 @@ SCENE_KEYS = (
     "startAngle",
     "gradientRange",
 )
-PIECE_PX = 1.0  # outline pieces are at most this long and wide (px)
+PIECE_PX = 1.5  # outline pieces are at most this long and wide (px)
 MAX_SUBDIVIDE = 256  # ... cut into at most this many pieces per outline segment
 MAX_ACROSS = 64  # a band is cut into at most this many strips across
 MAX_SPLATS = 400_000  # per chain: coarser cuts beyond (huge instances get blurred)
@@ -571,10 +571,10 @@ def _window(
 def _splat_window(
     sp: Splats, w: torch.Tensor, size: int, n: int, out: torch.Tensor
 ) -> torch.Tensor:
-    """Add splats (σ ≤ (n − 1) / 6 px, n even) weighted by w (B, K, 3) into out
-    (B·size²·3,) through an n × n pixel window each, centred on the nearest pixel
+    """Add splats (σ ≤ (n − 1) / 5 px, n even) weighted by w (B, K, C) into out
+    (B·size²·C,) through an n × n pixel window each, centred on the nearest pixel
     corner (index_add)."""
-    b = sp.x.shape[0]
+    b, nc = sp.x.shape[0], w.shape[-1]
     with torch.no_grad():
         x0 = torch.round(sp.x) - n // 2
         y0 = torch.round(sp.y) - n // 2
@@ -586,12 +586,12 @@ def _splat_window(
         rows, cols = rows.clamp(0, size - 1).long(), cols.clamp(0, size - 1).long()
         pix = rows[..., :, None] * size + cols[..., None, :]
         first = torch.arange(b, device=x0.device).view(b, 1, 1, 1) * size * size
-        chan = torch.arange(3, device=x0.device)
-        idx = ((first + pix)[..., None] * 3 + chan).flatten()
+        chan = torch.arange(nc, device=x0.device)
+        idx = ((first + pix)[..., None] * nc + chan).flatten()
     gx = _window(sp.x, sp.sx, x0, n)  # (B, K, n)
     gy = _window(sp.y, sp.sy, y0, n)
     g = torch.where(inside, gy[..., :, None] * gx[..., None, :], 0.0)
-    val = g[..., None] * w[:, :, None, None, :]  # (B, K, n, n, 3)
+    val = g[..., None] * w[:, :, None, None, :]  # (B, K, n, n, C)
     return out.index_add(0, idx, val.flatten())
 
 
@@ -603,7 +603,7 @@ def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
     return (gy[:, None] * w[..., None]).transpose(-1, -2) @ gx[:, None]
 
 
-# Splat windows (px) by σ: a window of n px holds ±3σ for σ ≤ (n − 1) / 6.
+# Splat windows (px) by σ: a window of n px holds ±2.5σ for σ ≤ (n − 1) / 5.
 WINDOWS = (4, 6, 10)
 
 
@@ -636,10 +636,15 @@ def _unit(c: torch.Tensor) -> torch.Tensor:
     return c - (c - c.clamp(0, 1)).detach()
 
 
-def chain_picture(sp: Splats, rgb: torch.Tensor, size: int) -> torch.Tensor:
+def chain_picture(
+    sp: Splats, rgb: torch.Tensor, size: int, exact_color: bool = False
+) -> torch.Tensor:
     """(B, 3, size, size): a chain's light, Σ opacity × coverage × sRGB(rgb ×
     brightness) over its splats; rgb (B, 3) linear. Small splats go through pixel
-    windows, the rest (large σ: blur, huge pieces) through matrix products."""
+    windows, the rest (large σ: blur, huge pieces) through matrix products. Unless
+    `exact_color`, sRGB(rgb × b) is taken as sRGB(rgb) × sRGB(b) (exact for a pure
+    power law; the sRGB curve's linear toe differs below 0.3% linear), so that one
+    grey picture per chain is splatted instead of three."""
     f = torch.float32
     sp = Splats(
         *(getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy", "weight", "bright"))
@@ -657,11 +662,14 @@ def chain_picture(sp: Splats, rgb: torch.Tensor, size: int) -> torch.Tensor:
         big = sig.amax(0)
         bucket = torch.full_like(big, len(WINDOWS), dtype=torch.long)
         for j in reversed(range(len(WINDOWS))):
-            bucket = torch.where(big <= (WINDOWS[j] - 1) / 6, j, bucket)
-    col = linear_to_srgb(rgb.to(f)[:, None, :] * sp.bright[..., None])  # (B, K, 3)
-    w = col * sp.weight[..., None]
-    b = len(rgb)
-    flat = torch.zeros(b * size * size * 3, dtype=f, device=rgb.device)
+            bucket = torch.where(big <= (WINDOWS[j] - 1) / 5, j, bucket)
+    if exact_color:
+        w = linear_to_srgb(rgb.to(f)[:, None, :] * sp.bright[..., None])  # (B, K, 3)
+    else:
+        w = linear_to_srgb(sp.bright)[..., None]  # (B, K, 1)
+    w = w * sp.weight[..., None]
+    b, nc = len(rgb), w.shape[-1]
+    flat = torch.zeros(b * size * size * nc, dtype=f, device=rgb.device)
     dense = None
     for j in range(len(WINDOWS) + 1):
         sel = torch.nonzero(seen & (bucket == j))[:, 0]
@@ -673,8 +681,12 @@ def chain_picture(sp: Splats, rgb: torch.Tensor, size: int) -> torch.Tensor:
             flat = _splat_window(part, w[:, sel], size, WINDOWS[j], flat)
         else:
             dense = _splat_dense(part, w[:, sel].transpose(1, 2), size)
-    out = flat.view(b, size, size, 3).permute(0, 3, 1, 2)
-    return out if dense is None else out + dense
+    out = flat.view(b, size, size, nc).permute(0, 3, 1, 2)
+    if dense is not None:
+        out = out + dense
+    if exact_color:
+        return out
+    return out * linear_to_srgb(rgb.to(f))[:, :, None, None]
 
 
 def render(
@@ -682,6 +694,7 @@ def render(
     values: dict[str, torch.Tensor],
     size: int,
     blur: float = 0.0,
+    exact_color: bool = False,
 ) -> torch.Tensor:
     """(B, 3, size, size) in [0, 1]: the pictures (as the renderer's bytes / 255,
     without noise, dither or CRT). `blur` (px) widens every splat, for a
@@ -693,7 +706,7 @@ def render(
         if not bool((rgb > 0).any()):
             continue
         sp = chain_splats(struct, values, chain, size, blur)
-        out = out + chain_picture(sp, rgb, size)
+        out = out + chain_picture(sp, rgb, size, exact_color)
     return out.clamp(max=1.0)
 
 
