@@ -1424,7 +1424,8 @@ def load_checkpoint(
         raise CheckpointError(
             f"{stem}: made for parameter schema v{meta.get('schema_version')} "
             f"({meta.get('schema_hash')}), this code has v{utils.SCHEMA_VERSION} "
-            f"({utils.schema_hash()}); retrain it (make train)"
+            f"({utils.schema_hash()}); regenerate the data it learned from and "
+            "retrain it (make generate, make train)"
         )
     cls, cfg_cls = KINDS[kind]
     raw = meta.get("config", {})

@@ -577,7 +577,10 @@ def registered_starts(
     )
     tgt = F.interpolate(to_tensor(target), size=(res, res), mode="area")
     sp = utils.PARAM["scale"]
-    k_range = [(sp.clamp_lo / p["scale"], sp.clamp_hi / p["scale"]) for p, _ in cands]
+    lo = max(sp.clamp_lo, MIN_SCENE_SCALE)
+    k_range = [
+        (lo / max(p["scale"], lo), sp.clamp_hi / max(p["scale"], lo)) for p, _ in cands
+    ]
     regs = register(imgs, tgt, k_range, init=init)
     out = [
         (r[4], apply_similarity(p, r[0], r[1], r[2:4]))
@@ -1152,7 +1155,7 @@ def device_of(net: Any) -> torch.device:
 # similarity transform of the picture about the world origin, so the best one can be
 # found on pixels, without rendering, and written back into the params.
 
-VIEW_HALF = 2.5  # the visible world spans [-2.5, 2.5] (renderer.md)
+VIEW_HALF = 2.5  # the visible world spans [-2.5, 2.5] (docs/scene.md)
 
 
 def warp(
@@ -1176,20 +1179,38 @@ def warp(
     )
 
 
+MIN_SCENE_SCALE = 0.05  # registration never shrinks a scene below this
+
+
 def apply_similarity(
     params: dict[str, Any], a: float, k: float, t: Sequence[float]
 ) -> dict[str, Any]:
     """Params whose picture is the old one mapped by q = t + R(a)·k·p (see `warp`).
-    Scene.scale is clamped to its range [0.85, 1.5]."""
-    pos = np.array([params["position"]["x"], params["position"]["y"]])
-    c, s = math.cos(a), math.sin(a)
-    new_pos = np.asarray(t, np.float64) + k * np.array([[c, -s], [s, c]]) @ pos
+
+    Scene.rotation turns by a and Scene.scale grows by k (clamped to its range);
+    the shift t, which no scene parameter holds (Scene.position moves the base chain
+    only, inside the scene's rotation and scale: docs/scene.md), is added to every
+    chain's group translation as δ = R(−θ')·t/s' in scene units: Scene.position
+    and each layer's position."""
     sp = utils.PARAM["scale"]
+    scale = float(min(sp.clamp_hi, max(sp.clamp_lo, params["scale"] * k)))
+    rotation = utils.wrap_angle(params["rotation"] + a)
+    c, s = math.cos(-rotation), math.sin(-rotation)
+    tx, ty = (float(v) for v in t)
+    inv = 1.0 / max(scale, 1e-6)
+    dx, dy = (c * tx - s * ty) * inv, (s * tx + c * ty) * inv
+
+    def moved(p: dict[str, float]) -> dict[str, float]:
+        return {"x": float(p["x"] + dx), "y": float(p["y"] + dy)}
+
     return {
         **params,
-        "position": {"x": float(new_pos[0]), "y": float(new_pos[1])},
-        "rotation": utils.wrap_angle(params["rotation"] + a),
-        "scale": float(min(sp.clamp_hi, max(sp.clamp_lo, params["scale"] * k))),
+        "position": moved(params["position"]),
+        "rotation": rotation,
+        "scale": scale,
+        "layers": [
+            {**la, "position": moved(la["position"])} for la in params["layers"]
+        ],
     }
 
 

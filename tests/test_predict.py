@@ -54,8 +54,15 @@ def target_params() -> dict[str, Any]:
             "yStep": -0.2,
             "origin": "center",
             "scale": 1.0,
+            "position": {"x": 0.0, "y": 0.0},
             "color": "#FFAA44",
-            "layers": [{"rotation": 1.0, "position": {"x": 0.3, "y": 0.2}}],
+            "layers": [
+                {
+                    "rotation": 1.0,
+                    "position": {"x": 0.3, "y": 0.2},
+                    "scale": {"x": 1.0, "y": 1.0},
+                }
+            ],
         }
     )
     return p
