@@ -50,7 +50,7 @@ BLANK = 1 / 255  # a picture whose every pixel is below this is black
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     g = ap.add_argument_group("fidelity")
     g.add_argument("--draws", type=int, default=500, help="held-out draws")
     g.add_argument("--seed", type=int, default=20261129, help="seed of the draws")
