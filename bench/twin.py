@@ -3,6 +3,7 @@ bundled renderer's scene.
 
     python bench/twin.py                         # 500 draws at 128² and 256², speed
     python bench/twin.py --draws 50 --no-speed   # a quick look
+    python bench/twin.py --quick                 # CI size (make bench)
 
 Fidelity: held-out draws of `utils.sample_params` (seed --seed, noise, dither and
 CRT off) drawn by the renderer (renderer.scene.render, in-process) and by the twin;
@@ -52,6 +53,7 @@ BLANK = 1 / 255  # a picture whose every pixel is below this is black
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     g = ap.add_argument_group("fidelity")
+    g.add_argument("--quick", action="store_true", help="CI size: 20 draws at 128²")
     g.add_argument("--draws", type=int, default=500, help="held-out draws")
     g.add_argument("--seed", type=int, default=20261129, help="seed of the draws")
     g.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="px")
@@ -66,7 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--out", default=str(ROOT / "bench" / "results" / "twin.md"), help="report"
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.draws, args.sizes, args.reps, args.batch = 20, [128], 1, 2
+    return args
 
 
 def plain(params: dict[str, Any]) -> dict[str, Any]:
