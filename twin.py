@@ -791,7 +791,8 @@ def descend(
     ((B, 3, R, R) pictures in [0, 1] → (B,) losses, differentiable), through the
     coarse-to-fine `schedule`, within `seconds` and `steps` (split by the shares).
     Steps are lr × each value's span, decayed to lr / 10 (cosine) per stage.
-    Returns the values with the lowest loss of the last stage and that loss (B,)."""
+    Returns the values with the lowest loss of the last stage (or the start, when
+    none beats it) and that loss (B,)."""
     import time
 
     names = list(start)
@@ -807,8 +808,10 @@ def descend(
     )
     hi_t = torch.tensor([math.inf if x is None else x for x in hi], dtype=torch.float64)
     opt = torch.optim.Adam([u], lr=lr)
-    best_u = u.detach().clone()
-    best = torch.full((u.shape[0],), math.inf, dtype=torch.float64)
+    best_u = u.detach().clone()  # the start stays unless a step beats it
+    with torch.no_grad():
+        size = schedule[-1][0]
+        best = loss_fn(render(struct, start, size, schedule[-1][1])).double()
     t_start = time.perf_counter()
     spent = 0.0
     for stage, (size, blur, share) in enumerate(schedule):
