@@ -784,6 +784,24 @@ def gradient_descent(
     return out_params, losses.detach().tolist()
 
 
+def twin_descent(
+    loss: ImageLoss,
+    start: dict[str, Any],
+    seconds: float = 10.0,
+    log: Log | None = None,
+) -> tuple[dict[str, Any], float]:
+    """Adam on every continuous value of `start` through the differentiable twin of
+    the bundled scene (twin.py), coarse to fine (twin.COARSE_TO_FINE), within
+    `seconds`; its discrete choices stay. Returns the params and the twin's loss."""
+    import twin
+
+    struct = twin.structure_of(start)
+    values, best = twin.descend(
+        struct, twin.values_of([start], struct), loss, seconds=seconds, log=log
+    )
+    return twin.params_of(struct, values), float(best[0])
+
+
 # ----------------------------------------------------------------------------------
 # Colour: fitted from the target directly (the loss is on grey)
 
@@ -902,6 +920,9 @@ class PipelineOptions:
     move_rounds: int = 2  # repeat while a round finds something better
     gd_steps: int = 300
     gd_lr: float = 0.02
+    twin_seconds: float = (
+        10.0  # the twin's descent (when the renderer is the bundled one)
+    )
     sigma_screen: float = 0.15
     sigma_polish: float = 0.1
     polish: str = "evolve"  # "evolve" (sparse mutations) or "cma"
@@ -927,13 +948,16 @@ def invert(
     opts: PipelineOptions | None = None,
     seed: int = 0,
     log: Log = print,
+    use_twin: bool = False,
 ) -> InverseResult:
     """Image → params within evaluate.budget real renders (see the module docstring).
 
     target: (S, S, 3) in [0, 1] at the search size. Stages: starts (inverse model
     guess and alternatives, nearest training images, or random draws) → screening
     (short CMA-ES runs of the best configurations) → discrete moves → gradient
-    descent through the forward model → CMA-ES polish → colour fit → brightness fit.
+    descent (through the differentiable twin when `use_twin`, i.e. the renderer
+    draws the bundled scene; else through the forward model) → CMA-ES polish →
+    colour fit → brightness fit.
     A stage's result is kept only when its real render scores better (the brightness
     fit: better on the loss plus the brightness gap)."""
     opts = opts or PipelineOptions()
@@ -1010,9 +1034,17 @@ def invert(
         if best.loss >= before:
             break
 
-    # 4. gradient descent through the forward model
+    # 4. gradient descent: through the twin (exact gradients of the bundled scene),
+    # else through the forward model
     after_gd = None
-    if forward is not None and opts.gd_steps > 0 and evaluate.left > 0:
+    if use_twin and opts.twin_seconds > 0 and evaluate.left > 0:
+        p_gd, _ = twin_descent(evaluate.loss, best.params, opts.twin_seconds, log)
+        after_gd = p_gd
+        lo = evaluate([p_gd])[0]
+        if lo < best.loss:
+            best = Candidate(lo, p_gd)
+        done("twin-gd", best)
+    elif forward is not None and opts.gd_steps > 0 and evaluate.left > 0:
         (p_gd,), _ = gradient_descent(
             forward, evaluate.loss, [best.params], opts.gd_steps, opts.gd_lr
         )
