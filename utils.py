@@ -1303,7 +1303,7 @@ def write_png(path: str | Path, image: Any, **save_kw: Any) -> None:
 
 
 # ----------------------------------------------------------------------------------
-# Measuring pictures (../shared/spec/evaluation.md). Images: float arrays (H, W, 3)
+# Measuring pictures (docs/evaluation.md). Images: float arrays (H, W, 3)
 # or (H, W) in [0, 1].
 
 
