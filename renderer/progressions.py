@@ -3,84 +3,108 @@ scale, rotation, opacity and offset, and the gradient's falloff.
 
 sf = scaleFactor, rf = rotationFactor, af = alphaFactor, n = repetitions; instance
 i = 0..n-1. All functions are pure and vectorised over i.
+
+The same formulas serve the skia renderer (numpy, float64) and the differentiable
+twin (twin.py): give the factors as torch tensors of shape (B, 1) and the result is a
+(B, n) tensor with gradients. torch is never imported here.
 """
 
 from __future__ import annotations
+
+import sys
+from typing import Any
 
 import numpy as np
 
 FIBONACCI = (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89)
 
 
-def scale_progression(kind: str, sf: float, n: int) -> np.ndarray:
+def array_namespace(*xs: Any) -> Any:
+    """The torch module when any argument is a torch tensor, else numpy."""
+    torch = sys.modules.get("torch")
+    if torch is not None and any(isinstance(x, torch.Tensor) for x in xs):
+        return torch
+    return np
+
+
+def instance_index(n: int, *like: Any) -> Any:
+    """i = 0..n-1 as float64 numpy, or a torch tensor on `like`'s device and dtype."""
+    xp = array_namespace(*like)
+    if xp is np:
+        return np.arange(n, dtype=np.float64)
+    t = next(x for x in like if isinstance(x, xp.Tensor))
+    return xp.arange(n, dtype=t.dtype, device=t.device)
+
+
+def scale_progression(kind: str, sf: Any, n: int) -> Any:
     """Scale s_i of instances i = 0..n-1, float64 (n,). May be huge (sf^499) or
     negative (additive with sf < 1); the drawing skips what cannot be seen."""
-    i = np.arange(n, dtype=np.float64)
+    xp, i = array_namespace(sf), instance_index(n, sf)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         if kind == "exponential":
-            return np.power(sf, i)
+            return sf**i
         if kind == "linear":
-            return np.maximum(0.01, 1 - 0.1 * i * (1 - sf))
+            return xp.clip(1 - 0.1 * i * (1 - sf), 0.01, None)
         if kind == "additive":
             return 1 + i * (sf - 1)
         if kind == "fibonacci":
-            return np.power(sf, i * np.abs(np.sin(0.1618 * i)))
+            return sf ** (i * xp.abs(xp.sin(0.1618 * i)))
         if kind == "golden":
-            return np.power(sf, 0.382 * i)
+            return sf ** (0.382 * i)
         if kind == "sine":
-            return np.power(sf, i * (0.3 + 0.7 * np.abs(np.sin(0.2 * i))))
+            return sf ** (i * (0.3 + 0.7 * xp.abs(xp.sin(0.2 * i))))
     raise ValueError(f"unknown scaleProgression {kind!r}")
 
 
-def rotation_progression(kind: str, rf: float, n: int) -> np.ndarray:
+def rotation_progression(kind: str, rf: Any, n: int) -> Any:
     """Rotation r_i in degrees of instances i = 0..n-1, float64 (n,)."""
-    i = np.arange(n, dtype=np.float64)
+    xp, i = array_namespace(rf), instance_index(n, rf)
     if kind == "linear":
         return 360 * rf * i
     if kind == "golden-angle":
         return 137.5 * rf * i
     if kind == "fibonacci":
-        return np.array(FIBONACCI, np.float64)[np.arange(n) % 12] * rf * 15
+        fib = np.array(FIBONACCI, np.float64)[np.arange(n) % 12]
+        return (fib if xp is np else i.new_tensor(fib)) * rf * 15
     if kind == "sine":
-        return np.sin(0.2 * i) * rf * 180
+        return xp.sin(0.2 * i) * rf * 180
     raise ValueError(f"unknown rotationProgression {kind!r}")
 
 
-def alpha_progression(kind: str, af: float, n: int) -> np.ndarray:
+def alpha_progression(kind: str, af: Any, n: int) -> Any:
     """Opacity a_i in [0.02, 1] of instances i = 0..n-1, float64 (n,)."""
-    i = np.arange(n, dtype=np.float64)
+    xp, i = array_namespace(af), instance_index(n, af)
     if kind == "exponential":
-        a = np.maximum(0.02, np.exp(-0.3 * i * (1 - af)))
+        a = xp.exp(-0.3 * i * (1 - af))
     elif kind == "linear":
-        a = np.maximum(0.02, 1 - i * (1 - af) / n)
+        a = 1 - i * (1 - af) / n
     elif kind == "inverse":
-        a = np.maximum(0.02, af + (1 - af) * i / n)
+        a = af + (1 - af) * i / n
     else:
         raise ValueError(f"unknown alphaProgression {kind!r}")
-    return np.minimum(a, 1.0)
+    return xp.clip(a, 0.02, 1.0)
 
 
 def offset_progression(
     kind: str,
-    s: np.ndarray,
-    x_step: float,
-    y_step: float,
+    s: Any,
+    x_step: Any,
+    y_step: Any,
     coupled: bool,
     origin: str,
-    step_factor: float,
-) -> np.ndarray:
+    step_factor: Any,
+) -> Any:
     """Offsets p_i (world units inside the group), float64 (n, 2).
 
     index: 1.5·i·(xStep, yStep), times s_i when coupled; scale: 1.5·|1 − s_i|·(xStep,
     yStep). Then the origin (top-*: y → 1 − y, bottom-*: y → y − 1, *-left: x → x − 1,
     *-right: x → 1 − x), then both times stepFactor."""
-    n = len(s)
-    i = np.arange(n, dtype=np.float64)
+    xp, i = array_namespace(s), instance_index(s.shape[-1], s)
     with np.errstate(over="ignore", invalid="ignore"):
         if kind == "index":
             k = 1.5 * i * (s if coupled else 1.0)
         elif kind == "scale":
-            k = 1.5 * np.abs(1 - s)
+            k = 1.5 * xp.abs(1 - s)
         else:
             raise ValueError(f"unknown positionProgression {kind!r}")
         x, y = k * x_step, k * y_step
@@ -92,7 +116,7 @@ def offset_progression(
             x = x - 1
         elif origin.endswith("-right"):
             x = 1 - x
-        return np.stack([x * step_factor, y * step_factor], axis=1)
+        return xp.stack([x * step_factor, y * step_factor], axis=-1)
 
 
 DEFAULT_GRADIENT_RANGE = (0.2, 1.0)

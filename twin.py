@@ -1,0 +1,696 @@
+"""A differentiable twin of the bundled scene: params → picture in torch, with exact
+gradients with respect to every continuous value (transforms, factors, steps, alpha,
+colour, width, start angle, gradient).
+
+The discrete choices of a scene (geometries, progressions, origin, repetitions, the
+number of layers and which values each layer overrides) are fixed in a `Structure`;
+the continuous values are (B,) tensors in the parameters' own units, so B variants of
+one structure render as one batch. Outlines come from renderer/geometry.py and the
+progression formulas from renderer/progressions.py, the very functions the skia
+renderer draws with (they work on torch tensors too).
+
+How a picture is made: every outline is cut into short pieces; each piece is a
+Gaussian splat centred on it, weighted by its area in pixels (piece length × the
+tube's width) × the instance's opacity × the gradient's brightness, with a variance
+that covers the piece (its length² / 8, the tube's width² / 12 and the requested
+blur σ²). Axis-aligned Gaussians are separable, so a chain's picture is one matrix
+product (H × K)·(K × W) of per-piece row and column profiles, each integrated over
+the pixel (erf) as anti-aliasing does. The chains add up in their colours and clip
+at 1, as the renderer's additive blending does. Noise, dither and CRT are not drawn.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+import utils
+from renderer import scene
+from renderer.geometry import geometry_extent
+from renderer.progressions import (
+    alpha_progression,
+    offset_progression,
+    rotation_progression,
+    scale_progression,
+)
+
+# The continuous values the twin draws (others, e.g. noise, do not reach it).
+SCENE_KEYS = (
+    "alphaFactor",
+    "scaleFactor",
+    "rotationFactor",
+    "stepFactor",
+    "xStep",
+    "yStep",
+    "scale",
+    "rotation",
+    "position",
+    "geoWidth",
+    "gradientAngle",
+    "color",
+    "startAngle",
+    "gradientRange",
+)
+PIECE_PX = 1.0  # outline pieces are at most this long and wide (px)
+MAX_SUBDIVIDE = 32  # ... cut into at most this many pieces per outline segment
+MAX_ACROSS = 16  # a band is cut into at most this many strips across
+MAX_SPLATS = 400_000  # per chain: coarser cuts beyond (huge instances get blurred)
+AA_SIGMA = 0.25  # px: the splat's floor (skia's anti-aliasing is not a hard box)
+
+
+# ----------------------------------------------------------------------------------
+# Structure and values
+
+
+@dataclass(frozen=True)
+class Structure:
+    """The discrete choices of a scene, fixed while its continuous values move.
+
+    params: the complete flat params it came from (for `params_of`).
+    geometries: the outline of each chain (base first, then one per layer).
+    layer_keys: per layer, the continuous keys it sets itself (the rest fall back to
+        the base's value)."""
+
+    params: dict[str, Any]
+    geometries: tuple[str, ...]
+    layer_keys: tuple[tuple[str, ...], ...]
+
+    @property
+    def repetitions(self) -> int:
+        return int(self.params["repetitions"])
+
+
+def _kind(key: str) -> str | None:
+    p = utils.PARAM.get(key)
+    return p.kind if p is not None else None
+
+
+def _layer_kind(key: str) -> str | None:
+    p = utils.LAYER_PARAM.get(key)
+    return p.kind if p is not None else None
+
+
+def _components(key: str, kind: str | None) -> tuple[str, ...]:
+    """The scalar names of one value: 'x', 'position.x', 'color.r', ..."""
+    if kind in ("int", "float"):
+        return (key,)
+    if kind == "vec2":
+        return (f"{key}.x", f"{key}.y")
+    if kind == "color":
+        return (f"{key}.r", f"{key}.g", f"{key}.b")
+    if kind == "pair":
+        return (f"{key}.0", f"{key}.1")
+    return ()
+
+
+def _scalars(key: str, kind: str | None, v: Any) -> list[float]:
+    if kind == "vec2":
+        return [float(v["x"]), float(v["y"])]
+    if kind == "color":
+        return list(utils.color_to_rgb(v))
+    if kind == "pair":
+        return [float(v[0]), float(v[1])]
+    return [float(v)]
+
+
+def _value_kind(key: str, v: Any, layer: bool = False) -> str | None:
+    kind = _layer_kind(key) if layer else _kind(key)
+    if kind in ("int", "float", "vec2", "color", "pair"):
+        return kind
+    return None
+
+
+def structure_of(params: dict[str, Any]) -> Structure:
+    """The discrete choices of complete flat params."""
+    geoms = [params["geometry"]] + [
+        layer.get("geometry", params["geometry"]) for layer in params["layers"]
+    ]
+    keys = tuple(
+        tuple(
+            k
+            for k in layer
+            if k in SCENE_KEYS and _value_kind(k, layer[k], layer=True) is not None
+        )
+        for layer in params["layers"]
+    )
+    return Structure(dict(params), tuple(geoms), keys)
+
+
+def value_names(struct: Structure) -> list[str]:
+    """Every continuous scalar of the structure: 'scaleFactor', 'position.x',
+    'color.r', 'layers.0.scale.x', ..."""
+    names: list[str] = []
+    p = struct.params
+    for k in SCENE_KEYS:
+        if k in p:
+            names += _components(k, _value_kind(k, p[k]))
+    for j, layer in enumerate(p["layers"]):
+        for k in struct.layer_keys[j]:
+            kind = _value_kind(k, layer[k], layer=True)
+            names += [f"layers.{j}.{c}" for c in _components(k, kind)]
+    return names
+
+
+def values_of(
+    params_list: list[dict[str, Any]],
+    struct: Structure,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor]:
+    """The continuous values of params sharing `struct`, each a float64 (B,) tensor."""
+    cols: dict[str, list[float]] = {n: [] for n in value_names(struct)}
+    for params in params_list:
+        row: dict[str, float] = {}
+        for k in SCENE_KEYS:
+            if k in params:
+                kind = _value_kind(k, params[k])
+                row.update(
+                    zip(
+                        _components(k, kind),
+                        _scalars(k, kind, params[k]),
+                        strict=True,
+                    )
+                )
+        for j, layer in enumerate(params["layers"]):
+            for k in struct.layer_keys[j]:
+                kind = _value_kind(k, layer[k], layer=True)
+                for c, x in zip(
+                    _components(k, kind), _scalars(k, kind, layer[k]), strict=True
+                ):
+                    row[f"layers.{j}.{c}"] = x
+        for n in cols:
+            cols[n].append(row[n])
+    return {
+        n: torch.tensor(c, dtype=torch.float64, device=device) for n, c in cols.items()
+    }
+
+
+def params_of(
+    struct: Structure, values: dict[str, torch.Tensor], b: int = 0
+) -> dict[str, Any]:
+    """Complete flat params of batch item b (colours clipped to [0, 1])."""
+    out = {**struct.params, "layers": [dict(x) for x in struct.params["layers"]]}
+
+    def put(dst: dict[str, Any], key: str, prefix: str, layer: bool) -> None:
+        kind = _value_kind(key, dst[key], layer)
+        xs = [float(values[prefix + c][b]) for c in _components(key, kind)]
+        if kind == "vec2":
+            dst[key] = {"x": xs[0], "y": xs[1]}
+        elif kind == "color":
+            dst[key] = utils.rgb_to_color(xs)
+        elif kind == "pair":
+            dst[key] = xs
+        else:
+            dst[key] = xs[0]
+
+    for k in SCENE_KEYS:
+        if k in out:
+            put(out, k, "", False)
+    for j, layer in enumerate(out["layers"]):
+        for k in struct.layer_keys[j]:
+            put(layer, k, f"layers.{j}.", True)
+    return out
+
+
+def _get(
+    values: dict[str, torch.Tensor], struct: Structure, chain: int, name: str
+) -> torch.Tensor:
+    """Value `name` (a scalar name such as 'scaleFactor' or 'color.r') of chain
+    `chain` (0 = base): the layer's own when it sets it, else the base's."""
+    if chain > 0:
+        key = name.split(".")[0]
+        if key in struct.layer_keys[chain - 1]:
+            return values[f"layers.{chain - 1}.{name}"]
+    return values[name]
+
+
+# ----------------------------------------------------------------------------------
+# Drawing
+
+
+def _affine(
+    tx: torch.Tensor, ty: torch.Tensor, rot: torch.Tensor, sx: Any, sy: Any
+) -> torch.Tensor:
+    """(B, 3, 3): T(tx, ty) · R(rot radians) · S(sx, sy), as scene._affine."""
+    c, s = rot.cos(), rot.sin()
+    z, o = torch.zeros_like(c), torch.ones_like(c)
+    sx = sx + z
+    sy = sy + z
+    rows = [
+        torch.stack([c * sx, -s * sy, tx + z], -1),
+        torch.stack([s * sx, c * sy, ty + z], -1),
+        torch.stack([z, z, o], -1),
+    ]
+    return torch.stack(rows, -2)
+
+
+def chain_matrix(
+    struct: Structure, values: dict[str, torch.Tensor], chain: int, size: int
+) -> torch.Tensor:
+    """(B, 3, 3): the chain's group units → pixels (view · scene · group), as
+    scene.chain_instances: Scene = R(rotation)·S(scale); the base's group is
+    T(Scene.position), a layer's T(position)·R(rotation)·S(scale.x, scale.y)."""
+    v = values
+    z = torch.zeros_like(v["scale"])
+    view = torch.tensor(scene.view_matrix(size), dtype=z.dtype, device=z.device)
+    m = view @ _affine(z, z, v["rotation"], v["scale"], v["scale"])
+    if chain == 0:
+        return m @ _affine(v["position.x"], v["position.y"], z, 1.0, 1.0)
+    g = f"layers.{chain - 1}."
+    group = _affine(
+        v[g + "position.x"],
+        v[g + "position.y"],
+        v[g + "rotation"],
+        v[g + "scale.x"],
+        v[g + "scale.y"],
+    )
+    return m @ group
+
+
+def _smoothstep(e0: torch.Tensor, e1: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    d = e1 - e0
+    d = torch.where(d.abs() < 1e-6, torch.full_like(d, 1e-6), d)
+    t = ((x - e0) / d).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def brightness(
+    struct: Structure,
+    values: dict[str, torch.Tensor],
+    chain: int,
+    q: torch.Tensor,
+) -> torch.Tensor:
+    """(B, P) brightness of local points q (B, P, 2): 1 − smoothstep(lo, hi,
+    0.5 + 0.5·|q·(sin θ, cos θ)|), θ = gradientAngle, (lo, hi) = gradientRange."""
+    th = values["gradientAngle"][:, None]
+    g = q[..., 0] * th.sin() + q[..., 1] * th.cos()
+    g = g.clamp(-scene.GRADIENT_REACH, scene.GRADIENT_REACH)  # the shader's stops
+    if "gradientRange.0" in values:
+        lo = _get(values, struct, chain, "gradientRange.0")[:, None]
+        hi = _get(values, struct, chain, "gradientRange.1")[:, None]
+    else:
+        lo, hi = torch.full_like(th, 0.2), torch.full_like(th, 1.0)
+    return 1 - _smoothstep(lo, hi, 0.5 + 0.5 * g.abs())
+
+
+@functools.cache
+def _outline(name: str) -> np.ndarray:
+    """The outline as a polyline (M + 1, 2) in local units (what skia strokes)."""
+    from renderer import geometry
+
+    if hasattr(geometry, "outline_points"):
+        return np.asarray(geometry.outline_points(name), np.float64)
+    import skia  # an older renderer: flatten its skia path
+
+    measure = skia.PathMeasure(geometry.geometry_path(name), False)
+    pts: list[tuple[float, float]] = []
+    while True:
+        n = measure.getLength()
+        for d in np.linspace(0.0, n, 257):
+            q = measure.getPosTan(float(d))[0]
+            pts.append((q.x(), q.y()))
+        if not measure.nextContour():
+            break
+    return np.array(pts, np.float64)
+
+
+def stroke_radius(
+    struct: Structure, values: dict[str, torch.Tensor], chain: int
+) -> torch.Tensor:
+    """(B,) half the drawn band's width in element-local units."""
+    return _get(values, struct, chain, "geoWidth") * getattr(
+        scene, "STROKE_RADIUS_PER_WIDTH", 1.0
+    )
+
+
+@dataclass
+class Splats:
+    """Gaussian splats, flattened: centres x, y (px), σ along x and y (px), weight
+    (pixel area × opacity) and the gradient's brightness there, each (B, K)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    sx: torch.Tensor
+    sy: torch.Tensor
+    weight: torch.Tensor
+    bright: torch.Tensor
+
+    @staticmethod
+    def cat(parts: list[Splats]) -> Splats:
+        fields = ("x", "y", "sx", "sy", "weight", "bright")
+        return Splats(*(torch.cat([getattr(p, f) for p in parts], 1) for f in fields))
+
+
+def _pow2(x: torch.Tensor, cap: int) -> torch.Tensor:
+    """⌈x⌉ rounded up to a power of two, in [1, cap]."""
+    e = torch.ceil(torch.log2(x.clamp(min=1.0)))
+    return (2**e).clamp(max=cap).long()
+
+
+def _cuts(
+    length_px: torch.Tensor, width_px: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pieces along and strips across of each segment (P,): at most PIECE_PX long
+    and wide, powers of two, halved (largest first) until there are at most
+    MAX_SPLATS splats (the largest then get blurred)."""
+    along = _pow2(length_px / PIECE_PX, MAX_SUBDIVIDE)
+    across = _pow2(width_px / PIECE_PX, MAX_ACROSS)
+    while int((along * across).sum()) > MAX_SPLATS:
+        big = along * across
+        if int(big.max()) == 1:
+            break
+        top = big == big.max()
+        halve_along = top & (along >= across)
+        along = torch.where(halve_along, along // 2, along)
+        across = torch.where(top & ~halve_along, across // 2, across)
+    return along, across
+
+
+def chain_splats(
+    struct: Structure,
+    values: dict[str, torch.Tensor],
+    chain: int,
+    size: int,
+    blur: float = 0.0,
+) -> Splats:
+    """Every outline segment of chain `chain` that reaches the picture, as splats
+    at size² px (see the module doc)."""
+    p = struct.params
+    n = struct.repetitions
+    geom = struct.geometries[chain]
+
+    def get(name: str) -> torch.Tensor:
+        return _get(values, struct, chain, name)[:, None]  # (B, 1)
+
+    s = scale_progression(p["scaleProgression"], get("scaleFactor"), n)  # (B, n)
+    r = torch.deg2rad(
+        rotation_progression(p["rotationProgression"], get("rotationFactor"), n)
+    )
+    a = alpha_progression(p["alphaProgression"], get("alphaFactor"), n)
+    off = offset_progression(
+        p["positionProgression"],
+        s,
+        values["xStep"][:, None],
+        values["yStep"][:, None],
+        bool(p["positionCoupled"]),
+        p["origin"],
+        get("stepFactor"),
+    )  # (B, n, 2)
+    m = chain_matrix(struct, values, chain, size)  # (B, 3, 3) group → px
+    lin = m[:, :2, :2]
+    ppu = size / (2 * scene.VIEW_HALF)
+    radius = stroke_radius(struct, values, chain)  # (B,) local units
+    # instances the renderer skips: not finite, or a world extent out of bounds
+    with torch.no_grad():
+        sv = torch.linalg.svdvals(lin)  # (B, 2) px per group unit
+        ext = s.abs() * geometry_extent(geom).r_max * sv[:, :1] / ppu  # world units
+        keep = (
+            torch.isfinite(s)
+            & torch.isfinite(off).all(-1)
+            & (ext >= scene.MIN_EXTENT)
+            & (ext <= scene.MAX_EXTENT)
+            & (sv[:, 1:] >= 1e-9 * ppu)
+        )
+    s = torch.where(keep, s, torch.zeros_like(s))
+    off = torch.where(keep[..., None], off, torch.zeros_like(off))
+    a = torch.where(keep, a, torch.zeros_like(a))
+    c, sn = r.cos() * s, r.sin() * s
+    inst = torch.stack([torch.stack([c, -sn], -1), torch.stack([sn, c], -1)], -2)
+    L = lin[:, None] @ inst  # (B, n, 2, 2) local → px, linear part
+    t = (lin[:, None] @ off[..., None])[..., 0] + m[:, None, :2, 2]  # (B, n, 2)
+    # the outline's segments (B, S, 2): starts and vectors, turned by startAngle
+    pts = torch.tensor(_outline(geom), dtype=s.dtype, device=s.device)
+    seg_a, seg_d = (
+        pts[:-1].expand(len(s), -1, -1),
+        pts.diff(dim=0).expand(len(s), -1, -1),
+    )
+    if "startAngle" in values:
+        sa = _get(values, struct, chain, "startAngle")
+        z = torch.zeros_like(sa)
+        rt = _affine(z, z, sa, 1.0, 1.0)[:, :2, :2].transpose(1, 2)
+        seg_a, seg_d = seg_a @ rt, seg_d @ rt
+    with torch.no_grad():  # the (instance, segment) pairs that reach the picture
+        mid = seg_a + seg_d / 2
+        cx, cy = _apply(L, t, mid)  # (B, n, S)
+        dx, dy = _apply(L, None, seg_d)
+        rad = (
+            0.5 * (dx.square() + dy.square()).sqrt()
+            + radius[:, None, None] * sv[:, :1, None] * s.abs()[..., None]
+            + 3 * (AA_SIGMA + blur)
+            + 1
+        )
+        near = (
+            (keep & (a > 0))[..., None]
+            & (cx + rad > 0)
+            & (cx - rad < size)
+            & (cy + rad > 0)
+            & (cy - rad < size)
+        ).any(0)  # (n, S)
+        inst_i, seg_i = torch.nonzero(near, as_tuple=True)
+        length = (dx.square() + dy.square()).sqrt()[:, inst_i, seg_i]  # (B, P)
+        det = (L[..., 0, 0] * L[..., 1, 1] - L[..., 0, 1] * L[..., 1, 0]).abs()
+        dlen = seg_d.norm(dim=-1)[:, seg_i]
+        width = 2 * radius[:, None] * det[:, inst_i] * dlen / length.clamp(min=1e-9)
+        along, across = _cuts(length.amax(0), width.amax(0))
+    parts: list[Splats] = []
+    for ma, ca in sorted(set(zip(along.tolist(), across.tolist(), strict=True))):
+        sel = torch.nonzero((along == ma) & (across == ca))[:, 0]
+        ii, jj = inst_i[sel], seg_i[sel]
+        parts.append(
+            _pair_splats(
+                struct,
+                values,
+                chain,
+                (ma, ca),
+                radius,
+                (L[:, ii], t[:, ii], a[:, ii]),
+                (seg_a[:, jj], seg_d[:, jj]),
+                blur,
+            )
+        )
+    if not parts:
+        z = torch.zeros(len(s), 0, dtype=s.dtype, device=s.device)
+        return Splats(z, z, z, z, z, z)
+    return Splats.cat(parts)
+
+
+def _apply(
+    L: torch.Tensor, t: torch.Tensor | None, q: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x, y (B, n, K) of L (B, n, 2, 2) · q (B, K, 2) + t (B, n, 2)."""
+    qx, qy = q[:, None, :, 0], q[:, None, :, 1]
+    x = L[..., 0, 0, None] * qx + L[..., 0, 1, None] * qy
+    y = L[..., 1, 0, None] * qx + L[..., 1, 1, None] * qy
+    if t is not None:
+        x, y = x + t[..., 0, None], y + t[..., 1, None]
+    return x, y
+
+
+def _pair_splats(
+    struct: Structure,
+    values: dict[str, torch.Tensor],
+    chain: int,
+    cuts: tuple[int, int],
+    radius: torch.Tensor,
+    inst: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    seg: tuple[torch.Tensor, torch.Tensor],
+    blur: float,
+) -> Splats:
+    """Splats of P (instance, segment) pairs: inst = (L (B, P, 2, 2), t (B, P, 2),
+    opacity (B, P)), seg = (start, vector), each (B, P, 2) in local units; every
+    segment cut into cuts[0] pieces along and its band into cuts[1] strips across."""
+    along, across = cuts
+    L, t, a = inst
+    seg_a, seg_d = seg
+    dt = L.dtype
+    f = (torch.arange(along, dtype=dt, device=L.device) + 0.5) / along
+    u = (torch.arange(across, dtype=dt, device=L.device) + 0.5) / across * 2 - 1
+    nrm = torch.stack([-seg_d[..., 1], seg_d[..., 0]], -1)
+    nrm = nrm / (nrm.norm(dim=-1, keepdim=True) + 1e-12)
+    # (B, P, along, across, 2) local points
+    q = (
+        seg_a[:, :, None, None]
+        + f[None, None, :, None, None] * seg_d[:, :, None, None]
+        + u[None, None, None, :, None]
+        * radius[:, None, None, None, None]
+        * nrm[:, :, None, None]
+    )
+    bright = brightness(struct, values, chain, q.flatten(1, 3)).unflatten(
+        1, q.shape[1:4]
+    )  # (B, P, along, across)
+    Lx = L[:, :, None, None]
+    x = Lx[..., 0, 0] * q[..., 0] + Lx[..., 0, 1] * q[..., 1] + t[:, :, None, None, 0]
+    y = Lx[..., 1, 0] * q[..., 0] + Lx[..., 1, 1] * q[..., 1] + t[:, :, None, None, 1]
+    dx = L[..., 0, 0] * seg_d[..., 0] + L[..., 0, 1] * seg_d[..., 1]
+    dy = L[..., 1, 0] * seg_d[..., 0] + L[..., 1, 1] * seg_d[..., 1]
+    length = (dx.square() + dy.square() + 1e-12).sqrt()  # (B, P) px
+    # the band's width in px across this segment: its area (|det L|·length·2r in
+    # local units) over its length in px
+    det = (L[..., 0, 0] * L[..., 1, 1] - L[..., 0, 1] * L[..., 1, 0]).abs()
+    width = 2 * radius[:, None] * det * seg_d.norm(dim=-1) / length
+    weight = (a * length * width / (along * across))[..., None, None]
+    # each splat covers its piece (px vector (dx, dy) / along) and its strip (the
+    # band's normal in px, width / across long): the variance of that box along x
+    # and y (×1.5, so that neighbours merge), the anti-aliasing floor and the blur
+    sw = width / across / length  # strip per px of piece, rotated by 90°
+    floor = AA_SIGMA**2 + blur**2
+    vx = ((dx / along).square() + (dy * sw).square()) / 8 + floor
+    vy = ((dy / along).square() + (dx * sw).square()) / 8 + floor
+
+    def flat(v: torch.Tensor) -> torch.Tensor:
+        return v.expand_as(bright).flatten(1)
+
+    return Splats(
+        x.flatten(1),
+        y.flatten(1),
+        flat(vx.sqrt()[..., None, None]),
+        flat(vy.sqrt()[..., None, None]),
+        flat(weight),
+        bright.flatten(1),
+    )
+
+
+def _window(
+    c: torch.Tensor, sigma: torch.Tensor, lo: torch.Tensor, n: int
+) -> torch.Tensor:
+    """(..., n): Gaussians centred at c (px), σ, integrated over pixels lo .. lo + n
+    − 1 (an erf difference per pixel, as anti-aliasing integrates coverage)."""
+    edges = lo[..., None] + torch.arange(n + 1, dtype=c.dtype, device=c.device)
+    cdf = torch.erf((edges - c[..., None]) / (sigma[..., None] * math.sqrt(2)))
+    return 0.5 * (cdf[..., 1:] - cdf[..., :-1])
+
+
+def _splat_window(
+    sp: Splats, w: torch.Tensor, size: int, n: int, out: torch.Tensor
+) -> torch.Tensor:
+    """Add splats (σ ≤ n / 6 px) weighted by w (B, 3, K) into out (B, 3, size, size)
+    through an n × n pixel window each (index_add)."""
+    b = sp.x.shape[0]
+    with torch.no_grad():
+        x0 = torch.floor(sp.x) - (n // 2)
+        y0 = torch.floor(sp.y) - (n // 2)
+        cols = x0[..., None] + torch.arange(n, device=x0.device)  # (B, K, n)
+        rows = y0[..., None] + torch.arange(n, device=x0.device)
+        inside = ((rows >= 0) & (rows < size))[..., :, None] & (
+            (cols >= 0) & (cols < size)
+        )[..., None, :]  # (B, K, n, n)
+        pix = (
+            rows.clamp(0, size - 1)[..., :, None] * size
+            + cols.clamp(0, size - 1)[..., None, :]
+        )
+        base = torch.arange(b * 3, device=x0.device).view(b, 3, 1, 1, 1) * size * size
+        idx = (base + pix[:, None].long()).flatten()
+    gx = _window(sp.x, sp.sx, x0, n)  # (B, K, n)
+    gy = _window(sp.y, sp.sy, y0, n)
+    g = torch.where(inside, gy[..., :, None] * gx[..., None, :], 0.0)
+    val = (w[..., None, None] * g[:, None]).flatten()
+    return out.flatten().index_add(0, idx, val).view_as(out)
+
+
+def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, size, size): splats weighted by w (B, 3, K) as (H × K)·(K × W)."""
+    z = torch.zeros_like(sp.x)
+    gy = _window(sp.y, sp.sy, z, size)  # (B, K, H)
+    gx = _window(sp.x, sp.sx, z, size)  # (B, K, W)
+    return (gy[:, None] * w[..., None]).transpose(-1, -2) @ gx[:, None]
+
+
+# Splat windows (px) by σ: a window of n px holds ±3σ for σ ≤ n / 6 + 1/6.
+WINDOWS = (5, 7, 11)
+
+
+def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
+    """sRGB-encoded values in [0, 1] → linear (as scene.srgb_to_linear)."""
+    hi = ((c.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4
+    return torch.where(c <= 0.04045, c / 12.92, hi)
+
+
+def linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
+    """Linear values → sRGB-encoded, clipped to [0, 1] (as scene.linear_to_srgb)."""
+    c = c.clamp(0.0, 1.0)
+    hi = 1.055 * c.clamp(min=0.0031308) ** (1 / 2.4) - 0.055
+    return torch.where(c <= 0.0031308, c * 12.92, hi)
+
+
+def chain_color(
+    struct: Structure, values: dict[str, torch.Tensor], chain: int
+) -> torch.Tensor:
+    """(B, 3) linear colour of a chain: the base colour × its own, both linear
+    (as scene.chain_color)."""
+    base = torch.stack([values[f"color.{c}"] for c in "rgb"], -1)
+    own = torch.stack([_get(values, struct, chain, f"color.{c}") for c in "rgb"], -1)
+    return srgb_to_linear(base.clamp(0, 1)) * srgb_to_linear(own.clamp(0, 1))
+
+
+def chain_picture(sp: Splats, rgb: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, size, size): a chain's light, Σ opacity × coverage × sRGB(rgb ×
+    brightness) over its splats; rgb (B, 3) linear. Small splats go through pixel
+    windows, the rest (large σ: blur, huge pieces) through matrix products."""
+    f = torch.float32
+    sp = Splats(
+        *(getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy", "weight", "bright"))
+    )
+    with torch.no_grad():  # splats that reach the picture, and their window
+        sig = torch.maximum(sp.sx, sp.sy)
+        reach = 3 * sig + 1
+        seen = (
+            (sp.weight * sp.bright > 0)
+            & (sp.x + reach > 0)
+            & (sp.x - reach < size)
+            & (sp.y + reach > 0)
+            & (sp.y - reach < size)
+        ).any(0)
+        big = sig.amax(0)
+        bucket = torch.full_like(big, len(WINDOWS), dtype=torch.long)
+        for j in reversed(range(len(WINDOWS))):
+            bucket = torch.where(big <= (WINDOWS[j] - 1) / 6, j, bucket)
+    col = linear_to_srgb(rgb.to(f)[:, :, None] * sp.bright[:, None])  # (B, 3, K)
+    w = col * sp.weight[:, None]
+    out = torch.zeros(len(rgb), 3, size, size, dtype=f, device=rgb.device)
+    for j in range(len(WINDOWS) + 1):
+        sel = torch.nonzero(seen & (bucket == j))[:, 0]
+        if len(sel) == 0:
+            continue
+        part = Splats(
+            *(
+                getattr(sp, k)[:, sel]
+                for k in ("x", "y", "sx", "sy", "weight", "bright")
+            )
+        )
+        if j < len(WINDOWS):
+            out = _splat_window(part, w[..., sel], size, WINDOWS[j], out)
+        else:
+            out = out + _splat_dense(part, w[..., sel], size)
+    return out
+
+
+def render(
+    struct: Structure,
+    values: dict[str, torch.Tensor],
+    size: int,
+    blur: float = 0.0,
+) -> torch.Tensor:
+    """(B, 3, size, size) in [0, 1]: the pictures (as the renderer's bytes / 255,
+    without noise, dither or CRT). `blur` (px) widens every splat, for a
+    coarse-to-fine descent."""
+    b = len(values["scale"])
+    out = torch.zeros(b, 3, size, size, device=values["scale"].device)
+    for chain in range(len(struct.geometries)):
+        rgb = chain_color(struct, values, chain)
+        if not bool((rgb > 0).any()):
+            continue
+        sp = chain_splats(struct, values, chain, size, blur)
+        out = out + chain_picture(sp, rgb, size)
+    return out.clamp(max=1.0)
+
+
+def render_params(params: dict[str, Any], size: int) -> np.ndarray:
+    """Complete flat params → float32 (size, size, 3) in [0, 1], no gradients."""
+    struct = structure_of(params)
+    with torch.no_grad():
+        img = render(struct, values_of([params], struct), size)[0]
+    return img.permute(1, 2, 0).numpy()
