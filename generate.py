@@ -10,8 +10,10 @@ breeds 90% from references/refs-scored.jsonl with the scores as parent weights (
 quality data). Sample i is drawn from its own RNG seeded by (seed, i), so a run that
 was stopped and resumed continues the very same sequence.
 
-Layout: OUT/images/000123.png + OUT/params/000123.json (flat params). Each file is
-written atomically, params first, so a pair is complete when its image exists.
+Layout: OUT/images/000123.png + OUT/params/000123.json (flat params), and
+OUT/schema.json (the parameter schema they were written for: a folder of another
+schema is refused, with a message to regenerate it). Each file is written
+atomically, params first, so a pair is complete when its image exists.
 Numbering continues after the highest index present. At start, orphans (params
 without an image, stray .tmp files) left by a killed run are removed. Ctrl-C or
 SIGTERM stops cleanly (a second one stops at once) and says how to resume.
@@ -404,6 +406,10 @@ def main(args: argparse.Namespace) -> int:
     log = print
     size = args.size or utils.get_profile(args.profile)["size"]
     layout = Layout(Path(args.out))
+    try:  # never append pairs of this schema to a folder of another
+        utils.check_data_schema(layout.out)
+    except utils.DataSchemaError as e:
+        raise SystemExit(str(e)) from None
     orphans, tmps = clean_orphans(layout)
     if orphans or tmps:
         log(
@@ -417,6 +423,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     layout.images.mkdir(parents=True, exist_ok=True)
     layout.params.mkdir(parents=True, exist_ok=True)
+    utils.write_data_schema(layout.out)
     url = utils.renderer_url(args.renderer_url)
     log(
         f"generating {args.n} pairs at {size}x{size} px into {layout.out} "

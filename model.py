@@ -1,7 +1,7 @@
 """The forward model (params → image), the inverse model (image → params), their
 backbones, the perceptual distance and the checkpoints.
 
-ForwardModel mirrors the scene's structure (renderer.md) so that the network only
+ForwardModel mirrors the scene's structure (docs/scene.md) so that the network only
 has to learn what is hard: one *chain* (a progression of outlines) at a time, in its
 own frame, with the placement of its first instances given.
 
@@ -51,7 +51,7 @@ DEFAULT_INVERSE_PATH = "checkpoints/inverse"
 DINOV2 = "vit_small_patch14_dinov2.lvd142m"
 DINOV2_REPO = "timm/vit_small_patch14_dinov2.lvd142m"
 DEFAULT_FREE_BACKBONE = "resnet10t"
-VIEW_HALF = 2.5  # the view spans world x, y in [-2.5, 2.5] (renderer.md)
+VIEW_HALF = 2.5  # the view spans world x, y in [-2.5, 2.5] (docs/scene.md)
 MIN_LAYER_SCALE = 0.05  # |layer scale| below this is treated as this in the warp
 
 ENCODED_KEYS = (
@@ -76,6 +76,9 @@ CHAIN_KEYS = (
     "yStep",
     "geoWidth",
     "gradientAngle",
+    "startAngle",
+    "gradientRange.0",
+    "gradientRange.1",
 )
 CHAIN_CATS = (
     "scaleProgression",
@@ -92,12 +95,40 @@ POST_CONT = (
     "ditherStrength",
     "ditherScale",
     "ditherBias",
+    "crtBleed",
+    "crtBloom",
+    "crtBrightness",
+    "crtMaskStrength",
+    "crtScale",
+    "crtScanlines",
+    "crtWarp",
 )
-POST_CATS = ("ditherType", "ditherMatrix")
+POST_CATS = ("ditherType", "ditherMatrix", "crtMask")
 
 
 def _cont_index(name: str) -> int:
     return utils.CONT_NAMES.index(name)
+
+
+def _param(name: str) -> utils.Param:
+    """The schema entry of a CONT_NAMES name ('gradientRange.0' → gradientRange)."""
+    return utils.PARAM[name.split(".")[0]]
+
+
+def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
+    """sRGB-encoded values in [0, 1] → linear (renderer/scene.py's, in torch)."""
+    c = c.clamp(0.0, 1.0)
+    return torch.where(
+        c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).clamp(min=1e-12) ** 2.4
+    )
+
+
+def linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
+    """Linear values → sRGB-encoded, clipped to [0, 1]."""
+    c = c.clamp(0.0, 1.0)
+    return torch.where(
+        c <= 0.0031308, c * 12.92, 1.055 * c.clamp(min=1e-12) ** (1 / 2.4) - 0.055
+    )
 
 
 def _layer_index(key: str, comp: int = 0) -> int:
@@ -302,11 +333,11 @@ def mlp(din: int, hidden: int, dout: int, depth: int = 2) -> nn.Sequential:
 
 
 # ----------------------------------------------------------------------------------
-# The instance layout: renderer.md's progressions, differentiable, splatted
+# The instance layout: docs/scene.md's progressions, differentiable, splatted
 
 
 def _outline_points(name: str, n: int = 400) -> torch.Tensor:
-    """(n, 2) points along a geometry's outline in element-local units (renderer.md)."""
+    """(n, 2) points along a geometry's outline in element-local units (docs/scene.md)."""
     t = torch.linspace(0, 1, n, dtype=torch.float64)
     pi = math.pi
     if name == "ring":
@@ -385,7 +416,7 @@ def outline_templates(size: int = 32, width_px: float = 0.8) -> torch.Tensor:
 
 
 _FIB = torch.tensor([0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89], dtype=torch.float32)
-# origin → (ax, bx, ay, by): x → ax·x + bx, y → ay·y + by (renderer.md "Offset")
+# origin → (ax, bx, ay, by): x → ax·x + bx, y → ay·y + by (docs/scene.md "Offset")
 _ORIGIN_AFFINE = {
     "center": (1, 0, 1, 0),
     "top-center": (1, 0, -1, 1),
@@ -401,7 +432,7 @@ MAX_INSTANCE_SCALE = 20.0
 def instance_layout(
     v: dict[str, torch.Tensor], probs: dict[str, torch.Tensor], k: int
 ) -> dict[str, torch.Tensor]:
-    """The first k instances of M chains from renderer.md's progressions.
+    """The first k instances of M chains from docs/scene.md's progressions.
 
     v: (M,) tensors in the parameters' own units: repetitions, scaleFactor,
     rotationFactor, alphaFactor, stepFactor, xStep, yStep, positionCoupled (0-1).
@@ -473,18 +504,28 @@ def instance_layout(
     return {"s": s, "r": torch.deg2rad(r), "x": x, "y": y, "w": a * present}  # type: ignore[arg-type]
 
 
-def gradient_templates(templates: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """(M, 1, T, T) outline templates over local [-1, 1]² × renderer.md's brightness
-    falloff 1 − smoothstep(0.2, 1, 0.5 + 0.5·|g|), g = q·(sin θ, cos θ), θ (M,) rad."""
+def gradient_templates(
+    templates: torch.Tensor,
+    angle: torch.Tensor,
+    lo: torch.Tensor | float = 0.2,
+    hi: torch.Tensor | float = 1.0,
+) -> torch.Tensor:
+    """(M, 1, T, T) outline templates over local [-1, 1]² × the gradient's brightness
+    (docs/scene.md): sRGB(1 − smoothstep(lo, hi, 0.5 + 0.5·|g|)), g = q·(sin θ,
+    cos θ), θ (M,) rad, (lo, hi) = gradientRange, (M,) each or numbers (sRGB of the
+    brightness: the renderer encodes colour × brightness, ≈ sRGB(colour) × this)."""
     T = templates.shape[-1]
-    c = (
-        torch.arange(T, device=templates.device, dtype=torch.float32) + 0.5
-    ) / T * 2 - 1
+    dev = templates.device
+    c = (torch.arange(T, device=dev, dtype=torch.float32) + 0.5) / T * 2 - 1
     qx, qy = c[None, None, None, :], -c[None, None, :, None]
     th = angle[:, None, None, None]
     g = qx * th.sin() + qy * th.cos()
-    t = ((0.5 + 0.5 * g.abs() - 0.2) / 0.8).clamp(0, 1)
-    return templates * (1 - t * t * (3 - 2 * t))
+    lo_t = torch.as_tensor(lo, device=dev, dtype=torch.float32).reshape(-1, 1, 1, 1)
+    hi_t = torch.as_tensor(hi, device=dev, dtype=torch.float32).reshape(-1, 1, 1, 1)
+    span = hi_t - lo_t
+    span = torch.where(span.abs() < 1e-4, torch.full_like(span, 1e-4), span)
+    t = ((0.5 + 0.5 * g.abs() - lo_t) / span).clamp(0, 1)
+    return templates * linear_to_srgb(1 - t * t * (3 - 2 * t))
 
 
 def splat_layout(
@@ -534,7 +575,7 @@ class ForwardConfig:
     image); canvas: the canonical chain canvas' extent relative to the view; density:
     its pixels per view pixel (canvas side = size·canvas·density, a multiple of 8);
     pattern_ch: learned fixed-pattern maps given to the post-net (dither / noise);
-    layout_k: instances per chain placed by renderer.md's progressions and splatted
+    layout_k: instances per chain placed by docs/scene.md's progressions and splatted
     as a hint for the decoder (0 = none); layout_res: the hint's side in px;
     template: side of the learned outline templates used by the splat; hint_direct:
     add the hint (at a learned per-chain gain) to the decoder's canvas."""
@@ -546,7 +587,7 @@ class ForwardConfig:
     n_freq: int = 4
     attn_res: int = 12
     composite: bool = True
-    canvas: float = 1.5
+    canvas: float = 2.5
     density: float = 0.5
     pattern_ch: int = 4
     layout_k: int = 48
@@ -633,7 +674,7 @@ class ForwardModel(nn.Module):
             self.decoder = Decoder(cfg.hidden, cfg.size, cfg.width, 3, cfg.attn_res)
         pc = max(8, cfg.width)
         self.pattern = nn.Parameter(torch.zeros(1, cfg.pattern_ch, cfg.size, cfg.size))
-        # The noise pass (renderer.md): a fixed per-pixel pick threshold u and sign s
+        # The noise pass (docs/scene.md): a fixed per-pixel pick threshold u and sign s
         # (1-px cells below 2048 px), learned: picked where noiseDensity > u.
         u0 = torch.rand(1, 1, cfg.size, cfg.size).clamp(0.02, 0.98)
         self.noise_u = nn.Parameter(torch.logit(u0))
@@ -743,10 +784,12 @@ class ForwardModel(nn.Module):
         base_col = cont[:, ci]
         lcol = lc[:, :, [_layer_index("color", j) for j in range(3)]]
         c_opt = lo[:, :, utils.LAYER_OPTIONAL.index("color"), None]
-        color = torch.cat(
+        own = torch.cat(
             [base_col[:, None], base_col[:, None] + c_opt * (lcol - base_col[:, None])],
             1,
         )
+        # the renderer's chain colour: base × own, both linear, sRGB-encoded
+        color = linear_to_srgb(srgb_to_linear(base_col[:, None]) * srgb_to_linear(own))
         mask = torch.cat(
             [torch.ones(B, 1, device=cont.device), self._layer_mask(batch)], 1
         )
@@ -761,11 +804,16 @@ class ForwardModel(nn.Module):
         sy = torch.cat(
             [zeros + 1, _denorm(lc[:, :, _layer_index("scale", 1)], lp["scale"])], 1
         )
+        P = utils.PARAM
+        # group translations: Scene.position for the base chain (it moves the base
+        # only), each layer's own position for a layer
         lt = torch.stack(
             [
                 torch.cat(
                     [
-                        zeros,
+                        _denorm(
+                            cont[:, _cont_index(f"position.{'xy'[j]}")], P["position"]
+                        )[:, None],
                         _denorm(lc[:, :, _layer_index("position", j)], lp["position"]),
                     ],
                     1,
@@ -774,7 +822,6 @@ class ForwardModel(nn.Module):
             ],
             -1,
         )
-        P = utils.PARAM
         scene = torch.stack(
             [
                 _denorm(cont[:, _cont_index("scale")], P["scale"]),
@@ -812,8 +859,9 @@ class ForwardModel(nn.Module):
 
     def warp_theta(self, ch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, 6, 2, 3) affine_grid matrices: output (view) normalised coordinates →
-        the canonical canvas' normalised coordinates, for Scene · Group of each chain."""
-        s, th, px, py = ch["scene"].unbind(-1)  # (B,)
+        the canonical canvas' normalised coordinates, for Scene · Group of each chain
+        (Scene = R(θ)·S(s); Scene.position sits in the base chain's Group)."""
+        s, th, _, _ = ch["scene"].unbind(-1)  # (B,)
         s = s.clamp(min=1e-3)
 
         def safe(v: torch.Tensor) -> torch.Tensor:
@@ -828,11 +876,11 @@ class ForwardModel(nn.Module):
         inv_s = 1 / s[:, None]
         a00, a01 = c / sx * inv_s, si / sx * inv_s
         a10, a11 = -si / sy * inv_s, c / sy * inv_s
-        # translation t = A_s · t_g + t_s, with A_s = s·R(θ)
+        # translation t = A_s · t_g, with A_s = s·R(θ)
         ct, st = th.cos()[:, None], th.sin()[:, None]
         gx, gy = ch["lt"][..., 0], ch["lt"][..., 1]
-        tx = s[:, None] * (ct * gx - st * gy) + px[:, None]
-        ty = s[:, None] * (st * gx + ct * gy) + py[:, None]
+        tx = s[:, None] * (ct * gx - st * gy)
+        ty = s[:, None] * (st * gx + ct * gy)
         # c_n = (1/canvas) F A⁻¹ F n − (1/E) F A⁻¹ t, F = diag(1, −1)
         k = 1.0 / self.cfg.canvas
         E = VIEW_HALF * self.cfg.canvas
@@ -919,7 +967,7 @@ class ForwardModel(nn.Module):
         canvas side)), softly saturated at 4. Always float32: coordinates need it."""
         ch = {k: v.float() if torch.is_tensor(v) else v for k, v in ch.items()}
         vals = ch["cont"].reshape(-1, len(CHAIN_KEYS))[idx]
-        v = {k: _denorm(vals[:, j], utils.PARAM[k]) for j, k in enumerate(CHAIN_KEYS)}
+        v = {k: _denorm(vals[:, j], _param(k)) for j, k in enumerate(CHAIN_KEYS)}
         v["positionCoupled"] = ch["bool"].reshape(-1)[idx]
         probs = {k: p.reshape(-1, p.shape[-1])[idx] for k, p in ch["probs"].items()}
         inst = instance_layout(v, probs, self.cfg.layout_k)
@@ -927,7 +975,15 @@ class ForwardModel(nn.Module):
         tmpl = (probs["geometry"] @ self.templates.reshape(NUM_GEOMETRIES, -1)).reshape(
             -1, 1, T, T
         )
-        tmpl = gradient_templates(tmpl, v["gradientAngle"])
+        # the outline turned by startAngle: its instances turn by as much more, and
+        # the gradient (taken on the turned outline) by as much less on the template
+        inst["r"] = inst["r"] + v["startAngle"][:, None]
+        tmpl = gradient_templates(
+            tmpl,
+            v["gradientAngle"] + v["startAngle"],
+            v["gradientRange.0"],
+            v["gradientRange.1"],
+        )
         hint = splat_layout(
             inst,
             tmpl,

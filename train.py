@@ -238,7 +238,8 @@ def _decode_png(path: Path, size: int) -> np.ndarray:
 
 
 def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarray]:
-    """All pairs of one folder as arrays, through FOLDER/.cache/train-SIZE.npz.
+    """All pairs of one folder as arrays, through FOLDER/.cache/train-SIZE-HASH.npz
+    (HASH: the schema's, so that encodings of another schema are never reused).
 
     Only pairs that are new or changed since the cache was written are decoded.
     Returns names (N,) str, images uint8 (N, R, R, 3), and the Encoded arrays."""
@@ -255,7 +256,7 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
         ],
         np.int64,
     )
-    cache = folder / ".cache" / f"train-{size}.npz"
+    cache = folder / ".cache" / f"train-{size}-{utils.schema_hash()}.npz"
     old: dict[str, int] = {}
     arrays: dict[str, np.ndarray] = {}
     if cache.exists():
@@ -322,6 +323,10 @@ def load_pairs(
         if not (folder / "images").is_dir() or not (folder / "params").is_dir():
             log(f"data: {folder} has no images/ and params/; skipped")
             continue
+        try:
+            utils.check_data_schema(folder)
+        except utils.DataSchemaError as e:
+            raise SystemExit(str(e)) from None
         arr = load_folder(folder, size, log)
         if len(arr["names"]) == 0:
             log(f"data: {folder} holds no pairs; skipped")

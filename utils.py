@@ -764,6 +764,7 @@ def decode_params(enc: Encoded | dict[str, Any]) -> dict[str, Any]:
     d = enc.as_dict() if isinstance(enc, Encoded) else enc
     a = {k: np.asarray(_to_numpy(v)) for k, v in d.items()}
     out = default_params()
+    out["layers"] = []
     vals: dict[str, list[float]] = {}
     for (k, _c), u in zip(CONT_COMPONENTS, a["cont"].tolist(), strict=False):
         vals.setdefault(k, []).append(u)
@@ -964,6 +965,61 @@ def breed(
         if "geometry" in layer and rng.random() < p_redraw_cat:
             layer["geometry"] = rng.choice(GEOMETRIES)
     return apply_guard(validate_params(child))
+
+
+# ----------------------------------------------------------------------------------
+# Data folders: which schema their params were written for
+
+DATA_SCHEMA_FILE = "schema.json"  # DIR/schema.json beside DIR/images and DIR/params
+
+
+class DataSchemaError(ValueError):
+    """A data folder written for another parameter schema; the message says to
+    regenerate it."""
+
+
+def write_data_schema(folder: str | Path) -> None:
+    """Record this code's schema in a data folder (generate.py, when it writes)."""
+    write_json(
+        Path(folder) / DATA_SCHEMA_FILE,
+        {"version": SCHEMA_VERSION, "hash": schema_hash()},
+    )
+
+
+def check_data_schema(folder: str | Path) -> None:
+    """Raise DataSchemaError when a data folder's params were written for another
+    schema: its DIR/schema.json names another one, or (folders from before the
+    marker) a params file lacks keys this schema writes. An empty folder passes."""
+    folder = Path(folder)
+    marker = folder / DATA_SCHEMA_FILE
+    if marker.exists():
+        try:
+            meta = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            meta = {}
+        if meta.get("version") == SCHEMA_VERSION and meta.get("hash") == schema_hash():
+            return
+        found = f"v{meta.get('version')} ({meta.get('hash')})"
+    else:
+        first = next(iter(sorted((folder / "params").glob("*.json"))), None)
+        if first is None:
+            return
+        try:
+            keys = set(json.loads(first.read_text()))
+        except (OSError, ValueError):
+            return  # unreadable pairs are skipped one by one
+        if {p.key for p in SCHEMA} <= keys:
+            return
+        found = (
+            "v1 (params without "
+            + ", ".join(sorted({p.key for p in SCHEMA} - keys)[:3])
+            + ")"
+        )
+    raise DataSchemaError(
+        f"{folder}: data written for parameter schema {found}; this code has "
+        f"v{SCHEMA_VERSION} ({schema_hash()}), whose params mean other pictures. "
+        f"Regenerate it: move or delete {folder}, then run `make generate`"
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -1481,7 +1537,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "forward_width": 8,  # decoder channels at full size
         "forward_hidden": 256,
         "forward_attn_res": 12,  # self-attention at the 12² stage (32² is too slow)
-        "forward_density": 0.5,  # canonical chain canvas: 0.5 px per view px
+        "forward_density": 0.3,  # canonical chain canvas: 0.3 px per view px
         "forward_layout_k": 48,  # instances per chain placed by the progressions
         "forward_layout_res": 48,
         "inverse_lr": 1e-3,
@@ -1499,7 +1555,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "forward_width": 40,  # ~11M params at 256²
         "forward_hidden": 512,
         "forward_attn_res": 32,
-        "forward_density": 1.0,
+        "forward_density": 0.6,
         "forward_layout_k": 64,
         "forward_layout_res": 192,
         "inverse_lr": 1e-4,

@@ -75,7 +75,6 @@ VISIBLE_SHEETS = {
     "roundedRect": 4.0,
 }
 SURFACE_COLOR_TYPE = skia.kRGBA_F32_ColorType
-BLEND_ROUND = 0.5
 GRADIENT_STOPS = 33  # linear-gradient stops approximating the smoothstep falloff
 
 
@@ -355,33 +354,24 @@ GRADIENT_REACH = 1.1  # local |g| covered by the stops (outline 0.9 + band 0.1)
 
 
 @functools.lru_cache(maxsize=64)
-def gradient_stops(
-    rgb: tuple[float, float, float], lo: float, hi: float
-) -> tuple[np.ndarray, list[float]]:
-    """The gradient's colours and positions: sRGB(rgb × brightness(g)) at
-    GRADIENT_STOPS values of g in [-GRADIENT_REACH, GRADIENT_REACH], float64
-    (GRADIENT_STOPS, 3) in [0, 1], and the stops' positions in [0, 1]."""
+def gradient_shader(
+    rgb: tuple[float, float, float], angle: float, lo: float, hi: float
+) -> skia.Shader:
+    """Opaque linear-gradient shader in element-local units: sRGB(rgb ×
+    brightness(g)) for g = q·(sin θ, cos θ), θ = gradientAngle, (lo, hi) =
+    gradientRange, sampled at GRADIENT_STOPS stops over g in [-GRADIENT_REACH,
+    GRADIENT_REACH] (clamped beyond; outlines reach |g| ≤ 1)."""
     g = np.linspace(-GRADIENT_REACH, GRADIENT_REACH, GRADIENT_STOPS)
     cols = linear_to_srgb(np.outer(gradient_brightness(g, (lo, hi)), np.array(rgb)))
-    cols.setflags(write=False)
-    return cols, [float(v) for v in (g + GRADIENT_REACH) / (2 * GRADIENT_REACH)]
-
-
-def blend_levels(colors: np.ndarray, alpha: float) -> np.ndarray:
-    """What one instance of opacity `alpha` adds where it covers a pixel: colour ×
-    alpha rounded to 8 bits, as each additive blend into the original's 8-bit
-    framebuffer rounds it (so faint channels of faint instances add nothing).
-    int (..., 3) in 0..255."""
-    return np.floor(np.asarray(colors) * (alpha * 255.0) + BLEND_ROUND).astype(np.int64)
-
-
-def gradient_shader(levels: np.ndarray, positions: list[float], angle: float) -> Any:
-    """Opaque linear-gradient shader in element-local units with these 8-bit stop
-    colours (`blend_levels`) along g = q·(sin θ, cos θ), clamped beyond the ends."""
+    colors = [
+        skia.Color4f(float(r), float(gr), float(b), 1.0).toColor()
+        for r, gr, b in cols.tolist()
+    ]
     d = (math.sin(angle) * GRADIENT_REACH, math.cos(angle) * GRADIENT_REACH)
-    colors = [skia.ColorSetRGB(int(r), int(g), int(b)) for r, g, b in levels.tolist()]
     return skia.GradientShader.MakeLinear(
-        [skia.Point(-d[0], -d[1]), skia.Point(d[0], d[1])], colors, positions
+        [skia.Point(-d[0], -d[1]), skia.Point(d[0], d[1])],
+        colors,
+        [float(v) for v in (g + GRADIENT_REACH) / (2 * GRADIENT_REACH)],
     )
 
 
@@ -429,21 +419,13 @@ def draw(params: dict[str, Any], size: int) -> skia.Surface:
     angle = float(params["gradientAngle"])
     for chain, draws in plan:
         path = geometry_path(chain.geometry, chain.start_angle)
-        colors, positions = gradient_stops(chain.rgb, lo, hi)
+        paint.setShader(gradient_shader(chain.rgb, angle, lo, hi))
         paint.setStrokeWidth(2 * STROKE_RADIUS_PER_WIDTH * chain.geo_width)
-        shaders: dict[bytes, Any] = {}
         for d in draws:
             matrix = skia.Matrix.MakeAll(*d.matrix, 0.0, 0.0, 1.0)
             if d.layer_box is None:
-                levels = blend_levels(colors, d.alpha)
-                if not levels.any():
-                    continue  # rounds to nothing in the original's framebuffer
-                key = levels.tobytes()
-                if key not in shaders:
-                    shaders[key] = gradient_shader(levels, positions, angle)
-                paint.setShader(shaders[key])
-                paint.setAlphaf(1.0)
                 canvas.setMatrix(matrix)
+                paint.setAlphaf(d.alpha)
                 for _ in range(d.repeats):
                     canvas.drawPath(path, paint)
                 continue
@@ -453,9 +435,6 @@ def draw(params: dict[str, Any], size: int) -> skia.Surface:
             canvas.saveLayer(skia.Rect.MakeLTRB(*d.layer_box), _gain_paint(d.alpha))
             canvas.clear(skia.ColorBLACK)
             canvas.setMatrix(matrix)
-            paint.setShader(
-                gradient_shader(blend_levels(colors, 1.0), positions, angle)
-            )
             paint.setAlphaf(1.0)
             canvas.drawPath(path, paint)
             canvas.restore()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 import model as M
 import utils
+from renderer import scene
 
 TINY: dict[str, Any] = dict(
     size=32, width=4, hidden=32, embed=4, n_freq=2, attn_res=8, density=0.5
@@ -62,7 +63,9 @@ def test_forward_shapes_range_and_gradients(composite: bool) -> None:
 
 def test_scene_transform_moves_the_picture() -> None:
     """The composite model warps chains by Scene · Group: moving Scene.position moves
-    the image (same chain, different place), a gradient-friendly structure."""
+    the base chain (same chain, different place), a gradient-friendly structure.
+    Scene.position sits inside Scene.rotation and Scene.scale (docs/scene.md), so
+    with scale 1 and rotation 0 it moves by exactly as much."""
     torch.manual_seed(0)
     net = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
     head_bias = net.decoder.head.bias
@@ -73,6 +76,7 @@ def test_scene_transform_moves_the_picture() -> None:
     p["layers"], p["noiseEnabled"], p["ditherEnabled"] = [], False, False
     q = json.loads(json.dumps(p))
     p["position"] = {"x": 0.0, "y": 0.0}
+    p["scale"], p["rotation"] = 1.0, 0.0
     q = json.loads(json.dumps(p))
     q["position"] = {"x": 0.625, "y": 0.0}
     with torch.no_grad():
@@ -134,7 +138,7 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
 def test_composite_warp_reproduces_the_renderer(renderer_url: str) -> None:
     """With the renderer's own canonical chain pictures in place of the decoder, the
     forward model's warp + colour-free sum reproduces real renders: the Scene · Group
-    algebra matches renderer.md. Canonical pictures are rendered at Scene.scale 0.85
+    algebra matches docs/scene.md. Canonical pictures are rendered at Scene.scale 0.85
     (the smallest allowed), so the canvas is 1/0.85 of the view. Layers squashed
     below |scale| 0.2 are left out: their chain reaches beyond any finite canvas."""
     R = 64
@@ -145,7 +149,8 @@ def test_composite_warp_reproduces_the_renderer(renderer_url: str) -> None:
     scores = []
     while len(scores) < 6:
         p = utils.sample_params(rng)
-        p["noiseEnabled"] = p["ditherEnabled"] = False
+        p["noiseEnabled"] = p["ditherEnabled"] = p["crtEnabled"] = False
+        p["scale"] = rng.uniform(0.85, 1.2)  # the canvas holds chains from 0.85 up
         p["layers"] = [
             la for la in p["layers"] if min(map(abs, la["scale"].values())) > 0.2
         ]
@@ -156,6 +161,10 @@ def test_composite_warp_reproduces_the_renderer(renderer_url: str) -> None:
             q = {**p, "layers": [], "scale": 0.85, "rotation": 0.0}
             q["position"] = {"x": 0.0, "y": 0.0}
             q.update({k: layer[k] for k in utils.LAYER_OPTIONAL if k in layer})
+            # alone, a chain draws colour²; with the base it draws base × own: the
+            # canonical picture takes the colour whose square is that product
+            rgb = scene.chain_color(p["color"], q["color"])
+            q["color"] = utils.rgb_to_color(scene.linear_to_srgb(np.sqrt(rgb)))
             canon = _to_tensor(client.render(q, R))
             grid = F.affine_grid(theta[i : i + 1], [1, 3, R, R], align_corners=False)
             total += F.grid_sample(canon, grid, align_corners=False)

@@ -30,6 +30,9 @@ def lone(**kw: Any) -> dict[str, Any]:
         xStep=0.0,
         yStep=0.0,
         scale=1.0,
+        position={"x": 0.0, "y": 0.0},
+        rotationFactor=0.0,
+        layers=[],
         color="#FFFFFF",
         alphaFactor=1.0,
         scaleFactor=1.0,
@@ -224,9 +227,9 @@ def test_arch_is_the_upper_half_and_plus_y_is_up() -> None:
 
 @pytest.mark.parametrize("angle", [0.0, math.pi / 4, math.pi / 2, math.pi])
 def test_gradient_darkens_along_the_angle(angle: float) -> None:
-    """Along a vertical line (q = (0, y)) brightness ∝ 1 − smoothstep(0.2, 1,
-    0.5 + 0.5·|g|) with g = q·(sin θ, cos θ) = y·cos θ: dark ends for θ = 0 or π,
-    uniform for θ = π/2."""
+    """Along a vertical line (q = (0, y)) the linear brightness is 1 − smoothstep(0.2,
+    1, 0.5 + 0.5·|g|) with g = q·(sin θ, cos θ) = y·cos θ, then sRGB-encoded: dark
+    ends for θ = 0 or π, uniform for θ = π/2."""
     size, scale = 192, 1.5
     p = lone(geometry="line", repetitions=1, scale=scale, gradientAngle=angle)
     rows = scene.render(p, size)[..., 0].astype(float).sum(axis=1)  # (size,)
@@ -237,7 +240,9 @@ def test_gradient_darkens_along_the_angle(angle: float) -> None:
         i = math.floor(r)
         return rows[i] * (i + 1 - r) + rows[i + 1] * (r - i)
 
-    bright = progressions.gradient_brightness
+    def bright(g: float) -> float:
+        return float(scene.linear_to_srgb(progressions.gradient_brightness(g)))
+
     for y in (0.2, 0.4, 0.5):
         want = bright(y * math.cos(angle)) / bright(0.0)
         assert at(y) / at(0.0) == pytest.approx(float(want), abs=0.03), y
@@ -247,6 +252,55 @@ def test_stroke_scales_with_geo_width() -> None:
     thin = scene.render(lone(geometry="ring", repetitions=1, geoWidth=0.02), SIZE)
     thick = scene.render(lone(geometry="ring", repetitions=1, geoWidth=0.08), SIZE)
     assert thick.sum() > 3 * thin.sum()
+
+
+@pytest.mark.parametrize("width", [0.05, 0.1])
+def test_band_is_twice_geo_width(width: float) -> None:
+    """The original's tube has radius geoWidth: a band 2·geoWidth wide (local units),
+    here 2·geoWidth × 2 (scene scale) × size/5 px across a vertical bar."""
+    size = 200
+    p = lone(geometry="bar", repetitions=1, geoWidth=width, scale=2.0)
+    p["gradientRange"] = [1.5, 2.0]  # uniform brightness
+    row = scene.render(p, size)[size // 2, :, 0].astype(float) / 255
+    want = 2 * width * 2.0 * size / 5
+    assert row.sum() / row.max() == pytest.approx(want, rel=0.05)
+
+
+def test_start_angle_turns_the_outline() -> None:
+    """startAngle turns the outline about its origin: an arch turned by π is the
+    lower half; turned by π/2 it opens to the right."""
+    up = scene.render(lone(geometry="arch", repetitions=1), SIZE).astype(int)
+    down = scene.render(
+        lone(geometry="arch", repetitions=1, startAngle=math.pi), SIZE
+    ).astype(int)
+    assert np.abs(down - up[::-1]).mean() < 1.0
+    left = scene.render(
+        lone(geometry="arch", repetitions=1, startAngle=math.pi / 2), SIZE
+    ).astype(float)
+    x, _ = mass_center(left)
+    assert x < SIZE / 2 - 5  # the arch (0 → π) turned by π/2 spans π/2 → 3π/2
+    np.testing.assert_allclose(
+        geometry.outline_points("arch", math.pi / 2)[0], (0.0, 0.8), atol=1e-9
+    )
+    # a layer's own startAngle overrides the base's
+    p = lone(geometry="arch", repetitions=1, position={"x": 100.0, "y": 0.0})
+    p["layers"] = [layer(color="#FFFFFF", startAngle=math.pi)]
+    np.testing.assert_array_equal(scene.render(p, SIZE), down)
+
+
+def test_gradient_range_sets_the_falloff() -> None:
+    """Brightness 1 − smoothstep(lo, hi, 0.5 + 0.5·|g|): with lo ≥ 1 nothing darkens
+    (0.5 + 0.5·|g| ≤ 1 on the outline); with hi ≤ 0.5 everything is black."""
+    flat = lone(geometry="ring", repetitions=1, gradientRange=[1.5, 2.0])
+    img = scene.render(flat, SIZE)
+    assert img.max() == 255
+    black = lone(geometry="ring", repetitions=1, gradientRange=[0.0, 0.5])
+    assert scene.render(black, SIZE).max() == 0
+    g = np.linspace(-1, 1, 9)
+    np.testing.assert_allclose(
+        progressions.gradient_brightness(g, (1.0, 0.5)),
+        progressions.smoothstep(0.5, 1.0, 0.5 + 0.5 * np.abs(g)),  # reversed edges
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -280,15 +334,17 @@ def test_rotation_is_counter_clockwise() -> None:
 
 
 def test_step_factor_spreads_the_chain() -> None:
-    near = scene.render(params(stepFactor=0.02, origin="center"), SIZE)
-    far = scene.render(params(stepFactor=0.3, origin="center"), SIZE)
+    near = scene.render(params(stepFactor=0.02, origin="center", layers=[]), SIZE)
+    far = scene.render(params(stepFactor=0.3, origin="center", layers=[]), SIZE)
     assert mass_center(far)[0] < mass_center(near)[0] - 5  # xStep −1.5: to the left
 
 
 def invisible_base(**kw: Any) -> dict[str, Any]:
-    """A black base chain (adds nothing) so that only the layers show."""
+    """A white base chain moved far out of view (Scene.position moves the base chain
+    only), so that only the layers show, in their own colours (white × own)."""
     base = dict(repetitions=12, scaleFactor=1.08, rotationFactor=0.03, xStep=0.2)
-    return lone(**{**base, **kw, "color": "#000000"})
+    far = {"x": 100.0, "y": 100.0}
+    return lone(**{**base, **kw, "color": "#FFFFFF", "position": far})
 
 
 def layer(**kw: Any) -> dict[str, Any]:
@@ -304,6 +360,30 @@ def layer(**kw: Any) -> dict[str, Any]:
 
 def test_black_base_draws_nothing() -> None:
     assert scene.render(invisible_base(), SIZE).max() == 0
+    # the base colour multiplies every layer's: black draws nothing at all
+    black = lone(color="#000000", layers=[layer()])
+    assert scene.render(black, SIZE).max() == 0
+
+
+def test_layer_colour_multiplies_the_base_colour() -> None:
+    """Linear base × linear layer colour, sRGB-encoded: #808080 × #FFFF00 draws
+    sRGB(0.216 × (1, 1, 0)) ≈ (128, 128, 0) where fully covered."""
+    p = lone(
+        repetitions=1,
+        geometry="bar",
+        geoWidth=0.1,
+        color="#808080",
+        gradientRange=[1.5, 2.0],  # no darkening over the outline
+        position={"x": 100.0, "y": 0.0},
+        layers=[layer(color="#FFFF00")],
+    )
+    img = scene.render(p, SIZE).astype(int)
+    assert img[..., 2].max() == 0
+    assert abs(int(img[..., 0].max()) - 128) <= 1
+    assert abs(int(img[..., 1].max()) - 128) <= 1
+    assert scene.chain_color("#808080", "#FFFF00") == pytest.approx(
+        (0.2158605, 0.2158605, 0.0), abs=1e-6
+    )
 
 
 def test_mirrored_layer_is_the_flipped_image() -> None:
@@ -358,15 +438,11 @@ def test_zero_layer_scale_draws_nothing() -> None:
 
 def test_layers_add_up() -> None:
     one = scene.render(
-        lone(repetitions=1, geoWidth=0.05, color="#404040"), SIZE
+        lone(repetitions=1, geoWidth=0.05, color="#A0A0A0"), SIZE
     ).astype(int)
+    same = {k: v for k, v in layer().items() if k != "color"}  # inherits the colour
     two = scene.render(
-        lone(
-            repetitions=1,
-            geoWidth=0.05,
-            color="#404040",
-            layers=[layer(color="#404040")],
-        ),
+        lone(repetitions=1, geoWidth=0.05, color="#A0A0A0", layers=[same]),
         SIZE,
     ).astype(int)
     lit = one > 8
@@ -388,7 +464,10 @@ def test_culling_skips_blown_up_and_tiny_instances() -> None:
 
 
 def test_offscreen_scene_is_black() -> None:
-    assert scene.render(params(position={"x": 1e6, "y": -1e6}), 64).max() == 0
+    far = params(position={"x": 1e6, "y": -1e6}, layers=[])
+    assert scene.render(far, 64).max() == 0
+    # Scene.position moves the base chain only: the default layer stays in view
+    assert scene.render(params(position={"x": 1e6, "y": -1e6}), 64).max() > 0
 
 
 @pytest.mark.parametrize(
@@ -557,8 +636,91 @@ def test_noise_is_seeded_and_density_only_adds_cells() -> None:
     changed_05 = noisy(0.5)[..., 0] != 128
     assert changed_02.mean() == pytest.approx(0.2, abs=0.05)
     assert (changed_05 | ~changed_02).all()  # superset
-    assert set(np.unique(a[..., 0])) <= {128 - 51, 128, 128 + 51}
+    # value·opacity with value uniform in [−0.5, 0.5): at most ±0.2 = ±51 levels
+    delta = a[..., 0].astype(int) - 128
+    assert np.abs(delta).max() <= 51 and delta.min() < -25 and delta.max() > 25
     assert (noisy(0.0)[..., :3] == 128).all()
+
+
+def test_noise_hash_is_the_original_shaders() -> None:
+    """Spot values of the original's hash, computed by hand in float32:
+    p3 = fract((x, y, x)·0.1031); p3 += dot(p3, p3.yzx + 33.33);
+    fract((p3.x + p3.y)·p3.z)."""
+    f32 = np.float32
+
+    def by_hand(x: float, y: float) -> float:
+        a, b = (f32(x) * f32(0.1031)) % f32(1), (f32(y) * f32(0.1031)) % f32(1)
+        c = a
+        d = a * (b + f32(33.33)) + b * (c + f32(33.33)) + c * (a + f32(33.33))
+        return float(((a + d + b + d) * (c + d)) % f32(1))
+
+    for x, y in ((0.0, 0.0), (3.0, 7.0), (127.1, 311.7), (1000.0, 5.0)):
+        got = float(postfx._hash(np.array([x], f32), np.array([y], f32))[0])
+        assert got == pytest.approx(by_hand(x, y), abs=1e-5)
+        assert 0.0 <= got < 1.0
+
+
+def crt(**kw: Any) -> dict[str, Any]:
+    base = dict(
+        crtEnabled=True,
+        crtScale=1.0,
+        crtMask="none",
+        crtBloom=0.0,
+        crtWarp=0.0,
+        crtBrightness=1.0,
+    )
+    return params(**{**base, **kw})
+
+
+def test_crt_at_scale_one_without_extras_keeps_the_picture() -> None:
+    """With one CRT cell per pixel the beam sits on the sample (distance 0): the
+    neighbours' Gaussian weights 2^(hard·1²) are ≤ 2^-12, so the picture stays."""
+    img = scene.render(lone(geometry="spiral", repetitions=30), 64)
+    rgba = np.dstack([img, np.full((64, 64), 255, np.uint8)])
+    out = rgba.copy()
+    postfx.apply_crt(out, crt(), 64)
+    assert np.abs(out[..., :3].astype(int) - img).max() <= 1
+
+
+def test_crt_brightness_mask_and_cells() -> None:
+    rgba = gray_rgba(100, 48)
+    out = rgba.copy()
+    postfx.apply_crt(out, crt(crtBrightness=2.0), 48)
+    assert (out[..., :3] == 200).all()
+    out = rgba.copy()  # aperture grille at full strength: one channel ×1.8, two ×0.3
+    postfx.apply_crt(out, crt(crtMask="grille", crtMaskStrength=1.0), 48)
+    assert (out[:, 0, 0] == 180).all() and (out[:, 0, 1:3] == 30).all()
+    assert (out[:, 1, 1] == 180).all() and (out[:, 2, 2] == 180).all()
+    # scale 2: cells of 2×2 px, every pixel centre 0.25 cell from its beam; with
+    # crtScanlines 1 (hardScan −4) the three rows weigh Σ 2^(−4·(0.25 + k)²),
+    # k = −1, 0, 1: 0.2102 + 0.8409 + 0.0131 = 1.064 (the shader does not normalise)
+    out = rgba.copy()
+    postfx.apply_crt(out, crt(crtScale=2.0, crtScanlines=1.0), 48)
+    assert (out[..., :3] == 106).all()
+    # every CRT option changes a real picture, deterministically
+    img = scene.render(lone(geometry="ring", repetitions=20), 64)
+    base = np.dstack([img, np.full((64, 64), 255, np.uint8)])
+    for kw in (
+        dict(crtScale=3.0),
+        dict(crtBleed=1.0, crtScale=2.0),
+        dict(crtBloom=1.0),
+        dict(crtWarp=0.1),
+        dict(crtMask="shadow"),
+        dict(crtMask="stretched"),
+        dict(crtMask="vga"),
+    ):
+        a, b = base.copy(), base.copy()
+        postfx.apply_crt(a, crt(**kw), 64)
+        postfx.apply_crt(b, crt(**kw), 64)
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, base), kw
+
+
+def test_crt_param_runs_the_pass() -> None:
+    p = lone(geometry="ring", repetitions=20)
+    assert not np.array_equal(
+        scene.render({**p, "crtEnabled": True}, 64), scene.render(p, 64)
+    )
 
 
 def test_noise_cells() -> None:
@@ -645,7 +807,7 @@ def test_huge_outline_around_the_view_is_culled_exactly() -> None:
     # a ring of radius 0.9·s around the centre: invisible once it encloses the view
     around = lone(geometry="ring", repetitions=1, scale=1.5, layers=[])
     around["layers"] = [layer(scale={"x": 2.0, "y": 2.0}, color="#FFFFFF")]
-    around["color"] = "#000000"
+    around["position"] = {"x": 100.0, "y": 100.0}  # the base chain: out of view
     around["scaleFactor"] = 1.0
     chain = scene.chains(around)[1]
     assert len(scene.chain_instances(around, chain, 64).alpha) == 1  # crosses the view
@@ -688,6 +850,8 @@ def test_heavy_scene_is_drawn_smaller_and_still_looks_alike() -> None:
         geometry="infinity",
         scaleFactor=1.002,
         scale=1.5,
+        geoWidth=0.004,
+        color="#505050",
         layers=[layer(scale={"x": 2.0, "y": 2.0}, rotation=0.3 * i) for i in range(5)],
     )
     _, fixed, scaled = scene.plan_draws(p, 512, scene.LOOSE_MERGE_PX)

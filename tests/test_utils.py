@@ -144,7 +144,8 @@ def test_messy_ref_loads() -> None:
     assert layer["rotation"] == 1.0
     assert "color" not in layer  # disabled → absent (inherits the base colour)
     assert layer["geoWidth"] == 0.02
-    assert layer["scale"] == {"x": 1.0, "y": 1.0}  # required key → default
+    # required key → the original codec's default: a mirrored copy
+    assert layer["scale"] == {"x": -1.0, "y": 1.0}
 
 
 def test_unknown_layer_keys_are_ignored_and_make_no_layer() -> None:
@@ -164,7 +165,7 @@ def test_unknown_layer_keys_are_ignored_and_make_no_layer() -> None:
         {
             "rotation": 1.0,
             "position": {"x": 0.0, "y": 0.0},
-            "scale": {"x": 1.0, "y": 1.0},
+            "scale": {"x": -1.0, "y": 1.0},
         }
     ]
 
@@ -187,8 +188,10 @@ def test_short_hex_and_clamping_reported() -> None:
         ({"Scalars.alphaFactor": math.nan}, "alphaFactor"),
         ({"Scalars.repetitions": 10**400}, "repetitions"),  # beyond float
         ({"Dither.enabled": "yes"}, "ditherEnabled"),
-        ({"Groups.g6.g6-rotation": 0.1}, "layers"),
-        ({"layers": [{}] * 6}, "layers"),
+        ({"Groups.g64.g64-rotation": 0.1}, "layers"),  # beyond MAX_RENDER_LAYERS
+        ({"layers": [{}] * 65}, "layers"),
+        # beyond MAX_INSTANCES: 500 repetitions × 13 chains
+        ({"repetitions": 500, "layers": [{}] * 12}, "layers"),
     ],
 )
 def test_bad_params_name_their_field(body: dict[str, Any], field: str) -> None:
@@ -684,3 +687,86 @@ def test_interrupted_renderer_start_leaves_no_process(
     with pytest.raises(KeyboardInterrupt):
         utils.start_renderer(utils.free_port())
     assert started and started[0].poll() is not None  # stopped, not orphaned
+
+
+# ----------------------------------------------------------------------------------
+# Schema v2: the original's defaults, the default layer, new params
+
+
+def test_empty_params_are_the_originals_defaults() -> None:
+    p = utils.validate_params({})
+    assert p == utils.default_params()
+    assert p["scale"] == 0.4 and p["position"] == {"x": 0.0, "y": -0.5}
+    assert p["repetitions"] == 75 and p["alphaFactor"] == 0.68
+    assert p["scaleFactor"] == 1.03 and p["rotationFactor"] == -0.48
+    assert p["color"] == "#EFEDDB" and p["geoWidth"] == 0.041
+    assert p["gradientRange"] == [0.2, 1.0] and p["startAngle"] == 0.0
+    assert p["layers"] == [utils.DEFAULT_LAYER]  # the original's g0: mirrored
+    assert p["layers"][0]["scale"] == {"x": -1.0, "y": 1.0}
+
+
+def test_default_layer_only_when_nothing_is_said_about_layers() -> None:
+    prefixed = utils.validate_params({"Element.geometry": "wave"})
+    assert prefixed["layers"] == [utils.DEFAULT_LAYER]
+    scene = utils.validate_params({"geometry": "wave"})
+    assert scene["layers"] == [utils.DEFAULT_LAYER]
+    assert utils.validate_params({"geometry": "wave", "layers": []})["layers"] == []
+    one = utils.validate_params({"Groups.g0.g0-rotation": 0.5})
+    assert len(one["layers"]) == 1 and one["layers"][0]["rotation"] == 0.5
+
+
+def test_no_layers_survive_the_prefixed_spelling() -> None:
+    """The prefixed spelling has no empty layer list: to_prefixed writes one layer
+    scaled to nothing, which draws nothing."""
+    flat = {**utils.default_params(), "layers": []}
+    back = utils.validate_params(utils.to_prefixed(flat))
+    assert back["layers"] == [utils.EMPTY_LAYER]
+
+
+def test_more_layers_than_the_models_encode() -> None:
+    p = utils.validate_params({"layers": [{}] * 8, "repetitions": 40})
+    assert len(p["layers"]) == 8  # the renderer takes them
+    with pytest.raises(utils.ParamError, match="at most 5"):
+        utils.encode_params(p)
+
+
+def test_new_params_parse_and_clamp() -> None:
+    p, clamped = utils.parse_params(
+        {
+            "Element.gradientRange": [-3, 1.5],
+            "Element.startAngle": 4.0,
+            "CRT.enabled": True,
+            "CRT.mask": "VGA",
+            "CRT.scale": 20,
+            "Scene.scale": 3,
+        }
+    )
+    assert p["gradientRange"] == [-1.0, 1.5]
+    assert p["startAngle"] == pytest.approx(4.0 - 2 * math.pi)
+    assert p["crtEnabled"] is True and p["crtMask"] == "vga"
+    assert p["crtScale"] == 8.0 and p["scale"] == 2.0
+    assert {"gradientRange", "crtScale", "scale"} <= set(clamped)
+    nested = utils.validate_params({"crt": {"enabled": True, "maskStrength": 0.9}})
+    assert nested["crtEnabled"] is True and nested["crtMaskStrength"] == 0.9
+    with pytest.raises(utils.ParamError):
+        utils.parse_params({"Element.gradientRange": 0.5})
+    # every schema value survives the encoding
+    enc = utils.encode_params(p)
+    back = utils.decode_params(enc)
+    assert back["gradientRange"] == pytest.approx(p["gradientRange"], abs=1e-6)
+    assert back["crtMask"] == "vga"
+
+
+def test_data_of_another_schema_is_refused(tmp_path: Any) -> None:
+    folder = tmp_path / "data"
+    (folder / "params").mkdir(parents=True)
+    utils.check_data_schema(folder)  # empty: fine
+    old = {k: v for k, v in utils.default_params().items() if k != "gradientRange"}
+    utils.write_json(folder / "params" / "000000.json", old)
+    with pytest.raises(utils.DataSchemaError, match="Regenerate"):
+        utils.check_data_schema(folder)
+    utils.write_data_schema(folder)  # the marker decides when present
+    utils.check_data_schema(folder)
+    utils.write_json(folder / "schema.json", {"version": 1, "hash": "0"})
+    with pytest.raises(utils.DataSchemaError, match="make generate"):
+        utils.check_data_schema(folder)
