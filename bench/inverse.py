@@ -30,12 +30,15 @@ seconds per target. Writes bench/results/inverse.md and an example sheet.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import json
 import math
 import platform
 import random
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +49,14 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pretrain_inverse
 import search
+import structure
 import utils
 
 METHODS = ("pipeline", "cma", "cma-given", "inverse", "random", "near-truth")
 ABLATIONS = (
+    "pipeline-today",
     "pipeline-no-retrieval",
     "pipeline-no-register",
     "pipeline-no-moves",
@@ -78,6 +84,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-refs", type=int, default=16, help="at most this many refs (16)"
     )
     g.add_argument("--seed", type=int, default=20240611, help="target RNG seed")
+    g.add_argument(
+        "--target-set",
+        choices=("refs-like", "coverage"),
+        default="refs-like",
+        help="held-out draws: refs-like (utils.sample_refs_like, what curated refs "
+        "look like; default) or coverage (utils.sample_params)",
+    )
     s = ap.add_argument_group("search")
     s.add_argument(
         "--budgets",
@@ -134,7 +147,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a search.PipelineOptions field, e.g. --set n_retrieve=16",
     )
     r = ap.add_argument_group("renderer and output")
+    r.add_argument(
+        "--renderer",
+        choices=("local", "http"),
+        default="local",
+        help="local: the bundled renderer in-process (default); http: --renderer-url",
+    )
     r.add_argument("--renderer-url", default=None, help="POST /api/raster URL")
+    r.add_argument(
+        "--rows",
+        default="bench/results/inverse-rows.jsonl",
+        help="every (target, method, budget) result, appended (one JSON a line)",
+    )
+    r.add_argument(
+        "--report-only",
+        action="store_true",
+        help="no searches: tables and sheet from --rows (runs done in parts)",
+    )
+    r.add_argument(
+        "--sheet",
+        default="bench/results/inverse-sheet.png",
+        help="target | result of each method at the largest budget, every target",
+    )
     r.add_argument(
         "--workers", type=int, default=4, help="render requests in flight (4)"
     )
@@ -181,13 +215,30 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """img, target: (256, 256, 3) in [0, 1] → ncc, f1, ssim, psnr."""
+    """img, target: (256, 256, 3) in [0, 1] → ncc, f1, ssim, psnr, the picture score
+    (structure.py) and its parts, same (picture ≥ structure.SAME_PICTURE)."""
+    parts = structure.picture_parts(img, target)
     return {
         "ncc": utils.ncc(img, target),
         "f1": utils.line_f1(img, target),
         "ssim": ssim(img, target),
         "psnr": psnr(img, target),
+        "picture": parts["score"],
+        "sharp": parts["sharp"],
+        "orient": parts["orient"],
+        "same": float(parts["score"] >= structure.SAME_PICTURE),
     }
+
+
+def structure_scores(
+    truth: dict[str, Any], pred: dict[str, Any], client: Any, t128: np.ndarray
+) -> dict[str, float]:
+    """structure.structure_hits as 0/1 floats under s_KEY (equivalences by the table
+    and by drawing the same picture at 128²)."""
+    hits = structure.structure_hits(
+        truth, pred, render=lambda p: client.render(p, 128), truth_image=t128
+    )
+    return {f"s_{k}": float(v) for k, v in hits.items()}
 
 
 # ----------------------------------------------------------------------------------
@@ -195,8 +246,20 @@ def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
 
 
 def make_targets(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
-    rng = random.Random(args.seed)
-    out = [(f"t{i:02d}", utils.sample_params(rng)) for i in range(args.n_targets)]
+    """Held-out draws (refs-like: draw i from random.Random(seed + i), redrawn while
+    nearly empty or washed out, as pretrain_inverse.draw_target; never the seeds the
+    pretraining draws) and the first --max-refs starter refs."""
+    if args.target_set == "refs-like":
+        out = [
+            (
+                f"t{i:02d}",
+                pretrain_inverse.draw_target(random.Random(args.seed + i), 128)[0],
+            )
+            for i in range(args.n_targets)
+        ]
+    else:
+        rng = random.Random(args.seed)
+        out = [(f"t{i:02d}", utils.sample_params(rng)) for i in range(args.n_targets)]
     if args.refs and Path(args.refs).exists():
         refs = utils.load_refs(args.refs)[: args.max_refs]
         out += [(f"ref{i + 1}", p) for i, p in enumerate(refs)]
@@ -281,8 +344,21 @@ def pipeline_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+@contextlib.contextmanager
+def renderer_client(args: argparse.Namespace) -> Iterator[Any]:
+    """The renderer the benchmark renders with: in-process or over HTTP."""
+    if args.renderer == "local":
+        yield structure.LocalRenderer()
+        return
+    with utils.ensure_renderer(args.renderer_url) as url:
+        client = utils.RendererClient(url=url, pool=args.workers)
+        yield client
+        client.close()
 
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.report_only:
+        return report(args)
     targets = make_targets(args)
     forward, inverse, notes = search.load_models(args.forward, args.inverse)
     bank = search.RetrievalBank.load(args.data, res=args.bank_res)
@@ -298,37 +374,43 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     budgets = sorted(args.budgets)
     rows: dict[tuple[str, str, int], list[dict[str, float]]] = {}
     examples: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray, float]]]] = []
-    with utils.ensure_renderer(args.renderer_url) as url:
-        client = utils.RendererClient(url=url, pool=args.workers)
+    with renderer_client(args) as client:
         bar = tqdm(targets, desc="targets", unit="target")
         for name, truth in bar:
             group = "refs" if name.startswith("ref") else "held-out"
             t_search = client.render(truth, args.size)
             t256 = client.render(truth, 256)
+            t128 = t_search if args.size == 128 else client.render(truth, 128)
             shown: list[tuple[str, np.ndarray, float]] = []
             for method in methods:
                 rng = random.Random(zlib.crc32(f"{name}-{method}".encode()))
                 runs: list[tuple[int, dict[str, Any], int, float]] = []
                 if method.startswith("pipeline"):
+                    today = method == "pipeline-today"
                     for b in budgets:
                         loss = search.ImageLoss(
                             t_search,
                             args.sigmas,
                             args.f1_weight,
                             args.brightness_weight,
+                            0.0 if today else search.PIPELINE_PICTURE_WEIGHT,
                         )
                         ev = search.Evaluator(client, loss, args.size, b, args.workers)
                         opts = search.PipelineOptions(
                             gd_steps=args.gd_steps,
                             moves=method != "pipeline-no-moves",
                             register=method != "pipeline-no-register",
+                            **({"structures": 0} if today else {}),
                             **overrides,
                         )
                         res = search.invert(
                             t_search,
                             ev,
-                            inverse=inverse,
-                            forward=None if method == "pipeline-no-gd" else forward,
+                            # today's predict on a fresh clone: no models at all
+                            inverse=None if today else inverse,
+                            forward=None
+                            if method == "pipeline-no-gd" or today
+                            else forward,
                             bank=None if method == "pipeline-no-retrieval" else bank,
                             opts=opts,
                             seed=rng.randrange(1000),
@@ -368,11 +450,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 for b, p, n, secs in runs:
                     img = t256 if near else client.render(p, 256)
                     sc = (near or scores(img, t256)) | {"renders": n, "seconds": secs}
+                    if not near:
+                        sc |= structure_scores(truth, p, client, t128)
                     rows.setdefault((group, method, b), []).append(sc)
-                    if b == budgets[-1] and method in ("cma", "pipeline"):
-                        shown.append((f"{method}@{b}", img, sc["ncc"]))
-            if len(examples) < 6:
-                examples.append((name, t256, shown))
+                    append_row(
+                        args.rows,
+                        {"target": name, "group": group, "method": method, "budget": b}
+                        | sc
+                        | {"params": p},
+                    )
+                    if b == budgets[-1] and not near:
+                        shown.append((f"{method}@{b}", img, sc["picture"]))
+            examples.append((name, t256, shown))
             bar.set_postfix(
                 {
                     m: f"{np.mean([r['ncc'] for r in rows[('held-out', m, budgets[-1])]]):.2f}"
@@ -380,12 +469,40 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     if ("held-out", m, budgets[-1]) in rows
                 }
             )
-        client.close()
     table = format_table(rows, methods, budgets)
     print(table)
     write_results(args, table, notes, len(targets))
     if args.examples:
-        write_examples(args.examples, examples)
+        write_examples(args.examples, examples[:6])
+    if args.sheet:
+        write_examples(args.sheet, examples, cell=128)
+    return {"rows": rows}
+
+
+def append_row(path: str, row: dict[str, Any]) -> None:
+    if not path:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def report(args: argparse.Namespace) -> dict[str, Any]:
+    """Tables from --rows (the last row of each target, method and budget)."""
+    last: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for line in Path(args.rows).read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        last[(r["target"], r["method"], int(r["budget"]))] = r
+    rows: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+    for (_t, m, b), r in sorted(last.items()):
+        if m in args.methods and b in args.budgets:
+            rows.setdefault((r["group"], m, b), []).append(r)
+    methods = [m for m in args.methods if any(k[1] == m for k in rows)]
+    budgets = sorted({k[2] for k in rows})
+    table = format_table(rows, methods, budgets)
+    print(table)
+    n = len({t for t, _, _ in last})
+    write_results(args, table, [f"rows: {args.rows}"], n)
     return {"rows": rows}
 
 
@@ -401,9 +518,9 @@ def format_table(
         n = len(next(v for k, v in rows.items() if k[0] == group))
         lines += [
             f"\n**{group}** ({n} targets)\n",
-            "| method | budget | NCC | line F1 | NCC ≥ 0.85 | SSIM | PSNR dB "
-            "| renders | s / target |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| method | budget | NCC | line F1 | picture | same picture | NCC ≥ 0.85 "
+            "| SSIM | PSNR dB | renders | s / target |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for b in budgets:
             for m in methods:
@@ -417,9 +534,25 @@ def format_table(
                 share = float(np.mean([r["ncc"] >= 0.85 for r in rs]))
                 lines.append(
                     f"| {m} | {b} | {mean('ncc'):.3f} | {mean('f1'):.3f} "
+                    f"| {mean('picture'):.3f} | {mean('same'):.0%} "
                     f"| {share:.0%} | {mean('ssim'):.3f} | {mean('psnr'):.1f} "
                     f"| {mean('renders'):.0f} | {mean('seconds'):.1f} |"
                 )
+        keys = [f"s_{k}" for k in (*structure.STRUCTURE_KEYS, "layers", "all")]
+        lines += [
+            f"\nstructure recovered ({group}, up to equivalences; `all`: every one)\n",
+            "| method | budget | " + " | ".join(k[2:] for k in keys) + " |",
+            "|---|---|" + "---|" * len(keys),
+        ]
+        for b in budgets:
+            for m in methods:
+                rs = [r for r in rows.get((group, m, b), []) if "s_all" in r]
+                if rs:
+                    lines.append(
+                        f"| {m} | {b} | "
+                        + " | ".join(f"{np.mean([r[k] for r in rs]):.0%}" for k in keys)
+                        + " |"
+                    )
     return "\n".join(lines)
 
 
@@ -452,6 +585,7 @@ already-rendered training images in data/ (no new renders).
 def write_examples(
     path: str,
     examples: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray, float]]]],
+    cell: int | None = None,
 ) -> None:
     images, labels = [], []
     cols = 1 + max((len(s) for _, _, s in examples), default=0)
@@ -460,11 +594,11 @@ def write_examples(
         labels.append(f"{name} target")
         for label, img, n in shown:
             images.append(img)
-            labels.append(f"{label} NCC {n:.2f}")
+            labels.append(f"{label} pic {n:.2f}")
         for _ in range(cols - 1 - len(shown)):
             images.append(np.zeros_like(t256))
             labels.append("")
-    utils.contact_sheet(images, labels, cols=cols).save(path)
+    utils.contact_sheet(images, labels, cols=cols, cell=cell).save(path)
     print(f"wrote {path}")
 
 
