@@ -25,7 +25,6 @@ import shlex
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,7 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1.0,
         help="extra weight of the structure cross-entropies",
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the sidecar
+    return args
 
 
 def lit_fraction(img: np.ndarray) -> float:
@@ -219,7 +220,7 @@ def build(args: argparse.Namespace) -> M.InverseModel:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    command = shlex.join(["python", "pretrain_inverse.py", *args.argv])
     t0 = time.time()
     val = refs_like_targets(args.val, args.size)
     val_images = torch.from_numpy(np.stack([img for _, img in val])).permute(0, 3, 1, 2)

@@ -457,7 +457,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                         args.rows,
                         {"target": name, "group": group, "method": method, "budget": b}
                         | sc
-                        | {"params": p},
+                        | {"params": p, "truth": truth},
                     )
                     if b == budgets[-1] and not near:
                         shown.append((f"{method}@{b}", img, sc["picture"]))

@@ -7,11 +7,12 @@ For each target (a refs-like draw, pretrain_inverse.draw_target):
 
 - near-truth: the true params with every number ×U(0.99, 1.01), discrete choices
   kept (`--near` draws);
-- wrong-geometry fits: the true params with another geometry, every other value then
-  fitted by CMA-ES (σ0 0.1 from the true values, `--fit-renders` renders at 128²)
-  to minimise 1 − NCC(√grey, σ = 2 px), the measure today's search optimises. The
-  best `--keep` candidates are rendered at 256² and, for each measure, the one it
-  likes best is that measure's wrong fit (the strongest wrong answer it is shown).
+- wrong-geometry fits: the true params with each other geometry are rendered, and the
+  `--wrong` that NCC(√grey, σ = 2 px) likes best (the hardest to tell apart) have
+  every other value fitted by CMA-ES (σ0 0.1 from the true values, `--fit-renders`
+  renders at 128²) to minimise 1 − NCC σ 2, the measure today's search optimises.
+  The best `--keep` candidates are rendered at 256² and, for each measure, the one
+  it likes best is that measure's wrong fit (the strongest wrong answer it is shown).
 
 A measure is right on a (near-truth, wrong fit) pair of the same target when it
 scores the near-truth higher. Writes bench/results/picture-score.md: per measure the
@@ -54,11 +55,13 @@ MEASURES: dict[str, Measure] = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=20, help="refs-like targets")
-    ap.add_argument("--wrong", type=int, default=3, help="wrong geometries per target")
+    ap.add_argument("--n", type=int, default=12, help="refs-like targets")
+    ap.add_argument(
+        "--wrong", type=int, default=2, help="wrong geometries per target (hardest)"
+    )
     ap.add_argument("--near", type=int, default=2, help="near-truth draws per target")
     ap.add_argument(
-        "--fit-renders", type=int, default=40, help="CMA-ES renders per fit"
+        "--fit-renders", type=int, default=24, help="CMA-ES renders per fit"
     )
     ap.add_argument("--keep", type=int, default=4, help="best fit candidates scored")
     ap.add_argument("--seed", type=int, default=7, help="target seed")
@@ -142,9 +145,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(args.near)
         ]
         others = [g for g in utils.GEOMETRIES if g != truth["geometry"]]
+        swapped = {
+            g: utils.ncc(
+                r.render(structure.with_choice(truth, "geometry", g), 128), t128
+            )
+            for g in others
+        }
+        hardest = sorted(others, key=lambda g: -swapped[g])[: args.wrong]
         fits = [
             [r.render(p, 256) for p in wrong_fit(truth, g, t128, args, rng)]
-            for g in rng.sample(others, args.wrong)
+            for g in hardest
         ]
         for m, f in MEASURES.items():
             ns = [f(img, t256) for img in near]
@@ -176,7 +186,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 - date: {datetime.date.today().isoformat()}
 - command: `{cmd}` ({time.time() - t0:.0f} s)
 - {args.n} refs-like targets (seed {args.seed}); per target {args.near} near-truth
-  draws (every number ×U(0.99, 1.01)) and {args.wrong} wrong geometries, each fitted
+  draws (every number ×U(0.99, 1.01)) and the {args.wrong} wrong geometries NCC σ 2
+  likes best, each fitted
   by CMA-ES ({args.fit_renders} renders at 128², NCC √ σ 2) with the best
   {args.keep} candidates offered to each measure; all scored at 256².
 - picture score = mean(sharp NCC σ 0.5 linear, orientation NCC σ 2, line F1)
