@@ -50,7 +50,7 @@ VAL_SEED = 1_000_000_007  # the held-out refs-like draws (training draws other s
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     g = ap.add_argument_group("run")
     g.add_argument("--out", default=DEFAULT_OUT, help="checkpoint stem to write")
     g.add_argument("--init", help="start from this inverse checkpoint's weights")

@@ -96,7 +96,7 @@ def orientation_ncc(a: np.ndarray, b: np.ndarray, sigma: float = ORIENT_SIGMA) -
     the same places, about 0 for lines crossing at right angles or elsewhere."""
     za, zb = orientation_field(a, sigma), orientation_field(b, sigma)
     den = math.sqrt(float((np.abs(za) ** 2).sum()) * float((np.abs(zb) ** 2).sum()))
-    return float((za * np.conj(zb)).real.sum() / den) if den > 1e-12 else 0.0
+    return float(np.real(za * np.conj(zb)).sum() / den) if den > 1e-12 else 0.0
 
 
 def picture_parts(img: np.ndarray, target: np.ndarray) -> dict[str, float]:

@@ -14,6 +14,11 @@ For each target (a refs-like draw, pretrain_inverse.draw_target):
   The best `--keep` candidates are rendered at 256² and, for each measure, the one
   it likes best is that measure's wrong fit (the strongest wrong answer it is shown).
 
+With `--rows bench/results/inverse-rows.jsonl`, the wrong fits are instead the
+results of bench/inverse.py's searches (500 renders each: CMA-ES, today's pipeline,
+...) whose geometry is wrong, the strongest adversaries there are, each against
+near-truth draws of its own target.
+
 A measure is right on a (near-truth, wrong fit) pair of the same target when it
 scores the near-truth higher. Writes bench/results/picture-score.md: per measure the
 share of pairs ranked right, and the 10th percentile of near-truth scores (where
@@ -65,6 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--keep", type=int, default=4, help="best fit candidates scored")
     ap.add_argument("--seed", type=int, default=7, help="target seed")
+    ap.add_argument(
+        "--rows",
+        default="",
+        help="bench/inverse.py rows: their wrong-geometry results as the wrong fits",
+    )
     ap.add_argument(
         "--out", default="bench/results/picture-score.md", help="results file"
     )
@@ -127,12 +137,49 @@ def wrong_fit(
     return [p for _, p in sorted(rec.seen, key=lambda t: t[0])[: args.keep]]
 
 
+def cases_from_rows(
+    path: str, near: int, r: structure.LocalRenderer
+) -> list[tuple[str, np.ndarray, list[np.ndarray], list[list[np.ndarray]]]]:
+    """(name, target 256², near-truth renders, [[wrong result]]) per target of the
+    rows that has a result with a wrong geometry."""
+    import json
+
+    by_target: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if "truth" not in row or row["method"] == "near-truth":
+            continue
+        truth, wrong = by_target.setdefault(row["target"], (row["truth"], []))
+        if row["params"]["geometry"] != truth["geometry"]:
+            wrong.append(row["params"])
+    out = []
+    for name, (truth, wrong) in sorted(by_target.items()):
+        if not wrong:
+            continue
+        rng = random.Random(name)
+        t256 = r.render(truth, 256)
+        nears = [
+            r.render(
+                utils.breed([truth], rng, p_two=0, p_copy=1, jitter=(0.99, 1.01)), 256
+            )
+            for _ in range(near)
+        ]
+        out.append((name, t256, nears, [[r.render(p, 256)] for p in wrong]))
+    return out
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     r = structure.LocalRenderer()
     t0 = time.time()
     wins: dict[str, list[bool]] = {m: [] for m in MEASURES}
     near_scores: dict[str, list[float]] = {m: [] for m in MEASURES}
     wrong_scores: dict[str, list[float]] = {m: [] for m in MEASURES}
+    if args.rows:
+        cases = cases_from_rows(args.rows, args.near, r)
+        for name, t256, near, fits in cases:
+            tally(t256, near, fits, wins, near_scores, wrong_scores)
+            print(f"{name}: {len(fits)} wrong-geometry results", flush=True)
+        return write(args, wins, near_scores, wrong_scores, t0)
     for i in range(args.n):
         rng = random.Random(args.seed * 100_003 + i)
         truth, _ = pretrain_inverse.draw_target(rng, 128)
@@ -156,18 +203,40 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             [r.render(p, 256) for p in wrong_fit(truth, g, t128, args, rng)]
             for g in hardest
         ]
-        for m, f in MEASURES.items():
-            ns = [f(img, t256) for img in near]
-            near_scores[m] += ns
-            for cands in fits:
-                best = max(f(img, t256) for img in cands)
-                wrong_scores[m].append(best)
-                wins[m] += [n > best for n in ns]
+        tally(t256, near, fits, wins, near_scores, wrong_scores)
         print(
             f"target {i + 1}/{args.n} ({truth['geometry']}) {time.time() - t0:.0f} s: "
             + ", ".join(f"{m} {np.mean(w):.2f}" for m, w in wins.items()),
             flush=True,
         )
+    return write(args, wins, near_scores, wrong_scores, t0)
+
+
+def tally(
+    t256: np.ndarray,
+    near: list[np.ndarray],
+    fits: list[list[np.ndarray]],
+    wins: dict[str, list[bool]],
+    near_scores: dict[str, list[float]],
+    wrong_scores: dict[str, list[float]],
+) -> None:
+    """Score one target's near-truth renders and wrong fits by every measure."""
+    for m, f in MEASURES.items():
+        ns = [f(img, t256) for img in near]
+        near_scores[m] += ns
+        for cands in fits:
+            best = max(f(img, t256) for img in cands)
+            wrong_scores[m].append(best)
+            wins[m] += [n > best for n in ns]
+
+
+def write(
+    args: argparse.Namespace,
+    wins: dict[str, list[bool]],
+    near_scores: dict[str, list[float]],
+    wrong_scores: dict[str, list[float]],
+    t0: float,
+) -> dict[str, Any]:
     rows = [
         "| measure | pairs ranked right | near-truth p10 | near-truth mean "
         "| wrong-fit mean | wrong-fit p90 |",
@@ -185,6 +254,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 - date: {datetime.date.today().isoformat()}
 - command: `{cmd}` ({time.time() - t0:.0f} s)
+- wrong fits: {("the wrong-geometry results in " + args.rows) if args.rows else "CMA-ES fits (below)"}
 - {args.n} refs-like targets (seed {args.seed}); per target {args.near} near-truth
   draws (every number ×U(0.99, 1.01)) and the {args.wrong} wrong geometries NCC σ 2
   likes best, each fitted
