@@ -493,16 +493,20 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     for line in Path(args.rows).read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         last[(r["target"], r["method"], int(r["budget"]))] = r
+    # only the targets every method listed has results for (runs done in parts)
+    have = [{t for t, m2, _ in last if m2 == m} for m in args.methods]
+    common = set.intersection(*[h for h in have if h]) if any(have) else set()
     rows: dict[tuple[str, str, int], list[dict[str, float]]] = {}
-    for (_t, m, b), r in sorted(last.items()):
-        if m in args.methods and b in args.budgets:
+    for (t, m, b), r in sorted(last.items()):
+        if m in args.methods and b in args.budgets and t in common:
             rows.setdefault((r["group"], m, b), []).append(r)
     methods = [m for m in args.methods if any(k[1] == m for k in rows)]
     budgets = sorted({k[2] for k in rows})
     table = format_table(rows, methods, budgets)
     print(table)
-    n = len({t for t, _, _ in last})
-    write_results(args, table, [f"rows: {args.rows}"], n)
+    write_results(
+        args, table, [f"rows: {args.rows}, targets: {sorted(common)}"], len(common)
+    )
     return {"rows": rows}
 
 
