@@ -507,6 +507,23 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     write_results(
         args, table, [f"rows: {args.rows}, targets: {sorted(common)}"], len(common)
     )
+    if args.sheet:
+        r = structure.LocalRenderer()
+        top = max(budgets)
+        examples = []
+        for t in sorted(common):
+            truth = next(v["truth"] for k, v in last.items() if k[0] == t)
+            shown = [
+                (
+                    f"{m}@{top}",
+                    r.render(last[(t, m, top)]["params"], 256),
+                    float(last[(t, m, top)]["picture"]),
+                )
+                for m in methods
+                if (t, m, top) in last and m != "near-truth"
+            ]
+            examples.append((t, r.render(truth, 256), shown))
+        write_examples(args.sheet, examples, cell=128)
     return {"rows": rows}
 
 
