@@ -21,7 +21,7 @@ GEN_OPTS = $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE))
 TRAIN_OPTS = $(call opt,--epochs,$(EPOCHS)) $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE))
 
 .PHONY: help setup iterate renderer renderer-gallery generate generate-quality \
-	generate-preview train train-forward train-inverse-quality train-inverse-all \
+	generate-preview train train-forward train-inverse-quality train-inverse-all pretrain-inverse \
 	predict explore explore-clip list-refs save-ref rm-ref refs-sheet score-refs score-refs-fresh \
 	bench bench-full test check format clean clean-data clean-quality clean-output
 
@@ -64,6 +64,9 @@ train-inverse-quality: $(STAMP) ## inverse model on data/quality/ only
 
 train-inverse-all: $(STAMP) ## inverse model on data/ + data/quality/
 	$(PY) train.py --stage inverse --data data data/quality $(TRAIN_OPTS)
+
+pretrain-inverse: $(STAMP) ## the bundled inverse model: renders on the fly → models/inverse-pretrained (MINUTES=62)
+	$(PY) pretrain_inverse.py --minutes $(or $(MINUTES),62) --save-every 6 --workers 2 --fresh 16 --out models/inverse-pretrained
 
 predict: $(STAMP) ## image → params: make predict IMG=path.png
 	@test -n "$(IMG)" || { echo "usage: make predict IMG=path.png"; exit 2; }

@@ -60,6 +60,9 @@ MEASURES: dict[str, Measure] = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument(
+        "--quick", action="store_true", help="3 targets, 1 wrong geometry, 8 renders"
+    )
     ap.add_argument("--n", type=int, default=12, help="refs-like targets")
     ap.add_argument(
         "--wrong", type=int, default=2, help="wrong geometries per target (hardest)"
@@ -78,7 +81,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--out", default="bench/results/picture-score.md", help="results file"
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.n, args.wrong, args.fit_renders, args.keep = 3, 1, 8, 2
+    return args
 
 
 class Recorder:
