@@ -809,7 +809,9 @@ def structure_candidates(
 ) -> list[tuple[float, dict[str, Any]]]:
     """The inverse model's k most likely structures (structure.STRUCTURE_KEYS and the
     layer count, the heads taken as independent), each with the model's continuous
-    guess → [(probability, params)], most likely first."""
+    guess → [(probability, params)], most likely first. The k // 2 likeliest
+    geometries each get their likeliest structure in (the geometry decides the
+    picture most), the rest are the next likeliest overall."""
     import structure
 
     res = inverse_input_size(inverse)
@@ -825,8 +827,10 @@ def structure_candidates(
     n_probs[0] = 0.0  # a scene always has a layer (0 layers means the default one)
     heads.append((None, n_probs / n_probs.sum().clamp(min=1e-8)))
     beam: list[tuple[float, dict[str | None, int]]] = [(0.0, {})]
+    n_geo = max(1, k // 2)
     for key, probs in heads:
-        top = torch.topk(probs, min(per_head, probs.numel()))
+        width = max(per_head, n_geo) if key == "geometry" else per_head
+        top = torch.topk(probs, min(width, probs.numel()))
         beam = sorted(
             (
                 (lp + math.log(max(float(pv), 1e-12)), {**ch, key: int(i)})
@@ -834,9 +838,17 @@ def structure_candidates(
                 for pv, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
             ),
             key=lambda t: -t[0],
-        )[: 4 * k]
+        )[: 8 * k]
+    chosen: list[tuple[float, dict[str | None, int]]] = []
+    for lp, ch in beam:  # the likeliest structure of each of the top geometries
+        if len(chosen) < n_geo and all(
+            ch["geometry"] != c["geometry"] for _, c in chosen
+        ):
+            chosen.append((lp, ch))
+    chosen += [b for b in beam if b not in chosen][: k - len(chosen)]
+    chosen.sort(key=lambda t: -t[0])
     out = []
-    for lp, ch in beam[:k]:
+    for lp, ch in chosen:
         cat = one["cat"].clone()
         for key, i in ch.items():
             if key is not None:
