@@ -65,8 +65,8 @@ train-inverse-quality: $(STAMP) ## inverse model on data/quality/ only
 train-inverse-all: $(STAMP) ## inverse model on data/ + data/quality/
 	$(PY) train.py --stage inverse --data data data/quality $(TRAIN_OPTS)
 
-pretrain-inverse: $(STAMP) ## the bundled inverse model: renders on the fly → models/inverse-pretrained (MINUTES=62)
-	$(PY) pretrain_inverse.py --minutes $(or $(MINUTES),62) --save-every 6 --workers 2 --fresh 16 --out models/inverse-pretrained
+pretrain-inverse: $(STAMP) ## the bundled inverse model: renders on the fly → models/inverse-pretrained (MINUTES=65)
+	$(PY) pretrain_inverse.py --minutes $(or $(MINUTES),65) --save-every 6 --workers 2 --fresh 32 --out models/inverse-pretrained
 
 predict: $(STAMP) ## image → params: make predict IMG=path.png
 	@test -n "$(IMG)" || { echo "usage: make predict IMG=path.png"; exit 2; }
