@@ -331,6 +331,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         "params": best,
         "ncc": ncc,
         "line_f1": f1,
+        "picture": pic,
         "renders": ev.renders,
         "stages": [(s.name, s.loss, s.renders, s.seconds) for s in res.stages],
         "image": str(img_path),

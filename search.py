@@ -637,7 +637,10 @@ def registered_starts(
     )
     tgt = F.interpolate(to_tensor(target), size=(res, res), mode="area")
     sp = utils.PARAM["scale"]
-    k_range = [(sp.clamp_lo / p["scale"], sp.clamp_hi / p["scale"]) for p, _ in cands]
+    # Scene.scale may reach 0 (schema v2): a zoom factor needs a positive floor
+    lo = max(sp.clamp_lo, 0.05)
+    scales = [max(p["scale"], 1e-3) for p, _ in cands]
+    k_range = [(lo / s, sp.clamp_hi / s) for s in scales]
     regs = register(imgs, tgt, k_range, init=init)
     out = [
         (r[4], apply_similarity(p, r[0], r[1], r[2:4]))
