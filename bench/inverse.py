@@ -588,17 +588,23 @@ def write_results(
 - date: {datetime.date.today().isoformat()}
 - machine: {platform.machine()}, {platform.processor() or "cpu"}, torch {torch.__version__}, {torch.get_num_threads()} threads
 - command: `{cmd}`
-- targets: {n_targets} ({args.n_targets} held-out draws of utils.sample_params with seed {args.seed}, not in data/; the rest starter refs); search renders at {args.size}², scores at 256²
+- targets: {n_targets} (held-out {args.target_set} draws, seed {args.seed}, never drawn in training; refN: starter refs, never trained on); search renders at {args.size}², scores at 256²
 - {chr(10).join("- " + n if i else n for i, n in enumerate(notes))}
 
-The pipeline minimises 1 − mean NCC of the √grey image blurred at σ = 2 px and 8 px
-(at 256², scaled to the search size). The fine scale is the evaluation's NCC (it
-rewards lines in the right place); the coarse one still slopes towards the target
-when no line overlaps yet, which is most of the time early in a search. Both are 0 for
-a black image, unlike SSIM/L2, which reward black (evaluation.md). Line F1 is not
-optimised (it is flat until lines land within 2 px); it is reported. The baselines
-minimise the evaluation's single-scale 1 − NCC. Retrieval starts come from the
-already-rendered training images in data/ (no new renders).
+Methods: pipeline = search.invert with the bundled inverse model
+(models/inverse-pretrained): its top 8 structures (geometry × layer count ×
+progressions) each fitted by a short CMA-ES run, the best kept by the picture score,
+then moves and evolution that keep the structure, minimising NCC σ 2/8 + line F1 +
+the picture score's shape terms (sharp NCC, orientation NCC). pipeline-today = the
+pipeline as it was, with no models (a fresh clone before this work: random starts,
+NCC + line F1 loss). cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
+with every number ×U(0.98, 1.02) (a yardstick, not a search).
+
+picture = structure.picture_score (mean of sharp NCC σ 0.5 on linear grey,
+orientation NCC σ 2, line F1; calibrated in bench/results/picture-score.md); same
+picture = picture ≥ {structure.SAME_PICTURE}. Structure recovered counts a choice as
+right when it equals the truth's, is equivalent by structure.EQUIVALENCES, or draws
+the same picture when put into the true params; layers = the exact layer count.
 {table}
 """
     utils.atomic_write_text(args.out, text)
