@@ -46,6 +46,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import utils
+from renderer.geometry import outline_points
+from renderer.progressions import (
+    alpha_progression,
+    offset_progression,
+    rotation_progression,
+    scale_progression,
+)
 
 DEFAULT_FORWARD_PATH = "checkpoints/forward"
 DEFAULT_INVERSE_PATH = "checkpoints/inverse"
@@ -341,65 +348,13 @@ def mlp(din: int, hidden: int, dout: int, depth: int = 2) -> nn.Sequential:
 
 
 def _outline_points(name: str, n: int = 400) -> torch.Tensor:
-    """(n, 2) points along a geometry's outline in element-local units (docs/scene.md)."""
-    t = torch.linspace(0, 1, n, dtype=torch.float64)
-    pi = math.pi
-    if name == "ring":
-        a = 2 * pi * t
-        return torch.stack([0.9 * a.cos(), 0.9 * a.sin()], -1)
-    if name in ("bar", "line"):
-        h = 0.9 if name == "bar" else 0.6
-        return torch.stack([torch.zeros_like(t), -h + 2 * h * t], -1)
-    if name == "arch":
-        a = pi * t
-        return torch.stack([0.8 * a.cos(), 0.8 * a.sin()], -1)
-    if name == "u":
-        m = n // 3
-        leg = torch.linspace(0.9, -0.4, m, dtype=torch.float64)
-        a = torch.linspace(pi, 2 * pi, n - 2 * m, dtype=torch.float64)
-        return torch.cat(
-            [
-                torch.stack([torch.full_like(leg, -0.4), leg], -1),
-                torch.stack([0.4 * a.cos(), -0.4 + 0.4 * a.sin()], -1),
-                torch.stack([torch.full_like(leg, 0.4), leg.flip(0)], -1),
-            ]
-        )
-    if name == "spiral":
-        a, r = 6 * pi * t, 0.2 + 0.6 * t
-        return torch.stack([r * a.cos(), r * a.sin()], -1)
-    if name == "wave":
-        u = 2 * t - 1
-        return torch.stack([0.9 * u, 0.3 * torch.sin(2 * pi * u)], -1)
-    if name == "infinity":
-        a = 2 * pi * t
-        return torch.stack([0.6 * a.sin(), 0.6 * a.sin() * a.cos()], -1)
-    if name in ("square", "roundedRect"):
-        h, r = (0.7, 0.0) if name == "square" else (0.65, 0.35)
-        side = 2 * (h - r)
-        per = 4 * side + 2 * pi * r
-        d = t * per
-        pts = []
-        for dv in d.tolist():
-            for k in range(4):  # four sides, each followed by a corner arc
-                if dv <= side:
-                    c, s_ = math.cos(k * pi / 2), math.sin(k * pi / 2)
-                    x, y = h, -(h - r) + dv
-                    pts.append((c * x - s_ * y, s_ * x + c * y))
-                    break
-                dv -= side
-                arc = pi / 2 * r
-                if dv <= arc:
-                    a = k * pi / 2 + (dv / r if r else 0.0)
-                    cx, cy = (h - r), (h - r)
-                    c, s_ = math.cos(k * pi / 2), math.sin(k * pi / 2)
-                    ccx, ccy = c * cx - s_ * cy, s_ * cx + c * cy
-                    pts.append((ccx + r * math.cos(a), ccy + r * math.sin(a)))
-                    break
-                dv -= arc
-            else:
-                pts.append(pts[-1] if pts else (h, -h))
-        return torch.tensor(pts, dtype=torch.float64)
-    raise ValueError(f"unknown geometry {name!r}")
+    """(n, 2) points evenly spaced along a geometry's outline in element-local units:
+    the renderer's own outline (renderer/geometry.py), resampled by arc length."""
+    pts = outline_points(name)
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
+    t = np.linspace(0.0, arc[-1], n)
+    xy = np.stack([np.interp(t, arc, pts[:, 0]), np.interp(t, arc, pts[:, 1])], -1)
+    return torch.tensor(xy, dtype=torch.float64)
 
 
 def outline_templates(size: int = 32, width_px: float = 0.8) -> torch.Tensor:
@@ -419,17 +374,6 @@ def outline_templates(size: int = 32, width_px: float = 0.8) -> torch.Tensor:
     return torch.stack(out)[:, None].float()
 
 
-_FIB = torch.tensor([0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89], dtype=torch.float32)
-# origin → (ax, bx, ay, by): x → ax·x + bx, y → ay·y + by (docs/scene.md "Offset")
-_ORIGIN_AFFINE = {
-    "center": (1, 0, 1, 0),
-    "top-center": (1, 0, -1, 1),
-    "bottom-center": (1, 0, 1, -1),
-    "top-left": (1, -1, -1, 1),
-    "top-right": (-1, 1, -1, 1),
-    "bottom-left": (1, -1, 1, -1),
-    "bottom-right": (-1, 1, 1, -1),
-}
 MAX_INSTANCE_SCALE = 20.0
 
 
@@ -447,63 +391,41 @@ def instance_layout(
     dev = v["scaleFactor"].device
     i = torch.arange(k, device=dev, dtype=torch.float32)[None]  # (1, k)
     n = v["repetitions"][:, None]
-    sf = v["scaleFactor"][:, None]
-    log_sf = sf.clamp(min=1e-4).log()
-
-    def pw(e: torch.Tensor) -> torch.Tensor:
-        return torch.exp((e * log_sf).clamp(max=math.log(MAX_INSTANCE_SCALE)))
-
-    scales = {
-        "linear": (1 - 0.1 * i * (1 - sf)).clamp(min=0.01),
-        "exponential": pw(i),
-        "additive": 1 + i * (sf - 1),
-        "fibonacci": pw(i * torch.sin(0.1618 * i).abs()),
-        "golden": pw(0.382 * i),
-        "sine": pw(i * (0.3 + 0.7 * torch.sin(0.2 * i).abs())),
-    }
+    # renderer/progressions.py's formulas, on torch; scale in float64 (sf^i), then
+    # clamped to what the canvas can show
+    sf = v["scaleFactor"][:, None].double().clamp(min=1e-4)
     s = sum(
-        probs["scaleProgression"][:, j, None] * scales[o]
+        probs["scaleProgression"][:, j, None]
+        * scale_progression(o, sf, k).clamp(max=MAX_INSTANCE_SCALE).float()
         for j, o in enumerate(utils.SCALE_PROGRESSIONS)
     )
     s = s.clamp(-MAX_INSTANCE_SCALE, MAX_INSTANCE_SCALE)  # type: ignore[union-attr]
     rf = v["rotationFactor"][:, None]
-    fib = _FIB.to(dev)[torch.arange(k, device=dev) % 12][None]
-    rots = {
-        "linear": 360 * rf * i,
-        "golden-angle": 137.5 * rf * i,
-        "fibonacci": fib * rf * 15,
-        "sine": torch.sin(0.2 * i) * rf * 180,
-    }
     r = sum(
-        probs["rotationProgression"][:, j, None] * rots[o]
+        probs["rotationProgression"][:, j, None] * rotation_progression(o, rf, k)
         for j, o in enumerate(utils.ROTATION_PROGRESSIONS)
     )
     af = v["alphaFactor"][:, None]
-    alphas = {
-        "exponential": torch.exp(-0.3 * i * (1 - af)),
-        "linear": 1 - i * (1 - af) / n.clamp(min=1),
-        "inverse": af + (1 - af) * i / n.clamp(min=1),
-    }
     a = sum(
-        probs["alphaProgression"][:, j, None] * alphas[o].clamp(0.02, 1.0)
+        probs["alphaProgression"][:, j, None]
+        * alpha_progression(o, af, n.clamp(min=1), count=k)
         for j, o in enumerate(utils.ALPHA_PROGRESSIONS)
     )
+    # offsets: every (kind, coupled, origin) mixed by its probability
     coupled = v["positionCoupled"][:, None]
-    kidx = 1.5 * i * (coupled * s + (1 - coupled))
-    kscale = 1.5 * (1 - s).abs()
-    pp = probs["positionProgression"]
-    kk = (
-        pp[:, utils.POSITION_PROGRESSIONS.index("index"), None] * kidx
-        + pp[:, utils.POSITION_PROGRESSIONS.index("scale"), None] * kscale
-    )
-    x, y = kk * v["xStep"][:, None], kk * v["yStep"][:, None]
-    aff = torch.tensor(
-        [_ORIGIN_AFFINE[o] for o in utils.ORIGINS], device=dev, dtype=torch.float32
-    )
-    ax, bx, ay, by = (probs["origin"] @ aff).unbind(-1)  # (M,) each
-    step = v["stepFactor"][:, None]
-    x = (ax[:, None] * x + bx[:, None]) * step
-    y = (ay[:, None] * y + by[:, None]) * step
+    xs, ys, step = v["xStep"][:, None], v["yStep"][:, None], v["stepFactor"][:, None]
+    xy = torch.zeros(*s.shape, 2, device=dev)  # type: ignore[union-attr]
+    for j, kind in enumerate(utils.POSITION_PROGRESSIONS):
+        for c, wc in ((True, coupled), (False, 1 - coupled)):
+            if kind == "scale" and not c:
+                continue  # the scale kind ignores coupling
+            w_kind = probs["positionProgression"][:, j, None] * (
+                wc if kind == "index" else 1.0
+            )
+            for o, origin in enumerate(utils.ORIGINS):
+                w = (w_kind * probs["origin"][:, o, None])[..., None]
+                xy = xy + w * offset_progression(kind, s, xs, ys, c, origin, step)
+    x, y = xy[..., 0], xy[..., 1]
     present = torch.sigmoid(4 * (n - i - 0.5))
     return {"s": s, "r": torch.deg2rad(r), "x": x, "y": y, "w": a * present}  # type: ignore[arg-type]
 
@@ -1558,7 +1480,8 @@ def load_checkpoint(
         raise CheckpointError(
             f"{stem}: made for parameter schema v{meta.get('schema_version')} "
             f"({meta.get('schema_hash')}), this code has v{utils.SCHEMA_VERSION} "
-            f"({utils.schema_hash()}); retrain it (make train)"
+            f"({utils.schema_hash()}); regenerate the data it learned from and "
+            "retrain it (make generate, make train)"
         )
     cls, cfg_cls = KINDS[kind]
     raw = meta.get("config", {})

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 import search
+import twin
 import utils
 
 PAIR_RE = re.compile(r"^(\d{6,})\.(png|json)$")
@@ -66,7 +67,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gd-steps",
         type=int,
         default=300,
-        help="Adam steps through the forward model (300; 0 = skip)",
+        help="Adam steps through the forward model (300; 0 = no gradient descent)",
+    )
+    g.add_argument(
+        "--descent",
+        choices=("auto", "twin", "forward"),
+        default="auto",
+        help="gradient descent through the differentiable twin (exact, when the "
+        "renderer draws the bundled scene) or the forward model; auto: the twin when "
+        "the renderer's /api/schema matches this checkout's (auto)",
+    )
+    g.add_argument(
+        "--twin-seconds",
+        type=float,
+        default=10.0,
+        help="time for the twin's descent, s (10)",
     )
     g.add_argument(
         "--size", type=int, default=128, help="render size during the search, px (128)"
@@ -255,17 +270,29 @@ def scores_256(img: np.ndarray, t256: np.ndarray) -> str:
 # Inverse
 
 
+def gradient_note(use_twin: bool, forward: Any, gd_steps: int) -> str:
+    """Which gradient descent predict runs, in one line."""
+    if gd_steps <= 0:
+        return "gradient descent: off (--gd-steps 0)"
+    if use_twin:
+        return (
+            "gradient descent: through the differentiable twin (the renderer draws the "
+            "bundled scene: its /api/schema matches)"
+        )
+    if forward is None:
+        return (
+            "gradient descent: skipped (no twin: the renderer is not the bundled scene "
+            "or --descent forward; no forward model); real renders only (CMA-ES "
+            "screening, evolution)"
+        )
+    return "gradient descent: through the forward model"
+
+
 def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     square = load_target(args.target)
     target = image_at(square, args.size)
     t256 = image_at(square, 256)
     forward, inverse, notes = search.load_models(args.forward, args.inverse)
-    if forward is not None and args.gd_steps <= 0:
-        notes.append("gradient descent: off (--gd-steps 0)")
-    elif forward is None:
-        notes.append(
-            "gradient descent: skipped (no forward model); real renders only (CMA-ES screening, evolution)"
-        )
     bank = search.RetrievalBank.load(args.data) if args.data else None
     notes.append(
         f"retrieval: {len(bank)} training images in {' '.join(args.data)}"
@@ -279,6 +306,11 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         log(n)
     out = Path(args.out)
     with utils.ensure_renderer(args.renderer_url, log=log) as url:
+        use_twin = args.gd_steps > 0 and (
+            args.descent == "twin"
+            or (args.descent == "auto" and twin.speaks_bundled_schema(url))
+        )
+        log(gradient_note(use_twin, forward, args.gd_steps))
         client = utils.RendererClient(url=url, pool=max(8, args.workers))
         loss = search.pipeline_loss(target)
         ev = search.Evaluator(client, loss, args.size, args.fevals, args.workers)
@@ -291,9 +323,12 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                 inverse=inverse,
                 forward=forward,
                 bank=bank,
-                opts=search.PipelineOptions(gd_steps=args.gd_steps),
+                opts=search.PipelineOptions(
+                    gd_steps=args.gd_steps, twin_seconds=args.twin_seconds
+                ),
                 seed=args.seed,
                 log=log,
+                use_twin=use_twin,
             )
         finally:
             ev.close()

@@ -637,10 +637,10 @@ def registered_starts(
     )
     tgt = F.interpolate(to_tensor(target), size=(res, res), mode="area")
     sp = utils.PARAM["scale"]
-    # Scene.scale may reach 0 (schema v2): a zoom factor needs a positive floor
-    lo = max(sp.clamp_lo, 0.05)
-    scales = [max(p["scale"], 1e-3) for p, _ in cands]
-    k_range = [(lo / s, sp.clamp_hi / s) for s in scales]
+    lo = max(sp.clamp_lo, MIN_SCENE_SCALE)
+    k_range = [
+        (lo / max(p["scale"], lo), sp.clamp_hi / max(p["scale"], lo)) for p, _ in cands
+    ]
     regs = register(imgs, tgt, k_range, init=init)
     out = [
         (r[4], apply_similarity(p, r[0], r[1], r[2:4]))
@@ -911,6 +911,24 @@ def gradient_descent(
     return out_params, losses.detach().tolist()
 
 
+def twin_descent(
+    loss: ImageLoss,
+    start: dict[str, Any],
+    seconds: float = 10.0,
+    log: Log | None = None,
+) -> tuple[dict[str, Any], float]:
+    """Adam on every continuous value of `start` through the differentiable twin of
+    the bundled scene (twin.py), coarse to fine (twin.COARSE_TO_FINE), within
+    `seconds`; its discrete choices stay. Returns the params and the twin's loss."""
+    import twin
+
+    struct = twin.structure_of(start)
+    values, best = twin.descend(
+        struct, twin.values_of([start], struct), loss, seconds=seconds, log=log
+    )
+    return twin.params_of(struct, values), float(best[0])
+
+
 # ----------------------------------------------------------------------------------
 # Colour: fitted from the target directly (the loss is on grey)
 
@@ -1032,6 +1050,9 @@ class PipelineOptions:
     structure_share: float = 0.5  # share of the budget for fitting them
     gd_steps: int = 300
     gd_lr: float = 0.02
+    twin_seconds: float = (
+        10.0  # the twin's descent (when the renderer is the bundled one)
+    )
     sigma_screen: float = 0.15
     sigma_polish: float = 0.1
     polish: str = "evolve"  # "evolve" (sparse mutations) or "cma"
@@ -1057,13 +1078,16 @@ def invert(
     opts: PipelineOptions | None = None,
     seed: int = 0,
     log: Log = print,
+    use_twin: bool = False,
 ) -> InverseResult:
     """Image → params within evaluate.budget real renders (see the module docstring).
 
     target: (S, S, 3) in [0, 1] at the search size. Stages: starts (inverse model
     guess and alternatives, nearest training images, or random draws) → screening
     (short CMA-ES runs of the best configurations) → discrete moves → gradient
-    descent through the forward model → CMA-ES polish → colour fit → brightness fit.
+    descent (through the differentiable twin when `use_twin`, i.e. the renderer
+    draws the bundled scene; else through the forward model) → CMA-ES polish →
+    colour fit → brightness fit.
     A stage's result is kept only when its real render scores better (the brightness
     fit: better on the loss plus the brightness gap)."""
     opts = opts or PipelineOptions()
@@ -1169,9 +1193,17 @@ def invert(
         if best.loss >= before:
             break
 
-    # 4. gradient descent through the forward model
+    # 4. gradient descent: through the twin (exact gradients of the bundled scene),
+    # else through the forward model
     after_gd = None
-    if forward is not None and opts.gd_steps > 0 and evaluate.left > 0:
+    if use_twin and opts.twin_seconds > 0 and evaluate.left > 0:
+        p_gd, _ = twin_descent(evaluate.loss, best.params, opts.twin_seconds, log)
+        after_gd = p_gd
+        lo = evaluate([p_gd])[0]
+        if lo < best.loss:
+            best = Candidate(lo, p_gd)
+        done("twin-gd", best)
+    elif forward is not None and opts.gd_steps > 0 and evaluate.left > 0:
         (p_gd,), _ = gradient_descent(
             forward, evaluate.loss, [best.params], opts.gd_steps, opts.gd_lr
         )
@@ -1297,7 +1329,7 @@ def device_of(net: Any) -> torch.device:
 # similarity transform of the picture about the world origin, so the best one can be
 # found on pixels, without rendering, and written back into the params.
 
-VIEW_HALF = 2.5  # the visible world spans [-2.5, 2.5] (renderer.md)
+VIEW_HALF = 2.5  # the visible world spans [-2.5, 2.5] (docs/scene.md)
 
 
 def warp(
@@ -1321,20 +1353,38 @@ def warp(
     )
 
 
+MIN_SCENE_SCALE = 0.05  # registration never shrinks a scene below this
+
+
 def apply_similarity(
     params: dict[str, Any], a: float, k: float, t: Sequence[float]
 ) -> dict[str, Any]:
     """Params whose picture is the old one mapped by q = t + R(a)·k·p (see `warp`).
-    Scene.scale is clamped to its range [0.85, 1.5]."""
-    pos = np.array([params["position"]["x"], params["position"]["y"]])
-    c, s = math.cos(a), math.sin(a)
-    new_pos = np.asarray(t, np.float64) + k * np.array([[c, -s], [s, c]]) @ pos
+
+    Scene.rotation turns by a and Scene.scale grows by k (clamped to its range);
+    the shift t, which no scene parameter holds (Scene.position moves the base chain
+    only, inside the scene's rotation and scale: docs/scene.md), is added to every
+    chain's group translation as δ = R(−θ')·t/s' in scene units: Scene.position
+    and each layer's position."""
     sp = utils.PARAM["scale"]
+    scale = float(min(sp.clamp_hi, max(sp.clamp_lo, params["scale"] * k)))
+    rotation = utils.wrap_angle(params["rotation"] + a)
+    c, s = math.cos(-rotation), math.sin(-rotation)
+    tx, ty = (float(v) for v in t)
+    inv = 1.0 / max(scale, 1e-6)
+    dx, dy = (c * tx - s * ty) * inv, (s * tx + c * ty) * inv
+
+    def moved(p: dict[str, float]) -> dict[str, float]:
+        return {"x": float(p["x"] + dx), "y": float(p["y"] + dy)}
+
     return {
         **params,
-        "position": {"x": float(new_pos[0]), "y": float(new_pos[1])},
-        "rotation": utils.wrap_angle(params["rotation"] + a),
-        "scale": float(min(sp.clamp_hi, max(sp.clamp_lo, params["scale"] * k))),
+        "position": moved(params["position"]),
+        "rotation": rotation,
+        "scale": scale,
+        "layers": [
+            {**la, "position": moved(la["position"])} for la in params["layers"]
+        ],
     }
 
 

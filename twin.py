@@ -56,9 +56,9 @@ SCENE_KEYS = (
     "startAngle",
     "gradientRange",
 )
-PIECE_PX = 1.0  # outline pieces are at most this long and wide (px)
-MAX_SUBDIVIDE = 32  # ... cut into at most this many pieces per outline segment
-MAX_ACROSS = 16  # a band is cut into at most this many strips across
+PIECE_PX = 1.5  # outline pieces are at most this long and wide (px)
+MAX_SUBDIVIDE = 256  # ... cut into at most this many pieces per outline segment
+MAX_ACROSS = 64  # a band is cut into at most this many strips across
 MAX_SPLATS = 400_000  # per chain: coarser cuts beyond (huge instances get blurred)
 AA_SIGMA = 0.25  # px: the splat's floor (skia's anti-aliasing is not a hard box)
 
@@ -286,12 +286,12 @@ def brightness(
 ) -> torch.Tensor:
     """(B, P) brightness of local points q (B, P, 2): 1 − smoothstep(lo, hi,
     0.5 + 0.5·|q·(sin θ, cos θ)|), θ = gradientAngle, (lo, hi) = gradientRange."""
-    th = values["gradientAngle"][:, None]
+    th = values["gradientAngle"][:, None].to(q.dtype)
     g = q[..., 0] * th.sin() + q[..., 1] * th.cos()
     g = g.clamp(-scene.GRADIENT_REACH, scene.GRADIENT_REACH)  # the shader's stops
     if "gradientRange.0" in values:
-        lo = _get(values, struct, chain, "gradientRange.0")[:, None]
-        hi = _get(values, struct, chain, "gradientRange.1")[:, None]
+        lo = _get(values, struct, chain, "gradientRange.0")[:, None].to(q.dtype)
+        hi = _get(values, struct, chain, "gradientRange.1")[:, None].to(q.dtype)
     else:
         lo, hi = torch.full_like(th, 0.2), torch.full_like(th, 1.0)
     return 1 - _smoothstep(lo, hi, 0.5 + 0.5 * g.abs())
@@ -456,6 +456,9 @@ def chain_splats(
         dlen = seg_d.norm(dim=-1)[:, seg_i]
         width = 2 * radius[:, None] * det[:, inst_i] * dlen / length.clamp(min=1e-9)
         along, across = _cuts(length.amax(0), width.amax(0))
+    f = torch.float32
+    L, t, a, radius = L.to(f), t.to(f), a.to(f), radius.to(f)
+    seg_a, seg_d = seg_a.to(f), seg_d.to(f)
     parts: list[Splats] = []
     for ma, ca in sorted(set(zip(along.tolist(), across.tolist(), strict=True))):
         sel = torch.nonzero((along == ma) & (across == ca))[:, 0]
@@ -535,11 +538,12 @@ def _pair_splats(
     weight = (a * length * width / (along * across))[..., None, None]
     # each splat covers its piece (px vector (dx, dy) / along) and its strip (the
     # band's normal in px, width / across long): the variance of that box along x
-    # and y (×1.5, so that neighbours merge), the anti-aliasing floor and the blur
+    # and y (×3, so that neighbours merge without ripples), the anti-aliasing floor
+    # and the blur
     sw = width / across / length  # strip per px of piece, rotated by 90°
     floor = AA_SIGMA**2 + blur**2
-    vx = ((dx / along).square() + (dy * sw).square()) / 8 + floor
-    vy = ((dy / along).square() + (dx * sw).square()) / 8 + floor
+    vx = ((dx / along).square() + (dy * sw).square()) / 4 + floor
+    vy = ((dy / along).square() + (dx * sw).square()) / 4 + floor
 
     def flat(v: torch.Tensor) -> torch.Tensor:
         return v.expand_as(bright).flatten(1)
@@ -567,28 +571,28 @@ def _window(
 def _splat_window(
     sp: Splats, w: torch.Tensor, size: int, n: int, out: torch.Tensor
 ) -> torch.Tensor:
-    """Add splats (σ ≤ n / 6 px) weighted by w (B, 3, K) into out (B, 3, size, size)
-    through an n × n pixel window each (index_add)."""
-    b = sp.x.shape[0]
+    """Add splats (σ ≤ (n − 1) / 5 px, n even) weighted by w (B, K, C) into out
+    (B·size²·C,) through an n × n pixel window each, centred on the nearest pixel
+    corner (index_add)."""
+    b, nc = sp.x.shape[0], w.shape[-1]
     with torch.no_grad():
-        x0 = torch.floor(sp.x) - (n // 2)
-        y0 = torch.floor(sp.y) - (n // 2)
+        x0 = torch.round(sp.x) - n // 2
+        y0 = torch.round(sp.y) - n // 2
         cols = x0[..., None] + torch.arange(n, device=x0.device)  # (B, K, n)
         rows = y0[..., None] + torch.arange(n, device=x0.device)
         inside = ((rows >= 0) & (rows < size))[..., :, None] & (
             (cols >= 0) & (cols < size)
         )[..., None, :]  # (B, K, n, n)
-        pix = (
-            rows.clamp(0, size - 1)[..., :, None] * size
-            + cols.clamp(0, size - 1)[..., None, :]
-        )
-        base = torch.arange(b * 3, device=x0.device).view(b, 3, 1, 1, 1) * size * size
-        idx = (base + pix[:, None].long()).flatten()
+        rows, cols = rows.clamp(0, size - 1).long(), cols.clamp(0, size - 1).long()
+        pix = rows[..., :, None] * size + cols[..., None, :]
+        first = torch.arange(b, device=x0.device).view(b, 1, 1, 1) * size * size
+        chan = torch.arange(nc, device=x0.device)
+        idx = ((first + pix)[..., None] * nc + chan).flatten()
     gx = _window(sp.x, sp.sx, x0, n)  # (B, K, n)
     gy = _window(sp.y, sp.sy, y0, n)
     g = torch.where(inside, gy[..., :, None] * gx[..., None, :], 0.0)
-    val = (w[..., None, None] * g[:, None]).flatten()
-    return out.flatten().index_add(0, idx, val).view_as(out)
+    val = g[..., None] * w[:, :, None, None, :]  # (B, K, n, n, C)
+    return out.index_add(0, idx, val.flatten())
 
 
 def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
@@ -599,8 +603,8 @@ def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
     return (gy[:, None] * w[..., None]).transpose(-1, -2) @ gx[:, None]
 
 
-# Splat windows (px) by σ: a window of n px holds ±3σ for σ ≤ n / 6 + 1/6.
-WINDOWS = (5, 7, 11)
+# Splat windows (px) by σ: a window of n px holds ±2.5σ for σ ≤ (n − 1) / 5.
+WINDOWS = (4, 6, 10)
 
 
 def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
@@ -623,13 +627,24 @@ def chain_color(
     (as scene.chain_color)."""
     base = torch.stack([values[f"color.{c}"] for c in "rgb"], -1)
     own = torch.stack([_get(values, struct, chain, f"color.{c}") for c in "rgb"], -1)
-    return srgb_to_linear(base.clamp(0, 1)) * srgb_to_linear(own.clamp(0, 1))
+    return srgb_to_linear(_unit(base)) * srgb_to_linear(_unit(own))
 
 
-def chain_picture(sp: Splats, rgb: torch.Tensor, size: int) -> torch.Tensor:
+def _unit(c: torch.Tensor) -> torch.Tensor:
+    """c clipped to [0, 1], with the gradient passed through (a colour at 0xFF
+    still learns to darken)."""
+    return c - (c - c.clamp(0, 1)).detach()
+
+
+def chain_picture(
+    sp: Splats, rgb: torch.Tensor, size: int, exact_color: bool = False
+) -> torch.Tensor:
     """(B, 3, size, size): a chain's light, Σ opacity × coverage × sRGB(rgb ×
     brightness) over its splats; rgb (B, 3) linear. Small splats go through pixel
-    windows, the rest (large σ: blur, huge pieces) through matrix products."""
+    windows, the rest (large σ: blur, huge pieces) through matrix products. Unless
+    `exact_color`, sRGB(rgb × b) is taken as sRGB(rgb) × sRGB(b) (exact for a pure
+    power law; the sRGB curve's linear toe differs below 0.3% linear), so that one
+    grey picture per chain is splatted instead of three."""
     f = torch.float32
     sp = Splats(
         *(getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy", "weight", "bright"))
@@ -647,25 +662,31 @@ def chain_picture(sp: Splats, rgb: torch.Tensor, size: int) -> torch.Tensor:
         big = sig.amax(0)
         bucket = torch.full_like(big, len(WINDOWS), dtype=torch.long)
         for j in reversed(range(len(WINDOWS))):
-            bucket = torch.where(big <= (WINDOWS[j] - 1) / 6, j, bucket)
-    col = linear_to_srgb(rgb.to(f)[:, :, None] * sp.bright[:, None])  # (B, 3, K)
-    w = col * sp.weight[:, None]
-    out = torch.zeros(len(rgb), 3, size, size, dtype=f, device=rgb.device)
+            bucket = torch.where(big <= (WINDOWS[j] - 1) / 5, j, bucket)
+    if exact_color:
+        w = linear_to_srgb(rgb.to(f)[:, None, :] * sp.bright[..., None])  # (B, K, 3)
+    else:
+        w = linear_to_srgb(sp.bright)[..., None]  # (B, K, 1)
+    w = w * sp.weight[..., None]
+    b, nc = len(rgb), w.shape[-1]
+    flat = torch.zeros(b * size * size * nc, dtype=f, device=rgb.device)
+    dense = None
     for j in range(len(WINDOWS) + 1):
         sel = torch.nonzero(seen & (bucket == j))[:, 0]
         if len(sel) == 0:
             continue
-        part = Splats(
-            *(
-                getattr(sp, k)[:, sel]
-                for k in ("x", "y", "sx", "sy", "weight", "bright")
-            )
-        )
+        fields = ("x", "y", "sx", "sy", "weight", "bright")
+        part = Splats(*(getattr(sp, k)[:, sel] for k in fields))
         if j < len(WINDOWS):
-            out = _splat_window(part, w[..., sel], size, WINDOWS[j], out)
+            flat = _splat_window(part, w[:, sel], size, WINDOWS[j], flat)
         else:
-            out = out + _splat_dense(part, w[..., sel], size)
-    return out
+            dense = _splat_dense(part, w[:, sel].transpose(1, 2), size)
+    out = flat.view(b, size, size, nc).permute(0, 3, 1, 2)
+    if dense is not None:
+        out = out + dense
+    if exact_color:
+        return out
+    return out * linear_to_srgb(rgb.to(f))[:, :, None, None]
 
 
 def render(
@@ -673,6 +694,7 @@ def render(
     values: dict[str, torch.Tensor],
     size: int,
     blur: float = 0.0,
+    exact_color: bool = False,
 ) -> torch.Tensor:
     """(B, 3, size, size) in [0, 1]: the pictures (as the renderer's bytes / 255,
     without noise, dither or CRT). `blur` (px) widens every splat, for a
@@ -684,13 +706,141 @@ def render(
         if not bool((rgb > 0).any()):
             continue
         sp = chain_splats(struct, values, chain, size, blur)
-        out = out + chain_picture(sp, rgb, size)
+        out = out + chain_picture(sp, rgb, size, exact_color)
     return out.clamp(max=1.0)
 
 
 def render_params(params: dict[str, Any], size: int) -> np.ndarray:
-    """Complete flat params → float32 (size, size, 3) in [0, 1], no gradients."""
+    """Complete flat params → float32 (size, size, 3) in [0, 1], no gradients,
+    rounded to 8 bits as the renderer's pictures are (light under half a level
+    vanishes there)."""
     struct = structure_of(params)
     with torch.no_grad():
         img = render(struct, values_of([params], struct), size)[0]
-    return img.permute(1, 2, 0).numpy()
+    return (torch.round(img * 255) / 255).permute(1, 2, 0).numpy()
+
+
+def speaks_bundled_schema(url: str, timeout: float = 5.0) -> bool:
+    """Whether the renderer at `url` (its /api/raster) draws the bundled scene: its
+    GET /api/schema hashes to utils.schema_hash(). Then the twin's gradients are
+    its pictures' gradients; otherwise predict descends through the forward model."""
+    import hashlib
+    import json
+    from urllib.parse import urlparse
+
+    import requests
+
+    try:
+        r = requests.get(
+            urlparse(url)._replace(path="/api/schema", query="").geturl(),
+            timeout=timeout,
+        )
+        schema = r.json() if r.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        return False
+    if not isinstance(schema, dict):
+        return False
+    h = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
+    return h == utils.schema_hash()
+
+
+# ----------------------------------------------------------------------------------
+# Descent: Adam on every continuous value, coarse to fine
+
+# (picture side in px, splat blur in px at that side, share of the time): the blur
+# gives lines that do not overlap their target yet a slope towards it.
+COARSE_TO_FINE = ((64, 2.0, 0.3), (96, 1.0, 0.3), (128, 0.0, 0.4))
+
+
+def _param_of(name: str) -> utils.Param:
+    """The schema entry of a value name ('layers.0.scale.x' → the layer's scale)."""
+    parts = name.split(".")
+    if parts[0] == "layers":
+        return utils.LAYER_PARAM[parts[2]]
+    return utils.PARAM[parts[0]]
+
+
+def value_span(name: str) -> float:
+    """The width of a value's range (colours: 1), the unit of a descent's steps."""
+    p = _param_of(name)
+    return 1.0 if p.kind == "color" else float(p.hi - p.lo)
+
+
+def value_bounds(name: str) -> tuple[float | None, float | None]:
+    """Where a descent clamps a value: the renderer's clamp range, none for angles
+    and unclamped values, [0, 1] for colours."""
+    p = _param_of(name)
+    if p.kind == "color":
+        return 0.0, 1.0
+    if p.periodic or not p.clamp:
+        return None, None
+    return p.clamp_lo, p.clamp_hi
+
+
+def descend(
+    struct: Structure,
+    start: dict[str, torch.Tensor],
+    loss_fn: Any,
+    seconds: float = 10.0,
+    steps: int = 400,
+    lr: float = 0.01,
+    schedule: tuple[tuple[int, float, float], ...] = COARSE_TO_FINE,
+    log: Any = None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Adam on every continuous value of B starts (values_of) against loss_fn
+    ((B, 3, R, R) pictures in [0, 1] → (B,) losses, differentiable), through the
+    coarse-to-fine `schedule`, within `seconds` and `steps` (split by the shares).
+    Steps are lr × each value's span, decayed to lr / 10 (cosine) per stage.
+    Returns the values with the lowest loss of the last stage (or the start, when
+    none beats it) and that loss (B,)."""
+    import time
+
+    names = list(start)
+    spans = torch.tensor([value_span(n) for n in names], dtype=torch.float64)
+    u = torch.stack(
+        [start[n] / s for n, s in zip(names, spans.tolist(), strict=True)], -1
+    )
+    u = u.clone().requires_grad_(True)  # (B, V) values in units of their span
+    lo = [value_bounds(n)[0] for n in names]
+    hi = [value_bounds(n)[1] for n in names]
+    lo_t = torch.tensor(
+        [-math.inf if x is None else x for x in lo], dtype=torch.float64
+    )
+    hi_t = torch.tensor([math.inf if x is None else x for x in hi], dtype=torch.float64)
+    opt = torch.optim.Adam([u], lr=lr)
+    best_u = u.detach().clone()  # the start stays unless a step beats it
+    with torch.no_grad():
+        size = schedule[-1][0]
+        best = loss_fn(render(struct, start, size, schedule[-1][1])).double()
+    t_start = time.perf_counter()
+    spent = 0.0
+    for stage, (size, blur, share) in enumerate(schedule):
+        last = stage == len(schedule) - 1
+        n_steps = max(1, round(steps * share))
+        t_end = t_start + spent + seconds * share
+        for k in range(n_steps):
+            if time.perf_counter() > t_end and not (last and k == 0):
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / n_steps)))
+            opt.zero_grad()
+            values = {n: u[:, j] * spans[j] for j, n in enumerate(names)}
+            loss = loss_fn(render(struct, values, size, blur))
+            if last:
+                with torch.no_grad():
+                    better = loss.detach().double() < best
+                    best = torch.where(better, loss.detach().double(), best)
+                    best_u[better] = u.detach()[better]
+            if not loss.requires_grad:
+                break  # nothing drawn that the values move
+            loss.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                u.copy_(torch.maximum(torch.minimum(u * spans, hi_t), lo_t) / spans)
+        spent = time.perf_counter() - t_start
+        if log is not None:
+            log(
+                f"    twin {size}² blur {blur:g}: loss {float(loss.detach().min()):.4f}, {spent:.1f} s"
+            )
+    out = {n: best_u[:, j] * spans[j] for j, n in enumerate(names)}
+    return out, best

@@ -19,7 +19,16 @@ import utils
 from renderer.png import encode_png
 from renderer.scene import render
 
-# Column name → params overrides (flat spelling) applied on top of the defaults.
+# Under every column but "default": one centred chain, no layers, thin lines.
+NEUTRAL: dict[str, Any] = {
+    "layers": [],
+    "position": {"x": 0.0, "y": 0.0},
+    "scale": 0.85,
+    "rotationFactor": 0.0,
+    "geoWidth": 0.012,
+}
+# Column name → params overrides (flat spelling) applied on top of the defaults and
+# NEUTRAL; "default" is the original's defaults as they are (the mirrored layer g0).
 VARIANTS: dict[str, dict[str, Any]] = {
     "single outline": {
         "repetitions": 1,
@@ -84,7 +93,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "xStep": 0.0,
         "scaleFactor": 1.06,
         "alphaFactor": 0.95,
-        "geoWidth": 0.09,
+        "geoWidth": 0.03,
     },
     "dither bayer": {
         "repetitions": 60,
@@ -103,7 +112,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "origin": "center",
         "xStep": 0.3,
         "stepFactor": 0.1,
-        "geoWidth": 0.1,
+        "geoWidth": 0.03,
         "ditherEnabled": True,
         "ditherType": "halftone",
         "ditherColors": 2,
@@ -130,8 +139,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def gallery_params(geometry: str, variant: dict[str, Any]) -> dict[str, Any]:
     """Complete flat params for one tile."""
+    neutral = NEUTRAL if variant else {}
     return utils.validate_params(
-        {**utils.default_params(), "geometry": geometry, **variant}
+        {**utils.default_params(), **neutral, "geometry": geometry, **variant}
     )
 
 

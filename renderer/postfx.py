@@ -1,12 +1,14 @@
-"""Post-passes on the drawn picture: dither, then noise (../shared/spec/renderer.md).
+"""Post-passes on the drawn picture: dither, CRT, noise (docs/scene.md).
 
-Both work in place on the uint8 RGBA pixels read from skia, shape (size, size, 4), row
-0 at the top; only R, G and B matter (the fourth byte is left meaningless). Both are
-deterministic: their patterns depend only on the size and the params.
+All work in place on the uint8 RGBA pixels read from skia, shape (size, size, 4), row
+0 at the top; only R, G and B matter (the fourth byte is left meaningless). All are
+deterministic: their patterns depend only on the size and the params. Noise and CRT
+follow the original's shaders (the noise exactly, the CRT approximately); dither is
+this project's extension.
 
 Speed (1024², 2 cores): the drawn pictures are mostly black, so the dither computes
 only the lit pixels (black ones map to a pattern that depends on the threshold
-alone), and the noise works on whole uint8 planes without float conversions.
+alone); the noise field is cached per size.
 """
 
 from __future__ import annotations
@@ -199,20 +201,36 @@ def noise_field(size: int, cell: float) -> tuple[np.ndarray, np.ndarray]:
     return select, value
 
 
+@functools.lru_cache(maxsize=4)
+def noise_order(size: int, cell: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The noise field's pixels by falling select: (select sorted ascending, flat
+    pixel index, value), read-only. The pixels with select ≥ 1 − density are a tail
+    of this order."""
+    select, value = noise_field(size, cell)
+    order = np.argsort(select.ravel(), kind="stable")
+    sel = select.ravel()[order]
+    val = value.ravel()[order]
+    for a in (order, sel, val):
+        a.flags.writeable = False
+    return sel, order, val
+
+
 def apply_noise(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
     """In place on uint8 (size, size, 4): the original's noise pass. Cells of
     max(noiseSize·size/1024, 1) px; a cell with select ≥ 1 − noiseDensity gets
     value·noiseOpacity (value uniform in [−0.5, 0.5)) added to R, G and B, clamped
     and rounded to 8 bits."""
     cell = max(float(params["noiseSize"]) * size / REFERENCE_SIZE, 1.0)
-    select, value = noise_field(size, cell)
+    sel, order, value = noise_order(size, cell)
     opacity = np.float32(params["noiseOpacity"])
-    picked = select >= np.float32(1.0 - float(params["noiseDensity"]))
-    if opacity == 0 or not picked.any():
+    first = int(np.searchsorted(sel, np.float32(1.0 - float(params["noiseDensity"]))))
+    if opacity == 0 or first >= len(sel):
         return
-    add = np.where(picked, value * opacity * np.float32(255), np.float32(0))
-    rgb = rgba[:, :, :3].astype(np.float32) + add[:, :, None]
-    rgba[:, :, :3] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    idx = order[first:]  # only the picked cells change (density of them)
+    flat = rgba.reshape(-1, 4)
+    add = value[first:] * (opacity * np.float32(255))
+    rgb = flat[idx, :3].astype(np.float32) + add[:, None]
+    flat[idx, :3] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------------
@@ -240,6 +258,7 @@ def _stripe(x: np.ndarray, dark: float, light: float) -> np.ndarray:
     return m
 
 
+@functools.lru_cache(maxsize=8)
 def crt_mask(kind: str, size: int, strength: float) -> np.ndarray | None:
     """The phosphor mask, float32 (size, size, 3) with row 0 at the bottom (GL
     order), or None for 'none'. Cells are device pixels."""
@@ -260,62 +279,98 @@ def crt_mask(kind: str, size: int, strength: float) -> np.ndarray | None:
     return _stripe((px + py * 3.0) / 6.0, dark, light)
 
 
+def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """img (H, W, C) float32 sampled at normalised (u, v) in [0, 1] (pixel centres at
+    (i + 0.5)/W), bilinear, edges clamped → (..., C) float32."""
+    h, w, ch = img.shape
+    flat = img.reshape(-1, ch)
+    x = np.clip(u * np.float32(w) - np.float32(0.5), 0, w - 1)
+    y = np.clip(v * np.float32(h) - np.float32(0.5), 0, h - 1)
+    x0, y0 = x.astype(np.int32), y.astype(np.int32)  # floor: x, y ≥ 0
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    dx = (x0 < w - 1).astype(np.int32)
+    i00 = y0 * w + x0
+    i10 = i00 + np.where(y0 < h - 1, w, 0).astype(np.int32)
+    top = np.take(flat, i00, axis=0)
+    top += (np.take(flat, i00 + dx, axis=0) - top) * fx
+    bottom = np.take(flat, i10, axis=0)
+    bottom += (np.take(flat, i10 + dx, axis=0) - bottom) * fx
+    return top + (bottom - top) * fy
+
+
 def apply_crt(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
     """In place on uint8 (size, size, 4): the CRT pass. Each output pixel samples the
     picture on a coarse grid of size / crtScale cells (nearest texel), weights 3 rows
     of 3–5 cells with Gaussian beams (crtBleed: horizontal softness, crtScanlines:
     scanline falloff), adds crtBloom × a wider 5×7 kernel, multiplies by
-    crtBrightness, then by the phosphor mask (crtMask, crtMaskStrength); crtWarp
-    bends the sampling coordinates like a curved screen."""
+    crtBrightness, then by the phosphor mask (crtMask, crtMaskStrength).
+
+    The sampling is separable (a column's cells and beam distance do not depend on
+    the row, and the other way round): each horizontal kernel runs once over the
+    source rows some scanline reads, and the scanlines pick rows from it. crtWarp
+    bends the coordinates like a curved screen; here (an approximation of the shader,
+    which evaluates the beams at the bent position) the straight result is resampled
+    bilinearly at the bent coordinates."""
     img = rgba[::-1, :, :3].astype(np.float32) / 255  # GL order: row 0 at the bottom
     bright = float(params["crtBrightness"])
     bleed, scan_amt = float(params["crtBleed"]), float(params["crtScanlines"])
     bloom_amt, warp = float(params["crtBloom"]), float(params["crtWarp"])
     hard_pix = -20.0 + (-0.5 + 20.0) * bleed
     hard_scan = -20.0 + (-4.0 + 20.0) * scan_amt
+    bloom_pix = -3.0 + 2.5 * bloom_amt
+    bloom_scan = -4.0 + 3.0 * bloom_amt
     res = size / max(float(params["crtScale"]), 1e-6)  # CRT cells across
     c = (np.arange(size, dtype=np.float32) + np.float32(0.5)) / size
-    u, v = np.meshgrid(c, c)  # v: row 0 at the bottom
-    if warp > 0:
-        x, y = u * 2 - 1, v * 2 - 1
-        u = (x * (1 + y * y * warp)) * 0.5 + 0.5
-        v = (y * (1 + x * x * warp)) * 0.5 + 0.5
-    cu, cv = u * np.float32(res), v * np.float32(res)
+    cu, cv = c[None, :] * np.float32(res), c[:, None] * np.float32(res)
     fu, fv = np.floor(cu), np.floor(cv)
-    du, dv = -((cu - fu) - 0.5), -((cv - fv) - 0.5)
+    du, dv = -((cu - fu) - 0.5), -((cv - fv) - 0.5)  # (1, size), (size, 1)
 
     def index(cell: np.ndarray, off: float) -> np.ndarray:
         p = np.clip((cell + np.float32(off + 0.5)) / np.float32(res), 0.0, 1.0)
-        return np.minimum((p * size).astype(np.int64), size - 1)
+        return np.minimum((p * size).astype(np.int64), size - 1).ravel()
 
-    rows = {off: index(fv, off) for off in (-2, -1, 0, 1, 2)}
     cols = {off: index(fu, off) for off in (-3, -2, -1, 0, 1, 2, 3)}
+    rows = {off: index(fv, off) for off in (-2, -1, 0, 1, 2)}
+    used = np.unique(np.concatenate(list(rows.values())))  # one row per CRT cell
+    src = img[used]
+    rows = {off: np.searchsorted(used, r) for off, r in rows.items()}
+    cache: dict[tuple[int, float], np.ndarray] = {}
 
     def horz(off: int, taps: int, hard: float) -> np.ndarray:
-        k = taps // 2
-        acc = np.zeros((size, size, 3), np.float32)
-        wsum = np.zeros((size, size), np.float32)
-        for j in range(-k, k + 1):
-            w = _gaus(du + np.float32(j), hard)
-            acc += img[rows[off], cols[j]] * w[..., None]
-            wsum += w
-        return acc / wsum[..., None]
+        """Row `off` of the beam: Σ_j w_j·texel / Σ_j w_j over `taps` cells."""
+        if (taps, hard) not in cache:
+            k = taps // 2
+            acc = np.zeros(src.shape, np.float32)
+            wsum = np.zeros((1, size), np.float32)
+            for j in range(-k, k + 1):
+                w = _gaus(du + np.float32(j), hard)  # (1, size)
+                acc += src[:, cols[j]] * w[..., None]
+                wsum += w
+            cache[taps, hard] = acc / wsum[..., None]
+        return cache[taps, hard][rows[off]]
+
+    def scan(off: int, hard: float) -> np.ndarray:
+        return _gaus(dv + np.float32(off), hard)[..., None]  # (size, 1, 1)
 
     out = np.zeros((size, size, 3), np.float32)
     for off, taps in ((-1, 3), (0, 5), (1, 3)):
-        out += (
-            horz(off, taps, hard_pix)
-            * _gaus(dv + np.float32(off), hard_scan)[..., None]
-        )
+        out += horz(off, taps, hard_pix) * scan(off, hard_scan)
     if bloom_amt > 0:
-        bp = -3.0 + 2.5 * bloom_amt
-        bs = -4.0 + 3.0 * bloom_amt
         b = np.zeros_like(out)
-        for off, taps, hard in ((-2, 5, hard_pix), (-1, 7, bp), (0, 7, bp)):
-            b += horz(off, taps, hard) * _gaus(dv + np.float32(off), bs)[..., None]
-        for off, taps, hard in ((1, 7, bp), (2, 5, hard_pix)):
-            b += horz(off, taps, hard) * _gaus(dv + np.float32(off), bs)[..., None]
+        for off, taps, hard in (
+            (-2, 5, hard_pix),
+            (-1, 7, bloom_pix),
+            (0, 7, bloom_pix),
+            (1, 7, bloom_pix),
+            (2, 5, hard_pix),
+        ):
+            b += horz(off, taps, hard) * scan(off, bloom_scan)
         out += b * np.float32(bloom_amt)
+    if warp > 0:
+        x, y = c[None, :] * 2 - 1, c[:, None] * 2 - 1
+        uw = (x * (1 + y * y * warp)) * 0.5 + 0.5
+        vw = (y * (1 + x * x * warp)) * 0.5 + 0.5
+        out = _bilinear(out, uw, vw)
     out *= np.float32(bright)
     mask = crt_mask(str(params["crtMask"]), size, float(params["crtMaskStrength"]))
     if mask is not None:

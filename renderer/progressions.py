@@ -71,9 +71,12 @@ def rotation_progression(kind: str, rf: Any, n: int) -> Any:
     raise ValueError(f"unknown rotationProgression {kind!r}")
 
 
-def alpha_progression(kind: str, af: Any, n: int) -> Any:
-    """Opacity a_i in [0.02, 1] of instances i = 0..n-1, float64 (n,)."""
-    xp, i = array_namespace(af), instance_index(n, af)
+def alpha_progression(kind: str, af: Any, n: Any, count: int | None = None) -> Any:
+    """Opacity a_i in [0.02, 1] of instances i = 0..n-1, float64 (n,). `count`:
+    how many instances to give when n is not an int (a tensor of repetitions, as
+    the forward model's soft layout has)."""
+    xp = array_namespace(af, n)
+    i = instance_index(n if count is None else count, af)
     if kind == "exponential":
         a = xp.exp(-0.3 * i * (1 - af))
     elif kind == "linear":

@@ -1,4 +1,4 @@
-"""The bundled renderer's HTTP service (../../shared/spec/renderer.md, "HTTP API").
+"""The bundled renderer's HTTP service (docs/scene.md; the API: this docstring).
 
     POST /api/raster[?size=N]  JSON params (either spelling) → 200 image/png
                                (X-Clamped: field,field when numbers were clamped)

@@ -29,7 +29,7 @@ def test_near_truth_scores_fall_with_the_jitter(renderer_url: str) -> None:
     client = utils.RendererClient(url=renderer_url)
     truth = utils.sample_params(random.Random(7))
     truth["repetitions"] = 60
-    truth = utils.apply_guard(truth)  # breed applies the blow-up guard too
+    truth = utils.apply_guard(truth)  # as breed's children are: exact copies
     t256 = client.render(truth, 256)
     rng = random.Random(0)
     exact = bench.jittered_scores(client, truth, t256, rng, rel=0.0, draws=1)

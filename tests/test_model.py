@@ -164,7 +164,7 @@ def test_composite_warp_reproduces_the_renderer(renderer_url: str) -> None:
             # alone, a chain draws colour²; with the base it draws base × own: the
             # canonical picture takes the colour whose square is that product
             rgb = scene.chain_color(p["color"], q["color"])
-            q["color"] = utils.rgb_to_color(scene.linear_to_srgb(np.sqrt(rgb)))
+            q["color"] = utils.rgb_to_color(scene.linear_to_srgb(np.sqrt(rgb)).tolist())
             canon = _to_tensor(client.render(q, R))
             grid = F.affine_grid(theta[i : i + 1], [1, 3, R, R], align_corners=False)
             total += F.grid_sample(canon, grid, align_corners=False)

@@ -55,8 +55,15 @@ def target_params() -> dict[str, Any]:
             "yStep": -0.2,
             "origin": "center",
             "scale": 1.0,
+            "position": {"x": 0.0, "y": 0.0},
             "color": "#FFAA44",
-            "layers": [{"rotation": 1.0, "position": {"x": 0.3, "y": 0.2}}],
+            "layers": [
+                {
+                    "rotation": 1.0,
+                    "position": {"x": 0.3, "y": 0.2},
+                    "scale": {"x": 1.0, "y": 1.0},
+                }
+            ],
         }
     )
     return p
@@ -306,6 +313,7 @@ def test_predict_accepts_odd_pictures_without_models_or_data(
         "--target", str(path), "--fevals", "12", "--size", "48", "--final-size", "64",
         "--out", str(tmp_path / "o"), "--renderer-url", renderer_url, "--data",
         "--forward", str(tmp_path / "x"), "--inverse", str(tmp_path / "x"),
+        "--descent", "forward",
     ])  # fmt: skip
     res = predict.run_inverse(args, log=logs.append)
     assert any("real renders only" in line for line in logs)
@@ -352,6 +360,8 @@ def test_predict_with_tiny_models_runs_every_stage(
             str(tmp_path / "forward"),
             "--inverse",
             str(tmp_path / "inverse"),
+            "--descent",
+            "forward",
         ]
     )
     res = predict.run_inverse(args, log=logs.append)
@@ -433,3 +443,22 @@ def test_explore_clip_with_stand_in_weights_and_a_clear_error_without(
     assert all(0 <= n <= 2 for n in res["novelty"])
     with pytest.raises(predict.UserError, match="huggingface-cli download"):
         run([*argv, "--clip", "--clip-model", str(tmp_path / "no-clip-here")])
+
+
+def test_predict_descends_through_the_twin_on_the_bundled_renderer(
+    tmp_path: Path, renderer_url: str, client: utils.RendererClient
+) -> None:
+    truth = {**utils.default_params(), "rotation": 0.4}
+    path = tmp_path / "t.png"
+    path.write_bytes(client.render_png(truth, 64))
+    logs: list[str] = []
+    args = predict.parse_args([
+        "--target", str(path), "--fevals", "12", "--size", "48", "--final-size", "64",
+        "--out", str(tmp_path / "o"), "--renderer-url", renderer_url, "--data",
+        "--forward", str(tmp_path / "x"), "--inverse", str(tmp_path / "x"),
+        "--twin-seconds", "1",
+    ])  # fmt: skip
+    res = predict.run_inverse(args, log=logs.append)
+    assert any("through the differentiable twin" in line for line in logs)
+    assert "twin-gd" in [s[0] for s in res["stages"]]
+    assert 0 < res["renders"] <= 12

@@ -152,10 +152,13 @@ def test_heuristic_ranks_blank_whiteout_and_noise_below_rich(renderer_url: str) 
                 }
             ],
             "color": "#FFB38A",
+            "scale": 0.85,
+            "position": {"x": 0.0, "y": 0.0},
         }
     )
     poor = {
-        "blank": {**base, "position": {"x": 40.0, "y": 40.0}},  # drawn off-screen
+        # drawn off-screen (Scene.position moves the base chain; no layers)
+        "blank": {**base, "position": {"x": 40.0, "y": 40.0}, "layers": []},
         "nearly empty": {**base, "repetitions": 1, "geoWidth": 0.001},
         "white-out": {
             **base,
@@ -170,10 +173,12 @@ def test_heuristic_ranks_blank_whiteout_and_noise_below_rich(renderer_url: str) 
         },
         "noise": {
             **base,
-            "repetitions": 3,
+            "repetitions": 1,
+            "geoWidth": 0.001,
+            "layers": [],
             "noiseEnabled": True,
             "noiseDensity": 1.0,
-            "noiseOpacity": 0.4,
+            "noiseOpacity": 0.3,
         },
     }
     client = utils.RendererClient(url=renderer_url)

@@ -105,7 +105,7 @@ def test_forward_training_lowers_the_loss_and_writes_its_files(
     fwd = M.load_forward(out)
     assert fwd is not None and fwd.cfg.size == SIZE
     # the cache of decoded pictures is in place for the next run
-    assert (tiny_data / ".cache" / f"train-{SIZE}.npz").is_file()
+    assert (tiny_data / ".cache" / f"train-{SIZE}-{utils.schema_hash()}.npz").is_file()
 
 
 def test_resume_continues_where_it_stopped(tiny_data: Path, tmp_path: Path) -> None:

@@ -1,0 +1,321 @@
+"""Benchmark: how closely and how fast the differentiable twin (twin.py) draws the
+bundled renderer's scene.
+
+    python bench/twin.py                         # 500 draws at 128² and 256², speed
+    python bench/twin.py --draws 50 --no-speed   # a quick look
+    python bench/twin.py --quick                 # CI size (make bench)
+
+Fidelity: held-out draws of `utils.sample_params` (seed --seed, noise, dither and
+CRT off) drawn by the renderer (renderer.scene.render, in-process) and by the twin;
+NCC of √grey, both blurred by σ = 1 px (`utils.ncc`). A draw that both draw black
+(every pixel < 1/255) counts as a match (NCC 1; `utils.ncc` says 0 for a blank
+picture) and is counted apart. With ../shared/golden (or --golden) present, every
+golden case at 256² is compared with the original's picture by both: the twin's NCC
+beside the renderer's own.
+
+Speed: render + gradient (backward of a loss through the picture) per second at
+128², batches of --batch variants of one scene, torch on --threads threads: typical
+params (the scene's defaults) and a heavy case (400 repetitions × 3 layers). The
+machine's load average is written beside the figures.
+
+Writes bench/results/twin.md (with the command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+import twin
+import utils
+from renderer import scene
+
+ROOT = Path(__file__).resolve().parent.parent
+NCC_SIGMA = 1.0  # px, at every size
+BLANK = 1 / 255  # a picture whose every pixel is below this is black
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    g = ap.add_argument_group("fidelity")
+    g.add_argument("--quick", action="store_true", help="CI size: 20 draws at 128²")
+    g.add_argument("--draws", type=int, default=500, help="held-out draws")
+    g.add_argument("--seed", type=int, default=20261129, help="seed of the draws")
+    g.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="px")
+    g.add_argument(
+        "--golden", default=None, help="golden folder (default ../shared/golden)"
+    )
+    s = ap.add_argument_group("speed")
+    s.add_argument("--no-speed", action="store_true", help="skip the speed figures")
+    s.add_argument("--batch", type=int, default=8, help="variants per batch")
+    s.add_argument("--threads", type=int, default=2, help="torch threads")
+    s.add_argument("--reps", type=int, default=5, help="timed steps per case")
+    ap.add_argument(
+        "--out", default=str(ROOT / "bench" / "results" / "twin.md"), help="report"
+    )
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.draws, args.sizes, args.reps, args.batch = 20, [128], 1, 2
+    return args
+
+
+def plain(params: dict[str, Any]) -> dict[str, Any]:
+    """The params without the post-passes the twin does not draw."""
+    return {
+        **params,
+        "noiseEnabled": False,
+        "ditherEnabled": False,
+        "crtEnabled": False,
+    }
+
+
+def held_out(n: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [plain(utils.sample_params(rng)) for _ in range(n)]
+
+
+def agreement(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, bool]:
+    """(NCC √grey σ = 1, both black) of two float pictures in [0, 1]."""
+    if ours.max() < BLANK and theirs.max() < BLANK:
+        return 1.0, True
+    return utils.ncc(ours, theirs, NCC_SIGMA), False
+
+
+def fidelity(draws: list[dict[str, Any]], size: int) -> dict[str, Any]:
+    scores, blanks, blank, t_twin = [], [], 0, 0.0
+    for p in draws:
+        ref = scene.render(p, size).astype(np.float64) / 255
+        t = time.perf_counter()
+        ours = twin.render_params(p, size)
+        t_twin += time.perf_counter() - t
+        n, b = agreement(ours, ref)
+        scores.append(n)
+        blanks.append(b)
+        blank += b
+    a = np.array(scores)
+    lit = np.array([x for x, b in zip(scores, blanks, strict=True) if not b])
+    return {
+        "size": size,
+        "n": len(a),
+        "blank": blank,
+        **summary(a),
+        **{f"lit_{k}": v for k, v in summary(lit).items()},
+        "ms": 1000 * t_twin / len(a),
+        "scores": scores,
+    }
+
+
+def summary(a: np.ndarray) -> dict[str, float]:
+    return {
+        "median": float(np.median(a)),
+        "p10": float(np.percentile(a, 10)),
+        "ge_0.9": float((a >= 0.9).mean()),
+        "ge_0.95": float((a >= 0.95).mean()),
+        "min": float(a.min()),
+    }
+
+
+def load_fidelity_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bench_fidelity", ROOT / "bench" / "fidelity.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_fidelity"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def golden(folder: str | None) -> list[dict[str, Any]] | None:
+    """Per golden case at 256²: the renderer's and the twin's NCC against the
+    original's picture (σ = 1 px); None when there is no golden folder."""
+    if folder == "none":
+        return None
+    fb = load_fidelity_bench()
+    path = fb.golden_dir(folder)
+    if not (path / "cases.jsonl").exists():
+        return None
+    rows = []
+    for case in fb.load_cases(path):
+        params = utils.validate_params(case.params)
+        original = case.picture(path, 256)
+        ren = scene.render(params, 256).astype(np.float64) / 255
+        ours = twin.render_params(plain(params), 256)
+        post = bool(
+            params["noiseEnabled"] or params["ditherEnabled"] or params["crtEnabled"]
+        )
+        rows.append(
+            {
+                "name": case.name,
+                "renderer": utils.ncc(ren, original, NCC_SIGMA),
+                "twin": utils.ncc(ours, original, NCC_SIGMA),
+                "post": post,
+            }
+        )
+    return rows
+
+
+def heavy_params() -> dict[str, Any]:
+    """400 repetitions × 3 layers, the scene's defaults otherwise."""
+    p = utils.default_params()
+    p["repetitions"] = 400
+    p["scaleFactor"] = 1.004
+    rng = random.Random(3)
+    p["layers"] = [
+        {
+            "rotation": rng.uniform(-3, 3),
+            "position": {"x": rng.uniform(-1, 1), "y": rng.uniform(-1, 1)},
+            "scale": {
+                "x": rng.choice([-1, 1]) * rng.uniform(0.5, 1.2),
+                "y": rng.uniform(0.5, 1.2),
+            },
+        }
+        for _ in range(3)
+    ]
+    return plain(p)
+
+
+def speed(params: dict[str, Any], batch: int, reps: int, size: int = 128) -> float:
+    """Render + gradient per second: batches of `batch` variants (Scene.rotation
+    turned by 0.05 rad each: distinct pictures, the same work each), loss = mean
+    √picture, backward to every value."""
+    struct = twin.structure_of(params)
+    v0 = twin.values_of([params] * batch, struct)
+    v0["rotation"] = v0["rotation"] + 0.05 * torch.arange(batch, dtype=torch.float64)
+
+    def step() -> None:
+        v = {k: x.clone().requires_grad_(True) for k, x in v0.items()}
+        twin.render(struct, v, size).clamp(min=1e-6).sqrt().mean().backward()
+
+    step()  # warm-up
+    t = time.perf_counter()
+    for _ in range(reps):
+        step()
+    return batch * reps / (time.perf_counter() - t)
+
+
+def report(
+    args: argparse.Namespace,
+    fid: list[dict[str, Any]],
+    gold: list[dict[str, Any]] | None,
+    spd: dict[str, float] | None,
+    load: tuple[float, ...],
+) -> str:
+    cmd = (
+        "python bench/twin.py " + " ".join(sys.argv[1:])
+        if sys.argv[1:]
+        else "python bench/twin.py"
+    )
+    lines = [
+        "# The differentiable twin vs the bundled renderer",
+        "",
+        f"`{cmd}` ({datetime.date.today()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}).",
+        "",
+        f"## Fidelity: {args.draws} held-out draws (utils.sample_params, seed {args.seed}; noise, dither, CRT off)",
+        "",
+        "NCC of √grey, σ = 1 px. Target: median ≥ 0.95 and ≥ 0.9 on 90% of draws. "
+        "Draws black in both count as a match (NCC 1) and are counted.",
+        "",
+        "| size | draws | median | 10th pct | ≥ 0.9 | ≥ 0.95 | min | twin ms / picture |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in fid:
+        for label, pre in (
+            (f"all {f['n']} ({f['blank']} black in both)", ""),
+            (f"the {f['n'] - f['blank']} not black", "lit_"),
+        ):
+            lines.append(
+                f"| {f['size']}² | {label} | {f[pre + 'median']:.3f} | {f[pre + 'p10']:.3f} | "
+                f"{100 * f[pre + 'ge_0.9']:.0f}% | {100 * f[pre + 'ge_0.95']:.0f}% | "
+                f"{f[pre + 'min']:.3f} | {f['ms']:.0f} |"
+            )
+    if gold is not None:
+        plain_rows = [r for r in gold if not r["post"]]
+        lines += [
+            "",
+            "## Golden cases at 256² (NCC against the original's picture, σ = 1 px)",
+            "",
+            "The twin draws no noise, dither or CRT; the cases with them are listed apart.",
+            "",
+            "| cases | renderer median | twin median | mean (renderer − twin) | cases where the twin is > 0.03 below |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for label, rows in (("without post-passes", plain_rows), ("all", gold)):
+            if not rows:
+                continue
+            d = [r["renderer"] - r["twin"] for r in rows]
+            lines.append(
+                f"| {label} ({len(rows)}) | {statistics.median(r['renderer'] for r in rows):.3f} | "
+                f"{statistics.median(r['twin'] for r in rows):.3f} | {statistics.mean(d):.3f} | "
+                f"{sum(x > 0.03 for x in d)} |"
+            )
+        lines += ["", "| case | renderer | twin | post-pass |", "|---|---:|---:|---|"]
+        for r in gold:
+            lines.append(
+                f"| {r['name']} | {r['renderer']:.3f} | {r['twin']:.3f} | {'yes' if r['post'] else ''} |"
+            )
+    if spd is not None:
+        lines += [
+            "",
+            f"## Speed: render + gradient per second at 128² (batch {args.batch}, {args.threads} torch threads, CPU)",
+            "",
+            "Target ≥ 50 / s for typical params. The machine is shared: the load average above.",
+            "",
+            "| case | per second |",
+            "|---|---:|",
+        ]
+        lines += [f"| {k} | {v:.1f} |" for k, v in spd.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    draws = held_out(args.draws, args.seed)
+    fid = []
+    for size in args.sizes:
+        f = fidelity(draws, size)
+        print(
+            f"{size}²: median {f['median']:.3f}, p10 {f['p10']:.3f}, ≥0.9 {100 * f['ge_0.9']:.0f}%, "
+            f"black in both {f['blank']}; not black: median {f['lit_median']:.3f}, "
+            f"≥0.9 {100 * f['lit_ge_0.9']:.0f}%; twin {f['ms']:.0f} ms",
+            flush=True,
+        )
+        fid.append(f)
+    gold = golden(args.golden)
+    spd = None
+    if not args.no_speed:
+        spd = {
+            "typical (the defaults: 75 reps, base + default layer)": speed(
+                utils.default_params() | {"crtEnabled": False}, args.batch, args.reps
+            ),
+            "heavy (400 reps × 3 layers)": speed(
+                heavy_params(), args.batch, max(1, args.reps // 2)
+            ),
+        }
+        for k, v in spd.items():
+            print(f"speed {k}: {v:.1f}/s", flush=True)
+    load = os.getloadavg()
+    text = report(args, fid, gold, spd, load)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out}")
+    return {"fidelity": fid, "golden": gold, "speed": spd}
+
+
+if __name__ == "__main__":
+    main(parse_args())
