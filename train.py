@@ -1124,10 +1124,12 @@ def train_inverse(
         input_size=224 if name == M.DINOV2 else settings["size"],
         sqrt_input=bool(prof.get("inverse_sqrt_input", True)),
     )
-    init = M.load_inverse(args.init) if args.init and not resuming else None
+    init = M.load_inverse(args.init) if args.init else None
     if init is not None:
         cfg, name = init.cfg, init.cfg.backbone  # fine-tune: the checkpoint's config
         log(f"inverse model: fine-tuning from {args.init}")
+        if resuming:
+            init = None  # its config only; the weights come from OUT-last
     net = (
         init
         if init is not None
