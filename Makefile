@@ -32,7 +32,7 @@ TRAIN_PY = $(if $(NPROC),$(VENV)/bin/torchrun --nproc_per_node $(NPROC),$(PY))
 TRAIN_OPTS = $(call opt,--epochs,$(EPOCHS)) $(call opt,--size,$(SIZE)) $(call opt,--profile,$(PROFILE))
 
 .PHONY: help setup iterate renderer renderer-gallery generate generate-quality \
-	generate-preview train train-forward train-inverse-quality train-inverse-all \
+	generate-preview train train-forward train-inverse-quality train-inverse-all pretrain-inverse \
 	predict explore explore-clip list-refs save-ref rm-ref refs-sheet score-refs score-refs-fresh gallery \
 	bench bench-full test check format clean clean-data clean-quality clean-output \
 	pack-shards unpack-shards
@@ -82,6 +82,9 @@ pack-shards: $(STAMP) ## folder layout → tar shards (SRC=data OUT=data-shards)
 
 unpack-shards: $(STAMP) ## tar shards → folder layout (SRC=data-shards OUT=data-unpacked)
 	$(PY) shards.py unpack $(or $(SRC),data-shards) $(or $(OUT),data-unpacked)
+
+pretrain-inverse: $(STAMP) ## the bundled inverse model: renders on the fly → models/inverse-pretrained (MINUTES=65)
+	$(PY) pretrain_inverse.py --minutes $(or $(MINUTES),65) --save-every 6 --workers 2 --fresh 32 --out models/inverse-pretrained
 
 predict: $(STAMP) ## image → params: make predict IMG=path.png
 	@test -n "$(IMG)" || { echo "usage: make predict IMG=path.png"; exit 2; }

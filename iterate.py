@@ -234,6 +234,9 @@ def main(args: argparse.Namespace) -> Path:
                 argv += ["--epochs", str(epochs)]
             if stage == "inverse":
                 argv += ["--forward", str(ckpt / "forward")]
+                bundled = utils.ROOT / train.M.BUNDLED_INVERSE_PATH
+                if bundled.with_suffix(".json").exists():
+                    argv += ["--init", str(bundled)]  # fine-tune the pretrained one
             if rnd.interrupted(f"train-{stage}"):
                 argv.append("--resume")  # carry on from OUT-last
             result = train.main(train.parse_args(argv))

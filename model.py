@@ -32,6 +32,7 @@ unpickled.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -55,6 +56,9 @@ from renderer.progressions import (
 
 DEFAULT_FORWARD_PATH = "checkpoints/forward"
 DEFAULT_INVERSE_PATH = "checkpoints/inverse"
+# the pretrained inverse model shipped in the repository (pretrain_inverse.py), used
+# when a round has not trained one; a round fine-tunes from it (train.py --init)
+BUNDLED_INVERSE_PATH = "models/inverse-pretrained"
 DINOV2 = "vit_small_patch14_dinov2.lvd142m"
 DINOV2_REPO = "timm/vit_small_patch14_dinov2.lvd142m"
 DEFAULT_FREE_BACKBONE = "resnet10t"
@@ -1026,6 +1030,49 @@ def dinov2_weights_file(weights: str | None = None) -> str | None:
     return None
 
 
+SCENE_CNN = "scene-cnn"  # this project's small CNN (SceneCNN), no weights to fetch
+
+
+class SceneCNN(nn.Module):
+    """A small residual CNN for 64-128² pictures of this scene (thin lit outlines on
+    black), about 1.3M params and 50M multiply-adds at 64², so it trains on a CPU core
+    from renders made on the fly. (B, 3, R, R) normalised → (B, 2·C) features: the
+    average and the max over positions of the last stage (a thin bright line is a
+    strong local response that average pooling would dilute)."""
+
+    def __init__(self, widths: tuple[int, ...] = (24, 32, 64, 128, 256)) -> None:
+        super().__init__()
+
+        def conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            )
+
+        self.stem = conv(3, widths[0], 2)  # R/2
+        layers: list[nn.Module] = [conv(widths[0], widths[1])]
+        for cin, cout in itertools.pairwise(widths[1:]):
+            layers.append(
+                nn.Sequential(conv(cin, cout, 2), _Residual(conv(cout, cout)))
+            )
+        self.stages = nn.Sequential(*layers)  # R/16 at the end
+        self.num_features = 2 * widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stages(self.stem(x))  # (B, C, R/16, R/16)
+        return torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1)
+
+
+class _Residual(nn.Module):
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
 def create_backbone(
     name: str, weights: str | None = None, pretrained: bool = True
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -1039,6 +1086,8 @@ def create_backbone(
         Missing weights raise BackboneError naming the file and how to get it.
       - "resnet10t" (the weight-free default; 4.9M params, 512-dim features): trained
         from scratch, input = the training size.
+      - "scene-cnn": SceneCNN, this project's small CNN (1.3M params, 512-dim
+        features, no normalisation: √image goes in as it is), trained from scratch.
       - any other timm model name: built without weights (trained from scratch).
     pretrained=False builds the architecture only (checkpoint loading).
     info: {"name", "features", "input_size", "weights" (a file, or "none"), "mean",
@@ -1047,6 +1096,13 @@ def create_backbone(
     import timm
 
     full = DINOV2 if name in ("dinov2", DINOV2) else name
+    if full == SCENE_CNN:
+        if weights:
+            raise BackboneError(f"{SCENE_CNN} has no pretrained backbone weights")
+        net = SceneCNN()
+        info = dict(name=SCENE_CNN, features=net.num_features, input_size=0)
+        info.update(weights="none", mean=[0.0] * 3, std=[1.0] * 3)
+        return net, info
     if full == DINOV2:
         kwargs: dict[str, Any] = dict(num_classes=0, img_size=224)
         source = "none"

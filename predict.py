@@ -315,7 +315,10 @@ def png_bytes(image: Any) -> bytes:
 
 
 def scores_256(img: np.ndarray, t256: np.ndarray) -> str:
-    return f"NCC {utils.ncc(img, t256):.2f} F1 {utils.line_f1(img, t256):.2f}"
+    import structure
+
+    pic = structure.picture_score(img, t256)
+    return f"NCC {utils.ncc(img, t256):.2f} F1 {utils.line_f1(img, t256):.2f} pic {pic:.2f}"
 
 
 # ----------------------------------------------------------------------------------
@@ -403,9 +406,13 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     side_path = out / f"predict-{idx:06d}.png"
     utils.atomic_write_bytes(side_path, png_bytes(sheet))
     ncc, f1 = utils.ncc(final256, t256), utils.line_f1(final256, t256)
+    import structure
+
+    pic = structure.picture_score(final256, t256)
+    same = "same picture" if pic >= structure.SAME_PICTURE else "not the same picture"
     log(
         f"done in {time.time() - t0:.1f} s, {ev.renders} renders: "
-        f"NCC {ncc:.3f}, line F1 {f1:.3f} at 256²"
+        f"NCC {ncc:.3f}, line F1 {f1:.3f}, picture score {pic:.3f} ({same}) at 256²"
     )
     log(f"wrote {out / 'params' / f'{idx:06d}.json'}, {img_path}, {side_path}")
     log(f"keep it as a reference: make save-ref ID=out:{idx}")
@@ -414,6 +421,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         "params": best,
         "ncc": ncc,
         "line_f1": f1,
+        "picture": pic,
         "renders": ev.renders,
         "stages": [(s.name, s.loss, s.renders, s.seconds) for s in res.stages],
         "image": str(img_path),

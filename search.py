@@ -96,12 +96,15 @@ class ImageLoss:
         sigmas: Sequence[float] = (2.0, 8.0),
         f1_weight: float = 0.0,
         brightness_weight: float = 0.0,
+        picture_weight: float = 0.0,
     ):
         self.target = to_tensor(target)
         self.sigmas = tuple(sigmas)
         self.f1_weight = f1_weight
         self.brightness_weight = brightness_weight
+        self.picture_weight = picture_weight
         self._feats: dict[int, list[torch.Tensor]] = {}
+        self._picture_feats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, R, R) → per scale (B, R·R) zero-mean unit-norm vectors."""
@@ -154,6 +157,48 @@ class ImageLoss:
         f1 = 2 * prec * rec / (prec + rec).clamp(min=1e-8)
         return torch.where((na > 0) & (nb > 0), f1, torch.zeros_like(f1)).detach()
 
+    def picture_features(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, R, R) → the picture score's shape terms (structure.py) as unit
+        vectors: sharp (B, R·R), the linear grey blurred at σ 0.5 px at 256², zero
+        mean; orient (B, 2·R·R), the doubled-angle gradient (gx + i·gy)² of √grey
+        blurred at σ 2 px at 256², real and imaginary parts."""
+        import structure
+
+        res = images.shape[-1]
+        g = images.mean(dim=1, keepdim=True).clamp(0, 1)
+        sharp = blur(g, structure.SHARP_SIGMA * res / 256).flatten(1)
+        sharp = sharp - sharp.mean(dim=1, keepdim=True)
+        r = torch.sqrt(g + 1e-6)
+        gx = (
+            F.pad(r, (1, 1, 0, 0), mode="replicate").diff(dim=3)[..., 1:]
+            + F.pad(r, (1, 1, 0, 0), mode="replicate").diff(dim=3)[..., :-1]
+        ) / 2
+        gy = (
+            F.pad(r, (0, 0, 1, 1), mode="replicate").diff(dim=2)[..., 1:, :]
+            + F.pad(r, (0, 0, 1, 1), mode="replicate").diff(dim=2)[..., :-1, :]
+        ) / 2
+        s = structure.ORIENT_SIGMA * res / 256
+        z = torch.cat([blur(gx * gx - gy * gy, s), blur(2 * gx * gy, s)], 1).flatten(1)
+        return (
+            sharp / (sharp.norm(dim=1, keepdim=True) + 1e-8),
+            z / (z.norm(dim=1, keepdim=True) + 1e-8),
+        )
+
+    def picture_terms(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, R, R) → (B,) sharp NCC + orientation NCC (two of the picture
+        score's three parts; line F1 is the third), each in [-1, 1]."""
+        res = images.shape[-1]
+        if res not in self._picture_feats:
+            t = self.target
+            if t.shape[-1] != res:
+                t = F.interpolate(t, size=(res, res), mode="area")
+            self._picture_feats[res] = self.picture_features(t)
+        ts, to = self._picture_feats[res]
+        s, o = self.picture_features(images)
+        return (s * ts).sum(1) + (o * to).sum(1)
+
     def brightness_gap(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, R, R) → (B,) |log ratio| of the mean √grey to the target's, at most
         1; differentiable. NCC does not see overall gain, so without this a search can
@@ -175,18 +220,27 @@ class ImageLoss:
             score = score + self.f1_weight * self.line_f1(images)
         if self.brightness_weight > 0:
             score = score - self.brightness_weight * self.brightness_gap(images)
-        return 1.0 - score / (n + self.f1_weight)
+        if self.picture_weight > 0:
+            score = score + self.picture_weight * self.picture_terms(images)
+        return 1.0 - score / (n + self.f1_weight + 2 * self.picture_weight)
 
 
 PIPELINE_SIGMAS = (2.0, 8.0)
 PIPELINE_F1_WEIGHT = 1.0
 PIPELINE_BRIGHTNESS_WEIGHT = 0.0
+# weight of each of the picture score's shape terms (sharp NCC, orientation NCC):
+# NCC at σ 2 px alone rewards light in the right region, whatever its shape
+PIPELINE_PICTURE_WEIGHT = 1.0
 
 
 def pipeline_loss(target: np.ndarray) -> ImageLoss:
     """The loss the inverse pipeline minimises (see the module docstring)."""
     return ImageLoss(
-        target, PIPELINE_SIGMAS, PIPELINE_F1_WEIGHT, PIPELINE_BRIGHTNESS_WEIGHT
+        target,
+        PIPELINE_SIGMAS,
+        PIPELINE_F1_WEIGHT,
+        PIPELINE_BRIGHTNESS_WEIGHT,
+        PIPELINE_PICTURE_WEIGHT,
     )
 
 
@@ -305,7 +359,7 @@ class Evaluator:
 
     def __init__(
         self,
-        client: utils.RendererClient,
+        client: Any,  # utils.RendererClient or anything with its render(params, size)
         loss: ImageLoss,
         size: int = 128,
         budget: int = 500,
@@ -322,6 +376,9 @@ class Evaluator:
         self._cache: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(workers)
         self.last_images: dict[str, np.ndarray] = {}  # canonical JSON → render
+        # every render by canonical JSON (float16), when keep_images is set
+        self.keep_images = False
+        self.images: dict[str, np.ndarray] = {}
 
     @property
     def left(self) -> int:
@@ -344,6 +401,9 @@ class Evaluator:
             )
         )
         self.last_images = {keys[i]: img for i, img in zip(todo, images, strict=True)}
+        if self.keep_images:
+            for k, img in self.last_images.items():
+                self.images[k] = img.astype(np.float16)
         if todo:
             with torch.no_grad():
                 losses = self.loss(to_tensor(np.stack(images))).tolist()
@@ -593,21 +653,28 @@ def registered_starts(
 # Discrete moves: the single-change neighbours of a configuration
 
 
-def discrete_neighbours(params: dict[str, Any]) -> list[dict[str, Any]]:
+def discrete_neighbours(
+    params: dict[str, Any], keep_structure: bool = False
+) -> list[dict[str, Any]]:
     """Every params that differs from `params` in one discrete choice: another option
     of a categorical, a flipped boolean, one layer fewer. Choices that cannot change
-    the picture (dither type/matrix/grayscale with dither off) are skipped."""
+    the picture (dither type/matrix/grayscale with dither off) are skipped; with
+    keep_structure, so are the structure's (structure.STRUCTURE_KEYS, layer count)."""
+    import structure
+
     p = utils.validate_params(params)
     out: list[dict[str, Any]] = []
     dither_only = ("ditherType", "ditherMatrix", "ditherGrayscale")
     for k in (*utils.CAT_KEYS, *utils.BOOL_KEYS):
         if k in dither_only and not p["ditherEnabled"]:
             continue
+        if keep_structure and k in structure.STRUCTURE_KEYS:
+            continue
         opts = utils.PARAM[k].options if utils.PARAM[k].kind == "cat" else (True, False)
         for o in opts:
             if o != p[k]:
                 out.append({**p, k: o})
-    for i in range(len(p["layers"])):
+    for i in range(len(p["layers"]) if not keep_structure else 0):
         out.append({**p, "layers": p["layers"][:i] + p["layers"][i + 1 :]})
     return out
 
@@ -620,15 +687,19 @@ def discrete_neighbours(params: dict[str, Any]) -> list[dict[str, Any]]:
 # random scale (0.003-0.3), a discrete choice, or a layer added.
 
 
-def mutate(params: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    """A copy of params with 1-3 sparse changes (see above)."""
+def mutate(
+    params: dict[str, Any], rng: random.Random, keep_structure: bool = False
+) -> dict[str, Any]:
+    """A copy of params with 1-3 sparse changes (see above); with keep_structure,
+    no change of the structure (discrete_neighbours)."""
     cur = params
     n = 1 + (rng.random() < 0.4) + (rng.random() < 0.15)
     for _ in range(n):
         r = rng.random()
         if r < 0.2:
-            cur = rng.choice(discrete_neighbours(cur))
-        elif r < 0.25 and len(cur["layers"]) < utils.MAX_LAYERS:
+            moves = discrete_neighbours(cur, keep_structure)
+            cur = rng.choice(moves) if moves else cur
+        elif r < 0.25 and len(cur["layers"]) < utils.MAX_LAYERS and not keep_structure:
             cur = {**cur, "layers": [*cur["layers"], utils.sample_layer(rng)]}
         else:
             sp = SearchSpace.of(cur)
@@ -649,6 +720,7 @@ def evolve(
     elite: int = 6,
     batch: int = 12,
     p_cross: float = 0.2,
+    keep_structure: bool = False,
 ) -> Candidate:
     """(μ + λ) evolution from the evaluated candidates in `pool`: each generation,
     `batch` children (sparse mutations of rank-weighted elite parents, or uniform
@@ -666,13 +738,14 @@ def evolve(
         w = [1.0 / (i + 1) for i in range(len(ranked))]
         kids = []
         for _ in range(min(batch, budget - (evaluate.renders - r0))):
-            if len(ranked) > 1 and rng.random() < p_cross:
+            if len(ranked) > 1 and rng.random() < p_cross and not keep_structure:
                 a, b = rng.sample(ranked, 2)
                 kid = utils.breed(
                     [a.params, b.params], rng, p_two=1.0, p_copy=1.0, jitter=(1, 1)
                 )
             else:
-                kid = mutate(rng.choices(ranked, weights=w)[0].params, rng)
+                parent = rng.choices(ranked, weights=w)[0].params
+                kid = mutate(parent, rng, keep_structure)
             kids.append(kid)
         before = evaluate.renders
         losses = evaluate(kids)
@@ -731,6 +804,60 @@ def inverse_candidates(
     alts.sort(key=lambda a: -a[0])
     out = [utils.decode_params(one)]
     out += [utils.decode_params(a) for _, a in alts[:n_alt]]
+    return out
+
+
+def structure_candidates(
+    inverse: Any, target: np.ndarray, k: int = 8, per_head: int = 3
+) -> list[tuple[float, dict[str, Any]]]:
+    """The inverse model's k most likely structures (structure.STRUCTURE_KEYS and the
+    layer count, the heads taken as independent), each with the model's continuous
+    guess → [(probability, params)], most likely first. The k // 2 likeliest
+    geometries each get their likeliest structure in (the geometry decides the
+    picture most), the rest are the next likeliest overall."""
+    import structure
+
+    res = inverse_input_size(inverse)
+    img = F.interpolate(to_tensor(target), size=(res, res), mode="area")
+    with torch.no_grad():
+        enc = inverse.predict_encoded(img.to(device_of(inverse)))
+    one = {key: enc[key][0].detach().cpu() for key in ENC_KEYS}
+    heads: list[tuple[str | None, torch.Tensor]] = [
+        (key, enc["cat_probs"][utils.CAT_KEYS.index(key)][0].detach().cpu())
+        for key in structure.STRUCTURE_KEYS
+    ]
+    n_probs = enc["n_layers_probs"][0].detach().cpu().clone()
+    n_probs[0] = 0.0  # a scene always has a layer (0 layers means the default one)
+    heads.append((None, n_probs / n_probs.sum().clamp(min=1e-8)))
+    beam: list[tuple[float, dict[str | None, int]]] = [(0.0, {})]
+    n_geo = max(1, k // 2)
+    for key, probs in heads:
+        width = max(per_head, n_geo) if key == "geometry" else per_head
+        top = torch.topk(probs, min(width, probs.numel()))
+        beam = sorted(
+            (
+                (lp + math.log(max(float(pv), 1e-12)), {**ch, key: int(i)})
+                for lp, ch in beam
+                for pv, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+            ),
+            key=lambda t: -t[0],
+        )[: 8 * k]
+    chosen: list[tuple[float, dict[str | None, int]]] = []
+    for lp, ch in beam:  # the likeliest structure of each of the top geometries
+        if len(chosen) < n_geo and all(
+            ch["geometry"] != c["geometry"] for _, c in chosen
+        ):
+            chosen.append((lp, ch))
+    chosen += [b for b in beam if b not in chosen][: k - len(chosen)]
+    chosen.sort(key=lambda t: -t[0])
+    out = []
+    for lp, ch in chosen:
+        cat = one["cat"].clone()
+        for key, i in ch.items():
+            if key is not None:
+                cat[utils.CAT_KEYS.index(key)] = i
+        e = {**one, "cat": cat, "n_layers": torch.tensor(ch[None])}
+        out.append((math.exp(lp), utils.decode_params(e)))
     return out
 
 
@@ -918,6 +1045,9 @@ class PipelineOptions:
     screen_share: float = 0.2  # share of the budget for those runs
     moves: bool = True  # try every single discrete change of the best (≈30 renders)
     move_rounds: int = 2  # repeat while a round finds something better
+    structures: int = 8  # the inverse model's top structures fitted (0: its guess
+    # and alternatives screened as before)
+    structure_share: float = 0.5  # share of the budget for fitting them
     gd_steps: int = 300
     gd_lr: float = 0.02
     twin_seconds: float = (
@@ -980,7 +1110,11 @@ def invert(
 
     # 1. starts
     starts: list[dict[str, Any]] = []
-    if inverse is not None:
+    by_structure = inverse is not None and opts.structures > 0
+    if by_structure:
+        starts += [p for _, p in structure_candidates(inverse, target, opts.structures)]
+        evaluate.keep_images = True
+    elif inverse is not None:
         starts += inverse_candidates(inverse, target)
     n_inv = len(starts)
     n_retrieve = opts.n_retrieve or min(40, max(8, round(0.08 * budget)))
@@ -1005,12 +1139,37 @@ def invert(
     guess = starts[0] if inverse is not None else best.params
     done("start", best)
 
-    # 2. screening of the inverse model's discrete choices: its guess and the
+    # 2a. search over structures: each of the inverse model's top structures gets
+    # a short CMA-ES fit; the one whose fit draws the target's picture best by the
+    # picture score (structure.py) wins, whatever the loss says
+    per = int(opts.structure_share * budget) // max(1, n_inv)
+    if by_structure and per >= 8:
+        import structure
+
+        fits: list[tuple[float, Candidate]] = []
+        for i in range(min(n_inv, len(starts))):
+            sp = SearchSpace.of(starts[i])
+            c = cma_search(
+                sp, evaluate, sp.encode(starts[i]), opts.sigma_screen, per, seed
+            )
+            c = c if c.loss <= losses[i] else Candidate(losses[i], starts[i])
+            img = evaluate.images.get(utils.canonical_json(c.params))
+            score = (
+                structure.picture_score(img.astype(np.float32), target)
+                if img is not None
+                else -1.0
+            )
+            fits.append((score, c))
+        best = max(fits, key=lambda t: t[0])[1]
+        pool += [c for _, c in fits]
+        done("structures", best)
+
+    # 2b. screening of the inverse model's discrete choices: its guess and the
     # alternatives it was least sure of, a short CMA-ES run each
     inv_ranked = [(lo, i) for lo, i in ranked if i < n_inv]
     n = min(opts.n_screen, len(inv_ranked))
     per = int(opts.screen_share * budget) // max(1, n)
-    if n > 1 and per >= 12:
+    if n > 1 and per >= 12 and not by_structure:
         for _lo, i in inv_ranked[:n]:
             sp = SearchSpace.of(starts[i])
             c = cma_search(
@@ -1020,9 +1179,9 @@ def invert(
                 best = c
         done("screen", best)
 
-    # 3. discrete moves
+    # 3. discrete moves (of what is not structure, once the structure is searched)
     for _ in range(opts.move_rounds if opts.moves else 0):
-        moves = discrete_neighbours(best.params)
+        moves = discrete_neighbours(best.params, keep_structure=by_structure)
         if evaluate.left < 3 * len(moves):
             break
         before = best.loss
@@ -1060,7 +1219,13 @@ def invert(
     )
     if opts.polish == "evolve" and evaluate.left > reserve + 4:
         pool.append(best)
-        c = evolve(pool, evaluate, evaluate.left - reserve, rng)
+        c = evolve(
+            pool if not by_structure else [best],
+            evaluate,
+            evaluate.left - reserve,
+            rng,
+            keep_structure=by_structure,
+        )
         if c.loss < best.loss:
             best = c
         done("evolve", best)
@@ -1117,6 +1282,15 @@ def load_models(
     except ImportError as e:
         return None, None, [f"models: model.py cannot be imported ({e}); no models"]
     loaded: list[Any] = []
+    if inverse_path is None and not any(
+        Path(model.DEFAULT_INVERSE_PATH).with_suffix(s).exists()
+        for s in (".json", ".safetensors")
+    ):
+        inverse_path = str(utils.ROOT / model.BUNDLED_INVERSE_PATH)
+        notes.append(
+            "inverse model: no round checkpoint; the pretrained one bundled in "
+            f"{model.BUNDLED_INVERSE_PATH} (pretrain_inverse.py)"
+        )
     for name, path, loader in (
         ("forward", forward_path, model.load_forward),
         ("inverse", inverse_path, model.load_inverse),

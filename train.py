@@ -114,6 +114,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="continue from OUT-last (model, optimizer, epoch)",
     )
+    o.add_argument(
+        "--init",
+        default=None,
+        help="inverse stage: start from this checkpoint's weights and config (e.g. "
+        "the bundled models/inverse-pretrained) instead of a fresh backbone",
+    )
     m = ap.add_argument_group("models")
     m.add_argument(
         "--out",
@@ -1227,8 +1233,18 @@ def train_inverse(
         input_size=224 if name == M.DINOV2 else settings["size"],
         sqrt_input=bool(prof.get("inverse_sqrt_input", True)),
     )
+    init = M.load_inverse(args.init) if args.init else None
+    if init is not None:
+        cfg, name = init.cfg, init.cfg.backbone  # fine-tune: the checkpoint's config
+        log(f"inverse model: fine-tuning from {args.init}")
+        if resuming:
+            init = None  # its config only; the weights come from OUT-last
     net = (
-        M.InverseModel(cfg) if resuming else M.InverseModel.build(cfg, weights=weights)
+        init
+        if init is not None
+        else M.InverseModel(cfg)
+        if resuming
+        else M.InverseModel.build(cfg, weights=weights)
     ).to(device)
     info = net.backbone_info
     pretrained = info["weights"] != "none"

@@ -960,6 +960,122 @@ def sample_params(rng: random.Random, max_layers: int = MAX_LAYERS) -> dict[str,
     return apply_guard(out)
 
 
+# The refs-like distribution: what curated references look like (fitted by eye to
+# references/refs.jsonl): factors near their calm values most of the time, the scene
+# centred and upright, no noise, dither or CRT, and symmetric layer templates.
+REFS_LIKE_DEFAULT_P = 0.5  # a progression keeps the default option this often
+
+
+def _refs_like_layers(rng: random.Random) -> list[dict[str, Any]]:
+    """Layer templates seen in the references: the default mirrored copy, one copy
+    (same or scaled), k rotated copies, mirrored pairs/quads, or random layers."""
+    ident = {"rotation": 0.0, "position": {"x": 0.0, "y": 0.0}}
+    u = rng.random()
+    if u < 0.35:
+        return [json.loads(json.dumps(DEFAULT_LAYER))]
+    if u < 0.5:
+        s = rng.choice((1.0, 1.0, 1.6, rng.uniform(0.5, 2.0)))
+        return [{**ident, "scale": {"x": s, "y": s}}]
+    if u < 0.7:
+        k = rng.randint(2, 5)
+        layers = [
+            {
+                **ident,
+                "rotation": wrap_angle(2 * PI * j / k),
+                "scale": {"x": 1.0, "y": 1.0},
+            }
+            for j in range(k)
+        ]
+    elif u < 0.8:
+        d = rng.uniform(0.2, 1.0)
+        quads = [((d, 0.0), (1.0, 1.0)), ((-d, 0.0), (-1.0, 1.0))]
+        quads += [((0.0, d), (1.0, -1.0)), ((0.0, -d), (-1.0, -1.0))]
+        layers = [
+            {
+                "rotation": 0.0,
+                "position": {"x": px, "y": py},
+                "scale": {"x": sx, "y": sy},
+            }
+            for (px, py), (sx, sy) in quads[: rng.choice((2, 4))]
+        ]
+    else:
+        n = rng.choices(range(1, MAX_LAYERS + 1), weights=LAYER_COUNT_WEIGHTS)[0]
+        return [sample_layer(rng) for _ in range(n)]
+    if rng.random() < 0.3:
+        for layer in layers:
+            layer["color"] = random_color(rng)
+    return layers
+
+
+def sample_refs_like(rng: random.Random) -> dict[str, Any]:
+    """Random flat params that look like curated references (the evaluation's
+    refs-like targets and the pretrained inverse model's main training data): any
+    geometry; progressions at their default half the time, else any; factors near
+    calm values (scaleFactor mostly in [0.98, 1.05], |rotationFactor| mostly < 0.03,
+    stepFactor mostly < 0.1, alphaFactor mostly > 0.85); Scene.scale in [0.85, 1.5],
+    mostly unrotated and centred; noise, dither and CRT off (curated refs are clean);
+    layer templates as in _refs_like_layers. The blow-up guard applies."""
+
+    def prog(key: str) -> Any:
+        p = PARAM[key]
+        if rng.random() < REFS_LIKE_DEFAULT_P:
+            return p.default
+        return rng.choice([o for o in p.options if o != p.default])
+
+    def mostly(p: float, calm: Any, wide: Any) -> Any:
+        return calm() if rng.random() < p else wide()
+
+    out = default_params()
+    out.update(
+        repetitions=round(math.exp(rng.uniform(math.log(20), math.log(300)))),
+        alphaFactor=mostly(
+            0.85, lambda: rng.uniform(0.85, 0.99), lambda: rng.uniform(0.5, 0.99)
+        ),
+        scaleFactor=mostly(
+            0.7, lambda: rng.uniform(0.98, 1.05), lambda: rng.uniform(0.9, 1.25)
+        ),
+        rotationFactor=mostly(
+            0.7, lambda: rng.uniform(-0.03, 0.03), lambda: rng.uniform(-1, 1)
+        ),
+        stepFactor=mostly(
+            0.75, lambda: rng.uniform(0.02, 0.1), lambda: rng.uniform(0.1, 0.85)
+        ),
+        positionCoupled=rng.random() < 0.9,
+        scaleProgression=prog("scaleProgression"),
+        rotationProgression=prog("rotationProgression"),
+        alphaProgression=prog("alphaProgression"),
+        positionProgression="index" if rng.random() < 0.7 else "scale",
+        xStep=rng.uniform(-1.75, 1.75),
+        yStep=0.0 if rng.random() < 0.15 else rng.uniform(-1.75, 1.75),
+        origin="center" if rng.random() < 0.45 else rng.choice(ORIGINS[1:]),
+        scale=rng.uniform(0.85, 1.5),
+        rotation=mostly(0.85, lambda: 0.0, lambda: rng.uniform(-PI, PI)),
+        position=mostly(
+            0.85,
+            lambda: {"x": 0.0, "y": 0.0},
+            lambda: {"x": rng.uniform(-0.6, 0.6), "y": rng.uniform(-0.6, 0.6)},
+        ),
+        geometry=rng.choice(GEOMETRIES),
+        geoWidth=rng.uniform(0.005, 0.1),
+        startAngle=mostly(0.9, lambda: 0.0, lambda: rng.uniform(-PI, PI)),
+        gradientAngle=mostly(0.5, lambda: 0.0, lambda: rng.uniform(-PI, PI)),
+        gradientRange=mostly(
+            0.8,
+            lambda: list(PARAM["gradientRange"].default),
+            lambda: _sample_value(PARAM["gradientRange"], rng),
+        ),
+        color=random_color(rng),
+        noiseEnabled=False,
+        ditherEnabled=False,
+        crtEnabled=False,
+    )
+    out["layers"] = _refs_like_layers(rng)
+    growth = abs(math.log(out["scaleFactor"]))  # keep sf^n within e^±3.5 of 1
+    if growth > 0:
+        out["repetitions"] = min(out["repetitions"], max(10, int(3.5 / growth)))
+    return apply_guard(out)
+
+
 def max_repetitions(scale_factor: float) -> int:
     """Blow-up guard: for sf > 1.01, repetitions ≤ max(10, ⌊6.9 / ln sf⌋)."""
     if scale_factor <= 1.01:

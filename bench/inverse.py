@@ -39,12 +39,15 @@ seconds per target. Writes bench/results/inverse.md and an example sheet.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import json
 import math
 import platform
 import random
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +58,14 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pretrain_inverse
 import search
+import structure
 import utils
 
 METHODS = ("pipeline", "cma", "cma-given", "inverse", "random", "near-truth")
 ABLATIONS = (
+    "pipeline-today",
     "pipeline-no-retrieval",
     "pipeline-no-register",
     "pipeline-no-moves",
@@ -87,6 +93,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-refs", type=int, default=16, help="at most this many refs (16)"
     )
     g.add_argument("--seed", type=int, default=20240611, help="target RNG seed")
+    g.add_argument(
+        "--target-set",
+        choices=("refs-like", "coverage"),
+        default="refs-like",
+        help="held-out draws: refs-like (utils.sample_refs_like, what curated refs "
+        "look like; default) or coverage (utils.sample_params)",
+    )
     s = ap.add_argument_group("search")
     s.add_argument(
         "--budgets",
@@ -155,7 +168,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--twin-jitter", type=float, default=0.1, help="relative perturbation (0.1)"
     )
     r = ap.add_argument_group("renderer and output")
+    r.add_argument(
+        "--renderer",
+        choices=("local", "http"),
+        default="local",
+        help="local: the bundled renderer in-process (default); http: --renderer-url",
+    )
     r.add_argument("--renderer-url", default=None, help="POST /api/raster URL")
+    r.add_argument(
+        "--rows",
+        default="bench/results/inverse-rows.jsonl",
+        help="every (target, method, budget) result, appended (one JSON a line)",
+    )
+    r.add_argument(
+        "--report-only",
+        action="store_true",
+        help="no searches: tables and sheet from --rows (runs done in parts)",
+    )
+    r.add_argument(
+        "--sheet",
+        default="bench/results/inverse-sheet.png",
+        help="target | result of each method at the largest budget, every target",
+    )
     r.add_argument(
         "--workers", type=int, default=4, help="render requests in flight (4)"
     )
@@ -172,6 +206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.budgets = [30, 100] if args.quick else [50, 200, 500]
     if args.quick:
         args.n_targets, args.max_refs = min(args.n_targets, 3), min(args.max_refs, 2)
+        if args.rows == ap.get_default("rows"):
+            args.rows = ""  # a CI-size run leaves the full run's rows alone
     return args
 
 
@@ -202,13 +238,30 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """img, target: (256, 256, 3) in [0, 1] → ncc, f1, ssim, psnr."""
+    """img, target: (256, 256, 3) in [0, 1] → ncc, f1, ssim, psnr, the picture score
+    (structure.py) and its parts, same (picture ≥ structure.SAME_PICTURE)."""
+    parts = structure.picture_parts(img, target)
     return {
         "ncc": utils.ncc(img, target),
         "f1": utils.line_f1(img, target),
         "ssim": ssim(img, target),
         "psnr": psnr(img, target),
+        "picture": parts["score"],
+        "sharp": parts["sharp"],
+        "orient": parts["orient"],
+        "same": float(parts["score"] >= structure.SAME_PICTURE),
     }
+
+
+def structure_scores(
+    truth: dict[str, Any], pred: dict[str, Any], client: Any, t128: np.ndarray
+) -> dict[str, float]:
+    """structure.structure_hits as 0/1 floats under s_KEY (equivalences by the table
+    and by drawing the same picture at 128²)."""
+    hits = structure.structure_hits(
+        truth, pred, render=lambda p: client.render(p, 128), truth_image=t128
+    )
+    return {f"s_{k}": float(v) for k, v in hits.items()}
 
 
 # ----------------------------------------------------------------------------------
@@ -216,8 +269,20 @@ def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
 
 
 def make_targets(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
-    rng = random.Random(args.seed)
-    out = [(f"t{i:02d}", utils.sample_params(rng)) for i in range(args.n_targets)]
+    """Held-out draws (refs-like: draw i from random.Random(seed + i), redrawn while
+    nearly empty or washed out, as pretrain_inverse.draw_target; never the seeds the
+    pretraining draws) and the first --max-refs starter refs."""
+    if args.target_set == "refs-like":
+        out = [
+            (
+                f"t{i:02d}",
+                pretrain_inverse.draw_target(random.Random(args.seed + i), 128)[0],
+            )
+            for i in range(args.n_targets)
+        ]
+    else:
+        rng = random.Random(args.seed)
+        out = [(f"t{i:02d}", utils.sample_params(rng)) for i in range(args.n_targets)]
     if args.refs and Path(args.refs).exists():
         refs = utils.load_refs(args.refs)[: args.max_refs]
         out += [(f"ref{i + 1}", p) for i, p in enumerate(refs)]
@@ -302,6 +367,18 @@ def pipeline_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def renderer_client(args: argparse.Namespace) -> Iterator[Any]:
+    """The renderer the benchmark renders with: in-process or over HTTP."""
+    if args.renderer == "local":
+        yield structure.LocalRenderer()
+        return
+    with utils.ensure_renderer(args.renderer_url) as url:
+        client = utils.RendererClient(url=url, pool=args.workers)
+        yield client
+        client.close()
+
+
 def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
     """The twin's descent from the true discrete choices, numbers ×U(1 ± jitter)."""
     import time
@@ -381,7 +458,8 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.twin_near_truth:
         return twin_near_truth(args)
-
+    if args.report_only:
+        return report(args)
     targets = make_targets(args)
     forward, inverse, notes = search.load_models(args.forward, args.inverse)
     bank = search.RetrievalBank.load(args.data, res=args.bank_res)
@@ -397,37 +475,43 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     budgets = sorted(args.budgets)
     rows: dict[tuple[str, str, int], list[dict[str, float]]] = {}
     examples: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray, float]]]] = []
-    with utils.ensure_renderer(args.renderer_url) as url:
-        client = utils.RendererClient(url=url, pool=args.workers)
+    with renderer_client(args) as client:
         bar = tqdm(targets, desc="targets", unit="target")
         for name, truth in bar:
             group = "refs" if name.startswith("ref") else "held-out"
             t_search = client.render(truth, args.size)
             t256 = client.render(truth, 256)
+            t128 = t_search if args.size == 128 else client.render(truth, 128)
             shown: list[tuple[str, np.ndarray, float]] = []
             for method in methods:
                 rng = random.Random(zlib.crc32(f"{name}-{method}".encode()))
                 runs: list[tuple[int, dict[str, Any], int, float]] = []
                 if method.startswith("pipeline"):
+                    today = method == "pipeline-today"
                     for b in budgets:
                         loss = search.ImageLoss(
                             t_search,
                             args.sigmas,
                             args.f1_weight,
                             args.brightness_weight,
+                            0.0 if today else search.PIPELINE_PICTURE_WEIGHT,
                         )
                         ev = search.Evaluator(client, loss, args.size, b, args.workers)
                         opts = search.PipelineOptions(
                             gd_steps=args.gd_steps,
                             moves=method != "pipeline-no-moves",
                             register=method != "pipeline-no-register",
+                            **({"structures": 0} if today else {}),
                             **overrides,
                         )
                         res = search.invert(
                             t_search,
                             ev,
-                            inverse=inverse,
-                            forward=None if method == "pipeline-no-gd" else forward,
+                            # today's predict on a fresh clone: no models at all
+                            inverse=None if today else inverse,
+                            forward=None
+                            if method == "pipeline-no-gd" or today
+                            else forward,
                             bank=None if method == "pipeline-no-retrieval" else bank,
                             opts=opts,
                             seed=rng.randrange(1000),
@@ -467,11 +551,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 for b, p, n, secs in runs:
                     img = t256 if near else client.render(p, 256)
                     sc = (near or scores(img, t256)) | {"renders": n, "seconds": secs}
+                    if not near:
+                        sc |= structure_scores(truth, p, client, t128)
                     rows.setdefault((group, method, b), []).append(sc)
-                    if b == budgets[-1] and method in ("cma", "pipeline"):
-                        shown.append((f"{method}@{b}", img, sc["ncc"]))
-            if len(examples) < 6:
-                examples.append((name, t256, shown))
+                    append_row(
+                        args.rows,
+                        {"target": name, "group": group, "method": method, "budget": b}
+                        | sc
+                        | {"params": p, "truth": truth},
+                    )
+                    if b == budgets[-1] and not near:
+                        shown.append((f"{method}@{b}", img, sc["picture"]))
+            examples.append((name, t256, shown))
             bar.set_postfix(
                 {
                     m: f"{np.mean([r['ncc'] for r in rows[('held-out', m, budgets[-1])]]):.2f}"
@@ -479,12 +570,61 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     if ("held-out", m, budgets[-1]) in rows
                 }
             )
-        client.close()
     table = format_table(rows, methods, budgets)
     print(table)
     write_results(args, table, notes, len(targets))
     if args.examples:
-        write_examples(args.examples, examples)
+        write_examples(args.examples, examples[:6])
+    if args.sheet:
+        write_examples(args.sheet, examples, cell=128)
+    return {"rows": rows}
+
+
+def append_row(path: str, row: dict[str, Any]) -> None:
+    if not path:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def report(args: argparse.Namespace) -> dict[str, Any]:
+    """Tables from --rows (the last row of each target, method and budget)."""
+    last: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for line in Path(args.rows).read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        last[(r["target"], r["method"], int(r["budget"]))] = r
+    # only the targets every method listed has results for (runs done in parts)
+    have = [{t for t, m2, _ in last if m2 == m} for m in args.methods]
+    common = set.intersection(*[h for h in have if h]) if any(have) else set()
+    rows: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+    for (t, m, b), r in sorted(last.items()):
+        if m in args.methods and b in args.budgets and t in common:
+            rows.setdefault((r["group"], m, b), []).append(r)
+    methods = [m for m in args.methods if any(k[1] == m for k in rows)]
+    budgets = sorted({k[2] for k in rows})
+    table = format_table(rows, methods, budgets)
+    print(table)
+    write_results(
+        args, table, [f"rows: {args.rows}, targets: {sorted(common)}"], len(common)
+    )
+    if args.sheet:
+        r = structure.LocalRenderer()
+        top = max(budgets)
+        examples = []
+        for t in sorted(common):
+            truth = next(v["truth"] for k, v in last.items() if k[0] == t)
+            shown = [
+                (
+                    f"{m}@{top}",
+                    r.render(last[(t, m, top)]["params"], 256),
+                    float(last[(t, m, top)]["picture"]),
+                )
+                for m in methods
+                if (t, m, top) in last and m != "near-truth"
+            ]
+            examples.append((t, r.render(truth, 256), shown))
+        write_examples(args.sheet, examples, cell=128)
     return {"rows": rows}
 
 
@@ -500,9 +640,9 @@ def format_table(
         n = len(next(v for k, v in rows.items() if k[0] == group))
         lines += [
             f"\n**{group}** ({n} targets)\n",
-            "| method | budget | NCC | line F1 | NCC ≥ 0.85 | SSIM | PSNR dB "
-            "| renders | s / target |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| method | budget | NCC | line F1 | picture | same picture | NCC ≥ 0.85 "
+            "| SSIM | PSNR dB | renders | s / target |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for b in budgets:
             for m in methods:
@@ -516,9 +656,25 @@ def format_table(
                 share = float(np.mean([r["ncc"] >= 0.85 for r in rs]))
                 lines.append(
                     f"| {m} | {b} | {mean('ncc'):.3f} | {mean('f1'):.3f} "
+                    f"| {mean('picture'):.3f} | {mean('same'):.0%} "
                     f"| {share:.0%} | {mean('ssim'):.3f} | {mean('psnr'):.1f} "
                     f"| {mean('renders'):.0f} | {mean('seconds'):.1f} |"
                 )
+        keys = [f"s_{k}" for k in (*structure.STRUCTURE_KEYS, "layers", "all")]
+        lines += [
+            f"\nstructure recovered ({group}, up to equivalences; `all`: every one)\n",
+            "| method | budget | " + " | ".join(k[2:] for k in keys) + " |",
+            "|---|---|" + "---|" * len(keys),
+        ]
+        for b in budgets:
+            for m in methods:
+                rs = [r for r in rows.get((group, m, b), []) if "s_all" in r]
+                if rs:
+                    lines.append(
+                        f"| {m} | {b} | "
+                        + " | ".join(f"{np.mean([r[k] for r in rs]):.0%}" for k in keys)
+                        + " |"
+                    )
     return "\n".join(lines)
 
 
@@ -531,17 +687,23 @@ def write_results(
 - date: {datetime.date.today().isoformat()}
 - machine: {platform.machine()}, {platform.processor() or "cpu"}, torch {torch.__version__}, {torch.get_num_threads()} threads
 - command: `{cmd}`
-- targets: {n_targets} ({args.n_targets} held-out draws of utils.sample_params with seed {args.seed}, not in data/; the rest starter refs); search renders at {args.size}², scores at 256²
+- targets: {n_targets} (held-out {args.target_set} draws, seed {args.seed}, never drawn in training; refN: starter refs, never trained on); search renders at {args.size}², scores at 256²
 - {chr(10).join("- " + n if i else n for i, n in enumerate(notes))}
 
-The pipeline minimises 1 − mean NCC of the √grey image blurred at σ = 2 px and 8 px
-(at 256², scaled to the search size). The fine scale is the evaluation's NCC (it
-rewards lines in the right place); the coarse one still slopes towards the target
-when no line overlaps yet, which is most of the time early in a search. Both are 0 for
-a black image, unlike SSIM/L2, which reward black (evaluation.md). Line F1 is not
-optimised (it is flat until lines land within 2 px); it is reported. The baselines
-minimise the evaluation's single-scale 1 − NCC. Retrieval starts come from the
-already-rendered training images in data/ (no new renders).
+Methods: pipeline = search.invert with the bundled inverse model
+(models/inverse-pretrained): its top 8 structures (geometry × layer count ×
+progressions) each fitted by a short CMA-ES run, the best kept by the picture score,
+then moves and evolution that keep the structure, minimising NCC σ 2/8 + line F1 +
+the picture score's shape terms (sharp NCC, orientation NCC). pipeline-today = the
+pipeline as it was, with no models (a fresh clone before this work: random starts,
+NCC + line F1 loss). cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
+with every number ×U(0.98, 1.02) (a yardstick, not a search).
+
+picture = structure.picture_score (mean of sharp NCC σ 0.5 on linear grey,
+orientation NCC σ 2, line F1; calibrated in bench/results/picture-score.md); same
+picture = picture ≥ {structure.SAME_PICTURE}. Structure recovered counts a choice as
+right when it equals the truth's, is equivalent by structure.EQUIVALENCES, or draws
+the same picture when put into the true params; layers = the exact layer count.
 {table}
 """
     utils.atomic_write_text(args.out, text)
@@ -551,6 +713,7 @@ already-rendered training images in data/ (no new renders).
 def write_examples(
     path: str,
     examples: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray, float]]]],
+    cell: int | None = None,
 ) -> None:
     images, labels = [], []
     cols = 1 + max((len(s) for _, _, s in examples), default=0)
@@ -559,11 +722,11 @@ def write_examples(
         labels.append(f"{name} target")
         for label, img, n in shown:
             images.append(img)
-            labels.append(f"{label} NCC {n:.2f}")
+            labels.append(f"{label} pic {n:.2f}")
         for _ in range(cols - 1 - len(shown)):
             images.append(np.zeros_like(t256))
             labels.append("")
-    utils.contact_sheet(images, labels, cols=cols).save(path)
+    utils.contact_sheet(images, labels, cols=cols, cell=cell).save(path)
     print(f"wrote {path}")
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 import predict
 import search
+import structure
 import utils
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,8 +274,12 @@ def test_predict_gets_closer_than_its_start(
     res = run(argv)
     t256 = client.render(target_params, 256)
     near = json.loads((bank_dir / "params" / "000000.json").read_text())
-    start_ncc = utils.ncc(client.render(near, 256), t256)
-    assert res["ncc"] > start_ncc + 0.05 and res["ncc"] > 0.5
+    start_img = client.render(near, 256)
+    start_ncc = utils.ncc(start_img, t256)
+    # the pipeline loss weighs the picture score's shape terms beside NCC (issue 14),
+    # so it gains on both rather than on NCC alone
+    assert res["ncc"] > start_ncc + 0.05 and res["ncc"] > 0.4
+    assert res["picture"] > structure.picture_score(start_img, t256)
     assert res["renders"] <= 50
     assert res["stages"][0][1] >= res["stages"][-1][1]  # loss never grows
     p = json.loads((out / "params" / "000000.json").read_text())

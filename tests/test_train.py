@@ -244,3 +244,17 @@ def test_parse_args_rejects_bad_values() -> None:
     with pytest.raises(SystemExit):
         train.parse_args(["--stage", "sideways"])
     random.seed(0)
+
+
+def test_inverse_fine_tunes_from_init(tiny_data: Path, tmp_path: Path) -> None:
+    """--init: the round's inverse model starts from a checkpoint (the bundled
+    pretrained one in a round) and keeps its config."""
+    init = tmp_path / "init"
+    cfg = M.InverseConfig(backbone=M.SCENE_CNN, input_size=SIZE, hidden=64)
+    M.save_checkpoint(M.InverseModel(cfg), init)
+    out = tmp_path / "inverse"
+    args = run_args(tiny_data, out, "inverse", "--epochs", "1", "--no-renderer")
+    args += ["--forward", str(tmp_path / "no-forward"), "--init", str(init)]
+    train.main(train.parse_args(args))
+    net = M.load_inverse(out)
+    assert net is not None and net.cfg.backbone == M.SCENE_CNN and net.cfg.hidden == 64

@@ -1,0 +1,270 @@
+"""A scene's structure and whether two pictures are the same picture.
+
+Structure: the discrete choices that decide what the picture is made of: the
+geometry, the four progressions, the origin and the layer count (STRUCTURE_KEYS +
+"layers"). Two choices can draw the same picture for some settings (every scale
+progression gives scale 1 when scaleFactor = 1); EQUIVALENCES lists those cases, and a
+test renders each entry to show it. `structure_hits` scores a prediction against the
+truth up to these equivalences, and also counts a choice as right when putting it
+into the true params draws the same picture (`picture_score` ≥ SAME_PICTURE), which
+covers the near-equivalences (a rotation progression at rotationFactor 0.001).
+
+Picture score (`picture_score`): does a result draw the same picture as the target?
+NCC of √grey blurred at σ = 2 px mostly rewards light in the right region (a swoosh of
+'u' shapes against a spiral scored 0.80). The score here is the mean of three
+measures at 256² that a wrong shape cannot satisfy:
+
+- sharp NCC: Pearson correlation of the linear grey images blurred at σ = 0.5 px;
+- orientation NCC: the lines' local orientation as a doubled-angle field
+  (gx + i·gy)² of √grey, blurred at σ = 2 px, correlated as complex vectors: lines
+  in the same place running the same way;
+- line F1 of thin lines (utils.line_f1, lit √grey > 0.15 matched within 2 px).
+
+bench/picture_score.py calibrates it: it ranks the true params ±1% above the best fit
+with a wrong geometry in ≥ 95% of pairs, where NCC √ σ = 2 does not.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import utils
+
+STRUCTURE_KEYS = (
+    "geometry",
+    "scaleProgression",
+    "rotationProgression",
+    "alphaProgression",
+    "positionProgression",
+    "origin",
+)
+SCORE_SIZE = 256  # pictures are compared at this size
+SHARP_SIGMA = 0.5  # px at 256², the sharp NCC's blur
+ORIENT_SIGMA = 2.0  # px at 256², the orientation field's blur
+# A result with picture_score at least this draws the same picture as its target:
+# between the 90th percentile of wrong-geometry results (0.54) and the 10th of the
+# true params ±1% (0.69) in bench/results/picture-score.md.
+SAME_PICTURE = 0.6
+
+
+# ----------------------------------------------------------------------------------
+# Picture score
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    a = np.asarray(img, np.float64)
+    if a.shape[0] == size:
+        return a
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
+    t = F.interpolate(t, size=(size, size), mode="area")
+    return t[0].numpy().transpose(1, 2, 0)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum() / den) if den > 1e-12 else 0.0
+
+
+def sharp_ncc(a: np.ndarray, b: np.ndarray, sigma: float = SHARP_SIGMA) -> float:
+    """Pearson correlation of the linear grey images blurred by sigma px."""
+    ga = utils.gaussian_blur(a.mean(-1), sigma)
+    gb = utils.gaussian_blur(b.mean(-1), sigma)
+    return _pearson(ga, gb)
+
+
+def orientation_field(img: np.ndarray, sigma: float = ORIENT_SIGMA) -> np.ndarray:
+    """(H, W, 3) in [0, 1] → complex (H, W): the doubled-angle gradient (gx + i·gy)²
+    of √grey (so a line's two edges add up), blurred by sigma px."""
+    g = np.sqrt(np.clip(img.mean(-1), 0, 1))
+    gy, gx = np.gradient(g)
+    z = (gx + 1j * gy) ** 2
+    return utils.gaussian_blur(z.real, sigma) + 1j * utils.gaussian_blur(z.imag, sigma)
+
+
+def orientation_ncc(a: np.ndarray, b: np.ndarray, sigma: float = ORIENT_SIGMA) -> float:
+    """Correlation of the orientation fields, in [-1, 1]: 1 for the same lines in
+    the same places, about 0 for lines crossing at right angles or elsewhere."""
+    za, zb = orientation_field(a, sigma), orientation_field(b, sigma)
+    den = math.sqrt(float((np.abs(za) ** 2).sum()) * float((np.abs(zb) ** 2).sum()))
+    return float(np.real(za * np.conj(zb)).sum() / den) if den > 1e-12 else 0.0
+
+
+def picture_parts(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """The picture score's parts and the score, both images compared at 256²:
+    sharp (NCC σ 0.5 linear), orient (orientation NCC σ 2), f1 (line F1), score."""
+    a, b = _resize(img, SCORE_SIZE), _resize(target, SCORE_SIZE)
+    s = SCORE_SIZE / 256
+    parts = {
+        "sharp": sharp_ncc(a, b, SHARP_SIGMA * s),
+        "orient": orientation_ncc(a, b, ORIENT_SIGMA * s),
+        "f1": utils.line_f1(a, b),
+    }
+    parts["score"] = float(np.mean(list(parts.values())))
+    return parts
+
+
+def picture_score(img: np.ndarray, target: np.ndarray) -> float:
+    """img, target: (H, W, 3) in [0, 1] → the picture score in [-1, 1] (higher is
+    more alike; ≥ SAME_PICTURE reads as the same picture)."""
+    return picture_parts(img, target)["score"]
+
+
+# ----------------------------------------------------------------------------------
+# Equivalences
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """For params where `applies` holds, the options in each class of `classes` draw
+    the same picture for `key` (`when` says why)."""
+
+    key: str
+    when: str
+    applies: Callable[[dict[str, Any]], bool]
+    classes: tuple[frozenset[Any], ...]
+
+
+def _all(key: str) -> tuple[frozenset[Any], ...]:
+    return (frozenset(utils.PARAM[key].options),)
+
+
+def _all_chains(p: dict[str, Any], key: str, value: Any) -> bool:
+    """The base and every layer have `key` = value (a layer's override or the base's)."""
+    return p[key] == value and all(lay.get(key, value) == value for lay in p["layers"])
+
+
+EQUIVALENCES: tuple[Equivalence, ...] = (
+    Equivalence(
+        "scaleProgression",
+        "scaleFactor = 1 everywhere: every rule gives scale 1",
+        lambda p: _all_chains(p, "scaleFactor", 1.0),
+        _all("scaleProgression"),
+    ),
+    Equivalence(
+        "rotationProgression",
+        "rotationFactor = 0 everywhere: every rule gives rotation 0",
+        lambda p: _all_chains(p, "rotationFactor", 0.0),
+        _all("rotationProgression"),
+    ),
+    Equivalence(
+        "alphaProgression",
+        "alphaFactor = 1 everywhere: every rule gives opacity 1",
+        lambda p: _all_chains(p, "alphaFactor", 1.0),
+        _all("alphaProgression"),
+    ),
+    Equivalence(
+        "scaleProgression",
+        "repetitions = 1: instance 0 has scale 1 under every rule",
+        lambda p: p["repetitions"] == 1,
+        _all("scaleProgression"),
+    ),
+    Equivalence(
+        "rotationProgression",
+        "repetitions = 1: instance 0 has rotation 0 under every rule",
+        lambda p: p["repetitions"] == 1,
+        _all("rotationProgression"),
+    ),
+    Equivalence(
+        "alphaProgression",
+        "repetitions = 1: exponential and linear give instance 0 opacity 1",
+        lambda p: p["repetitions"] == 1,
+        (frozenset({"exponential", "linear"}),),
+    ),
+    Equivalence(
+        "positionProgression",
+        "xStep = yStep = 0: both rules put every offset at the origin's",
+        lambda p: p["xStep"] == 0 and p["yStep"] == 0,
+        _all("positionProgression"),
+    ),
+    Equivalence(
+        "positionProgression",
+        "stepFactor = 0 everywhere: every offset is 0",
+        lambda p: _all_chains(p, "stepFactor", 0.0),
+        _all("positionProgression"),
+    ),
+    Equivalence(
+        "origin",
+        "stepFactor = 0 everywhere: every offset, the origin's included, is 0",
+        lambda p: _all_chains(p, "stepFactor", 0.0),
+        _all("origin"),
+    ),
+)
+
+
+def table_equivalent(key: str, truth: dict[str, Any], value: Any) -> bool:
+    """value for `key` draws the same picture as truth's by an EQUIVALENCES entry
+    (or is truth's own value)."""
+    if truth[key] == value:
+        return True
+    return any(
+        e.key == key
+        and e.applies(truth)
+        and any(truth[key] in c and value in c for c in e.classes)
+        for e in EQUIVALENCES
+    )
+
+
+def with_choice(params: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """params with `key` set to value (a copy)."""
+    out = copy.deepcopy(params)
+    out[key] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------
+# Structure accuracy
+
+
+class LocalRenderer:
+    """The bundled renderer in-process with the RendererClient interface:
+    render(params, size) → float (size, size, 3) in [0, 1]."""
+
+    def __init__(self, pool: int = 1) -> None:
+        self.pool = pool
+
+    def render(self, params: dict[str, Any], size: int = 256) -> np.ndarray:
+        from renderer.scene import render
+
+        return render(utils.validate_params(params), size).astype(np.float32) / 255
+
+    def render_many(self, params: list[dict[str, Any]], size: int) -> list[np.ndarray]:
+        with ThreadPoolExecutor(self.pool) as ex:
+            return list(ex.map(lambda p: self.render(p, size), params))
+
+    def close(self) -> None:
+        pass
+
+
+def structure_hits(
+    truth: dict[str, Any],
+    pred: dict[str, Any],
+    render: Callable[[dict[str, Any]], np.ndarray] | None = None,
+    truth_image: np.ndarray | None = None,
+) -> dict[str, bool]:
+    """Which structure choices of `pred` are right for `truth`: equal, equivalent by
+    the table, or (with `render`: params → (S, S, 3) in [0, 1]) drawing the same
+    picture as the truth when put into the true params (picture_score ≥
+    SAME_PICTURE). Keys: STRUCTURE_KEYS, "layers" (the count, exact) and "all"."""
+    hits: dict[str, bool] = {}
+    for key in STRUCTURE_KEYS:
+        ok = table_equivalent(key, truth, pred[key])
+        if not ok and render is not None:
+            ref = truth_image if truth_image is not None else render(truth)
+            ok = picture_score(render(with_choice(truth, key, pred[key])), ref) >= (
+                SAME_PICTURE
+            )
+        hits[key] = ok
+    hits["layers"] = len(truth["layers"]) == len(pred["layers"])
+    hits["all"] = all(hits.values())
+    return hits
