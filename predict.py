@@ -5,7 +5,7 @@
     python predict.py --explore -n 8                  # novel children of the refs
     python predict.py --explore --clip                # novelty by CLIP embeddings
 
-Inverse (../shared/spec/pipeline.md, "Predict"): starting points from the inverse
+Inverse (docs/pipeline.md, "Predict and explore"): starting points from the inverse
 model and from the nearest already-rendered training images in data/ (aligned to
 the target on pixels), screening of the discrete choices by short CMA-ES runs,
 single discrete changes, gradient descent through the forward model, a polish

@@ -1,13 +1,13 @@
 """The search machinery of predict.py: image loss, search spaces, the render budget,
 CMA-ES, retrieval from the training data, gradient descent through the forward model
-and the inverse pipeline that chains them (../shared/spec/pipeline.md, "Predict").
+and the inverse pipeline that chains them (docs/pipeline.md, "Predict and explore").
 
 The loss every stage minimises is `ImageLoss`: 1 − mean NCC of the √grey image,
 blurred at two scales (σ = 1 px and 4 px at 128², scaled with size). √ lifts the thin
 dim lines that dominate this scene, the fine scale rewards exact lines (it is the
 evaluation's NCC), the coarse one gives the optimiser a slope towards the right place
 when lines do not overlap yet. Both scales are 0 for a blank image, so black never
-wins (see ../shared/spec/evaluation.md: SSIM/L2 reward black).
+wins (see docs/evaluation.md: SSIM/L2 reward black).
 """
 
 from __future__ import annotations
