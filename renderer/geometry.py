@@ -19,18 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import skia
 
-GEOMETRIES = (
-    "ring",
-    "bar",
-    "line",
-    "arch",
-    "u",
-    "spiral",
-    "wave",
-    "infinity",
-    "square",
-    "roundedRect",
-)
+import utils
+
+GEOMETRIES = utils.GEOMETRIES  # the schema's list, one home
 # Straight segments of each outline (the original's tubular segments).
 SEGMENTS = {
     "ring": 128,
