@@ -1690,6 +1690,24 @@ def contact_sheet(
     return sheet
 
 
+def load_bench(name: str) -> Any:
+    """bench/NAME.py imported as the module `bench_NAME` (the benchmarks are scripts, not
+    a package); tests and other benches call their pieces through it."""
+    import importlib.util
+
+    mod_name = f"bench_{name}"
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    spec = importlib.util.spec_from_file_location(
+        mod_name, ROOT / "bench" / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = mod  # dataclasses look their module up while it loads
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import os
 import random
 import statistics
@@ -131,14 +130,7 @@ def summary(a: np.ndarray) -> dict[str, float]:
 
 
 def load_fidelity_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_fidelity", ROOT / "bench" / "fidelity.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_fidelity"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return utils.load_bench("fidelity")
 
 
 def golden(folder: str | None) -> list[dict[str, Any]] | None:

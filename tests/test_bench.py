@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,14 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_inverse", ROOT / "bench" / "inverse.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_inverse"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return utils.load_bench("inverse")
 
 
 def test_near_truth_scores_fall_with_the_jitter(renderer_url: str) -> None:

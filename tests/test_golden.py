@@ -17,27 +17,20 @@ formulas instead.
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+import utils
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_fidelity() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_fidelity", ROOT / "bench" / "fidelity.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_fidelity"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return utils.load_bench("fidelity")
 
 
 fidelity = load_fidelity()

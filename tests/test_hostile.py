@@ -567,14 +567,7 @@ def test_bundled_renderer_stops_when_its_starter_is_killed(tmp_path: Path) -> No
 def test_fuzz_of_the_api_gets_no_5xx_no_hang_and_bounded_memory(
     tmp_path: Path,
 ) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "bench_fuzz", utils.ROOT / "bench" / "fuzz.py"
-    )
-    assert spec is not None and spec.loader is not None
-    fuzz = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fuzz)
+    fuzz = utils.load_bench("fuzz")
     out = tmp_path / "fuzz.md"
     res = fuzz.main(fuzz.parse_args(["--n", "400", "--seed", "5", "--out", str(out)]))
     assert res["requests"] == 400

@@ -4,7 +4,6 @@ calibrated against wrong-geometry fits, the bundled checkpoint's schema check.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import shutil
@@ -99,11 +98,7 @@ def test_picture_score_ranks_near_truth_above_wrong_geometry_fits(
     """The calibration of bench/picture_score.py on a small set: the true params ±1%
     beat the best CMA-ES fit (by NCC σ 2) of the hardest wrong geometry in ≥ 95% of
     pairs."""
-    path = Path(__file__).resolve().parent.parent / "bench" / "picture_score.py"
-    spec = importlib.util.spec_from_file_location("picture_score", path)
-    assert spec is not None and spec.loader is not None
-    picture_score = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(picture_score)
+    picture_score = utils.load_bench("picture_score")
 
     args = picture_score.parse_args(
         [
