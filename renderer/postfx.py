@@ -201,36 +201,31 @@ def noise_field(size: int, cell: float) -> tuple[np.ndarray, np.ndarray]:
     return select, value
 
 
-@functools.lru_cache(maxsize=4)
-def noise_order(size: int, cell: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The noise field's pixels by falling select: (select sorted ascending, flat
-    pixel index, value), read-only. The pixels with select ≥ 1 − density are a tail
-    of this order."""
-    select, value = noise_field(size, cell)
-    order = np.argsort(select.ravel(), kind="stable")
-    sel = select.ravel()[order]
-    val = value.ravel()[order]
-    for a in (order, sel, val):
-        a.flags.writeable = False
-    return sel, order, val
-
-
 def apply_noise(rgba: np.ndarray, params: dict[str, Any], size: int) -> None:
     """In place on uint8 (size, size, 4): the original's noise pass. Cells of
     max(noiseSize·size/1024, 1) px; a cell with select ≥ 1 − noiseDensity gets
     value·noiseOpacity (value uniform in [−0.5, 0.5)) added to R, G and B, clamped
-    and rounded to 8 bits."""
+    and rounded to 8 bits.
+
+    Only the picked pixels are touched, visited in memory order (gathering them in
+    the field's sorted order cost 40 ms at 1024²)."""
     cell = max(float(params["noiseSize"]) * size / REFERENCE_SIZE, 1.0)
-    sel, order, value = noise_order(size, cell)
+    select, value = noise_field(size, cell)
     opacity = np.float32(params["noiseOpacity"])
-    first = int(np.searchsorted(sel, np.float32(1.0 - float(params["noiseDensity"]))))
-    if opacity == 0 or first >= len(sel):
+    if opacity == 0:
         return
-    idx = order[first:]  # only the picked cells change (density of them)
-    flat = rgba.reshape(-1, 4)
-    add = value[first:] * (opacity * np.float32(255))
-    rgb = flat[idx, :3].astype(np.float32) + add[:, None]
-    flat[idx, :3] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    idx = np.flatnonzero(select >= np.float32(1.0 - float(params["noiseDensity"])))
+    if not len(idx):
+        return
+    words = rgba.reshape(-1, 4).view(PIXEL).ravel()  # 1-D gathers are the fast ones
+    picked = words[idx]
+    pixels = picked.view(np.uint8).reshape(-1, 4)  # (n, 4), a view of `picked`
+    rgb = pixels[:, :3].astype(np.float32)
+    rgb += (value.ravel()[idx] * (opacity * np.float32(255)))[:, None]
+    np.rint(rgb, out=rgb)
+    np.clip(rgb, 0, 255, out=rgb)
+    pixels[:, :3] = rgb
+    words[idx] = picked
 
 
 # ----------------------------------------------------------------------------------

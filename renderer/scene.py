@@ -495,5 +495,4 @@ def render(params: dict[str, Any], size: int) -> np.ndarray:
 
 def render_png(params: dict[str, Any], size: int) -> bytes:
     """Complete flat params → PNG bytes of the size × size picture."""
-    rgb = _rgb_image(render_rgba(params, size))
-    return encode_png(np.asarray(rgb))
+    return encode_png(render_rgba(params, size)[..., :3])
