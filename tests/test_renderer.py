@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import math
 import random
-import zlib
 from typing import Any
 
 import numpy as np
@@ -758,20 +757,6 @@ def test_png_round_trip() -> None:
     with Image.open(io.BytesIO(data)) as im:
         assert im.mode == "RGB" and im.size == (48, 48)
         np.testing.assert_array_equal(np.asarray(im), img)
-
-
-def test_large_png_deflated_in_two_halves_decodes_to_the_picture() -> None:
-    """Above png.SPLIT_BYTES the IDAT stream is two deflate parts made on two
-    threads: still one valid zlib stream, the same bytes on every call."""
-    rng = np.random.default_rng(3)
-    img = (rng.random((700, 700, 3)) ** 6 * 255).astype(np.uint8)  # > 1 MiB raw
-    assert img.size > png.SPLIT_BYTES
-    data = png.encode_png(img)
-    assert data == png.encode_png(img)
-    with Image.open(io.BytesIO(data)) as im:
-        np.testing.assert_array_equal(np.asarray(im), img)
-    raw = bytes(range(256)) * 9000
-    assert zlib.decompress(png.zlib_stream(raw, 1)) == raw
 
 
 def test_both_spellings_give_the_same_image() -> None:
