@@ -569,29 +569,26 @@ def _window(
 
 
 def _splat_window(
-    sp: Splats, w: torch.Tensor, size: int, n: int, out: torch.Tensor
+    sp: Splats, w: torch.Tensor, size: int, n: int, pad: int, out: torch.Tensor
 ) -> torch.Tensor:
-    """Add splats (σ ≤ (n − 1) / 5 px, n even) weighted by w (B, K, C) into out
-    (B·size²·C,) through an n × n pixel window each, centred on the nearest pixel
-    corner (index_add)."""
-    b, nc = sp.x.shape[0], w.shape[-1]
+    """Add splats (σ ≤ (n − 1) / 5 px, n even) weighted by w (B, K) into out, the
+    flat (B, C, size + 2·pad, size + 2·pad) canvas of C = 1 channel, through an
+    n × n pixel window each, centred on the nearest pixel corner (index_add). A
+    window that would leave the canvas (pad ≥ n) is moved to its edge: the splat
+    is far out there and draws ~0 in it."""
+    b, k = sp.x.shape
+    side = size + 2 * pad
     with torch.no_grad():
-        x0 = torch.round(sp.x) - n // 2
-        y0 = torch.round(sp.y) - n // 2
-        cols = x0[..., None] + torch.arange(n, device=x0.device)  # (B, K, n)
-        rows = y0[..., None] + torch.arange(n, device=x0.device)
-        inside = ((rows >= 0) & (rows < size))[..., :, None] & (
-            (cols >= 0) & (cols < size)
-        )[..., None, :]  # (B, K, n, n)
-        rows, cols = rows.clamp(0, size - 1).long(), cols.clamp(0, size - 1).long()
-        pix = rows[..., :, None] * size + cols[..., None, :]
-        first = torch.arange(b, device=x0.device).view(b, 1, 1, 1) * size * size
-        chan = torch.arange(nc, device=x0.device)
-        idx = ((first + pix)[..., None] * nc + chan).flatten()
+        x0 = (torch.round(sp.x) - n // 2).clamp(-pad, size + pad - n)
+        y0 = (torch.round(sp.y) - n // 2).clamp(-pad, size + pad - n)
+        first = torch.arange(b, device=x0.device).view(b, 1) * side * side
+        base = first + ((y0 + pad) * side + (x0 + pad)).long()  # (B, K)
+        r = torch.arange(n, device=x0.device)
+        offs = (r[:, None] * side + r[None, :]).flatten()  # (n·n,)
+        idx = (base[..., None] + offs).flatten()
     gx = _window(sp.x, sp.sx, x0, n)  # (B, K, n)
-    gy = _window(sp.y, sp.sy, y0, n)
-    g = torch.where(inside, gy[..., :, None] * gx[..., None, :], 0.0)
-    val = g[..., None] * w[:, :, None, None, :]  # (B, K, n, n, C)
+    gy = _window(sp.y, sp.sy, y0, n) * w[..., None]
+    val = gy[..., :, None] * gx[..., None, :]  # (B, K, n, n)
     return out.index_add(0, idx, val.flatten())
 
 
@@ -664,26 +661,35 @@ def chain_picture(
         for j in reversed(range(len(WINDOWS))):
             bucket = torch.where(big <= (WINDOWS[j] - 1) / 5, j, bucket)
     if exact_color:
-        w = linear_to_srgb(rgb.to(f)[:, None, :] * sp.bright[..., None])  # (B, K, 3)
+        ws = [
+            linear_to_srgb(rgb.to(f)[:, c, None] * sp.bright) * sp.weight
+            for c in range(3)
+        ]  # (B, K) per channel
     else:
-        w = linear_to_srgb(sp.bright)[..., None]  # (B, K, 1)
-    w = w * sp.weight[..., None]
-    b, nc = len(rgb), w.shape[-1]
-    flat = torch.zeros(b * size * size * nc, dtype=f, device=rgb.device)
-    dense = None
-    for j in range(len(WINDOWS) + 1):
-        sel = torch.nonzero(seen & (bucket == j))[:, 0]
-        if len(sel) == 0:
-            continue
-        fields = ("x", "y", "sx", "sy", "weight", "bright")
-        part = Splats(*(getattr(sp, k)[:, sel] for k in fields))
-        if j < len(WINDOWS):
-            flat = _splat_window(part, w[:, sel], size, WINDOWS[j], flat)
-        else:
-            dense = _splat_dense(part, w[:, sel].transpose(1, 2), size)
-    out = flat.view(b, size, size, nc).permute(0, 3, 1, 2)
-    if dense is not None:
-        out = out + dense
+        ws = [linear_to_srgb(sp.bright) * sp.weight]  # (B, K): grey
+    b, pad = len(rgb), max(WINDOWS)
+    side = size + 2 * pad
+    sels = [torch.nonzero(seen & (bucket == j))[:, 0] for j in range(len(WINDOWS) + 1)]
+    parts = [
+        Splats(*(getattr(sp, k)[:, sel] for k in ("x", "y", "sx", "sy")), sp.x, sp.x)
+        if len(sel)
+        else None
+        for sel in sels
+    ]
+    chans = []
+    for w in ws:
+        flat = torch.zeros(b * side * side, dtype=f, device=rgb.device)
+        dense = None
+        for j, (sel, part) in enumerate(zip(sels, parts, strict=True)):
+            if part is None:
+                continue
+            if j < len(WINDOWS):
+                flat = _splat_window(part, w[:, sel], size, WINDOWS[j], pad, flat)
+            else:
+                dense = _splat_dense(part, w[:, None, sel], size)[:, 0]
+        pic = flat.view(b, side, side)[:, pad : pad + size, pad : pad + size]
+        chans.append(pic if dense is None else pic + dense)
+    out = torch.stack(chans, 1)  # (B, C, size, size)
     if exact_color:
         return out
     return out * linear_to_srgb(rgb.to(f))[:, :, None, None]
