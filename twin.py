@@ -346,16 +346,15 @@ class Splats:
 
 
 def _pow2(x: torch.Tensor, cap: int) -> torch.Tensor:
-    """⌈x⌉ rounded up to a power of two, in [1, cap]."""
-    e = torch.ceil(torch.log2(x.clamp(min=1.0)))
-    return (2**e).clamp(max=cap).long()
+    """⌈x⌉ in [1, cap] (any count now: the splats are not grouped by count)."""
+    return torch.ceil(x.clamp(min=1.0)).clamp(max=cap).long()
 
 
 def _cuts(
     length_px: torch.Tensor, width_px: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pieces along and strips across of each segment (P,): at most PIECE_PX long
-    and wide, powers of two, halved (largest first) until there are at most
+    and wide, halved (largest first) until there are at most
     MAX_SPLATS splats (the largest then get blurred)."""
     along = _pow2(length_px / PIECE_PX, MAX_SUBDIVIDE)
     across = _pow2(width_px / PIECE_PX, MAX_ACROSS)
@@ -459,26 +458,19 @@ def chain_splats(
     f = torch.float32
     L, t, a, radius = L.to(f), t.to(f), a.to(f), radius.to(f)
     seg_a, seg_d = seg_a.to(f), seg_d.to(f)
-    parts: list[Splats] = []
-    for ma, ca in sorted(set(zip(along.tolist(), across.tolist(), strict=True))):
-        sel = torch.nonzero((along == ma) & (across == ca))[:, 0]
-        ii, jj = inst_i[sel], seg_i[sel]
-        parts.append(
-            _pair_splats(
-                struct,
-                values,
-                chain,
-                (ma, ca),
-                radius,
-                (L[:, ii], t[:, ii], a[:, ii]),
-                (seg_a[:, jj], seg_d[:, jj]),
-                blur,
-            )
-        )
-    if not parts:
-        z = torch.zeros(len(s), 0, dtype=s.dtype, device=s.device)
+    if len(inst_i) == 0:
+        z = torch.zeros(len(s), 0, dtype=f, device=s.device)
         return Splats(z, z, z, z, z, z)
-    return Splats.cat(parts)
+    return _pair_splats(
+        struct,
+        values,
+        chain,
+        (along, across),
+        radius,
+        (L[:, inst_i], t[:, inst_i], a[:, inst_i]),
+        (seg_a[:, seg_i], seg_d[:, seg_i]),
+        blur,
+    )
 
 
 def _apply(
@@ -497,64 +489,71 @@ def _pair_splats(
     struct: Structure,
     values: dict[str, torch.Tensor],
     chain: int,
-    cuts: tuple[int, int],
+    cuts: tuple[torch.Tensor, torch.Tensor],
     radius: torch.Tensor,
     inst: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     seg: tuple[torch.Tensor, torch.Tensor],
     blur: float,
 ) -> Splats:
     """Splats of P (instance, segment) pairs: inst = (L (B, P, 2, 2), t (B, P, 2),
-    opacity (B, P)), seg = (start, vector), each (B, P, 2) in local units; every
-    segment cut into cuts[0] pieces along and its band into cuts[1] strips across."""
+    opacity (B, P)), seg = (start, vector), each (B, P, 2) in local units; pair p
+    cut into cuts[0][p] pieces along and its band into cuts[1][p] strips across.
+    What a splat needs is worked out per pair, then gathered once per splat."""
     along, across = cuts
     L, t, a = inst
     seg_a, seg_d = seg
     dt = L.dtype
-    f = (torch.arange(along, dtype=dt, device=L.device) + 0.5) / along
-    u = (torch.arange(across, dtype=dt, device=L.device) + 0.5) / across * 2 - 1
+    with torch.no_grad():  # each splat's pair and its place in it (K,)
+        count = along * across
+        pk = torch.repeat_interleave(torch.arange(len(count), device=L.device), count)
+        first = torch.cumsum(count, 0) - count
+        local = torch.arange(len(pk), device=L.device) - first[pk]
+        n_along, n_across = along[pk], across[pk]
+        fk = ((local // n_across).to(dt) + 0.5) / n_along.to(dt)
+        uk = ((local % n_across).to(dt) + 0.5) / n_across.to(dt) * 2 - 1
     nrm = torch.stack([-seg_d[..., 1], seg_d[..., 0]], -1)
-    nrm = nrm / (nrm.norm(dim=-1, keepdim=True) + 1e-12)
-    # (B, P, along, across, 2) local points
-    q = (
-        seg_a[:, :, None, None]
-        + f[None, None, :, None, None] * seg_d[:, :, None, None]
-        + u[None, None, None, :, None]
-        * radius[:, None, None, None, None]
-        * nrm[:, :, None, None]
-    )
-    bright = brightness(struct, values, chain, q.flatten(1, 3)).unflatten(
-        1, q.shape[1:4]
-    )  # (B, P, along, across)
-    Lx = L[:, :, None, None]
-    x = Lx[..., 0, 0] * q[..., 0] + Lx[..., 0, 1] * q[..., 1] + t[:, :, None, None, 0]
-    y = Lx[..., 1, 0] * q[..., 0] + Lx[..., 1, 1] * q[..., 1] + t[:, :, None, None, 1]
-    dx = L[..., 0, 0] * seg_d[..., 0] + L[..., 0, 1] * seg_d[..., 1]
-    dy = L[..., 1, 0] * seg_d[..., 0] + L[..., 1, 1] * seg_d[..., 1]
+    nrm = nrm / (nrm.norm(dim=-1, keepdim=True) + 1e-12) * radius[:, None, None]
+
+    def px(q: torch.Tensor) -> torch.Tensor:  # local vectors (B, P, 2) → px
+        return (L @ q[..., None])[..., 0]
+
+    d_px, n_px = px(seg_d), px(nrm)
+    a_px = px(seg_a) + t
+    dx, dy = d_px[..., 0], d_px[..., 1]
     length = (dx.square() + dy.square() + 1e-12).sqrt()  # (B, P) px
     # the band's width in px across this segment: its area (|det L|·length·2r in
     # local units) over its length in px
     det = (L[..., 0, 0] * L[..., 1, 1] - L[..., 0, 1] * L[..., 1, 0]).abs()
     width = 2 * radius[:, None] * det * seg_d.norm(dim=-1) / length
-    weight = (a * length * width / (along * across))[..., None, None]
+    na, nc = along.to(dt), across.to(dt)
+    weight = a * length * width / (na * nc)
     # each splat covers its piece (px vector (dx, dy) / along) and its strip (the
     # band's normal in px, width / across long): the variance of that box along x
     # and y (×3, so that neighbours merge without ripples), the anti-aliasing floor
     # and the blur
-    sw = width / across / length  # strip per px of piece, rotated by 90°
+    sw = width / nc / length  # strip per px of piece, rotated by 90°
     floor = AA_SIGMA**2 + blur**2
-    vx = ((dx / along).square() + (dy * sw).square()) / 4 + floor
-    vy = ((dy / along).square() + (dx * sw).square()) / 4 + floor
-
-    def flat(v: torch.Tensor) -> torch.Tensor:
-        return v.expand_as(bright).flatten(1)
-
+    vx = ((dx / na).square() + (dy * sw).square()) / 4 + floor
+    vy = ((dy / na).square() + (dx * sw).square()) / 4 + floor
+    per_pair = torch.cat(
+        [
+            a_px,
+            d_px,
+            n_px,
+            seg_a,
+            seg_d,
+            nrm,
+            torch.stack([vx.sqrt(), vy.sqrt(), weight], -1),
+        ],
+        -1,
+    )  # (B, P, 15)
+    g = per_pair[:, pk]  # (B, K, 15)
+    f, u = fk[:, None], uk[:, None]
+    xy = g[..., 0:2] + f * g[..., 2:4] + u * g[..., 4:6]
+    q = g[..., 6:8] + f * g[..., 8:10] + u * g[..., 10:12]
+    bright = brightness(struct, values, chain, q)  # (B, K)
     return Splats(
-        x.flatten(1),
-        y.flatten(1),
-        flat(vx.sqrt()[..., None, None]),
-        flat(vy.sqrt()[..., None, None]),
-        flat(weight),
-        bright.flatten(1),
+        xy[..., 0], xy[..., 1], g[..., 12], g[..., 13], g[..., 14], bright
     )
 
 
