@@ -547,14 +547,12 @@ def _pair_splats(
         ],
         -1,
     )  # (B, P, 15)
-    g = per_pair[:, pk]  # (B, K, 15)
+    g = per_pair.index_select(1, pk)  # (B, K, 15)
     f, u = fk[:, None], uk[:, None]
     xy = g[..., 0:2] + f * g[..., 2:4] + u * g[..., 4:6]
     q = g[..., 6:8] + f * g[..., 8:10] + u * g[..., 10:12]
     bright = brightness(struct, values, chain, q)  # (B, K)
-    return Splats(
-        xy[..., 0], xy[..., 1], g[..., 12], g[..., 13], g[..., 14], bright
-    )
+    return Splats(xy[..., 0], xy[..., 1], g[..., 12], g[..., 13], g[..., 14], bright)
 
 
 def _window(
@@ -568,27 +566,29 @@ def _window(
 
 
 def _splat_window(
-    sp: Splats, w: torch.Tensor, size: int, n: int, pad: int, out: torch.Tensor
-) -> torch.Tensor:
-    """Add splats (σ ≤ (n − 1) / 5 px, n even) weighted by w (B, K) into out, the
-    flat (B, C, size + 2·pad, size + 2·pad) canvas of C = 1 channel, through an
-    n × n pixel window each, centred on the nearest pixel corner (index_add). A
-    window that would leave the canvas (pad ≥ n) is moved to its edge: the splat
-    is far out there and draws ~0 in it."""
-    b, k = sp.x.shape
+    g: torch.Tensor, canvas: torch.Tensor, size: int, n: int, shape: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Splats g (B, K, 5: x, y, σx, σy, weight; σ ≤ (n − 1) / 5 px) through an
+    n × n pixel window each, placed on the splat to the nearest pixel: the flat
+    indices into the (B, C, side, side) canvases (canvas (K,) says which; side =
+    size + 2·pad, shape = (C, pad)) and the values, for one index_add. A window that
+    would leave the canvas (pad ≥ n) is moved to its edge: the splat is far out
+    there and draws ~0 in it."""
+    b = g.shape[0]
+    nc, pad = shape
     side = size + 2 * pad
+    x, y, sx, sy, w = g.unbind(-1)
     with torch.no_grad():
-        x0 = (torch.round(sp.x) - n // 2).clamp(-pad, size + pad - n)
-        y0 = (torch.round(sp.y) - n // 2).clamp(-pad, size + pad - n)
-        first = torch.arange(b, device=x0.device).view(b, 1) * side * side
-        base = first + ((y0 + pad) * side + (x0 + pad)).long()  # (B, K)
+        x0 = torch.round(x - n / 2).clamp(-pad, size + pad - n)
+        y0 = torch.round(y - n / 2).clamp(-pad, size + pad - n)
+        first = torch.arange(b, device=x0.device).view(b, 1) * nc + canvas
+        base = first * side * side + ((y0 + pad) * side + (x0 + pad)).long()
         r = torch.arange(n, device=x0.device)
         offs = (r[:, None] * side + r[None, :]).flatten()  # (n·n,)
         idx = (base[..., None] + offs).flatten()
-    gx = _window(sp.x, sp.sx, x0, n)  # (B, K, n)
-    gy = _window(sp.y, sp.sy, y0, n) * w[..., None]
-    val = gy[..., :, None] * gx[..., None, :]  # (B, K, n, n)
-    return out.index_add(0, idx, val.flatten())
+    gx = _window(x, sx, x0, n)  # (B, K, n)
+    gy = _window(y, sy, y0, n) * w[..., None]
+    return idx, (gy[..., :, None] * gx[..., None, :]).flatten()
 
 
 def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
@@ -600,7 +600,7 @@ def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
 
 
 # Splat windows (px) by σ: a window of n px holds ±2.5σ for σ ≤ (n − 1) / 5.
-WINDOWS = (4, 6, 10)
+WINDOWS = (4, 5, 6, 10)
 
 
 def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
@@ -632,66 +632,83 @@ def _unit(c: torch.Tensor) -> torch.Tensor:
     return c - (c - c.clamp(0, 1)).detach()
 
 
-def chain_picture(
-    sp: Splats, rgb: torch.Tensor, size: int, exact_color: bool = False
+def picture(
+    chains: list[tuple[Splats, torch.Tensor]], size: int, exact_color: bool = False
 ) -> torch.Tensor:
-    """(B, 3, size, size): a chain's light, Σ opacity × coverage × sRGB(rgb ×
-    brightness) over its splats; rgb (B, 3) linear. Small splats go through pixel
-    windows, the rest (large σ: blur, huge pieces) through matrix products. Unless
+    """(B, 3, size, size): the chains' light added up, Σ opacity × coverage ×
+    sRGB(rgb × brightness) over each chain's splats; chains = (splats, rgb (B, 3)
+    linear). Small splats go through pixel windows (one index_add for all), the
+    rest (large σ: blur, huge pieces) through matrix products. Unless
     `exact_color`, sRGB(rgb × b) is taken as sRGB(rgb) × sRGB(b) (exact for a pure
     power law; the sRGB curve's linear toe differs below 0.3% linear), so that one
-    grey picture per chain is splatted instead of three."""
+    grey canvas per chain is splatted instead of three."""
     f = torch.float32
-    sp = Splats(
-        *(getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy", "weight", "bright"))
-    )
+    dev = chains[0][1].device
+    b = len(chains[0][1])
+    stacked, canvas_of = [], []  # (B, K, 5) splats and the canvas they go to
+    for sp, rgb in chains:
+        fields = [getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy")]
+        bright, weight = sp.bright.to(f), sp.weight.to(f)
+        if exact_color:  # a canvas per colour channel
+            ws = [linear_to_srgb(rgb.to(f)[:, c, None] * bright) for c in range(3)]
+        else:  # one grey canvas
+            ws = [linear_to_srgb(bright)]
+        for w in ws:
+            stacked.append(torch.stack([*fields, w * weight], -1))
+            k = stacked[-1].shape[1]
+            canvas_of.append(torch.full((k,), len(canvas_of), device=dev))
+    g_all = torch.cat(stacked, 1)
+    canvas_all = torch.cat(canvas_of)
+    nc, pad = len(stacked), max(WINDOWS)
     with torch.no_grad():  # splats that reach the picture, and their window
-        sig = torch.maximum(sp.sx, sp.sy)
+        x, y, sx, sy, w = g_all.unbind(-1)
+        sig = torch.maximum(sx, sy)
         reach = 3 * sig + 1
         seen = (
-            (sp.weight * sp.bright > 0)
-            & (sp.x + reach > 0)
-            & (sp.x - reach < size)
-            & (sp.y + reach > 0)
-            & (sp.y - reach < size)
+            (w > 0)
+            & (x + reach > 0)
+            & (x - reach < size)
+            & (y + reach > 0)
+            & (y - reach < size)
         ).any(0)
         big = sig.amax(0)
         bucket = torch.full_like(big, len(WINDOWS), dtype=torch.long)
         for j in reversed(range(len(WINDOWS))):
             bucket = torch.where(big <= (WINDOWS[j] - 1) / 5, j, bucket)
-    if exact_color:
-        ws = [
-            linear_to_srgb(rgb.to(f)[:, c, None] * sp.bright) * sp.weight
-            for c in range(3)
-        ]  # (B, K) per channel
-    else:
-        ws = [linear_to_srgb(sp.bright) * sp.weight]  # (B, K): grey
-    b, pad = len(rgb), max(WINDOWS)
+        sels = [
+            torch.nonzero(seen & (bucket == j))[:, 0] for j in range(len(WINDOWS) + 1)
+        ]
+        counts = [len(sel) for sel in sels]
+        perm = torch.cat(sels)
+    g = g_all.index_select(1, perm)
+    canvas = canvas_all[perm]
     side = size + 2 * pad
-    sels = [torch.nonzero(seen & (bucket == j))[:, 0] for j in range(len(WINDOWS) + 1)]
-    parts = [
-        Splats(*(getattr(sp, k)[:, sel] for k in ("x", "y", "sx", "sy")), sp.x, sp.x)
-        if len(sel)
-        else None
-        for sel in sels
-    ]
-    chans = []
-    for w in ws:
-        flat = torch.zeros(b * side * side, dtype=f, device=rgb.device)
-        dense = None
-        for j, (sel, part) in enumerate(zip(sels, parts, strict=True)):
-            if part is None:
-                continue
-            if j < len(WINDOWS):
-                flat = _splat_window(part, w[:, sel], size, WINDOWS[j], pad, flat)
-            else:
-                dense = _splat_dense(part, w[:, None, sel], size)[:, 0]
-        pic = flat.view(b, side, side)[:, pad : pad + size, pad : pad + size]
-        chans.append(pic if dense is None else pic + dense)
-    out = torch.stack(chans, 1)  # (B, C, size, size)
+    idx, val, k0 = [], [], 0
+    dense = None
+    for j, k in enumerate(counts):
+        if k == 0:
+            continue
+        part, cpart = g[:, k0 : k0 + k], canvas[k0 : k0 + k]
+        k0 += k
+        if j < len(WINDOWS):
+            i, v = _splat_window(part, cpart, size, WINDOWS[j], (nc, pad))
+            idx.append(i)
+            val.append(v)
+        else:
+            onehot = (cpart[None] == torch.arange(nc, device=dev)[:, None]).to(f)
+            w = part[..., 4][:, None, :] * onehot  # (B, C, K)
+            x, y, sx, sy = part[..., 0], part[..., 1], part[..., 2], part[..., 3]
+            dense = _splat_dense(Splats(x, y, sx, sy, x, x), w, size)
+    flat = torch.zeros(b * nc * side * side, dtype=f, device=dev)
+    if idx:
+        flat = flat.index_add(0, torch.cat(idx), torch.cat(val))
+    pics = flat.view(b, nc, side, side)[..., pad : pad + size, pad : pad + size]
+    if dense is not None:
+        pics = pics + dense
     if exact_color:
-        return out
-    return out * linear_to_srgb(rgb.to(f))[:, :, None, None]
+        return pics.unflatten(1, (-1, 3)).sum(1)
+    srgb = torch.stack([linear_to_srgb(c[1].to(f)) for c in chains], 1)  # (B, C, 3)
+    return (pics[:, :, None] * srgb[..., None, None]).sum(1)
 
 
 def render(
@@ -705,14 +722,15 @@ def render(
     without noise, dither or CRT). `blur` (px) widens every splat, for a
     coarse-to-fine descent."""
     b = len(values["scale"])
-    out = torch.zeros(b, 3, size, size, device=values["scale"].device)
+    chains = []
     for chain in range(len(struct.geometries)):
         rgb = chain_color(struct, values, chain)
         if not bool((rgb > 0).any()):
             continue
-        sp = chain_splats(struct, values, chain, size, blur)
-        out = out + chain_picture(sp, rgb, size, exact_color)
-    return out.clamp(max=1.0)
+        chains.append((chain_splats(struct, values, chain, size, blur), rgb))
+    if not chains:
+        return torch.zeros(b, 3, size, size, device=values["scale"].device)
+    return picture(chains, size, exact_color).clamp(max=1.0)
 
 
 def render_params(params: dict[str, Any], size: int) -> np.ndarray:
