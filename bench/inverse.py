@@ -167,6 +167,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     t.add_argument(
         "--twin-jitter", type=float, default=0.1, help="relative perturbation (0.1)"
     )
+    t.add_argument(
+        "--twin-threads",
+        type=int,
+        default=0,
+        help="torch threads for the twin's run (0: torch's default; 1 is faster "
+        "than 2 on a loaded 2-core machine)",
+    )
     r = ap.add_argument_group("renderer and output")
     r.add_argument(
         "--renderer",
@@ -385,10 +392,14 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
 
     from renderer import scene
 
+    if args.twin_threads > 0:
+        torch.set_num_threads(args.twin_threads)
     rng = random.Random(args.seed)
     jit = (1 - args.twin_jitter, 1 + args.twin_jitter)
     rows = []
     skipped = 0
+    sheet: list[np.ndarray] = []  # target | start | result per draw, at 256²
+    labels: list[str] = []
     while len(rows) < args.n_targets:
         truth = utils.sample_params(rng)
         truth.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
@@ -403,9 +414,14 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
             search.pipeline_loss(target), start, args.twin_seconds
         )
         sec = time.perf_counter() - t0
-        before = utils.ncc(scene.render(start, 256) / 255, t256, 1.0)
-        after = utils.ncc(scene.render(found, 256) / 255, t256, 1.0)
+        s256 = scene.render(start, 256) / 255
+        f256 = scene.render(found, 256) / 255
+        before = utils.ncc(s256, t256, 1.0)
+        after = utils.ncc(f256, t256, 1.0)
         rows.append({"before": before, "after": after, "seconds": sec})
+        name = f"t{len(rows) - 1:02d}"
+        sheet += [t256, s256, f256]
+        labels += [f"{name} target", f"start {before:.3f}", f"twin {after:.3f}"]
         print(
             f"t{len(rows) - 1:02d} {truth['geometry']:<11} reps {truth['repetitions']:3d} "
             f"layers {len(truth['layers'])}: NCC {before:.3f} → {after:.3f} in {sec:.1f} s",
@@ -416,6 +432,10 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
     sec = np.array([r["seconds"] for r in rows])
     load = __import__("os").getloadavg()
     cmd = "python bench/inverse.py " + " ".join(sys.argv[1:])
+    out = Path(args.out)
+    if out == Path("bench/results/inverse.md"):  # the default: not the main table
+        out = out.with_name("inverse-twin.md")
+    png = out.with_name(out.stem + "-sheet.png")
     lines = [
         "# The twin's descent from the truth ±10%",
         "",
@@ -426,9 +446,11 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         f"{len(rows)} held-out draws (utils.sample_params, seed {args.seed}; noise, "
         f"dither, CRT off; {skipped} black draws skipped), every number of the truth "
         f"×U({jit[0]:g}, {jit[1]:g}), discrete choices kept; search.twin_descent for "
-        f"{args.twin_seconds:g} s at ≤ {args.size}² (coarse to fine); NCC of √grey, "
+        f"≤ {args.twin_seconds:g} s at ≤ {args.size}² (Adam on 1 − NCC of blurred "
+        "√grey, σ 8 → 0.5 px: twin.NCC_SCHEDULE); NCC of √grey, "
         "σ = 1 px, at 256² against the target, drawn by renderer.scene. Target: NCC "
-        "≥ 0.95 on ≥ 80% of draws in ≤ 10 s each.",
+        "≥ 0.95 on ≥ 80% of draws in ≤ 10 s each. Sheet (target | start | result "
+        f"per draw): {png.name}.",
         "",
         "| | NCC mean | NCC median | ≥ 0.95 | ≥ 0.9 | seconds (mean) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -446,12 +468,11 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         f"| t{i:02d} | {r['before']:.3f} | {r['after']:.3f} | {r['seconds']:.1f} |"
         for i, r in enumerate(rows)
     ]
-    out = Path(args.out)
-    if out == Path("bench/results/inverse.md"):  # the default: not the main table
-        out = out.with_name("inverse-twin.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
+    utils.contact_sheet(sheet, labels, cols=6, cell=160).save(png)
+    print(f"wrote {png}")
     return {"rows": rows}
 
 
