@@ -22,6 +22,7 @@ at 1, as the renderer's additive blending does. Noise, dither and CRT are not dr
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -318,6 +319,45 @@ def _outline(name: str) -> np.ndarray:
     return np.array(pts, np.float64)
 
 
+LEVELS = (1, 2, 4, 8, 16)  # an outline's points kept: every m-th
+LEVEL_DEV_PX = 0.1  # px: how far a level's chords may leave the curve
+
+
+@functools.cache
+def _levels(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
+    """The outline at every level of detail (every m-th point of LEVELS, the ends
+    kept): segment starts and vectors (S, 2) of all levels one after the other,
+    each segment's level (S,), and per level the largest px per local unit at
+    which it is fine (its segments at most PIECE_PX long and its chords at most
+    LEVEL_DEV_PX off the points they skip; level 0 always)."""
+    pts = _outline(name)
+    m_seg = len(pts) - 1
+    starts, vectors, level, fit = [], [], [], []
+    for j, m in enumerate(LEVELS):
+        if j > 0 and m >= m_seg:
+            break
+        idx = [*range(0, m_seg, m), m_seg]
+        a, b = pts[idx[:-1]], pts[idx[1:]]
+        d = b - a
+        longest = float(np.linalg.norm(d, axis=1).max())
+        dev = 0.0
+        for i0, i1 in itertools.pairwise(idx):
+            q = pts[i0 : i1 + 1] - pts[i0]
+            v = pts[i1] - pts[i0]
+            n = np.hypot(*v)
+            if n > 0:
+                dev = max(dev, float(np.abs(q[:, 0] * v[1] - q[:, 1] * v[0]).max() / n))
+        starts.append(a)
+        vectors.append(d)
+        level += [j] * len(a)
+        fit.append(
+            math.inf
+            if j == 0
+            else min(PIECE_PX / max(longest, 1e-12), LEVEL_DEV_PX / max(dev, 1e-12))
+        )
+    return np.concatenate(starts), np.concatenate(vectors), np.array(level), fit
+
+
 def stroke_radius(
     struct: Structure, values: dict[str, torch.Tensor], chain: int
 ) -> torch.Tensor:
@@ -421,12 +461,11 @@ def chain_splats(
     inst = torch.stack([torch.stack([c, -sn], -1), torch.stack([sn, c], -1)], -2)
     L = lin[:, None] @ inst  # (B, n, 2, 2) local → px, linear part
     t = (lin[:, None] @ off[..., None])[..., 0] + m[:, None, :2, 2]  # (B, n, 2)
-    # the outline's segments (B, S, 2): starts and vectors, turned by startAngle
-    pts = torch.tensor(_outline(geom), dtype=s.dtype, device=s.device)
-    seg_a, seg_d = (
-        pts[:-1].expand(len(s), -1, -1),
-        pts.diff(dim=0).expand(len(s), -1, -1),
-    )
+    # the outline's segments (B, S, 2) at every level of detail: starts and
+    # vectors, turned by startAngle
+    starts, vectors, seg_level, fit = _levels(geom)
+    seg_a = torch.tensor(starts, dtype=s.dtype, device=s.device).expand(len(s), -1, -1)
+    seg_d = torch.tensor(vectors, dtype=s.dtype, device=s.device).expand(len(s), -1, -1)
     if "startAngle" in values:
         sa = _get(values, struct, chain, "startAngle")
         z = torch.zeros_like(sa)
@@ -442,13 +481,20 @@ def chain_splats(
             + 3 * (AA_SIGMA + blur)
             + 1
         )
+        # each instance drawn at the coarsest level whose segments are at most
+        # PIECE_PX long and leave out no more than LEVEL_DEV_PX of the curve
+        px = (s.abs() * sv[:, :1]).amax(0)  # (n,) px per local unit
+        level = torch.zeros(len(px), dtype=torch.long, device=px.device)
+        for j, scale_ok in enumerate(fit):
+            level = torch.where(px <= scale_ok, j, level)
+        same = level[:, None] == torch.as_tensor(seg_level, device=px.device)
         near = (
             (keep & (a > 0))[..., None]
             & (cx + rad > 0)
             & (cx - rad < size)
             & (cy + rad > 0)
             & (cy - rad < size)
-        ).any(0)  # (n, S)
+        ).any(0) & same  # (n, S)
         inst_i, seg_i = torch.nonzero(near, as_tuple=True)
         length = (dx.square() + dy.square()).sqrt()[:, inst_i, seg_i]  # (B, P)
         det = (L[..., 0, 0] * L[..., 1, 1] - L[..., 0, 1] * L[..., 1, 0]).abs()
