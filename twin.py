@@ -9,14 +9,18 @@ one structure render as one batch. Outlines come from renderer/geometry.py and t
 progression formulas from renderer/progressions.py, the very functions the skia
 renderer draws with (they work on torch tensors too).
 
-How a picture is made: every outline is cut into short pieces; each piece is a
-Gaussian splat centred on it, weighted by its area in pixels (piece length × the
-tube's width) × the instance's opacity × the gradient's brightness, with a variance
-that covers the piece (its length² / 8, the tube's width² / 12 and the requested
-blur σ²). Axis-aligned Gaussians are separable, so a chain's picture is one matrix
-product (H × K)·(K × W) of per-piece row and column profiles, each integrated over
-the pixel (erf) as anti-aliasing does. The chains add up in their colours and clip
-at 1, as the renderer's additive blending does. Noise, dither and CRT are not drawn.
+How a picture is made: each instance's outline is taken at the coarsest level of
+detail whose chords stay ≤ PIECE_PX (2 px) long and ≤ 0.1 px off the curve, its
+segments cut into pieces ≤ PIECE_PX long and its band into strips ≤ STRIP_PX wide;
+each piece is a Gaussian splat centred on it, weighted by its area in pixels ×
+the instance's opacity × the gradient's brightness, with the variance along x and y
+of the piece's box (×3, so that neighbours merge), an anti-aliasing floor and the
+requested blur σ². Axis-aligned Gaussians are separable: a splat is the outer
+product of a row and a column profile, each integrated over the pixel (erf) as
+anti-aliasing does, added through a small pixel window (4 to 10 px by σ; all of a
+picture's splats in one index_add, a canvas per chain) or, for wide ones, as one
+matrix product (H × K)·(K × W). The chains add up in their colours and clip at 1,
+as the renderer's additive blending does. Noise, dither and CRT are not drawn.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ SCENE_KEYS = (
     "startAngle",
     "gradientRange",
 )
-PIECE_PX = 1.5  # outline pieces are at most this long and wide (px)
+PIECE_PX = 2.0  # outline pieces are at most this long (px)
+STRIP_PX = 1.5  # ... and their bands cut into strips at most this wide (px)
 MAX_SUBDIVIDE = 256  # ... cut into at most this many pieces per outline segment
 MAX_ACROSS = 64  # a band is cut into at most this many strips across
 MAX_SPLATS = 400_000  # per chain: coarser cuts beyond (huge instances get blurred)
@@ -394,10 +399,10 @@ def _cuts(
     length_px: torch.Tensor, width_px: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pieces along and strips across of each segment (P,): at most PIECE_PX long
-    and wide, halved (largest first) until there are at most
+    and STRIP_PX wide, halved (largest first) until there are at most
     MAX_SPLATS splats (the largest then get blurred)."""
     along = _pow2(length_px / PIECE_PX, MAX_SUBDIVIDE)
-    across = _pow2(width_px / PIECE_PX, MAX_ACROSS)
+    across = _pow2(width_px / STRIP_PX, MAX_ACROSS)
     while int((along * across).sum()) > MAX_SPLATS:
         big = along * across
         if int(big.max()) == 1:
@@ -561,7 +566,14 @@ def _pair_splats(
     nrm = nrm / (nrm.norm(dim=-1, keepdim=True) + 1e-12) * radius[:, None, None]
 
     def px(q: torch.Tensor) -> torch.Tensor:  # local vectors (B, P, 2) → px
-        return (L @ q[..., None])[..., 0]
+        qx, qy = q[..., 0], q[..., 1]
+        return torch.stack(
+            [
+                L[..., 0, 0] * qx + L[..., 0, 1] * qy,
+                L[..., 1, 0] * qx + L[..., 1, 1] * qy,
+            ],
+            -1,
+        )
 
     d_px, n_px = px(seg_d), px(nrm)
     a_px = px(seg_a) + t
@@ -729,25 +741,20 @@ def picture(
     g = g_all.index_select(1, perm)
     canvas = canvas_all[perm]
     side = size + 2 * pad
-    idx, val, k0 = [], [], 0
-    dense = None
+    flat = torch.zeros(b * nc * side * side, dtype=f, device=dev)
+    k0, dense = 0, None
     for j, k in enumerate(counts):
         if k == 0:
             continue
         part, cpart = g[:, k0 : k0 + k], canvas[k0 : k0 + k]
         k0 += k
         if j < len(WINDOWS):
-            i, v = _splat_window(part, cpart, size, WINDOWS[j], (nc, pad))
-            idx.append(i)
-            val.append(v)
+            flat.index_add_(0, *_splat_window(part, cpart, size, WINDOWS[j], (nc, pad)))
         else:
             onehot = (cpart[None] == torch.arange(nc, device=dev)[:, None]).to(f)
             w = part[..., 4][:, None, :] * onehot  # (B, C, K)
             x, y, sx, sy = part[..., 0], part[..., 1], part[..., 2], part[..., 3]
             dense = _splat_dense(Splats(x, y, sx, sy, x, x), w, size)
-    flat = torch.zeros(b * nc * side * side, dtype=f, device=dev)
-    if idx:
-        flat = flat.index_add(0, torch.cat(idx), torch.cat(val))
     pics = flat.view(b, nc, side, side)[..., pad : pad + size, pad : pad + size]
     if dense is not None:
         pics = pics + dense
