@@ -974,6 +974,7 @@ def descend(
     with torch.no_grad():
         best = last_fn(render(struct, start, sched[-1][0], last_blur)).double()
     spent = time.perf_counter() - t_start
+    step_s = spent  # a first guess at one step's time
     loss = best
     for stage, (size, _, share) in enumerate(sched):
         last = stage == len(sched) - 1
@@ -986,7 +987,11 @@ def descend(
         )
         stage_best, since = math.inf, 0
         for k in range(n_steps):
-            if time.perf_counter() > t_end and not (last and k == 0):
+            now = time.perf_counter()
+            # with a target: no step that would end past the stage's time (the
+            # whole descent stays within `seconds`)
+            ahead = step_s if target is not None else 0.0
+            if now + ahead > t_end and not (last and k == 0 and target is None):
                 break
             for g in opt.param_groups:
                 g["lr"] = stage_lr(stage, k, n_steps)
@@ -1011,6 +1016,7 @@ def descend(
             opt.step()
             with torch.no_grad():
                 u.copy_(torch.maximum(torch.minimum(u * spans, hi_t), lo_t) / spans)
+            step_s = time.perf_counter() - now
         spent = time.perf_counter() - t_start
         if log is not None:
             log(
