@@ -21,6 +21,9 @@ the same number of renders of the real renderer:
               started from the true params with every number ×U(0.95, 1.05).
 - near-truth: not a search: the true params with every number ×U(0.98, 1.02)
               (3 draws, mean score), the yardstick behind the NCC ≥ 0.85 mark.
+- pipeline-twin (an ablation): the pipeline with its gradient stage through the
+              differentiable twin (search.invert use_twin, as predict does on the
+              bundled renderer) in place of the forward model's.
 
     python bench/inverse.py --twin-near-truth --n-targets 20   # the twin's row
 
@@ -71,6 +74,7 @@ ABLATIONS = (
     "pipeline-no-moves",
     "pipeline-no-gd",
     "polish-near-truth",
+    "pipeline-twin",
 )
 
 
@@ -171,8 +175,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--twin-threads",
         type=int,
         default=0,
-        help="torch threads for the twin's run (0: torch's default; 1 is faster "
-        "than 2 on a loaded 2-core machine)",
+        help="torch threads (0: torch's default; 1 is faster than 2 on a loaded "
+        "2-core machine)",
     )
     r = ap.add_argument_group("renderer and output")
     r.add_argument(
@@ -392,8 +396,6 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
 
     from renderer import scene
 
-    if args.twin_threads > 0:
-        torch.set_num_threads(args.twin_threads)
     rng = random.Random(args.seed)
     jit = (1 - args.twin_jitter, 1 + args.twin_jitter)
     rows = []
@@ -477,6 +479,8 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.twin_threads > 0:
+        torch.set_num_threads(args.twin_threads)
     if args.twin_near_truth:
         return twin_near_truth(args)
     if args.report_only:
@@ -537,6 +541,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                             opts=opts,
                             seed=rng.randrange(1000),
                             log=lambda s: None,
+                            # the GD stage through the differentiable twin
+                            use_twin=method == "pipeline-twin",
                         )
                         secs = sum(st.seconds for st in res.stages)
                         runs.append((b, res.best.params, ev.renders, secs))
