@@ -723,7 +723,9 @@ progressions) each fitted by a short CMA-ES run, the best kept by the picture sc
 then moves and evolution that keep the structure, minimising NCC σ 2/8 + line F1 +
 the picture score's shape terms (sharp NCC, orientation NCC). pipeline-today = the
 pipeline as it was, with no models (a fresh clone before this work: random starts,
-NCC + line F1 loss). cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
+NCC + line F1 loss). pipeline-twin = the pipeline with its gradient stage through
+the differentiable twin (twin.py, 10 s; renders counted alike, its seconds are in
+s / target). cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
 with every number ×U(0.98, 1.02) (a yardstick, not a search).
 
 picture = structure.picture_score (mean of sharp NCC σ 0.5 on linear grey,
