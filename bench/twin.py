@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=int,
         nargs="+",
-        default=[2, 1],
+        default=[1, 2],
         help="torch threads: a speed row for each (the fidelity pass runs on the first)",
     )
     s.add_argument("--reps", type=int, default=5, help="timed steps per case")
