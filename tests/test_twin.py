@@ -100,8 +100,9 @@ def test_batch_renders_each_variant() -> None:
     struct = twin.structure_of(p)
     both = twin.render(struct, twin.values_of([p, q], struct), 64)
     one = twin.render(struct, twin.values_of([q], struct), 64)
-    # the batch shares its cuts (the finest any variant needs): close, not equal
-    torch.testing.assert_close(both[1], one[0], atol=2e-3, rtol=0)
+    # the batch shares its cuts, levels of detail and splat windows (the finest any
+    # variant needs): close, not equal; under one 8-bit level
+    torch.testing.assert_close(both[1], one[0], atol=1 / 255, rtol=0)
     assert float((both[0] - both[1]).abs().max()) > 0.05
 
 
