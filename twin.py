@@ -899,6 +899,27 @@ def value_bounds(name: str) -> tuple[float | None, float | None]:
     return p.clamp_lo, p.clamp_hi
 
 
+class _Adam:
+    """Adam (β 0.9 / 0.999, ε 1e-8, as torch.optim.Adam) on one tensor: torch's own
+    imports torch._dynamo on first use, ~3 s of a 10 s descent."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x, self.t = x, 0
+        self.m, self.v = torch.zeros_like(x), torch.zeros_like(x)
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        g = self.x.grad
+        if g is None:
+            return
+        self.t += 1
+        self.m.mul_(0.9).add_(g, alpha=0.1)
+        self.v.mul_(0.999).addcmul_(g, g, value=0.001)
+        m_hat = self.m / (1 - 0.9**self.t)
+        v_hat = self.v / (1 - 0.999**self.t)
+        self.x.sub_(lr * m_hat / (v_hat.sqrt() + 1e-8))
+
+
 def descend(
     struct: Structure,
     start: dict[str, torch.Tensor],
@@ -970,13 +991,13 @@ def descend(
         def stage_lr(stage: int, k: int, n: int) -> float:
             return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / n)))
 
-    opt = torch.optim.Adam([u], lr=lr)
+    adam = _Adam(u)
     last_fn, last_blur = stage_loss(len(sched) - 1)
     best_u = u.detach().clone()  # the start stays unless a step beats it
     with torch.no_grad():
         best = last_fn(render(struct, start, sched[-1][0], last_blur)).double()
     spent = time.perf_counter() - t_start
-    step_s = spent  # a first guess at one step's time
+    step_s = 0.0  # one step's time, once there is one
     loss = best
     for stage, (size, _, share) in enumerate(sched):
         last = stage == len(sched) - 1
@@ -990,14 +1011,12 @@ def descend(
         stage_best, since = math.inf, 0
         for k in range(n_steps):
             now = time.perf_counter()
-            # with a target: no step that would end past the stage's time (the
+            # with a target: no step that might end past the stage's time (the
             # whole descent stays within `seconds`)
-            ahead = step_s if target is not None else 0.0
+            ahead = 2 * step_s if target is not None else 0.0
             if now + ahead > t_end and not (last and k == 0 and target is None):
                 break
-            for g in opt.param_groups:
-                g["lr"] = stage_lr(stage, k, n_steps)
-            opt.zero_grad()
+            u.grad = None
             loss = fn(render(struct, values_at(u), size, blur))
             if last:
                 with torch.no_grad():
@@ -1015,7 +1034,7 @@ def descend(
                     if since >= 12:
                         break
             loss.sum().backward()
-            opt.step()
+            adam.step(stage_lr(stage, k, n_steps))
             with torch.no_grad():
                 u.copy_(torch.maximum(torch.minimum(u * spans, hi_t), lo_t) / spans)
             step_s = time.perf_counter() - now
