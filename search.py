@@ -918,13 +918,19 @@ def twin_descent(
     log: Log | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Adam on every continuous value of `start` through the differentiable twin of
-    the bundled scene (twin.py), coarse to fine (twin.COARSE_TO_FINE), within
-    `seconds`; its discrete choices stay. Returns the params and the twin's loss."""
+    the bundled scene (twin.py), coarse to fine on loss's target (twin.NCC_SCHEDULE),
+    within `seconds`; its discrete choices stay. Returns the params and the twin's
+    loss (1 − NCC)."""
     import twin
 
     struct = twin.structure_of(start)
     values, best = twin.descend(
-        struct, twin.values_of([start], struct), loss, seconds=seconds, log=log
+        struct,
+        twin.values_of([start], struct),
+        loss,
+        seconds=seconds,
+        log=log,
+        target=loss.target,  # the descent's own NCC schedule on it
     )
     return twin.params_of(struct, values), float(best[0])
 

@@ -21,6 +21,9 @@ the same number of renders of the real renderer:
               started from the true params with every number ×U(0.95, 1.05).
 - near-truth: not a search: the true params with every number ×U(0.98, 1.02)
               (3 draws, mean score), the yardstick behind the NCC ≥ 0.85 mark.
+- pipeline-twin (an ablation): the pipeline with its gradient stage through the
+              differentiable twin (search.invert use_twin, as predict does on the
+              bundled renderer) in place of the forward model's.
 
     python bench/inverse.py --twin-near-truth --n-targets 20   # the twin's row
 
@@ -71,6 +74,7 @@ ABLATIONS = (
     "pipeline-no-moves",
     "pipeline-no-gd",
     "polish-near-truth",
+    "pipeline-twin",
 )
 
 
@@ -166,6 +170,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     t.add_argument(
         "--twin-jitter", type=float, default=0.1, help="relative perturbation (0.1)"
+    )
+    t.add_argument(
+        "--twin-threads",
+        type=int,
+        default=0,
+        help="torch threads (0: torch's default; 1 is faster than 2 on a loaded "
+        "2-core machine)",
     )
     r = ap.add_argument_group("renderer and output")
     r.add_argument(
@@ -389,6 +400,8 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
     jit = (1 - args.twin_jitter, 1 + args.twin_jitter)
     rows = []
     skipped = 0
+    sheet: list[np.ndarray] = []  # target | start | result per draw, at 256²
+    labels: list[str] = []
     while len(rows) < args.n_targets:
         truth = utils.sample_params(rng)
         truth.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
@@ -403,9 +416,14 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
             search.pipeline_loss(target), start, args.twin_seconds
         )
         sec = time.perf_counter() - t0
-        before = utils.ncc(scene.render(start, 256) / 255, t256, 1.0)
-        after = utils.ncc(scene.render(found, 256) / 255, t256, 1.0)
+        s256 = scene.render(start, 256) / 255
+        f256 = scene.render(found, 256) / 255
+        before = utils.ncc(s256, t256, 1.0)
+        after = utils.ncc(f256, t256, 1.0)
         rows.append({"before": before, "after": after, "seconds": sec})
+        name = f"t{len(rows) - 1:02d}"
+        sheet += [t256, s256, f256]
+        labels += [f"{name} target", f"start {before:.3f}", f"twin {after:.3f}"]
         print(
             f"t{len(rows) - 1:02d} {truth['geometry']:<11} reps {truth['repetitions']:3d} "
             f"layers {len(truth['layers'])}: NCC {before:.3f} → {after:.3f} in {sec:.1f} s",
@@ -416,6 +434,10 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
     sec = np.array([r["seconds"] for r in rows])
     load = __import__("os").getloadavg()
     cmd = "python bench/inverse.py " + " ".join(sys.argv[1:])
+    out = Path(args.out)
+    if out == Path("bench/results/inverse.md"):  # the default: not the main table
+        out = out.with_name("inverse-twin.md")
+    png = out.with_name(out.stem + "-sheet.png")
     lines = [
         "# The twin's descent from the truth ±10%",
         "",
@@ -426,9 +448,11 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         f"{len(rows)} held-out draws (utils.sample_params, seed {args.seed}; noise, "
         f"dither, CRT off; {skipped} black draws skipped), every number of the truth "
         f"×U({jit[0]:g}, {jit[1]:g}), discrete choices kept; search.twin_descent for "
-        f"{args.twin_seconds:g} s at ≤ {args.size}² (coarse to fine); NCC of √grey, "
+        f"≤ {args.twin_seconds:g} s at ≤ {args.size}² (Adam on 1 − NCC of blurred "
+        "√grey, σ 8 → 0.5 px: twin.NCC_SCHEDULE); NCC of √grey, "
         "σ = 1 px, at 256² against the target, drawn by renderer.scene. Target: NCC "
-        "≥ 0.95 on ≥ 80% of draws in ≤ 10 s each.",
+        "≥ 0.95 on ≥ 80% of draws in ≤ 10 s each. Sheet (target | start | result "
+        f"per draw): {png.name}.",
         "",
         "| | NCC mean | NCC median | ≥ 0.95 | ≥ 0.9 | seconds (mean) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -446,16 +470,17 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         f"| t{i:02d} | {r['before']:.3f} | {r['after']:.3f} | {r['seconds']:.1f} |"
         for i, r in enumerate(rows)
     ]
-    out = Path(args.out)
-    if out == Path("bench/results/inverse.md"):  # the default: not the main table
-        out = out.with_name("inverse-twin.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
+    utils.contact_sheet(sheet, labels, cols=6, cell=160).save(png)
+    print(f"wrote {png}")
     return {"rows": rows}
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.twin_threads > 0:
+        torch.set_num_threads(args.twin_threads)
     if args.twin_near_truth:
         return twin_near_truth(args)
     if args.report_only:
@@ -516,6 +541,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                             opts=opts,
                             seed=rng.randrange(1000),
                             log=lambda s: None,
+                            # the GD stage through the differentiable twin
+                            use_twin=method == "pipeline-twin",
                         )
                         secs = sum(st.seconds for st in res.stages)
                         runs.append((b, res.best.params, ev.renders, secs))
@@ -696,7 +723,9 @@ progressions) each fitted by a short CMA-ES run, the best kept by the picture sc
 then moves and evolution that keep the structure, minimising NCC σ 2/8 + line F1 +
 the picture score's shape terms (sharp NCC, orientation NCC). pipeline-today = the
 pipeline as it was, with no models (a fresh clone before this work: random starts,
-NCC + line F1 loss). cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
+NCC + line F1 loss). pipeline-twin = the pipeline with its gradient stage through
+the differentiable twin (twin.py, 10 s; renders counted alike, its seconds are in
+s / target). cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
 with every number ×U(0.98, 1.02) (a yardstick, not a search).
 
 picture = structure.picture_score (mean of sharp NCC σ 0.5 on linear grey,
