@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import metrics
 import search
 import twin
 import utils
@@ -318,7 +319,7 @@ def scores_256(img: np.ndarray, t256: np.ndarray) -> str:
     import structure
 
     pic = structure.picture_score(img, t256)
-    return f"NCC {utils.ncc(img, t256):.2f} F1 {utils.line_f1(img, t256):.2f} pic {pic:.2f}"
+    return f"NCC {metrics.ncc(img, t256):.2f} F1 {metrics.line_f1(img, t256):.2f} pic {pic:.2f}"
 
 
 # ----------------------------------------------------------------------------------
@@ -405,7 +406,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     sheet = utils.contact_sheet([p for p, _ in panels], [t for _, t in panels], cols=4)
     side_path = out / f"predict-{idx:06d}.png"
     utils.atomic_write_bytes(side_path, png_bytes(sheet))
-    ncc, f1 = utils.ncc(final256, t256), utils.line_f1(final256, t256)
+    ncc, f1 = metrics.ncc(final256, t256), metrics.line_f1(final256, t256)
     import structure
 
     pic = structure.picture_score(final256, t256)
@@ -452,11 +453,6 @@ def load_parents(
             f"no references in {args.refs}: add some with `make save-ref ID=...`"
         )
     return refs, weights, f"{args.refs} ({'by rating' if weights else 'unscored'})"
-
-
-def lit_coverage(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, R, R) in [0, 1] → (B,) share of lit pixels (√grey > 0.15)."""
-    return (images.mean(1).clamp(0, 1).sqrt() > 0.15).float().mean((1, 2))
 
 
 @torch.no_grad()
@@ -619,7 +615,7 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         else:
             imgs = render_real(client, cands, 64, args.workers, ray_pool)
             ref_imgs = render_real(client, parents, 64, args.workers, ray_pool)
-        cov = lit_coverage(imgs)
+        cov = metrics.lit_coverage(imgs)
         ok = (cov >= args.min_coverage) & (cov <= args.max_coverage)
         if int(ok.sum()) < args.n:
             log(f"only {int(ok.sum())} candidates pass the coverage guard; using all")

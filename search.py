@@ -12,7 +12,6 @@ wins (see docs/evaluation.md: SSIM/L2 reward black).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import random
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import metrics
 import utils
 
 Log = Callable[[str], None]
@@ -35,41 +35,6 @@ Log = Callable[[str], None]
 
 # ----------------------------------------------------------------------------------
 # Loss
-
-
-def _gauss_kernel(sigma: float) -> torch.Tensor:
-    r = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-r, r + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-@functools.lru_cache(maxsize=32)
-def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
-    """(n, n) matrix M with (x @ M) = x blurred along its last axis (reflect pad)."""
-    k = _gauss_kernel(sigma)
-    r = (len(k) - 1) // 2
-    i = torch.arange(n)[:, None]
-    j = i + torch.arange(-r, r + 1)[None, :]  # (n, 2r + 1) source index
-    for _ in range(2):  # reflect without repeating the edge (twice for tiny n)
-        j = torch.where(j < 0, -j, j)
-        j = torch.where(j >= n, 2 * (n - 1) - j, j)
-    m = torch.zeros(n, n)
-    m.index_put_(
-        (j.clamp(0, n - 1).flatten(), i.expand_as(j).flatten()),
-        k.repeat(n),
-        accumulate=True,
-    )
-    return m
-
-
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur (σ in px) of (..., H, W), as two matrix products."""
-    if sigma <= 0:
-        return x
-    mh = _blur_matrix(x.shape[-2], float(sigma)).to(x)
-    mw = _blur_matrix(x.shape[-1], float(sigma)).to(x)
-    return mh.T @ x @ mw
 
 
 def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -93,7 +58,7 @@ class ImageLoss:
     def __init__(
         self,
         target: np.ndarray,
-        sigmas: Sequence[float] = (2.0, 8.0),
+        sigmas: Sequence[float] = (metrics.NCC_SIGMA, metrics.COARSE_SIGMA),
         f1_weight: float = 0.0,
         brightness_weight: float = 0.0,
         picture_weight: float = 0.0,
@@ -113,7 +78,7 @@ class ImageLoss:
         res = images.shape[-1]
         out = []
         for s in self.sigmas:
-            b = blur(g, s * res / 256).flatten(1)
+            b = metrics.gaussian_blur_batch(g, metrics.scaled_sigma(s, res)).flatten(1)
             b = b - b.mean(dim=1, keepdim=True)
             out.append(b / (b.norm(dim=1, keepdim=True) + 1e-8))
         return out
@@ -135,27 +100,15 @@ class ImageLoss:
         return torch.stack(sims).mean(dim=0)
 
     def line_f1(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, R, R) → (B,) line F1 (as utils.line_f1): lit
-        pixels (√grey > 0.15) matched within 2 px at 256² (scaled). Not
+        """(B, 3, R, R) → (B,) metrics.line_f1_batch against the target: lit
+        pixels matched within 2 px at 256² (scaled). Not
         differentiable (a step function); 0 when either image is blank."""
         res = images.shape[-1]
         t = self.target
         if t.shape[-1] != res:
             t = F.interpolate(t, size=(res, res), mode="area")
-        r = max(1, round(2 * res / 256))
-        a = (images.mean(1, keepdim=True).clamp(0, 1).sqrt() > 0.15).float()
-        b = (t.mean(1, keepdim=True).clamp(0, 1).sqrt() > 0.15).float()
-        yy, xx = torch.meshgrid(
-            torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij"
-        )
-        disk = (yy * yy + xx * xx <= r * r).float()[None, None]
-        da = (F.conv2d(a, disk, padding=r) > 0).float()
-        db = (F.conv2d(b, disk, padding=r) > 0).float()
-        na, nb = a.sum((1, 2, 3)), b.sum((1, 2, 3))
-        prec = (a * db).sum((1, 2, 3)) / na.clamp(min=1)
-        rec = (b * da).sum((1, 2, 3)) / nb.clamp(min=1)
-        f1 = 2 * prec * rec / (prec + rec).clamp(min=1e-8)
-        return torch.where((na > 0) & (nb > 0), f1, torch.zeros_like(f1)).detach()
+        r = max(1, round(metrics.LINE_RADIUS * res / metrics.REFERENCE_SIZE))
+        return metrics.line_f1_batch(images.detach(), t, radius=r)
 
     def picture_features(
         self, images: torch.Tensor
@@ -168,7 +121,9 @@ class ImageLoss:
 
         res = images.shape[-1]
         g = images.mean(dim=1, keepdim=True).clamp(0, 1)
-        sharp = blur(g, structure.SHARP_SIGMA * res / 256).flatten(1)
+        sharp = metrics.gaussian_blur_batch(
+            g, metrics.scaled_sigma(structure.SHARP_SIGMA, res)
+        ).flatten(1)
         sharp = sharp - sharp.mean(dim=1, keepdim=True)
         r = torch.sqrt(g + 1e-6)
         gx = (
@@ -179,7 +134,8 @@ class ImageLoss:
             F.pad(r, (0, 0, 1, 1), mode="replicate").diff(dim=2)[..., 1:, :]
             + F.pad(r, (0, 0, 1, 1), mode="replicate").diff(dim=2)[..., :-1, :]
         ) / 2
-        s = structure.ORIENT_SIGMA * res / 256
+        s = metrics.scaled_sigma(structure.ORIENT_SIGMA, res)
+        blur = metrics.gaussian_blur_batch
         z = torch.cat([blur(gx * gx - gy * gy, s), blur(2 * gx * gy, s)], 1).flatten(1)
         return (
             sharp / (sharp.norm(dim=1, keepdim=True) + 1e-8),
@@ -225,7 +181,7 @@ class ImageLoss:
         return 1.0 - score / (n + self.f1_weight + 2 * self.picture_weight)
 
 
-PIPELINE_SIGMAS = (2.0, 8.0)
+PIPELINE_SIGMAS = (metrics.NCC_SIGMA, metrics.COARSE_SIGMA)
 PIPELINE_F1_WEIGHT = 1.0
 PIPELINE_BRIGHTNESS_WEIGHT = 0.0
 # weight of each of the picture score's shape terms (sharp NCC, orientation NCC):
@@ -521,7 +477,7 @@ class RetrievalBank:
         cls,
         dirs: Sequence[str | Path],
         res: int = 32,
-        sigmas: Sequence[float] = (2.0, 8.0),
+        sigmas: Sequence[float] = (metrics.NCC_SIGMA, metrics.COARSE_SIGMA),
         limit: int | None = None,
     ) -> RetrievalBank | None:
         """Every complete pair under dirs (images/N.png + params/N.json); None when
@@ -935,9 +891,9 @@ def twin_descent(
 
 def target_chroma(target: np.ndarray) -> np.ndarray | None:
     """The hue of the target's lines: the mean colour of its lit, unsaturated pixels
-    (√grey > 0.15, no channel at 1), divided by its largest channel; None when the
-    target has too few lit pixels to say."""
-    lit = np.sqrt(target.mean(axis=-1)) > 0.15
+    (√grey > metrics.LIT, no channel at 1), divided by its largest channel; None when
+    the target has too few lit pixels to say."""
+    lit = np.sqrt(target.mean(axis=-1)) > metrics.LIT
     unsat = lit & (target.max(axis=-1) < 0.95)
     m = unsat if unsat.sum() >= 16 else lit
     if m.sum() < 4:
@@ -1410,8 +1366,10 @@ def register(
     the identity (0, 1, 0, 0, ncc) when no transform does better."""
     loss = ImageLoss(target[0].permute(1, 2, 0).numpy())
     n_img, res = images.shape[0], images.shape[-1]
-    sig = 8.0 * res / 256
-    tgt = blur(torch.sqrt(target.mean(1, keepdim=True) + 1e-6), sig)
+    sig = metrics.scaled_sigma(metrics.COARSE_SIGMA, res)
+    tgt = metrics.gaussian_blur_batch(
+        torch.sqrt(target.mean(1, keepdim=True) + 1e-6), sig
+    )
     tgt = tgt - tgt.mean()
     pad = (2 * res, 2 * res)
     tf = torch.fft.rfft2(tgt, s=pad)
@@ -1433,7 +1391,7 @@ def register(
             torch.tensor([g[2] for g in grid], dtype=torch.float32),
             torch.zeros(len(grid), 2),
         )
-        g = blur(torch.sqrt(w.mean(1, keepdim=True) + 1e-6), sig)
+        g = metrics.gaussian_blur_batch(torch.sqrt(w.mean(1, keepdim=True) + 1e-6), sig)
         g = g - g.mean(dim=(2, 3), keepdim=True)
         norm = g.flatten(1).norm(dim=1) * tgt.norm() + 1e-8
         cc = torch.fft.irfft2(tf * torch.conj(torch.fft.rfft2(g, s=pad)), s=pad)

@@ -18,7 +18,7 @@ measures at 256² that a wrong shape cannot satisfy:
 - orientation NCC: the lines' local orientation as a doubled-angle field
   (gx + i·gy)² of √grey, blurred at σ = 2 px, correlated as complex vectors: lines
   in the same place running the same way;
-- line F1 of thin lines (utils.line_f1, lit √grey > 0.15 matched within 2 px).
+- line F1 of thin lines (metrics.line_f1, lit √grey > 0.15 matched within 2 px).
 
 bench/picture_score.py calibrates it: it ranks the true params ±1% above the best fit
 with a wrong geometry in ≥ 95% of pairs, where NCC √ σ = 2 does not.
@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+import metrics
 import utils
 
 STRUCTURE_KEYS = (
@@ -78,8 +79,8 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 def sharp_ncc(a: np.ndarray, b: np.ndarray, sigma: float = SHARP_SIGMA) -> float:
     """Pearson correlation of the linear grey images blurred by sigma px."""
-    ga = utils.gaussian_blur(a.mean(-1), sigma)
-    gb = utils.gaussian_blur(b.mean(-1), sigma)
+    ga = metrics.gaussian_blur(a.mean(-1), sigma)
+    gb = metrics.gaussian_blur(b.mean(-1), sigma)
     return _pearson(ga, gb)
 
 
@@ -89,7 +90,9 @@ def orientation_field(img: np.ndarray, sigma: float = ORIENT_SIGMA) -> np.ndarra
     g = np.sqrt(np.clip(img.mean(-1), 0, 1))
     gy, gx = np.gradient(g)
     z = (gx + 1j * gy) ** 2
-    return utils.gaussian_blur(z.real, sigma) + 1j * utils.gaussian_blur(z.imag, sigma)
+    return metrics.gaussian_blur(z.real, sigma) + 1j * metrics.gaussian_blur(
+        z.imag, sigma
+    )
 
 
 def orientation_ncc(a: np.ndarray, b: np.ndarray, sigma: float = ORIENT_SIGMA) -> float:
@@ -108,7 +111,7 @@ def picture_parts(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
     parts = {
         "sharp": sharp_ncc(a, b, SHARP_SIGMA * s),
         "orient": orientation_ncc(a, b, ORIENT_SIGMA * s),
-        "f1": utils.line_f1(a, b),
+        "f1": metrics.line_f1(a, b),
     }
     parts["score"] = float(np.mean(list(parts.values())))
     return parts

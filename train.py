@@ -44,11 +44,11 @@ import torch
 import torch.nn.functional as F
 
 import cluster
+import metrics
 import model as M
 import shards
 import utils
 
-LIT = 0.15  # √value above which a pixel counts as lit (evaluation.md's line F1)
 SHEET_ROWS = 4
 
 
@@ -427,67 +427,6 @@ def split(n: int, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------
-# Picture measures in torch (the same formulas as utils.ncc / utils.line_f1)
-
-
-def gray_sqrt(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
-    """(B, 3, R, R) in [0, 1] → √ of the channel mean, (B, 1, R, R); eps > 0 gives
-    √(x + eps) − √eps, which has a finite gradient at black."""
-    g = x.float().mean(1, keepdim=True).clamp(min=0)
-    return M.sqrt_image(g, eps) if eps > 0 else g.sqrt()
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W) with reflect padding."""
-    if sigma <= 0:
-        return x
-    r = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (r, r, r, r), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def ncc_batch(
-    a: torch.Tensor, b: torch.Tensor, sigma: float | None = None, eps: float = 0.0
-) -> torch.Tensor:
-    """(B,) Pearson correlation of √gray images blurred by sigma px (default 2 px at
-    256², scaled with size); 0 when either is blank. a, b: (B, 3, R, R) in [0, 1].
-    eps > 0: the differentiable √ of gray_sqrt (for losses)."""
-    s = 2.0 * a.shape[-1] / 256 if sigma is None else sigma
-    ga = gaussian_blur(gray_sqrt(a, eps), s)
-    gb = gaussian_blur(gray_sqrt(b, eps), s)
-    ga = ga - ga.mean((1, 2, 3), keepdim=True)
-    gb = gb - gb.mean((1, 2, 3), keepdim=True)
-    num = (ga * gb).sum((1, 2, 3))
-    den = ((ga * ga).sum((1, 2, 3)) * (gb * gb).sum((1, 2, 3))).clamp(min=1e-12).sqrt()
-    return num / den
-
-
-def _dilate(mask: torch.Tensor, r: int) -> torch.Tensor:
-    """Dilation of a (B, 1, H, W) bool mask by a disk of radius r px."""
-    t = torch.arange(-r, r + 1, device=mask.device)
-    disk = ((t[:, None] ** 2 + t[None, :] ** 2) <= r * r).float()[None, None]
-    return F.conv2d(mask.float(), disk, padding=r) > 0
-
-
-def line_f1_batch(
-    a: torch.Tensor, b: torch.Tensor, threshold: float = LIT, radius: int = 2
-) -> torch.Tensor:
-    """(B,) F1 of lit pixels (√gray > threshold) matched within `radius` px; a is the
-    prediction, b the target; 0 when either is blank."""
-    ma, mb = gray_sqrt(a) > threshold, gray_sqrt(b) > threshold
-    sa, sb = ma.sum((1, 2, 3)).float(), mb.sum((1, 2, 3)).float()
-    prec = (ma & _dilate(mb, radius)).sum((1, 2, 3)) / sa.clamp(min=1)
-    rec = (mb & _dilate(ma, radius)).sum((1, 2, 3)) / sb.clamp(min=1)
-    f1 = 2 * prec * rec / (prec + rec).clamp(min=1e-12)
-    return torch.where((sa > 0) & (sb > 0), f1, torch.zeros_like(f1))
-
-
-# ----------------------------------------------------------------------------------
 # Losses
 
 
@@ -513,8 +452,8 @@ def forward_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """pred, target (B, 3, R, R) in [0, 1] → (scalar loss, its parts as floats)."""
     pred, target = pred.float(), target.float()
-    sp, st = M.sqrt_image(pred), M.sqrt_image(target)
-    lit = _dilate(gray_sqrt(target) > LIT, 1).float()  # (B, 1, R, R)  # (B, 1, R, R)
+    sp, st = metrics.sqrt_image(pred), metrics.sqrt_image(target)
+    lit = metrics.dilate(metrics.lit_mask(target), 1).float()  # (B, 1, R, R)
     weight = 1 + w.lit * lit
     l1 = (weight * (sp - st).abs()).mean() / weight.mean()
     parts = {"l1": float(l1.detach())}
@@ -530,7 +469,12 @@ def forward_loss(
     if w.ncc:
         ncc = (
             1
-            - ncc_batch(pred, target, max(0.5, 2.0 * pred.shape[-1] / 256), 1e-4).mean()
+            - metrics.ncc_batch(
+                pred,
+                target,
+                max(0.5, metrics.scaled_sigma(metrics.NCC_SIGMA, pred.shape[-1])),
+                1e-4,
+            ).mean()
         )
         loss = loss + w.ncc * ncc
         parts["1-ncc"] = float(ncc.detach())
@@ -876,8 +820,8 @@ def evaluate_forward(
         loss, _ = forward_loss(pred, target, perceptual, w)
         pred = pred.float()
         tot["val_loss"] += float(loss) * len(idx)
-        tot["ncc"] += float(ncc_batch(pred, target).sum())
-        tot["f1"] += float(line_f1_batch(pred, target).sum())
+        tot["ncc"] += float(metrics.ncc_batch(pred, target).sum())
+        tot["f1"] += float(metrics.line_f1_batch(pred, target).sum())
     net.train(was)
     return {k: v / max(1, len(pairs)) for k, v in tot.items()}
 
@@ -893,7 +837,7 @@ def forward_sheet(
     target = images_at(pairs, idx, device)
     pred = net(to_device(pairs.enc, idx, device)).float().clamp(0, 1)
     net.train(was)
-    nccs = ncc_batch(pred, target).tolist()
+    nccs = metrics.ncc_batch(pred, target).tolist()
     tiles, labels = [], []
     for i in range(len(idx)):
         tiles += [
@@ -1349,7 +1293,10 @@ def train_inverse(
                 target = imgs.permute(0, 2, 3, 1).cpu().numpy()
                 res["render_ncc"] = float(
                     np.mean(
-                        [utils.ncc(r, t) for r, t in zip(rendered, target, strict=True)]
+                        [
+                            metrics.ncc(r, t)
+                            for r, t in zip(rendered, target, strict=True)
+                        ]
                     )
                 )
                 evaluate.cache = (target, rendered)  # type: ignore[attr-defined]
@@ -1373,7 +1320,7 @@ def train_inverse(
                 tiles += [target[i], rendered[i]]
                 labels += [
                     Path(val.names[i]).name,
-                    f"pred {utils.ncc(rendered[i], target[i]):.2f}",
+                    f"pred {metrics.ncc(rendered[i], target[i]):.2f}",
                 ]
             return utils.contact_sheet(
                 tiles, labels, cols=8, cell=max(96, settings["size"])

@@ -58,6 +58,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import metrics
 import pretrain_inverse
 import search
 import structure
@@ -219,7 +220,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of the grey images (Gaussian window σ 1.5 px, 11 px), in [-1, 1]."""
     x = torch.from_numpy(a.mean(-1, dtype=np.float32))[None, None]
     y = torch.from_numpy(b.mean(-1, dtype=np.float32))[None, None]
-    k = search._gauss_kernel(1.5)
+    k = metrics.gauss_kernel(1.5)
     w = (k[:, None] * k[None, :])[None, None]
     mu_x, mu_y = F.conv2d(x, w), F.conv2d(y, w)
     sxx = F.conv2d(x * x, w) - mu_x**2
@@ -242,8 +243,8 @@ def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
     (structure.py) and its parts, same (picture ≥ structure.SAME_PICTURE)."""
     parts = structure.picture_parts(img, target)
     return {
-        "ncc": utils.ncc(img, target),
-        "f1": utils.line_f1(img, target),
+        "ncc": metrics.ncc(img, target),
+        "f1": metrics.line_f1(img, target),
         "ssim": ssim(img, target),
         "psnr": psnr(img, target),
         "picture": parts["score"],
@@ -403,8 +404,8 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
             search.pipeline_loss(target), start, args.twin_seconds
         )
         sec = time.perf_counter() - t0
-        before = utils.ncc(scene.render(start, 256) / 255, t256, 1.0)
-        after = utils.ncc(scene.render(found, 256) / 255, t256, 1.0)
+        before = metrics.ncc(scene.render(start, 256) / 255, t256, 1.0)
+        after = metrics.ncc(scene.render(found, 256) / 255, t256, 1.0)
         rows.append({"before": before, "after": after, "seconds": sec})
         print(
             f"t{len(rows) - 1:02d} {truth['geometry']:<11} reps {truth['repetitions']:3d} "

@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import metrics
 import model as M
 import train
 import utils
@@ -86,7 +87,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Plain SSIM of the gray images (Gaussian window σ 1.5 px)."""
     x, y = a.mean(-1).astype(np.float64), b.mean(-1).astype(np.float64)
-    blur = utils.gaussian_blur
+    blur = metrics.gaussian_blur
     mx, my = blur(x, 1.5), blur(y, 1.5)
     vx = blur(x * x, 1.5) - mx * mx
     vy = blur(y * y, 1.5) - my * my
@@ -101,10 +102,12 @@ def scores(
 ) -> dict[str, float]:
     out = {
         "NCC": float(
-            np.mean([utils.ncc(p, t) for p, t in zip(preds, targets, strict=True)])
+            np.mean([metrics.ncc(p, t) for p, t in zip(preds, targets, strict=True)])
         ),
         "line F1": float(
-            np.mean([utils.line_f1(p, t) for p, t in zip(preds, targets, strict=True)])
+            np.mean(
+                [metrics.line_f1(p, t) for p, t in zip(preds, targets, strict=True)]
+            )
         ),
         "PSNR dB": float(
             np.mean([psnr(p, t) for p, t in zip(preds, targets, strict=True)])
@@ -193,15 +196,15 @@ def bench_inverse(
     out["acc layer count"] = float((enc["n_layers"] == true["n_layers"]).float().mean())
     renders = [client.render(p, size) for p in preds]
     out["NCC of render"] = float(
-        np.mean([utils.ncc(r, t) for r, t in zip(renders, targets, strict=True)])
+        np.mean([metrics.ncc(r, t) for r, t in zip(renders, targets, strict=True)])
     )
     out["line F1 of render"] = float(
-        np.mean([utils.line_f1(r, t) for r, t in zip(renders, targets, strict=True)])
+        np.mean([metrics.line_f1(r, t) for r, t in zip(renders, targets, strict=True)])
     )
     rng = random.Random(seed + 1)
     rand = [client.render(utils.sample_params(rng), size) for _ in targets]
     out["NCC of a random draw (reference)"] = float(
-        np.mean([utils.ncc(r, t) for r, t in zip(rand, targets, strict=True)])
+        np.mean([metrics.ncc(r, t) for r, t in zip(rand, targets, strict=True)])
     )
     return out
 

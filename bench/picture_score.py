@@ -41,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import metrics
 import pretrain_inverse
 import search
 import structure
@@ -48,12 +49,12 @@ import utils
 
 Measure = Callable[[np.ndarray, np.ndarray], float]
 MEASURES: dict[str, Measure] = {
-    "ncc √ σ2 (today)": lambda a, b: utils.ncc(a, b),
-    "ncc √ σ0.5": lambda a, b: utils.ncc(a, b, 0.5),
+    "ncc √ σ2 (today)": lambda a, b: metrics.ncc(a, b),
+    "ncc √ σ0.5": lambda a, b: metrics.ncc(a, b, 0.5),
     "sharp ncc σ0.5": structure.sharp_ncc,
     "orientation σ1": lambda a, b: structure.orientation_ncc(a, b, 1.0),
     "orientation σ2": structure.orientation_ncc,
-    "line F1": lambda a, b: utils.line_f1(a, b),
+    "line F1": lambda a, b: metrics.line_f1(a, b),
     "picture score": structure.picture_score,
 }
 
@@ -199,7 +200,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         ]
         others = [g for g in utils.GEOMETRIES if g != truth["geometry"]]
         swapped = {
-            g: utils.ncc(
+            g: metrics.ncc(
                 r.render(structure.with_choice(truth, "geometry", g), 128), t128
             )
             for g in others

@@ -7,8 +7,8 @@ bundled renderer's scene.
 
 Fidelity: held-out draws of `utils.sample_params` (seed --seed, noise, dither and
 CRT off) drawn by the renderer (renderer.scene.render, in-process) and by the twin;
-NCC of √grey, both blurred by σ = 1 px (`utils.ncc`). A draw that both draw black
-(every pixel < 1/255) counts as a match (NCC 1; `utils.ncc` says 0 for a blank
+NCC of √grey, both blurred by σ = 1 px (`metrics.ncc`). A draw that both draw black
+(every pixel < 1/255) counts as a match (NCC 1; `metrics.ncc` says 0 for a blank
 picture) and is counted apart. With ../shared/golden (or --golden) present, every
 golden case at 256² is compared with the original's picture by both: the twin's NCC
 beside the renderer's own.
@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
+import metrics
 import twin
 import utils
 from renderer import scene
@@ -92,7 +93,7 @@ def agreement(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, bool]:
     """(NCC √grey σ = 1, both black) of two float pictures in [0, 1]."""
     if ours.max() < BLANK and theirs.max() < BLANK:
         return 1.0, True
-    return utils.ncc(ours, theirs, NCC_SIGMA), False
+    return metrics.ncc(ours, theirs, NCC_SIGMA), False
 
 
 def fidelity(draws: list[dict[str, Any]], size: int) -> dict[str, Any]:
@@ -154,8 +155,8 @@ def golden(folder: str | None) -> list[dict[str, Any]] | None:
         rows.append(
             {
                 "name": case.name,
-                "renderer": utils.ncc(ren, original, NCC_SIGMA),
-                "twin": utils.ncc(ours, original, NCC_SIGMA),
+                "renderer": metrics.ncc(ren, original, NCC_SIGMA),
+                "twin": metrics.ncc(ours, original, NCC_SIGMA),
                 "post": post,
             }
         )

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import metrics
 import model as M
 import utils
 from renderer import scene
@@ -171,7 +172,7 @@ def test_composite_warp_reproduces_the_renderer(renderer_url: str) -> None:
         real = client.render(p, R)
         if real.max() > 0.1:
             composed = total[0].clamp(0, 1).permute(1, 2, 0).numpy()
-            scores.append(utils.ncc(composed, real))
+            scores.append(metrics.ncc(composed, real))
     client.close()
     assert float(np.mean(scores)) > 0.85, scores
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+import metrics
 import predict
 import search
 import structure
@@ -183,11 +184,11 @@ def test_image_loss_ranks_blank_worst_and_matches_utils_metrics(
     assert float(loss(blank)[0]) == pytest.approx(1.0, abs=1e-3)
     other = client.render(plain(sample(7)), 128)
     assert 1 - float(loss(search.to_tensor(other))[0]) == pytest.approx(
-        utils.ncc(other, t), abs=2e-3
+        metrics.ncc(other, t), abs=2e-3
     )
     t256, o256 = client.render(target_params, 256), client.render(plain(sample(7)), 256)
     f1 = search.ImageLoss(t256).line_f1(search.to_tensor(o256))
-    assert float(f1[0]) == pytest.approx(utils.line_f1(o256, t256), abs=1e-4)
+    assert float(f1[0]) == pytest.approx(metrics.line_f1(o256, t256), abs=1e-4)
 
 
 def test_brightness_fit_dims_a_blown_out_match(
@@ -240,8 +241,10 @@ def test_registration_recovers_the_scene_transform(
     )
     assert ncc > 0.8
     back = client.render(search.apply_similarity(target_params, a, k, (tx, ty)), 128)
-    assert utils.ncc(back, client.render(moved, 128)) > 0.8
-    assert utils.ncc(client.render(target_params, 128), client.render(moved, 128)) < 0.5
+    assert metrics.ncc(back, client.render(moved, 128)) > 0.8
+    assert (
+        metrics.ncc(client.render(target_params, 128), client.render(moved, 128)) < 0.5
+    )
 
 
 def test_select_novel_spreads_picks_and_honours_the_guard() -> None:
@@ -275,7 +278,7 @@ def test_predict_gets_closer_than_its_start(
     t256 = client.render(target_params, 256)
     near = json.loads((bank_dir / "params" / "000000.json").read_text())
     start_img = client.render(near, 256)
-    start_ncc = utils.ncc(start_img, t256)
+    start_ncc = metrics.ncc(start_img, t256)
     # the pipeline loss weighs the picture score's shape terms beside NCC (issue 14),
     # so it gains on both rather than on NCC alone
     assert res["ncc"] > start_ncc + 0.05 and res["ncc"] > 0.4

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import metrics
 import utils
 from renderer import geometry, png, postfx, progressions, scene
 
@@ -860,7 +861,7 @@ def test_heavy_scene_is_drawn_smaller_and_still_looks_alike() -> None:
     small = scene.render(p, 128).astype(float)
     big = scene.render(p, 512).astype(float)
     shrunk = big.reshape(128, 4, 128, 4, 3).mean(axis=(1, 3))
-    assert utils.ncc(small / 255, shrunk / 255) > 0.9
+    assert metrics.ncc(small / 255, shrunk / 255) > 0.9
 
 
 def test_gallery_writes_a_contact_sheet(tmp_path: Any) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import metrics
 import twin
 import utils
 from renderer import progressions, scene
@@ -66,7 +67,7 @@ def test_twin_matches_the_renderer_on_held_out_draws() -> None:
         ref = scene.render(p, 128).astype(np.float64) / 255
         if ref.max() < 1 / 255:
             continue  # black: nothing to compare
-        scores.append(utils.ncc(twin.render_params(p, 128), ref, 1.0))
+        scores.append(metrics.ncc(twin.render_params(p, 128), ref, 1.0))
     a = np.array(scores)
     assert np.median(a) >= 0.95, a
     assert (a >= 0.9).mean() >= 0.85, a
