@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import metrics
 import utils
 from renderer.geometry import outline_points
 from renderer.progressions import (
@@ -1303,7 +1304,7 @@ class SqrtMultiScaleL1(nn.Module):
         self.levels = levels
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a, b = sqrt_image(a), sqrt_image(b)
+        a, b = metrics.sqrt_image(a), metrics.sqrt_image(b)
         total = a.new_zeros(a.shape[0])
         for lvl in range(self.levels):
             if lvl:
@@ -1312,11 +1313,6 @@ class SqrtMultiScaleL1(nn.Module):
                 a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
             total = total + (a - b).abs().mean((1, 2, 3))
         return total / self.levels
-
-
-def sqrt_image(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """√x with a finite gradient at 0: √(x + eps) − √eps, x in [0, 1]."""
-    return (x.clamp(min=0) + eps).sqrt() - math.sqrt(eps)
 
 
 class LPIPSDistance(nn.Module):
