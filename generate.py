@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+import config
 import utils
 
 PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
@@ -75,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument(
         "--profile",
-        choices=sorted(utils.PROFILES),
+        choices=sorted(config.PROFILES),
         default=None,
         help="settings profile for the default size (default: gpu with CUDA, else cpu)",
     )
@@ -530,7 +531,7 @@ def main(args: argparse.Namespace) -> int:
     unreadable refs line), and Stopped (a KeyboardInterrupt) after Ctrl-C/SIGTERM,
     each after writing every pair that completed and saying how to resume."""
     log = print
-    size = args.size or utils.get_profile(args.profile)["size"]
+    size = args.size or config.get_profile(args.profile).size
     layout = Layout(Path(args.out))
     try:  # never append pairs of this schema to a folder of another
         utils.check_data_schema(layout.out)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import config
 import utils
 
 STAGES = (
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = ap.add_argument_group("round")
     g.add_argument(
         "--profile",
-        choices=sorted(utils.PROFILES),
+        choices=sorted(config.PROFILES),
         default=None,
         help="settings profile (default: gpu with CUDA, else cpu)",
     )
@@ -187,10 +188,10 @@ def main(args: argparse.Namespace) -> Path:
     import train
 
     log = print
-    prof = utils.get_profile(args.profile)
-    n = args.n if args.n is not None else prof["n"]
-    nq = args.nq if args.nq is not None else prof["nq"]
-    size = args.size or prof["size"]
+    prof = config.get_profile(args.profile)
+    n = args.n if args.n is not None else prof.n
+    nq = args.nq if args.nq is not None else prof.nq
+    size = args.size or prof.size
     data, quality = Path(args.data), Path(args.data) / "quality"
     ckpt, output = Path(args.checkpoints), Path(args.output)
     rnd = Round(output, args.new_round)
@@ -198,7 +199,7 @@ def main(args: argparse.Namespace) -> Path:
     st = rnd.state
     # Targets are fixed when the round starts, so an interrupted round tops up to the
     # same numbers instead of adding again.
-    st.setdefault("profile", prof["name"])
+    st.setdefault("profile", prof.name)
     st.setdefault("started", time.strftime("%Y-%m-%d %H:%M:%S"))
     st.setdefault(
         "target_data",
@@ -208,7 +209,7 @@ def main(args: argparse.Namespace) -> Path:
     rnd.save()
     verb = "carrying on" if rnd.resumed else "starting"
     log(
-        f"iterate: {verb} round {rnd.number} ({rnd.dir}), profile {prof['name']}, "
+        f"iterate: {verb} round {rnd.number} ({rnd.dir}), profile {prof.name}, "
         f"data {size}x{size} px, {st['target_data']} coverage + "
         f"{st['target_quality']} quality samples in all"
     )
@@ -228,7 +229,7 @@ def main(args: argparse.Namespace) -> Path:
 
         def train_stage(stage: str, folders: list[Path], epochs: int | None) -> Any:
             argv = ["--stage", stage, "--data", *map(str, folders), "--size", str(size)]
-            argv += ["--profile", prof["name"], "--out", str(ckpt / stage), *common]
+            argv += ["--profile", prof.name, "--out", str(ckpt / stage), *common]
             argv += rurl
             if epochs is not None:
                 argv += ["--epochs", str(epochs)]

@@ -47,6 +47,7 @@ from torch import nn
 
 import metrics
 import utils
+from config import ForwardConfig
 from renderer.geometry import outline_points
 from renderer.progressions import (
     alpha_progression,
@@ -490,45 +491,6 @@ def splat_layout(
 
 # ----------------------------------------------------------------------------------
 # Forward model
-
-
-@dataclass
-class ForwardConfig:
-    """size: output R (px); width: decoder base width (channels at full size);
-    hidden: MLP width; embed: categorical embedding size; n_freq: Fourier
-    frequencies per continuous value (0 = raw values only); attn_res: self-attention
-    at the largest decoder stage of at most attn_res² px (0 = none); composite:
-    per-chain decode + affine warp + additive sum (False: one decoder for the whole
-    image); canvas: the canonical chain canvas' extent relative to the view; density:
-    its pixels per view pixel (canvas side = size·canvas·density, a multiple of 8);
-    pattern_ch: learned fixed-pattern maps given to the post-net (dither / noise);
-    layout_k: instances per chain placed by docs/scene.md's progressions and splatted
-    as a hint for the decoder (0 = none); layout_res: the hint's side in px;
-    template: side of the learned outline templates used by the splat; hint_direct:
-    add the hint (at a learned per-chain gain) to the decoder's canvas."""
-
-    size: int = 64
-    width: int = 8
-    hidden: int = 256
-    embed: int = 8
-    n_freq: int = 4
-    attn_res: int = 12
-    composite: bool = True
-    canvas: float = 2.5
-    density: float = 0.5
-    pattern_ch: int = 4
-    layout_k: int = 48
-    layout_res: int = 48
-    template: int = 32
-    hint_direct: bool = True
-
-    @property
-    def canvas_size(self) -> int:
-        """The canonical canvas' side: size·canvas·density rounded to b·2^k, b in
-        8..15, so that the decoder can reach it from a b×b grid."""
-        target = max(8.0, self.size * self.canvas * self.density)
-        k = max(1, math.floor(math.log2(target / 8)))
-        return int(round(target / 2**k) * 2**k)
 
 
 class ForwardModel(nn.Module):

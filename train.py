@@ -10,8 +10,8 @@ shard folder (generate.py --shards, shards.py), decoded
 once into DIR/.cache/train-SIZE.npz (images resized to --size). 10% validation
 (seeded); the best epoch by validation is kept at --out, the latest (with optimizer
 state, for --resume) at OUT-last. Each epoch writes OUT-curves.png and OUT-val.png
-(a validation sheet to look at). Settings default to the profile (`utils.PROFILES`:
-cpu on a CPU, gpu with CUDA); flags win.
+(a validation sheet to look at). Settings default to the profile (config.py: cpu on
+a CPU, gpu with CUDA; `--help` shows its values); flags win.
 
 Forward loss (evaluation.md: plain L1/L2 and SSIM reward black on this scene): L1 on
 √image with pixels near lit target pixels weighted up, + L1 of 4×-pooled √image (a
@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 import cluster
+import config
 import metrics
 import model as M
 import shards
@@ -52,10 +53,28 @@ import utils
 SHEET_ROWS = 4
 
 
+def _profile_and_stage(argv: list[str] | None) -> tuple[config.Profile, str]:
+    """--profile and --stage read ahead of the full parse, so that the flags' defaults
+    (and --help) are the profile's values for that stage."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--profile", choices=sorted(config.PROFILES), default=None)
+    pre.add_argument("--stage", default="forward")
+    known, _ = pre.parse_known_args(argv)
+    stage = known.stage if known.stage in ("forward", "inverse") else "forward"
+    return config.get_profile(known.profile), stage
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags; those left out take the profile's values (config.PROFILES) for the
+    stage, and --help shows them."""
+    prof, stage = _profile_and_stage(argv)
+    st: config.ForwardTraining | config.InverseTraining = getattr(prof, stage)
+    fm, inv = prof.forward.model, prof.inverse
     ap = argparse.ArgumentParser(
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"Defaults shown: profile {prof.name}, stage {stage} (--profile and "
+        "--stage change them).",
     )
     g = ap.add_argument_group("what to train")
     g.add_argument(
@@ -66,9 +85,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument(
         "--profile",
-        choices=sorted(utils.PROFILES),
-        default=None,
-        help="settings profile (default: gpu with CUDA, else cpu)",
+        choices=sorted(config.PROFILES),
+        default=prof.name,
+        help="settings profile: the defaults below (default: gpu with CUDA, else "
+        "cpu; here %(default)s)",
     )
     d = ap.add_argument_group("data")
     d.add_argument(
@@ -76,38 +96,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=["data"],
         help="one or more folders with images/ and params/, or shard folders "
-        "(missing ones are skipped)",
+        "(missing ones are skipped) (default: %(default)s)",
     )
     d.add_argument(
         "--size",
         type=int,
-        default=None,
-        help="training resolution in px (default: the profile's size)",
+        default=prof.size,
+        help="training resolution in px (%(default)s)",
     )
     d.add_argument(
         "--max-samples",
         type=int,
         default=0,
-        help="use at most this many pairs, 0 = all (default 0)",
+        help="use at most this many pairs, 0 = all (%(default)s)",
     )
-    d.add_argument("--val-frac", type=float, default=0.1, help="validation share (0.1)")
-    d.add_argument("--seed", type=int, default=0, help="split/shuffle/init seed (0)")
+    d.add_argument(
+        "--val-frac", type=float, default=0.1, help="validation share (%(default)s)"
+    )
+    d.add_argument(
+        "--seed", type=int, default=0, help="split/shuffle/init seed (%(default)s)"
+    )
     o = ap.add_argument_group("optimisation")
-    o.add_argument(
-        "--epochs", type=int, default=None, help="epochs (default: the profile's)"
-    )
+    o.add_argument("--epochs", type=int, default=st.epochs, help="epochs (%(default)s)")
     o.add_argument(
         "--batch-size",
         type=int,
-        default=None,
-        help="batch size (default: the profile's)",
+        default=prof.batch_size,
+        help="global batch size (%(default)s)",
     )
     o.add_argument(
         "--lr",
         type=float,
-        default=None,
-        help="AdamW learning rate (default: the profile's; spec: forward 2e-4, "
-        "inverse 1e-4)",
+        default=st.lr,
+        help="AdamW learning rate (%(default)s; spec: forward 2e-4, inverse 1e-4)",
     )
     o.add_argument(
         "--resume",
@@ -123,45 +144,94 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     m = ap.add_argument_group("models")
     m.add_argument(
         "--out",
-        default=None,
-        help="checkpoint path without extension "
-        "(checkpoints/forward or checkpoints/inverse)",
-    )
-    m.add_argument(
-        "--width",
-        type=int,
-        default=None,
-        help="forward decoder width (default: the profile's forward_width)",
+        default=str(
+            M.DEFAULT_FORWARD_PATH if stage == "forward" else M.DEFAULT_INVERSE_PATH
+        ),
+        help="checkpoint path without extension (%(default)s)",
     )
     m.add_argument(
         "--perceptual",
         default="auto",
         help="perceptual distance: auto | lpips | sqrt-ms-l1 (auto: lpips when "
-        "its weights exist)",
+        "its weights exist) (%(default)s)",
     )
-    m.add_argument(
+    f = ap.add_argument_group("forward model (config.ForwardConfig)")
+    f.add_argument(
+        "--width", type=int, default=fm.width, help="decoder width (%(default)s)"
+    )
+    f.add_argument(
+        "--hidden", type=int, default=fm.hidden, help="MLP width (%(default)s)"
+    )
+    f.add_argument(
+        "--attn-res",
+        type=int,
+        default=fm.attn_res,
+        help="self-attention at the decoder stage of at most this² px, 0 = none "
+        "(%(default)s)",
+    )
+    f.add_argument(
+        "--density",
+        type=float,
+        default=fm.density,
+        help="chain canvas px per view px (%(default)s)",
+    )
+    f.add_argument(
+        "--layout-k",
+        type=int,
+        default=fm.layout_k,
+        help="instances per chain in the layout hint, 0 = none (%(default)s)",
+    )
+    f.add_argument(
+        "--layout-res",
+        type=int,
+        default=fm.layout_res,
+        help="the layout hint's side in px (%(default)s)",
+    )
+    i = ap.add_argument_group("inverse model")
+    i.add_argument(
         "--forward",
         default=M.DEFAULT_FORWARD_PATH,
-        help="inverse stage: the frozen forward model for the perceptual loss "
-        "(checkpoints/forward; skipped when absent)",
+        help="the frozen forward model for the perceptual loss (%(default)s; "
+        "skipped when absent)",
     )
-    m.add_argument(
+    i.add_argument(
         "--backbone",
         default=None,
-        help="inverse backbone: dinov2 | resnet10t | any timm name (default: the "
-        "profile's; dinov2 without weights falls back to resnet10t)",
+        help=f"dinov2 | resnet10t | any timm name (default: the profile's, here "
+        f"{inv.backbone}; the profile's dinov2 without weights falls back to "
+        "resnet10t, an explicit one is an error)",
     )
-    m.add_argument(
+    i.add_argument(
         "--backbone-weights",
         default=None,
         help="DINOv2 weights file (.safetensors/.pth) instead of the HF hub cache",
     )
-    m.add_argument(
+    i.add_argument(
         "--freeze-epochs",
         type=int,
         default=None,
-        help="inverse: epochs with the backbone frozen before it trains at 0.1× "
-        "the LR (default: the profile's for a pretrained backbone, 0 from scratch)",
+        help="epochs with the backbone frozen before it trains at 0.1× the LR "
+        f"(default: the profile's, here {inv.freeze_epochs}, for a pretrained "
+        "backbone; 0 from scratch)",
+    )
+    i.add_argument(
+        "--perceptual-weight",
+        type=float,
+        default=inv.perceptual_weight,
+        help="weight of the perceptual loss through the forward model, 0 = off "
+        "(%(default)s)",
+    )
+    i.add_argument(
+        "--perceptual-batch",
+        type=int,
+        default=inv.perceptual_batch,
+        help="samples of each batch put through the forward model (%(default)s)",
+    )
+    i.add_argument(
+        "--sqrt-input",
+        action=argparse.BooleanOptionalAction,
+        default=inv.sqrt_input,
+        help="feed the backbone √image (%(default)s)",
     )
     r = ap.add_argument_group("validation sheet (inverse)")
     r.add_argument(
@@ -185,7 +255,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=0,
-        help="CPU threads for torch, 0 = torch's default (0)",
+        help="CPU threads for torch, 0 = torch's default (%(default)s)",
     )
     h.add_argument(
         "--no-compile",
@@ -193,16 +263,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="skip torch.compile on CUDA",
     )
     args = ap.parse_args(argv)
-    for name in ("epochs", "batch_size", "size", "width"):
+    for name in ("epochs", "batch_size", "size", "width", "hidden"):
         v = getattr(args, name)
-        if v is not None and v < 1:
+        if v < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.lr is not None and args.lr <= 0:
+    if args.lr <= 0:
         ap.error("--lr must be > 0")
     if not 0.0 < args.val_frac < 1.0:
         ap.error("--val-frac must be in (0, 1)")
-    if args.max_samples < 0:
-        ap.error("--max-samples must be >= 0")
+    for name in ("max_samples", "freeze_epochs", "perceptual_batch", "attn_res"):
+        if (getattr(args, name) or 0) < 0:
+            ap.error(f"--{name.replace('_', '-')} must be >= 0")
+    if args.perceptual_weight < 0:
+        ap.error("--perceptual-weight must be >= 0")
     return args
 
 
@@ -783,20 +856,18 @@ class Run:
 # The forward stage
 
 
-def forward_config(
-    args: argparse.Namespace, prof: dict[str, Any], size: int
-) -> M.ForwardConfig:
-    """ForwardConfig from the profile's forward_<field> keys (e.g. forward_width,
-    forward_layout_k), --width winning; fields the profile leaves out keep the
-    dataclass defaults."""
-    cfg = M.ForwardConfig(size=size)
-    for f in dataclasses.fields(cfg):
-        key = f"forward_{f.name}"
-        if key in prof:
-            setattr(cfg, f.name, type(getattr(cfg, f.name))(prof[key]))
-    if args.width:
-        cfg.width = args.width
-    return cfg
+def forward_config(args: argparse.Namespace) -> config.ForwardConfig:
+    """The profile's forward network shape with the size and the shape flags."""
+    return dataclasses.replace(
+        config.get_profile(args.profile).forward.model,
+        size=args.size,
+        width=args.width,
+        hidden=args.hidden,
+        attn_res=args.attn_res,
+        density=args.density,
+        layout_k=args.layout_k,
+        layout_res=args.layout_res,
+    )
 
 
 @torch.no_grad()
@@ -852,21 +923,20 @@ def forward_sheet(
 
 def train_forward(
     args: argparse.Namespace,
-    prof: dict[str, Any],
-    settings: dict[str, Any],
     train: Pairs,
     val: Pairs,
     device: torch.device,
+    dist: cluster.Dist,
     log: Any,
 ) -> dict[str, Any]:
-    cfg = forward_config(args, prof, settings["size"])
+    cfg = forward_config(args)
     net = M.ForwardModel(cfg).to(device)
     n_params = sum(p.numel() for p in net.parameters())
     perceptual = M.create_perceptual(args.perceptual).to(device)
     log(f"forward: {n_params / 1e6:.2f}M params, {cfg}; perceptual: {perceptual.name}")
     w = ForwardLossWeights()
-    opt = torch.optim.AdamW(net.parameters(), lr=settings["lr"], weight_decay=0.01)
-    run = Run(Path(settings["out"]), "forward", args, higher_is_better=True, key="ncc")
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.01)
+    run = Run(Path(args.out), "forward", args, higher_is_better=True, key="ncc")
     if args.resume:
         run.resume(net, opt, {"size": cfg.size, "width": cfg.width}, log)
     fast = device.type == "cuda"
@@ -876,13 +946,14 @@ def train_forward(
         else contextlib.nullcontext()
     )
     step_net: Any = M.compile_hot_paths(net) if fast and not args.no_compile else net
-    train_net = cluster.wrap_ddp(step_net, settings.get("dist", cluster.Dist()), device)
+    train_net = cluster.wrap_ddp(step_net, dist, device)
     return fit(
         run,
         net,
         step_net,
         opt,
-        settings,
+        args,
+        dist,
         train,
         val,
         device,
@@ -892,7 +963,7 @@ def train_forward(
             train_net(enc), target, perceptual, w
         ),
         evaluate=lambda: evaluate_forward(
-            step_net, val, settings["batch_size"], device, perceptual, w, amp
+            step_net, val, args.batch_size, device, perceptual, w, amp
         ),
         sheet=lambda: forward_sheet(net, val, device),
         fields=["ncc", "f1"],
@@ -908,7 +979,8 @@ def fit(
     net: torch.nn.Module,
     step_net: Any,
     opt: torch.optim.Optimizer,
-    settings: dict[str, Any],
+    args: argparse.Namespace,
+    dist: cluster.Dist,
     train: Pairs,
     val: Pairs,
     device: torch.device,
@@ -925,13 +997,12 @@ def fit(
     Ctrl-C saves OUT-last and returns (resume with --resume)."""
     from tqdm import tqdm
 
-    epochs, bs = settings["epochs"], settings["batch_size"]
+    epochs, bs = args.epochs, args.batch_size
     per_epoch = max(1, len(train) // bs if len(train) > bs else 1)
     total = epochs * per_epoch
     warmup = min(200, max(1, total // 20))
     base_lrs = [g["lr"] for g in opt.param_groups]
-    gen = torch.Generator().manual_seed(settings["seed"] + run.start_epoch)
-    dist: cluster.Dist = settings.get("dist") or cluster.Dist()
+    gen = torch.Generator().manual_seed(args.seed + run.start_epoch)
     metrics: dict[str, Any] = run.history[-1] if run.history else {}
     net.train()
     epoch = run.start_epoch
@@ -943,9 +1014,7 @@ def fit(
             bar = tqdm(
                 batches(len(train), bs, gen)
                 if dist.world == 1
-                else cluster.rank_batches(
-                    len(train), bs, dist, settings["seed"], epoch
-                ),
+                else cluster.rank_batches(len(train), bs, dist, args.seed, epoch),
                 total=per_epoch,
                 desc=f"epoch {epoch + 1}/{epochs}",
                 unit="batch",
@@ -1044,12 +1113,12 @@ def fit(
 
 
 def choose_backbone(
-    args: argparse.Namespace, prof: dict[str, Any], log: Any
+    args: argparse.Namespace, prof: config.Profile, log: Any
 ) -> tuple[str, str | None]:
     """(backbone name, weights file or None). The profile's DINOv2 without weights
     falls back to the weight-free default with a notice; an explicit --backbone
     dinov2 without weights is an error (BackboneError) naming the file."""
-    name = args.backbone or prof.get("inverse_backbone", M.DEFAULT_FREE_BACKBONE)
+    name = args.backbone or prof.inverse.backbone
     if name in ("dinov2", M.DINOV2):
         if M.dinov2_weights_file(args.backbone_weights) is None:
             if args.backbone:
@@ -1159,23 +1228,23 @@ class PredictionRenderer:
 
 def train_inverse(
     args: argparse.Namespace,
-    prof: dict[str, Any],
-    settings: dict[str, Any],
     train: Pairs,
     val: Pairs,
     device: torch.device,
+    dist: cluster.Dist,
     log: Any,
 ) -> dict[str, Any]:
+    prof = config.get_profile(args.profile)
     name, weights = choose_backbone(args, prof, log)
-    out = Path(settings["out"])
+    out = Path(args.out)
     resuming = (
         args.resume and out.with_name(out.name + "-last").with_suffix(".json").exists()
     )
     # the model resizes any input to the size it was trained at (224 for DINOv2)
     cfg = M.InverseConfig(
         backbone=name,
-        input_size=224 if name == M.DINOV2 else settings["size"],
-        sqrt_input=bool(prof.get("inverse_sqrt_input", True)),
+        input_size=224 if name == M.DINOV2 else args.size,
+        sqrt_input=args.sqrt_input,
     )
     init = M.load_inverse(args.init) if args.init else None
     if init is not None:
@@ -1197,7 +1266,7 @@ def train_inverse(
         + (info["weights"] if pretrained else "none (trained from scratch)")
     )
     fwd = M.load_forward(args.forward, device) if args.forward else None
-    perc_weight = float(prof.get("inverse_perceptual_weight", 1.0))
+    perc_weight = args.perceptual_weight
     perceptual: torch.nn.Module | None = None
     if fwd is not None:
         fwd.requires_grad_(False)
@@ -1210,14 +1279,14 @@ def train_inverse(
     elif fwd is None:
         log(f"perceptual loss: off (no forward model at {args.forward})")
     else:
-        log("perceptual loss: off (the profile's inverse_perceptual_weight is 0)")
+        log("perceptual loss: off (--perceptual-weight 0)")
     freeze = (
         args.freeze_epochs
         if args.freeze_epochs is not None
-        else (int(prof.get("inverse_freeze_epochs", 3)) if pretrained else 0)
+        else (prof.inverse.freeze_epochs if pretrained else 0)
     )
     bb_mult = 0.1 if pretrained else 1.0
-    lr = settings["lr"]
+    lr = args.lr
     head_params = [
         p for n, p in net.named_parameters() if not n.startswith("backbone.")
     ]
@@ -1238,12 +1307,10 @@ def train_inverse(
         else contextlib.nullcontext()
     )
     step_net: Any = M.compile_hot_paths(net) if fast and not args.no_compile else net
-    train_net = cluster.wrap_ddp(
-        step_net, settings.get("dist", cluster.Dist()), device, find_unused=freeze > 0
-    )
-    per_epoch = max(1, len(train) // settings["batch_size"])
-    ramp_steps = max(1, settings["epochs"] * per_epoch // 2)
-    perc_batch = int(prof.get("inverse_perceptual_batch", 0))
+    train_net = cluster.wrap_ddp(step_net, dist, device, find_unused=freeze > 0)
+    per_epoch = max(1, len(train) // args.batch_size)
+    ramp_steps = max(1, args.epochs * per_epoch // 2)
+    perc_batch = args.perceptual_batch
 
     def set_frozen(epoch: int) -> None:
         frozen = epoch < freeze
@@ -1280,11 +1347,11 @@ def train_inverse(
         return loss, parts
 
     with contextlib.ExitStack() as stack:
-        renderer = PredictionRenderer(args, fwd, settings["size"], stack, log)
+        renderer = PredictionRenderer(args, fwd, args.size, stack, log)
         log(f"sheet renders: {renderer.source}")
 
         def evaluate() -> dict[str, float]:
-            res = evaluate_inverse(step_net, val, settings["batch_size"], device, amp)
+            res = evaluate_inverse(step_net, val, args.batch_size, device, amp)
             k = min(32, len(val))
             imgs = images_at(val, torch.arange(k), device)
             preds = net.predict_params(imgs)
@@ -1322,9 +1389,7 @@ def train_inverse(
                     Path(val.names[i]).name,
                     f"pred {metrics.ncc(rendered[i], target[i]):.2f}",
                 ]
-            return utils.contact_sheet(
-                tiles, labels, cols=8, cell=max(96, settings["size"])
-            )
+            return utils.contact_sheet(tiles, labels, cols=8, cell=max(96, args.size))
 
         fields = ["cont_nrmse", "cat_acc", "layers_acc"] + (
             ["render_ncc"] if renderer.source != "none" else []
@@ -1334,7 +1399,8 @@ def train_inverse(
             net,
             step_net,
             opt,
-            settings,
+            args,
+            dist,
             train,
             val,
             device,
@@ -1353,29 +1419,13 @@ def train_inverse(
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Train one stage; returns the final metrics, the history and the checkpoint."""
-    prof = utils.get_profile(args.profile)
     stage = args.stage
-    settings = {
-        "size": args.size or int(prof["size"]),
-        "epochs": args.epochs or int(prof[f"{stage}_epochs"]),
-        "batch_size": args.batch_size or int(prof["batch_size"]),
-        "lr": args.lr
-        or float(prof.get(f"{stage}_lr", 2e-4 if stage == "forward" else 1e-4)),
-        "out": args.out
-        or (M.DEFAULT_FORWARD_PATH if stage == "forward" else M.DEFAULT_INVERSE_PATH),
-        "seed": args.seed,
-    }
-    # the checkpoints' sidecars record the effective values
-    args.size, args.epochs = settings["size"], settings["epochs"]
-    args.batch_size, args.lr = settings["batch_size"], settings["lr"]
-    args.profile = prof["name"]
     if args.threads:
         torch.set_num_threads(args.threads)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     dist = cluster.init_distributed(args.device)  # torchrun: WORLD_SIZE > 1
-    settings["dist"] = dist
     if not dist.main:
         args.no_renderer = True  # rank 0 draws the sheets
     device = torch.device(
@@ -1388,8 +1438,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             print(msg, flush=True)
 
     log(
-        f"train {stage}: profile {prof['name']}, size {settings['size']}, epochs {settings['epochs']}, "
-        f"batch {settings['batch_size']}, lr {settings['lr']:g}, device {device}"
+        f"train {stage}: profile {args.profile}, size {args.size}, epochs {args.epochs}, "
+        f"batch {args.batch_size}, lr {args.lr:g}, device {device}"
         + (
             " (bf16 autocast" + (", compiled)" if not args.no_compile else ")")
             if device.type == "cuda"
@@ -1400,26 +1450,24 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         log(
             f"distributed: {dist.world} processes (DDP, "
             f"{'NCCL' if device.type == 'cuda' else 'gloo'}), global batch "
-            f"{settings['batch_size']} = {dist.world} × "
-            f"{max(1, settings['batch_size'] // dist.world)}"
+            f"{args.batch_size} = {dist.world} × "
+            f"{max(1, args.batch_size // dist.world)}"
         )
     if not dist.main:
         cluster.barrier(dist)  # rank 0 decodes and caches the data first
-    pairs = load_pairs(args.data, settings["size"], args.max_samples, log)
+    pairs = load_pairs(args.data, args.size, args.max_samples, log)
     if dist.main:
         cluster.barrier(dist)
     if len(pairs) < 2:
         raise SystemExit(f"need at least 2 pairs to train, found {len(pairs)}")
     tr, va = split(len(pairs), args.val_frac, args.seed)
     train, val = pairs.subset(tr), pairs.subset(va)
-    log(
-        f"data: {len(train)} train / {len(val)} validation pairs at {settings['size']} px"
-    )
-    Path(settings["out"]).parent.mkdir(parents=True, exist_ok=True)
+    log(f"data: {len(train)} train / {len(val)} validation pairs at {args.size} px")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     try:
         if stage == "forward":
-            return train_forward(args, prof, settings, train, val, device, log)
-        return train_inverse(args, prof, settings, train, val, device, log)
+            return train_forward(args, train, val, device, dist, log)
+        return train_inverse(args, train, val, device, dist, log)
     finally:
         cluster.finish_distributed(dist)
 

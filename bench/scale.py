@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # parameters, 256², batch 32, bf16 + torch.compile) trained at 158-165 samples/s on
 # one H200 once compiled. The plan below uses the lower figure.
 GPU_FORWARD_SAMPLES_S = 158.0
-GPU_FORWARD_EPOCHS = 20  # utils.PROFILES["gpu"]["forward_epochs"]
+GPU_FORWARD_EPOCHS = 20  # config.GPU.forward.epochs
 DDP_EFFICIENCY_8GPU = 0.9  # assumed for 8 GPUs in one node (NVLink all-reduce)
 
 

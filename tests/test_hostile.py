@@ -26,6 +26,7 @@ import pytest
 import requests
 from PIL import Image
 
+import config
 import utils
 
 # ----------------------------------------------------------------------------------
@@ -449,7 +450,7 @@ def last_checkpoint(tmp_path: Path) -> tuple[Any, Any, Any]:
     import model as M
     import train
 
-    net = M.ForwardModel(M.ForwardConfig(size=32, width=4, hidden=32, layout_k=4))
+    net = M.ForwardModel(config.ForwardConfig(size=32, width=4, hidden=32, layout_k=4))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     run = train.Run(tmp_path / "fwd", "forward", argparse.Namespace(), True, "ncc")
     run.save(net, opt, 1, {"ncc": 0.5})

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import config
 import metrics
 import model as M
 import utils
@@ -47,7 +48,7 @@ def test_batch_encode_shapes_and_ranges() -> None:
 @pytest.mark.parametrize("composite", [True, False])
 def test_forward_shapes_range_and_gradients(composite: bool) -> None:
     torch.manual_seed(0)
-    net = M.ForwardModel(M.ForwardConfig(**TINY, composite=composite))
+    net = M.ForwardModel(config.ForwardConfig(**TINY, composite=composite))
     b = M.batch_encode(sample(4))
     b["cont"].requires_grad_(True)
     b["layer_cont"] = b["layer_cont"].requires_grad_(True)
@@ -68,7 +69,7 @@ def test_scene_transform_moves_the_picture() -> None:
     Scene.position sits inside Scene.rotation and Scene.scale (docs/scene.md), so
     with scale 1 and rotation 0 it moves by exactly as much."""
     torch.manual_seed(0)
-    net = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    net = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     head_bias = net.decoder.head.bias
     assert head_bias is not None
     with torch.no_grad():
@@ -90,7 +91,7 @@ def test_scene_transform_moves_the_picture() -> None:
 
 def test_soft_inputs_match_hard_ones() -> None:
     torch.manual_seed(0)
-    net = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    net = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     b = M.batch_encode(sample(3, seed=1))
     soft: dict[str, Any] = dict(b)
     soft["cat_probs"] = [
@@ -107,7 +108,7 @@ def test_absent_layer_override_is_ignored() -> None:
     """A layer column whose presence flag is 0 holds no meaning: changing it changes
     nothing; with the flag set it does."""
     torch.manual_seed(0)
-    net = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    net = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     head_bias = net.decoder.head.bias
     assert head_bias is not None
     with torch.no_grad():
@@ -143,7 +144,7 @@ def test_composite_warp_reproduces_the_renderer(renderer_url: str) -> None:
     (the smallest allowed), so the canvas is 1/0.85 of the view. Layers squashed
     below |scale| 0.2 are left out: their chain reaches beyond any finite canvas."""
     R = 64
-    cfg = M.ForwardConfig(**{**TINY, "size": R, "density": 1.0, "canvas": 1 / 0.85})
+    cfg = config.ForwardConfig(**{**TINY, "size": R, "density": 1.0, "canvas": 1 / 0.85})
     net = M.ForwardModel(cfg)
     client = utils.RendererClient(url=renderer_url)
     rng = random.Random(7)
@@ -201,7 +202,7 @@ def test_inverse_outputs_and_predictions() -> None:
     for p in params:
         assert utils.validate_params(p)["layers"] == p["layers"]
     # the soft prediction drives the forward model (the inverse stage's perceptual loss)
-    fwd = M.ForwardModel(M.ForwardConfig(**TINY))
+    fwd = M.ForwardModel(config.ForwardConfig(**TINY))
     soft = M.InverseModel.to_encoded(net(imgs))
     img = fwd(
         {**soft, "bools": soft["bools_probs"], "layer_opt": soft["layer_opt_probs"]}
@@ -313,7 +314,7 @@ def test_lpips_loads_alexnet_weights_from_the_torch_hub_cache(
 
 def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    fwd = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    fwd = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     path = tmp_path / "ck" / "forward"
     M.save_checkpoint(fwd, path, {"metrics": {"ncc": 0.5}})
     assert path.with_suffix(".safetensors").is_file()
@@ -382,7 +383,7 @@ def test_a_failing_torch_compile_falls_back_to_eager(
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     torch.manual_seed(0)
-    fwd = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    fwd = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     b = M.batch_encode(sample(3), torch.device("cpu"))
     with torch.no_grad():
         want = fwd(b)
@@ -401,7 +402,7 @@ def test_cuda_amp_compile_forward_backward() -> None:
         pytest.skip("needs CUDA")
     dev = torch.device("cuda")
     torch.manual_seed(0)
-    fwd = M.ForwardModel(M.ForwardConfig(size=64, width=8, hidden=64, attn_res=16)).to(
+    fwd = M.ForwardModel(config.ForwardConfig(size=64, width=8, hidden=64, attn_res=16)).to(
         dev
     )
     step = M.compile_hot_paths(fwd)

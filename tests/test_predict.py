@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+import config
 import metrics
 import predict
 import search
@@ -334,7 +335,7 @@ def test_predict_with_tiny_models_runs_every_stage(
     import model as M
 
     fwd = M.ForwardModel(
-        M.ForwardConfig(size=32, width=4, hidden=32, embed=4, n_freq=2, attn_res=8)
+        config.ForwardConfig(size=32, width=4, hidden=32, embed=4, n_freq=2, attn_res=8)
     )
     inv = M.InverseModel.build(M.InverseConfig(backbone="resnet10t", hidden=32))
     M.save_checkpoint(fwd.eval(), tmp_path / "forward", {})

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import config
 import generate
 import model as M
 import train
@@ -180,7 +181,7 @@ def test_profile_dinov2_falls_back_with_a_notice(
 ) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     args = train.parse_args(["--stage", "inverse"])
-    name, weights = train.choose_backbone(args, utils.get_profile("gpu"), print)
+    name, weights = train.choose_backbone(args, config.get_profile("gpu"), print)
     assert name == M.DEFAULT_FREE_BACKBONE and weights is None
     assert "DINOv2 weights not found" in capsys.readouterr().out
 
