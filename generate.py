@@ -6,7 +6,7 @@
     python generate.py --n 100000 --ray --shards --out data-shards   # README: Scaling out
 
 Sampling follows pipeline.md "Sampling": a random run is `--ref-share` (0.3) bred from
-references/refs.jsonl and the rest drawn at random (utils.sample_params); `--scored`
+references/refs.jsonl and the rest drawn at random (sampling.sample_params); `--scored`
 breeds 90% from references/refs-scored.jsonl with the scores as parent weights (the
 quality data). Sample i is drawn from its own RNG seeded by (seed, i), so a run that
 was stopped and resumed continues the very same sequence.
@@ -43,7 +43,12 @@ from typing import Any
 
 import numpy as np
 
+import atomic
 import config
+import dataset
+import refs_io
+import rendering
+import sampling
 import utils
 
 PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
@@ -254,7 +259,7 @@ class Sampler:
     """Draws sample i from its own RNG seeded by (seed, i).
 
     parents: flat params to breed from; weights: their scores (None = uniform);
-    share: probability that a sample is bred (else utils.sample_params)."""
+    share: probability that a sample is bred (else sampling.sample_params)."""
 
     seed: int
     parents: list[dict[str, Any]]
@@ -265,8 +270,8 @@ class Sampler:
         """→ (flat params, bred from refs?)"""
         rng = random.Random(f"art-explorer:{self.seed}:{index}")
         if self.parents and rng.random() < self.share:
-            return utils.breed(self.parents, rng, weights=self.weights), True
-        return utils.sample_params(rng), False
+            return sampling.breed(self.parents, rng, weights=self.weights), True
+        return sampling.sample_params(rng), False
 
 
 def make_sampler(args: argparse.Namespace, log: Any = print) -> Sampler:
@@ -275,7 +280,7 @@ def make_sampler(args: argparse.Namespace, log: Any = print) -> Sampler:
     parents: list[dict[str, Any]] = []
     if args.scored:
         share = 0.9 if args.ref_share is None else args.ref_share
-        scored = utils.load_scored_refs(args.scored_refs)
+        scored = refs_io.load_scored_refs(args.scored_refs)
         if scored:
             parents = [p for p, _ in scored]
             weights = [max(0.0, s) for _, s in scored]
@@ -284,14 +289,14 @@ def make_sampler(args: argparse.Namespace, log: Any = print) -> Sampler:
                 f"{args.scored_refs} (weighted by score), the rest random"
             )
         else:
-            parents = utils.load_refs(args.refs)
+            parents = refs_io.load_refs(args.refs)
             log(
                 f"sampling: {args.scored_refs} not found or empty (run `make "
                 f"score-refs`); breeding from {args.refs} unweighted instead"
             )
     else:
         share = 0.3 if args.ref_share is None else args.ref_share
-        parents = utils.load_refs(args.refs)
+        parents = refs_io.load_refs(args.refs)
     if not parents:
         if share > 0:
             log(f"sampling: no refs in {args.refs}; every sample is random")
@@ -302,7 +307,7 @@ def make_sampler(args: argparse.Namespace, log: Any = print) -> Sampler:
             "the rest random"
         )
     if parents:  # gallery star ratings (references/ratings.json) scale the weights
-        weights = utils.rated_weights(parents, args.refs, weights)
+        weights = refs_io.rated_weights(parents, args.refs, weights)
     return Sampler(args.seed, parents, weights, share)
 
 
@@ -374,7 +379,7 @@ def write_sheet(
         cols=cols,
         cell=max(128, samples[0][0].shape[1]),
     )
-    utils.write_png(path, sheet)
+    atomic.write_png(path, sheet)
 
 
 # ----------------------------------------------------------------------------------
@@ -494,8 +499,8 @@ class PairWriter:
         if self.shards is not None:
             self.shards.add(i, params, png)
             return
-        utils.write_json(self.layout.params_path(i), params)
-        utils.atomic_write_bytes(self.layout.image_path(i), png)
+        atomic.write_json(self.layout.params_path(i), params)
+        atomic.atomic_write_bytes(self.layout.image_path(i), png)
 
     def close(self) -> None:
         if self.shards is not None:
@@ -527,15 +532,15 @@ def open_ray_pool(
 def main(args: argparse.Namespace) -> int:
     """Top args.out up to args.n complete pairs; returns how many were written.
 
-    Raises utils.RendererError (renderer down or refusing) and utils.RefsError (an
+    Raises rendering.RendererError (renderer down or refusing) and refs_io.RefsError (an
     unreadable refs line), and Stopped (a KeyboardInterrupt) after Ctrl-C/SIGTERM,
     each after writing every pair that completed and saying how to resume."""
     log = print
     size = args.size or config.get_profile(args.profile).size
     layout = Layout(Path(args.out))
     try:  # never append pairs of this schema to a folder of another
-        utils.check_data_schema(layout.out)
-    except utils.DataSchemaError as e:
+        dataset.check_data_schema(layout.out)
+    except dataset.DataSchemaError as e:
         raise SystemExit(str(e)) from None
     orphans, tmps = clean_orphans(layout)
     if orphans or tmps:
@@ -558,8 +563,8 @@ def main(args: argparse.Namespace) -> int:
         layout.images.mkdir(parents=True, exist_ok=True)
         layout.params.mkdir(parents=True, exist_ok=True)
     layout.out.mkdir(parents=True, exist_ok=True)
-    utils.write_data_schema(layout.out)
-    url = utils.renderer_url(args.renderer_url)
+    dataset.write_data_schema(layout.out)
+    url = rendering.renderer_url(args.renderer_url)
     log(
         f"generating {todo} pairs at {size}x{size} px into {layout.out}"
         + (f", which holds {have} (--n {args.n})" if have else "")
@@ -570,12 +575,12 @@ def main(args: argparse.Namespace) -> int:
     written, bred = 0, 0
     stop = Stop()
     error: BaseException | None = None
-    renderer = nullcontext(url) if args.no_autostart else utils.ensure_renderer(url)
+    renderer = nullcontext(url) if args.no_autostart else rendering.ensure_renderer(url)
     if args.ray:  # the actors have their renderers
         renderer = nullcontext(url)
     try:
         with renderer as live_url, stop.installed():
-            client = utils.RendererClient(url=live_url, pool=max(8, args.workers))
+            client = rendering.RendererClient(url=live_url, pool=max(8, args.workers))
 
             failed = threading.Event()  # a render gave up: start no more
 
@@ -585,7 +590,7 @@ def main(args: argparse.Namespace) -> int:
                 params, is_bred = sampler(i)
                 try:
                     return params, is_bred, client.render_png(params, size)
-                except utils.RendererError:
+                except rendering.RendererError:
                     failed.set()
                     raise
 
@@ -614,7 +619,7 @@ def main(args: argparse.Namespace) -> int:
                         break  # stopping: everything in flight is written
                     try:
                         params, is_bred, png = pending.pop(i).result()
-                    except utils.RendererError as e:
+                    except rendering.RendererError as e:
                         # While stopping (the renderer may have got the Ctrl-C too)
                         # an in-flight render that fails is dropped, not an error.
                         error = None if stop.event.is_set() else e
@@ -672,7 +677,7 @@ def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except (utils.RendererError, utils.RefsError) as e:
+    except (rendering.RendererError, refs_io.RefsError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as e:

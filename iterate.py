@@ -25,7 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import atomic
 import config
+import refs_io
+import rendering
 import utils
 
 STAGES = (
@@ -134,7 +137,7 @@ class Round:
         return json.loads(f.read_text()) if f.exists() else {}
 
     def save(self) -> None:
-        utils.write_json(self.dir / "state.json", self.state)
+        atomic.write_json(self.dir / "state.json", self.state)
 
     def done(self, stage: str) -> bool:
         return stage in self.state["stages"]
@@ -214,7 +217,7 @@ def main(args: argparse.Namespace) -> Path:
         f"{st['target_quality']} quality samples in all"
     )
     common = ["--seed", str(args.seed)]
-    with utils.ensure_renderer(args.renderer_url, log=log) as url:
+    with rendering.ensure_renderer(args.renderer_url, log=log) as url:
         rurl = ["--renderer-url", url]
 
         def gen(folder: Path, target: int, extra: list[str]) -> int:
@@ -344,7 +347,7 @@ def write_report(
         shutil.copyfile(src, dst)
         lines += [f"## {title}", "", f"![{title}]({dst.name})", ""]
     report = rnd.dir / "report.md"
-    utils.atomic_write_text(report, "\n".join(lines))
+    atomic.atomic_write_text(report, "\n".join(lines))
     return report
 
 
@@ -356,7 +359,7 @@ def _latest(folder: Path, pattern: str) -> Path | None:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except (utils.RendererError, utils.RefsError) as e:
+    except (rendering.RendererError, refs_io.RefsError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -45,8 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import atomic
+import encoding
 import metrics
-import utils
+import sampling
+import schema
 from config import ForwardConfig
 from renderer.geometry import outline_points
 from renderer.progressions import (
@@ -76,7 +79,7 @@ ENCODED_KEYS = (
     "layer_opt",
     "layer_geom",
 )
-NUM_GEOMETRIES = len(utils.GEOMETRIES)
+NUM_GEOMETRIES = len(schema.GEOMETRIES)
 # Chain-intrinsic continuous values (base units); the layer-overridable ones among them
 # are mixed with the layer's value by its presence flag.
 CHAIN_KEYS = (
@@ -120,12 +123,12 @@ POST_CATS = ("ditherType", "ditherMatrix", "crtMask")
 
 
 def _cont_index(name: str) -> int:
-    return utils.CONT_NAMES.index(name)
+    return schema.CONT_NAMES.index(name)
 
 
-def _param(name: str) -> utils.Param:
+def _param(name: str) -> schema.Param:
     """The schema entry of a CONT_NAMES name ('gradientRange.0' → gradientRange)."""
-    return utils.PARAM[name.split(".")[0]]
+    return schema.PARAM[name.split(".")[0]]
 
 
 def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
@@ -145,10 +148,10 @@ def linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
 
 
 def _layer_index(key: str, comp: int = 0) -> int:
-    return utils.LAYER_CONT_COMPONENTS.index((key, comp))
+    return schema.LAYER_CONT_COMPONENTS.index((key, comp))
 
 
-def _unit_affine(p_from: utils.Param, p_to: utils.Param) -> tuple[float, float]:
+def _unit_affine(p_from: schema.Param, p_to: schema.Param) -> tuple[float, float]:
     """(a, b) with u_to = a·u_from + b, for [0, 1] encodings of the same quantity."""
     lo_f, hi_f, lo_t, hi_t = (
         p_from.clamp_lo,
@@ -160,7 +163,7 @@ def _unit_affine(p_from: utils.Param, p_to: utils.Param) -> tuple[float, float]:
     return a, (lo_f - lo_t) / (hi_t - lo_t)
 
 
-def _denorm(u: torch.Tensor, p: utils.Param) -> torch.Tensor:
+def _denorm(u: torch.Tensor, p: schema.Param) -> torch.Tensor:
     """[0, 1] encoding → the value in the parameter's own units (no clipping)."""
     return p.clamp_lo + u * (p.clamp_hi - p.clamp_lo)
 
@@ -176,9 +179,9 @@ def batch_encode(
 
     cont (B, NC) float in [0, 1], cat (B, NK) long, bools (B, NB) float 0/1,
     n_layers (B,) long in 0..5, layer_cont (B, 5, NLC) float in [0, 1],
-    layer_opt (B, 5, NLO) float 0/1, layer_geom (B, 5) long (see utils.Encoded).
+    layer_opt (B, 5, NLO) float 0/1, layer_geom (B, 5) long (see encoding.Encoded).
     """
-    encs = [utils.encode_params(p).as_dict() for p in params_list]
+    encs = [encoding.encode_params(p).as_dict() for p in params_list]
     out: dict[str, torch.Tensor] = {}
     for k in ENCODED_KEYS:
         arr = np.stack([e[k] for e in encs]) if encs else np.zeros((0,))
@@ -366,7 +369,7 @@ def outline_templates(size: int = 32, width_px: float = 0.8) -> torch.Tensor:
     ys, xs = -c[:, None].expand(size, size), c[None, :].expand(size, size)
     px = 2 / size
     out = []
-    for name in utils.GEOMETRIES:
+    for name in schema.GEOMETRIES:
         p = _outline_points(name)
         d2 = (xs[None] - p[:, 0, None, None]) ** 2 + (
             ys[None] - p[:, 1, None, None]
@@ -399,32 +402,32 @@ def instance_layout(
     s = sum(
         probs["scaleProgression"][:, j, None]
         * scale_progression(o, sf, k).clamp(max=MAX_INSTANCE_SCALE).float()
-        for j, o in enumerate(utils.SCALE_PROGRESSIONS)
+        for j, o in enumerate(schema.SCALE_PROGRESSIONS)
     )
     s = s.clamp(-MAX_INSTANCE_SCALE, MAX_INSTANCE_SCALE)  # type: ignore[union-attr]
     rf = v["rotationFactor"][:, None]
     r = sum(
         probs["rotationProgression"][:, j, None] * rotation_progression(o, rf, k)
-        for j, o in enumerate(utils.ROTATION_PROGRESSIONS)
+        for j, o in enumerate(schema.ROTATION_PROGRESSIONS)
     )
     af = v["alphaFactor"][:, None]
     a = sum(
         probs["alphaProgression"][:, j, None]
         * alpha_progression(o, af, n.clamp(min=1), count=k)
-        for j, o in enumerate(utils.ALPHA_PROGRESSIONS)
+        for j, o in enumerate(schema.ALPHA_PROGRESSIONS)
     )
     # offsets: every (kind, coupled, origin) mixed by its probability
     coupled = v["positionCoupled"][:, None]
     xs, ys, step = v["xStep"][:, None], v["yStep"][:, None], v["stepFactor"][:, None]
     xy = torch.zeros(*s.shape, 2, device=dev)  # type: ignore[union-attr]
-    for j, kind in enumerate(utils.POSITION_PROGRESSIONS):
+    for j, kind in enumerate(schema.POSITION_PROGRESSIONS):
         for c, wc in ((True, coupled), (False, 1 - coupled)):
             if kind == "scale" and not c:
                 continue  # the scale kind ignores coupling
             w_kind = probs["positionProgression"][:, j, None] * (
                 wc if kind == "index" else 1.0
             )
-            for o, origin in enumerate(utils.ORIGINS):
+            for o, origin in enumerate(schema.ORIGINS):
                 w = (w_kind * probs["origin"][:, o, None])[..., None]
                 xy = xy + w * offset_progression(kind, s, xs, ys, c, origin, step)
     x, y = xy[..., 0], xy[..., 1]
@@ -504,7 +507,7 @@ class ForwardModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         e = cfg.embed
-        self.cat_emb = nn.ModuleList(nn.Embedding(k, e) for k in utils.CAT_SIZES)
+        self.cat_emb = nn.ModuleList(nn.Embedding(k, e) for k in encoding.CAT_SIZES)
         nf = 1 + 2 * cfg.n_freq
         self.register_buffer(
             "chain_idx",
@@ -517,11 +520,11 @@ class ForwardModel(nn.Module):
             persistent=False,
         )
         # layer overrides → base units, for the chain keys they override
-        over = [k for k in CHAIN_KEYS if k in utils.LAYER_OPTIONAL]
+        over = [k for k in CHAIN_KEYS if k in schema.LAYER_OPTIONAL]
         self.over_chain = [CHAIN_KEYS.index(k) for k in over]
         self.over_layer = [_layer_index(k) for k in over]
-        self.over_opt = [utils.LAYER_OPTIONAL.index(k) for k in over]
-        ab = [_unit_affine(utils.LAYER_PARAM[k], utils.PARAM[k]) for k in over]
+        self.over_opt = [schema.LAYER_OPTIONAL.index(k) for k in over]
+        ab = [_unit_affine(schema.LAYER_PARAM[k], schema.PARAM[k]) for k in over]
         self.register_buffer(
             "over_a", torch.tensor([a for a, _ in ab]), persistent=False
         )
@@ -530,7 +533,7 @@ class ForwardModel(nn.Module):
         )
         chain_in = len(CHAIN_KEYS) * nf + (len(CHAIN_CATS) + 1) * e + 1 + 2
         self.chain_mlp = mlp(chain_in, cfg.hidden, cfg.hidden, depth=3)
-        post_in = len(POST_CONT) * nf + len(POST_CATS) * e + len(utils.BOOL_KEYS)
+        post_in = len(POST_CONT) * nf + len(POST_CATS) * e + len(schema.BOOL_KEYS)
         self.post_mlp = mlp(post_in, cfg.hidden // 2, cfg.hidden // 2, depth=2)
         if cfg.composite:
             self.decoder = Decoder(
@@ -592,7 +595,7 @@ class ForwardModel(nn.Module):
             return [p.float() for p in batch["cat_probs"]]
         return [
             F.one_hot(batch["cat"][:, i], k).float()
-            for i, k in enumerate(utils.CAT_SIZES)
+            for i, k in enumerate(encoding.CAT_SIZES)
         ]
 
     def _layer_mask(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -601,7 +604,7 @@ class ForwardModel(nn.Module):
             return batch["layer_mask"].float()
         n = batch["n_layers"]
         return (
-            torch.arange(utils.MAX_LAYERS, device=n.device)[None] < n[:, None]
+            torch.arange(schema.MAX_LAYERS, device=n.device)[None] < n[:, None]
         ).float()
 
     def chain_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -616,7 +619,7 @@ class ForwardModel(nn.Module):
             batch["layer_cont"].float(),
             batch["layer_opt"].float(),
         )
-        B, L = cont.shape[0], utils.MAX_LAYERS
+        B, L = cont.shape[0], schema.MAX_LAYERS
         base = cont[:, self.chain_idx]  # (B, 9)
         chain = base[:, None].repeat(1, L + 1, 1)  # (B, 6, 9)
         layer_vals = lc[:, :, self.over_layer] * self.over_a + self.over_b  # (B, 5, k)
@@ -634,7 +637,7 @@ class ForwardModel(nn.Module):
             dim=1,
         )
         embs = self._cat_embeddings(batch)
-        names = list(utils.CAT_KEYS)
+        names = list(schema.CAT_KEYS)
         shared = torch.cat(
             [embs[names.index(k)] for k in CHAIN_CATS], dim=-1
         )  # (B, 5E)
@@ -646,7 +649,7 @@ class ForwardModel(nn.Module):
             geo_layer = batch["layer_geom_probs"].to(geo_w.dtype) @ geo_w
         else:
             geo_layer = geo_w[batch["layer_geom"]]  # (B, 5, E)
-        g_opt = lo[:, :, utils.LAYER_OPTIONAL.index("geometry"), None]
+        g_opt = lo[:, :, schema.LAYER_OPTIONAL.index("geometry"), None]
         geo = torch.cat(
             [
                 geo_base[:, None],
@@ -666,13 +669,13 @@ class ForwardModel(nn.Module):
         gb = cp[names.index("geometry")][:, None]
         probs["geometry"] = torch.cat([gb, gb + g_opt * (lg - gb)], 1)
         bools = batch["bools"].float()
-        coupled = bools[:, utils.BOOL_KEYS.index("positionCoupled"), None, None].expand(
-            -1, L + 1, 1
-        )
+        coupled = bools[
+            :, schema.BOOL_KEYS.index("positionCoupled"), None, None
+        ].expand(-1, L + 1, 1)
         ci = [_cont_index(f"color.{c}") for c in "rgb"]
         base_col = cont[:, ci]
         lcol = lc[:, :, [_layer_index("color", j) for j in range(3)]]
-        c_opt = lo[:, :, utils.LAYER_OPTIONAL.index("color"), None]
+        c_opt = lo[:, :, schema.LAYER_OPTIONAL.index("color"), None]
         own = torch.cat(
             [base_col[:, None], base_col[:, None] + c_opt * (lcol - base_col[:, None])],
             1,
@@ -682,7 +685,7 @@ class ForwardModel(nn.Module):
         mask = torch.cat(
             [torch.ones(B, 1, device=cont.device), self._layer_mask(batch)], 1
         )
-        lp = utils.LAYER_PARAM
+        lp = schema.LAYER_PARAM
         zeros = torch.zeros(B, 1, device=cont.device)
         rot = torch.cat(
             [zeros, _denorm(lc[:, :, _layer_index("rotation")], lp["rotation"])], 1
@@ -693,7 +696,7 @@ class ForwardModel(nn.Module):
         sy = torch.cat(
             [zeros + 1, _denorm(lc[:, :, _layer_index("scale", 1)], lp["scale"])], 1
         )
-        P = utils.PARAM
+        P = schema.PARAM
         # group translations: Scene.position for the base chain (it moves the base
         # only), each layer's own position for a layer
         lt = torch.stack(
@@ -737,7 +740,7 @@ class ForwardModel(nn.Module):
     def post_embedding(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B, hidden/2) embedding of the post-pass params (dither, noise, bools)."""
         embs = self._cat_embeddings(batch)
-        names = list(utils.CAT_KEYS)
+        names = list(schema.CAT_KEYS)
         x = torch.cat(
             [fourier(batch["cont"].float()[:, self.post_idx], self.cfg.n_freq)]
             + [embs[names.index(k)] for k in POST_CATS]
@@ -815,10 +818,10 @@ class ForwardModel(nn.Module):
     def noise(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B, 1, R, R): ±0.5·noiseOpacity where a pixel is picked, when enabled."""
         cont, bools = batch["cont"].float(), batch["bools"].float()
-        on = bools[:, utils.BOOL_KEYS.index("noiseEnabled"), None, None, None]
+        on = bools[:, schema.BOOL_KEYS.index("noiseEnabled"), None, None, None]
         density = cont[:, _cont_index("noiseDensity"), None, None, None]
         opacity = _denorm(
-            cont[:, _cont_index("noiseOpacity")], utils.PARAM["noiseOpacity"]
+            cont[:, _cont_index("noiseOpacity")], schema.PARAM["noiseOpacity"]
         )
         pick = torch.sigmoid((density - torch.sigmoid(self.noise_u)) / 0.05)
         return on * 0.5 * opacity[:, None, None, None] * torch.tanh(self.noise_s) * pick
@@ -886,7 +889,7 @@ class ForwardModel(nn.Module):
     ) -> torch.Tensor:
         """Baseline: one decoder for the whole picture from a pooled embedding."""
         nf = self.cfg.n_freq
-        lp = utils.LAYER_PARAM
+        lp = schema.LAYER_PARAM
         xf = torch.stack(
             [
                 (ch["rot"] - lp["rotation"].clamp_lo)
@@ -1151,7 +1154,7 @@ class InverseModel(nn.Module):
         self.register_buffer(
             "std", torch.tensor(info["std"]).view(1, 3, 1, 1), persistent=False
         )
-        L, H = utils.MAX_LAYERS, cfg.hidden
+        L, H = schema.MAX_LAYERS, cfg.hidden
         self.trunk = nn.Sequential(
             nn.LayerNorm(cfg.features),
             nn.Linear(cfg.features, H),
@@ -1159,12 +1162,12 @@ class InverseModel(nn.Module):
             nn.Linear(H, H),
             nn.GELU(),
         )
-        self.cont = nn.Linear(H, utils.NUM_CONT)
-        self.cat = nn.ModuleList(nn.Linear(H, k) for k in utils.CAT_SIZES)
-        self.bools = nn.Linear(H, len(utils.BOOL_KEYS))
+        self.cont = nn.Linear(H, encoding.NUM_CONT)
+        self.cat = nn.ModuleList(nn.Linear(H, k) for k in encoding.CAT_SIZES)
+        self.bools = nn.Linear(H, len(schema.BOOL_KEYS))
         self.n_layers = nn.Linear(H, L + 1)
-        self.layer_cont = nn.Linear(H, L * utils.NUM_LAYER_CONT)
-        self.layer_opt = nn.Linear(H, L * utils.NUM_LAYER_OPT)
+        self.layer_cont = nn.Linear(H, L * encoding.NUM_LAYER_CONT)
+        self.layer_opt = nn.Linear(H, L * encoding.NUM_LAYER_OPT)
         self.layer_geom = nn.Linear(H, L * NUM_GEOMETRIES)
 
     @classmethod
@@ -1191,7 +1194,7 @@ class InverseModel(nn.Module):
         return self.backbone((x - self.mean) / self.std)
 
     def forward(self, images: torch.Tensor) -> dict[str, Any]:
-        B, L = images.shape[0], utils.MAX_LAYERS
+        B, L = images.shape[0], schema.MAX_LAYERS
         h = self.trunk(self.features(images).float())
         return {
             "cont": torch.sigmoid(self.cont(h)),
@@ -1245,7 +1248,9 @@ class InverseModel(nn.Module):
         """(B, 3, H, W) in [0, 1] → flat params, one dict per image."""
         enc = self.predict_encoded(images)
         return [
-            utils.apply_guard(utils.decode_params({k: enc[k][i] for k in ENCODED_KEYS}))
+            sampling.apply_guard(
+                encoding.decode_params({k: enc[k][i] for k in ENCODED_KEYS})
+            )
             for i in range(images.shape[0])
         ]
 
@@ -1388,14 +1393,14 @@ def save_checkpoint(
     sidecar = {
         "kind": kind,
         "config": asdict(cfg),
-        "schema_version": utils.SCHEMA_VERSION,
-        "schema_hash": utils.schema_hash(),
+        "schema_version": schema.SCHEMA_VERSION,
+        "schema_hash": schema.schema_hash(),
         **(meta or {}),
     }
     if kind == "inverse":
         sidecar["backbone"] = {k: v for k, v in model.backbone_info.items()}  # type: ignore[union-attr]
-    utils.atomic_write_bytes(stem.with_suffix(".safetensors"), save(tensors))
-    utils.write_json(stem.with_suffix(".json"), sidecar)
+    atomic.atomic_write_bytes(stem.with_suffix(".safetensors"), save(tensors))
+    atomic.write_json(stem.with_suffix(".json"), sidecar)
     return stem
 
 
@@ -1417,7 +1422,7 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise CheckpointError(
             f"checkpoint sidecar {side} is not a JSON object "
-            f"(it is {utils.json_type(meta)})"
+            f"(it is {schema.json_type(meta)})"
         )
     return meta
 
@@ -1444,20 +1449,20 @@ def load_checkpoint(
             f"{stem}: a {meta.get('kind')!r} checkpoint, not {kind!r}"
         )
     if (
-        meta.get("schema_version") != utils.SCHEMA_VERSION
-        or meta.get("schema_hash") != utils.schema_hash()
+        meta.get("schema_version") != schema.SCHEMA_VERSION
+        or meta.get("schema_hash") != schema.schema_hash()
     ):
         raise CheckpointError(
             f"{stem}: made for parameter schema v{meta.get('schema_version')} "
-            f"({meta.get('schema_hash')}), this code has v{utils.SCHEMA_VERSION} "
-            f"({utils.schema_hash()}); regenerate the data it learned from and "
+            f"({meta.get('schema_hash')}), this code has v{schema.SCHEMA_VERSION} "
+            f"({schema.schema_hash()}); regenerate the data it learned from and "
             "retrain it (make generate, make train)"
         )
     cls, cfg_cls = KINDS[kind]
     raw = meta.get("config", {})
     if not isinstance(raw, dict):
         raise CheckpointError(
-            f"{stem}: config is {utils.json_type(raw)}, not an object; retrain it"
+            f"{stem}: config is {schema.json_type(raw)}, not an object; retrain it"
         )
     known = {f.name for f in fields(cfg_cls)}
     unknown = sorted(set(raw) - known)

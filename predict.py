@@ -39,7 +39,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import atomic
 import metrics
+import refs_io
+import rendering
+import sampling
+import schema
 import search
 import twin
 import utils
@@ -303,9 +308,11 @@ def next_index(out: Path) -> int:
 
 def write_result(out: Path, idx: int, params: dict[str, Any], png: bytes) -> Path:
     """out/params/NNNNNN.json (flat) then out/images/NNNNNN.png, each atomic."""
-    utils.write_json(out / "params" / f"{idx:06d}.json", utils.validate_params(params))
+    atomic.write_json(
+        out / "params" / f"{idx:06d}.json", schema.validate_params(params)
+    )
     img = out / "images" / f"{idx:06d}.png"
-    utils.atomic_write_bytes(img, png)
+    atomic.atomic_write_bytes(img, png)
     return img
 
 
@@ -361,13 +368,13 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     for n in notes:
         log(n)
     out = Path(args.out)
-    with utils.ensure_renderer(args.renderer_url, log=log) as url:
+    with rendering.ensure_renderer(args.renderer_url, log=log) as url:
         use_twin = args.gd_steps > 0 and (
             args.descent == "twin"
             or (args.descent == "auto" and twin.speaks_bundled_schema(url))
         )
         log(gradient_note(use_twin, forward, args.gd_steps))
-        client = utils.RendererClient(url=url, pool=max(8, args.workers))
+        client = rendering.RendererClient(url=url, pool=max(8, args.workers))
         loss = search.pipeline_loss(target)
         ev = search.Evaluator(client, loss, args.size, args.fevals, args.workers)
         t0 = time.time()
@@ -405,7 +412,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         client.close()
     sheet = utils.contact_sheet([p for p, _ in panels], [t for _, t in panels], cols=4)
     side_path = out / f"predict-{idx:06d}.png"
-    utils.atomic_write_bytes(side_path, png_bytes(sheet))
+    atomic.atomic_write_bytes(side_path, png_bytes(sheet))
     ncc, f1 = metrics.ncc(final256, t256), metrics.line_f1(final256, t256)
     import structure
 
@@ -439,14 +446,14 @@ def load_parents(
 ) -> tuple[list[dict[str, Any]], list[float] | None, str]:
     """The refs to breed from, their scores (None when unscored) and a note."""
     try:
-        scored = utils.load_scored_refs(args.scored_refs)
+        scored = refs_io.load_scored_refs(args.scored_refs)
         if scored:
             parents = [p for p, _ in scored]
-            weights = utils.rated_weights(parents, args.refs, [s for _, s in scored])
+            weights = refs_io.rated_weights(parents, args.refs, [s for _, s in scored])
             return parents, weights, f"{args.scored_refs} (by score × rating)"
-        refs = utils.load_refs(args.refs)
-        weights = utils.rated_weights(refs, args.refs)  # gallery stars, if any
-    except utils.RefsError as e:
+        refs = refs_io.load_refs(args.refs)
+        weights = refs_io.rated_weights(refs, args.refs)  # gallery stars, if any
+    except refs_io.RefsError as e:
         raise UserError(str(e)) from None
     if not refs:
         raise UserError(
@@ -469,7 +476,7 @@ def render_forward(forward: Any, params: list[dict[str, Any]]) -> torch.Tensor:
 
 
 def render_real(
-    client: utils.RendererClient,
+    client: rendering.RendererClient,
     params: list[dict[str, Any]],
     size: int,
     workers: int,
@@ -477,8 +484,6 @@ def render_real(
 ) -> torch.Tensor:
     """Params → (B, 3, size, size) by the renderer, `workers` requests in flight
     (or all of them queued on the actors of a cluster.RayRenderPool)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from tqdm import tqdm
 
     if ray_pool is not None:
@@ -489,16 +494,15 @@ def render_real(
         ]
         return search.to_tensor(np.stack(imgs))
 
-    with ThreadPoolExecutor(workers) as pool:
-        imgs = list(
-            tqdm(
-                pool.map(lambda p: client.render(p, size), params),
-                total=len(params),
-                desc="rendering candidates",
-                unit="img",
-                leave=False,
-            )
+    imgs = list(
+        tqdm(
+            rendering.render_in_order(client.render, params, size, workers),
+            total=len(params),
+            desc="rendering candidates",
+            unit="img",
+            leave=False,
         )
+    )
     return search.to_tensor(np.stack(imgs))
 
 
@@ -579,12 +583,12 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     for n in notes:
         log(n)
     rng = random.Random(args.seed)
-    seen: set[str] = {utils.canonical_json(p) for p in parents}
+    seen: set[str] = {schema.canonical_json(p) for p in parents}
     cands: list[dict[str, Any]] = []
     for _ in range(args.candidates * 4):
         if len(cands) >= args.candidates:
             break
-        child = utils.breed(
+        child = sampling.breed(
             parents,
             rng,
             weights,
@@ -593,7 +597,7 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
             jitter=(0.7, 1.3),
             p_redraw_cat=0.1,
         )
-        key = utils.canonical_json(child)
+        key = schema.canonical_json(child)
         if key not in seen:
             seen.add(key)
             cands.append(child)
@@ -601,14 +605,14 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     t0 = time.time()
     ray_pool = open_ray_pool(args, log) if args.ray else None
     renderer = (
-        contextlib.nullcontext(utils.renderer_url(None))  # the actors render
+        contextlib.nullcontext(rendering.renderer_url(None))  # the actors render
         if ray_pool is not None
-        else utils.ensure_renderer(args.renderer_url, log=log)
+        else rendering.ensure_renderer(args.renderer_url, log=log)
     )
     with renderer as url, contextlib.ExitStack() as stack:
         if ray_pool is not None:
             stack.callback(ray_pool.close)
-        client = utils.RendererClient(url=url, pool=max(8, args.workers))
+        client = rendering.RendererClient(url=url, pool=max(8, args.workers))
         if forward is not None:
             imgs = render_forward(forward, cands)
             ref_imgs = render_forward(forward, parents)
@@ -657,7 +661,7 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         client.close()
     sheet_path = out / f"explore-{next_sheet(out):03d}.png"
     sheet = utils.contact_sheet(tiles, labels, cols=4, cell=256)
-    utils.atomic_write_bytes(sheet_path, png_bytes(sheet))
+    atomic.atomic_write_bytes(sheet_path, png_bytes(sheet))
     log(
         f"explored {len(cands)} candidates in {time.time() - t0:.1f} s; kept "
         f"{len(ids)}: {out / 'images'}/{ids[0]:06d}..{ids[-1]:06d}.png"
@@ -711,7 +715,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except (UserError, utils.RendererError) as e:
+    except (UserError, rendering.RendererError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -29,14 +29,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 import metrics
-import utils
+import rendering
+import schema
 
 STRUCTURE_KEYS = (
     "geometry",
@@ -139,7 +139,7 @@ class Equivalence:
 
 
 def _all(key: str) -> tuple[frozenset[Any], ...]:
-    return (frozenset(utils.PARAM[key].options),)
+    return (frozenset(schema.PARAM[key].options),)
 
 
 def _all_chains(p: dict[str, Any], key: str, value: Any) -> bool:
@@ -239,11 +239,10 @@ class LocalRenderer:
     def render(self, params: dict[str, Any], size: int = 256) -> np.ndarray:
         from renderer.scene import render
 
-        return render(utils.validate_params(params), size).astype(np.float32) / 255
+        return render(schema.validate_params(params), size).astype(np.float32) / 255
 
     def render_many(self, params: list[dict[str, Any]], size: int) -> list[np.ndarray]:
-        with ThreadPoolExecutor(self.pool) as ex:
-            return list(ex.map(lambda p: self.render(p, size), params))
+        return rendering.render_many(self.render, params, size, self.pool)
 
     def close(self) -> None:
         pass

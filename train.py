@@ -43,10 +43,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import atomic
 import cluster
 import config
+import dataset
+import encoding
 import metrics
 import model as M
+import rendering
+import schema
 import shards
 import utils
 
@@ -341,7 +346,7 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
         ],
         np.int64,
     )
-    cache = folder / ".cache" / f"train-{size}-{utils.schema_hash()}.npz"
+    cache = folder / ".cache" / f"train-{size}-{schema.schema_hash()}.npz"
     old: dict[str, int] = {}
     arrays: dict[str, np.ndarray] = {}
     if cache.exists():
@@ -361,7 +366,7 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
     todo = [i for i, k in enumerate(keep) if k < 0]
     images = np.zeros((len(stems), size, size, 3), np.uint8)
     enc: dict[str, np.ndarray] = {}
-    probe = utils.encode_params(utils.default_params()).as_dict()
+    probe = encoding.encode_params(schema.default_params()).as_dict()
     for k, v in probe.items():
         enc[k] = np.zeros((len(stems), *v.shape), v.dtype)
     for i, k in enumerate(keep):
@@ -375,9 +380,9 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
             s = stems[i]
             try:
                 params = json.loads((folder / "params" / f"{s}.json").read_text())
-                e = utils.encode_params(params).as_dict()
+                e = encoding.encode_params(params).as_dict()
                 images[i] = _decode_png(folder / "images" / f"{s}.png", size)
-            except (OSError, ValueError, utils.ParamError) as err:
+            except (OSError, ValueError, schema.ParamError) as err:
                 bad[i] = f"{s} ({err})"
                 continue
             for key in enc:
@@ -393,7 +398,7 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
 
         buf = io.BytesIO()
         np.savez(buf, **out)  # type: ignore[arg-type]
-        utils.atomic_write_bytes(cache, buf.getvalue())
+        atomic.atomic_write_bytes(cache, buf.getvalue())
     return out
 
 
@@ -417,7 +422,7 @@ def load_shards(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
             log(f"data: ignoring unreadable cache {cache} ({e})")
     n = int(index["samples"])
     images = np.zeros((n, size, size, 3), np.uint8)
-    probe = utils.encode_params(utils.default_params()).as_dict()
+    probe = encoding.encode_params(schema.default_params()).as_dict()
     enc = {k: np.zeros((n, *v.shape), v.dtype) for k, v in probe.items()}
     names, ok = [], np.zeros(n, bool)
     bad: list[str] = []
@@ -429,9 +434,9 @@ def load_shards(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
             break
         names.append(key)
         try:
-            e = utils.encode_params(json.loads(js)).as_dict()
+            e = encoding.encode_params(json.loads(js)).as_dict()
             images[i] = _decode_png(io.BytesIO(png), size)  # type: ignore[arg-type]
-        except (OSError, ValueError, utils.ParamError) as err:
+        except (OSError, ValueError, schema.ParamError) as err:
             bad.append(f"{key} ({err})")
             continue
         ok[i] = True
@@ -449,7 +454,7 @@ def load_shards(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
     out = {k: v[ok[:m]] for k, v in out.items()}
     buf = io.BytesIO()
     np.savez(buf, source=np.array(stamp), **out)  # type: ignore[arg-type]
-    utils.atomic_write_bytes(cache, buf.getvalue())
+    atomic.atomic_write_bytes(cache, buf.getvalue())
     return out
 
 
@@ -468,8 +473,8 @@ def load_pairs(
             log(f"data: {folder} has no images/ and params/; skipped")
             continue
         try:
-            utils.check_data_schema(folder)
-        except utils.DataSchemaError as e:
+            dataset.check_data_schema(folder)
+        except dataset.DataSchemaError as e:
             raise SystemExit(str(e)) from None
         arr = (load_shards if sharded else load_folder)(folder, size, log)
         if len(arr["names"]) == 0:
@@ -555,18 +560,18 @@ def forward_loss(
 
 
 def _periodic_mask(
-    params: tuple[tuple[str, int], ...], table: dict[str, utils.Param]
+    params: tuple[tuple[str, int], ...], table: dict[str, schema.Param]
 ) -> torch.Tensor:
     return torch.tensor([table[k].periodic for k, _ in params], dtype=torch.bool)
 
 
-PERIODIC_CONT = _periodic_mask(utils.CONT_COMPONENTS, utils.PARAM)
-PERIODIC_LAYER = _periodic_mask(utils.LAYER_CONT_COMPONENTS, utils.LAYER_PARAM)
+PERIODIC_CONT = _periodic_mask(schema.CONT_COMPONENTS, schema.PARAM)
+PERIODIC_LAYER = _periodic_mask(schema.LAYER_CONT_COMPONENTS, schema.LAYER_PARAM)
 # which layer_opt flag governs each layer_cont column (-1: always present)
 LAYER_COL_OPT = torch.tensor(
     [
-        utils.LAYER_OPTIONAL.index(k) if k in utils.LAYER_OPTIONAL else -1
-        for k, _ in utils.LAYER_CONT_COMPONENTS
+        schema.LAYER_OPTIONAL.index(k) if k in schema.LAYER_OPTIONAL else -1
+        for k, _ in schema.LAYER_CONT_COMPONENTS
     ]
 )
 
@@ -586,7 +591,7 @@ def inverse_param_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Head outputs vs the true encoding → (scalar loss, parts). Continuous MSE terms
     are scaled by cont_weight so that they weigh like the cross-entropies."""
-    L = utils.MAX_LAYERS
+    L = schema.MAX_LAYERS
     cont = _cont_error(out["cont"], enc["cont"], PERIODIC_CONT).mean()
     cat = torch.stack(
         [F.cross_entropy(lg, enc["cat"][:, i]) for i, lg in enumerate(out["cat"])]
@@ -610,7 +615,7 @@ def inverse_param_loss(
         out["layer_opt"], opt, reduction="none"
     ).mean(-1)
     layer_opt = (lo * real).sum() / real.sum().clamp(min=1)
-    gmask = real * opt[:, :, utils.LAYER_OPTIONAL.index("geometry")]
+    gmask = real * opt[:, :, schema.LAYER_OPTIONAL.index("geometry")]
     ge = F.cross_entropy(
         out["layer_geom"].flatten(0, 1), enc["layer_geom"].flatten(), reduction="none"
     ).view_as(gmask)
@@ -712,14 +717,14 @@ def check_resume_meta(stem: Path, meta: dict[str, Any]) -> None:
     for k in ("epoch", "step"):
         v = meta.get(k)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise bad(f"{k} is {utils.clip_text(v)}, not a count")
+            raise bad(f"{k} is {schema.clip_text(v)}, not a count")
     if not isinstance(meta.get("history", []), list):
         raise bad("history is not a list")
     best = meta.get("best")
     if best is not None and (
         isinstance(best, bool) or not isinstance(best, (int, float))
     ):
-        raise bad(f"best is {utils.clip_text(best)}, not a number")
+        raise bad(f"best is {schema.clip_text(best)}, not a number")
 
 
 class Run:
@@ -787,10 +792,10 @@ class Run:
         net: torch.nn.Module,
         opt: torch.optim.Optimizer,
         epoch: int,
-        metrics: dict[str, Any],
+        scores: dict[str, Any],
     ) -> bool:
         """Write OUT-last (and OUT when this epoch is the best); True if it was."""
-        v = metrics[self.key]
+        v = scores[self.key]
         better = self.best is None or (v > self.best if self.higher else v < self.best)
         if better:
             self.best = v
@@ -798,7 +803,7 @@ class Run:
             "args": self.args_json(),
             "epoch": epoch,
             "step": self.step,
-            "metrics": metrics,
+            "metrics": scores,
             "best": self.best,
             "history": self.history,
         }
@@ -838,7 +843,7 @@ class Run:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
-        utils.atomic_write_bytes(
+        atomic.atomic_write_bytes(
             self.out.with_name(self.out.name + "-curves.png"), buf.getvalue()
         )
 
@@ -848,7 +853,7 @@ class Run:
 
         buf = io.BytesIO()
         image.save(buf, format="PNG")
-        utils.atomic_write_bytes(path, buf.getvalue())
+        atomic.atomic_write_bytes(path, buf.getvalue())
         return path
 
 
@@ -1003,7 +1008,7 @@ def fit(
     warmup = min(200, max(1, total // 20))
     base_lrs = [g["lr"] for g in opt.param_groups]
     gen = torch.Generator().manual_seed(args.seed + run.start_epoch)
-    metrics: dict[str, Any] = run.history[-1] if run.history else {}
+    scores: dict[str, Any] = run.history[-1] if run.history else {}
     net.train()
     epoch = run.start_epoch
     try:
@@ -1043,42 +1048,40 @@ def fit(
             bar.close()
             train_time = time.time() - t0
             seen, loss_sum = cluster.all_sum([seen, loss_sum], dist)  # every rank's
-            metrics = {
+            scores = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / max(1, seen),
                 **(evaluate() if dist.main else {}),
             }
-            metrics.update(
+            scores.update(
                 lr=opt.param_groups[-1]["lr"],
                 seconds=round(time.time() - t0, 1),
                 samples_per_s=round(seen / max(train_time, 1e-9), 1),
             )
             if device.type == "cuda":
-                metrics["gpu_mem_gb"] = round(
-                    torch.cuda.max_memory_allocated() / 1e9, 1
-                )
-            run.history.append(metrics)
+                scores["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
+            run.history.append(scores)
             if not dist.main:  # rank 0 alone validates, writes and logs
                 continue
-            best = run.save(net, opt, epoch + 1, metrics)
+            best = run.save(net, opt, epoch + 1, scores)
             run.curves(fields)
             run.sheet(sheet())
-            shown = "  ".join(f"{f} {metrics[f]:.3f}" for f in fields)
+            shown = "  ".join(f"{f} {scores[f]:.3f}" for f in fields)
             log(
-                f"epoch {epoch + 1:3d}/{epochs}  train {metrics['train_loss']:.4f}  val {metrics['val_loss']:.4f}  "
-                f"{shown}  lr {metrics['lr']:.1e}  {metrics['seconds']:6.1f} s  {metrics['samples_per_s']:6.1f} img/s"
-                + (f"  {metrics['gpu_mem_gb']} GB" if "gpu_mem_gb" in metrics else "")
+                f"epoch {epoch + 1:3d}/{epochs}  train {scores['train_loss']:.4f}  val {scores['val_loss']:.4f}  "
+                f"{shown}  lr {scores['lr']:.1e}  {scores['seconds']:6.1f} s  {scores['samples_per_s']:6.1f} img/s"
+                + (f"  {scores['gpu_mem_gb']} GB" if "gpu_mem_gb" in scores else "")
                 + ("  *best" if best else "")
             )
     except KeyboardInterrupt:
         if not dist.main:  # rank 0 saves OUT-last
-            return {"interrupted": True, "checkpoint": str(run.out), **metrics}
+            return {"interrupted": True, "checkpoint": str(run.out), **scores}
         tensors, js = optimizer_state(opt)
         meta = {
             "args": run.args_json(),
             "epoch": epoch,
             "step": run.step,
-            "metrics": metrics,
+            "metrics": scores,
             "best": run.best,
             "history": run.history,
             "optimizer": js,
@@ -1092,7 +1095,7 @@ def fit(
             "checkpoint": str(run.out),
             "history": run.history,
             "best": run.best,
-            **metrics,
+            **scores,
         }
     log(
         f"best {run.key} {run.best:.4f} → {run.out}.safetensors (sheet {run.out}-val.png, curves {run.out}-curves.png)"
@@ -1104,7 +1107,7 @@ def fit(
         "checkpoint": str(run.out),
         "history": run.history,
         "best": run.best,
-        **metrics,
+        **scores,
     }
 
 
@@ -1193,11 +1196,13 @@ class PredictionRenderer:
         self.source = "forward model" if fwd is not None else "none"
         if not args.no_renderer:
             try:
-                url = stack.enter_context(utils.ensure_renderer(args.renderer_url, log))
-                self.client = utils.RendererClient(url=url, retries=1)
+                url = stack.enter_context(
+                    rendering.ensure_renderer(args.renderer_url, log)
+                )
+                self.client = rendering.RendererClient(url=url, retries=1)
                 stack.callback(self.client.close)
                 self.source = f"renderer {url}"
-            except utils.RendererError as e:
+            except rendering.RendererError as e:
                 log(f"sheet: no renderer ({e}); using the {self.source}")
 
     def render(
@@ -1206,7 +1211,7 @@ class PredictionRenderer:
         if self.client is not None:
             try:
                 return [self.client.render(p, self.size) for p in params]
-            except utils.RendererError as e:
+            except rendering.RendererError as e:
                 self.log(
                     f"sheet: renderer failed ({e}); using the forward model from now on"
                 )

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import utils
+import schema
 from renderer import scene
 from renderer.geometry import geometry_extent
 from renderer.progressions import (
@@ -38,6 +38,7 @@ from renderer.progressions import (
     rotation_progression,
     scale_progression,
 )
+from schema import schema_hash  # a local `schema` (the answer) shadows the module below
 
 # The continuous values the twin draws (others, e.g. noise, do not reach it).
 SCENE_KEYS = (
@@ -86,12 +87,12 @@ class Structure:
 
 
 def _kind(key: str) -> str | None:
-    p = utils.PARAM.get(key)
+    p = schema.PARAM.get(key)
     return p.kind if p is not None else None
 
 
 def _layer_kind(key: str) -> str | None:
-    p = utils.LAYER_PARAM.get(key)
+    p = schema.LAYER_PARAM.get(key)
     return p.kind if p is not None else None
 
 
@@ -112,7 +113,7 @@ def _scalars(key: str, kind: str | None, v: Any) -> list[float]:
     if kind == "vec2":
         return [float(v["x"]), float(v["y"])]
     if kind == "color":
-        return list(utils.color_to_rgb(v))
+        return list(schema.color_to_rgb(v))
     if kind == "pair":
         return [float(v[0]), float(v[1])]
     return [float(v)]
@@ -201,7 +202,7 @@ def params_of(
         if kind == "vec2":
             dst[key] = {"x": xs[0], "y": xs[1]}
         elif kind == "color":
-            dst[key] = utils.rgb_to_color(xs)
+            dst[key] = schema.rgb_to_color(xs)
         elif kind == "pair":
             dst[key] = xs
         else:
@@ -722,7 +723,7 @@ def render_params(params: dict[str, Any], size: int) -> np.ndarray:
 
 def speaks_bundled_schema(url: str, timeout: float = 5.0) -> bool:
     """Whether the renderer at `url` (its /api/raster) draws the bundled scene: its
-    GET /api/schema hashes to utils.schema_hash(). Then the twin's gradients are
+    GET /api/schema hashes to schema.schema_hash(). Then the twin's gradients are
     its pictures' gradients; otherwise predict descends through the forward model."""
     import hashlib
     import json
@@ -741,7 +742,7 @@ def speaks_bundled_schema(url: str, timeout: float = 5.0) -> bool:
     if not isinstance(schema, dict):
         return False
     h = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
-    return h == utils.schema_hash()
+    return h == schema_hash()
 
 
 # ----------------------------------------------------------------------------------
@@ -752,12 +753,12 @@ def speaks_bundled_schema(url: str, timeout: float = 5.0) -> bool:
 COARSE_TO_FINE = ((64, 2.0, 0.3), (96, 1.0, 0.3), (128, 0.0, 0.4))
 
 
-def _param_of(name: str) -> utils.Param:
+def _param_of(name: str) -> schema.Param:
     """The schema entry of a value name ('layers.0.scale.x' → the layer's scale)."""
     parts = name.split(".")
     if parts[0] == "layers":
-        return utils.LAYER_PARAM[parts[2]]
-    return utils.PARAM[parts[0]]
+        return schema.LAYER_PARAM[parts[2]]
+    return schema.PARAM[parts[0]]
 
 
 def value_span(name: str) -> float:

@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import metrics
+import schema
 import utils
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +111,7 @@ def render_case(case: Case, size: int) -> np.ndarray:
     """Our picture of a case, float (size, size, 3) in [0, 1]."""
     from renderer.scene import render
 
-    params = utils.validate_params(case.params)
+    params = schema.validate_params(case.params)
     return render(params, size).astype(np.float64) / 255
 
 

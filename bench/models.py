@@ -4,7 +4,7 @@ renderer.
     python bench/models.py            # 256 held-out targets
     python bench/models.py --quick    # 32 targets (CI)
 
-Held-out targets: utils.sample_params from a seeded RNG of its own (not in data/),
+Held-out targets: sampling.sample_params from a seeded RNG of its own (not in data/),
 rendered at the forward model's size. Forward model: NCC and line F1 (evaluation.md),
 PSNR, SSIM and LPIPS (when its weights exist), with the all-black picture's scores
 beside them; images/s (batch 16, no gradient) and gradient steps/s (batch 16,
@@ -33,10 +33,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import atomic
 import metrics
 import model as M
+import rendering
+import sampling
+import schema
 import train
-import utils
 
 NOTES_MARKER = "<!-- notes below this line are kept by bench/models.py -->"
 
@@ -174,7 +177,7 @@ def bench_inverse(
     inv: M.InverseModel,
     params: list[dict[str, Any]],
     targets: list[np.ndarray],
-    client: utils.RendererClient,
+    client: rendering.RendererClient,
     size: int,
     seed: int,
 ) -> dict[str, float]:
@@ -190,7 +193,7 @@ def bench_inverse(
             preds += inv.predict_params(imgs[i : i + 32])
     err = train._cont_error(enc["cont"].float(), true["cont"], train.PERIODIC_CONT)
     out: dict[str, float] = {"cont nRMSE": float(err.mean().sqrt())}
-    for i, k in enumerate(utils.CAT_KEYS):
+    for i, k in enumerate(schema.CAT_KEYS):
         out[f"acc {k}"] = float((enc["cat"][:, i] == true["cat"][:, i]).float().mean())
     out["acc booleans"] = float((enc["bools"] == true["bools"]).float().mean())
     out["acc layer count"] = float((enc["n_layers"] == true["n_layers"]).float().mean())
@@ -202,7 +205,7 @@ def bench_inverse(
         np.mean([metrics.line_f1(r, t) for r, t in zip(renders, targets, strict=True)])
     )
     rng = random.Random(seed + 1)
-    rand = [client.render(utils.sample_params(rng), size) for _ in targets]
+    rand = [client.render(sampling.sample_params(rng), size) for _ in targets]
     out["NCC of a random draw (reference)"] = float(
         np.mean([metrics.ncc(r, t) for r, t in zip(rand, targets, strict=True)])
     )
@@ -227,11 +230,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     except FileNotFoundError:
         lpips = None
     rng = random.Random(args.seed)
-    params = [utils.sample_params(rng) for _ in range(n)]
+    params = [sampling.sample_params(rng) for _ in range(n)]
     load0 = os.getloadavg()
     result: dict[str, Any] = {"n": n, "size": size}
-    with utils.ensure_renderer(args.renderer_url) as url:
-        client = utils.RendererClient(url=url)
+    with rendering.ensure_renderer(args.renderer_url) as url:
+        client = rendering.RendererClient(url=url)
         t0 = time.perf_counter()
         targets = [client.render(p, size) for p in params]
         result["renderer images/s"] = n / (time.perf_counter() - t0)
@@ -265,7 +268,7 @@ def write_results(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}",
         f"- load average at start / end: {r['load'][0]:.1f} / {r['load'][1]:.1f} (other work inflates times)",
         f"- command: `{cmd}`",
-        f"- held-out: {r['n']} × utils.sample_params(random.Random({args.seed})) rendered at {r['size']}² by the real renderer",
+        f"- held-out: {r['n']} × sampling.sample_params(random.Random({args.seed})) rendered at {r['size']}² by the real renderer",
         "",
     ]
     if "forward" in r:
@@ -315,7 +318,7 @@ def write_results(args: argparse.Namespace, r: dict[str, Any]) -> None:
         old = out.read_text(encoding="utf-8")
         if NOTES_MARKER in old:
             notes = old[old.index(NOTES_MARKER) :]
-    utils.atomic_write_text(out, text + "\n" + (notes or NOTES_MARKER + "\n"))
+    atomic.atomic_write_text(out, text + "\n" + (notes or NOTES_MARKER + "\n"))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ import torch
 import torch.nn.functional as F
 
 import config
+import encoding
 import metrics
 import model as M
-import utils
+import rendering
+import sampling
+import schema
 from renderer import scene
 
 TINY: dict[str, Any] = dict(
@@ -27,22 +30,24 @@ TINY: dict[str, Any] = dict(
 
 def sample(n: int, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [utils.sample_params(rng) for _ in range(n)]
+    return [sampling.sample_params(rng) for _ in range(n)]
 
 
 def test_batch_encode_shapes_and_ranges() -> None:
     b = M.batch_encode(sample(5))
-    L = utils.MAX_LAYERS
-    assert b["cont"].shape == (5, utils.NUM_CONT) and b["cont"].dtype == torch.float32
-    assert b["cat"].shape == (5, len(utils.CAT_KEYS)) and b["cat"].dtype == torch.int64
-    assert b["bools"].shape == (5, len(utils.BOOL_KEYS))
+    L = schema.MAX_LAYERS
+    assert (
+        b["cont"].shape == (5, encoding.NUM_CONT) and b["cont"].dtype == torch.float32
+    )
+    assert b["cat"].shape == (5, len(schema.CAT_KEYS)) and b["cat"].dtype == torch.int64
+    assert b["bools"].shape == (5, len(schema.BOOL_KEYS))
     assert b["n_layers"].shape == (5,) and b["n_layers"].dtype == torch.int64
-    assert b["layer_cont"].shape == (5, L, utils.NUM_LAYER_CONT)
-    assert b["layer_opt"].shape == (5, L, utils.NUM_LAYER_OPT)
+    assert b["layer_cont"].shape == (5, L, encoding.NUM_LAYER_CONT)
+    assert b["layer_opt"].shape == (5, L, encoding.NUM_LAYER_OPT)
     assert b["layer_geom"].shape == (5, L)
     assert float(b["cont"].min()) >= 0 and float(b["cont"].max()) <= 1
-    for i, _k in enumerate(utils.CAT_KEYS):
-        assert int(b["cat"][:, i].max()) < utils.CAT_SIZES[i]
+    for i, _k in enumerate(schema.CAT_KEYS):
+        assert int(b["cat"][:, i].max()) < encoding.CAT_SIZES[i]
 
 
 @pytest.mark.parametrize("composite", [True, False])
@@ -95,7 +100,7 @@ def test_soft_inputs_match_hard_ones() -> None:
     b = M.batch_encode(sample(3, seed=1))
     soft: dict[str, Any] = dict(b)
     soft["cat_probs"] = [
-        F.one_hot(b["cat"][:, i], k).float() for i, k in enumerate(utils.CAT_SIZES)
+        F.one_hot(b["cat"][:, i], k).float() for i, k in enumerate(encoding.CAT_SIZES)
     ]
     soft["layer_geom_probs"] = F.one_hot(b["layer_geom"], M.NUM_GEOMETRIES).float()
     n = b["n_layers"]
@@ -123,7 +128,7 @@ def test_absent_layer_override_is_ignored() -> None:
     ]
     b = M.batch_encode([p])
     col = M._layer_index("scaleFactor")
-    opt = utils.LAYER_OPTIONAL.index("scaleFactor")
+    opt = schema.LAYER_OPTIONAL.index("scaleFactor")
     assert float(b["layer_opt"][0, 0, opt]) == 0
     c = {k: v.clone() for k, v in b.items()}
     c["layer_cont"][0, 0, col] = 0.9
@@ -144,13 +149,15 @@ def test_composite_warp_reproduces_the_renderer(renderer_url: str) -> None:
     (the smallest allowed), so the canvas is 1/0.85 of the view. Layers squashed
     below |scale| 0.2 are left out: their chain reaches beyond any finite canvas."""
     R = 64
-    cfg = config.ForwardConfig(**{**TINY, "size": R, "density": 1.0, "canvas": 1 / 0.85})
+    cfg = config.ForwardConfig(
+        **{**TINY, "size": R, "density": 1.0, "canvas": 1 / 0.85}
+    )
     net = M.ForwardModel(cfg)
-    client = utils.RendererClient(url=renderer_url)
+    client = rendering.RendererClient(url=renderer_url)
     rng = random.Random(7)
     scores = []
     while len(scores) < 6:
-        p = utils.sample_params(rng)
+        p = sampling.sample_params(rng)
         p["noiseEnabled"] = p["ditherEnabled"] = p["crtEnabled"] = False
         p["scale"] = rng.uniform(0.85, 1.2)  # the canvas holds chains from 0.85 up
         p["layers"] = [
@@ -162,11 +169,13 @@ def test_composite_warp_reproduces_the_renderer(renderer_url: str) -> None:
         for i, layer in enumerate([{}, *p["layers"]]):
             q = {**p, "layers": [], "scale": 0.85, "rotation": 0.0}
             q["position"] = {"x": 0.0, "y": 0.0}
-            q.update({k: layer[k] for k in utils.LAYER_OPTIONAL if k in layer})
+            q.update({k: layer[k] for k in schema.LAYER_OPTIONAL if k in layer})
             # alone, a chain draws colour²; with the base it draws base × own: the
             # canonical picture takes the colour whose square is that product
             rgb = scene.chain_color(p["color"], q["color"])
-            q["color"] = utils.rgb_to_color(scene.linear_to_srgb(np.sqrt(rgb)).tolist())
+            q["color"] = schema.rgb_to_color(
+                scene.linear_to_srgb(np.sqrt(rgb)).tolist()
+            )
             canon = _to_tensor(client.render(q, R))
             grid = F.affine_grid(theta[i : i + 1], [1, 3, R, R], align_corners=False)
             total += F.grid_sample(canon, grid, align_corners=False)
@@ -184,11 +193,11 @@ def test_inverse_outputs_and_predictions() -> None:
     assert net.backbone_info["weights"] == "none"
     imgs = torch.rand(3, 3, 32, 32)
     out = net(imgs)
-    L = utils.MAX_LAYERS
-    assert out["cont"].shape == (3, utils.NUM_CONT)
-    assert [t.shape[-1] for t in out["cat"]] == list(utils.CAT_SIZES)
+    L = schema.MAX_LAYERS
+    assert out["cont"].shape == (3, encoding.NUM_CONT)
+    assert [t.shape[-1] for t in out["cat"]] == list(encoding.CAT_SIZES)
     assert out["n_layers"].shape == (3, L + 1)
-    assert out["layer_cont"].shape == (3, L, utils.NUM_LAYER_CONT)
+    assert out["layer_cont"].shape == (3, L, encoding.NUM_LAYER_CONT)
     assert out["layer_geom"].shape == (3, L, M.NUM_GEOMETRIES)
     assert net.features(imgs).shape == (3, net.cfg.features)
     enc = net.predict_encoded(imgs)
@@ -196,11 +205,11 @@ def test_inverse_outputs_and_predictions() -> None:
         assert k in enc
     assert float(enc["cont"].min()) >= 0 and float(enc["cont"].max()) <= 1
     assert torch.allclose(enc["n_layers_probs"].sum(-1), torch.ones(3))
-    assert len(enc["cat_probs"]) == len(utils.CAT_KEYS)
+    assert len(enc["cat_probs"]) == len(schema.CAT_KEYS)
     params = net.predict_params(imgs)
     assert len(params) == 3
     for p in params:
-        assert utils.validate_params(p)["layers"] == p["layers"]
+        assert schema.validate_params(p)["layers"] == p["layers"]
     # the soft prediction drives the forward model (the inverse stage's perceptual loss)
     fwd = M.ForwardModel(config.ForwardConfig(**TINY))
     soft = M.InverseModel.to_encoded(net(imgs))
@@ -319,7 +328,7 @@ def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
     M.save_checkpoint(fwd, path, {"metrics": {"ncc": 0.5}})
     assert path.with_suffix(".safetensors").is_file()
     side = json.loads(path.with_suffix(".json").read_text())
-    assert side["kind"] == "forward" and side["schema_hash"] == utils.schema_hash()
+    assert side["kind"] == "forward" and side["schema_hash"] == schema.schema_hash()
     assert side["config"]["size"] == 32 and side["metrics"]["ncc"] == 0.5
     loaded = M.load_forward(path)
     assert loaded is not None
@@ -402,9 +411,9 @@ def test_cuda_amp_compile_forward_backward() -> None:
         pytest.skip("needs CUDA")
     dev = torch.device("cuda")
     torch.manual_seed(0)
-    fwd = M.ForwardModel(config.ForwardConfig(size=64, width=8, hidden=64, attn_res=16)).to(
-        dev
-    )
+    fwd = M.ForwardModel(
+        config.ForwardConfig(size=64, width=8, hidden=64, attn_res=16)
+    ).to(dev)
     step = M.compile_hot_paths(fwd)
     opt = torch.optim.AdamW(fwd.parameters(), 1e-3)
     for n in (8, 6):  # two batch sizes: dynamic shapes must work

@@ -15,8 +15,8 @@ import torch
 import config
 import generate
 import model as M
+import schema
 import train
-import utils
 
 SIZE = 32
 
@@ -93,7 +93,7 @@ def test_forward_training_lowers_the_loss_and_writes_its_files(
     fwd = M.load_forward(out)
     assert fwd is not None and fwd.cfg.size == SIZE
     # the cache of decoded pictures is in place for the next run
-    assert (tiny_data / ".cache" / f"train-{SIZE}-{utils.schema_hash()}.npz").is_file()
+    assert (tiny_data / ".cache" / f"train-{SIZE}-{schema.schema_hash()}.npz").is_file()
 
 
 def test_resume_continues_where_it_stopped(tiny_data: Path, tmp_path: Path) -> None:
@@ -151,7 +151,7 @@ def test_inverse_training_with_forward_model_and_renderer_sheet(
     assert inv is not None
     imgs = torch.rand(2, 3, SIZE, SIZE)
     for p in inv.predict_params(imgs):
-        utils.validate_params(p)
+        schema.validate_params(p)
 
 
 def test_inverse_without_forward_model_or_renderer(

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 import metrics
+import sampling
+import schema
 import twin
-import utils
 from renderer import progressions, scene
 
 
-@pytest.mark.parametrize("kind", utils.SCALE_PROGRESSIONS)
+@pytest.mark.parametrize("kind", schema.SCALE_PROGRESSIONS)
 def test_scale_progression_same_on_torch(kind: str) -> None:
     ref = progressions.scale_progression(kind, 1.07, 40)
     t = progressions.scale_progression(
@@ -27,18 +28,18 @@ def test_scale_progression_same_on_torch(kind: str) -> None:
 
 def test_other_progressions_same_on_torch() -> None:
     sf = torch.tensor([[0.93]], dtype=torch.float64)
-    for kind in utils.ROTATION_PROGRESSIONS:
+    for kind in schema.ROTATION_PROGRESSIONS:
         ref = progressions.rotation_progression(kind, 0.3, 30)
         got = progressions.rotation_progression(kind, sf * 0 + 0.3, 30)
         np.testing.assert_allclose(got.numpy()[0], ref, rtol=1e-12)
-    for kind in utils.ALPHA_PROGRESSIONS:
+    for kind in schema.ALPHA_PROGRESSIONS:
         ref = progressions.alpha_progression(kind, 0.4, 30)
         got = progressions.alpha_progression(kind, sf * 0 + 0.4, 30)
         np.testing.assert_allclose(got.numpy()[0], ref, rtol=1e-12)
     s_np = progressions.scale_progression("exponential", 0.93, 30)
     s_t = progressions.scale_progression("exponential", sf, 30)
-    for kind in utils.POSITION_PROGRESSIONS:
-        for origin in utils.ORIGINS:
+    for kind in schema.POSITION_PROGRESSIONS:
+        for origin in schema.ORIGINS:
             ref = progressions.offset_progression(
                 kind, s_np, 0.5, -1.0, True, origin, 0.3
             )
@@ -53,17 +54,17 @@ def _plain(p: dict) -> dict:
 
 
 def test_values_round_trip() -> None:
-    p = _plain(utils.sample_params(random.Random(5)))
+    p = _plain(sampling.sample_params(random.Random(5)))
     struct = twin.structure_of(p)
     back = twin.params_of(struct, twin.values_of([p], struct))
-    assert utils.canonical_json(back) == utils.canonical_json(p)
+    assert schema.canonical_json(back) == schema.canonical_json(p)
 
 
 def test_twin_matches_the_renderer_on_held_out_draws() -> None:
     rng = random.Random(99)
     scores = []
     while len(scores) < 16:
-        p = _plain(utils.sample_params(rng))
+        p = _plain(sampling.sample_params(rng))
         ref = scene.render(p, 128).astype(np.float64) / 255
         if ref.max() < 1 / 255:
             continue  # black: nothing to compare
@@ -74,7 +75,7 @@ def test_twin_matches_the_renderer_on_held_out_draws() -> None:
 
 
 def test_gradients_reach_every_continuous_value() -> None:
-    p = _plain(utils.default_params())
+    p = _plain(schema.default_params())
     p["layers"][0].update(
         {"scaleFactor": 1.02, "alphaFactor": 0.6, "geoWidth": 0.05, "color": "#88CCFF"}
     )
@@ -96,7 +97,7 @@ def test_gradients_reach_every_continuous_value() -> None:
 
 
 def test_batch_renders_each_variant() -> None:
-    p = _plain(utils.default_params())
+    p = _plain(schema.default_params())
     q = {**p, "rotation": 0.5}
     struct = twin.structure_of(p)
     both = twin.render(struct, twin.values_of([p, q], struct), 64)

@@ -19,12 +19,19 @@ from typing import Any
 import numpy as np
 import pytest
 
+import atomic
+import dataset
+import encoding
+import refs_io
+import rendering
+import sampling
+import schema
 import utils
 
 
 def random_params(n: int, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [utils.sample_params(rng) for _ in range(n)]
+    return [sampling.sample_params(rng) for _ in range(n)]
 
 
 def assert_params_close(a: dict[str, Any], b: dict[str, Any], tol: float) -> None:
@@ -52,18 +59,18 @@ def assert_params_close(a: dict[str, Any], b: dict[str, Any], tol: float) -> Non
 # Spellings and encodings
 
 
-@pytest.mark.parametrize("convert", [utils.to_prefixed, utils.to_scene_params])
+@pytest.mark.parametrize("convert", [schema.to_prefixed, schema.to_scene_params])
 def test_converters_round_trip_exactly(convert: Any) -> None:
     for p in random_params(200):
-        back = utils.validate_params(convert(p))
+        back = schema.validate_params(convert(p))
         assert back == p
-        assert utils.canonical_json(convert(p)) == utils.canonical_json(p)
+        assert schema.canonical_json(convert(p)) == schema.canonical_json(p)
 
 
 def test_converters_survive_json() -> None:
     for p in random_params(50, seed=1):
-        text = json.dumps(utils.to_prefixed(p))
-        assert utils.validate_params(json.loads(text)) == p
+        text = json.dumps(schema.to_prefixed(p))
+        assert schema.validate_params(json.loads(text)) == p
 
 
 def test_prefixed_spelling_uses_leva_keys() -> None:
@@ -76,13 +83,13 @@ def test_prefixed_spelling_uses_leva_keys() -> None:
             "color": "#112233",
         }
     ]
-    pre = utils.to_prefixed(p)
+    pre = schema.to_prefixed(p)
     assert pre["Scalars.repetitions"] == p["repetitions"]
     assert pre["Dither.enabled"] == p["ditherEnabled"]
     assert pre["Groups.g0.g0-color"] == "#112233"
     assert "Groups.g0.g0-geometry" not in pre  # absent override stays absent
-    assert utils.is_prefixed(pre) and not utils.is_prefixed(p)
-    scene = utils.to_scene_params(p)
+    assert schema.is_prefixed(pre) and not schema.is_prefixed(p)
+    scene = schema.to_scene_params(p)
     assert scene["dither"]["enabled"] == p["ditherEnabled"]
     assert "ditherEnabled" not in scene
 
@@ -91,30 +98,30 @@ def test_encode_decode_round_trip() -> None:
     # Floats come back within float32 precision of their normalised range; ints,
     # categoricals, bools, colours, layer count and which overrides are set, exactly.
     for p in random_params(300, seed=3):
-        enc = utils.encode_params(p)
-        assert enc.cont.shape == (utils.NUM_CONT,)
-        assert enc.layer_cont.shape == (utils.MAX_LAYERS, utils.NUM_LAYER_CONT)
+        enc = encoding.encode_params(p)
+        assert enc.cont.shape == (encoding.NUM_CONT,)
+        assert enc.layer_cont.shape == (schema.MAX_LAYERS, encoding.NUM_LAYER_CONT)
         assert enc.cont.min() >= 0.0 and enc.cont.max() <= 1.0
         assert int(enc.n_layers) == len(p["layers"])
-        assert_params_close(utils.decode_params(enc), p, tol=1e-5)
+        assert_params_close(encoding.decode_params(enc), p, tol=1e-5)
 
 
 def test_decode_accepts_torch_tensors() -> None:
     import torch
 
     p = random_params(1, seed=4)[0]
-    enc = utils.encode_params(p)
+    enc = encoding.encode_params(p)
     tensors = {k: torch.from_numpy(np.asarray(v)) for k, v in enc.as_dict().items()}
-    assert_params_close(utils.decode_params(tensors), p, tol=1e-5)
+    assert_params_close(encoding.decode_params(tensors), p, tol=1e-5)
 
 
 def test_decode_clips_out_of_range_outputs() -> None:
-    enc = utils.encode_params(random_params(1, seed=5)[0])
+    enc = encoding.encode_params(random_params(1, seed=5)[0])
     enc.cont[:] = 3.0  # a model's raw output can leave [0, 1]
-    out = utils.decode_params(enc)
-    assert out["repetitions"] == utils.PARAM["repetitions"].clamp_hi
-    assert out["scaleFactor"] == utils.PARAM["scaleFactor"].clamp_hi
-    assert_in_range(utils.validate_params(out), hard=True)
+    out = encoding.decode_params(enc)
+    assert out["repetitions"] == schema.PARAM["repetitions"].clamp_hi
+    assert out["scaleFactor"] == schema.PARAM["scaleFactor"].clamp_hi
+    assert_in_range(schema.validate_params(out), hard=True)
 
 
 # ----------------------------------------------------------------------------------
@@ -133,12 +140,12 @@ def test_messy_ref_loads() -> None:
         "Groups.g0.g0-color": {"value": "#fff", "disabled": True},  # disabled override
         "Groups.g0.g0-geoWidth": {"value": 0.02, "disabled": False},
     }
-    p = utils.validate_params(line)
+    p = schema.validate_params(line)
     assert p["repetitions"] == 40
     assert p["scaleFactor"] == 1.0 and isinstance(p["scaleFactor"], float)
     assert p["color"] == "#A1B2C3"
     assert p["geometry"] == "spiral"
-    assert p["xStep"] == utils.PARAM["xStep"].default  # missing → default
+    assert p["xStep"] == schema.PARAM["xStep"].default  # missing → default
     assert len(p["layers"]) == 1
     layer = p["layers"][0]
     assert layer["rotation"] == 1.0
@@ -149,7 +156,7 @@ def test_messy_ref_loads() -> None:
 
 
 def test_unknown_layer_keys_are_ignored_and_make_no_layer() -> None:
-    p = utils.validate_params(
+    p = schema.validate_params(
         {
             "Groups.g0.g0-rotation": 1,
             "Groups.g1.g1-opacity": 0.5,  # unknown: no second layer
@@ -158,7 +165,7 @@ def test_unknown_layer_keys_are_ignored_and_make_no_layer() -> None:
         }
     )
     assert len(p["layers"]) == 1
-    flat = utils.validate_params(
+    flat = schema.validate_params(
         {"layers": [{"rotation": 1, "repetitions": 3, "origin": "center"}]}
     )
     assert flat["layers"] == [
@@ -171,7 +178,7 @@ def test_unknown_layer_keys_are_ignored_and_make_no_layer() -> None:
 
 
 def test_short_hex_and_clamping_reported() -> None:
-    p, clamped = utils.parse_params(
+    p, clamped = schema.parse_params(
         {"Element.color": "#abc", "Scalars.repetitions": 9000, "Dither.colors": 1}
     )
     assert p["color"] == "#AABBCC"
@@ -195,48 +202,48 @@ def test_short_hex_and_clamping_reported() -> None:
     ],
 )
 def test_bad_params_name_their_field(body: dict[str, Any], field: str) -> None:
-    with pytest.raises(utils.ParamError) as e:
-        utils.parse_params(body)
+    with pytest.raises(schema.ParamError) as e:
+        schema.parse_params(body)
     assert e.value.field == field
 
 
 def test_load_refs_names_file_and_line(tmp_path: Any) -> None:
     f = tmp_path / "refs.jsonl"
-    good = json.dumps(utils.to_prefixed(random_params(1)[0]))
+    good = json.dumps(schema.to_prefixed(random_params(1)[0]))
     f.write_text(good + "\n\n" + good + "\n{not json\n", encoding="utf-8")
-    with pytest.raises(utils.RefsError, match=r"refs\.jsonl line 4: not JSON"):
-        utils.load_refs(f)
+    with pytest.raises(refs_io.RefsError, match=r"refs\.jsonl line 4: not JSON"):
+        refs_io.load_refs(f)
     f.write_text(good + '\n{"Element.geometry": "blob"}\n', encoding="utf-8")
-    with pytest.raises(utils.RefsError, match=r"line 2: .*blob"):
-        utils.load_refs(f)
+    with pytest.raises(refs_io.RefsError, match=r"line 2: .*blob"):
+        refs_io.load_refs(f)
     f.write_text(good + "\n\n" + good + "\n", encoding="utf-8")
-    assert [n for n, _ in utils.load_refs_numbered(f)] == [1, 3]
-    assert utils.load_refs(tmp_path / "missing.jsonl") == []
+    assert [n for n, _ in refs_io.load_refs_numbered(f)] == [1, 3]
+    assert refs_io.load_refs(tmp_path / "missing.jsonl") == []
 
 
 def test_unreadable_refs_files_name_file_and_line(tmp_path: Any) -> None:
     f = tmp_path / "refs.jsonl"
-    good = json.dumps(utils.to_prefixed(random_params(1)[0])).encode()
+    good = json.dumps(schema.to_prefixed(random_params(1)[0])).encode()
     f.write_bytes(good + b"\n" + b'{"Element.color": "\xff"}\n')
-    with pytest.raises(utils.RefsError, match=r"refs\.jsonl line 2: not UTF-8"):
-        utils.load_refs(f)
+    with pytest.raises(refs_io.RefsError, match=r"refs\.jsonl line 2: not UTF-8"):
+        refs_io.load_refs(f)
     f.write_bytes(good + b"\n\n" + b"[" * 100_000 + b"\n")
-    with pytest.raises(utils.RefsError, match=r"line 3: not JSON \(nested"):
-        utils.load_refs(f)
-    with pytest.raises(utils.RefsError, match=r"cannot read it"):
-        utils.load_refs(tmp_path)  # a folder
+    with pytest.raises(refs_io.RefsError, match=r"line 3: not JSON \(nested"):
+        refs_io.load_refs(f)
+    with pytest.raises(refs_io.RefsError, match=r"cannot read it"):
+        refs_io.load_refs(tmp_path)  # a folder
     # a BOM is skipped; U+2028 inside a JSON string does not end a line
-    messy = {**utils.to_prefixed(utils.default_params()), "Note": "a\u2028b"}
+    messy = {**schema.to_prefixed(schema.default_params()), "Note": "a\u2028b"}
     text = json.dumps(messy, ensure_ascii=False)
     f.write_bytes(codecs.BOM_UTF8 + good + b"\r\n" + text.encode() + b"\n")
-    assert [n for n, _ in utils.load_refs_numbered(f)] == [1, 2]
+    assert [n for n, _ in refs_io.load_refs_numbered(f)] == [1, 2]
 
 
 def test_load_scored_refs_names_file_and_line(tmp_path: Any) -> None:
     f = tmp_path / "refs-scored.jsonl"
     good = json.dumps({"params": random_params(1)[0], "score": 0.5})
     f.write_text(good + "\n")
-    assert utils.load_scored_refs(f)[0][1] == 0.5
+    assert refs_io.load_scored_refs(f)[0][1] == 0.5
     for bad in (
         "[1]",
         '{"params": {}}',
@@ -246,12 +253,12 @@ def test_load_scored_refs_names_file_and_line(tmp_path: Any) -> None:
         '{"params": {}, "score": true}',
     ):
         f.write_text(good + "\n" + bad + "\n")
-        with pytest.raises(utils.RefsError, match=r"line 2: expected \{\"params\""):
-            utils.load_scored_refs(f)
+        with pytest.raises(refs_io.RefsError, match=r"line 2: expected \{\"params\""):
+            refs_io.load_scored_refs(f)
     f.write_text('{"params": {"geometry": "blob"}, "score": 1}\n')
-    with pytest.raises(utils.RefsError, match=r"line 1: geometry: unknown option"):
-        utils.load_scored_refs(f)
-    assert utils.load_scored_refs(tmp_path / "missing.jsonl") == []
+    with pytest.raises(refs_io.RefsError, match=r"line 1: geometry: unknown option"):
+        refs_io.load_scored_refs(f)
+    assert refs_io.load_scored_refs(tmp_path / "missing.jsonl") == []
 
 
 def test_starter_refs_load_and_are_canonical() -> None:
@@ -261,12 +268,12 @@ def test_starter_refs_load_and_are_canonical() -> None:
     path = utils.ROOT / "references" / "refs.jsonl"
     if not path.exists():
         pytest.skip("no references/refs.jsonl yet")
-    refs = utils.load_refs(path)
+    refs = refs_io.load_refs(path)
     assert len(refs) >= 20
     text = path.read_text(encoding="utf-8")
     assert '"disabled"' not in text
     keys = {k for line in text.splitlines() if line.strip() for k in json.loads(line)}
-    known = {p.prefixed for p in utils.SCHEMA}
+    known = {p.prefixed for p in schema.SCHEMA}
     assert all(k.startswith("Groups.") or k in known for k in keys)
 
 
@@ -275,9 +282,9 @@ def test_starter_refs_load_and_are_canonical() -> None:
 
 
 def test_bias_min_draws_from_the_top_80_percent_of_the_time() -> None:
-    p = utils.Param("n", "n", "int", 50, 0, 100, bias_min=60)
+    p = schema.Param("n", "n", "int", 50, 0, 100, bias_min=60)
     rng = random.Random(0)
-    draws = [utils._sample_value(p, rng) for _ in range(5000)]
+    draws = [sampling._sample_value(p, rng) for _ in range(5000)]
     below = sum(d < 60 for d in draws) / len(draws)
     # 20% unbiased draws, of which 60/101 fall below bias_min: 0.119.
     assert below == pytest.approx(0.2 * 60 / 101, abs=0.02)
@@ -286,13 +293,13 @@ def test_bias_min_draws_from_the_top_80_percent_of_the_time() -> None:
 
 def test_sampled_repetitions_mostly_at_least_bias_min() -> None:
     samples = random_params(2000, seed=6)
-    rep = utils.PARAM["repetitions"]
+    rep = schema.PARAM["repetitions"]
     assert rep.bias_min is not None
     unguarded = [
         s
         for s in samples
         if s["repetitions"]
-        < utils.max_repetitions(
+        < sampling.max_repetitions(
             max([s["scaleFactor"]] + [la.get("scaleFactor", 0) for la in s["layers"]])
         )
     ]
@@ -313,30 +320,30 @@ def test_layer_count_weights() -> None:
     samples = random_params(4400, seed=8)
     counts = Counter(len(s["layers"]) for s in samples)
     assert set(counts) <= {1, 2, 3, 4, 5}
-    total = sum(utils.LAYER_COUNT_WEIGHTS)
-    for n, w in zip(range(1, 6), utils.LAYER_COUNT_WEIGHTS, strict=True):
+    total = sum(schema.LAYER_COUNT_WEIGHTS)
+    for n, w in zip(range(1, 6), schema.LAYER_COUNT_WEIGHTS, strict=True):
         assert counts[n] / len(samples) == pytest.approx(w / total, abs=0.025), n
 
 
 def test_layer_optional_key_probabilities() -> None:
     layers = [la for s in random_params(2000, seed=9) for la in s["layers"]]
-    for key in utils.LAYER_OPTIONAL:
+    for key in schema.LAYER_OPTIONAL:
         share = sum(key in la for la in layers) / len(layers)
-        want = utils.LAYER_OPTIONAL_P.get(key, utils.LAYER_OPTIONAL_P_DEFAULT)
+        want = schema.LAYER_OPTIONAL_P.get(key, schema.LAYER_OPTIONAL_P_DEFAULT)
         assert share == pytest.approx(want, abs=0.03), key
-    assert all(set(utils.LAYER_REQUIRED) <= set(la) for la in layers)
+    assert all(set(schema.LAYER_REQUIRED) <= set(la) for la in layers)
 
 
 def test_categoricals_cover_every_option() -> None:
     samples = random_params(1000, seed=10)
-    for key in utils.CAT_KEYS:
+    for key in schema.CAT_KEYS:
         seen = {s[key] for s in samples}
-        assert seen == set(utils.PARAM[key].options), key
+        assert seen == set(schema.PARAM[key].options), key
 
 
 def test_samples_are_valid_and_in_sampling_range() -> None:
     for s in random_params(500, seed=11):
-        assert utils.validate_params(s) == s
+        assert schema.validate_params(s) == s
         assert_in_range(s, hard=False)
 
 
@@ -363,13 +370,13 @@ def test_sampling_is_deterministic_per_seed() -> None:
     ],
 )
 def test_max_repetitions(sf: float, cap: int) -> None:
-    assert utils.max_repetitions(sf) == cap
+    assert sampling.max_repetitions(sf) == cap
     if sf > 1.01:
         assert cap == max(10, math.floor(6.9 / math.log(sf)))
 
 
 def test_guard_uses_the_largest_scale_factor_of_base_and_layers() -> None:
-    p = utils.default_params()
+    p = schema.default_params()
     p.update(repetitions=400, scaleFactor=0.9)
     p["layers"] = [
         {
@@ -379,21 +386,21 @@ def test_guard_uses_the_largest_scale_factor_of_base_and_layers() -> None:
             "scaleFactor": 1.5,
         }
     ]
-    assert utils.apply_guard(p)["repetitions"] == 17
+    assert sampling.apply_guard(p)["repetitions"] == 17
     p["layers"] = []
     p["repetitions"] = 400
-    assert utils.apply_guard(p)["repetitions"] == 400
+    assert sampling.apply_guard(p)["repetitions"] == 400
 
 
 def test_every_sample_and_child_respects_the_guard() -> None:
     rng = random.Random(14)
     samples = random_params(500, seed=14)
-    children = [utils.breed(samples[:20], rng) for _ in range(300)]
+    children = [sampling.breed(samples[:20], rng) for _ in range(300)]
     for s in samples + children:
         sfs = [s["scaleFactor"]] + [
             la["scaleFactor"] for la in s["layers"] if "scaleFactor" in la
         ]
-        assert s["repetitions"] <= utils.max_repetitions(max(sfs))
+        assert s["repetitions"] <= sampling.max_repetitions(max(sfs))
 
 
 # ----------------------------------------------------------------------------------
@@ -403,7 +410,7 @@ def test_every_sample_and_child_respects_the_guard() -> None:
 def assert_in_range(p: dict[str, Any], hard: bool) -> None:
     """Every number within its sampling range (hard=True: its clamp range)."""
 
-    def check(param: utils.Param, v: Any, where: str) -> None:
+    def check(param: schema.Param, v: Any, where: str) -> None:
         lo = param.clamp_lo if hard else param.lo
         hi = param.clamp_hi if hard else param.hi
         if param.kind in ("int", "float"):
@@ -414,20 +421,20 @@ def assert_in_range(p: dict[str, Any], hard: bool) -> None:
         elif param.kind == "cat":
             assert v in param.options, where
         elif param.kind == "color":
-            assert v == utils.normalize_color(v), where
+            assert v == schema.normalize_color(v), where
 
-    for param in utils.SCHEMA:
+    for param in schema.SCHEMA:
         check(param, p[param.key], param.key)
-    assert 0 <= len(p["layers"]) <= utils.MAX_LAYERS
+    assert 0 <= len(p["layers"]) <= schema.MAX_LAYERS
     for i, layer in enumerate(p["layers"]):
         for k, v in layer.items():
-            check(utils.LAYER_PARAM[k], v, f"layers[{i}].{k}")
+            check(schema.LAYER_PARAM[k], v, f"layers[{i}].{k}")
 
 
 def extreme_parent(rng: random.Random, top: bool) -> dict[str, Any]:
     """A valid parent with every number at the top (or bottom) of its range."""
-    p = utils.sample_params(rng)
-    for param in utils.SCHEMA:
+    p = sampling.sample_params(rng)
+    for param in schema.SCHEMA:
         if param.kind in ("int", "float") and not param.periodic:
             p[param.key] = param.hi if top else param.lo
             if param.kind == "int":
@@ -435,15 +442,15 @@ def extreme_parent(rng: random.Random, top: bool) -> dict[str, Any]:
     for layer in p["layers"]:
         layer["scale"] = {"x": 2.0, "y": -2.0} if top else {"x": -2.0, "y": 2.0}
         layer["position"] = {"x": 2.0, "y": 2.0} if top else {"x": -2.0, "y": -2.0}
-    return utils.apply_guard(p)
+    return sampling.apply_guard(p)
 
 
 def test_breeding_keeps_values_in_range() -> None:
     rng = random.Random(15)
     parents = [extreme_parent(rng, top) for top in (True, False)] + random_params(6)
     for _ in range(500):
-        child = utils.breed(parents, rng)
-        assert utils.validate_params(child) == child
+        child = sampling.breed(parents, rng)
+        assert schema.validate_params(child) == child
         assert_in_range(child, hard=False)
 
 
@@ -451,10 +458,10 @@ def test_breeding_keeps_a_parent_beyond_the_sampling_range_within_the_hard_range
     None
 ):
     rng = random.Random(16)
-    parent = utils.sample_params(rng)
+    parent = sampling.sample_params(rng)
     parent.update(scaleFactor=2.8, xStep=-2.9, repetitions=10)  # optimiser range
     for _ in range(200):
-        child = utils.breed([parent], rng, p_copy=1.0)
+        child = sampling.breed([parent], rng, p_copy=1.0)
         assert_in_range(child, hard=True)
         assert child["scaleFactor"] >= 2.0  # ×U(0.8, 1.2) of 2.8, never below 2.24
 
@@ -464,10 +471,10 @@ def test_breeding_jitters_numbers_within_20_percent() -> None:
     parent = random_params(1, seed=17)[0]
     parent.update(alphaFactor=0.5, geoWidth=0.05, noiseOpacity=0.2)
     for _ in range(200):
-        child = utils.breed([parent], rng, p_copy=1.0)
+        child = sampling.breed([parent], rng, p_copy=1.0)
         for k in ("alphaFactor", "geoWidth", "noiseOpacity"):
             assert 0.8 * parent[k] - 1e-12 <= child[k] <= 1.2 * parent[k] + 1e-12, k
-        for k in utils.CAT_KEYS:  # p_copy=1: categoricals copied verbatim
+        for k in schema.CAT_KEYS:  # p_copy=1: categoricals copied verbatim
             assert child[k] == parent[k]
 
 
@@ -476,12 +483,16 @@ def test_breeding_weights_pick_parents() -> None:
     a, b = random_params(2, seed=18)
     a["geometry"], b["geometry"] = "spiral", "bar"
     picks = Counter(
-        utils.breed([a, b], rng, weights=[1.0, 0.0], p_two=0.0, p_copy=1.0)["geometry"]
+        sampling.breed([a, b], rng, weights=[1.0, 0.0], p_two=0.0, p_copy=1.0)[
+            "geometry"
+        ]
         for _ in range(200)
     )
     assert picks == {"spiral": 200}
     picks = Counter(
-        utils.breed([a, b], rng, weights=[3.0, 1.0], p_two=0.0, p_copy=1.0)["geometry"]
+        sampling.breed([a, b], rng, weights=[3.0, 1.0], p_two=0.0, p_copy=1.0)[
+            "geometry"
+        ]
         for _ in range(2000)
     )
     assert picks["spiral"] / 2000 == pytest.approx(0.75, abs=0.04)
@@ -490,16 +501,16 @@ def test_breeding_weights_pick_parents() -> None:
 def test_breeding_mixes_two_parents() -> None:
     rng = random.Random(19)
     a, b = random_params(2, seed=19)
-    for k in utils.CAT_KEYS:
-        a[k], b[k] = utils.PARAM[k].options[0], utils.PARAM[k].options[-1]
-    child = utils.breed([a, b], rng, p_two=1.0, p_copy=1.0)
-    from_a = sum(child[k] == a[k] for k in utils.CAT_KEYS)
-    assert 0 < from_a < len(utils.CAT_KEYS)
+    for k in schema.CAT_KEYS:
+        a[k], b[k] = schema.PARAM[k].options[0], schema.PARAM[k].options[-1]
+    child = sampling.breed([a, b], rng, p_two=1.0, p_copy=1.0)
+    from_a = sum(child[k] == a[k] for k in schema.CAT_KEYS)
+    assert 0 < from_a < len(schema.CAT_KEYS)
 
 
 def test_breeding_needs_a_parent() -> None:
     with pytest.raises(ValueError, match="at least one parent"):
-        utils.breed([], random.Random(0))
+        sampling.breed([], random.Random(0))
 
 
 # ----------------------------------------------------------------------------------
@@ -508,8 +519,8 @@ def test_breeding_needs_a_parent() -> None:
 
 def test_atomic_write_leaves_no_temp_file(tmp_path: Any) -> None:
     target = tmp_path / "sub" / "x.json"
-    utils.write_json(target, {"a": 1})
-    utils.atomic_write_text(target, "replaced\n")
+    atomic.write_json(target, {"a": 1})
+    atomic.atomic_write_text(target, "replaced\n")
     assert target.read_text() == "replaced\n"
     assert [f.name for f in target.parent.iterdir()] == ["x.json"]
 
@@ -518,7 +529,7 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path: Any) -> None:
     target = tmp_path / "x.txt"
     target.write_text("old")
     with pytest.raises(TypeError):
-        utils.atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
+        atomic.atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [f.name for f in tmp_path.iterdir()] == ["x.txt"]
 
@@ -554,7 +565,7 @@ class FakeRenderer(http.server.BaseHTTPRequestHandler):
             "/html": (200, "text/html", b"<html>hello</html>"),
             "/500": (500, "application/json", b'{"error": "out of memory"}'),
             "/404": (404, "application/json", b'{"error": "no such path: /404"}'),
-        }.get(self.path.split("?")[0], (200, "image/png", utils.PNG_SIGNATURE))
+        }.get(self.path.split("?")[0], (200, "image/png", rendering.PNG_SIGNATURE))
         try:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
@@ -598,22 +609,22 @@ def test_client_errors_name_the_url_and_say_why(
 ) -> None:
     url = fake_renderer + path
     timeout = 0.5 if path == "/slow" else 30.0  # only /slow may time out
-    client = utils.RendererClient(url=url, retries=1, backoff=0.01, timeout=timeout)
-    with pytest.raises(utils.RendererError, match=f"renderer at {url} {message}"):
+    client = rendering.RendererClient(url=url, retries=1, backoff=0.01, timeout=timeout)
+    with pytest.raises(rendering.RendererError, match=f"renderer at {url} {message}"):
         client.render_png({}, 32)
     client.close()
 
 
 @pytest.mark.parametrize("url", ["localhost:3000", "ftp://h/api/raster", "http://"])
 def test_client_refuses_what_is_not_an_http_url(url: str) -> None:
-    with pytest.raises(utils.RendererError, match="is not a renderer URL"):
-        utils.RendererClient(url=url)
+    with pytest.raises(rendering.RendererError, match="is not a renderer URL"):
+        rendering.RendererClient(url=url)
 
 
 def test_client_says_connection_refused_in_a_few_words() -> None:
-    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
-    client = utils.RendererClient(url=url, retries=0)
-    with pytest.raises(utils.RendererError) as e:
+    url = f"http://127.0.0.1:{rendering.free_port()}/api/raster"
+    client = rendering.RendererClient(url=url, retries=0)
+    with pytest.raises(rendering.RendererError) as e:
         client.render_png({}, 32)
     assert str(e.value).startswith(
         f"renderer at {url} did not answer after 1 try (Connection refused). Start"
@@ -621,12 +632,12 @@ def test_client_says_connection_refused_in_a_few_words() -> None:
 
 
 def test_ensure_renderer_starts_and_stops_the_bundled_one() -> None:
-    url = f"http://localhost:{utils.free_port()}/api/raster"
+    url = f"http://localhost:{rendering.free_port()}/api/raster"
     said: list[str] = []
-    with utils.ensure_renderer(url, log=said.append) as live:
+    with rendering.ensure_renderer(url, log=said.append) as live:
         assert live == url and "starting the bundled renderer" in said[0]
-        client = utils.RendererClient(url=live, retries=0)
-        assert client.render(utils.default_params(), 32).shape == (32, 32, 3)
+        client = rendering.RendererClient(url=live, retries=0)
+        assert client.render(schema.default_params(), 32).shape == (32, 32, 3)
     assert client.health(timeout=1.0) is None  # stopped
     client.close()
 
@@ -637,7 +648,10 @@ def test_bundled_renderer_on_a_taken_port_is_a_clear_error(
     port = int(fake_renderer.rsplit(":", 1)[1])  # answers, but is not a renderer
     url = f"http://127.0.0.1:{port}/api/raster"
     expected = f"could not start on 127.0.0.1:{port}"
-    with pytest.raises(utils.RendererError, match=expected), utils.ensure_renderer(url):
+    with (
+        pytest.raises(rendering.RendererError, match=expected),
+        rendering.ensure_renderer(url),
+    ):
         pass
 
 
@@ -650,8 +664,8 @@ def test_bundled_renderer_that_dies_at_start_says_why(
         'raise ImportError("libEGL.so.1: cannot open shared object file")\n'
     )
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    with pytest.raises(utils.RendererError, match=r"libEGL\.so\.1") as e:
-        utils.start_renderer(utils.free_port())
+    with pytest.raises(rendering.RendererError, match=r"libEGL\.so\.1") as e:
+        rendering.start_renderer(rendering.free_port())
     assert "another program" not in str(e.value)
 
 
@@ -668,10 +682,10 @@ def test_interrupted_renderer_start_leaves_no_process(
     def interrupted(self: Any, timeout: float = 2.0) -> None:
         raise KeyboardInterrupt  # Ctrl-C while waiting for it to answer
 
-    monkeypatch.setattr(utils.subprocess, "Popen", spy)
-    monkeypatch.setattr(utils.RendererClient, "health", interrupted)
+    monkeypatch.setattr(rendering.subprocess, "Popen", spy)
+    monkeypatch.setattr(rendering.RendererClient, "health", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        utils.start_renderer(utils.free_port())
+        rendering.start_renderer(rendering.free_port())
     assert started and started[0].poll() is not None  # stopped, not orphaned
 
 
@@ -680,44 +694,44 @@ def test_interrupted_renderer_start_leaves_no_process(
 
 
 def test_empty_params_are_the_originals_defaults() -> None:
-    p = utils.validate_params({})
-    assert p == utils.default_params()
+    p = schema.validate_params({})
+    assert p == schema.default_params()
     assert p["scale"] == 0.4 and p["position"] == {"x": 0.0, "y": -0.5}
     assert p["repetitions"] == 75 and p["alphaFactor"] == 0.68
     assert p["scaleFactor"] == 1.03 and p["rotationFactor"] == -0.48
     assert p["color"] == "#EFEDDB" and p["geoWidth"] == 0.041
     assert p["gradientRange"] == [0.2, 1.0] and p["startAngle"] == 0.0
-    assert p["layers"] == [utils.DEFAULT_LAYER]  # the original's g0: mirrored
+    assert p["layers"] == [schema.DEFAULT_LAYER]  # the original's g0: mirrored
     assert p["layers"][0]["scale"] == {"x": -1.0, "y": 1.0}
 
 
 def test_default_layer_only_when_nothing_is_said_about_layers() -> None:
-    prefixed = utils.validate_params({"Element.geometry": "wave"})
-    assert prefixed["layers"] == [utils.DEFAULT_LAYER]
-    scene = utils.validate_params({"geometry": "wave"})
-    assert scene["layers"] == [utils.DEFAULT_LAYER]
-    assert utils.validate_params({"geometry": "wave", "layers": []})["layers"] == []
-    one = utils.validate_params({"Groups.g0.g0-rotation": 0.5})
+    prefixed = schema.validate_params({"Element.geometry": "wave"})
+    assert prefixed["layers"] == [schema.DEFAULT_LAYER]
+    scene = schema.validate_params({"geometry": "wave"})
+    assert scene["layers"] == [schema.DEFAULT_LAYER]
+    assert schema.validate_params({"geometry": "wave", "layers": []})["layers"] == []
+    one = schema.validate_params({"Groups.g0.g0-rotation": 0.5})
     assert len(one["layers"]) == 1 and one["layers"][0]["rotation"] == 0.5
 
 
 def test_no_layers_survive_the_prefixed_spelling() -> None:
     """The prefixed spelling has no empty layer list: to_prefixed writes one layer
     scaled to nothing, which draws nothing."""
-    flat = {**utils.default_params(), "layers": []}
-    back = utils.validate_params(utils.to_prefixed(flat))
-    assert back["layers"] == [utils.EMPTY_LAYER]
+    flat = {**schema.default_params(), "layers": []}
+    back = schema.validate_params(schema.to_prefixed(flat))
+    assert back["layers"] == [schema.EMPTY_LAYER]
 
 
 def test_more_layers_than_the_models_encode() -> None:
-    p = utils.validate_params({"layers": [{}] * 8, "repetitions": 40})
+    p = schema.validate_params({"layers": [{}] * 8, "repetitions": 40})
     assert len(p["layers"]) == 8  # the renderer takes them
-    with pytest.raises(utils.ParamError, match="at most 5"):
-        utils.encode_params(p)
+    with pytest.raises(schema.ParamError, match="at most 5"):
+        encoding.encode_params(p)
 
 
 def test_new_params_parse_and_clamp() -> None:
-    p, clamped = utils.parse_params(
+    p, clamped = schema.parse_params(
         {
             "Element.gradientRange": [-3, 1.5],
             "Element.startAngle": 4.0,
@@ -732,13 +746,13 @@ def test_new_params_parse_and_clamp() -> None:
     assert p["crtEnabled"] is True and p["crtMask"] == "vga"
     assert p["crtScale"] == 8.0 and p["scale"] == 2.0
     assert {"gradientRange", "crtScale", "scale"} <= set(clamped)
-    nested = utils.validate_params({"crt": {"enabled": True, "maskStrength": 0.9}})
+    nested = schema.validate_params({"crt": {"enabled": True, "maskStrength": 0.9}})
     assert nested["crtEnabled"] is True and nested["crtMaskStrength"] == 0.9
-    with pytest.raises(utils.ParamError):
-        utils.parse_params({"Element.gradientRange": 0.5})
+    with pytest.raises(schema.ParamError):
+        schema.parse_params({"Element.gradientRange": 0.5})
     # every schema value survives the encoding
-    enc = utils.encode_params(p)
-    back = utils.decode_params(enc)
+    enc = encoding.encode_params(p)
+    back = encoding.decode_params(enc)
     assert back["gradientRange"] == pytest.approx(p["gradientRange"], abs=1e-6)
     assert back["crtMask"] == "vga"
 
@@ -746,13 +760,13 @@ def test_new_params_parse_and_clamp() -> None:
 def test_data_of_another_schema_is_refused(tmp_path: Any) -> None:
     folder = tmp_path / "data"
     (folder / "params").mkdir(parents=True)
-    utils.check_data_schema(folder)  # empty: fine
-    old = {k: v for k, v in utils.default_params().items() if k != "gradientRange"}
-    utils.write_json(folder / "params" / "000000.json", old)
-    with pytest.raises(utils.DataSchemaError, match="Regenerate"):
-        utils.check_data_schema(folder)
-    utils.write_data_schema(folder)  # the marker decides when present
-    utils.check_data_schema(folder)
-    utils.write_json(folder / "schema.json", {"version": 1, "hash": "0"})
-    with pytest.raises(utils.DataSchemaError, match="make generate"):
-        utils.check_data_schema(folder)
+    dataset.check_data_schema(folder)  # empty: fine
+    old = {k: v for k, v in schema.default_params().items() if k != "gradientRange"}
+    atomic.write_json(folder / "params" / "000000.json", old)
+    with pytest.raises(dataset.DataSchemaError, match="Regenerate"):
+        dataset.check_data_schema(folder)
+    dataset.write_data_schema(folder)  # the marker decides when present
+    dataset.check_data_schema(folder)
+    atomic.write_json(folder / "schema.json", {"version": 1, "hash": "0"})
+    with pytest.raises(dataset.DataSchemaError, match="make generate"):
+        dataset.check_data_schema(folder)
