@@ -68,7 +68,7 @@ class Layout:
 
     def count_pairs(self) -> int:
         """How many complete (image, params) pairs the folder holds."""
-        return len(self.pair_stems())
+        return len(self.indices("png") & self.indices("json"))
 
 
 # ----------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import atomic
+import dataset
 import refs as refs_cli
 import refs_io
 import rendering
@@ -59,7 +60,6 @@ MAX_UPLOAD_PIXELS = 40_000_000  # width × height above this is refused (413)
 PREVIEW_MAX = 512  # largest editor/thumbnail render the gallery asks for, px
 THUMB = 192  # thumbnail side of the grids, px
 PAGE_MAX = 500  # most results one /api/results page returns
-PAIR_RE = re.compile(r"^(\d{6,})\.png$")
 ROUND_RE = re.compile(r"^round-\d{3,}$")
 SERVED_SUFFIXES = {
     ".png": "image/png",
@@ -295,11 +295,7 @@ def safe_file(roots: dict[str, Path], root: str, rel: str) -> Path | None:
 
 def list_results(output: Path) -> list[int]:
     """Indices of output/images/NNNNNN.png, newest (highest) first."""
-    d = output / "images"
-    if not d.is_dir():
-        return []
-    ids = [int(m.group(1)) for e in os.scandir(d) if (m := PAIR_RE.match(e.name))]
-    return sorted(ids, reverse=True)
+    return sorted(dataset.Layout(output).indices("png"), reverse=True)
 
 
 class Thumbnails:
@@ -443,7 +439,7 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
 
     app.add_middleware(Guard)
     thumbs_cache = Thumbnails(output / ".thumbs")
-    newest = [output / "images" / f"{i:06d}.png" for i in list_results(output)[:240]]
+    newest = [dataset.Layout(output).image_path(i) for i in list_results(output)[:240]]
     threading.Thread(target=thumbs_cache.warm, args=(newest,), daemon=True).start()
 
     @app.exception_handler(refs_io.RefsError)
@@ -601,9 +597,9 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
 
             png = client.render_png(params, PREVIEW_MAX)
             with store.locked():  # two saves must not take the same index
-                idx = predict.next_index(output)
+                idx = dataset.Layout(output).next_index()
                 predict.write_result(output, idx, params, png)
-            source = output / "params" / f"{idx:06d}.json"
+            source = dataset.Layout(output).params_path(idx)
         elif isinstance(body, dict) and isinstance(body.get("id"), str):
             source = sample_path(body["id"])
         else:

@@ -11,7 +11,7 @@ breeds 90% from references/refs-scored.jsonl with the scores as parent weights (
 quality data). Sample i is drawn from its own RNG seeded by (seed, i), so a run that
 was stopped and resumed continues the very same sequence.
 
-Layout: OUT/images/000123.png + OUT/params/000123.json (flat params), and
+dataset.Layout: OUT/images/000123.png + OUT/params/000123.json (flat params), and
 OUT/schema.json (the parameter schema they were written for: a folder of another
 schema is refused, with a message to regenerate it). Each file is written
 atomically, params first, so a pair is complete when its image exists.
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import shlex
 import signal
 import sys
@@ -51,7 +50,6 @@ import rendering
 import sampling
 import utils
 
-PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
 SHEET_COLS, SHEET_ROWS = 8, 4
 PREVIEW_COUNT = 16
 NON_GUI_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
@@ -194,45 +192,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # The output folder
 
 
-@dataclass
-class Layout:
-    """OUT/images/NNNNNN.png + OUT/params/NNNNNN.json."""
-
-    out: Path
-
-    @property
-    def images(self) -> Path:
-        return self.out / "images"
-
-    @property
-    def params(self) -> Path:
-        return self.out / "params"
-
-    def image_path(self, i: int) -> Path:
-        return self.images / f"{i:06d}.png"
-
-    def params_path(self, i: int) -> Path:
-        return self.params / f"{i:06d}.json"
-
-
-def _indices(folder: Path, ext: str) -> set[int]:
-    if not folder.is_dir():
-        return set()
-    out = set()
-    for f in folder.iterdir():
-        m = PAIR_RE.match(f.name)
-        if m and m.group(2) == ext:
-            out.add(int(m.group(1)))
-    return out
-
-
-def clean_orphans(layout: Layout) -> tuple[int, int]:
+def clean_orphans(layout: dataset.Layout) -> tuple[int, int]:
     """Remove params without an image and stray .tmp files (from a killed run).
 
     Returns (orphan params removed, .tmp files removed). An image without params
     cannot come from this script (params are written first) and is left alone."""
     orphans = 0
-    for i in sorted(_indices(layout.params, "json") - _indices(layout.images, "png")):
+    for i in sorted(layout.indices("json") - layout.indices("png")):
         layout.params_path(i).unlink(missing_ok=True)
         orphans += 1
     tmps = 0
@@ -242,12 +208,6 @@ def clean_orphans(layout: Layout) -> tuple[int, int]:
                 f.unlink(missing_ok=True)
                 tmps += 1
     return orphans, tmps
-
-
-def next_index(layout: Layout) -> int:
-    """One past the highest index of any image or params file present (0 if none)."""
-    present = _indices(layout.images, "png") | _indices(layout.params, "json")
-    return max(present) + 1 if present else 0
 
 
 # ----------------------------------------------------------------------------------
@@ -425,11 +385,6 @@ class Stop:
                 signal.signal(s, h)
 
 
-def count_pairs(layout: Layout) -> int:
-    """Complete pairs in the folder: images whose params are there too."""
-    return len(_indices(layout.images, "png") & _indices(layout.params, "json"))
-
-
 def resume_command(args: argparse.Namespace, size: int) -> str:
     """The command line that completes this run: the same one (--n is a total)."""
     cmd = ["python", "generate.py", "--n", str(args.n), "--out", str(args.out)]
@@ -465,35 +420,37 @@ class PairWriter:
     """Where a run's pairs go: the folder layout (params first, then the image,
     each atomically) or, with --shards, tar shards (shards.ShardWriter)."""
 
-    def __init__(self, args: argparse.Namespace, layout: Layout, log: Any) -> None:
+    def __init__(
+        self, args: argparse.Namespace, layout: dataset.Layout, log: Any
+    ) -> None:
         import shards
 
         self.layout = layout
         self.shards: Any = None
-        if args.shards or shards.is_shard_folder(layout.out):
-            if next_index(layout) > 0:
+        if args.shards or shards.is_shard_folder(layout.folder):
+            if layout.next_index() > 0:
                 raise SystemExit(
-                    f"{layout.out} holds images/ + params/; write shards to another "
-                    f"folder (convert with `python shards.py pack {layout.out} DST`)"
+                    f"{layout.folder} holds images/ + params/; write shards to another "
+                    f"folder (convert with `python shards.py pack {layout.folder} DST`)"
                 )
             args.shards = True
-            self.shards = shards.ShardWriter(layout.out, args.per_shard)
+            self.shards = shards.ShardWriter(layout.folder, args.per_shard)
             if self.shards.tmp_removed:
                 log(
                     f"cleanup: removed {self.shards.tmp_removed} unfinished shard(s) "
-                    f"left by a killed run in {layout.out}"
+                    f"left by a killed run in {layout.folder}"
                 )
 
     def next_index(self) -> int:
         if self.shards is not None:
             return self.shards.next_index
-        return next_index(self.layout)
+        return self.layout.next_index()
 
     def count(self) -> int:
         """Complete samples already there (shards hold 0 .. next_index - 1)."""
         if self.shards is not None:
             return self.shards.next_index
-        return count_pairs(self.layout)
+        return self.layout.count_pairs()
 
     def add(self, i: int, params: dict[str, Any], png: bytes) -> None:
         if self.shards is not None:
@@ -537,16 +494,16 @@ def main(args: argparse.Namespace) -> int:
     each after writing every pair that completed and saying how to resume."""
     log = print
     size = args.size or config.get_profile(args.profile).size
-    layout = Layout(Path(args.out))
+    layout = dataset.Layout(Path(args.out))
     try:  # never append pairs of this schema to a folder of another
-        dataset.check_data_schema(layout.out)
+        dataset.check_data_schema(layout.folder)
     except dataset.DataSchemaError as e:
         raise SystemExit(str(e)) from None
     orphans, tmps = clean_orphans(layout)
     if orphans or tmps:
         log(
             f"cleanup: removed {orphans} params without an image and {tmps} .tmp "
-            f"files left by an interrupted run in {layout.out}"
+            f"files left by an interrupted run in {layout.folder}"
         )
     writer = PairWriter(args, layout, log)
     start = writer.next_index()
@@ -555,18 +512,18 @@ def main(args: argparse.Namespace) -> int:
     sampler = make_sampler(args, log)
     if todo == 0:
         log(
-            f"nothing to do: {layout.out} holds {have} pairs, --n {args.n} "
+            f"nothing to do: {layout.folder} holds {have} pairs, --n {args.n} "
             f"({start} is the next index; raise --n to add more)"
         )
         return 0
     if not args.shards:
         layout.images.mkdir(parents=True, exist_ok=True)
         layout.params.mkdir(parents=True, exist_ok=True)
-    layout.out.mkdir(parents=True, exist_ok=True)
-    dataset.write_data_schema(layout.out)
+    layout.folder.mkdir(parents=True, exist_ok=True)
+    dataset.write_data_schema(layout.folder)
     url = rendering.renderer_url(args.renderer_url)
     log(
-        f"generating {todo} pairs at {size}x{size} px into {layout.out}"
+        f"generating {todo} pairs at {size}x{size} px into {layout.folder}"
         + (f", which holds {have} (--n {args.n})" if have else "")
         + f" (from {start:06d}, seed {args.seed}, {args.workers} workers, {url})"
     )
@@ -650,12 +607,12 @@ def main(args: argparse.Namespace) -> int:
         if preview is not None:
             preview.flush()
         if sheet and not args.no_sheet:
-            write_sheet(layout.out / "sheet.png", sheet)
+            write_sheet(layout.folder / "sheet.png", sheet)
 
     span = f" ({start:06d}-{start + written - 1:06d})" if written else ""
-    log(f"wrote {written} pairs to {layout.out}{span}, {bred} bred from refs")
+    log(f"wrote {written} pairs to {layout.folder}{span}, {bred} bred from refs")
     if sheet and not args.no_sheet:
-        log(f"contact sheet of the first samples: {layout.out / 'sheet.png'}")
+        log(f"contact sheet of the first samples: {layout.folder / 'sheet.png'}")
     if preview is not None and preview.window is None and written:
         log(f"preview: {preview.path}")
     interrupted = stop.event.is_set() or isinstance(error, KeyboardInterrupt)
@@ -663,7 +620,7 @@ def main(args: argparse.Namespace) -> int:
     if remaining > 0 and (interrupted or (error is not None and written)):
         why = stop.signal_name or ("Ctrl-C" if interrupted else "the error below")
         log(
-            f"stopped by {why} after {written} of {todo}; {layout.out} holds only "
+            f"stopped by {why} after {written} of {todo}; {layout.folder} holds only "
             f"complete pairs. Add the remaining {remaining} of the same sequence "
             f"with the same command:\n  {resume_command(args, size)}"
         )

@@ -27,6 +27,7 @@ from typing import Any
 
 import atomic
 import config
+import dataset
 import refs_io
 import rendering
 import utils
@@ -103,18 +104,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start a new round even if the last one did not finish",
     )
     return ap.parse_args(argv)
-
-
-def count_pairs(folder: Path) -> int:
-    """Complete (image, params) pairs in a data folder."""
-    images = folder / "images"
-    if not images.is_dir():
-        return 0
-    return sum(
-        1
-        for f in images.glob("*.png")
-        if (folder / "params" / f"{f.stem}.json").exists()
-    )
 
 
 class Round:
@@ -206,9 +195,11 @@ def main(args: argparse.Namespace) -> Path:
     st.setdefault("started", time.strftime("%Y-%m-%d %H:%M:%S"))
     st.setdefault(
         "target_data",
-        count_pairs(data) + n if rnd.number > 1 else max(n, count_pairs(data)),
+        dataset.Layout(data).count_pairs() + n
+        if rnd.number > 1
+        else max(n, dataset.Layout(data).count_pairs()),
     )
-    st.setdefault("target_quality", count_pairs(quality) + nq)
+    st.setdefault("target_quality", dataset.Layout(quality).count_pairs() + nq)
     rnd.save()
     verb = "carrying on" if rnd.resumed else "starting"
     log(
@@ -221,9 +212,11 @@ def main(args: argparse.Namespace) -> Path:
         rurl = ["--renderer-url", url]
 
         def gen(folder: Path, target: int, extra: list[str]) -> int:
-            missing = max(0, target - count_pairs(folder))
+            missing = max(0, target - dataset.Layout(folder).count_pairs())
             if missing == 0:
-                log(f"{folder}: {count_pairs(folder)} pairs, target reached")
+                log(
+                    f"{folder}: {dataset.Layout(folder).count_pairs()} pairs, target reached"
+                )
                 return 0
             # --n is the total the folder holds when done (generate adds the missing)
             argv = ["--n", str(target), "--out", str(folder), "--size", str(size)]

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 import atomic
+import dataset
 import metrics
 import refs_io
 import rendering
@@ -49,7 +50,6 @@ import search
 import twin
 import utils
 
-PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
 SHEET_RE = re.compile(r"^explore-([0-9]{3,9})\.png$")
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
 
@@ -293,25 +293,11 @@ def image_at(square: Any, size: int) -> np.ndarray:
 # Output
 
 
-def next_index(out: Path) -> int:
-    """1 + the highest NNNNNN in out/images and out/params (0 when empty)."""
-    top = -1
-    for sub in ("images", "params"):
-        d = out / sub
-        if d.is_dir():
-            for f in d.iterdir():
-                m = PAIR_RE.match(f.name)
-                if m:
-                    top = max(top, int(m.group(1)))
-    return top + 1
-
-
 def write_result(out: Path, idx: int, params: dict[str, Any], png: bytes) -> Path:
     """out/params/NNNNNN.json (flat) then out/images/NNNNNN.png, each atomic."""
-    atomic.write_json(
-        out / "params" / f"{idx:06d}.json", schema.validate_params(params)
-    )
-    img = out / "images" / f"{idx:06d}.png"
+    layout = dataset.Layout(out)
+    atomic.write_json(layout.params_path(idx), schema.validate_params(params))
+    img = layout.image_path(idx)
     atomic.atomic_write_bytes(img, png)
     return img
 
@@ -397,7 +383,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
             ev.close()
         best = res.best.params
         final_png = client.render_png(best, args.final_size)
-        idx = next_index(out)
+        idx = dataset.Layout(out).next_index()
         img_path = write_result(out, idx, best, final_png)
         panels = [(t256, "target")]
         guess_label = "inverse guess" if inverse is not None else "start"
@@ -422,7 +408,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         f"done in {time.time() - t0:.1f} s, {ev.renders} renders: "
         f"NCC {ncc:.3f}, line F1 {f1:.3f}, picture score {pic:.3f} ({same}) at 256²"
     )
-    log(f"wrote {out / 'params' / f'{idx:06d}.json'}, {img_path}, {side_path}")
+    log(f"wrote {dataset.Layout(out).params_path(idx)}, {img_path}, {side_path}")
     log(f"keep it as a reference: make save-ref ID=out:{idx}")
     return {
         "id": idx,
@@ -646,7 +632,7 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                     return dist(imgs, imgs[i : i + 1].expand_as(imgs))
 
         picks = select_novel(novelty, dist_to, ok, args.n)
-        idx0 = next_index(out)
+        idx0 = dataset.Layout(out).next_index()
         ids, tiles, labels = [], [], []
         for k, i in enumerate(picks):
             png = (

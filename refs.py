@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import atomic
+import dataset
 import refs_io
 import rendering
 import schema
@@ -119,7 +120,7 @@ def resolve_id(ref_id: str, data: Path, output: Path) -> Path:
             "q:N or out:N)"
         ) from None
     folder = {None: data, "q": data / "quality", "out": output}[kind]
-    return folder / "params" / f"{n:06d}.json"
+    return dataset.Layout(folder).params_path(n)
 
 
 def read_params(path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import dataset
 import encoding
 import metrics
 import rendering
@@ -484,11 +485,7 @@ class RetrievalBank:
         there is none."""
         pairs: list[tuple[Path, Path]] = []
         for d in dirs:
-            d = Path(d)
-            for img in sorted((d / "images").glob("*.png")):
-                par = d / "params" / f"{img.stem}.json"
-                if par.exists():
-                    pairs.append((img, par))
+            pairs += dataset.Layout(Path(d)).pairs()
         if limit is not None:
             pairs = pairs[:limit]
         if not pairs:

@@ -309,13 +309,6 @@ class Pairs:
         )
 
 
-def _pair_stems(folder: Path) -> list[str]:
-    """Stems NNNNNN with both images/NNNNNN.png and params/NNNNNN.json, sorted."""
-    imgs = {p.stem for p in (folder / "images").glob("*.png")}
-    pars = {p.stem for p in (folder / "params").glob("*.json")}
-    return sorted(imgs & pars)
-
-
 def _decode_png(path: Path, size: int) -> np.ndarray:
     """PNG → uint8 (size, size, 3), resized with a box filter when it differs."""
     from PIL import Image
@@ -335,12 +328,13 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
     Returns names (N,) str, images uint8 (N, R, R, 3), and the Encoded arrays."""
     from tqdm import tqdm
 
-    stems = _pair_stems(folder)
+    layout = dataset.Layout(folder)
+    stems = layout.pair_stems()
     stamps = np.array(
         [
             max(
-                (folder / "images" / f"{s}.png").stat().st_mtime_ns,
-                (folder / "params" / f"{s}.json").stat().st_mtime_ns,
+                (layout.images / f"{s}.png").stat().st_mtime_ns,
+                (layout.params / f"{s}.json").stat().st_mtime_ns,
             )
             for s in stems
         ],
@@ -379,9 +373,9 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
         for i in tqdm(todo, desc=f"decode {folder}", unit="img", dynamic_ncols=True):
             s = stems[i]
             try:
-                params = json.loads((folder / "params" / f"{s}.json").read_text())
+                params = json.loads((layout.params / f"{s}.json").read_text())
                 e = encoding.encode_params(params).as_dict()
-                images[i] = _decode_png(folder / "images" / f"{s}.png", size)
+                images[i] = _decode_png(layout.images / f"{s}.png", size)
             except (OSError, ValueError, schema.ParamError) as err:
                 bad[i] = f"{s} ({err})"
                 continue
@@ -467,9 +461,8 @@ def load_pairs(
     for d in dirs:
         folder = Path(d)
         sharded = shards.is_shard_folder(folder)
-        if not sharded and not (
-            (folder / "images").is_dir() and (folder / "params").is_dir()
-        ):
+        layout = dataset.Layout(folder)
+        if not sharded and not (layout.images.is_dir() and layout.params.is_dir()):
             log(f"data: {folder} has no images/ and params/; skipped")
             continue
         try:

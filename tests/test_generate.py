@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 import atomic
+import dataset
 import generate
 import refs_io
 import rendering
@@ -188,7 +189,7 @@ def test_killed_run_is_cleaned_up_by_the_next(
     wait_for_images(out, 2, proc)
     proc.kill()  # no chance to clean up
     proc.wait(timeout=30)
-    left = generate.count_pairs(generate.Layout(out))  # complete pairs it left
+    left = dataset.Layout(out).count_pairs()  # complete pairs it left
     assert left >= 2
     # --n is the folder's total: a rerun tops up what is missing, not N more
     assert run(out, renderer_url, refs_file, left + 1, "--no-sheet") == 1
