@@ -34,7 +34,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ import shards
 import utils
 
 SHEET_ROWS = 4
+Log = Callable[[str], None]
 
 
 def _profile_and_stage(argv: list[str] | None) -> tuple[config.Profile, str]:
@@ -945,17 +946,9 @@ def train_forward(
     )
     step_net: Any = M.compile_hot_paths(net) if fast and not args.no_compile else net
     train_net = cluster.wrap_ddp(step_net, dist, device)
-    return fit(
-        run,
+    stage = Stage(
         net,
-        step_net,
         opt,
-        args,
-        dist,
-        train,
-        val,
-        device,
-        log,
         amp,
         train_step=lambda enc, target, epoch: forward_loss(
             train_net(enc), target, perceptual, w
@@ -966,29 +959,46 @@ def train_forward(
         sheet=lambda: forward_sheet(net, val, device),
         fields=["ncc", "f1"],
     )
+    return fit(run, stage, train, args, dist, device, log)
 
 
 # ----------------------------------------------------------------------------------
 # The shared loop
 
 
+TrainStep = Callable[
+    [dict[str, torch.Tensor], torch.Tensor, int], tuple[torch.Tensor, dict[str, float]]
+]
+"""(encoded params, images (B, 3, R, R) in [0, 1], epoch) → (loss, its parts)."""
+
+
+@dataclass
+class Stage:
+    """One stage as the shared loop sees it: the net whose weights are saved, its
+    optimizer and autocast, and the stage's own steps."""
+
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    amp: contextlib.AbstractContextManager[Any]
+    train_step: TrainStep
+    evaluate: Callable[[], dict[str, float]]
+    """the validation scores of the epoch (rank 0 only)"""
+    sheet: Callable[[], Any]
+    """the validation sheet of the epoch, a PIL image (rank 0 only)"""
+    fields: list[str]
+    """the scores the epoch's log line and the curves show"""
+    on_epoch: Callable[[int], None] | None = None
+    """called with the epoch's index before it starts"""
+
+
 def fit(
     run: Run,
-    net: torch.nn.Module,
-    step_net: Any,
-    opt: torch.optim.Optimizer,
+    stage: Stage,
+    train: Pairs,
     args: argparse.Namespace,
     dist: cluster.Dist,
-    train: Pairs,
-    val: Pairs,
     device: torch.device,
-    log: Any,
-    amp: contextlib.AbstractContextManager[Any],
-    train_step: Any,
-    evaluate: Any,
-    sheet: Any,
-    fields: list[str],
-    on_epoch: Any = None,
+    log: Log,
 ) -> dict[str, Any]:
     """The explicit training loop: epochs of AdamW steps with the lr_at schedule, a
     validation pass, one log line, checkpoints, curves and the sheet per epoch.
@@ -999,15 +1009,15 @@ def fit(
     per_epoch = max(1, len(train) // bs if len(train) > bs else 1)
     total = epochs * per_epoch
     warmup = min(200, max(1, total // 20))
-    base_lrs = [g["lr"] for g in opt.param_groups]
+    base_lrs = [g["lr"] for g in stage.opt.param_groups]
     gen = torch.Generator().manual_seed(args.seed + run.start_epoch)
     scores: dict[str, Any] = run.history[-1] if run.history else {}
-    net.train()
+    stage.net.train()
     epoch = run.start_epoch
     try:
         for epoch in range(run.start_epoch, epochs):
-            if on_epoch is not None:
-                on_epoch(epoch)
+            if stage.on_epoch is not None:
+                stage.on_epoch(epoch)
             t0, seen, loss_sum = time.time(), 0, 0.0
             bar = tqdm(
                 batches(len(train), bs, gen)
@@ -1022,16 +1032,16 @@ def fit(
             )
             for idx in bar:
                 scale = lr_at(run.step, total, 1.0, warmup)
-                for g, base in zip(opt.param_groups, base_lrs, strict=True):
+                for g, base in zip(stage.opt.param_groups, base_lrs, strict=True):
                     g["lr"] = base * scale
                 enc = to_device(train.enc, idx, device)
                 target = images_at(train, idx, device)
-                with amp:
-                    loss, parts = train_step(enc, target, epoch)
-                opt.zero_grad(set_to_none=True)
+                with stage.amp:
+                    loss, parts = stage.train_step(enc, target, epoch)
+                stage.opt.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                opt.step()
+                torch.nn.utils.clip_grad_norm_(stage.net.parameters(), 1.0)
+                stage.opt.step()
                 run.step += 1
                 seen += len(idx)
                 loss_sum += float(loss.detach()) * len(idx)
@@ -1044,10 +1054,10 @@ def fit(
             scores = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / max(1, seen),
-                **(evaluate() if dist.main else {}),
+                **(stage.evaluate() if dist.main else {}),
             }
             scores.update(
-                lr=opt.param_groups[-1]["lr"],
+                lr=stage.opt.param_groups[-1]["lr"],
                 seconds=round(time.time() - t0, 1),
                 samples_per_s=round(seen / max(train_time, 1e-9), 1),
             )
@@ -1056,10 +1066,10 @@ def fit(
             run.history.append(scores)
             if not dist.main:  # rank 0 alone validates, writes and logs
                 continue
-            best = run.save(net, opt, epoch + 1, scores)
-            run.curves(fields)
-            run.sheet(sheet())
-            shown = "  ".join(f"{f} {scores[f]:.3f}" for f in fields)
+            best = run.save(stage.net, stage.opt, epoch + 1, scores)
+            run.curves(stage.fields)
+            run.sheet(stage.sheet())
+            shown = "  ".join(f"{f} {scores[f]:.3f}" for f in stage.fields)
             log(
                 f"epoch {epoch + 1:3d}/{epochs}  train {scores['train_loss']:.4f}  val {scores['val_loss']:.4f}  "
                 f"{shown}  lr {scores['lr']:.1e}  {scores['seconds']:6.1f} s  {scores['samples_per_s']:6.1f} img/s"
@@ -1069,7 +1079,7 @@ def fit(
     except KeyboardInterrupt:
         if not dist.main:  # rank 0 saves OUT-last
             return {"interrupted": True, "checkpoint": str(run.out), **scores}
-        tensors, js = optimizer_state(opt)
+        tensors, js = optimizer_state(stage.opt)
         meta = {
             "args": run.args_json(),
             "epoch": epoch,
@@ -1079,7 +1089,7 @@ def fit(
             "history": run.history,
             "optimizer": js,
         }
-        M.save_checkpoint(net, run.last, meta, extra=tensors)
+        M.save_checkpoint(stage.net, run.last, meta, extra=tensors)
         log(
             f"interrupted in epoch {epoch + 1}: saved {run.last}; continue with the same command plus --resume"
         )
@@ -1224,20 +1234,13 @@ class PredictionRenderer:
         return None
 
 
-def train_inverse(
-    args: argparse.Namespace,
-    train: Pairs,
-    val: Pairs,
-    device: torch.device,
-    dist: cluster.Dist,
-    log: Any,
-) -> dict[str, Any]:
-    prof = config.get_profile(args.profile)
-    name, weights = choose_backbone(args, prof, log)
-    out = Path(args.out)
-    resuming = (
-        args.resume and out.with_name(out.name + "-last").with_suffix(".json").exists()
-    )
+def inverse_net(
+    args: argparse.Namespace, resuming: bool, device: torch.device, log: Log
+) -> tuple[M.InverseModel, bool]:
+    """The inverse model to train: a fresh one on the chosen backbone, the --init
+    checkpoint (its config; its weights unless resuming), or, resuming, an empty one
+    that OUT-last fills. Returns (net, whether the backbone is pretrained)."""
+    name, weights = choose_backbone(args, config.get_profile(args.profile), log)
     # the model resizes any input to the size it was trained at (224 for DINOv2)
     cfg = M.InverseConfig(
         backbone=name,
@@ -1246,7 +1249,7 @@ def train_inverse(
     )
     init = M.load_inverse(args.init) if args.init else None
     if init is not None:
-        cfg, name = init.cfg, init.cfg.backbone  # fine-tune: the checkpoint's config
+        cfg = init.cfg  # fine-tune: the checkpoint's config
         log(f"inverse model: fine-tuning from {args.init}")
         if resuming:
             init = None  # its config only; the weights come from OUT-last
@@ -1263,41 +1266,128 @@ def train_inverse(
         f"backbone: {info['name']} ({info['features']}-dim features), weights: "
         + (info["weights"] if pretrained else "none (trained from scratch)")
     )
+    return net, pretrained
+
+
+def frozen_forward(
+    args: argparse.Namespace, device: torch.device, log: Log
+) -> tuple[M.ForwardModel | None, torch.nn.Module | None]:
+    """(the frozen forward model, the perceptual distance) for the inverse stage's
+    perceptual loss; (model or None, None) when there is no model or its weight is 0."""
     fwd = M.load_forward(args.forward, device) if args.forward else None
-    perc_weight = args.perceptual_weight
-    perceptual: torch.nn.Module | None = None
-    if fwd is not None:
-        fwd.requires_grad_(False)
-    if fwd is not None and perc_weight > 0:
-        perceptual = M.create_perceptual(args.perceptual).to(device)
-        log(
-            f"perceptual loss: {perceptual.name} through the frozen forward model "
-            f"{args.forward} (weight {perc_weight:g}, ramped in over the first half)"
-        )
-    elif fwd is None:
+    if fwd is None:
         log(f"perceptual loss: off (no forward model at {args.forward})")
-    else:
+        return None, None
+    fwd.requires_grad_(False)
+    if args.perceptual_weight <= 0:
         log("perceptual loss: off (--perceptual-weight 0)")
-    freeze = (
-        args.freeze_epochs
-        if args.freeze_epochs is not None
-        else (prof.inverse.freeze_epochs if pretrained else 0)
+        return fwd, None
+    perceptual = M.create_perceptual(args.perceptual).to(device)
+    log(
+        f"perceptual loss: {perceptual.name} through the frozen forward model "
+        f"{args.forward} (weight {args.perceptual_weight:g}, ramped in over the first half)"
     )
-    bb_mult = 0.1 if pretrained else 1.0
-    lr = args.lr
-    head_params = [
-        p for n, p in net.named_parameters() if not n.startswith("backbone.")
-    ]
-    opt = torch.optim.AdamW(
+    return fwd, perceptual
+
+
+def inverse_optimizer(
+    net: M.InverseModel, lr: float, backbone_mult: float
+) -> torch.optim.Optimizer:
+    """AdamW with the backbone at backbone_mult × lr and the heads at lr."""
+    heads = [p for n, p in net.named_parameters() if not n.startswith("backbone.")]
+    return torch.optim.AdamW(
         [
-            {"params": list(net.backbone.parameters()), "lr": lr * bb_mult},
-            {"params": head_params, "lr": lr},
+            {"params": list(net.backbone.parameters()), "lr": lr * backbone_mult},
+            {"params": heads, "lr": lr},
         ],
         weight_decay=0.01,
     )
+
+
+class InverseValidation:
+    """The inverse stage's validation: the scores of evaluate_inverse plus, when
+    something can draw predictions, the NCC of renders of the predicted params; the
+    sheet shows the renders of the last evaluation (target | render of prediction)."""
+
+    def __init__(
+        self,
+        net: M.InverseModel,
+        step_net: Any,
+        val: Pairs,
+        renderer: PredictionRenderer,
+        args: argparse.Namespace,
+        device: torch.device,
+        amp: contextlib.AbstractContextManager[Any],
+    ) -> None:
+        self.net, self.step_net, self.val, self.renderer = net, step_net, val, renderer
+        self.args, self.device, self.amp = args, device, amp
+        # (targets, renders of the predictions) of the last evaluation, float (R, R, 3)
+        self.last: tuple[np.ndarray, list[np.ndarray]] | None = None
+
+    def evaluate(self) -> dict[str, float]:
+        val, device = self.val, self.device
+        res = evaluate_inverse(
+            self.step_net, val, self.args.batch_size, device, self.amp
+        )
+        imgs = images_at(val, torch.arange(min(32, len(val))), device)
+        rendered = self.renderer.render(self.net.predict_params(imgs), device)
+        if rendered is not None:
+            target = imgs.permute(0, 2, 3, 1).cpu().numpy()
+            res["render_ncc"] = float(
+                np.mean(
+                    [metrics.ncc(r, t) for r, t in zip(rendered, target, strict=True)]
+                )
+            )
+            self.last = (target, rendered)
+        return res
+
+    def sheet(self) -> Any:
+        val = self.val
+        if self.last is None:
+            k = min(16, len(val))
+            imgs = images_at(val, torch.arange(k), self.device)
+            target = imgs.permute(0, 2, 3, 1).cpu().numpy()
+            tiles, labels = list(target), [Path(n).name for n in val.names[:k]]
+            return utils.contact_sheet(tiles, labels, cols=8, cell=96)
+        target, rendered = self.last
+        tiles, labels = [], []
+        for i in range(min(16, len(target))):
+            tiles += [target[i], rendered[i]]
+            labels += [
+                Path(val.names[i]).name,
+                f"pred {metrics.ncc(rendered[i], target[i]):.2f}",
+            ]
+        return utils.contact_sheet(tiles, labels, cols=8, cell=max(96, self.args.size))
+
+
+def train_inverse(
+    args: argparse.Namespace,
+    train: Pairs,
+    val: Pairs,
+    device: torch.device,
+    dist: cluster.Dist,
+    log: Log,
+) -> dict[str, Any]:
+    """Train the inverse model: cross-entropy/MSE/BCE per head, plus the perceptual
+    distance through the frozen forward model ramped in over the first half."""
+    out = Path(args.out)
+    resuming = (
+        args.resume and out.with_name(out.name + "-last").with_suffix(".json").exists()
+    )
+    net, pretrained = inverse_net(args, resuming, device, log)
+    fwd, perceptual = frozen_forward(args, device, log)
+    freeze = (
+        args.freeze_epochs
+        if args.freeze_epochs is not None
+        else (
+            config.get_profile(args.profile).inverse.freeze_epochs if pretrained else 0
+        )
+    )
+    bb_mult = 0.1 if pretrained else 1.0
+    opt = inverse_optimizer(net, args.lr, bb_mult)
     run = Run(out, "inverse", args, higher_is_better=False, key="val_loss")
     if resuming:
-        run.resume(net, opt, {"backbone": name}, log)
+        run.resume(net, opt, {"backbone": net.cfg.backbone}, log)
     fast = device.type == "cuda"
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16)
@@ -1306,9 +1396,7 @@ def train_inverse(
     )
     step_net: Any = M.compile_hot_paths(net) if fast and not args.no_compile else net
     train_net = cluster.wrap_ddp(step_net, dist, device, find_unused=freeze > 0)
-    per_epoch = max(1, len(train) // args.batch_size)
-    ramp_steps = max(1, args.epochs * per_epoch // 2)
-    perc_batch = args.perceptual_batch
+    ramp_steps = max(1, args.epochs * max(1, len(train) // args.batch_size) // 2)
 
     def set_frozen(epoch: int) -> None:
         frozen = epoch < freeze
@@ -1325,7 +1413,7 @@ def train_inverse(
         loss, parts = inverse_param_loss(out, enc)
         if fwd is not None and perceptual is not None:
             ramp = min(1.0, run.step / ramp_steps)
-            k = len(images) if perc_batch <= 0 else min(perc_batch, len(images))
+            k = min(args.perceptual_batch or len(images), len(images))
             soft = M.InverseModel.to_encoded(
                 {
                     kk: (v[:k] if torch.is_tensor(v) else [t[:k] for t in v])
@@ -1340,76 +1428,28 @@ def train_inverse(
             with torch.no_grad():
                 true_img = fwd({kk: v[:k] for kk, v in enc.items()})
             dist = perceptual(fwd(soft_in), true_img).mean()
-            loss = loss + perc_weight * ramp * dist
+            loss = loss + args.perceptual_weight * ramp * dist
             parts["perc"] = float(dist.detach())
         return loss, parts
 
     with contextlib.ExitStack() as stack:
         renderer = PredictionRenderer(args, fwd, args.size, stack, log)
         log(f"sheet renders: {renderer.source}")
-
-        def evaluate() -> dict[str, float]:
-            res = evaluate_inverse(step_net, val, args.batch_size, device, amp)
-            k = min(32, len(val))
-            imgs = images_at(val, torch.arange(k), device)
-            preds = net.predict_params(imgs)
-            rendered = renderer.render(preds, device)
-            if rendered is not None:
-                target = imgs.permute(0, 2, 3, 1).cpu().numpy()
-                res["render_ncc"] = float(
-                    np.mean(
-                        [
-                            metrics.ncc(r, t)
-                            for r, t in zip(rendered, target, strict=True)
-                        ]
-                    )
-                )
-                evaluate.cache = (target, rendered)  # type: ignore[attr-defined]
-            return res
-
-        def sheet() -> Any:
-            cache = getattr(evaluate, "cache", None)
-            if cache is None:
-                k = min(16, len(val))
-                target = (
-                    images_at(val, torch.arange(k), device)
-                    .permute(0, 2, 3, 1)
-                    .cpu()
-                    .numpy()
-                )
-                tiles, labels = list(target), [Path(n).name for n in val.names[:k]]
-                return utils.contact_sheet(tiles, labels, cols=8, cell=96)
-            target, rendered = cache
-            tiles, labels = [], []
-            for i in range(min(16, len(target))):
-                tiles += [target[i], rendered[i]]
-                labels += [
-                    Path(val.names[i]).name,
-                    f"pred {metrics.ncc(rendered[i], target[i]):.2f}",
-                ]
-            return utils.contact_sheet(tiles, labels, cols=8, cell=max(96, args.size))
-
+        check = InverseValidation(net, step_net, val, renderer, args, device, amp)
         fields = ["cont_nrmse", "cat_acc", "layers_acc"] + (
             ["render_ncc"] if renderer.source != "none" else []
         )
-        return fit(
-            run,
+        stage = Stage(
             net,
-            step_net,
             opt,
-            args,
-            dist,
-            train,
-            val,
-            device,
-            log,
             amp,
-            train_step=lambda enc, images, epoch: train_step(enc, images, epoch),
-            evaluate=evaluate,
-            sheet=sheet,
-            fields=fields,
+            train_step,
+            check.evaluate,
+            check.sheet,
+            fields,
             on_epoch=set_frozen,
         )
+        return fit(run, stage, train, args, dist, device, log)
 
 
 # ----------------------------------------------------------------------------------
