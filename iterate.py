@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import atomic
+import checkpoint_io
 import config
 import dataset
 import refs_io
@@ -231,7 +232,7 @@ def main(args: argparse.Namespace) -> Path:
                 argv += ["--epochs", str(epochs)]
             if stage == "inverse":
                 argv += ["--forward", str(ckpt / "forward")]
-                bundled = utils.ROOT / train.M.BUNDLED_INVERSE_PATH
+                bundled = utils.ROOT / checkpoint_io.BUNDLED_INVERSE_PATH
                 if bundled.with_suffix(".json").exists():
                     argv += ["--init", str(bundled)]  # fine-tune the pretrained one
             if rnd.interrupted(f"train-{stage}"):

@@ -1,5 +1,6 @@
-"""The forward model (params → image), the inverse model (image → params), their
-backbones, the perceptual distance and the checkpoints.
+"""The networks: the forward model (params → image), the inverse model (image →
+params) and its backbones (`create_backbone`). Perceptual distances are in
+perceptual_distance.py, checkpoint files in checkpoint_io.py.
 
 ForwardModel mirrors the scene's structure (docs/scene.md) so that the network only
 has to learn what is hard: one *chain* (a progression of outlines) at a time, in its
@@ -26,17 +27,15 @@ MLP → decoder → 3-channel image of pipeline.md, kept for comparison;
 bench/results/models.md has the measurements behind each piece.
 
 InverseModel: a timm backbone (`create_backbone`) → pooled features → heads for every
-part of the encoding. Checkpoints are safetensors + a JSON sidecar; nothing is ever
-unpickled.
+part of the encoding.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import atomic
 import encoding
-import metrics
 import sampling
 import schema
 from config import ForwardConfig
@@ -59,11 +56,6 @@ from renderer.progressions import (
     scale_progression,
 )
 
-DEFAULT_FORWARD_PATH = "checkpoints/forward"
-DEFAULT_INVERSE_PATH = "checkpoints/inverse"
-# the pretrained inverse model shipped in the repository (pretrain_inverse.py), used
-# when a round has not trained one; a round fine-tunes from it (train.py --init)
-BUNDLED_INVERSE_PATH = "models/inverse-pretrained"
 DINOV2 = "vit_small_patch14_dinov2.lvd142m"
 DINOV2_REPO = "timm/vit_small_patch14_dinov2.lvd142m"
 DEFAULT_FREE_BACKBONE = "resnet10t"
@@ -496,6 +488,52 @@ def splat_layout(
 # Forward model
 
 
+@dataclass
+class ChainInputs:
+    """The chains' intrinsic values and transforms (ForwardModel.chain_inputs); chain
+    0 is the base chain, 1..5 the layers (6 = 1 + schema.MAX_LAYERS)."""
+
+    cont: torch.Tensor
+    """(B, 6, 9) the chain-intrinsic continuous values (CHAIN_KEYS) in base units"""
+    cats: torch.Tensor
+    """(B, 6, (5 + 1)·E) categorical embeddings: the shared ones, then the geometry"""
+    coupled: torch.Tensor
+    """(B, 6, 1) positionCoupled as a float"""
+    color: torch.Tensor
+    """(B, 6, 3) the chain's sRGB colour (base × own, as the renderer draws it)"""
+    mask: torch.Tensor
+    """(B, 6) 1 for a chain that is drawn (soft for predicted layers)"""
+    rot: torch.Tensor
+    """(B, 6) layer rotation in radians (0 for the base chain)"""
+    sx: torch.Tensor
+    """(B, 6) layer scale x (1 for the base chain)"""
+    sy: torch.Tensor
+    """(B, 6) layer scale y"""
+    lt: torch.Tensor
+    """(B, 6, 2) group translation: Scene.position for the base chain, the layer's own
+    position for a layer"""
+    scene: torch.Tensor
+    """(B, 4) Scene scale, rotation, position x, y"""
+    probs: dict[str, torch.Tensor]
+    """per chain categorical (CHAIN_CATS and geometry) → (B, 6, options) probabilities"""
+
+    def float(self) -> ChainInputs:
+        """The tensors as float32 (probs as they are)."""
+        return ChainInputs(
+            self.cont.float(),
+            self.cats.float(),
+            self.coupled.float(),
+            self.color.float(),
+            self.mask.float(),
+            self.rot.float(),
+            self.sx.float(),
+            self.sy.float(),
+            self.lt.float(),
+            self.scene.float(),
+            self.probs,
+        )
+
+
 class ForwardModel(nn.Module):
     """Encoded params (batch_encode's dict) → image (B, 3, R, R) in [0, 1].
 
@@ -607,13 +645,8 @@ class ForwardModel(nn.Module):
             torch.arange(schema.MAX_LAYERS, device=n.device)[None] < n[:, None]
         ).float()
 
-    def chain_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """The chains' intrinsic values and transforms.
-
-        Returns cont (B, 6, 9) in base units, cats (B, 6, (5 + 1)·E), bool (B, 6, 1),
-        color (B, 6, 3), mask (B, 6), and the affine pieces: rot (B, 6), sx, sy
-        (B, 6) layer scale, lt (B, 6, 2) layer translation; scene (B, 4): scale,
-        rotation, position x, y."""
+    def chain_inputs(self, batch: dict[str, Any]) -> ChainInputs:
+        """The chains' intrinsic values and transforms (ChainInputs has the shapes)."""
         cont, lc, lo = (
             batch["cont"].float(),
             batch["layer_cont"].float(),
@@ -723,10 +756,10 @@ class ForwardModel(nn.Module):
             ],
             -1,
         )
-        return dict(
+        return ChainInputs(
             cont=chain,
             cats=cats,
-            bool=coupled,
+            coupled=coupled,
             color=color,
             mask=mask,
             rot=rot,
@@ -749,11 +782,11 @@ class ForwardModel(nn.Module):
         )
         return self.post_mlp(x)
 
-    def warp_theta(self, ch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def warp_theta(self, ch: ChainInputs) -> torch.Tensor:
         """(B, 6, 2, 3) affine_grid matrices: output (view) normalised coordinates →
         the canonical canvas' normalised coordinates, for Scene · Group of each chain
         (Scene = R(θ)·S(s); Scene.position sits in the base chain's Group)."""
-        s, th, _, _ = ch["scene"].unbind(-1)  # (B,)
+        s, th, _, _ = ch.scene.unbind(-1)  # (B,)
         s = s.clamp(min=1e-3)
 
         def safe(v: torch.Tensor) -> torch.Tensor:
@@ -761,7 +794,7 @@ class ForwardModel(nn.Module):
                 v >= 0, v.clamp(min=MIN_LAYER_SCALE), v.clamp(max=-MIN_LAYER_SCALE)
             )
 
-        sx, sy, rot = safe(ch["sx"]), safe(ch["sy"]), ch["rot"]  # (B, 6)
+        sx, sy, rot = safe(ch.sx), safe(ch.sy), ch.rot  # (B, 6)
         # A⁻¹ = diag(1/sx, 1/sy) · R(−rot) · R(−θ) / s ; total rotation φ = rot + θ
         phi = rot + th[:, None]
         c, si = phi.cos(), phi.sin()
@@ -770,7 +803,7 @@ class ForwardModel(nn.Module):
         a10, a11 = -si / sy * inv_s, c / sy * inv_s
         # translation t = A_s · t_g, with A_s = s·R(θ)
         ct, st = th.cos()[:, None], th.sin()[:, None]
-        gx, gy = ch["lt"][..., 0], ch["lt"][..., 1]
+        gx, gy = ch.lt[..., 0], ch.lt[..., 1]
         tx = s[:, None] * (ct * gx - st * gy)
         ty = s[:, None] * (st * gx + ct * gy)
         # c_n = (1/canvas) F A⁻¹ F n − (1/E) F A⁻¹ t, F = diag(1, −1)
@@ -783,18 +816,16 @@ class ForwardModel(nn.Module):
             [torch.stack([l00, l01, b0], -1), torch.stack([l10, l11, b1], -1)], -2
         )
 
-    def chain_embedding(self, ch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def chain_embedding(self, ch: ChainInputs) -> torch.Tensor:
         """(B, 6, hidden): the intrinsic look of each chain plus its log magnification."""
-        mag = ch["scene"][:, None, :1].clamp(min=1e-3).log() + torch.stack(
+        mag = ch.scene[:, None, :1].clamp(min=1e-3).log() + torch.stack(
             [
-                ch["sx"].abs().clamp(min=MIN_LAYER_SCALE).log(),
-                ch["sy"].abs().clamp(min=MIN_LAYER_SCALE).log(),
+                ch.sx.abs().clamp(min=MIN_LAYER_SCALE).log(),
+                ch.sy.abs().clamp(min=MIN_LAYER_SCALE).log(),
             ],
             -1,
         )
-        x = torch.cat(
-            [fourier(ch["cont"], self.cfg.n_freq), ch["cats"], ch["bool"], mag], -1
-        )
+        x = torch.cat([fourier(ch.cont, self.cfg.n_freq), ch.cats, ch.coupled, mag], -1)
         return self.chain_mlp(x)
 
     # -- the image -------------------------------------------------------------
@@ -826,11 +857,11 @@ class ForwardModel(nn.Module):
         pick = torch.sigmoid((density - torch.sigmoid(self.noise_u)) / 0.05)
         return on * 0.5 * opacity[:, None, None, None] * torch.tanh(self.noise_s) * pick
 
-    def composite(self, ch: dict[str, torch.Tensor], emb: torch.Tensor) -> torch.Tensor:
+    def composite(self, ch: ChainInputs, emb: torch.Tensor) -> torch.Tensor:
         """Decode the chains that are present, warp each into the view, × colour, sum."""
         B, C = emb.shape[:2]
         R, S = self.cfg.size, self.cfg.canvas_size
-        mask = ch["mask"].reshape(-1)  # (B·6,)
+        mask = ch.mask.reshape(-1)  # (B·6,)
         # chains that exist (a soft mask's negligible ones are skipped)
         idx = torch.nonzero(mask > 1e-3, as_tuple=True)[0]  # (M,)
         hint = self.layout_hint(ch, idx) if self.cfg.layout_k else None
@@ -847,21 +878,21 @@ class ForwardModel(nn.Module):
         warped = F.grid_sample(
             canon, grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )
-        col = (ch["color"].reshape(B * C, 3)[idx] * mask[idx, None]).to(warped.dtype)
+        col = (ch.color.reshape(B * C, 3)[idx] * mask[idx, None]).to(warped.dtype)
         light = torch.zeros(B * C, 3, R, R, device=emb.device, dtype=warped.dtype)
         light = light.index_copy(0, idx, warped * col[:, :, None, None])
         return light.reshape(B, C, 3, R, R).sum(1)
 
     @torch.autocast("cuda", enabled=False)
-    def layout_hint(self, ch: dict[str, Any], idx: torch.Tensor) -> torch.Tensor:
+    def layout_hint(self, ch: ChainInputs, idx: torch.Tensor) -> torch.Tensor:
         """(M, 1, h, h): the first layout_k instances of the chosen chains (flat
         indices into B·6) splatted on the canonical canvas (h = min(layout_res,
         canvas side)), softly saturated at 4. Always float32: coordinates need it."""
-        ch = {k: v.float() if torch.is_tensor(v) else v for k, v in ch.items()}
-        vals = ch["cont"].reshape(-1, len(CHAIN_KEYS))[idx]
+        ch = ch.float()
+        vals = ch.cont.reshape(-1, len(CHAIN_KEYS))[idx]
         v = {k: _denorm(vals[:, j], _param(k)) for j, k in enumerate(CHAIN_KEYS)}
-        v["positionCoupled"] = ch["bool"].reshape(-1)[idx]
-        probs = {k: p.reshape(-1, p.shape[-1])[idx] for k, p in ch["probs"].items()}
+        v["positionCoupled"] = ch.coupled.reshape(-1)[idx]
+        probs = {k: p.reshape(-1, p.shape[-1])[idx] for k, p in ch.probs.items()}
         inst = instance_layout(v, probs, self.cfg.layout_k)
         T = self.cfg.template
         tmpl = (probs["geometry"] @ self.templates.reshape(NUM_GEOMETRIES, -1)).reshape(
@@ -885,36 +916,36 @@ class ForwardModel(nn.Module):
         return 4 * torch.tanh(hint / 4)
 
     def single(
-        self, batch: dict[str, Any], ch: dict[str, torch.Tensor], emb: torch.Tensor
+        self, batch: dict[str, Any], ch: ChainInputs, emb: torch.Tensor
     ) -> torch.Tensor:
         """Baseline: one decoder for the whole picture from a pooled embedding."""
         nf = self.cfg.n_freq
         lp = schema.LAYER_PARAM
         xf = torch.stack(
             [
-                (ch["rot"] - lp["rotation"].clamp_lo)
+                (ch.rot - lp["rotation"].clamp_lo)
                 / (lp["rotation"].clamp_hi - lp["rotation"].clamp_lo),
-                (ch["lt"][..., 0] + 2) / 4,
-                (ch["lt"][..., 1] + 2) / 4,
-                (ch["sx"] + 2) / 4,
-                (ch["sy"] + 2) / 4,
-                ch["mask"],
-                torch.zeros_like(ch["mask"]),
+                (ch.lt[..., 0] + 2) / 4,
+                (ch.lt[..., 1] + 2) / 4,
+                (ch.sx + 2) / 4,
+                (ch.sy + 2) / 4,
+                ch.mask,
+                torch.zeros_like(ch.mask),
             ],
             -1,
         )
         layer = self.layer_mlp(
-            torch.cat([emb, fourier(xf, nf), ch["color"]], -1)
+            torch.cat([emb, fourier(xf, nf), ch.color], -1)
         )  # (B, 6, H)
-        pooled = (layer[:, 1:] * ch["mask"][:, 1:, None]).sum(1)
+        pooled = (layer[:, 1:] * ch.mask[:, 1:, None]).sum(1)
         cont = batch["cont"].float()
         scene = cont[:, [_cont_index(k) for k in ("scale", "rotation", "position.x")]]
-        n_oh = F.one_hot(ch["mask"][:, 1:].sum(1).round().long().clamp(0, 5), 6).float()
+        n_oh = F.one_hot(ch.mask[:, 1:].sum(1).round().long().clamp(0, 5), 6).float()
         g = torch.cat(
             [
                 emb[:, 0],
                 fourier(scene, nf),
-                ch["color"][:, 0],
+                ch.color[:, 0],
                 self.post_embedding(batch),
                 n_oh,
                 pooled,
@@ -1253,287 +1284,3 @@ class InverseModel(nn.Module):
             )
             for i in range(images.shape[0])
         ]
-
-
-# ----------------------------------------------------------------------------------
-# Perceptual distance
-
-
-class SqrtMultiScaleL1(nn.Module):
-    """Weight-free perceptual distance for thin bright lines on black: mean |√a − √b|
-    at full size and after 2×, 4× and 8× average pooling (coarser levels see
-    near-misses as close). Inputs (B, 3, H, W) in [0, 1] → (B,) ≥ 0."""
-
-    name = "sqrt-ms-l1"
-
-    def __init__(self, levels: int = 4) -> None:
-        super().__init__()
-        self.levels = levels
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a, b = metrics.sqrt_image(a), metrics.sqrt_image(b)
-        total = a.new_zeros(a.shape[0])
-        for lvl in range(self.levels):
-            if lvl:
-                if a.shape[-1] < 2:
-                    break
-                a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
-            total = total + (a - b).abs().mean((1, 2, 3))
-        return total / self.levels
-
-
-class LPIPSDistance(nn.Module):
-    """LPIPS (AlexNet) via the `lpips` package; inputs (B, 3, H, W) in [0, 1] → (B,)."""
-
-    name = "lpips"
-
-    def __init__(self) -> None:
-        super().__init__()
-        import warnings
-
-        import lpips
-
-        with warnings.catch_warnings():  # lpips still passes torchvision's old flag
-            warnings.simplefilter("ignore", UserWarning)
-            self.net = lpips.LPIPS(net="alex", pretrained=True, verbose=False)
-        self.net.eval()
-        for p in self.net.parameters():
-            p.requires_grad_(False)
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if a.shape[-1] < 32:  # AlexNet's strides need ≥ 32 px
-            a = F.interpolate(a, size=(32, 32), mode="bilinear", align_corners=False)
-            b = F.interpolate(b, size=(32, 32), mode="bilinear", align_corners=False)
-        return self.net(a, b, normalize=True).flatten()
-
-
-ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet_Weights.IMAGENET1K_V1
-
-
-def alexnet_weights_file() -> Path:
-    """Where torchvision keeps AlexNet's ImageNet weights ($TORCH_HOME/hub/checkpoints;
-    the name is the basename of AlexNet_Weights.IMAGENET1K_V1.url)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
-
-
-def create_perceptual(name: str = "auto") -> nn.Module:
-    """A perceptual distance by name: module(a, b) with a, b (B, 3, H, W) in [0, 1]
-    → (B,) ≥ 0 (0 = identical). Frozen (no trainable weights).
-
-    Names:
-      - "lpips": LPIPS-AlexNet (the `lpips` package); needs torchvision's AlexNet
-        ImageNet weights in the torch hub cache (alexnet_weights_file()), otherwise
-        raises FileNotFoundError naming the file.
-      - "sqrt-ms-l1": the weight-free default, SqrtMultiScaleL1.
-      - "auto": "lpips" when its weights are on disk, else "sqrt-ms-l1".
-    The module's `name` attribute says which one it is.
-    """
-    if name == "auto":
-        name = "lpips" if alexnet_weights_file().is_file() else SqrtMultiScaleL1.name
-    if name == "lpips":
-        if not alexnet_weights_file().is_file():
-            raise FileNotFoundError(
-                f"LPIPS needs AlexNet weights at {alexnet_weights_file()} (torchvision's "
-                "alexnet-owt-7be5be79.pth; set TORCH_HOME to where you have them)"
-            )
-        return LPIPSDistance()
-    if name == SqrtMultiScaleL1.name:
-        return SqrtMultiScaleL1()
-    raise ValueError(
-        f"unknown perceptual {name!r} (lpips, {SqrtMultiScaleL1.name}, auto)"
-    )
-
-
-# ----------------------------------------------------------------------------------
-# Checkpoints: NAME.safetensors (weights) + NAME.json (sidecar)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, broken, or made for another kind/schema/config."""
-
-
-KINDS = {
-    "forward": (ForwardModel, ForwardConfig),
-    "inverse": (InverseModel, InverseConfig),
-}
-
-
-def _stem(path: str | Path) -> Path:
-    p = Path(path)
-    return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
-
-
-def model_kind(model: nn.Module) -> str:
-    for kind, (cls, _) in KINDS.items():
-        if isinstance(model, cls):
-            return kind
-    raise TypeError(f"not a checkpointable model: {type(model).__name__}")
-
-
-def save_checkpoint(
-    model: nn.Module,
-    path: str | Path,
-    meta: dict[str, Any] | None = None,
-    extra: dict[str, torch.Tensor] | None = None,
-) -> Path:
-    """Write NAME.safetensors (weights, plus `extra` tensors under their own names)
-    and NAME.json (kind, config, schema version and hash, `meta`), each atomically;
-    returns the stem. `path` is given without extension."""
-    from safetensors.torch import save
-
-    stem = _stem(path)
-    kind = model_kind(model)
-    cfg: Any = model.cfg
-    tensors = {
-        f"model.{k}": v.detach().contiguous().cpu()
-        for k, v in model.state_dict().items()
-    }
-    for k, v in (extra or {}).items():
-        tensors[k] = v.detach().contiguous().cpu()
-    sidecar = {
-        "kind": kind,
-        "config": asdict(cfg),
-        "schema_version": schema.SCHEMA_VERSION,
-        "schema_hash": schema.schema_hash(),
-        **(meta or {}),
-    }
-    if kind == "inverse":
-        sidecar["backbone"] = {k: v for k, v in model.backbone_info.items()}  # type: ignore[union-attr]
-    atomic.atomic_write_bytes(stem.with_suffix(".safetensors"), save(tensors))
-    atomic.write_json(stem.with_suffix(".json"), sidecar)
-    return stem
-
-
-def read_sidecar(path: str | Path) -> dict[str, Any]:
-    """NAME.json of a checkpoint as a dict (CheckpointError when missing or broken)."""
-    side = _stem(path).with_suffix(".json")
-    if not side.is_file():
-        raise CheckpointError(f"checkpoint sidecar {side} is missing")
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise CheckpointError(f"checkpoint sidecar {side} is not UTF-8 text") from None
-    except OSError as e:
-        raise CheckpointError(
-            f"checkpoint sidecar {side}: cannot read it ({e.strerror})"
-        ) from None
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, 4300+ digit ints
-        raise CheckpointError(f"checkpoint sidecar {side} is not JSON: {e}") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(
-            f"checkpoint sidecar {side} is not a JSON object "
-            f"(it is {schema.json_type(meta)})"
-        )
-    return meta
-
-
-def load_checkpoint(
-    path: str | Path,
-    kind: str,
-    expect: dict[str, Any] | None = None,
-    map_location: str | torch.device = "cpu",
-) -> nn.Module:
-    """NAME(.safetensors/.json) → the model, in eval mode, with its sidecar as
-    `model.meta`. Refuses (CheckpointError) a checkpoint of another kind, schema
-    version or schema hash, a config with unknown fields or differing from `expect`
-    (e.g. {"size": 64}), and weights that do not fit the config."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    stem = _stem(path)
-    meta = read_sidecar(stem)
-    if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}")
-    if meta.get("kind") != kind:
-        raise CheckpointError(
-            f"{stem}: a {meta.get('kind')!r} checkpoint, not {kind!r}"
-        )
-    if (
-        meta.get("schema_version") != schema.SCHEMA_VERSION
-        or meta.get("schema_hash") != schema.schema_hash()
-    ):
-        raise CheckpointError(
-            f"{stem}: made for parameter schema v{meta.get('schema_version')} "
-            f"({meta.get('schema_hash')}), this code has v{schema.SCHEMA_VERSION} "
-            f"({schema.schema_hash()}); regenerate the data it learned from and "
-            "retrain it (make generate, make train)"
-        )
-    cls, cfg_cls = KINDS[kind]
-    raw = meta.get("config", {})
-    if not isinstance(raw, dict):
-        raise CheckpointError(
-            f"{stem}: config is {schema.json_type(raw)}, not an object; retrain it"
-        )
-    known = {f.name for f in fields(cfg_cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise CheckpointError(
-            f"{stem}: config has fields this code does not know: {unknown}"
-        )
-    cfg = cfg_cls(**raw)
-    for k, v in (expect or {}).items():
-        if getattr(cfg, k, None) != v:
-            raise CheckpointError(
-                f"{stem}: config {k}={getattr(cfg, k, None)!r}, expected {v!r}"
-            )
-    weights = stem.with_suffix(".safetensors")
-    if not weights.is_file():
-        raise CheckpointError(f"checkpoint weights {weights} are missing")
-    try:
-        tensors = load_file(str(weights), device=str(map_location))
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(
-            f"{weights}: not a readable safetensors file ({e})"
-        ) from None
-    state = {
-        k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")
-    }
-    model = cls(cfg)  # type: ignore[arg-type]
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0:3]
-        raise CheckpointError(
-            f"{stem}: weights do not fit the config: {' '.join(first)}"
-        ) from None
-    model.meta = meta  # type: ignore[attr-defined]
-    return model.to(map_location).eval()
-
-
-def load_extra_tensors(path: str | Path, prefix: str) -> dict[str, torch.Tensor]:
-    """The non-model tensors of a checkpoint whose names start with `prefix`."""
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(_stem(path).with_suffix(".safetensors")))
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def load_forward(
-    path: str | Path | None = None, device: str | torch.device = "cpu"
-) -> ForwardModel | None:
-    """The forward model at `path` (default checkpoints/forward), or None when there is
-    no such checkpoint. A broken or mismatched one raises CheckpointError."""
-    stem = _stem(path or DEFAULT_FORWARD_PATH)
-    if (
-        not stem.with_suffix(".safetensors").exists()
-        and not stem.with_suffix(".json").exists()
-    ):
-        return None
-    m = load_checkpoint(stem, "forward", map_location=device)
-    assert isinstance(m, ForwardModel)
-    return m
-
-
-def load_inverse(
-    path: str | Path | None = None, device: str | torch.device = "cpu"
-) -> InverseModel | None:
-    """The inverse model at `path` (default checkpoints/inverse), or None when absent."""
-    stem = _stem(path or DEFAULT_INVERSE_PATH)
-    if (
-        not stem.with_suffix(".safetensors").exists()
-        and not stem.with_suffix(".json").exists()
-    ):
-        return None
-    m = load_checkpoint(stem, "inverse", map_location=device)
-    assert isinstance(m, InverseModel)
-    return m

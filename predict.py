@@ -545,7 +545,7 @@ def select_novel(
 
 
 def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
-    import model
+    import perceptual_distance
 
     parents, weights, source = load_parents(args)
     forward, _, notes = search.load_models(args.forward, None)
@@ -558,7 +558,7 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         )
         dist = None
     else:
-        dist = model.create_perceptual(args.perceptual)
+        dist = perceptual_distance.create_perceptual(args.perceptual)
         notes.append(f"novelty: min perceptual distance to the refs ({dist.name})")
     if forward is None:
         notes.append(

@@ -10,7 +10,7 @@ train.py's parameter loss plus extra weight on the structure (geometry, the
 progressions, origin, layer count). The schedule runs on the clock (`--minutes`):
 cosine from `--lr` to 5% of it. Every `--save-every` minutes it evaluates on a fixed
 held-out set of refs-like draws and writes the checkpoint (safetensors + JSON
-sidecar with the command, the figures and the schema hash; `model.load_inverse`
+sidecar with the command, the figures and the schema hash; `checkpoint_io.load_inverse`
 refuses it after a schema change).
 
     python pretrain_inverse.py --minutes 80 --out models/inverse-pretrained
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import checkpoint_io
 import encoding
 import model as M
 import sampling
@@ -211,7 +212,7 @@ def structure_accuracy(
 
 def build(args: argparse.Namespace) -> M.InverseModel:
     if args.init:
-        net = M.load_inverse(args.init)
+        net = checkpoint_io.load_inverse(args.init)
         if net is None:
             raise SystemExit(f"--init {args.init}: no such checkpoint")
         return net
@@ -294,7 +295,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 val_seed=VAL_SEED,
                 accuracy={k: round(v, 4) for k, v in acc.items()},
             )
-            M.save_checkpoint(net.eval(), args.out, meta={"pretrain": res})
+            checkpoint_io.save_checkpoint(net.eval(), args.out, meta={"pretrain": res})
             net.train()
             print("checkpoint", args.out, res["accuracy"], flush=True)
             last_save = time.time()

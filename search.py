@@ -1228,32 +1228,32 @@ def load_models(
 
     Paths default to model.py's (checkpoints/forward, checkpoints/inverse). A
     missing checkpoint or model.py means that stage is skipped; a checkpoint that
-    does not match this code (model.CheckpointError) is reported and skipped. The
+    does not match this code (checkpoint_io.CheckpointError) is reported and skipped. The
     models go to `device` (default: CUDA when there is one, else the CPU)."""
     notes: list[str] = []
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
-        import model
+        import checkpoint_io
     except ImportError as e:
         return None, None, [f"models: model.py cannot be imported ({e}); no models"]
     loaded: list[Any] = []
     if inverse_path is None and not any(
-        Path(model.DEFAULT_INVERSE_PATH).with_suffix(s).exists()
+        Path(checkpoint_io.DEFAULT_INVERSE_PATH).with_suffix(s).exists()
         for s in (".json", ".safetensors")
     ):
-        inverse_path = str(utils.ROOT / model.BUNDLED_INVERSE_PATH)
+        inverse_path = str(utils.ROOT / checkpoint_io.BUNDLED_INVERSE_PATH)
         notes.append(
             "inverse model: no round checkpoint; the pretrained one bundled in "
-            f"{model.BUNDLED_INVERSE_PATH} (pretrain_inverse.py)"
+            f"{checkpoint_io.BUNDLED_INVERSE_PATH} (pretrain_inverse.py)"
         )
     for name, path, loader in (
-        ("forward", forward_path, model.load_forward),
-        ("inverse", inverse_path, model.load_inverse),
+        ("forward", forward_path, checkpoint_io.load_forward),
+        ("inverse", inverse_path, checkpoint_io.load_inverse),
     ):
         where = path or f"checkpoints/{name}"
         try:
             m = loader(path)
-        except model.CheckpointError as e:
+        except checkpoint_io.CheckpointError as e:
             notes.append(
                 f"{name} model: {where} does not match this code ({e}); not used"
             )

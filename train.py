@@ -44,12 +44,14 @@ import torch
 import torch.nn.functional as F
 
 import atomic
+import checkpoint_io
 import cluster
 import config
 import dataset
 import encoding
 import metrics
 import model as M
+import perceptual_distance
 import rendering
 import schema
 import shards
@@ -151,7 +153,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     m.add_argument(
         "--out",
         default=str(
-            M.DEFAULT_FORWARD_PATH if stage == "forward" else M.DEFAULT_INVERSE_PATH
+            checkpoint_io.DEFAULT_FORWARD_PATH
+            if stage == "forward"
+            else checkpoint_io.DEFAULT_INVERSE_PATH
         ),
         help="checkpoint path without extension (%(default)s)",
     )
@@ -196,7 +200,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     i = ap.add_argument_group("inverse model")
     i.add_argument(
         "--forward",
-        default=M.DEFAULT_FORWARD_PATH,
+        default=checkpoint_io.DEFAULT_FORWARD_PATH,
         help="the frozen forward model for the perceptual loss (%(default)s; "
         "skipped when absent)",
     )
@@ -701,8 +705,8 @@ def check_resume_meta(stem: Path, meta: dict[str, Any]) -> None:
     optimizer state (an object), epoch and step (non-negative integers), history (a
     list) and best (a number or null)."""
 
-    def bad(what: str) -> M.CheckpointError:
-        return M.CheckpointError(
+    def bad(what: str) -> checkpoint_io.CheckpointError:
+        return checkpoint_io.CheckpointError(
             f"{stem}.json: {what}; it cannot be resumed (start without --resume)"
         )
 
@@ -759,16 +763,18 @@ class Run:
         if not self.last.with_suffix(".json").exists():
             log(f"resume: no {self.last}.json yet; starting fresh")
             return False
-        saved = M.load_checkpoint(self.last, self.stage, expect=expect)
+        saved = checkpoint_io.load_checkpoint(self.last, self.stage, expect=expect)
         net.load_state_dict(saved.state_dict())
         meta: dict[str, Any] = getattr(saved, "meta", {})
         check_resume_meta(self.last, meta)
         try:
             load_optimizer_state(
-                opt, M.load_extra_tensors(self.last, "optim."), meta["optimizer"]
+                opt,
+                checkpoint_io.load_extra_tensors(self.last, "optim."),
+                meta["optimizer"],
             )
         except (KeyError, IndexError, TypeError, ValueError) as e:
-            raise M.CheckpointError(
+            raise checkpoint_io.CheckpointError(
                 f"{self.last}: its optimizer state does not fit this run ({e!r:.200}); "
                 "start without --resume"
             ) from None
@@ -802,9 +808,11 @@ class Run:
             "history": self.history,
         }
         if better:
-            M.save_checkpoint(net, self.out, meta)
+            checkpoint_io.save_checkpoint(net, self.out, meta)
         tensors, js = optimizer_state(opt)
-        M.save_checkpoint(net, self.last, {**meta, "optimizer": js}, extra=tensors)
+        checkpoint_io.save_checkpoint(
+            net, self.last, {**meta, "optimizer": js}, extra=tensors
+        )
         return better
 
     def curves(self, fields: list[str]) -> None:
@@ -931,7 +939,7 @@ def train_forward(
     cfg = forward_config(args)
     net = M.ForwardModel(cfg).to(device)
     n_params = sum(p.numel() for p in net.parameters())
-    perceptual = M.create_perceptual(args.perceptual).to(device)
+    perceptual = perceptual_distance.create_perceptual(args.perceptual).to(device)
     log(f"forward: {n_params / 1e6:.2f}M params, {cfg}; perceptual: {perceptual.name}")
     w = ForwardLossWeights()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.01)
@@ -1089,7 +1097,7 @@ def fit(
             "history": run.history,
             "optimizer": js,
         }
-        M.save_checkpoint(stage.net, run.last, meta, extra=tensors)
+        checkpoint_io.save_checkpoint(stage.net, run.last, meta, extra=tensors)
         log(
             f"interrupted in epoch {epoch + 1}: saved {run.last}; continue with the same command plus --resume"
         )
@@ -1247,7 +1255,7 @@ def inverse_net(
         input_size=224 if name == M.DINOV2 else args.size,
         sqrt_input=args.sqrt_input,
     )
-    init = M.load_inverse(args.init) if args.init else None
+    init = checkpoint_io.load_inverse(args.init) if args.init else None
     if init is not None:
         cfg = init.cfg  # fine-tune: the checkpoint's config
         log(f"inverse model: fine-tuning from {args.init}")
@@ -1274,7 +1282,7 @@ def frozen_forward(
 ) -> tuple[M.ForwardModel | None, torch.nn.Module | None]:
     """(the frozen forward model, the perceptual distance) for the inverse stage's
     perceptual loss; (model or None, None) when there is no model or its weight is 0."""
-    fwd = M.load_forward(args.forward, device) if args.forward else None
+    fwd = checkpoint_io.load_forward(args.forward, device) if args.forward else None
     if fwd is None:
         log(f"perceptual loss: off (no forward model at {args.forward})")
         return None, None
@@ -1282,7 +1290,7 @@ def frozen_forward(
     if args.perceptual_weight <= 0:
         log("perceptual loss: off (--perceptual-weight 0)")
         return fwd, None
-    perceptual = M.create_perceptual(args.perceptual).to(device)
+    perceptual = perceptual_distance.create_perceptual(args.perceptual).to(device)
     log(
         f"perceptual loss: {perceptual.name} through the frozen forward model "
         f"{args.forward} (weight {args.perceptual_weight:g}, ramped in over the first half)"
@@ -1519,6 +1527,6 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _stop)
     try:
         res = main(parse_args())
-    except (M.CheckpointError, M.BackboneError, FileNotFoundError) as e:
+    except (checkpoint_io.CheckpointError, M.BackboneError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     sys.exit(130 if res.get("interrupted") else 0)

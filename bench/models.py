@@ -34,8 +34,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import atomic
+import checkpoint_io
 import metrics
 import model as M
+import perceptual_distance
 import rendering
 import sampling
 import schema
@@ -64,10 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     m = ap.add_argument_group("models and renderer")
     m.add_argument(
-        "--forward", default=M.DEFAULT_FORWARD_PATH, help="forward checkpoint"
+        "--forward",
+        default=checkpoint_io.DEFAULT_FORWARD_PATH,
+        help="forward checkpoint",
     )
     m.add_argument(
-        "--inverse", default=M.DEFAULT_INVERSE_PATH, help="inverse checkpoint"
+        "--inverse",
+        default=checkpoint_io.DEFAULT_INVERSE_PATH,
+        help="inverse checkpoint",
     )
     m.add_argument(
         "--renderer-url",
@@ -155,7 +161,7 @@ def bench_forward(
             n += 1
         ips = 16 * n / (time.perf_counter() - t0)
     tgt = torch.from_numpy(np.stack(targets[:16])).permute(0, 3, 1, 2)
-    perc = M.create_perceptual("sqrt-ms-l1")
+    perc = perceptual_distance.create_perceptual("sqrt-ms-l1")
     cont = batch["cont"].clone().requires_grad_(True)
     opt = torch.optim.Adam([cont], lr=1e-2)
     t0, n = time.perf_counter(), 0
@@ -216,8 +222,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     n = args.n or (32 if args.quick else 256)
-    fwd = M.load_forward(args.forward)
-    inv = M.load_inverse(args.inverse)
+    fwd = checkpoint_io.load_forward(args.forward)
+    inv = checkpoint_io.load_inverse(args.inverse)
     if fwd is None and inv is None:
         print(
             f"bench/models.py: no checkpoints at {args.forward} or {args.inverse} "
@@ -226,7 +232,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     size = args.size or (fwd.cfg.size if fwd is not None else 64)
     try:
-        lpips = M.create_perceptual("lpips")
+        lpips = perceptual_distance.create_perceptual("lpips")
     except FileNotFoundError:
         lpips = None
     rng = random.Random(args.seed)

@@ -474,7 +474,7 @@ SIDE_CARS = {
 def test_resume_with_a_broken_sidecar_is_a_checkpoint_error(
     last_checkpoint: tuple[Any, Any, Any], case: str
 ) -> None:
-    import model as M
+    import checkpoint_io
 
     run, net, opt = last_checkpoint
     side = run.last.with_suffix(".json")
@@ -484,7 +484,7 @@ def test_resume_with_a_broken_sidecar_is_a_checkpoint_error(
         side.write_text('{"epoch": ' + "9" * 5000 + "}")
     else:
         side.write_text(json.dumps(SIDE_CARS[case](json.loads(side.read_text()))))
-    with pytest.raises(M.CheckpointError) as e:
+    with pytest.raises(checkpoint_io.CheckpointError) as e:
         run.resume(net, opt, {"size": 32}, print)
     assert str(e.value).count("\n") == 0 and len(str(e.value)) < 400
 

@@ -14,10 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import checkpoint_io
 import config
 import encoding
 import metrics
 import model as M
+import perceptual_distance
 import rendering
 import sampling
 import schema
@@ -281,10 +283,10 @@ def test_perceptual_default_is_weight_free(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    d = M.create_perceptual("auto")
+    d = perceptual_distance.create_perceptual("auto")
     assert d.name == "sqrt-ms-l1"
     with pytest.raises(FileNotFoundError, match="alexnet"):
-        M.create_perceptual("lpips")
+        perceptual_distance.create_perceptual("lpips")
     a = torch.zeros(2, 3, 32, 32)
     b = a.clone()
     b[:, :, 10, :] = 1.0  # a bright line
@@ -300,15 +302,17 @@ def test_lpips_loads_alexnet_weights_from_the_torch_hub_cache(
 ) -> None:
     from torchvision.models import AlexNet_Weights, alexnet
 
-    assert AlexNet_Weights.IMAGENET1K_V1.url.endswith("/" + M.ALEXNET_FILE)
+    assert AlexNet_Weights.IMAGENET1K_V1.url.endswith(
+        "/" + perceptual_distance.ALEXNET_FILE
+    )
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    file = M.alexnet_weights_file()
+    file = perceptual_distance.alexnet_weights_file()
     assert str(file).startswith(str(tmp_path))
     file.parent.mkdir(parents=True)
     torch.manual_seed(2)
     standin = alexnet(weights=None).state_dict()
     torch.save(standin, file)
-    d = M.create_perceptual("auto")
+    d = perceptual_distance.create_perceptual("auto")
     assert d.name == "lpips"
     conv0 = d.net.net.slice1[0].weight  # type: ignore[union-attr]
     assert torch.equal(conv0, standin["features.0.weight"])
@@ -325,50 +329,50 @@ def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
     torch.manual_seed(0)
     fwd = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     path = tmp_path / "ck" / "forward"
-    M.save_checkpoint(fwd, path, {"metrics": {"ncc": 0.5}})
+    checkpoint_io.save_checkpoint(fwd, path, {"metrics": {"ncc": 0.5}})
     assert path.with_suffix(".safetensors").is_file()
     side = json.loads(path.with_suffix(".json").read_text())
     assert side["kind"] == "forward" and side["schema_hash"] == schema.schema_hash()
     assert side["config"]["size"] == 32 and side["metrics"]["ncc"] == 0.5
-    loaded = M.load_forward(path)
+    loaded = checkpoint_io.load_forward(path)
     assert loaded is not None
     b = M.batch_encode(sample(2))
     with torch.no_grad():
         assert torch.equal(fwd(b), loaded(b))
-    assert M.load_forward(tmp_path / "absent") is None
-    assert M.load_inverse(tmp_path / "absent") is None
-    with pytest.raises(M.CheckpointError, match="not 'inverse'"):
-        M.load_checkpoint(path, "inverse")
-    with pytest.raises(M.CheckpointError, match="size=32, expected 64"):
-        M.load_checkpoint(path, "forward", expect={"size": 64})
+    assert checkpoint_io.load_forward(tmp_path / "absent") is None
+    assert checkpoint_io.load_inverse(tmp_path / "absent") is None
+    with pytest.raises(checkpoint_io.CheckpointError, match="not 'inverse'"):
+        checkpoint_io.load_checkpoint(path, "inverse")
+    with pytest.raises(checkpoint_io.CheckpointError, match="size=32, expected 64"):
+        checkpoint_io.load_checkpoint(path, "forward", expect={"size": 64})
     # another schema
     bad = dict(side, schema_hash="0" * 16)
     path.with_suffix(".json").write_text(json.dumps(bad))
-    with pytest.raises(M.CheckpointError, match="schema"):
-        M.load_forward(path)
+    with pytest.raises(checkpoint_io.CheckpointError, match="schema"):
+        checkpoint_io.load_forward(path)
     # a config the weights do not fit
     path.with_suffix(".json").write_text(
         json.dumps(dict(side, config={**side["config"], "width": 8}))
     )
-    with pytest.raises(M.CheckpointError, match="do not fit"):
-        M.load_forward(path)
+    with pytest.raises(checkpoint_io.CheckpointError, match="do not fit"):
+        checkpoint_io.load_forward(path)
     path.with_suffix(".json").write_text(
         json.dumps(dict(side, config={**side["config"], "bogus": 1}))
     )
-    with pytest.raises(M.CheckpointError, match="bogus"):
-        M.load_forward(path)
+    with pytest.raises(checkpoint_io.CheckpointError, match="bogus"):
+        checkpoint_io.load_forward(path)
     # a pickle in place of the weights is refused, never unpickled
     path.with_suffix(".json").write_text(json.dumps(side))
     torch.save(fwd.state_dict(), path.with_suffix(".safetensors"))
-    with pytest.raises(M.CheckpointError, match="safetensors"):
-        M.load_forward(path)
+    with pytest.raises(checkpoint_io.CheckpointError, match="safetensors"):
+        checkpoint_io.load_forward(path)
 
 
 def test_inverse_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     inv = M.InverseModel.build(M.InverseConfig(backbone="resnet10t", hidden=32)).eval()
-    M.save_checkpoint(inv, tmp_path / "inverse", {})
-    loaded = M.load_inverse(tmp_path / "inverse")
+    checkpoint_io.save_checkpoint(inv, tmp_path / "inverse", {})
+    loaded = checkpoint_io.load_inverse(tmp_path / "inverse")
     assert loaded is not None
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():

@@ -336,14 +336,17 @@ def test_predict_with_tiny_models_runs_every_stage(
     client: rendering.RendererClient,
     target_params: dict[str, Any],
 ) -> None:
+    import checkpoint_io
     import model as M
 
     fwd = M.ForwardModel(
         config.ForwardConfig(size=32, width=4, hidden=32, embed=4, n_freq=2, attn_res=8)
     )
     inv = M.InverseModel.build(M.InverseConfig(backbone="resnet10t", hidden=32))
-    M.save_checkpoint(fwd.eval(), tmp_path / "forward", {})
-    M.save_checkpoint(inv.eval(), tmp_path / "inverse", {"args": {"size": 32}})
+    checkpoint_io.save_checkpoint(fwd.eval(), tmp_path / "forward", {})
+    checkpoint_io.save_checkpoint(
+        inv.eval(), tmp_path / "inverse", {"args": {"size": 32}}
+    )
     img = tmp_path / "t.png"
     img.write_bytes(client.render_png(target_params, 64))
     logs: list[str] = []

@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 import atomic
+import checkpoint_io
 import generate
-import model as M
 import rendering
 import sampling
 import schema
@@ -266,7 +266,7 @@ def test_torchrun_two_processes_match_one_and_resume(
     side = json.loads(out.with_name("forward-last.json").read_text())
     assert [h["epoch"] for h in side["history"]] == [1, 2, 3]
     # the checkpoint loads in one process like any other (no "module." prefix)
-    fwd = M.load_forward(out)
+    fwd = checkpoint_io.load_forward(out)
     assert fwd is not None and fwd.cfg.size == SIZE
 
 

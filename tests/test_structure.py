@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import checkpoint_io
 import encoding
 import model as M
 import pretrain_inverse
@@ -165,30 +166,30 @@ def test_pretrain_writes_a_checkpoint_that_refuses_another_schema(
     )
     res = pretrain_inverse.main(args)
     assert res["steps"] >= 1 and 0 <= res["accuracy"]["geometry"] <= 1
-    net = M.load_inverse(out)
+    net = checkpoint_io.load_inverse(out)
     assert net is not None and net.cfg.backbone == M.SCENE_CNN
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["pretrain"]["command"].startswith("python pretrain_inverse.py")
     side["schema_hash"] = "0" * 16
     out.with_suffix(".json").write_text(json.dumps(side))
-    with pytest.raises(M.CheckpointError, match="schema"):
-        M.load_inverse(out)
+    with pytest.raises(checkpoint_io.CheckpointError, match="schema"):
+        checkpoint_io.load_inverse(out)
 
 
 def test_bundled_checkpoint_loads_and_is_small(tmp_path: Path) -> None:
-    stem = utils.ROOT / M.BUNDLED_INVERSE_PATH
+    stem = utils.ROOT / checkpoint_io.BUNDLED_INVERSE_PATH
     if not stem.with_suffix(".json").exists():
         pytest.skip("no bundled inverse checkpoint")
     size = sum(stem.with_suffix(s).stat().st_size for s in (".json", ".safetensors"))
     assert size <= 30 * 2**20
-    assert M.load_inverse(stem) is not None
+    assert checkpoint_io.load_inverse(stem) is not None
     copy = tmp_path / "copy"
     for s in (".json", ".safetensors"):
         shutil.copy(stem.with_suffix(s), copy.with_suffix(s))
     side = json.loads(copy.with_suffix(".json").read_text())
     copy.with_suffix(".json").write_text(json.dumps(side | {"schema_version": 1}))
-    with pytest.raises(M.CheckpointError, match="schema"):
-        M.load_inverse(copy)
+    with pytest.raises(checkpoint_io.CheckpointError, match="schema"):
+        checkpoint_io.load_inverse(copy)
 
 
 def test_structure_candidates_are_distinct_and_ranked() -> None:
