@@ -10,10 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# ----------------------------------------------------------------------------------
-# Files
-
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -23,8 +23,6 @@ DEFAULT_INVERSE_PATH = "checkpoints/inverse"
 # the pretrained inverse model shipped in the repository (pretrain_inverse.py), used
 # when a round has not trained one; a round fine-tunes from it (train.py --init)
 BUNDLED_INVERSE_PATH = "models/inverse-pretrained"
-# ----------------------------------------------------------------------------------
-# Checkpoints: NAME.safetensors (weights) + NAME.json (sidecar)
 
 
 class CheckpointError(RuntimeError):

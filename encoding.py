@@ -11,9 +11,6 @@ import numpy as np
 
 import schema
 
-# ----------------------------------------------------------------------------------
-# Encoding for the models
-
 
 @dataclass
 class Encoded:

@@ -18,9 +18,6 @@ from torch import nn
 
 import metrics
 
-# ----------------------------------------------------------------------------------
-# Perceptual distance
-
 
 class SqrtMultiScaleL1(nn.Module):
     """Weight-free perceptual distance for thin bright lines on black: mean |√a − √b|

@@ -13,9 +13,6 @@ from typing import Any
 
 import schema
 
-# ----------------------------------------------------------------------------------
-# References
-
 
 class RefsError(ValueError):
     """A refs file line that cannot be read: the message names the file and line."""

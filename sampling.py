@@ -12,9 +12,6 @@ from typing import Any
 
 import schema
 
-# ----------------------------------------------------------------------------------
-# Sampling and breeding (pipeline.md "Sampling")
-
 
 def _sample_value(p: schema.Param, rng: random.Random) -> Any:
     if p.kind == "float":

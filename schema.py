@@ -1,8 +1,9 @@
-"""The single source of truth for the scene's parameters, and the small shared tools.
+"""The single source of truth for the scene's parameters: the schema, parsing, converters.
 
 Everything else derives from SCHEMA and LAYER_SCHEMA: the renderer's validation, the
-converters between the two spellings, random sampling and breeding, the models'
-encodings, refs loading. See docs/scene.md for what each parameter means.
+converters between the two spellings, random sampling and breeding (sampling.py),
+the models' encodings (encoding.py), refs loading (refs_io.py). See docs/scene.md for
+what each parameter means.
 
 Spellings of one parameter set:
 
