@@ -1,8 +1,9 @@
 """Benchmark of the code's layout: lines per .py file, the longest functions, duplicates.
 
-    python bench/layout.py                      # this working tree
-    python bench/layout.py --before e1f52fa     # a revision beside it: before | after
-    python bench/layout.py --quick              # the same (make bench passes --quick)
+    python bench/layout.py                      # e1f52fa (before issue 11) | this tree
+    python bench/layout.py --before REV         # another revision beside this tree
+    python bench/layout.py --before none        # this tree alone
+    python bench/layout.py --quick              # the same as without (make bench)
 
 Walks the repository's .py files (git's tracked and untracked-but-not-ignored ones;
 at a revision, that revision's tree), counts lines per file, and finds the longest
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BEFORE = "e1f52fa"  # the tree before issue 11 ("one concept, one home")
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = ap.add_argument_group("what to measure")
     g.add_argument(
         "--before",
-        default=None,
+        default=BEFORE,
         metavar="REV",
-        help="a git revision to measure beside the working tree (default: none)",
+        help="a git revision to measure beside the working tree, none for none "
+        "(default: %(default)s, the tree before issue 11's layout, when the checkout "
+        "has it)",
     )
     g.add_argument("--top", type=int, default=10, help="longest functions to list")
     g.add_argument(
@@ -169,7 +173,20 @@ def report(layouts: list[Layout], top: int, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _has(rev: str) -> bool:
+    return (
+        subprocess.run(
+            ["git", "cat-file", "-e", f"{rev}^{{commit}}"],
+            cwd=ROOT,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+
+
 def main(args: argparse.Namespace) -> str:
+    if args.before == "none" or (args.before == BEFORE and not _has(BEFORE)):
+        args.before = None
     layouts = [revision(args.before)] if args.before else []
     layouts.append(working_tree())
     command = "python bench/layout.py" + (
