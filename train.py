@@ -58,6 +58,14 @@ import shards
 import utils
 
 SHEET_ROWS = 4
+FORWARD_FLAGS = (  # the config.ForwardConfig fields with a flag: (field, help)
+    ("width", "decoder width"),
+    ("hidden", "MLP width"),
+    ("attn_res", "self-attention at the decoder stage of at most this² px, 0 = none"),
+    ("density", "chain canvas px per view px"),
+    ("layout_k", "instances per chain in the layout hint, 0 = none"),
+    ("layout_res", "the layout hint's side in px"),
+)
 Log = Callable[[str], None]
 
 
@@ -166,37 +174,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "its weights exist) (%(default)s)",
     )
     f = ap.add_argument_group("forward model (config.ForwardConfig)")
-    f.add_argument(
-        "--width", type=int, default=fm.width, help="decoder width (%(default)s)"
-    )
-    f.add_argument(
-        "--hidden", type=int, default=fm.hidden, help="MLP width (%(default)s)"
-    )
-    f.add_argument(
-        "--attn-res",
-        type=int,
-        default=fm.attn_res,
-        help="self-attention at the decoder stage of at most this² px, 0 = none "
-        "(%(default)s)",
-    )
-    f.add_argument(
-        "--density",
-        type=float,
-        default=fm.density,
-        help="chain canvas px per view px (%(default)s)",
-    )
-    f.add_argument(
-        "--layout-k",
-        type=int,
-        default=fm.layout_k,
-        help="instances per chain in the layout hint, 0 = none (%(default)s)",
-    )
-    f.add_argument(
-        "--layout-res",
-        type=int,
-        default=fm.layout_res,
-        help="the layout hint's side in px (%(default)s)",
-    )
+    for name, what in FORWARD_FLAGS:
+        f.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(getattr(fm, name)),
+            default=getattr(fm, name),
+            help=f"{what} (%(default)s)",
+        )
     i = ap.add_argument_group("inverse model")
     i.add_argument(
         "--forward",
@@ -868,12 +852,7 @@ def forward_config(args: argparse.Namespace) -> config.ForwardConfig:
     return dataclasses.replace(
         config.get_profile(args.profile).forward.model,
         size=args.size,
-        width=args.width,
-        hidden=args.hidden,
-        attn_res=args.attn_res,
-        density=args.density,
-        layout_k=args.layout_k,
-        layout_res=args.layout_res,
+        **{name: getattr(args, name) for name, _ in FORWARD_FLAGS},
     )
 
 
