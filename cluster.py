@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import utils
+import rendering
 
 ROOT = Path(__file__).resolve().parent
 # not shipped to a remote cluster's workers (runtime_env working_dir)
@@ -51,14 +51,14 @@ class RenderActor:
     def __init__(self, url: str | None, renderer_workers: int = 1) -> None:
         self.proc: Any = None
         if url is None:
-            port = utils.free_port()
+            port = rendering.free_port()
             # this actor's own process: renderer.server takes its default
             # worker count from here (start_renderer passes no --workers)
             os.environ["RENDERER_WORKERS"] = str(renderer_workers)
-            self.proc = utils.start_renderer(port)
+            self.proc = rendering.start_renderer(port)
             url = f"http://127.0.0.1:{port}/api/raster"
         self.url = url
-        self.client = utils.RendererClient(url=url)
+        self.client = rendering.RendererClient(url=url)
 
     def render_png(self, params: dict[str, Any], size: int) -> bytes:
         return self.client.render_png(params, size)
@@ -71,7 +71,7 @@ class RenderActor:
     def close(self) -> None:
         self.client.close()
         if self.proc is not None:
-            utils.stop_renderer(self.proc)
+            rendering.stop_renderer(self.proc)
             self.proc = None
 
 
@@ -162,7 +162,7 @@ class RayRenderPool:
                 num_cpus=max(os.cpu_count() or 1, round(workers * cpus_per_worker)),
             )
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise utils.RendererError(
+            raise rendering.RendererError(
                 f"could not join Ray at {address!r} ({e}); start a cluster with "
                 "`ray start --head`, or give --ray without an address for a local Ray"
             ) from None
@@ -181,7 +181,7 @@ class RayRenderPool:
         except BaseException as e:
             self.close()
             if isinstance(e, Exception):
-                raise utils.RendererError(
+                raise rendering.RendererError(
                     f"ray render actors did not start: {_ray_reason(e)}"
                 ) from e
             raise
@@ -195,7 +195,7 @@ class RayRenderPool:
 
     def render(self, params: dict[str, Any], size: int | None = None) -> Future[bytes]:
         """PNG bytes of params at size (default: the pool's) from the next actor in
-        turn; a failure comes as utils.RendererError with the renderer's message."""
+        turn; a failure comes as rendering.RendererError with the renderer's message."""
         actor = self.actors[self.next % len(self.actors)]
         self.next += 1
         ref = actor.render_png.remote(params, size or self.size)
@@ -207,7 +207,7 @@ class RayRenderPool:
             try:
                 out.set_result(f.result())
             except BaseException as e:  # the actor's error, or the actor died
-                out.set_exception(utils.RendererError(_ray_reason(e)))
+                out.set_exception(rendering.RendererError(_ray_reason(e)))
 
         ref.future().add_done_callback(done)  # type: ignore[attr-defined]
         return out

@@ -12,9 +12,9 @@ picture re-renders at 256² as you drag) and Rounds (output/round-NNN/report.md)
 
 The work is done by the project's own code: refs.py saves and removes refs (atomic
 writes, under a lock so two tabs are safe), predict.run_inverse / run_explore run
-as background jobs whose log lines the page polls, utils.schema_json drives the
+as background jobs whose log lines the page polls, schema.schema_json drives the
 editor, the renderer draws the previews. Star ratings go to references/ratings.json
-(utils.load_ratings), which breeding reads as the refs' weights.
+(refs_io.load_ratings), which breeding reads as the refs' weights.
 
 Safety: binds 127.0.0.1 only; requests must name this server as Host, and
 state-changing ones from another Origin get 403; files are served only from the
@@ -46,7 +46,12 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+import atomic
+import dataset
 import refs as refs_cli
+import refs_io
+import rendering
+import schema
 import utils
 
 WEB = utils.ROOT / "web"
@@ -55,7 +60,6 @@ MAX_UPLOAD_PIXELS = 40_000_000  # width × height above this is refused (413)
 PREVIEW_MAX = 512  # largest editor/thumbnail render the gallery asks for, px
 THUMB = 192  # thumbnail side of the grids, px
 PAGE_MAX = 500  # most results one /api/results page returns
-PAIR_RE = re.compile(r"^(\d{6,})\.png$")
 ROUND_RE = re.compile(r"^round-\d{3,}$")
 SERVED_SUFFIXES = {
     ".png": "image/png",
@@ -139,21 +143,21 @@ class RefsStore:
 
     def listing(self) -> list[dict[str, Any]]:
         """Every ref: line, key, params, describe, stars, score, scorer."""
-        numbered = utils.load_refs_numbered(self.path)
-        ratings = utils.load_ratings(self.path)
+        numbered = refs_io.load_refs_numbered(self.path)
+        ratings = refs_io.load_ratings(self.path)
         scores = self._scores()
         out = []
         for n, p in numbered:
-            key = utils.ref_key(p)
+            key = refs_io.ref_key(p)
             score, scorer = scores.get(key, (None, None))
             out.append(
                 {
                     "line": n,
                     "key": key,
                     "params": p,
-                    "describe": utils.describe(p),
+                    "describe": schema.describe(p),
                     "stars": ratings.get(key),
-                    "weight": utils.rating_weight(ratings.get(key)),
+                    "weight": refs_io.rating_weight(ratings.get(key)),
                     "score": score,
                     "scorer": scorer,
                 }
@@ -170,7 +174,7 @@ class RefsStore:
         for line in lines:
             try:
                 obj = json.loads(line)
-                key = utils.ref_key(obj["params"])
+                key = refs_io.ref_key(obj["params"])
                 out[key] = (float(obj["score"]), str(obj.get("scorer", "")))
             except (ValueError, KeyError, TypeError):
                 continue
@@ -185,8 +189,8 @@ class RefsStore:
         """Remove line `line` if it still holds the ref `key` (another tab may have
         moved it): refs.py rm, atomic."""
         with self.locked():
-            here = dict(utils.load_refs_numbered(self.path)).get(line)
-            if here is None or utils.ref_key(here) != key:
+            here = dict(refs_io.load_refs_numbered(self.path)).get(line)
+            if here is None or refs_io.ref_key(here) != key:
                 raise Conflict(
                     f"line {line} of {self.path} is no longer that ref (changed in "
                     "another tab?); the list has been reloaded"
@@ -197,18 +201,18 @@ class RefsStore:
         """Set (1-5) or clear (0) the stars of ref `key`; ratings of refs that are
         gone are dropped on the way."""
         with self.locked():
-            keys = {utils.ref_key(p) for p in utils.load_refs(self.path)}
+            keys = {refs_io.ref_key(p) for p in refs_io.load_refs(self.path)}
             if key not in keys:
                 raise Conflict("no such ref (removed in another tab?)")
             ratings = {
-                k: v for k, v in utils.load_ratings(self.path).items() if k in keys
+                k: v for k, v in refs_io.load_ratings(self.path).items() if k in keys
             }
             if stars:
                 ratings[key] = stars
             else:
                 ratings.pop(key, None)
-            utils.write_json(
-                utils.ratings_path(self.path), {"version": 1, "ratings": ratings}
+            atomic.write_json(
+                refs_io.ratings_path(self.path), {"version": 1, "ratings": ratings}
             )
 
 
@@ -291,11 +295,7 @@ def safe_file(roots: dict[str, Path], root: str, rel: str) -> Path | None:
 
 def list_results(output: Path) -> list[int]:
     """Indices of output/images/NNNNNN.png, newest (highest) first."""
-    d = output / "images"
-    if not d.is_dir():
-        return []
-    ids = [int(m.group(1)) for e in os.scandir(d) if (m := PAIR_RE.match(e.name))]
-    return sorted(ids, reverse=True)
+    return sorted(dataset.Layout(output).indices("png"), reverse=True)
 
 
 class Thumbnails:
@@ -320,7 +320,7 @@ class Thumbnails:
             data = b""
         if not data:
             data = self._make(src)
-            utils.atomic_write_bytes(dst, data)
+            atomic.atomic_write_bytes(dst, data)
         with self._lock:
             if len(self._mem) >= self.keep:
                 self._mem.pop(next(iter(self._mem)))  # the oldest entry
@@ -396,7 +396,7 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
     roots = {"output": output, "data": data, "references": Path(args.refs).parent}
     hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
     origins = {f"http://{h}" for h in hosts}
-    client = utils.RendererClient(url=renderer_url, timeout=10.0, retries=0)
+    client = rendering.RendererClient(url=renderer_url, timeout=10.0, retries=0)
     app = FastAPI(title="art-explorer gallery", docs_url=None, redoc_url=None)
 
     def err(status: int, message: str) -> JSONResponse:
@@ -439,11 +439,11 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
 
     app.add_middleware(Guard)
     thumbs_cache = Thumbnails(output / ".thumbs")
-    newest = [output / "images" / f"{i:06d}.png" for i in list_results(output)[:240]]
+    newest = [dataset.Layout(output).image_path(i) for i in list_results(output)[:240]]
     threading.Thread(target=thumbs_cache.warm, args=(newest,), daemon=True).start()
 
-    @app.exception_handler(utils.RefsError)
-    async def refs_error(_: Request, e: utils.RefsError) -> JSONResponse:
+    @app.exception_handler(refs_io.RefsError)
+    async def refs_error(_: Request, e: refs_io.RefsError) -> JSONResponse:
         return err(500, str(e))
 
     @app.exception_handler(refs_cli.RefCommandError)
@@ -454,8 +454,8 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
     async def conflict(_: Request, e: Conflict) -> JSONResponse:
         return err(409, str(e))
 
-    @app.exception_handler(utils.RendererError)
-    async def renderer_error(_: Request, e: utils.RendererError) -> JSONResponse:
+    @app.exception_handler(rendering.RendererError)
+    async def renderer_error(_: Request, e: rendering.RendererError) -> JSONResponse:
         return err(502, str(e))
 
     # -- pages and files
@@ -491,8 +491,8 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
     # -- schema, params, renders
 
     @app.get("/api/schema")
-    def schema() -> dict[str, Any]:
-        return utils.schema_json()
+    def get_schema() -> dict[str, Any]:
+        return schema.schema_json()
 
     @app.get("/api/status")
     def status() -> dict[str, Any]:
@@ -513,7 +513,7 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
     def params_of(id: str) -> Response:
         """ref:N (refs line), out:N, q:N, N (data sample) → flat params."""
         if id.startswith("ref:") and id[4:].isdigit():
-            p = dict(utils.load_refs_numbered(store.path)).get(int(id[4:]))
+            p = dict(refs_io.load_refs_numbered(store.path)).get(int(id[4:]))
             if p is None:
                 return err(404, f"{store.path} has no ref on line {id[4:]}")
             return JSONResponse(p)
@@ -523,12 +523,12 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
     async def convert(request: Request) -> Response:
         """Any spelling → {"flat": ..., "prefixed": ...}."""
         try:
-            flat = utils.validate_params(await request.json())
-        except utils.ParamError as e:
+            flat = schema.validate_params(await request.json())
+        except schema.ParamError as e:
             return err(400, e.message)
         except ValueError:
             return err(400, "the body is not JSON")
-        return JSONResponse({"flat": flat, "prefixed": utils.to_prefixed(flat)})
+        return JSONResponse({"flat": flat, "prefixed": schema.to_prefixed(flat)})
 
     @app.post("/api/render")
     async def render(request: Request, size: int = 256) -> Response:
@@ -536,8 +536,8 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
         if not 16 <= size <= PREVIEW_MAX:
             return err(400, f"size must be within 16-{PREVIEW_MAX}")
         try:
-            params = utils.validate_params(await request.json())
-        except utils.ParamError as e:
+            params = schema.validate_params(await request.json())
+        except schema.ParamError as e:
             return err(400, e.message)
         except ValueError:
             return err(400, "the body is not JSON")
@@ -550,8 +550,8 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
 
     @app.get("/api/refs/{line}/thumb.png")
     def ref_thumb(line: int, key: str = "", size: int = THUMB) -> Response:
-        p = dict(utils.load_refs_numbered(store.path)).get(line)
-        if p is None or (key and utils.ref_key(p) != key):
+        p = dict(refs_io.load_refs_numbered(store.path)).get(line)
+        if p is None or (key and refs_io.ref_key(p) != key):
             return err(404, "no such ref")
         png = client.render_png(p, max(16, min(size, PREVIEW_MAX)))
         return Response(
@@ -590,16 +590,16 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
         body = await request.json()
         if isinstance(body, dict) and isinstance(body.get("params"), dict):
             try:
-                params = utils.validate_params(body["params"])
-            except utils.ParamError as e:
+                params = schema.validate_params(body["params"])
+            except schema.ParamError as e:
                 return err(400, e.message)
             import predict
 
             png = client.render_png(params, PREVIEW_MAX)
             with store.locked():  # two saves must not take the same index
-                idx = predict.next_index(output)
+                idx = dataset.Layout(output).next_index()
                 predict.write_result(output, idx, params, png)
-            source = output / "params" / f"{idx:06d}.json"
+            source = dataset.Layout(output).params_path(idx)
         elif isinstance(body, dict) and isinstance(body.get("id"), str):
             source = sample_path(body["id"])
         else:
@@ -708,7 +708,7 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
         picked = body.get("from") or []
         tmp: Path | None = None
         if picked:
-            numbered = dict(utils.load_refs_numbered(store.path))
+            numbered = dict(refs_io.load_refs_numbered(store.path))
             parents = []
             for pid in picked:
                 pid = str(pid)
@@ -721,7 +721,7 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
                 else:
                     parents.append(refs_cli.read_params(sample_path(pid)))
             tmp = Path(tempfile.mkdtemp(prefix="gallery-explore-"))
-            lines = [json.dumps(utils.to_prefixed(p)) for p in parents]
+            lines = [json.dumps(schema.to_prefixed(p)) for p in parents]
             (tmp / "refs.jsonl").write_text("\n".join(lines) + "\n")
             extra += ["--refs", str(tmp / "refs.jsonl")]
             extra += ["--scored-refs", str(tmp / "none.jsonl")]
@@ -791,14 +791,14 @@ def serve(app: Any, port: int) -> Any:
 def main(args: argparse.Namespace) -> int:
     """Serve the gallery until Ctrl-C; returns the exit code."""
     try:
-        with utils.ensure_renderer(args.renderer_url) as url:
+        with rendering.ensure_renderer(args.renderer_url) as url:
             app = create_app(args, url, args.port)
             server = serve(app, args.port)
             print(
                 f"gallery: http://127.0.0.1:{args.port}/  (renderer {url}; Ctrl-C stops)"
             )
             server.run()
-    except utils.RendererError as e:
+    except rendering.RendererError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -6,12 +6,12 @@
     python generate.py --n 100000 --ray --shards --out data-shards   # README: Scaling out
 
 Sampling follows pipeline.md "Sampling": a random run is `--ref-share` (0.3) bred from
-references/refs.jsonl and the rest drawn at random (utils.sample_params); `--scored`
+references/refs.jsonl and the rest drawn at random (sampling.sample_params); `--scored`
 breeds 90% from references/refs-scored.jsonl with the scores as parent weights (the
 quality data). Sample i is drawn from its own RNG seeded by (seed, i), so a run that
 was stopped and resumed continues the very same sequence.
 
-Layout: OUT/images/000123.png + OUT/params/000123.json (flat params), and
+dataset.Layout: OUT/images/000123.png + OUT/params/000123.json (flat params), and
 OUT/schema.json (the parameter schema they were written for: a folder of another
 schema is refused, with a message to regenerate it). Each file is written
 atomically, params first, so a pair is complete when its image exists.
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import shlex
 import signal
 import sys
@@ -43,9 +42,14 @@ from typing import Any
 
 import numpy as np
 
+import atomic
+import config
+import dataset
+import refs_io
+import rendering
+import sampling
 import utils
 
-PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
 SHEET_COLS, SHEET_ROWS = 8, 4
 PREVIEW_COUNT = 16
 NON_GUI_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
@@ -75,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument(
         "--profile",
-        choices=sorted(utils.PROFILES),
+        choices=sorted(config.PROFILES),
         default=None,
         help="settings profile for the default size (default: gpu with CUDA, else cpu)",
     )
@@ -188,45 +192,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # The output folder
 
 
-@dataclass
-class Layout:
-    """OUT/images/NNNNNN.png + OUT/params/NNNNNN.json."""
-
-    out: Path
-
-    @property
-    def images(self) -> Path:
-        return self.out / "images"
-
-    @property
-    def params(self) -> Path:
-        return self.out / "params"
-
-    def image_path(self, i: int) -> Path:
-        return self.images / f"{i:06d}.png"
-
-    def params_path(self, i: int) -> Path:
-        return self.params / f"{i:06d}.json"
-
-
-def _indices(folder: Path, ext: str) -> set[int]:
-    if not folder.is_dir():
-        return set()
-    out = set()
-    for f in folder.iterdir():
-        m = PAIR_RE.match(f.name)
-        if m and m.group(2) == ext:
-            out.add(int(m.group(1)))
-    return out
-
-
-def clean_orphans(layout: Layout) -> tuple[int, int]:
+def clean_orphans(layout: dataset.Layout) -> tuple[int, int]:
     """Remove params without an image and stray .tmp files (from a killed run).
 
     Returns (orphan params removed, .tmp files removed). An image without params
     cannot come from this script (params are written first) and is left alone."""
     orphans = 0
-    for i in sorted(_indices(layout.params, "json") - _indices(layout.images, "png")):
+    for i in sorted(layout.indices("json") - layout.indices("png")):
         layout.params_path(i).unlink(missing_ok=True)
         orphans += 1
     tmps = 0
@@ -238,12 +210,6 @@ def clean_orphans(layout: Layout) -> tuple[int, int]:
     return orphans, tmps
 
 
-def next_index(layout: Layout) -> int:
-    """One past the highest index of any image or params file present (0 if none)."""
-    present = _indices(layout.images, "png") | _indices(layout.params, "json")
-    return max(present) + 1 if present else 0
-
-
 # ----------------------------------------------------------------------------------
 # Sampling
 
@@ -253,7 +219,7 @@ class Sampler:
     """Draws sample i from its own RNG seeded by (seed, i).
 
     parents: flat params to breed from; weights: their scores (None = uniform);
-    share: probability that a sample is bred (else utils.sample_params)."""
+    share: probability that a sample is bred (else sampling.sample_params)."""
 
     seed: int
     parents: list[dict[str, Any]]
@@ -264,8 +230,8 @@ class Sampler:
         """→ (flat params, bred from refs?)"""
         rng = random.Random(f"art-explorer:{self.seed}:{index}")
         if self.parents and rng.random() < self.share:
-            return utils.breed(self.parents, rng, weights=self.weights), True
-        return utils.sample_params(rng), False
+            return sampling.breed(self.parents, rng, weights=self.weights), True
+        return sampling.sample_params(rng), False
 
 
 def make_sampler(args: argparse.Namespace, log: Any = print) -> Sampler:
@@ -274,7 +240,7 @@ def make_sampler(args: argparse.Namespace, log: Any = print) -> Sampler:
     parents: list[dict[str, Any]] = []
     if args.scored:
         share = 0.9 if args.ref_share is None else args.ref_share
-        scored = utils.load_scored_refs(args.scored_refs)
+        scored = refs_io.load_scored_refs(args.scored_refs)
         if scored:
             parents = [p for p, _ in scored]
             weights = [max(0.0, s) for _, s in scored]
@@ -283,14 +249,14 @@ def make_sampler(args: argparse.Namespace, log: Any = print) -> Sampler:
                 f"{args.scored_refs} (weighted by score), the rest random"
             )
         else:
-            parents = utils.load_refs(args.refs)
+            parents = refs_io.load_refs(args.refs)
             log(
                 f"sampling: {args.scored_refs} not found or empty (run `make "
                 f"score-refs`); breeding from {args.refs} unweighted instead"
             )
     else:
         share = 0.3 if args.ref_share is None else args.ref_share
-        parents = utils.load_refs(args.refs)
+        parents = refs_io.load_refs(args.refs)
     if not parents:
         if share > 0:
             log(f"sampling: no refs in {args.refs}; every sample is random")
@@ -301,7 +267,7 @@ def make_sampler(args: argparse.Namespace, log: Any = print) -> Sampler:
             "the rest random"
         )
     if parents:  # gallery star ratings (references/ratings.json) scale the weights
-        weights = utils.rated_weights(parents, args.refs, weights)
+        weights = refs_io.rated_weights(parents, args.refs, weights)
     return Sampler(args.seed, parents, weights, share)
 
 
@@ -373,7 +339,7 @@ def write_sheet(
         cols=cols,
         cell=max(128, samples[0][0].shape[1]),
     )
-    utils.write_png(path, sheet)
+    atomic.write_png(path, sheet)
 
 
 # ----------------------------------------------------------------------------------
@@ -419,11 +385,6 @@ class Stop:
                 signal.signal(s, h)
 
 
-def count_pairs(layout: Layout) -> int:
-    """Complete pairs in the folder: images whose params are there too."""
-    return len(_indices(layout.images, "png") & _indices(layout.params, "json"))
-
-
 def resume_command(args: argparse.Namespace, size: int) -> str:
     """The command line that completes this run: the same one (--n is a total)."""
     cmd = ["python", "generate.py", "--n", str(args.n), "--out", str(args.out)]
@@ -459,42 +420,44 @@ class PairWriter:
     """Where a run's pairs go: the folder layout (params first, then the image,
     each atomically) or, with --shards, tar shards (shards.ShardWriter)."""
 
-    def __init__(self, args: argparse.Namespace, layout: Layout, log: Any) -> None:
+    def __init__(
+        self, args: argparse.Namespace, layout: dataset.Layout, log: Any
+    ) -> None:
         import shards
 
         self.layout = layout
         self.shards: Any = None
-        if args.shards or shards.is_shard_folder(layout.out):
-            if next_index(layout) > 0:
+        if args.shards or shards.is_shard_folder(layout.folder):
+            if layout.next_index() > 0:
                 raise SystemExit(
-                    f"{layout.out} holds images/ + params/; write shards to another "
-                    f"folder (convert with `python shards.py pack {layout.out} DST`)"
+                    f"{layout.folder} holds images/ + params/; write shards to another "
+                    f"folder (convert with `python shards.py pack {layout.folder} DST`)"
                 )
             args.shards = True
-            self.shards = shards.ShardWriter(layout.out, args.per_shard)
+            self.shards = shards.ShardWriter(layout.folder, args.per_shard)
             if self.shards.tmp_removed:
                 log(
                     f"cleanup: removed {self.shards.tmp_removed} unfinished shard(s) "
-                    f"left by a killed run in {layout.out}"
+                    f"left by a killed run in {layout.folder}"
                 )
 
     def next_index(self) -> int:
         if self.shards is not None:
             return self.shards.next_index
-        return next_index(self.layout)
+        return self.layout.next_index()
 
     def count(self) -> int:
         """Complete samples already there (shards hold 0 .. next_index - 1)."""
         if self.shards is not None:
             return self.shards.next_index
-        return count_pairs(self.layout)
+        return self.layout.count_pairs()
 
     def add(self, i: int, params: dict[str, Any], png: bytes) -> None:
         if self.shards is not None:
             self.shards.add(i, params, png)
             return
-        utils.write_json(self.layout.params_path(i), params)
-        utils.atomic_write_bytes(self.layout.image_path(i), png)
+        atomic.write_json(self.layout.params_path(i), params)
+        atomic.atomic_write_bytes(self.layout.image_path(i), png)
 
     def close(self) -> None:
         if self.shards is not None:
@@ -526,21 +489,21 @@ def open_ray_pool(
 def main(args: argparse.Namespace) -> int:
     """Top args.out up to args.n complete pairs; returns how many were written.
 
-    Raises utils.RendererError (renderer down or refusing) and utils.RefsError (an
+    Raises rendering.RendererError (renderer down or refusing) and refs_io.RefsError (an
     unreadable refs line), and Stopped (a KeyboardInterrupt) after Ctrl-C/SIGTERM,
     each after writing every pair that completed and saying how to resume."""
     log = print
-    size = args.size or utils.get_profile(args.profile)["size"]
-    layout = Layout(Path(args.out))
+    size = args.size or config.get_profile(args.profile).size
+    layout = dataset.Layout(Path(args.out))
     try:  # never append pairs of this schema to a folder of another
-        utils.check_data_schema(layout.out)
-    except utils.DataSchemaError as e:
+        dataset.check_data_schema(layout.folder)
+    except dataset.DataSchemaError as e:
         raise SystemExit(str(e)) from None
     orphans, tmps = clean_orphans(layout)
     if orphans or tmps:
         log(
             f"cleanup: removed {orphans} params without an image and {tmps} .tmp "
-            f"files left by an interrupted run in {layout.out}"
+            f"files left by an interrupted run in {layout.folder}"
         )
     writer = PairWriter(args, layout, log)
     start = writer.next_index()
@@ -549,18 +512,18 @@ def main(args: argparse.Namespace) -> int:
     sampler = make_sampler(args, log)
     if todo == 0:
         log(
-            f"nothing to do: {layout.out} holds {have} pairs, --n {args.n} "
+            f"nothing to do: {layout.folder} holds {have} pairs, --n {args.n} "
             f"({start} is the next index; raise --n to add more)"
         )
         return 0
     if not args.shards:
         layout.images.mkdir(parents=True, exist_ok=True)
         layout.params.mkdir(parents=True, exist_ok=True)
-    layout.out.mkdir(parents=True, exist_ok=True)
-    utils.write_data_schema(layout.out)
-    url = utils.renderer_url(args.renderer_url)
+    layout.folder.mkdir(parents=True, exist_ok=True)
+    dataset.write_data_schema(layout.folder)
+    url = rendering.renderer_url(args.renderer_url)
     log(
-        f"generating {todo} pairs at {size}x{size} px into {layout.out}"
+        f"generating {todo} pairs at {size}x{size} px into {layout.folder}"
         + (f", which holds {have} (--n {args.n})" if have else "")
         + f" (from {start:06d}, seed {args.seed}, {args.workers} workers, {url})"
     )
@@ -569,12 +532,12 @@ def main(args: argparse.Namespace) -> int:
     written, bred = 0, 0
     stop = Stop()
     error: BaseException | None = None
-    renderer = nullcontext(url) if args.no_autostart else utils.ensure_renderer(url)
+    renderer = nullcontext(url) if args.no_autostart else rendering.ensure_renderer(url)
     if args.ray:  # the actors have their renderers
         renderer = nullcontext(url)
     try:
         with renderer as live_url, stop.installed():
-            client = utils.RendererClient(url=live_url, pool=max(8, args.workers))
+            client = rendering.RendererClient(url=live_url, pool=max(8, args.workers))
 
             failed = threading.Event()  # a render gave up: start no more
 
@@ -584,7 +547,7 @@ def main(args: argparse.Namespace) -> int:
                 params, is_bred = sampler(i)
                 try:
                     return params, is_bred, client.render_png(params, size)
-                except utils.RendererError:
+                except rendering.RendererError:
                     failed.set()
                     raise
 
@@ -613,7 +576,7 @@ def main(args: argparse.Namespace) -> int:
                         break  # stopping: everything in flight is written
                     try:
                         params, is_bred, png = pending.pop(i).result()
-                    except utils.RendererError as e:
+                    except rendering.RendererError as e:
                         # While stopping (the renderer may have got the Ctrl-C too)
                         # an in-flight render that fails is dropped, not an error.
                         error = None if stop.event.is_set() else e
@@ -644,12 +607,12 @@ def main(args: argparse.Namespace) -> int:
         if preview is not None:
             preview.flush()
         if sheet and not args.no_sheet:
-            write_sheet(layout.out / "sheet.png", sheet)
+            write_sheet(layout.folder / "sheet.png", sheet)
 
     span = f" ({start:06d}-{start + written - 1:06d})" if written else ""
-    log(f"wrote {written} pairs to {layout.out}{span}, {bred} bred from refs")
+    log(f"wrote {written} pairs to {layout.folder}{span}, {bred} bred from refs")
     if sheet and not args.no_sheet:
-        log(f"contact sheet of the first samples: {layout.out / 'sheet.png'}")
+        log(f"contact sheet of the first samples: {layout.folder / 'sheet.png'}")
     if preview is not None and preview.window is None and written:
         log(f"preview: {preview.path}")
     interrupted = stop.event.is_set() or isinstance(error, KeyboardInterrupt)
@@ -657,7 +620,7 @@ def main(args: argparse.Namespace) -> int:
     if remaining > 0 and (interrupted or (error is not None and written)):
         why = stop.signal_name or ("Ctrl-C" if interrupted else "the error below")
         log(
-            f"stopped by {why} after {written} of {todo}; {layout.out} holds only "
+            f"stopped by {why} after {written} of {todo}; {layout.folder} holds only "
             f"complete pairs. Add the remaining {remaining} of the same sequence "
             f"with the same command:\n  {resume_command(args, size)}"
         )
@@ -671,7 +634,7 @@ def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except (utils.RendererError, utils.RefsError) as e:
+    except (rendering.RendererError, refs_io.RefsError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as e:

@@ -25,6 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import atomic
+import checkpoint_io
+import config
+import dataset
+import refs_io
+import rendering
 import utils
 
 STAGES = (
@@ -44,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = ap.add_argument_group("round")
     g.add_argument(
         "--profile",
-        choices=sorted(utils.PROFILES),
+        choices=sorted(config.PROFILES),
         default=None,
         help="settings profile (default: gpu with CUDA, else cpu)",
     )
@@ -101,18 +107,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def count_pairs(folder: Path) -> int:
-    """Complete (image, params) pairs in a data folder."""
-    images = folder / "images"
-    if not images.is_dir():
-        return 0
-    return sum(
-        1
-        for f in images.glob("*.png")
-        if (folder / "params" / f"{f.stem}.json").exists()
-    )
-
-
 class Round:
     """A round's folder and its state.json (stage → {seconds, result})."""
 
@@ -133,7 +127,7 @@ class Round:
         return json.loads(f.read_text()) if f.exists() else {}
 
     def save(self) -> None:
-        utils.write_json(self.dir / "state.json", self.state)
+        atomic.write_json(self.dir / "state.json", self.state)
 
     def done(self, stage: str) -> bool:
         return stage in self.state["stages"]
@@ -187,10 +181,10 @@ def main(args: argparse.Namespace) -> Path:
     import train
 
     log = print
-    prof = utils.get_profile(args.profile)
-    n = args.n if args.n is not None else prof["n"]
-    nq = args.nq if args.nq is not None else prof["nq"]
-    size = args.size or prof["size"]
+    prof = config.get_profile(args.profile)
+    n = args.n if args.n is not None else prof.n
+    nq = args.nq if args.nq is not None else prof.nq
+    size = args.size or prof.size
     data, quality = Path(args.data), Path(args.data) / "quality"
     ckpt, output = Path(args.checkpoints), Path(args.output)
     rnd = Round(output, args.new_round)
@@ -198,28 +192,32 @@ def main(args: argparse.Namespace) -> Path:
     st = rnd.state
     # Targets are fixed when the round starts, so an interrupted round tops up to the
     # same numbers instead of adding again.
-    st.setdefault("profile", prof["name"])
+    st.setdefault("profile", prof.name)
     st.setdefault("started", time.strftime("%Y-%m-%d %H:%M:%S"))
     st.setdefault(
         "target_data",
-        count_pairs(data) + n if rnd.number > 1 else max(n, count_pairs(data)),
+        dataset.Layout(data).count_pairs() + n
+        if rnd.number > 1
+        else max(n, dataset.Layout(data).count_pairs()),
     )
-    st.setdefault("target_quality", count_pairs(quality) + nq)
+    st.setdefault("target_quality", dataset.Layout(quality).count_pairs() + nq)
     rnd.save()
     verb = "carrying on" if rnd.resumed else "starting"
     log(
-        f"iterate: {verb} round {rnd.number} ({rnd.dir}), profile {prof['name']}, "
+        f"iterate: {verb} round {rnd.number} ({rnd.dir}), profile {prof.name}, "
         f"data {size}x{size} px, {st['target_data']} coverage + "
         f"{st['target_quality']} quality samples in all"
     )
     common = ["--seed", str(args.seed)]
-    with utils.ensure_renderer(args.renderer_url, log=log) as url:
+    with rendering.ensure_renderer(args.renderer_url, log=log) as url:
         rurl = ["--renderer-url", url]
 
         def gen(folder: Path, target: int, extra: list[str]) -> int:
-            missing = max(0, target - count_pairs(folder))
+            missing = max(0, target - dataset.Layout(folder).count_pairs())
             if missing == 0:
-                log(f"{folder}: {count_pairs(folder)} pairs, target reached")
+                log(
+                    f"{folder}: {dataset.Layout(folder).count_pairs()} pairs, target reached"
+                )
                 return 0
             # --n is the total the folder holds when done (generate adds the missing)
             argv = ["--n", str(target), "--out", str(folder), "--size", str(size)]
@@ -228,13 +226,13 @@ def main(args: argparse.Namespace) -> Path:
 
         def train_stage(stage: str, folders: list[Path], epochs: int | None) -> Any:
             argv = ["--stage", stage, "--data", *map(str, folders), "--size", str(size)]
-            argv += ["--profile", prof["name"], "--out", str(ckpt / stage), *common]
+            argv += ["--profile", prof.name, "--out", str(ckpt / stage), *common]
             argv += rurl
             if epochs is not None:
                 argv += ["--epochs", str(epochs)]
             if stage == "inverse":
                 argv += ["--forward", str(ckpt / "forward")]
-                bundled = utils.ROOT / train.M.BUNDLED_INVERSE_PATH
+                bundled = utils.ROOT / checkpoint_io.BUNDLED_INVERSE_PATH
                 if bundled.with_suffix(".json").exists():
                     argv += ["--init", str(bundled)]  # fine-tune the pretrained one
             if rnd.interrupted(f"train-{stage}"):
@@ -343,7 +341,7 @@ def write_report(
         shutil.copyfile(src, dst)
         lines += [f"## {title}", "", f"![{title}]({dst.name})", ""]
     report = rnd.dir / "report.md"
-    utils.atomic_write_text(report, "\n".join(lines))
+    atomic.atomic_write_text(report, "\n".join(lines))
     return report
 
 
@@ -355,7 +353,7 @@ def _latest(folder: Path, pattern: str) -> Path | None:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except (utils.RendererError, utils.RefsError) as e:
+    except (rendering.RendererError, refs_io.RefsError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

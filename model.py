@@ -1,5 +1,6 @@
-"""The forward model (params → image), the inverse model (image → params), their
-backbones, the perceptual distance and the checkpoints.
+"""The networks: the forward model (params → image), the inverse model (image →
+params) and its backbones (`create_backbone`). Perceptual distances are in
+perceptual_distance.py, checkpoint files in checkpoint_io.py.
 
 ForwardModel mirrors the scene's structure (docs/scene.md) so that the network only
 has to learn what is hard: one *chain* (a progression of outlines) at a time, in its
@@ -26,17 +27,15 @@ MLP → decoder → 3-channel image of pipeline.md, kept for comparison;
 bench/results/models.md has the measurements behind each piece.
 
 InverseModel: a timm backbone (`create_backbone`) → pooled features → heads for every
-part of the encoding. Checkpoints are safetensors + a JSON sidecar; nothing is ever
-unpickled.
+part of the encoding.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import utils
+import encoding
+import sampling
+import schema
+from config import ForwardConfig
 from renderer.geometry import outline_points
 from renderer.progressions import (
     alpha_progression,
@@ -54,11 +56,6 @@ from renderer.progressions import (
     scale_progression,
 )
 
-DEFAULT_FORWARD_PATH = "checkpoints/forward"
-DEFAULT_INVERSE_PATH = "checkpoints/inverse"
-# the pretrained inverse model shipped in the repository (pretrain_inverse.py), used
-# when a round has not trained one; a round fine-tunes from it (train.py --init)
-BUNDLED_INVERSE_PATH = "models/inverse-pretrained"
 DINOV2 = "vit_small_patch14_dinov2.lvd142m"
 DINOV2_REPO = "timm/vit_small_patch14_dinov2.lvd142m"
 DEFAULT_FREE_BACKBONE = "resnet10t"
@@ -74,7 +71,7 @@ ENCODED_KEYS = (
     "layer_opt",
     "layer_geom",
 )
-NUM_GEOMETRIES = len(utils.GEOMETRIES)
+NUM_GEOMETRIES = len(schema.GEOMETRIES)
 # Chain-intrinsic continuous values (base units); the layer-overridable ones among them
 # are mixed with the layer's value by its presence flag.
 CHAIN_KEYS = (
@@ -118,12 +115,12 @@ POST_CATS = ("ditherType", "ditherMatrix", "crtMask")
 
 
 def _cont_index(name: str) -> int:
-    return utils.CONT_NAMES.index(name)
+    return schema.CONT_NAMES.index(name)
 
 
-def _param(name: str) -> utils.Param:
+def _param(name: str) -> schema.Param:
     """The schema entry of a CONT_NAMES name ('gradientRange.0' → gradientRange)."""
-    return utils.PARAM[name.split(".")[0]]
+    return schema.PARAM[name.split(".")[0]]
 
 
 def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
@@ -143,10 +140,10 @@ def linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
 
 
 def _layer_index(key: str, comp: int = 0) -> int:
-    return utils.LAYER_CONT_COMPONENTS.index((key, comp))
+    return schema.LAYER_CONT_COMPONENTS.index((key, comp))
 
 
-def _unit_affine(p_from: utils.Param, p_to: utils.Param) -> tuple[float, float]:
+def _unit_affine(p_from: schema.Param, p_to: schema.Param) -> tuple[float, float]:
     """(a, b) with u_to = a·u_from + b, for [0, 1] encodings of the same quantity."""
     lo_f, hi_f, lo_t, hi_t = (
         p_from.clamp_lo,
@@ -158,7 +155,7 @@ def _unit_affine(p_from: utils.Param, p_to: utils.Param) -> tuple[float, float]:
     return a, (lo_f - lo_t) / (hi_t - lo_t)
 
 
-def _denorm(u: torch.Tensor, p: utils.Param) -> torch.Tensor:
+def _denorm(u: torch.Tensor, p: schema.Param) -> torch.Tensor:
     """[0, 1] encoding → the value in the parameter's own units (no clipping)."""
     return p.clamp_lo + u * (p.clamp_hi - p.clamp_lo)
 
@@ -174,9 +171,9 @@ def batch_encode(
 
     cont (B, NC) float in [0, 1], cat (B, NK) long, bools (B, NB) float 0/1,
     n_layers (B,) long in 0..5, layer_cont (B, 5, NLC) float in [0, 1],
-    layer_opt (B, 5, NLO) float 0/1, layer_geom (B, 5) long (see utils.Encoded).
+    layer_opt (B, 5, NLO) float 0/1, layer_geom (B, 5) long (see encoding.Encoded).
     """
-    encs = [utils.encode_params(p).as_dict() for p in params_list]
+    encs = [encoding.encode_params(p).as_dict() for p in params_list]
     out: dict[str, torch.Tensor] = {}
     for k in ENCODED_KEYS:
         arr = np.stack([e[k] for e in encs]) if encs else np.zeros((0,))
@@ -364,7 +361,7 @@ def outline_templates(size: int = 32, width_px: float = 0.8) -> torch.Tensor:
     ys, xs = -c[:, None].expand(size, size), c[None, :].expand(size, size)
     px = 2 / size
     out = []
-    for name in utils.GEOMETRIES:
+    for name in schema.GEOMETRIES:
         p = _outline_points(name)
         d2 = (xs[None] - p[:, 0, None, None]) ** 2 + (
             ys[None] - p[:, 1, None, None]
@@ -397,32 +394,32 @@ def instance_layout(
     s = sum(
         probs["scaleProgression"][:, j, None]
         * scale_progression(o, sf, k).clamp(max=MAX_INSTANCE_SCALE).float()
-        for j, o in enumerate(utils.SCALE_PROGRESSIONS)
+        for j, o in enumerate(schema.SCALE_PROGRESSIONS)
     )
     s = s.clamp(-MAX_INSTANCE_SCALE, MAX_INSTANCE_SCALE)  # type: ignore[union-attr]
     rf = v["rotationFactor"][:, None]
     r = sum(
         probs["rotationProgression"][:, j, None] * rotation_progression(o, rf, k)
-        for j, o in enumerate(utils.ROTATION_PROGRESSIONS)
+        for j, o in enumerate(schema.ROTATION_PROGRESSIONS)
     )
     af = v["alphaFactor"][:, None]
     a = sum(
         probs["alphaProgression"][:, j, None]
         * alpha_progression(o, af, n.clamp(min=1), count=k)
-        for j, o in enumerate(utils.ALPHA_PROGRESSIONS)
+        for j, o in enumerate(schema.ALPHA_PROGRESSIONS)
     )
     # offsets: every (kind, coupled, origin) mixed by its probability
     coupled = v["positionCoupled"][:, None]
     xs, ys, step = v["xStep"][:, None], v["yStep"][:, None], v["stepFactor"][:, None]
     xy = torch.zeros(*s.shape, 2, device=dev)  # type: ignore[union-attr]
-    for j, kind in enumerate(utils.POSITION_PROGRESSIONS):
+    for j, kind in enumerate(schema.POSITION_PROGRESSIONS):
         for c, wc in ((True, coupled), (False, 1 - coupled)):
             if kind == "scale" and not c:
                 continue  # the scale kind ignores coupling
             w_kind = probs["positionProgression"][:, j, None] * (
                 wc if kind == "index" else 1.0
             )
-            for o, origin in enumerate(utils.ORIGINS):
+            for o, origin in enumerate(schema.ORIGINS):
                 w = (w_kind * probs["origin"][:, o, None])[..., None]
                 xy = xy + w * offset_progression(kind, s, xs, ys, c, origin, step)
     x, y = xy[..., 0], xy[..., 1]
@@ -492,42 +489,49 @@ def splat_layout(
 
 
 @dataclass
-class ForwardConfig:
-    """size: output R (px); width: decoder base width (channels at full size);
-    hidden: MLP width; embed: categorical embedding size; n_freq: Fourier
-    frequencies per continuous value (0 = raw values only); attn_res: self-attention
-    at the largest decoder stage of at most attn_res² px (0 = none); composite:
-    per-chain decode + affine warp + additive sum (False: one decoder for the whole
-    image); canvas: the canonical chain canvas' extent relative to the view; density:
-    its pixels per view pixel (canvas side = size·canvas·density, a multiple of 8);
-    pattern_ch: learned fixed-pattern maps given to the post-net (dither / noise);
-    layout_k: instances per chain placed by docs/scene.md's progressions and splatted
-    as a hint for the decoder (0 = none); layout_res: the hint's side in px;
-    template: side of the learned outline templates used by the splat; hint_direct:
-    add the hint (at a learned per-chain gain) to the decoder's canvas."""
+class ChainInputs:
+    """The chains' intrinsic values and transforms (ForwardModel.chain_inputs); chain
+    0 is the base chain, 1..5 the layers (6 = 1 + schema.MAX_LAYERS)."""
 
-    size: int = 64
-    width: int = 8
-    hidden: int = 256
-    embed: int = 8
-    n_freq: int = 4
-    attn_res: int = 12
-    composite: bool = True
-    canvas: float = 2.5
-    density: float = 0.5
-    pattern_ch: int = 4
-    layout_k: int = 48
-    layout_res: int = 48
-    template: int = 32
-    hint_direct: bool = True
+    cont: torch.Tensor
+    """(B, 6, 9) the chain-intrinsic continuous values (CHAIN_KEYS) in base units"""
+    cats: torch.Tensor
+    """(B, 6, (5 + 1)·E) categorical embeddings: the shared ones, then the geometry"""
+    coupled: torch.Tensor
+    """(B, 6, 1) positionCoupled as a float"""
+    color: torch.Tensor
+    """(B, 6, 3) the chain's sRGB colour (base × own, as the renderer draws it)"""
+    mask: torch.Tensor
+    """(B, 6) 1 for a chain that is drawn (soft for predicted layers)"""
+    rot: torch.Tensor
+    """(B, 6) layer rotation in radians (0 for the base chain)"""
+    sx: torch.Tensor
+    """(B, 6) layer scale x (1 for the base chain)"""
+    sy: torch.Tensor
+    """(B, 6) layer scale y"""
+    lt: torch.Tensor
+    """(B, 6, 2) group translation: Scene.position for the base chain, the layer's own
+    position for a layer"""
+    scene: torch.Tensor
+    """(B, 4) Scene scale, rotation, position x, y"""
+    probs: dict[str, torch.Tensor]
+    """per chain categorical (CHAIN_CATS and geometry) → (B, 6, options) probabilities"""
 
-    @property
-    def canvas_size(self) -> int:
-        """The canonical canvas' side: size·canvas·density rounded to b·2^k, b in
-        8..15, so that the decoder can reach it from a b×b grid."""
-        target = max(8.0, self.size * self.canvas * self.density)
-        k = max(1, math.floor(math.log2(target / 8)))
-        return int(round(target / 2**k) * 2**k)
+    def float(self) -> ChainInputs:
+        """The tensors as float32 (probs as they are)."""
+        return ChainInputs(
+            self.cont.float(),
+            self.cats.float(),
+            self.coupled.float(),
+            self.color.float(),
+            self.mask.float(),
+            self.rot.float(),
+            self.sx.float(),
+            self.sy.float(),
+            self.lt.float(),
+            self.scene.float(),
+            self.probs,
+        )
 
 
 class ForwardModel(nn.Module):
@@ -541,7 +545,7 @@ class ForwardModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         e = cfg.embed
-        self.cat_emb = nn.ModuleList(nn.Embedding(k, e) for k in utils.CAT_SIZES)
+        self.cat_emb = nn.ModuleList(nn.Embedding(k, e) for k in encoding.CAT_SIZES)
         nf = 1 + 2 * cfg.n_freq
         self.register_buffer(
             "chain_idx",
@@ -554,11 +558,11 @@ class ForwardModel(nn.Module):
             persistent=False,
         )
         # layer overrides → base units, for the chain keys they override
-        over = [k for k in CHAIN_KEYS if k in utils.LAYER_OPTIONAL]
+        over = [k for k in CHAIN_KEYS if k in schema.LAYER_OPTIONAL]
         self.over_chain = [CHAIN_KEYS.index(k) for k in over]
         self.over_layer = [_layer_index(k) for k in over]
-        self.over_opt = [utils.LAYER_OPTIONAL.index(k) for k in over]
-        ab = [_unit_affine(utils.LAYER_PARAM[k], utils.PARAM[k]) for k in over]
+        self.over_opt = [schema.LAYER_OPTIONAL.index(k) for k in over]
+        ab = [_unit_affine(schema.LAYER_PARAM[k], schema.PARAM[k]) for k in over]
         self.register_buffer(
             "over_a", torch.tensor([a for a, _ in ab]), persistent=False
         )
@@ -567,7 +571,7 @@ class ForwardModel(nn.Module):
         )
         chain_in = len(CHAIN_KEYS) * nf + (len(CHAIN_CATS) + 1) * e + 1 + 2
         self.chain_mlp = mlp(chain_in, cfg.hidden, cfg.hidden, depth=3)
-        post_in = len(POST_CONT) * nf + len(POST_CATS) * e + len(utils.BOOL_KEYS)
+        post_in = len(POST_CONT) * nf + len(POST_CATS) * e + len(schema.BOOL_KEYS)
         self.post_mlp = mlp(post_in, cfg.hidden // 2, cfg.hidden // 2, depth=2)
         if cfg.composite:
             self.decoder = Decoder(
@@ -629,7 +633,7 @@ class ForwardModel(nn.Module):
             return [p.float() for p in batch["cat_probs"]]
         return [
             F.one_hot(batch["cat"][:, i], k).float()
-            for i, k in enumerate(utils.CAT_SIZES)
+            for i, k in enumerate(encoding.CAT_SIZES)
         ]
 
     def _layer_mask(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -638,22 +642,17 @@ class ForwardModel(nn.Module):
             return batch["layer_mask"].float()
         n = batch["n_layers"]
         return (
-            torch.arange(utils.MAX_LAYERS, device=n.device)[None] < n[:, None]
+            torch.arange(schema.MAX_LAYERS, device=n.device)[None] < n[:, None]
         ).float()
 
-    def chain_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """The chains' intrinsic values and transforms.
-
-        Returns cont (B, 6, 9) in base units, cats (B, 6, (5 + 1)·E), bool (B, 6, 1),
-        color (B, 6, 3), mask (B, 6), and the affine pieces: rot (B, 6), sx, sy
-        (B, 6) layer scale, lt (B, 6, 2) layer translation; scene (B, 4): scale,
-        rotation, position x, y."""
+    def chain_inputs(self, batch: dict[str, Any]) -> ChainInputs:
+        """The chains' intrinsic values and transforms (ChainInputs has the shapes)."""
         cont, lc, lo = (
             batch["cont"].float(),
             batch["layer_cont"].float(),
             batch["layer_opt"].float(),
         )
-        B, L = cont.shape[0], utils.MAX_LAYERS
+        B, L = cont.shape[0], schema.MAX_LAYERS
         base = cont[:, self.chain_idx]  # (B, 9)
         chain = base[:, None].repeat(1, L + 1, 1)  # (B, 6, 9)
         layer_vals = lc[:, :, self.over_layer] * self.over_a + self.over_b  # (B, 5, k)
@@ -671,7 +670,7 @@ class ForwardModel(nn.Module):
             dim=1,
         )
         embs = self._cat_embeddings(batch)
-        names = list(utils.CAT_KEYS)
+        names = list(schema.CAT_KEYS)
         shared = torch.cat(
             [embs[names.index(k)] for k in CHAIN_CATS], dim=-1
         )  # (B, 5E)
@@ -683,7 +682,7 @@ class ForwardModel(nn.Module):
             geo_layer = batch["layer_geom_probs"].to(geo_w.dtype) @ geo_w
         else:
             geo_layer = geo_w[batch["layer_geom"]]  # (B, 5, E)
-        g_opt = lo[:, :, utils.LAYER_OPTIONAL.index("geometry"), None]
+        g_opt = lo[:, :, schema.LAYER_OPTIONAL.index("geometry"), None]
         geo = torch.cat(
             [
                 geo_base[:, None],
@@ -703,13 +702,13 @@ class ForwardModel(nn.Module):
         gb = cp[names.index("geometry")][:, None]
         probs["geometry"] = torch.cat([gb, gb + g_opt * (lg - gb)], 1)
         bools = batch["bools"].float()
-        coupled = bools[:, utils.BOOL_KEYS.index("positionCoupled"), None, None].expand(
-            -1, L + 1, 1
-        )
+        coupled = bools[
+            :, schema.BOOL_KEYS.index("positionCoupled"), None, None
+        ].expand(-1, L + 1, 1)
         ci = [_cont_index(f"color.{c}") for c in "rgb"]
         base_col = cont[:, ci]
         lcol = lc[:, :, [_layer_index("color", j) for j in range(3)]]
-        c_opt = lo[:, :, utils.LAYER_OPTIONAL.index("color"), None]
+        c_opt = lo[:, :, schema.LAYER_OPTIONAL.index("color"), None]
         own = torch.cat(
             [base_col[:, None], base_col[:, None] + c_opt * (lcol - base_col[:, None])],
             1,
@@ -719,7 +718,7 @@ class ForwardModel(nn.Module):
         mask = torch.cat(
             [torch.ones(B, 1, device=cont.device), self._layer_mask(batch)], 1
         )
-        lp = utils.LAYER_PARAM
+        lp = schema.LAYER_PARAM
         zeros = torch.zeros(B, 1, device=cont.device)
         rot = torch.cat(
             [zeros, _denorm(lc[:, :, _layer_index("rotation")], lp["rotation"])], 1
@@ -730,7 +729,7 @@ class ForwardModel(nn.Module):
         sy = torch.cat(
             [zeros + 1, _denorm(lc[:, :, _layer_index("scale", 1)], lp["scale"])], 1
         )
-        P = utils.PARAM
+        P = schema.PARAM
         # group translations: Scene.position for the base chain (it moves the base
         # only), each layer's own position for a layer
         lt = torch.stack(
@@ -757,10 +756,10 @@ class ForwardModel(nn.Module):
             ],
             -1,
         )
-        return dict(
+        return ChainInputs(
             cont=chain,
             cats=cats,
-            bool=coupled,
+            coupled=coupled,
             color=color,
             mask=mask,
             rot=rot,
@@ -774,7 +773,7 @@ class ForwardModel(nn.Module):
     def post_embedding(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B, hidden/2) embedding of the post-pass params (dither, noise, bools)."""
         embs = self._cat_embeddings(batch)
-        names = list(utils.CAT_KEYS)
+        names = list(schema.CAT_KEYS)
         x = torch.cat(
             [fourier(batch["cont"].float()[:, self.post_idx], self.cfg.n_freq)]
             + [embs[names.index(k)] for k in POST_CATS]
@@ -783,11 +782,11 @@ class ForwardModel(nn.Module):
         )
         return self.post_mlp(x)
 
-    def warp_theta(self, ch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def warp_theta(self, ch: ChainInputs) -> torch.Tensor:
         """(B, 6, 2, 3) affine_grid matrices: output (view) normalised coordinates →
         the canonical canvas' normalised coordinates, for Scene · Group of each chain
         (Scene = R(θ)·S(s); Scene.position sits in the base chain's Group)."""
-        s, th, _, _ = ch["scene"].unbind(-1)  # (B,)
+        s, th, _, _ = ch.scene.unbind(-1)  # (B,)
         s = s.clamp(min=1e-3)
 
         def safe(v: torch.Tensor) -> torch.Tensor:
@@ -795,7 +794,7 @@ class ForwardModel(nn.Module):
                 v >= 0, v.clamp(min=MIN_LAYER_SCALE), v.clamp(max=-MIN_LAYER_SCALE)
             )
 
-        sx, sy, rot = safe(ch["sx"]), safe(ch["sy"]), ch["rot"]  # (B, 6)
+        sx, sy, rot = safe(ch.sx), safe(ch.sy), ch.rot  # (B, 6)
         # A⁻¹ = diag(1/sx, 1/sy) · R(−rot) · R(−θ) / s ; total rotation φ = rot + θ
         phi = rot + th[:, None]
         c, si = phi.cos(), phi.sin()
@@ -804,7 +803,7 @@ class ForwardModel(nn.Module):
         a10, a11 = -si / sy * inv_s, c / sy * inv_s
         # translation t = A_s · t_g, with A_s = s·R(θ)
         ct, st = th.cos()[:, None], th.sin()[:, None]
-        gx, gy = ch["lt"][..., 0], ch["lt"][..., 1]
+        gx, gy = ch.lt[..., 0], ch.lt[..., 1]
         tx = s[:, None] * (ct * gx - st * gy)
         ty = s[:, None] * (st * gx + ct * gy)
         # c_n = (1/canvas) F A⁻¹ F n − (1/E) F A⁻¹ t, F = diag(1, −1)
@@ -817,18 +816,16 @@ class ForwardModel(nn.Module):
             [torch.stack([l00, l01, b0], -1), torch.stack([l10, l11, b1], -1)], -2
         )
 
-    def chain_embedding(self, ch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def chain_embedding(self, ch: ChainInputs) -> torch.Tensor:
         """(B, 6, hidden): the intrinsic look of each chain plus its log magnification."""
-        mag = ch["scene"][:, None, :1].clamp(min=1e-3).log() + torch.stack(
+        mag = ch.scene[:, None, :1].clamp(min=1e-3).log() + torch.stack(
             [
-                ch["sx"].abs().clamp(min=MIN_LAYER_SCALE).log(),
-                ch["sy"].abs().clamp(min=MIN_LAYER_SCALE).log(),
+                ch.sx.abs().clamp(min=MIN_LAYER_SCALE).log(),
+                ch.sy.abs().clamp(min=MIN_LAYER_SCALE).log(),
             ],
             -1,
         )
-        x = torch.cat(
-            [fourier(ch["cont"], self.cfg.n_freq), ch["cats"], ch["bool"], mag], -1
-        )
+        x = torch.cat([fourier(ch.cont, self.cfg.n_freq), ch.cats, ch.coupled, mag], -1)
         return self.chain_mlp(x)
 
     # -- the image -------------------------------------------------------------
@@ -852,19 +849,19 @@ class ForwardModel(nn.Module):
     def noise(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B, 1, R, R): ±0.5·noiseOpacity where a pixel is picked, when enabled."""
         cont, bools = batch["cont"].float(), batch["bools"].float()
-        on = bools[:, utils.BOOL_KEYS.index("noiseEnabled"), None, None, None]
+        on = bools[:, schema.BOOL_KEYS.index("noiseEnabled"), None, None, None]
         density = cont[:, _cont_index("noiseDensity"), None, None, None]
         opacity = _denorm(
-            cont[:, _cont_index("noiseOpacity")], utils.PARAM["noiseOpacity"]
+            cont[:, _cont_index("noiseOpacity")], schema.PARAM["noiseOpacity"]
         )
         pick = torch.sigmoid((density - torch.sigmoid(self.noise_u)) / 0.05)
         return on * 0.5 * opacity[:, None, None, None] * torch.tanh(self.noise_s) * pick
 
-    def composite(self, ch: dict[str, torch.Tensor], emb: torch.Tensor) -> torch.Tensor:
+    def composite(self, ch: ChainInputs, emb: torch.Tensor) -> torch.Tensor:
         """Decode the chains that are present, warp each into the view, × colour, sum."""
         B, C = emb.shape[:2]
         R, S = self.cfg.size, self.cfg.canvas_size
-        mask = ch["mask"].reshape(-1)  # (B·6,)
+        mask = ch.mask.reshape(-1)  # (B·6,)
         # chains that exist (a soft mask's negligible ones are skipped)
         idx = torch.nonzero(mask > 1e-3, as_tuple=True)[0]  # (M,)
         hint = self.layout_hint(ch, idx) if self.cfg.layout_k else None
@@ -881,21 +878,21 @@ class ForwardModel(nn.Module):
         warped = F.grid_sample(
             canon, grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )
-        col = (ch["color"].reshape(B * C, 3)[idx] * mask[idx, None]).to(warped.dtype)
+        col = (ch.color.reshape(B * C, 3)[idx] * mask[idx, None]).to(warped.dtype)
         light = torch.zeros(B * C, 3, R, R, device=emb.device, dtype=warped.dtype)
         light = light.index_copy(0, idx, warped * col[:, :, None, None])
         return light.reshape(B, C, 3, R, R).sum(1)
 
     @torch.autocast("cuda", enabled=False)
-    def layout_hint(self, ch: dict[str, Any], idx: torch.Tensor) -> torch.Tensor:
+    def layout_hint(self, ch: ChainInputs, idx: torch.Tensor) -> torch.Tensor:
         """(M, 1, h, h): the first layout_k instances of the chosen chains (flat
         indices into B·6) splatted on the canonical canvas (h = min(layout_res,
         canvas side)), softly saturated at 4. Always float32: coordinates need it."""
-        ch = {k: v.float() if torch.is_tensor(v) else v for k, v in ch.items()}
-        vals = ch["cont"].reshape(-1, len(CHAIN_KEYS))[idx]
+        ch = ch.float()
+        vals = ch.cont.reshape(-1, len(CHAIN_KEYS))[idx]
         v = {k: _denorm(vals[:, j], _param(k)) for j, k in enumerate(CHAIN_KEYS)}
-        v["positionCoupled"] = ch["bool"].reshape(-1)[idx]
-        probs = {k: p.reshape(-1, p.shape[-1])[idx] for k, p in ch["probs"].items()}
+        v["positionCoupled"] = ch.coupled.reshape(-1)[idx]
+        probs = {k: p.reshape(-1, p.shape[-1])[idx] for k, p in ch.probs.items()}
         inst = instance_layout(v, probs, self.cfg.layout_k)
         T = self.cfg.template
         tmpl = (probs["geometry"] @ self.templates.reshape(NUM_GEOMETRIES, -1)).reshape(
@@ -919,36 +916,36 @@ class ForwardModel(nn.Module):
         return 4 * torch.tanh(hint / 4)
 
     def single(
-        self, batch: dict[str, Any], ch: dict[str, torch.Tensor], emb: torch.Tensor
+        self, batch: dict[str, Any], ch: ChainInputs, emb: torch.Tensor
     ) -> torch.Tensor:
         """Baseline: one decoder for the whole picture from a pooled embedding."""
         nf = self.cfg.n_freq
-        lp = utils.LAYER_PARAM
+        lp = schema.LAYER_PARAM
         xf = torch.stack(
             [
-                (ch["rot"] - lp["rotation"].clamp_lo)
+                (ch.rot - lp["rotation"].clamp_lo)
                 / (lp["rotation"].clamp_hi - lp["rotation"].clamp_lo),
-                (ch["lt"][..., 0] + 2) / 4,
-                (ch["lt"][..., 1] + 2) / 4,
-                (ch["sx"] + 2) / 4,
-                (ch["sy"] + 2) / 4,
-                ch["mask"],
-                torch.zeros_like(ch["mask"]),
+                (ch.lt[..., 0] + 2) / 4,
+                (ch.lt[..., 1] + 2) / 4,
+                (ch.sx + 2) / 4,
+                (ch.sy + 2) / 4,
+                ch.mask,
+                torch.zeros_like(ch.mask),
             ],
             -1,
         )
         layer = self.layer_mlp(
-            torch.cat([emb, fourier(xf, nf), ch["color"]], -1)
+            torch.cat([emb, fourier(xf, nf), ch.color], -1)
         )  # (B, 6, H)
-        pooled = (layer[:, 1:] * ch["mask"][:, 1:, None]).sum(1)
+        pooled = (layer[:, 1:] * ch.mask[:, 1:, None]).sum(1)
         cont = batch["cont"].float()
         scene = cont[:, [_cont_index(k) for k in ("scale", "rotation", "position.x")]]
-        n_oh = F.one_hot(ch["mask"][:, 1:].sum(1).round().long().clamp(0, 5), 6).float()
+        n_oh = F.one_hot(ch.mask[:, 1:].sum(1).round().long().clamp(0, 5), 6).float()
         g = torch.cat(
             [
                 emb[:, 0],
                 fourier(scene, nf),
-                ch["color"][:, 0],
+                ch.color[:, 0],
                 self.post_embedding(batch),
                 n_oh,
                 pooled,
@@ -1188,7 +1185,7 @@ class InverseModel(nn.Module):
         self.register_buffer(
             "std", torch.tensor(info["std"]).view(1, 3, 1, 1), persistent=False
         )
-        L, H = utils.MAX_LAYERS, cfg.hidden
+        L, H = schema.MAX_LAYERS, cfg.hidden
         self.trunk = nn.Sequential(
             nn.LayerNorm(cfg.features),
             nn.Linear(cfg.features, H),
@@ -1196,12 +1193,12 @@ class InverseModel(nn.Module):
             nn.Linear(H, H),
             nn.GELU(),
         )
-        self.cont = nn.Linear(H, utils.NUM_CONT)
-        self.cat = nn.ModuleList(nn.Linear(H, k) for k in utils.CAT_SIZES)
-        self.bools = nn.Linear(H, len(utils.BOOL_KEYS))
+        self.cont = nn.Linear(H, encoding.NUM_CONT)
+        self.cat = nn.ModuleList(nn.Linear(H, k) for k in encoding.CAT_SIZES)
+        self.bools = nn.Linear(H, len(schema.BOOL_KEYS))
         self.n_layers = nn.Linear(H, L + 1)
-        self.layer_cont = nn.Linear(H, L * utils.NUM_LAYER_CONT)
-        self.layer_opt = nn.Linear(H, L * utils.NUM_LAYER_OPT)
+        self.layer_cont = nn.Linear(H, L * encoding.NUM_LAYER_CONT)
+        self.layer_opt = nn.Linear(H, L * encoding.NUM_LAYER_OPT)
         self.layer_geom = nn.Linear(H, L * NUM_GEOMETRIES)
 
     @classmethod
@@ -1228,7 +1225,7 @@ class InverseModel(nn.Module):
         return self.backbone((x - self.mean) / self.std)
 
     def forward(self, images: torch.Tensor) -> dict[str, Any]:
-        B, L = images.shape[0], utils.MAX_LAYERS
+        B, L = images.shape[0], schema.MAX_LAYERS
         h = self.trunk(self.features(images).float())
         return {
             "cont": torch.sigmoid(self.cont(h)),
@@ -1282,295 +1279,8 @@ class InverseModel(nn.Module):
         """(B, 3, H, W) in [0, 1] → flat params, one dict per image."""
         enc = self.predict_encoded(images)
         return [
-            utils.apply_guard(utils.decode_params({k: enc[k][i] for k in ENCODED_KEYS}))
+            sampling.apply_guard(
+                encoding.decode_params({k: enc[k][i] for k in ENCODED_KEYS})
+            )
             for i in range(images.shape[0])
         ]
-
-
-# ----------------------------------------------------------------------------------
-# Perceptual distance
-
-
-class SqrtMultiScaleL1(nn.Module):
-    """Weight-free perceptual distance for thin bright lines on black: mean |√a − √b|
-    at full size and after 2×, 4× and 8× average pooling (coarser levels see
-    near-misses as close). Inputs (B, 3, H, W) in [0, 1] → (B,) ≥ 0."""
-
-    name = "sqrt-ms-l1"
-
-    def __init__(self, levels: int = 4) -> None:
-        super().__init__()
-        self.levels = levels
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a, b = sqrt_image(a), sqrt_image(b)
-        total = a.new_zeros(a.shape[0])
-        for lvl in range(self.levels):
-            if lvl:
-                if a.shape[-1] < 2:
-                    break
-                a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
-            total = total + (a - b).abs().mean((1, 2, 3))
-        return total / self.levels
-
-
-def sqrt_image(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """√x with a finite gradient at 0: √(x + eps) − √eps, x in [0, 1]."""
-    return (x.clamp(min=0) + eps).sqrt() - math.sqrt(eps)
-
-
-class LPIPSDistance(nn.Module):
-    """LPIPS (AlexNet) via the `lpips` package; inputs (B, 3, H, W) in [0, 1] → (B,)."""
-
-    name = "lpips"
-
-    def __init__(self) -> None:
-        super().__init__()
-        import warnings
-
-        import lpips
-
-        with warnings.catch_warnings():  # lpips still passes torchvision's old flag
-            warnings.simplefilter("ignore", UserWarning)
-            self.net = lpips.LPIPS(net="alex", pretrained=True, verbose=False)
-        self.net.eval()
-        for p in self.net.parameters():
-            p.requires_grad_(False)
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if a.shape[-1] < 32:  # AlexNet's strides need ≥ 32 px
-            a = F.interpolate(a, size=(32, 32), mode="bilinear", align_corners=False)
-            b = F.interpolate(b, size=(32, 32), mode="bilinear", align_corners=False)
-        return self.net(a, b, normalize=True).flatten()
-
-
-ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet_Weights.IMAGENET1K_V1
-
-
-def alexnet_weights_file() -> Path:
-    """Where torchvision keeps AlexNet's ImageNet weights ($TORCH_HOME/hub/checkpoints;
-    the name is the basename of AlexNet_Weights.IMAGENET1K_V1.url)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
-
-
-def create_perceptual(name: str = "auto") -> nn.Module:
-    """A perceptual distance by name: module(a, b) with a, b (B, 3, H, W) in [0, 1]
-    → (B,) ≥ 0 (0 = identical). Frozen (no trainable weights).
-
-    Names:
-      - "lpips": LPIPS-AlexNet (the `lpips` package); needs torchvision's AlexNet
-        ImageNet weights in the torch hub cache (alexnet_weights_file()), otherwise
-        raises FileNotFoundError naming the file.
-      - "sqrt-ms-l1": the weight-free default, SqrtMultiScaleL1.
-      - "auto": "lpips" when its weights are on disk, else "sqrt-ms-l1".
-    The module's `name` attribute says which one it is.
-    """
-    if name == "auto":
-        name = "lpips" if alexnet_weights_file().is_file() else SqrtMultiScaleL1.name
-    if name == "lpips":
-        if not alexnet_weights_file().is_file():
-            raise FileNotFoundError(
-                f"LPIPS needs AlexNet weights at {alexnet_weights_file()} (torchvision's "
-                "alexnet-owt-7be5be79.pth; set TORCH_HOME to where you have them)"
-            )
-        return LPIPSDistance()
-    if name == SqrtMultiScaleL1.name:
-        return SqrtMultiScaleL1()
-    raise ValueError(
-        f"unknown perceptual {name!r} (lpips, {SqrtMultiScaleL1.name}, auto)"
-    )
-
-
-# ----------------------------------------------------------------------------------
-# Checkpoints: NAME.safetensors (weights) + NAME.json (sidecar)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, broken, or made for another kind/schema/config."""
-
-
-KINDS = {
-    "forward": (ForwardModel, ForwardConfig),
-    "inverse": (InverseModel, InverseConfig),
-}
-
-
-def _stem(path: str | Path) -> Path:
-    p = Path(path)
-    return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
-
-
-def model_kind(model: nn.Module) -> str:
-    for kind, (cls, _) in KINDS.items():
-        if isinstance(model, cls):
-            return kind
-    raise TypeError(f"not a checkpointable model: {type(model).__name__}")
-
-
-def save_checkpoint(
-    model: nn.Module,
-    path: str | Path,
-    meta: dict[str, Any] | None = None,
-    extra: dict[str, torch.Tensor] | None = None,
-) -> Path:
-    """Write NAME.safetensors (weights, plus `extra` tensors under their own names)
-    and NAME.json (kind, config, schema version and hash, `meta`), each atomically;
-    returns the stem. `path` is given without extension."""
-    from safetensors.torch import save
-
-    stem = _stem(path)
-    kind = model_kind(model)
-    cfg: Any = model.cfg
-    tensors = {
-        f"model.{k}": v.detach().contiguous().cpu()
-        for k, v in model.state_dict().items()
-    }
-    for k, v in (extra or {}).items():
-        tensors[k] = v.detach().contiguous().cpu()
-    sidecar = {
-        "kind": kind,
-        "config": asdict(cfg),
-        "schema_version": utils.SCHEMA_VERSION,
-        "schema_hash": utils.schema_hash(),
-        **(meta or {}),
-    }
-    if kind == "inverse":
-        sidecar["backbone"] = {k: v for k, v in model.backbone_info.items()}  # type: ignore[union-attr]
-    utils.atomic_write_bytes(stem.with_suffix(".safetensors"), save(tensors))
-    utils.write_json(stem.with_suffix(".json"), sidecar)
-    return stem
-
-
-def read_sidecar(path: str | Path) -> dict[str, Any]:
-    """NAME.json of a checkpoint as a dict (CheckpointError when missing or broken)."""
-    side = _stem(path).with_suffix(".json")
-    if not side.is_file():
-        raise CheckpointError(f"checkpoint sidecar {side} is missing")
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise CheckpointError(f"checkpoint sidecar {side} is not UTF-8 text") from None
-    except OSError as e:
-        raise CheckpointError(
-            f"checkpoint sidecar {side}: cannot read it ({e.strerror})"
-        ) from None
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, 4300+ digit ints
-        raise CheckpointError(f"checkpoint sidecar {side} is not JSON: {e}") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(
-            f"checkpoint sidecar {side} is not a JSON object "
-            f"(it is {utils.json_type(meta)})"
-        )
-    return meta
-
-
-def load_checkpoint(
-    path: str | Path,
-    kind: str,
-    expect: dict[str, Any] | None = None,
-    map_location: str | torch.device = "cpu",
-) -> nn.Module:
-    """NAME(.safetensors/.json) → the model, in eval mode, with its sidecar as
-    `model.meta`. Refuses (CheckpointError) a checkpoint of another kind, schema
-    version or schema hash, a config with unknown fields or differing from `expect`
-    (e.g. {"size": 64}), and weights that do not fit the config."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    stem = _stem(path)
-    meta = read_sidecar(stem)
-    if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}")
-    if meta.get("kind") != kind:
-        raise CheckpointError(
-            f"{stem}: a {meta.get('kind')!r} checkpoint, not {kind!r}"
-        )
-    if (
-        meta.get("schema_version") != utils.SCHEMA_VERSION
-        or meta.get("schema_hash") != utils.schema_hash()
-    ):
-        raise CheckpointError(
-            f"{stem}: made for parameter schema v{meta.get('schema_version')} "
-            f"({meta.get('schema_hash')}), this code has v{utils.SCHEMA_VERSION} "
-            f"({utils.schema_hash()}); regenerate the data it learned from and "
-            "retrain it (make generate, make train)"
-        )
-    cls, cfg_cls = KINDS[kind]
-    raw = meta.get("config", {})
-    if not isinstance(raw, dict):
-        raise CheckpointError(
-            f"{stem}: config is {utils.json_type(raw)}, not an object; retrain it"
-        )
-    known = {f.name for f in fields(cfg_cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise CheckpointError(
-            f"{stem}: config has fields this code does not know: {unknown}"
-        )
-    cfg = cfg_cls(**raw)
-    for k, v in (expect or {}).items():
-        if getattr(cfg, k, None) != v:
-            raise CheckpointError(
-                f"{stem}: config {k}={getattr(cfg, k, None)!r}, expected {v!r}"
-            )
-    weights = stem.with_suffix(".safetensors")
-    if not weights.is_file():
-        raise CheckpointError(f"checkpoint weights {weights} are missing")
-    try:
-        tensors = load_file(str(weights), device=str(map_location))
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(
-            f"{weights}: not a readable safetensors file ({e})"
-        ) from None
-    state = {
-        k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")
-    }
-    model = cls(cfg)  # type: ignore[arg-type]
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0:3]
-        raise CheckpointError(
-            f"{stem}: weights do not fit the config: {' '.join(first)}"
-        ) from None
-    model.meta = meta  # type: ignore[attr-defined]
-    return model.to(map_location).eval()
-
-
-def load_extra_tensors(path: str | Path, prefix: str) -> dict[str, torch.Tensor]:
-    """The non-model tensors of a checkpoint whose names start with `prefix`."""
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(_stem(path).with_suffix(".safetensors")))
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def load_forward(
-    path: str | Path | None = None, device: str | torch.device = "cpu"
-) -> ForwardModel | None:
-    """The forward model at `path` (default checkpoints/forward), or None when there is
-    no such checkpoint. A broken or mismatched one raises CheckpointError."""
-    stem = _stem(path or DEFAULT_FORWARD_PATH)
-    if (
-        not stem.with_suffix(".safetensors").exists()
-        and not stem.with_suffix(".json").exists()
-    ):
-        return None
-    m = load_checkpoint(stem, "forward", map_location=device)
-    assert isinstance(m, ForwardModel)
-    return m
-
-
-def load_inverse(
-    path: str | Path | None = None, device: str | torch.device = "cpu"
-) -> InverseModel | None:
-    """The inverse model at `path` (default checkpoints/inverse), or None when absent."""
-    stem = _stem(path or DEFAULT_INVERSE_PATH)
-    if (
-        not stem.with_suffix(".safetensors").exists()
-        and not stem.with_suffix(".json").exists()
-    ):
-        return None
-    m = load_checkpoint(stem, "inverse", map_location=device)
-    assert isinstance(m, InverseModel)
-    return m

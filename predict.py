@@ -39,11 +39,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import atomic
+import dataset
+import metrics
+import refs_io
+import rendering
+import sampling
+import schema
 import search
 import twin
 import utils
 
-PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
 SHEET_RE = re.compile(r"^explore-([0-9]{3,9})\.png$")
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
 
@@ -287,24 +293,12 @@ def image_at(square: Any, size: int) -> np.ndarray:
 # Output
 
 
-def next_index(out: Path) -> int:
-    """1 + the highest NNNNNN in out/images and out/params (0 when empty)."""
-    top = -1
-    for sub in ("images", "params"):
-        d = out / sub
-        if d.is_dir():
-            for f in d.iterdir():
-                m = PAIR_RE.match(f.name)
-                if m:
-                    top = max(top, int(m.group(1)))
-    return top + 1
-
-
 def write_result(out: Path, idx: int, params: dict[str, Any], png: bytes) -> Path:
     """out/params/NNNNNN.json (flat) then out/images/NNNNNN.png, each atomic."""
-    utils.write_json(out / "params" / f"{idx:06d}.json", utils.validate_params(params))
-    img = out / "images" / f"{idx:06d}.png"
-    utils.atomic_write_bytes(img, png)
+    layout = dataset.Layout(out)
+    atomic.write_json(layout.params_path(idx), schema.validate_params(params))
+    img = layout.image_path(idx)
+    atomic.atomic_write_bytes(img, png)
     return img
 
 
@@ -318,7 +312,7 @@ def scores_256(img: np.ndarray, t256: np.ndarray) -> str:
     import structure
 
     pic = structure.picture_score(img, t256)
-    return f"NCC {utils.ncc(img, t256):.2f} F1 {utils.line_f1(img, t256):.2f} pic {pic:.2f}"
+    return f"NCC {metrics.ncc(img, t256):.2f} F1 {metrics.line_f1(img, t256):.2f} pic {pic:.2f}"
 
 
 # ----------------------------------------------------------------------------------
@@ -360,13 +354,13 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     for n in notes:
         log(n)
     out = Path(args.out)
-    with utils.ensure_renderer(args.renderer_url, log=log) as url:
+    with rendering.ensure_renderer(args.renderer_url, log=log) as url:
         use_twin = args.gd_steps > 0 and (
             args.descent == "twin"
             or (args.descent == "auto" and twin.speaks_bundled_schema(url))
         )
         log(gradient_note(use_twin, forward, args.gd_steps))
-        client = utils.RendererClient(url=url, pool=max(8, args.workers))
+        client = rendering.RendererClient(url=url, pool=max(8, args.workers))
         loss = search.pipeline_loss(target)
         ev = search.Evaluator(client, loss, args.size, args.fevals, args.workers)
         t0 = time.time()
@@ -389,7 +383,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
             ev.close()
         best = res.best.params
         final_png = client.render_png(best, args.final_size)
-        idx = next_index(out)
+        idx = dataset.Layout(out).next_index()
         img_path = write_result(out, idx, best, final_png)
         panels = [(t256, "target")]
         guess_label = "inverse guess" if inverse is not None else "start"
@@ -404,8 +398,8 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         client.close()
     sheet = utils.contact_sheet([p for p, _ in panels], [t for _, t in panels], cols=4)
     side_path = out / f"predict-{idx:06d}.png"
-    utils.atomic_write_bytes(side_path, png_bytes(sheet))
-    ncc, f1 = utils.ncc(final256, t256), utils.line_f1(final256, t256)
+    atomic.atomic_write_bytes(side_path, png_bytes(sheet))
+    ncc, f1 = metrics.ncc(final256, t256), metrics.line_f1(final256, t256)
     import structure
 
     pic = structure.picture_score(final256, t256)
@@ -414,7 +408,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         f"done in {time.time() - t0:.1f} s, {ev.renders} renders: "
         f"NCC {ncc:.3f}, line F1 {f1:.3f}, picture score {pic:.3f} ({same}) at 256²"
     )
-    log(f"wrote {out / 'params' / f'{idx:06d}.json'}, {img_path}, {side_path}")
+    log(f"wrote {dataset.Layout(out).params_path(idx)}, {img_path}, {side_path}")
     log(f"keep it as a reference: make save-ref ID=out:{idx}")
     return {
         "id": idx,
@@ -438,25 +432,20 @@ def load_parents(
 ) -> tuple[list[dict[str, Any]], list[float] | None, str]:
     """The refs to breed from, their scores (None when unscored) and a note."""
     try:
-        scored = utils.load_scored_refs(args.scored_refs)
+        scored = refs_io.load_scored_refs(args.scored_refs)
         if scored:
             parents = [p for p, _ in scored]
-            weights = utils.rated_weights(parents, args.refs, [s for _, s in scored])
+            weights = refs_io.rated_weights(parents, args.refs, [s for _, s in scored])
             return parents, weights, f"{args.scored_refs} (by score × rating)"
-        refs = utils.load_refs(args.refs)
-        weights = utils.rated_weights(refs, args.refs)  # gallery stars, if any
-    except utils.RefsError as e:
+        refs = refs_io.load_refs(args.refs)
+        weights = refs_io.rated_weights(refs, args.refs)  # gallery stars, if any
+    except refs_io.RefsError as e:
         raise UserError(str(e)) from None
     if not refs:
         raise UserError(
             f"no references in {args.refs}: add some with `make save-ref ID=...`"
         )
     return refs, weights, f"{args.refs} ({'by rating' if weights else 'unscored'})"
-
-
-def lit_coverage(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, R, R) in [0, 1] → (B,) share of lit pixels (√grey > 0.15)."""
-    return (images.mean(1).clamp(0, 1).sqrt() > 0.15).float().mean((1, 2))
 
 
 @torch.no_grad()
@@ -473,7 +462,7 @@ def render_forward(forward: Any, params: list[dict[str, Any]]) -> torch.Tensor:
 
 
 def render_real(
-    client: utils.RendererClient,
+    client: rendering.RendererClient,
     params: list[dict[str, Any]],
     size: int,
     workers: int,
@@ -481,8 +470,6 @@ def render_real(
 ) -> torch.Tensor:
     """Params → (B, 3, size, size) by the renderer, `workers` requests in flight
     (or all of them queued on the actors of a cluster.RayRenderPool)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from tqdm import tqdm
 
     if ray_pool is not None:
@@ -493,16 +480,15 @@ def render_real(
         ]
         return search.to_tensor(np.stack(imgs))
 
-    with ThreadPoolExecutor(workers) as pool:
-        imgs = list(
-            tqdm(
-                pool.map(lambda p: client.render(p, size), params),
-                total=len(params),
-                desc="rendering candidates",
-                unit="img",
-                leave=False,
-            )
+    imgs = list(
+        tqdm(
+            rendering.render_in_order(client.render, params, size, workers),
+            total=len(params),
+            desc="rendering candidates",
+            unit="img",
+            leave=False,
         )
+    )
     return search.to_tensor(np.stack(imgs))
 
 
@@ -559,7 +545,7 @@ def select_novel(
 
 
 def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
-    import model
+    import perceptual_distance
 
     parents, weights, source = load_parents(args)
     forward, _, notes = search.load_models(args.forward, None)
@@ -572,7 +558,7 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         )
         dist = None
     else:
-        dist = model.create_perceptual(args.perceptual)
+        dist = perceptual_distance.create_perceptual(args.perceptual)
         notes.append(f"novelty: min perceptual distance to the refs ({dist.name})")
     if forward is None:
         notes.append(
@@ -583,12 +569,12 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     for n in notes:
         log(n)
     rng = random.Random(args.seed)
-    seen: set[str] = {utils.canonical_json(p) for p in parents}
+    seen: set[str] = {schema.canonical_json(p) for p in parents}
     cands: list[dict[str, Any]] = []
     for _ in range(args.candidates * 4):
         if len(cands) >= args.candidates:
             break
-        child = utils.breed(
+        child = sampling.breed(
             parents,
             rng,
             weights,
@@ -597,7 +583,7 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
             jitter=(0.7, 1.3),
             p_redraw_cat=0.1,
         )
-        key = utils.canonical_json(child)
+        key = schema.canonical_json(child)
         if key not in seen:
             seen.add(key)
             cands.append(child)
@@ -605,21 +591,21 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     t0 = time.time()
     ray_pool = open_ray_pool(args, log) if args.ray else None
     renderer = (
-        contextlib.nullcontext(utils.renderer_url(None))  # the actors render
+        contextlib.nullcontext(rendering.renderer_url(None))  # the actors render
         if ray_pool is not None
-        else utils.ensure_renderer(args.renderer_url, log=log)
+        else rendering.ensure_renderer(args.renderer_url, log=log)
     )
     with renderer as url, contextlib.ExitStack() as stack:
         if ray_pool is not None:
             stack.callback(ray_pool.close)
-        client = utils.RendererClient(url=url, pool=max(8, args.workers))
+        client = rendering.RendererClient(url=url, pool=max(8, args.workers))
         if forward is not None:
             imgs = render_forward(forward, cands)
             ref_imgs = render_forward(forward, parents)
         else:
             imgs = render_real(client, cands, 64, args.workers, ray_pool)
             ref_imgs = render_real(client, parents, 64, args.workers, ray_pool)
-        cov = lit_coverage(imgs)
+        cov = metrics.lit_coverage(imgs)
         ok = (cov >= args.min_coverage) & (cov <= args.max_coverage)
         if int(ok.sum()) < args.n:
             log(f"only {int(ok.sum())} candidates pass the coverage guard; using all")
@@ -646,7 +632,7 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                     return dist(imgs, imgs[i : i + 1].expand_as(imgs))
 
         picks = select_novel(novelty, dist_to, ok, args.n)
-        idx0 = next_index(out)
+        idx0 = dataset.Layout(out).next_index()
         ids, tiles, labels = [], [], []
         for k, i in enumerate(picks):
             png = (
@@ -661,7 +647,7 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         client.close()
     sheet_path = out / f"explore-{next_sheet(out):03d}.png"
     sheet = utils.contact_sheet(tiles, labels, cols=4, cell=256)
-    utils.atomic_write_bytes(sheet_path, png_bytes(sheet))
+    atomic.atomic_write_bytes(sheet_path, png_bytes(sheet))
     log(
         f"explored {len(cands)} candidates in {time.time() - t0:.1f} s; kept "
         f"{len(ids)}: {out / 'images'}/{ids[0]:06d}..{ids[-1]:06d}.png"
@@ -715,7 +701,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except (UserError, utils.RendererError) as e:
+    except (UserError, rendering.RendererError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

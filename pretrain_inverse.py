@@ -1,16 +1,16 @@
 """Pretrain the inverse model on renders made on the fly (no data on disk).
 
 The bundled renderer (renderer/scene.py) runs in-process in DataLoader worker
-processes and draws params from the refs-like distribution (utils.sample_refs_like,
+processes and draws params from the refs-like distribution (sampling.sample_refs_like,
 what curated references look like) mixed with the coverage distribution
-(utils.sample_params). Each rendered pair enters a replay buffer and is seen about
+(sampling.sample_params). Each rendered pair enters a replay buffer and is seen about
 `--reuse` times, since rendering costs about as much as a training step on a CPU.
 The model is InverseModel with the small SceneCNN backbone on √image; the loss is
 train.py's parameter loss plus extra weight on the structure (geometry, the
 progressions, origin, layer count). The schedule runs on the clock (`--minutes`):
 cosine from `--lr` to 5% of it. Every `--save-every` minutes it evaluates on a fixed
 held-out set of refs-like draws and writes the checkpoint (safetensors + JSON
-sidecar with the command, the figures and the schema hash; `model.load_inverse`
+sidecar with the command, the figures and the schema hash; `checkpoint_io.load_inverse`
 refuses it after a schema change).
 
     python pretrain_inverse.py --minutes 80 --out models/inverse-pretrained
@@ -31,9 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import checkpoint_io
+import encoding
 import model as M
+import sampling
+import schema
 import train as T
-import utils
 
 DEFAULT_OUT = "models/inverse-pretrained"
 STRUCTURE_KEYS = (
@@ -94,14 +97,16 @@ def draw_target(
     rng: random.Random, size: int, refs_like: bool = True
 ) -> tuple[dict[str, Any], np.ndarray]:
     """A random scene that shows something → (complete flat params, uint8 (R, R, 3)
-    render). Refs-like draws (utils.sample_refs_like) are redrawn while nearly empty
+    render). Refs-like draws (sampling.sample_refs_like) are redrawn while nearly empty
     or washed out (lit share outside [MIN_LIT, MAX_LIT]), as nobody curates those;
-    coverage draws (utils.sample_params) are taken as they come."""
+    coverage draws (sampling.sample_params) are taken as they come."""
     from renderer.scene import render
 
     while True:
-        raw = utils.sample_refs_like(rng) if refs_like else utils.sample_params(rng)
-        params = utils.validate_params(raw)
+        raw = (
+            sampling.sample_refs_like(rng) if refs_like else sampling.sample_params(rng)
+        )
+        params = schema.validate_params(raw)
         img = render(params, size)
         if not refs_like or MIN_LIT <= lit_fraction(img) <= MAX_LIT:
             return params, img
@@ -126,7 +131,7 @@ class RenderStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
         rng = random.Random(self.seed * 1000 + wid + 1)
         while True:
             params, img = draw_target(rng, self.size, rng.random() < self.refs_like)
-            enc = utils.encode_params(params).as_dict()
+            enc = encoding.encode_params(params).as_dict()
             yield torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), enc
 
 
@@ -168,8 +173,8 @@ def lr_at(frac: float, base: float, warmup: float = 0.02) -> float:
 def structure_loss(out: dict[str, Any], enc: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy of the structure categoricals and the layer count."""
     terms = [
-        F.cross_entropy(out["cat"][utils.CAT_KEYS.index(k)], enc["cat"][:, i])
-        for i, k in ((utils.CAT_KEYS.index(k), k) for k in STRUCTURE_KEYS)
+        F.cross_entropy(out["cat"][schema.CAT_KEYS.index(k)], enc["cat"][:, i])
+        for i, k in ((schema.CAT_KEYS.index(k), k) for k in STRUCTURE_KEYS)
     ]
     terms.append(F.cross_entropy(out["n_layers"], enc["n_layers"]))
     return torch.stack(terms).mean()
@@ -191,9 +196,9 @@ def structure_accuracy(
     enc = M.batch_encode(params)
     res: dict[str, float] = {}
     for k in STRUCTURE_KEYS:
-        j = utils.CAT_KEYS.index(k)
+        j = schema.CAT_KEYS.index(k)
         res[k] = float((out["cat"][j].argmax(-1) == enc["cat"][:, j]).float().mean())
-    j = utils.CAT_KEYS.index("geometry")
+    j = schema.CAT_KEYS.index("geometry")
     top3 = out["cat"][j].topk(3, -1).indices
     res["geometry_top3"] = float(
         (top3 == enc["cat"][:, j, None]).any(-1).float().mean()
@@ -207,7 +212,7 @@ def structure_accuracy(
 
 def build(args: argparse.Namespace) -> M.InverseModel:
     if args.init:
-        net = M.load_inverse(args.init)
+        net = checkpoint_io.load_inverse(args.init)
         if net is None:
             raise SystemExit(f"--init {args.init}: no such checkpoint")
         return net
@@ -290,7 +295,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 val_seed=VAL_SEED,
                 accuracy={k: round(v, 4) for k, v in acc.items()},
             )
-            M.save_checkpoint(net.eval(), args.out, meta={"pretrain": res})
+            checkpoint_io.save_checkpoint(net.eval(), args.out, meta={"pretrain": res})
             net.train()
             print("checkpoint", args.out, res["accuracy"], flush=True)
             last_save = time.time()

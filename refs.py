@@ -8,7 +8,7 @@
     python refs.py sheet           # render every ref → references/refs.png
     python refs.py canonicalize    # rewrite every line in the canonical spelling
 
-Refs are stored one Leva-prefixed JSON object a line (utils.to_prefixed): the
+Refs are stored one Leva-prefixed JSON object a line (schema.to_prefixed): the
 original pipeline's spelling, complete, with plain values (no Leva {value, disabled}
 wrappers; a disabled override is left out), which its code reads. Lines written by
 hand may use either spelling and wrappers; `canonicalize` rewrites them (the same
@@ -28,6 +28,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import atomic
+import dataset
+import refs_io
+import rendering
+import schema
 import utils
 
 ID_RE = re.compile(r"^(?:(q|out):)?(.+)$")
@@ -70,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     rm = sub.add_parser("rm", help="remove the LINE-th line (1-based, as `list` shows)")
     rm.add_argument(
-        "line", metavar="LINE", type=utils.arg_int, help="line number, 1-based"
+        "line", metavar="LINE", type=schema.arg_int, help="line number, 1-based"
     )
     sheet = sub.add_parser(
         "sheet", help="render every ref into a numbered contact sheet"
@@ -103,19 +108,19 @@ def resolve_id(ref_id: str, data: Path, output: Path) -> Path:
     m = ID_RE.match(s)
     if not m:
         raise RefCommandError(
-            f"bad ID {utils.clip_text(ref_id)}: expected a sample number (328), "
+            f"bad ID {schema.clip_text(ref_id)}: expected a sample number (328), "
             "q:N (quality data), out:N (output/) or a path to a params .json"
         )
     kind = m.group(1)
     try:
-        n = utils.parse_uint(m.group(2), "number", MAX_ID_DIGITS)
-    except utils.NumberError as e:
+        n = schema.parse_uint(m.group(2), "number", MAX_ID_DIGITS)
+    except schema.NumberError as e:
         raise RefCommandError(
-            f"bad ID {utils.clip_text(ref_id)}: {e} (a sample number like 328, "
+            f"bad ID {schema.clip_text(ref_id)}: {e} (a sample number like 328, "
             "q:N or out:N)"
         ) from None
     folder = {None: data, "q": data / "quality", "out": output}[kind]
-    return folder / "params" / f"{n:06d}.json"
+    return dataset.Layout(folder).params_path(n)
 
 
 def read_params(path: Path) -> dict[str, Any]:
@@ -129,68 +134,68 @@ def read_params(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise RefCommandError(f"{path}: not UTF-8 text") from None
     try:
-        return utils.validate_params(json.loads(text))
+        return schema.validate_params(json.loads(text))
     except json.JSONDecodeError as e:
         raise RefCommandError(
             f"{path}: not JSON ({e.msg} at line {e.lineno})"
         ) from None
-    except utils.ParamError as e:
+    except schema.ParamError as e:
         raise RefCommandError(f"{path}: {e.message}") from None
     except (ValueError, RecursionError) as e:  # a 4300+ digit integer, deep nesting
         raise RefCommandError(f"{path}: not readable JSON ({e})") from None
 
 
 def cmd_list(refs: Path) -> None:
-    numbered = utils.load_refs_numbered(refs)
+    numbered = refs_io.load_refs_numbered(refs)
     if not numbered:
         print(f"no refs in {refs}")
         return
     width = len(str(numbered[-1][0]))
     for n, params in numbered:
-        print(f"  {n:>{width}}. {utils.describe(params)}")
+        print(f"  {n:>{width}}. {schema.describe(params)}")
     print(f"{len(numbered)} refs in {refs}")
 
 
 def cmd_save(refs: Path, source: Path) -> int:
     """Append the params at `source` to `refs`; returns the new ref's line number."""
     params = read_params(source)
-    key = utils.canonical_json(params)
-    numbered = utils.load_refs_numbered(refs)  # RefsError on a broken line
+    key = schema.canonical_json(params)
+    numbered = refs_io.load_refs_numbered(refs)  # RefsError on a broken line
     for n, existing in numbered:
-        if utils.canonical_json(existing) == key:
+        if schema.canonical_json(existing) == key:
             raise RefCommandError(f"{source} is already a ref: {refs} line {n}")
     text = refs.read_text(encoding="utf-8") if refs.exists() else ""
     if text and not text.endswith("\n"):
         text += "\n"
     text += ref_line(params) + "\n"
-    utils.atomic_write_text(refs, text)
+    atomic.atomic_write_text(refs, text)
     n = text.count("\n")
-    print(f"saved {source} as {refs} line {n}: {utils.describe(params)}")
+    print(f"saved {source} as {refs} line {n}: {schema.describe(params)}")
     return n
 
 
 def ref_line(params: dict[str, Any]) -> str:
     """Params (any spelling) → one refs.jsonl line in the canonical spelling: what
     `save` writes and `canonicalize` rewrites to."""
-    return json.dumps(utils.to_prefixed(params), separators=(", ", ": "))
+    return json.dumps(schema.to_prefixed(params), separators=(", ", ": "))
 
 
 def cmd_canonicalize(refs: Path) -> int:
     """Rewrite every ref line with `ref_line` (blank lines kept, so the line numbers
     stay); a broken line stops it before anything is written. Returns the number of
     lines that changed."""
-    numbered = dict(utils.load_refs_numbered(refs))  # RefsError on a broken line
+    numbered = dict(refs_io.load_refs_numbered(refs))  # RefsError on a broken line
     if not numbered:
         print(f"no refs in {refs}")
         return 0
-    # split as utils.load_refs_numbered numbers the lines
+    # split as refs_io.load_refs_numbered numbers the lines
     lines = refs.read_bytes().removeprefix(codecs.BOM_UTF8).splitlines()
     out = [
         ref_line(numbered[n]) if n in numbered else "" for n in range(1, len(lines) + 1)
     ]
     changed = sum(new.encode() != old for new, old in zip(out, lines, strict=True))
     if changed:
-        utils.atomic_write_text(refs, "".join(x + "\n" for x in out))
+        atomic.atomic_write_text(refs, "".join(x + "\n" for x in out))
     print(
         f"{refs}: {changed} of {len(numbered)} refs rewritten in the canonical spelling"
     )
@@ -200,7 +205,7 @@ def cmd_canonicalize(refs: Path) -> int:
 def cmd_rm(refs: Path, line_no: int) -> None:
     """Remove line `line_no` (1-based). A broken line can be removed too (that is
     how one fixes it); a blank or missing line is refused."""
-    # bytes, split as utils.load_refs_numbered numbers them; a line need not decode
+    # bytes, split as refs_io.load_refs_numbered numbers them; a line need not decode
     try:
         lines = refs.read_bytes().splitlines() if refs.exists() else []
     except OSError as e:
@@ -214,11 +219,11 @@ def cmd_rm(refs: Path, line_no: int) -> None:
     if not removed.strip():
         raise RefCommandError(f"{refs} line {line_no} is blank: nothing to remove")
     try:
-        what = utils.describe(utils.validate_params(json.loads(removed)))
+        what = schema.describe(schema.validate_params(json.loads(removed)))
     except (ValueError, RecursionError):  # not UTF-8, not JSON, not params
         what = f"unreadable line {removed[:60].decode('utf-8', 'replace')!r}"
     rest = lines[: line_no - 1] + lines[line_no:]
-    utils.atomic_write_bytes(refs, b"".join(x + b"\n" for x in rest))
+    atomic.atomic_write_bytes(refs, b"".join(x + b"\n" for x in rest))
     print(f"removed {refs} line {line_no}: {what} (later lines move up by one)")
 
 
@@ -226,19 +231,19 @@ def cmd_sheet(refs: Path, out: Path, size: int, cols: int, url: str | None) -> N
     """Render every ref at size² through the renderer; tiles labelled like `list`."""
     from tqdm import tqdm
 
-    numbered = utils.load_refs_numbered(refs)
+    numbered = refs_io.load_refs_numbered(refs)
     if not numbered:
         raise RefCommandError(f"no refs in {refs}: nothing to draw")
     images = []
-    with utils.ensure_renderer(url) as live_url:
-        client = utils.RendererClient(url=live_url)
+    with rendering.ensure_renderer(url) as live_url:
+        client = rendering.RendererClient(url=live_url)
         try:
             for _, params in tqdm(numbered, unit="ref", desc="rendering refs"):
                 images.append(client.render(params, size))
         finally:
             client.close()
-    labels = [f"{n}. {utils.describe(p)}" for n, p in numbered]
-    utils.write_png(out, utils.contact_sheet(images, labels, cols=cols), optimize=True)
+    labels = [f"{n}. {schema.describe(p)}" for n, p in numbered]
+    atomic.write_png(out, utils.contact_sheet(images, labels, cols=cols), optimize=True)
     print(f"wrote {out}: {len(images)} refs at {size}x{size} px")
 
 
@@ -257,7 +262,7 @@ def main(args: argparse.Namespace) -> int:
             cmd_canonicalize(refs)
         elif args.command == "sheet":
             cmd_sheet(refs, Path(args.out), args.size, args.cols, args.renderer_url)
-    except (RefCommandError, utils.RefsError, utils.RendererError) as e:
+    except (RefCommandError, refs_io.RefsError, rendering.RendererError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

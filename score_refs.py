@@ -5,17 +5,17 @@
     python score_refs.py --scorer heuristic   # the weight-free scorer
 
 Each ref of references/refs.jsonl is rendered through the renderer's HTTP API
-(`utils.RendererClient`, the bundled renderer is started when nothing answers on
+(`rendering.RendererClient`, the bundled renderer is started when nothing answers on
 this machine), scored in [0, 1] (higher = more striking), and the refs are written
 to references/refs-scored.jsonl sorted by score, highest first, one line each:
 ``{"params": <the refs line as written>, "score": s, "scorer": "<name>", "line": N}``
-(read back by `utils.load_scored_refs`): the original pipeline's layout (its
+(read back by `refs_io.load_scored_refs`): the original pipeline's layout (its
 score_refs.py stores the prefixed ref line under "params" and keys its score map on
 it; it reads "params" and "score" and ignores the rest). The top and bottom five
 are printed, and a contact sheet of all refs in score order (the score under each
 tile) is written to references/refs-scored.png. Scores are cached in
 references/.score-cache.json by scorer (and render size) +
-`utils.canonical_json(params)`, so a second run only scores refs that are new or
+`schema.canonical_json(params)`, so a second run only scores refs that are new or
 changed; `--fresh` ignores the cache.
 
 Scorers (`create_scorer`):
@@ -77,9 +77,7 @@ import math
 import re
 import sys
 import warnings
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +85,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+import atomic
+import refs_io
+import rendering
+import schema
 import utils
 
 DEFAULT_VLM = "Qwen/Qwen2-VL-2B-Instruct"
@@ -518,10 +520,10 @@ class ScoreCache:
 
     @staticmethod
     def key(scorer: Scorer, size: int, params: dict[str, Any]) -> str:
-        return f"{scorer.cache_id}@{size}|{utils.canonical_json(params)}"
+        return f"{scorer.cache_id}@{size}|{schema.canonical_json(params)}"
 
     def save(self) -> None:
-        utils.write_json(self.path, {"version": CACHE_VERSION, "scores": self.scores})
+        atomic.write_json(self.path, {"version": CACHE_VERSION, "scores": self.scores})
 
 
 # ----------------------------------------------------------------------------------
@@ -626,33 +628,10 @@ def _thumbnail(img: np.ndarray) -> Any:
     return im
 
 
-def render_in_order(
-    client: utils.RendererClient,
-    params: list[dict[str, Any]],
-    size: int,
-    workers: int,
-) -> Iterator[np.ndarray]:
-    """Render params in order with up to `workers` requests in flight (and no more
-    finished renders waiting than that): float32 (size, size, 3) in [0, 1]."""
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        pending: deque[Future[np.ndarray]] = deque()
-        it = iter(params)
-        for p in it:
-            pending.append(pool.submit(client.render, p, size))
-            if len(pending) >= max(1, workers):
-                break
-        while pending:
-            img = pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(client.render, nxt, size))
-            yield img
-
-
 def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
     """Score every ref; returns [(flat params, score)] highest first.
 
-    Raises utils.RefsError (unreadable refs line), utils.RendererError (renderer
+    Raises refs_io.RefsError (unreadable refs line), rendering.RendererError (renderer
     unreachable or refusing) and ScorerError (VLM weights not found); on Ctrl-C,
     KeyboardInterrupt after saving the scores made so far to the cache."""
     from tqdm import tqdm
@@ -660,12 +639,12 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
     log: Log = print
     if not Path(args.refs).exists():
         # A mistyped path must not wipe the ranking that quality breeding uses.
-        raise utils.RefsError(f"{args.refs}: no such refs file")
-    refs = utils.load_refs_numbered(args.refs)
+        raise refs_io.RefsError(f"{args.refs}: no such refs file")
+    refs = refs_io.load_refs_numbered(args.refs)
     out_path = Path(args.out)
     if not refs:
         log(f"no refs in {args.refs}: nothing to score (add some with make save-ref)")
-        utils.atomic_write_text(out_path, "")
+        atomic.atomic_write_text(out_path, "")
         return []
     scorer = create_scorer(
         args.scorer, args.vlm_model, args.device, args.allow_download, log
@@ -683,16 +662,16 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
     thumbs: dict[int, Any] = {}
     if to_render:
         renderer = (
-            nullcontext(utils.renderer_url(args.renderer_url))
+            nullcontext(rendering.renderer_url(args.renderer_url))
             if args.no_autostart
-            else utils.ensure_renderer(args.renderer_url, log=log)
+            else rendering.ensure_renderer(args.renderer_url, log=log)
         )
         with renderer as url:
-            client = utils.RendererClient(url=url, pool=max(8, args.workers))
+            client = rendering.RendererClient(url=url, pool=max(8, args.workers))
             new = 0
             try:
-                renders = render_in_order(
-                    client, [refs[i][1] for i in to_render], size, args.workers
+                renders = rendering.render_in_order(
+                    client.render, [refs[i][1] for i in to_render], size, args.workers
                 )
                 bar = tqdm(
                     zip(to_render, renders, strict=True),
@@ -730,12 +709,12 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
                     cache.save()
     order = sorted(range(len(refs)), key=lambda i: (-cache.scores[keys[i]]["score"], i))
     records = [cache.scores[keys[i]] for i in order]
-    written = utils.read_refs_lines(args.refs)
+    written = refs_io.read_refs_lines(args.refs)
     lines = [
         json.dumps({"params": written[refs[i][0]], **rec, "line": refs[i][0]})
         for i, rec in zip(order, records, strict=True)
     ]
-    utils.atomic_write_text(out_path, "".join(x + "\n" for x in lines))
+    atomic.atomic_write_text(out_path, "".join(x + "\n" for x in lines))
     log(
         f"scored {len(todo)} refs, {len(refs) - len(todo)} from the cache "
         f"({scorer.name}, {size}px) → {out_path}"
@@ -748,7 +727,7 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
         tag = f"  ({rec['scorer']})" if rec["scorer"] != scorer.name else ""
         log(
             f"  {rec['score']:.3f}  line {refs[i][0]:>3}  "
-            f"{utils.describe(refs[i][1])}{tag}"
+            f"{schema.describe(refs[i][1])}{tag}"
         )
     if args.sheet:
         labels = [
@@ -757,7 +736,7 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
         ]
         tiles = [thumbs[i] for i in order]
         sheet = utils.contact_sheet(tiles, labels, cols=SHEET_COLS, cell=SHEET_CELL)
-        utils.write_png(args.sheet, sheet)
+        atomic.write_png(args.sheet, sheet)
         log(f"contact sheet → {args.sheet}")
     return [
         (refs[i][1], float(rec["score"])) for i, rec in zip(order, records, strict=True)
@@ -767,7 +746,7 @@ def main(args: argparse.Namespace) -> list[tuple[dict[str, Any], float]]:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except (utils.RefsError, utils.RendererError, ScorerError) as e:
+    except (refs_io.RefsError, rendering.RendererError, ScorerError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

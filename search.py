@@ -12,14 +12,12 @@ wins (see docs/evaluation.md: SSIM/L2 reward black).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import dataset
+import encoding
+import metrics
+import rendering
+import sampling
+import schema
 import utils
 
 Log = Callable[[str], None]
@@ -35,41 +39,6 @@ Log = Callable[[str], None]
 
 # ----------------------------------------------------------------------------------
 # Loss
-
-
-def _gauss_kernel(sigma: float) -> torch.Tensor:
-    r = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-r, r + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-@functools.lru_cache(maxsize=32)
-def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
-    """(n, n) matrix M with (x @ M) = x blurred along its last axis (reflect pad)."""
-    k = _gauss_kernel(sigma)
-    r = (len(k) - 1) // 2
-    i = torch.arange(n)[:, None]
-    j = i + torch.arange(-r, r + 1)[None, :]  # (n, 2r + 1) source index
-    for _ in range(2):  # reflect without repeating the edge (twice for tiny n)
-        j = torch.where(j < 0, -j, j)
-        j = torch.where(j >= n, 2 * (n - 1) - j, j)
-    m = torch.zeros(n, n)
-    m.index_put_(
-        (j.clamp(0, n - 1).flatten(), i.expand_as(j).flatten()),
-        k.repeat(n),
-        accumulate=True,
-    )
-    return m
-
-
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur (σ in px) of (..., H, W), as two matrix products."""
-    if sigma <= 0:
-        return x
-    mh = _blur_matrix(x.shape[-2], float(sigma)).to(x)
-    mw = _blur_matrix(x.shape[-1], float(sigma)).to(x)
-    return mh.T @ x @ mw
 
 
 def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -93,7 +62,7 @@ class ImageLoss:
     def __init__(
         self,
         target: np.ndarray,
-        sigmas: Sequence[float] = (2.0, 8.0),
+        sigmas: Sequence[float] = (metrics.NCC_SIGMA, metrics.COARSE_SIGMA),
         f1_weight: float = 0.0,
         brightness_weight: float = 0.0,
         picture_weight: float = 0.0,
@@ -113,7 +82,7 @@ class ImageLoss:
         res = images.shape[-1]
         out = []
         for s in self.sigmas:
-            b = blur(g, s * res / 256).flatten(1)
+            b = metrics.gaussian_blur_batch(g, metrics.scaled_sigma(s, res)).flatten(1)
             b = b - b.mean(dim=1, keepdim=True)
             out.append(b / (b.norm(dim=1, keepdim=True) + 1e-8))
         return out
@@ -135,27 +104,15 @@ class ImageLoss:
         return torch.stack(sims).mean(dim=0)
 
     def line_f1(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, R, R) → (B,) line F1 (as utils.line_f1): lit
-        pixels (√grey > 0.15) matched within 2 px at 256² (scaled). Not
+        """(B, 3, R, R) → (B,) metrics.line_f1_batch against the target: lit
+        pixels matched within 2 px at 256² (scaled). Not
         differentiable (a step function); 0 when either image is blank."""
         res = images.shape[-1]
         t = self.target
         if t.shape[-1] != res:
             t = F.interpolate(t, size=(res, res), mode="area")
-        r = max(1, round(2 * res / 256))
-        a = (images.mean(1, keepdim=True).clamp(0, 1).sqrt() > 0.15).float()
-        b = (t.mean(1, keepdim=True).clamp(0, 1).sqrt() > 0.15).float()
-        yy, xx = torch.meshgrid(
-            torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij"
-        )
-        disk = (yy * yy + xx * xx <= r * r).float()[None, None]
-        da = (F.conv2d(a, disk, padding=r) > 0).float()
-        db = (F.conv2d(b, disk, padding=r) > 0).float()
-        na, nb = a.sum((1, 2, 3)), b.sum((1, 2, 3))
-        prec = (a * db).sum((1, 2, 3)) / na.clamp(min=1)
-        rec = (b * da).sum((1, 2, 3)) / nb.clamp(min=1)
-        f1 = 2 * prec * rec / (prec + rec).clamp(min=1e-8)
-        return torch.where((na > 0) & (nb > 0), f1, torch.zeros_like(f1)).detach()
+        r = max(1, round(metrics.LINE_RADIUS * res / metrics.REFERENCE_SIZE))
+        return metrics.line_f1_batch(images.detach(), t, radius=r)
 
     def picture_features(
         self, images: torch.Tensor
@@ -168,7 +125,9 @@ class ImageLoss:
 
         res = images.shape[-1]
         g = images.mean(dim=1, keepdim=True).clamp(0, 1)
-        sharp = blur(g, structure.SHARP_SIGMA * res / 256).flatten(1)
+        sharp = metrics.gaussian_blur_batch(
+            g, metrics.scaled_sigma(structure.SHARP_SIGMA, res)
+        ).flatten(1)
         sharp = sharp - sharp.mean(dim=1, keepdim=True)
         r = torch.sqrt(g + 1e-6)
         gx = (
@@ -179,7 +138,8 @@ class ImageLoss:
             F.pad(r, (0, 0, 1, 1), mode="replicate").diff(dim=2)[..., 1:, :]
             + F.pad(r, (0, 0, 1, 1), mode="replicate").diff(dim=2)[..., :-1, :]
         ) / 2
-        s = structure.ORIENT_SIGMA * res / 256
+        s = metrics.scaled_sigma(structure.ORIENT_SIGMA, res)
+        blur = metrics.gaussian_blur_batch
         z = torch.cat([blur(gx * gx - gy * gy, s), blur(2 * gx * gy, s)], 1).flatten(1)
         return (
             sharp / (sharp.norm(dim=1, keepdim=True) + 1e-8),
@@ -225,7 +185,7 @@ class ImageLoss:
         return 1.0 - score / (n + self.f1_weight + 2 * self.picture_weight)
 
 
-PIPELINE_SIGMAS = (2.0, 8.0)
+PIPELINE_SIGMAS = (metrics.NCC_SIGMA, metrics.COARSE_SIGMA)
 PIPELINE_F1_WEIGHT = 1.0
 PIPELINE_BRIGHTNESS_WEIGHT = 0.0
 # weight of each of the picture score's shape terms (sharp NCC, orientation NCC):
@@ -257,7 +217,7 @@ class SearchSpace:
     """The continuous search space of one configuration (the discrete choices of
     `base`: categoricals, booleans, layer count, which layer overrides are set, layer
     geometries). A point x is a vector in [0, 1]^d (periodic angles wrap) of the
-    utils.encode_params normalised values; the values not searched stay as in base.
+    encoding.encode_params normalised values; the values not searched stay as in base.
 
     dims="active": what the picture depends on: no colours (the loss is on grey;
     colour is fitted separately), noise/dither values only when enabled, layer
@@ -273,11 +233,11 @@ class SearchSpace:
 
     @classmethod
     def of(cls, params: dict[str, Any], dims: str = "active") -> SearchSpace:
-        base = utils.validate_params(params)
+        base = schema.validate_params(params)
         cont_idx: list[int] = []
         periodic: list[bool] = []
         names: list[str] = []
-        for i, (k, _c) in enumerate(utils.CONT_COMPONENTS):
+        for i, (k, _c) in enumerate(schema.CONT_COMPONENTS):
             if dims == "active" and (
                 k in COLOR_KEYS
                 or (k in NOISE_CONT and not base["noiseEnabled"])
@@ -285,19 +245,19 @@ class SearchSpace:
             ):
                 continue
             cont_idx.append(i)
-            periodic.append(utils.PARAM[k].periodic)
-            names.append(utils.CONT_NAMES[i])
+            periodic.append(schema.PARAM[k].periodic)
+            names.append(schema.CONT_NAMES[i])
         layer_idx: list[tuple[int, int]] = []
         for li, layer in enumerate(base["layers"]):
-            for j, (k, c) in enumerate(utils.LAYER_CONT_COMPONENTS):
+            for j, (k, c) in enumerate(schema.LAYER_CONT_COMPONENTS):
                 if dims == "active" and (
                     k in COLOR_KEYS
-                    or (k not in utils.LAYER_REQUIRED and k not in layer)
+                    or (k not in schema.LAYER_REQUIRED and k not in layer)
                 ):
                     continue
                 layer_idx.append((li, j))
-                periodic.append(utils.LAYER_PARAM[k].periodic)
-                kind = utils.LAYER_PARAM[k].kind
+                periodic.append(schema.LAYER_PARAM[k].periodic)
+                kind = schema.LAYER_PARAM[k].kind
                 sub = {"vec2": ".xy", "color": ".rgb"}.get(kind, "")
                 names.append(f"layers[{li}].{k}{sub[:1] + sub[1 + c] if sub else ''}")
         return cls(base, cont_idx, layer_idx, np.array(periodic, bool), names)
@@ -314,7 +274,7 @@ class SearchSpace:
 
     def encode(self, params: dict[str, Any]) -> np.ndarray:
         """Params of this config → x in [0, 1]^d."""
-        enc = utils.encode_params(params)
+        enc = encoding.encode_params(params)
         x = [enc.cont[i] for i in self.cont_idx]
         x += [enc.layer_cont[li, j] for li, j in self.layer_idx]
         return np.array(x, np.float64)
@@ -323,12 +283,12 @@ class SearchSpace:
         """x → flat params (base with the searched values replaced)."""
         x = np.asarray(x, np.float64)
         x = np.where(self.periodic, np.mod(x, 1.0), np.clip(x, 0.0, 1.0))
-        enc = utils.encode_params(self.base).as_dict()
+        enc = encoding.encode_params(self.base).as_dict()
         n = len(self.cont_idx)
         enc["cont"][self.cont_idx] = x[:n]
         for (li, j), v in zip(self.layer_idx, x[n:], strict=True):
             enc["layer_cont"][li, j] = v
-        out = utils.decode_params(enc)
+        out = encoding.decode_params(enc)
         # decode_params rebuilds colours from the encoding; keep the base's exactly.
         out["color"] = self.base["color"]
         for layer, b in zip(out["layers"], self.base["layers"], strict=True):
@@ -359,7 +319,7 @@ class Evaluator:
 
     def __init__(
         self,
-        client: Any,  # utils.RendererClient or anything with its render(params, size)
+        client: Any,  # rendering.RendererClient or anything with its render(params, size)
         loss: ImageLoss,
         size: int = 128,
         budget: int = 500,
@@ -374,7 +334,6 @@ class Evaluator:
         self.seconds: list[float] = []  # seconds since creation at each render
         self._t0 = time.time()
         self._cache: dict[str, float] = {}
-        self._pool = ThreadPoolExecutor(workers)
         self.last_images: dict[str, np.ndarray] = {}  # canonical JSON → render
         # every render by canonical JSON (float16), when keep_images is set
         self.keep_images = False
@@ -385,20 +344,18 @@ class Evaluator:
         return max(0, self.budget - self.renders)
 
     def close(self) -> None:
-        self._pool.shutdown()
+        """Nothing is held between calls (each batch renders on its own threads)."""
 
     def __call__(self, params_list: Sequence[dict[str, Any]]) -> list[float]:
-        keys = [utils.canonical_json(p) for p in params_list]
+        keys = [schema.canonical_json(p) for p in params_list]
         todo: list[int] = []
         seen: set[str] = set()
         for i, k in enumerate(keys):
             if k not in self._cache and k not in seen and len(todo) < self.left:
                 todo.append(i)
                 seen.add(k)
-        images = list(
-            self._pool.map(
-                lambda i: self.client.render(params_list[i], self.size), todo
-            )
+        images = rendering.render_many(
+            self.client.render, [params_list[i] for i in todo], self.size, self.workers
         )
         self.last_images = {keys[i]: img for i, img in zip(todo, images, strict=True)}
         if self.keep_images:
@@ -477,10 +434,10 @@ def cma_search(
 def random_search(
     evaluate: Evaluator, budget: int, rng: random.Random, batch: int = 8
 ) -> Candidate:
-    """Fresh utils.sample_params draws, the best kept (the blind baseline)."""
-    best = Candidate(math.inf, utils.sample_params(rng))
+    """Fresh sampling.sample_params draws, the best kept (the blind baseline)."""
+    best = Candidate(math.inf, sampling.sample_params(rng))
     while budget > 0 and evaluate.left > 0:
-        ps = [utils.sample_params(rng) for _ in range(min(batch, budget))]
+        ps = [sampling.sample_params(rng) for _ in range(min(batch, budget))]
         for p, lo in zip(ps, evaluate(ps), strict=True):
             if lo < best.loss:
                 best = Candidate(lo, p)
@@ -521,18 +478,14 @@ class RetrievalBank:
         cls,
         dirs: Sequence[str | Path],
         res: int = 32,
-        sigmas: Sequence[float] = (2.0, 8.0),
+        sigmas: Sequence[float] = (metrics.NCC_SIGMA, metrics.COARSE_SIGMA),
         limit: int | None = None,
     ) -> RetrievalBank | None:
         """Every complete pair under dirs (images/N.png + params/N.json); None when
         there is none."""
         pairs: list[tuple[Path, Path]] = []
         for d in dirs:
-            d = Path(d)
-            for img in sorted((d / "images").glob("*.png")):
-                par = d / "params" / f"{img.stem}.json"
-                if par.exists():
-                    pairs.append((img, par))
+            pairs += dataset.Layout(Path(d)).pairs()
         if limit is not None:
             pairs = pairs[:limit]
         if not pairs:
@@ -602,7 +555,7 @@ class RetrievalBank:
         # image warped by (a, k) ≈ target  ⇔  image ≈ target warped by (−a, 1/k)
         tw = warp(t.expand(len(aa), -1, -1, -1), -aa, 1 / kk, torch.zeros(len(aa), 2))
         sims = self.feats @ self._features(loss, tw).T  # (N, transforms)
-        sp = utils.PARAM["scale"]
+        sp = schema.PARAM["scale"]
         new_scale = self.scales[:, None] * kk[None, :]
         ok = (new_scale >= sp.clamp_lo - 1e-6) & (new_scale <= sp.clamp_hi + 1e-6)
         ok[:, (aa == 0) & (kk == 1)] = True
@@ -616,7 +569,7 @@ class RetrievalBank:
         return out
 
     def params(self, i: int) -> dict[str, Any]:
-        return utils.validate_params(json.loads(self.params_paths[i].read_text()))
+        return schema.validate_params(json.loads(self.params_paths[i].read_text()))
 
     def image(self, i: int, res: int) -> np.ndarray:
         """(res, res, 3) in [0, 1]."""
@@ -636,7 +589,7 @@ def registered_starts(
         [F.interpolate(to_tensor(im), size=(res, res), mode="area") for _, im in cands]
     )
     tgt = F.interpolate(to_tensor(target), size=(res, res), mode="area")
-    sp = utils.PARAM["scale"]
+    sp = schema.PARAM["scale"]
     lo = max(sp.clamp_lo, MIN_SCENE_SCALE)
     k_range = [
         (lo / max(p["scale"], lo), sp.clamp_hi / max(p["scale"], lo)) for p, _ in cands
@@ -662,15 +615,17 @@ def discrete_neighbours(
     keep_structure, so are the structure's (structure.STRUCTURE_KEYS, layer count)."""
     import structure
 
-    p = utils.validate_params(params)
+    p = schema.validate_params(params)
     out: list[dict[str, Any]] = []
     dither_only = ("ditherType", "ditherMatrix", "ditherGrayscale")
-    for k in (*utils.CAT_KEYS, *utils.BOOL_KEYS):
+    for k in (*schema.CAT_KEYS, *schema.BOOL_KEYS):
         if k in dither_only and not p["ditherEnabled"]:
             continue
         if keep_structure and k in structure.STRUCTURE_KEYS:
             continue
-        opts = utils.PARAM[k].options if utils.PARAM[k].kind == "cat" else (True, False)
+        opts = (
+            schema.PARAM[k].options if schema.PARAM[k].kind == "cat" else (True, False)
+        )
         for o in opts:
             if o != p[k]:
                 out.append({**p, k: o})
@@ -699,8 +654,8 @@ def mutate(
         if r < 0.2:
             moves = discrete_neighbours(cur, keep_structure)
             cur = rng.choice(moves) if moves else cur
-        elif r < 0.25 and len(cur["layers"]) < utils.MAX_LAYERS and not keep_structure:
-            cur = {**cur, "layers": [*cur["layers"], utils.sample_layer(rng)]}
+        elif r < 0.25 and len(cur["layers"]) < schema.MAX_LAYERS and not keep_structure:
+            cur = {**cur, "layers": [*cur["layers"], sampling.sample_layer(rng)]}
         else:
             sp = SearchSpace.of(cur)
             if sp.dim == 0:
@@ -728,7 +683,7 @@ def evolve(
     seen: dict[str, Candidate] = {}
     for c in pool:
         if math.isfinite(c.loss):
-            seen.setdefault(utils.canonical_json(c.params), c)
+            seen.setdefault(schema.canonical_json(c.params), c)
     ranked = sorted(seen.values(), key=lambda c: c.loss)[:elite]
     if not ranked:
         return Candidate(math.inf, {})
@@ -740,7 +695,7 @@ def evolve(
         for _ in range(min(batch, budget - (evaluate.renders - r0))):
             if len(ranked) > 1 and rng.random() < p_cross and not keep_structure:
                 a, b = rng.sample(ranked, 2)
-                kid = utils.breed(
+                kid = sampling.breed(
                     [a.params, b.params], rng, p_two=1.0, p_copy=1.0, jitter=(1, 1)
                 )
             else:
@@ -751,7 +706,7 @@ def evolve(
         losses = evaluate(kids)
         stale = stale + 1 if evaluate.renders == before else 0
         for kid, lo in zip(kids, losses, strict=True):
-            key = utils.canonical_json(kid)
+            key = schema.canonical_json(kid)
             if math.isfinite(lo) and key not in seen:
                 seen[key] = Candidate(lo, kid)
                 ranked.append(seen[key])
@@ -802,8 +757,8 @@ def inverse_candidates(
         cat[j] = top2[1]
         alts.append((float(p[top2[1]]), {**one, "cat": cat}))
     alts.sort(key=lambda a: -a[0])
-    out = [utils.decode_params(one)]
-    out += [utils.decode_params(a) for _, a in alts[:n_alt]]
+    out = [encoding.decode_params(one)]
+    out += [encoding.decode_params(a) for _, a in alts[:n_alt]]
     return out
 
 
@@ -823,7 +778,7 @@ def structure_candidates(
         enc = inverse.predict_encoded(img.to(device_of(inverse)))
     one = {key: enc[key][0].detach().cpu() for key in ENC_KEYS}
     heads: list[tuple[str | None, torch.Tensor]] = [
-        (key, enc["cat_probs"][utils.CAT_KEYS.index(key)][0].detach().cpu())
+        (key, enc["cat_probs"][schema.CAT_KEYS.index(key)][0].detach().cpu())
         for key in structure.STRUCTURE_KEYS
     ]
     n_probs = enc["n_layers_probs"][0].detach().cpu().clone()
@@ -855,9 +810,9 @@ def structure_candidates(
         cat = one["cat"].clone()
         for key, i in ch.items():
             if key is not None:
-                cat[utils.CAT_KEYS.index(key)] = i
+                cat[schema.CAT_KEYS.index(key)] = i
         e = {**one, "cat": cat, "n_layers": torch.tensor(ch[None])}
-        out.append((math.exp(lp), utils.decode_params(e)))
+        out.append((math.exp(lp), encoding.decode_params(e)))
     return out
 
 
@@ -902,7 +857,7 @@ def gradient_descent(
     for b, p in enumerate(starts):
         enc = {k: batch[k][b].detach().cpu() for k in ENC_KEYS}
         enc["cont"], enc["layer_cont"] = cont[b].detach().cpu(), lcont[b].detach().cpu()
-        q = utils.decode_params(enc)
+        q = encoding.decode_params(enc)
         q["color"] = p["color"]
         for layer, pl in zip(q["layers"], p["layers"], strict=False):
             if "color" in pl:
@@ -941,9 +896,9 @@ def twin_descent(
 
 def target_chroma(target: np.ndarray) -> np.ndarray | None:
     """The hue of the target's lines: the mean colour of its lit, unsaturated pixels
-    (√grey > 0.15, no channel at 1), divided by its largest channel; None when the
-    target has too few lit pixels to say."""
-    lit = np.sqrt(target.mean(axis=-1)) > 0.15
+    (√grey > metrics.LIT, no channel at 1), divided by its largest channel; None when
+    the target has too few lit pixels to say."""
+    lit = np.sqrt(target.mean(axis=-1)) > metrics.LIT
     unsat = lit & (target.max(axis=-1) < 0.95)
     m = unsat if unsat.sum() >= 16 else lit
     if m.sum() < 4:
@@ -959,14 +914,14 @@ def fit_color(params: dict[str, Any], target: np.ndarray) -> dict[str, Any]:
     chroma = target_chroma(target)
     if chroma is None:
         return params
-    old = np.array(utils.color_to_rgb(params["color"]))
+    old = np.array(schema.color_to_rgb(params["color"]))
     new = chroma * max(float(old.max()), 0.05)
     ratio = new / np.maximum(old, 1e-3)
 
     def shift(c: str) -> str:
-        return utils.rgb_to_color((np.array(utils.color_to_rgb(c)) * ratio).tolist())
+        return schema.rgb_to_color((np.array(schema.color_to_rgb(c)) * ratio).tolist())
 
-    out = {**params, "color": utils.rgb_to_color(new.tolist())}
+    out = {**params, "color": schema.rgb_to_color(new.tolist())}
     out["layers"] = [
         {**la, "color": shift(la["color"])} if "color" in la else la
         for la in params["layers"]
@@ -979,8 +934,8 @@ def scale_brightness(params: dict[str, Any], factor: float) -> dict[str, Any]:
     `factor` (channels clipped to [0, 1]): the lines' gain under additive blending."""
 
     def scale(c: str) -> str:
-        rgb = np.clip(np.array(utils.color_to_rgb(c)) * factor, 0.0, 1.0)
-        return utils.rgb_to_color(rgb.tolist())
+        rgb = np.clip(np.array(schema.color_to_rgb(c)) * factor, 0.0, 1.0)
+        return schema.rgb_to_color(rgb.tolist())
 
     out = {**params, "color": scale(params["color"])}
     out["layers"] = [
@@ -1014,7 +969,7 @@ def fit_brightness(
     cands = [scale_brightness(best.params, f) for f in BRIGHTNESS_FACTORS]
     losses = evaluate(cands)
     for p, lo in zip(cands, losses, strict=True):
-        img = evaluate.last_images.get(utils.canonical_json(p))
+        img = evaluate.last_images.get(schema.canonical_json(p))
         if img is None or not math.isfinite(lo):
             continue
         s = lo + weight * gap(img) / norm
@@ -1100,7 +1055,7 @@ def invert(
     rng = random.Random(seed)
     stages: list[Stage] = []
     budget = evaluate.budget
-    best = Candidate(math.inf, utils.sample_params(rng))
+    best = Candidate(math.inf, sampling.sample_params(rng))
     t0, r0 = time.time(), evaluate.renders
 
     def done(name: str, cand: Candidate) -> None:
@@ -1136,7 +1091,7 @@ def invert(
             near = bank.nearest(target, n_retrieve, transforms=False)
             starts += [bank.params(i) for _, i, _, _ in near]
     if not starts:
-        starts = [utils.sample_params(rng) for _ in range(opts.n_random)]
+        starts = [sampling.sample_params(rng) for _ in range(opts.n_random)]
     starts = starts[: max(1, budget // 3)]
     losses = evaluate(starts)
     pool = [Candidate(lo, p) for lo, p in zip(losses, starts, strict=True)]
@@ -1159,7 +1114,7 @@ def invert(
                 sp, evaluate, sp.encode(starts[i]), opts.sigma_screen, per, seed
             )
             c = c if c.loss <= losses[i] else Candidate(losses[i], starts[i])
-            img = evaluate.images.get(utils.canonical_json(c.params))
+            img = evaluate.images.get(schema.canonical_json(c.params))
             score = (
                 structure.picture_score(img.astype(np.float32), target)
                 if img is not None
@@ -1255,16 +1210,16 @@ def invert(
         lo = evaluate([p_col])[0]
         if lo <= best.loss + 0.01:  # colour barely moves the grey loss
             best = Candidate(
-                lo, p_col, evaluate.last_images.get(utils.canonical_json(p_col))
+                lo, p_col, evaluate.last_images.get(schema.canonical_json(p_col))
             )
         done("colour", best)
 
     # 7. brightness
     if opts.brightness_fit and evaluate.left >= len(BRIGHTNESS_FACTORS):
         top = evaluate.best  # the search's best render, with its picture
-        key = utils.canonical_json(best.params)
+        key = schema.canonical_json(best.params)
         if best.image is None and top is not None:
-            best = top if utils.canonical_json(top.params) == key else best
+            best = top if schema.canonical_json(top.params) == key else best
         best = fit_brightness(best, evaluate)
         done("brightness", best)
     return InverseResult(best, stages, guess, after_gd)
@@ -1279,32 +1234,32 @@ def load_models(
 
     Paths default to model.py's (checkpoints/forward, checkpoints/inverse). A
     missing checkpoint or model.py means that stage is skipped; a checkpoint that
-    does not match this code (model.CheckpointError) is reported and skipped. The
+    does not match this code (checkpoint_io.CheckpointError) is reported and skipped. The
     models go to `device` (default: CUDA when there is one, else the CPU)."""
     notes: list[str] = []
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
-        import model
+        import checkpoint_io
     except ImportError as e:
         return None, None, [f"models: model.py cannot be imported ({e}); no models"]
     loaded: list[Any] = []
     if inverse_path is None and not any(
-        Path(model.DEFAULT_INVERSE_PATH).with_suffix(s).exists()
+        Path(checkpoint_io.DEFAULT_INVERSE_PATH).with_suffix(s).exists()
         for s in (".json", ".safetensors")
     ):
-        inverse_path = str(utils.ROOT / model.BUNDLED_INVERSE_PATH)
+        inverse_path = str(utils.ROOT / checkpoint_io.BUNDLED_INVERSE_PATH)
         notes.append(
             "inverse model: no round checkpoint; the pretrained one bundled in "
-            f"{model.BUNDLED_INVERSE_PATH} (pretrain_inverse.py)"
+            f"{checkpoint_io.BUNDLED_INVERSE_PATH} (pretrain_inverse.py)"
         )
     for name, path, loader in (
-        ("forward", forward_path, model.load_forward),
-        ("inverse", inverse_path, model.load_inverse),
+        ("forward", forward_path, checkpoint_io.load_forward),
+        ("inverse", inverse_path, checkpoint_io.load_inverse),
     ):
         where = path or f"checkpoints/{name}"
         try:
             m = loader(path)
-        except model.CheckpointError as e:
+        except checkpoint_io.CheckpointError as e:
             notes.append(
                 f"{name} model: {where} does not match this code ({e}); not used"
             )
@@ -1372,9 +1327,9 @@ def apply_similarity(
     only, inside the scene's rotation and scale: docs/scene.md), is added to every
     chain's group translation as δ = R(−θ')·t/s' in scene units: Scene.position
     and each layer's position."""
-    sp = utils.PARAM["scale"]
+    sp = schema.PARAM["scale"]
     scale = float(min(sp.clamp_hi, max(sp.clamp_lo, params["scale"] * k)))
-    rotation = utils.wrap_angle(params["rotation"] + a)
+    rotation = schema.wrap_angle(params["rotation"] + a)
     c, s = math.cos(-rotation), math.sin(-rotation)
     tx, ty = (float(v) for v in t)
     inv = 1.0 / max(scale, 1e-6)
@@ -1416,8 +1371,10 @@ def register(
     the identity (0, 1, 0, 0, ncc) when no transform does better."""
     loss = ImageLoss(target[0].permute(1, 2, 0).numpy())
     n_img, res = images.shape[0], images.shape[-1]
-    sig = 8.0 * res / 256
-    tgt = blur(torch.sqrt(target.mean(1, keepdim=True) + 1e-6), sig)
+    sig = metrics.scaled_sigma(metrics.COARSE_SIGMA, res)
+    tgt = metrics.gaussian_blur_batch(
+        torch.sqrt(target.mean(1, keepdim=True) + 1e-6), sig
+    )
     tgt = tgt - tgt.mean()
     pad = (2 * res, 2 * res)
     tf = torch.fft.rfft2(tgt, s=pad)
@@ -1439,7 +1396,7 @@ def register(
             torch.tensor([g[2] for g in grid], dtype=torch.float32),
             torch.zeros(len(grid), 2),
         )
-        g = blur(torch.sqrt(w.mean(1, keepdim=True) + 1e-6), sig)
+        g = metrics.gaussian_blur_batch(torch.sqrt(w.mean(1, keepdim=True) + 1e-6), sig)
         g = g - g.mean(dim=(2, 3), keepdim=True)
         norm = g.flatten(1).norm(dim=1) * tgt.norm() + 1e-8
         cc = torch.fft.irfft2(tf * torch.conj(torch.fft.rfft2(g, s=pad)), s=pad)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import utils
+import atomic
 
 INDEX = "index.json"
 FORMAT = "webdataset"
@@ -46,7 +46,7 @@ KEY_RE = re.compile(r"^(\d{6,})\.(png|json)$")
 
 
 def params_bytes(params: dict[str, Any]) -> bytes:
-    """Flat params as the JSON bytes of a params/NNNNNN.json file (utils.write_json)."""
+    """Flat params as the JSON bytes of a params/NNNNNN.json file (atomic.write_json)."""
     return (json.dumps(params, indent=1) + "\n").encode("utf-8")
 
 
@@ -99,7 +99,7 @@ def write_index(folder: Path, shards: list[dict[str, Any]]) -> None:
         "samples": sum(s["count"] for s in shards),
         "shards": shards,
     }
-    utils.write_json(folder / INDEX, index)
+    atomic.write_json(folder / INDEX, index)
 
 
 class ShardWriter:
@@ -285,8 +285,8 @@ def unpack(src: Path, dst: Path, log: Any = print) -> int:
         img = dst / "images" / f"{key}.png"
         if img.exists():
             raise SystemExit(f"{img} exists; unpack into an empty folder")
-        utils.atomic_write_bytes(dst / "params" / f"{key}.json", js)
-        utils.atomic_write_bytes(img, png)
+        atomic.atomic_write_bytes(dst / "params" / f"{key}.json", js)
+        atomic.atomic_write_bytes(img, png)
         n += 1
     log(f"unpacked {n} samples from {src} into {dst}/images + {dst}/params")
     return n

@@ -18,7 +18,7 @@ measures at 256² that a wrong shape cannot satisfy:
 - orientation NCC: the lines' local orientation as a doubled-angle field
   (gx + i·gy)² of √grey, blurred at σ = 2 px, correlated as complex vectors: lines
   in the same place running the same way;
-- line F1 of thin lines (utils.line_f1, lit √grey > 0.15 matched within 2 px).
+- line F1 of thin lines (metrics.line_f1, lit √grey > 0.15 matched within 2 px).
 
 bench/picture_score.py calibrates it: it ranks the true params ±1% above the best fit
 with a wrong geometry in ≥ 95% of pairs, where NCC √ σ = 2 does not.
@@ -29,13 +29,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-import utils
+import metrics
+import rendering
+import schema
 
 STRUCTURE_KEYS = (
     "geometry",
@@ -78,8 +79,8 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 def sharp_ncc(a: np.ndarray, b: np.ndarray, sigma: float = SHARP_SIGMA) -> float:
     """Pearson correlation of the linear grey images blurred by sigma px."""
-    ga = utils.gaussian_blur(a.mean(-1), sigma)
-    gb = utils.gaussian_blur(b.mean(-1), sigma)
+    ga = metrics.gaussian_blur(a.mean(-1), sigma)
+    gb = metrics.gaussian_blur(b.mean(-1), sigma)
     return _pearson(ga, gb)
 
 
@@ -89,7 +90,9 @@ def orientation_field(img: np.ndarray, sigma: float = ORIENT_SIGMA) -> np.ndarra
     g = np.sqrt(np.clip(img.mean(-1), 0, 1))
     gy, gx = np.gradient(g)
     z = (gx + 1j * gy) ** 2
-    return utils.gaussian_blur(z.real, sigma) + 1j * utils.gaussian_blur(z.imag, sigma)
+    return metrics.gaussian_blur(z.real, sigma) + 1j * metrics.gaussian_blur(
+        z.imag, sigma
+    )
 
 
 def orientation_ncc(a: np.ndarray, b: np.ndarray, sigma: float = ORIENT_SIGMA) -> float:
@@ -108,7 +111,7 @@ def picture_parts(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
     parts = {
         "sharp": sharp_ncc(a, b, SHARP_SIGMA * s),
         "orient": orientation_ncc(a, b, ORIENT_SIGMA * s),
-        "f1": utils.line_f1(a, b),
+        "f1": metrics.line_f1(a, b),
     }
     parts["score"] = float(np.mean(list(parts.values())))
     return parts
@@ -136,7 +139,7 @@ class Equivalence:
 
 
 def _all(key: str) -> tuple[frozenset[Any], ...]:
-    return (frozenset(utils.PARAM[key].options),)
+    return (frozenset(schema.PARAM[key].options),)
 
 
 def _all_chains(p: dict[str, Any], key: str, value: Any) -> bool:
@@ -236,11 +239,10 @@ class LocalRenderer:
     def render(self, params: dict[str, Any], size: int = 256) -> np.ndarray:
         from renderer.scene import render
 
-        return render(utils.validate_params(params), size).astype(np.float32) / 255
+        return render(schema.validate_params(params), size).astype(np.float32) / 255
 
     def render_many(self, params: list[dict[str, Any]], size: int) -> list[np.ndarray]:
-        with ThreadPoolExecutor(self.pool) as ex:
-            return list(ex.map(lambda p: self.render(p, size), params))
+        return rendering.render_many(self.render, params, size, self.pool)
 
     def close(self) -> None:
         pass

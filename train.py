@@ -10,8 +10,8 @@ shard folder (generate.py --shards, shards.py), decoded
 once into DIR/.cache/train-SIZE.npz (images resized to --size). 10% validation
 (seeded); the best epoch by validation is kept at --out, the latest (with optimizer
 state, for --resume) at OUT-last. Each epoch writes OUT-curves.png and OUT-val.png
-(a validation sheet to look at). Settings default to the profile (`utils.PROFILES`:
-cpu on a CPU, gpu with CUDA); flags win.
+(a validation sheet to look at). Settings default to the profile (config.py: cpu on
+a CPU, gpu with CUDA; `--help` shows its values); flags win.
 
 Forward loss (evaluation.md: plain L1/L2 and SSIM reward black on this scene): L1 on
 √image with pixels near lit target pixels weighted up, + L1 of 4×-pooled √image (a
@@ -34,7 +34,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,19 +43,54 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import atomic
+import checkpoint_io
 import cluster
+import config
+import dataset
+import encoding
+import metrics
 import model as M
+import perceptual_distance
+import rendering
+import schema
 import shards
 import utils
 
-LIT = 0.15  # √value above which a pixel counts as lit (evaluation.md's line F1)
 SHEET_ROWS = 4
+FORWARD_FLAGS = (  # the config.ForwardConfig fields with a flag: (field, help)
+    ("width", "decoder width"),
+    ("hidden", "MLP width"),
+    ("attn_res", "self-attention at the decoder stage of at most this² px, 0 = none"),
+    ("density", "chain canvas px per view px"),
+    ("layout_k", "instances per chain in the layout hint, 0 = none"),
+    ("layout_res", "the layout hint's side in px"),
+)
+Log = Callable[[str], None]
+
+
+def _profile_and_stage(argv: list[str] | None) -> tuple[config.Profile, str]:
+    """--profile and --stage read ahead of the full parse, so that the flags' defaults
+    (and --help) are the profile's values for that stage."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--profile", choices=sorted(config.PROFILES), default=None)
+    pre.add_argument("--stage", default="forward")
+    known, _ = pre.parse_known_args(argv)
+    stage = known.stage if known.stage in ("forward", "inverse") else "forward"
+    return config.get_profile(known.profile), stage
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags; those left out take the profile's values (config.PROFILES) for the
+    stage, and --help shows them."""
+    prof, stage = _profile_and_stage(argv)
+    st: config.ForwardTraining | config.InverseTraining = getattr(prof, stage)
+    fm, inv = prof.forward.model, prof.inverse
     ap = argparse.ArgumentParser(
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"Defaults shown: profile {prof.name}, stage {stage} (--profile and "
+        "--stage change them).",
     )
     g = ap.add_argument_group("what to train")
     g.add_argument(
@@ -66,9 +101,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument(
         "--profile",
-        choices=sorted(utils.PROFILES),
-        default=None,
-        help="settings profile (default: gpu with CUDA, else cpu)",
+        choices=sorted(config.PROFILES),
+        default=prof.name,
+        help="settings profile: the defaults below (default: gpu with CUDA, else "
+        "cpu; here %(default)s)",
     )
     d = ap.add_argument_group("data")
     d.add_argument(
@@ -76,38 +112,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=["data"],
         help="one or more folders with images/ and params/, or shard folders "
-        "(missing ones are skipped)",
+        "(missing ones are skipped) (default: %(default)s)",
     )
     d.add_argument(
         "--size",
         type=int,
-        default=None,
-        help="training resolution in px (default: the profile's size)",
+        default=prof.size,
+        help="training resolution in px (%(default)s)",
     )
     d.add_argument(
         "--max-samples",
         type=int,
         default=0,
-        help="use at most this many pairs, 0 = all (default 0)",
+        help="use at most this many pairs, 0 = all (%(default)s)",
     )
-    d.add_argument("--val-frac", type=float, default=0.1, help="validation share (0.1)")
-    d.add_argument("--seed", type=int, default=0, help="split/shuffle/init seed (0)")
+    d.add_argument(
+        "--val-frac", type=float, default=0.1, help="validation share (%(default)s)"
+    )
+    d.add_argument(
+        "--seed", type=int, default=0, help="split/shuffle/init seed (%(default)s)"
+    )
     o = ap.add_argument_group("optimisation")
-    o.add_argument(
-        "--epochs", type=int, default=None, help="epochs (default: the profile's)"
-    )
+    o.add_argument("--epochs", type=int, default=st.epochs, help="epochs (%(default)s)")
     o.add_argument(
         "--batch-size",
         type=int,
-        default=None,
-        help="batch size (default: the profile's)",
+        default=prof.batch_size,
+        help="global batch size (%(default)s)",
     )
     o.add_argument(
         "--lr",
         type=float,
-        default=None,
-        help="AdamW learning rate (default: the profile's; spec: forward 2e-4, "
-        "inverse 1e-4)",
+        default=st.lr,
+        help="AdamW learning rate (%(default)s; spec: forward 2e-4, inverse 1e-4)",
     )
     o.add_argument(
         "--resume",
@@ -123,45 +160,72 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     m = ap.add_argument_group("models")
     m.add_argument(
         "--out",
-        default=None,
-        help="checkpoint path without extension "
-        "(checkpoints/forward or checkpoints/inverse)",
-    )
-    m.add_argument(
-        "--width",
-        type=int,
-        default=None,
-        help="forward decoder width (default: the profile's forward_width)",
+        default=str(
+            checkpoint_io.DEFAULT_FORWARD_PATH
+            if stage == "forward"
+            else checkpoint_io.DEFAULT_INVERSE_PATH
+        ),
+        help="checkpoint path without extension (%(default)s)",
     )
     m.add_argument(
         "--perceptual",
         default="auto",
         help="perceptual distance: auto | lpips | sqrt-ms-l1 (auto: lpips when "
-        "its weights exist)",
+        "its weights exist) (%(default)s)",
     )
-    m.add_argument(
+    f = ap.add_argument_group("forward model (config.ForwardConfig)")
+    for name, what in FORWARD_FLAGS:
+        f.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(getattr(fm, name)),
+            default=getattr(fm, name),
+            help=f"{what} (%(default)s)",
+        )
+    i = ap.add_argument_group("inverse model")
+    i.add_argument(
         "--forward",
-        default=M.DEFAULT_FORWARD_PATH,
-        help="inverse stage: the frozen forward model for the perceptual loss "
-        "(checkpoints/forward; skipped when absent)",
+        default=checkpoint_io.DEFAULT_FORWARD_PATH,
+        help="the frozen forward model for the perceptual loss (%(default)s; "
+        "skipped when absent)",
     )
-    m.add_argument(
+    i.add_argument(
         "--backbone",
         default=None,
-        help="inverse backbone: dinov2 | resnet10t | any timm name (default: the "
-        "profile's; dinov2 without weights falls back to resnet10t)",
+        help=f"dinov2 | resnet10t | any timm name (default: the profile's, here "
+        f"{inv.backbone}; the profile's dinov2 without weights falls back to "
+        "resnet10t, an explicit one is an error)",
     )
-    m.add_argument(
+    i.add_argument(
         "--backbone-weights",
         default=None,
         help="DINOv2 weights file (.safetensors/.pth) instead of the HF hub cache",
     )
-    m.add_argument(
+    i.add_argument(
         "--freeze-epochs",
         type=int,
         default=None,
-        help="inverse: epochs with the backbone frozen before it trains at 0.1× "
-        "the LR (default: the profile's for a pretrained backbone, 0 from scratch)",
+        help="epochs with the backbone frozen before it trains at 0.1× the LR "
+        f"(default: the profile's, here {inv.freeze_epochs}, for a pretrained "
+        "backbone; 0 from scratch)",
+    )
+    i.add_argument(
+        "--perceptual-weight",
+        type=float,
+        default=inv.perceptual_weight,
+        help="weight of the perceptual loss through the forward model, 0 = off "
+        "(%(default)s)",
+    )
+    i.add_argument(
+        "--perceptual-batch",
+        type=int,
+        default=inv.perceptual_batch,
+        help="samples of each batch put through the forward model (%(default)s)",
+    )
+    i.add_argument(
+        "--sqrt-input",
+        action=argparse.BooleanOptionalAction,
+        default=inv.sqrt_input,
+        help="feed the backbone √image (%(default)s)",
     )
     r = ap.add_argument_group("validation sheet (inverse)")
     r.add_argument(
@@ -185,7 +249,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=0,
-        help="CPU threads for torch, 0 = torch's default (0)",
+        help="CPU threads for torch, 0 = torch's default (%(default)s)",
     )
     h.add_argument(
         "--no-compile",
@@ -193,16 +257,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="skip torch.compile on CUDA",
     )
     args = ap.parse_args(argv)
-    for name in ("epochs", "batch_size", "size", "width"):
+    for name in ("epochs", "batch_size", "size", "width", "hidden"):
         v = getattr(args, name)
-        if v is not None and v < 1:
+        if v < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.lr is not None and args.lr <= 0:
+    if args.lr <= 0:
         ap.error("--lr must be > 0")
     if not 0.0 < args.val_frac < 1.0:
         ap.error("--val-frac must be in (0, 1)")
-    if args.max_samples < 0:
-        ap.error("--max-samples must be >= 0")
+    for name in ("max_samples", "freeze_epochs", "perceptual_batch", "attn_res"):
+        if (getattr(args, name) or 0) < 0:
+            ap.error(f"--{name.replace('_', '-')} must be >= 0")
+    if args.perceptual_weight < 0:
+        ap.error("--perceptual-weight must be >= 0")
     return args
 
 
@@ -231,13 +298,6 @@ class Pairs:
         )
 
 
-def _pair_stems(folder: Path) -> list[str]:
-    """Stems NNNNNN with both images/NNNNNN.png and params/NNNNNN.json, sorted."""
-    imgs = {p.stem for p in (folder / "images").glob("*.png")}
-    pars = {p.stem for p in (folder / "params").glob("*.json")}
-    return sorted(imgs & pars)
-
-
 def _decode_png(path: Path, size: int) -> np.ndarray:
     """PNG → uint8 (size, size, 3), resized with a box filter when it differs."""
     from PIL import Image
@@ -257,18 +317,19 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
     Returns names (N,) str, images uint8 (N, R, R, 3), and the Encoded arrays."""
     from tqdm import tqdm
 
-    stems = _pair_stems(folder)
+    layout = dataset.Layout(folder)
+    stems = layout.pair_stems()
     stamps = np.array(
         [
             max(
-                (folder / "images" / f"{s}.png").stat().st_mtime_ns,
-                (folder / "params" / f"{s}.json").stat().st_mtime_ns,
+                (layout.images / f"{s}.png").stat().st_mtime_ns,
+                (layout.params / f"{s}.json").stat().st_mtime_ns,
             )
             for s in stems
         ],
         np.int64,
     )
-    cache = folder / ".cache" / f"train-{size}-{utils.schema_hash()}.npz"
+    cache = folder / ".cache" / f"train-{size}-{schema.schema_hash()}.npz"
     old: dict[str, int] = {}
     arrays: dict[str, np.ndarray] = {}
     if cache.exists():
@@ -288,7 +349,7 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
     todo = [i for i, k in enumerate(keep) if k < 0]
     images = np.zeros((len(stems), size, size, 3), np.uint8)
     enc: dict[str, np.ndarray] = {}
-    probe = utils.encode_params(utils.default_params()).as_dict()
+    probe = encoding.encode_params(schema.default_params()).as_dict()
     for k, v in probe.items():
         enc[k] = np.zeros((len(stems), *v.shape), v.dtype)
     for i, k in enumerate(keep):
@@ -301,10 +362,10 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
         for i in tqdm(todo, desc=f"decode {folder}", unit="img", dynamic_ncols=True):
             s = stems[i]
             try:
-                params = json.loads((folder / "params" / f"{s}.json").read_text())
-                e = utils.encode_params(params).as_dict()
-                images[i] = _decode_png(folder / "images" / f"{s}.png", size)
-            except (OSError, ValueError, utils.ParamError) as err:
+                params = json.loads((layout.params / f"{s}.json").read_text())
+                e = encoding.encode_params(params).as_dict()
+                images[i] = _decode_png(layout.images / f"{s}.png", size)
+            except (OSError, ValueError, schema.ParamError) as err:
                 bad[i] = f"{s} ({err})"
                 continue
             for key in enc:
@@ -320,7 +381,7 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
 
         buf = io.BytesIO()
         np.savez(buf, **out)  # type: ignore[arg-type]
-        utils.atomic_write_bytes(cache, buf.getvalue())
+        atomic.atomic_write_bytes(cache, buf.getvalue())
     return out
 
 
@@ -344,7 +405,7 @@ def load_shards(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
             log(f"data: ignoring unreadable cache {cache} ({e})")
     n = int(index["samples"])
     images = np.zeros((n, size, size, 3), np.uint8)
-    probe = utils.encode_params(utils.default_params()).as_dict()
+    probe = encoding.encode_params(schema.default_params()).as_dict()
     enc = {k: np.zeros((n, *v.shape), v.dtype) for k, v in probe.items()}
     names, ok = [], np.zeros(n, bool)
     bad: list[str] = []
@@ -356,9 +417,9 @@ def load_shards(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
             break
         names.append(key)
         try:
-            e = utils.encode_params(json.loads(js)).as_dict()
+            e = encoding.encode_params(json.loads(js)).as_dict()
             images[i] = _decode_png(io.BytesIO(png), size)  # type: ignore[arg-type]
-        except (OSError, ValueError, utils.ParamError) as err:
+        except (OSError, ValueError, schema.ParamError) as err:
             bad.append(f"{key} ({err})")
             continue
         ok[i] = True
@@ -376,7 +437,7 @@ def load_shards(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
     out = {k: v[ok[:m]] for k, v in out.items()}
     buf = io.BytesIO()
     np.savez(buf, source=np.array(stamp), **out)  # type: ignore[arg-type]
-    utils.atomic_write_bytes(cache, buf.getvalue())
+    atomic.atomic_write_bytes(cache, buf.getvalue())
     return out
 
 
@@ -389,14 +450,13 @@ def load_pairs(
     for d in dirs:
         folder = Path(d)
         sharded = shards.is_shard_folder(folder)
-        if not sharded and not (
-            (folder / "images").is_dir() and (folder / "params").is_dir()
-        ):
+        layout = dataset.Layout(folder)
+        if not sharded and not (layout.images.is_dir() and layout.params.is_dir()):
             log(f"data: {folder} has no images/ and params/; skipped")
             continue
         try:
-            utils.check_data_schema(folder)
-        except utils.DataSchemaError as e:
+            dataset.check_data_schema(folder)
+        except dataset.DataSchemaError as e:
             raise SystemExit(str(e)) from None
         arr = (load_shards if sharded else load_folder)(folder, size, log)
         if len(arr["names"]) == 0:
@@ -427,67 +487,6 @@ def split(n: int, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------
-# Picture measures in torch (the same formulas as utils.ncc / utils.line_f1)
-
-
-def gray_sqrt(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
-    """(B, 3, R, R) in [0, 1] → √ of the channel mean, (B, 1, R, R); eps > 0 gives
-    √(x + eps) − √eps, which has a finite gradient at black."""
-    g = x.float().mean(1, keepdim=True).clamp(min=0)
-    return M.sqrt_image(g, eps) if eps > 0 else g.sqrt()
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W) with reflect padding."""
-    if sigma <= 0:
-        return x
-    r = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (r, r, r, r), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def ncc_batch(
-    a: torch.Tensor, b: torch.Tensor, sigma: float | None = None, eps: float = 0.0
-) -> torch.Tensor:
-    """(B,) Pearson correlation of √gray images blurred by sigma px (default 2 px at
-    256², scaled with size); 0 when either is blank. a, b: (B, 3, R, R) in [0, 1].
-    eps > 0: the differentiable √ of gray_sqrt (for losses)."""
-    s = 2.0 * a.shape[-1] / 256 if sigma is None else sigma
-    ga = gaussian_blur(gray_sqrt(a, eps), s)
-    gb = gaussian_blur(gray_sqrt(b, eps), s)
-    ga = ga - ga.mean((1, 2, 3), keepdim=True)
-    gb = gb - gb.mean((1, 2, 3), keepdim=True)
-    num = (ga * gb).sum((1, 2, 3))
-    den = ((ga * ga).sum((1, 2, 3)) * (gb * gb).sum((1, 2, 3))).clamp(min=1e-12).sqrt()
-    return num / den
-
-
-def _dilate(mask: torch.Tensor, r: int) -> torch.Tensor:
-    """Dilation of a (B, 1, H, W) bool mask by a disk of radius r px."""
-    t = torch.arange(-r, r + 1, device=mask.device)
-    disk = ((t[:, None] ** 2 + t[None, :] ** 2) <= r * r).float()[None, None]
-    return F.conv2d(mask.float(), disk, padding=r) > 0
-
-
-def line_f1_batch(
-    a: torch.Tensor, b: torch.Tensor, threshold: float = LIT, radius: int = 2
-) -> torch.Tensor:
-    """(B,) F1 of lit pixels (√gray > threshold) matched within `radius` px; a is the
-    prediction, b the target; 0 when either is blank."""
-    ma, mb = gray_sqrt(a) > threshold, gray_sqrt(b) > threshold
-    sa, sb = ma.sum((1, 2, 3)).float(), mb.sum((1, 2, 3)).float()
-    prec = (ma & _dilate(mb, radius)).sum((1, 2, 3)) / sa.clamp(min=1)
-    rec = (mb & _dilate(ma, radius)).sum((1, 2, 3)) / sb.clamp(min=1)
-    f1 = 2 * prec * rec / (prec + rec).clamp(min=1e-12)
-    return torch.where((sa > 0) & (sb > 0), f1, torch.zeros_like(f1))
-
-
-# ----------------------------------------------------------------------------------
 # Losses
 
 
@@ -513,8 +512,8 @@ def forward_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """pred, target (B, 3, R, R) in [0, 1] → (scalar loss, its parts as floats)."""
     pred, target = pred.float(), target.float()
-    sp, st = M.sqrt_image(pred), M.sqrt_image(target)
-    lit = _dilate(gray_sqrt(target) > LIT, 1).float()  # (B, 1, R, R)  # (B, 1, R, R)
+    sp, st = metrics.sqrt_image(pred), metrics.sqrt_image(target)
+    lit = metrics.dilate(metrics.lit_mask(target), 1).float()  # (B, 1, R, R)
     weight = 1 + w.lit * lit
     l1 = (weight * (sp - st).abs()).mean() / weight.mean()
     parts = {"l1": float(l1.detach())}
@@ -530,7 +529,12 @@ def forward_loss(
     if w.ncc:
         ncc = (
             1
-            - ncc_batch(pred, target, max(0.5, 2.0 * pred.shape[-1] / 256), 1e-4).mean()
+            - metrics.ncc_batch(
+                pred,
+                target,
+                max(0.5, metrics.scaled_sigma(metrics.NCC_SIGMA, pred.shape[-1])),
+                1e-4,
+            ).mean()
         )
         loss = loss + w.ncc * ncc
         parts["1-ncc"] = float(ncc.detach())
@@ -538,18 +542,18 @@ def forward_loss(
 
 
 def _periodic_mask(
-    params: tuple[tuple[str, int], ...], table: dict[str, utils.Param]
+    params: tuple[tuple[str, int], ...], table: dict[str, schema.Param]
 ) -> torch.Tensor:
     return torch.tensor([table[k].periodic for k, _ in params], dtype=torch.bool)
 
 
-PERIODIC_CONT = _periodic_mask(utils.CONT_COMPONENTS, utils.PARAM)
-PERIODIC_LAYER = _periodic_mask(utils.LAYER_CONT_COMPONENTS, utils.LAYER_PARAM)
+PERIODIC_CONT = _periodic_mask(schema.CONT_COMPONENTS, schema.PARAM)
+PERIODIC_LAYER = _periodic_mask(schema.LAYER_CONT_COMPONENTS, schema.LAYER_PARAM)
 # which layer_opt flag governs each layer_cont column (-1: always present)
 LAYER_COL_OPT = torch.tensor(
     [
-        utils.LAYER_OPTIONAL.index(k) if k in utils.LAYER_OPTIONAL else -1
-        for k, _ in utils.LAYER_CONT_COMPONENTS
+        schema.LAYER_OPTIONAL.index(k) if k in schema.LAYER_OPTIONAL else -1
+        for k, _ in schema.LAYER_CONT_COMPONENTS
     ]
 )
 
@@ -569,7 +573,7 @@ def inverse_param_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Head outputs vs the true encoding → (scalar loss, parts). Continuous MSE terms
     are scaled by cont_weight so that they weigh like the cross-entropies."""
-    L = utils.MAX_LAYERS
+    L = schema.MAX_LAYERS
     cont = _cont_error(out["cont"], enc["cont"], PERIODIC_CONT).mean()
     cat = torch.stack(
         [F.cross_entropy(lg, enc["cat"][:, i]) for i, lg in enumerate(out["cat"])]
@@ -593,7 +597,7 @@ def inverse_param_loss(
         out["layer_opt"], opt, reduction="none"
     ).mean(-1)
     layer_opt = (lo * real).sum() / real.sum().clamp(min=1)
-    gmask = real * opt[:, :, utils.LAYER_OPTIONAL.index("geometry")]
+    gmask = real * opt[:, :, schema.LAYER_OPTIONAL.index("geometry")]
     ge = F.cross_entropy(
         out["layer_geom"].flatten(0, 1), enc["layer_geom"].flatten(), reduction="none"
     ).view_as(gmask)
@@ -685,8 +689,8 @@ def check_resume_meta(stem: Path, meta: dict[str, Any]) -> None:
     optimizer state (an object), epoch and step (non-negative integers), history (a
     list) and best (a number or null)."""
 
-    def bad(what: str) -> M.CheckpointError:
-        return M.CheckpointError(
+    def bad(what: str) -> checkpoint_io.CheckpointError:
+        return checkpoint_io.CheckpointError(
             f"{stem}.json: {what}; it cannot be resumed (start without --resume)"
         )
 
@@ -695,14 +699,14 @@ def check_resume_meta(stem: Path, meta: dict[str, Any]) -> None:
     for k in ("epoch", "step"):
         v = meta.get(k)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise bad(f"{k} is {utils.clip_text(v)}, not a count")
+            raise bad(f"{k} is {schema.clip_text(v)}, not a count")
     if not isinstance(meta.get("history", []), list):
         raise bad("history is not a list")
     best = meta.get("best")
     if best is not None and (
         isinstance(best, bool) or not isinstance(best, (int, float))
     ):
-        raise bad(f"best is {utils.clip_text(best)}, not a number")
+        raise bad(f"best is {schema.clip_text(best)}, not a number")
 
 
 class Run:
@@ -743,16 +747,18 @@ class Run:
         if not self.last.with_suffix(".json").exists():
             log(f"resume: no {self.last}.json yet; starting fresh")
             return False
-        saved = M.load_checkpoint(self.last, self.stage, expect=expect)
+        saved = checkpoint_io.load_checkpoint(self.last, self.stage, expect=expect)
         net.load_state_dict(saved.state_dict())
         meta: dict[str, Any] = getattr(saved, "meta", {})
         check_resume_meta(self.last, meta)
         try:
             load_optimizer_state(
-                opt, M.load_extra_tensors(self.last, "optim."), meta["optimizer"]
+                opt,
+                checkpoint_io.load_extra_tensors(self.last, "optim."),
+                meta["optimizer"],
             )
         except (KeyError, IndexError, TypeError, ValueError) as e:
-            raise M.CheckpointError(
+            raise checkpoint_io.CheckpointError(
                 f"{self.last}: its optimizer state does not fit this run ({e!r:.200}); "
                 "start without --resume"
             ) from None
@@ -770,10 +776,10 @@ class Run:
         net: torch.nn.Module,
         opt: torch.optim.Optimizer,
         epoch: int,
-        metrics: dict[str, Any],
+        scores: dict[str, Any],
     ) -> bool:
         """Write OUT-last (and OUT when this epoch is the best); True if it was."""
-        v = metrics[self.key]
+        v = scores[self.key]
         better = self.best is None or (v > self.best if self.higher else v < self.best)
         if better:
             self.best = v
@@ -781,14 +787,16 @@ class Run:
             "args": self.args_json(),
             "epoch": epoch,
             "step": self.step,
-            "metrics": metrics,
+            "metrics": scores,
             "best": self.best,
             "history": self.history,
         }
         if better:
-            M.save_checkpoint(net, self.out, meta)
+            checkpoint_io.save_checkpoint(net, self.out, meta)
         tensors, js = optimizer_state(opt)
-        M.save_checkpoint(net, self.last, {**meta, "optimizer": js}, extra=tensors)
+        checkpoint_io.save_checkpoint(
+            net, self.last, {**meta, "optimizer": js}, extra=tensors
+        )
         return better
 
     def curves(self, fields: list[str]) -> None:
@@ -821,7 +829,7 @@ class Run:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
-        utils.atomic_write_bytes(
+        atomic.atomic_write_bytes(
             self.out.with_name(self.out.name + "-curves.png"), buf.getvalue()
         )
 
@@ -831,7 +839,7 @@ class Run:
 
         buf = io.BytesIO()
         image.save(buf, format="PNG")
-        utils.atomic_write_bytes(path, buf.getvalue())
+        atomic.atomic_write_bytes(path, buf.getvalue())
         return path
 
 
@@ -839,20 +847,13 @@ class Run:
 # The forward stage
 
 
-def forward_config(
-    args: argparse.Namespace, prof: dict[str, Any], size: int
-) -> M.ForwardConfig:
-    """ForwardConfig from the profile's forward_<field> keys (e.g. forward_width,
-    forward_layout_k), --width winning; fields the profile leaves out keep the
-    dataclass defaults."""
-    cfg = M.ForwardConfig(size=size)
-    for f in dataclasses.fields(cfg):
-        key = f"forward_{f.name}"
-        if key in prof:
-            setattr(cfg, f.name, type(getattr(cfg, f.name))(prof[key]))
-    if args.width:
-        cfg.width = args.width
-    return cfg
+def forward_config(args: argparse.Namespace) -> config.ForwardConfig:
+    """The profile's forward network shape with the size and the shape flags."""
+    return dataclasses.replace(
+        config.get_profile(args.profile).forward.model,
+        size=args.size,
+        **{name: getattr(args, name) for name, _ in FORWARD_FLAGS},
+    )
 
 
 @torch.no_grad()
@@ -876,8 +877,8 @@ def evaluate_forward(
         loss, _ = forward_loss(pred, target, perceptual, w)
         pred = pred.float()
         tot["val_loss"] += float(loss) * len(idx)
-        tot["ncc"] += float(ncc_batch(pred, target).sum())
-        tot["f1"] += float(line_f1_batch(pred, target).sum())
+        tot["ncc"] += float(metrics.ncc_batch(pred, target).sum())
+        tot["f1"] += float(metrics.line_f1_batch(pred, target).sum())
     net.train(was)
     return {k: v / max(1, len(pairs)) for k, v in tot.items()}
 
@@ -893,7 +894,7 @@ def forward_sheet(
     target = images_at(pairs, idx, device)
     pred = net(to_device(pairs.enc, idx, device)).float().clamp(0, 1)
     net.train(was)
-    nccs = ncc_batch(pred, target).tolist()
+    nccs = metrics.ncc_batch(pred, target).tolist()
     tiles, labels = [], []
     for i in range(len(idx)):
         tiles += [
@@ -908,21 +909,20 @@ def forward_sheet(
 
 def train_forward(
     args: argparse.Namespace,
-    prof: dict[str, Any],
-    settings: dict[str, Any],
     train: Pairs,
     val: Pairs,
     device: torch.device,
+    dist: cluster.Dist,
     log: Any,
 ) -> dict[str, Any]:
-    cfg = forward_config(args, prof, settings["size"])
+    cfg = forward_config(args)
     net = M.ForwardModel(cfg).to(device)
     n_params = sum(p.numel() for p in net.parameters())
-    perceptual = M.create_perceptual(args.perceptual).to(device)
+    perceptual = perceptual_distance.create_perceptual(args.perceptual).to(device)
     log(f"forward: {n_params / 1e6:.2f}M params, {cfg}; perceptual: {perceptual.name}")
     w = ForwardLossWeights()
-    opt = torch.optim.AdamW(net.parameters(), lr=settings["lr"], weight_decay=0.01)
-    run = Run(Path(settings["out"]), "forward", args, higher_is_better=True, key="ncc")
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.01)
+    run = Run(Path(args.out), "forward", args, higher_is_better=True, key="ncc")
     if args.resume:
         run.resume(net, opt, {"size": cfg.size, "width": cfg.width}, log)
     fast = device.type == "cuda"
@@ -932,76 +932,84 @@ def train_forward(
         else contextlib.nullcontext()
     )
     step_net: Any = M.compile_hot_paths(net) if fast and not args.no_compile else net
-    train_net = cluster.wrap_ddp(step_net, settings.get("dist", cluster.Dist()), device)
-    return fit(
-        run,
+    train_net = cluster.wrap_ddp(step_net, dist, device)
+    stage = Stage(
         net,
-        step_net,
         opt,
-        settings,
-        train,
-        val,
-        device,
-        log,
         amp,
         train_step=lambda enc, target, epoch: forward_loss(
             train_net(enc), target, perceptual, w
         ),
         evaluate=lambda: evaluate_forward(
-            step_net, val, settings["batch_size"], device, perceptual, w, amp
+            step_net, val, args.batch_size, device, perceptual, w, amp
         ),
         sheet=lambda: forward_sheet(net, val, device),
         fields=["ncc", "f1"],
     )
+    return fit(run, stage, train, args, dist, device, log)
 
 
 # ----------------------------------------------------------------------------------
 # The shared loop
 
 
+TrainStep = Callable[
+    [dict[str, torch.Tensor], torch.Tensor, int], tuple[torch.Tensor, dict[str, float]]
+]
+"""(encoded params, images (B, 3, R, R) in [0, 1], epoch) → (loss, its parts)."""
+
+
+@dataclass
+class Stage:
+    """One stage as the shared loop sees it: the net whose weights are saved, its
+    optimizer and autocast, and the stage's own steps."""
+
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    amp: contextlib.AbstractContextManager[Any]
+    train_step: TrainStep
+    evaluate: Callable[[], dict[str, float]]
+    """the validation scores of the epoch (rank 0 only)"""
+    sheet: Callable[[], Any]
+    """the validation sheet of the epoch, a PIL image (rank 0 only)"""
+    fields: list[str]
+    """the scores the epoch's log line and the curves show"""
+    on_epoch: Callable[[int], None] | None = None
+    """called with the epoch's index before it starts"""
+
+
 def fit(
     run: Run,
-    net: torch.nn.Module,
-    step_net: Any,
-    opt: torch.optim.Optimizer,
-    settings: dict[str, Any],
+    stage: Stage,
     train: Pairs,
-    val: Pairs,
+    args: argparse.Namespace,
+    dist: cluster.Dist,
     device: torch.device,
-    log: Any,
-    amp: contextlib.AbstractContextManager[Any],
-    train_step: Any,
-    evaluate: Any,
-    sheet: Any,
-    fields: list[str],
-    on_epoch: Any = None,
+    log: Log,
 ) -> dict[str, Any]:
     """The explicit training loop: epochs of AdamW steps with the lr_at schedule, a
     validation pass, one log line, checkpoints, curves and the sheet per epoch.
     Ctrl-C saves OUT-last and returns (resume with --resume)."""
     from tqdm import tqdm
 
-    epochs, bs = settings["epochs"], settings["batch_size"]
+    epochs, bs = args.epochs, args.batch_size
     per_epoch = max(1, len(train) // bs if len(train) > bs else 1)
     total = epochs * per_epoch
     warmup = min(200, max(1, total // 20))
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    gen = torch.Generator().manual_seed(settings["seed"] + run.start_epoch)
-    dist: cluster.Dist = settings.get("dist") or cluster.Dist()
-    metrics: dict[str, Any] = run.history[-1] if run.history else {}
-    net.train()
+    base_lrs = [g["lr"] for g in stage.opt.param_groups]
+    gen = torch.Generator().manual_seed(args.seed + run.start_epoch)
+    scores: dict[str, Any] = run.history[-1] if run.history else {}
+    stage.net.train()
     epoch = run.start_epoch
     try:
         for epoch in range(run.start_epoch, epochs):
-            if on_epoch is not None:
-                on_epoch(epoch)
+            if stage.on_epoch is not None:
+                stage.on_epoch(epoch)
             t0, seen, loss_sum = time.time(), 0, 0.0
             bar = tqdm(
                 batches(len(train), bs, gen)
                 if dist.world == 1
-                else cluster.rank_batches(
-                    len(train), bs, dist, settings["seed"], epoch
-                ),
+                else cluster.rank_batches(len(train), bs, dist, args.seed, epoch),
                 total=per_epoch,
                 desc=f"epoch {epoch + 1}/{epochs}",
                 unit="batch",
@@ -1011,16 +1019,16 @@ def fit(
             )
             for idx in bar:
                 scale = lr_at(run.step, total, 1.0, warmup)
-                for g, base in zip(opt.param_groups, base_lrs, strict=True):
+                for g, base in zip(stage.opt.param_groups, base_lrs, strict=True):
                     g["lr"] = base * scale
                 enc = to_device(train.enc, idx, device)
                 target = images_at(train, idx, device)
-                with amp:
-                    loss, parts = train_step(enc, target, epoch)
-                opt.zero_grad(set_to_none=True)
+                with stage.amp:
+                    loss, parts = stage.train_step(enc, target, epoch)
+                stage.opt.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                opt.step()
+                torch.nn.utils.clip_grad_norm_(stage.net.parameters(), 1.0)
+                stage.opt.step()
                 run.step += 1
                 seen += len(idx)
                 loss_sum += float(loss.detach()) * len(idx)
@@ -1030,47 +1038,45 @@ def fit(
             bar.close()
             train_time = time.time() - t0
             seen, loss_sum = cluster.all_sum([seen, loss_sum], dist)  # every rank's
-            metrics = {
+            scores = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / max(1, seen),
-                **(evaluate() if dist.main else {}),
+                **(stage.evaluate() if dist.main else {}),
             }
-            metrics.update(
-                lr=opt.param_groups[-1]["lr"],
+            scores.update(
+                lr=stage.opt.param_groups[-1]["lr"],
                 seconds=round(time.time() - t0, 1),
                 samples_per_s=round(seen / max(train_time, 1e-9), 1),
             )
             if device.type == "cuda":
-                metrics["gpu_mem_gb"] = round(
-                    torch.cuda.max_memory_allocated() / 1e9, 1
-                )
-            run.history.append(metrics)
+                scores["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
+            run.history.append(scores)
             if not dist.main:  # rank 0 alone validates, writes and logs
                 continue
-            best = run.save(net, opt, epoch + 1, metrics)
-            run.curves(fields)
-            run.sheet(sheet())
-            shown = "  ".join(f"{f} {metrics[f]:.3f}" for f in fields)
+            best = run.save(stage.net, stage.opt, epoch + 1, scores)
+            run.curves(stage.fields)
+            run.sheet(stage.sheet())
+            shown = "  ".join(f"{f} {scores[f]:.3f}" for f in stage.fields)
             log(
-                f"epoch {epoch + 1:3d}/{epochs}  train {metrics['train_loss']:.4f}  val {metrics['val_loss']:.4f}  "
-                f"{shown}  lr {metrics['lr']:.1e}  {metrics['seconds']:6.1f} s  {metrics['samples_per_s']:6.1f} img/s"
-                + (f"  {metrics['gpu_mem_gb']} GB" if "gpu_mem_gb" in metrics else "")
+                f"epoch {epoch + 1:3d}/{epochs}  train {scores['train_loss']:.4f}  val {scores['val_loss']:.4f}  "
+                f"{shown}  lr {scores['lr']:.1e}  {scores['seconds']:6.1f} s  {scores['samples_per_s']:6.1f} img/s"
+                + (f"  {scores['gpu_mem_gb']} GB" if "gpu_mem_gb" in scores else "")
                 + ("  *best" if best else "")
             )
     except KeyboardInterrupt:
         if not dist.main:  # rank 0 saves OUT-last
-            return {"interrupted": True, "checkpoint": str(run.out), **metrics}
-        tensors, js = optimizer_state(opt)
+            return {"interrupted": True, "checkpoint": str(run.out), **scores}
+        tensors, js = optimizer_state(stage.opt)
         meta = {
             "args": run.args_json(),
             "epoch": epoch,
             "step": run.step,
-            "metrics": metrics,
+            "metrics": scores,
             "best": run.best,
             "history": run.history,
             "optimizer": js,
         }
-        M.save_checkpoint(net, run.last, meta, extra=tensors)
+        checkpoint_io.save_checkpoint(stage.net, run.last, meta, extra=tensors)
         log(
             f"interrupted in epoch {epoch + 1}: saved {run.last}; continue with the same command plus --resume"
         )
@@ -1079,7 +1085,7 @@ def fit(
             "checkpoint": str(run.out),
             "history": run.history,
             "best": run.best,
-            **metrics,
+            **scores,
         }
     log(
         f"best {run.key} {run.best:.4f} → {run.out}.safetensors (sheet {run.out}-val.png, curves {run.out}-curves.png)"
@@ -1091,7 +1097,7 @@ def fit(
         "checkpoint": str(run.out),
         "history": run.history,
         "best": run.best,
-        **metrics,
+        **scores,
     }
 
 
@@ -1100,12 +1106,12 @@ def fit(
 
 
 def choose_backbone(
-    args: argparse.Namespace, prof: dict[str, Any], log: Any
+    args: argparse.Namespace, prof: config.Profile, log: Any
 ) -> tuple[str, str | None]:
     """(backbone name, weights file or None). The profile's DINOv2 without weights
     falls back to the weight-free default with a notice; an explicit --backbone
     dinov2 without weights is an error (BackboneError) naming the file."""
-    name = args.backbone or prof.get("inverse_backbone", M.DEFAULT_FREE_BACKBONE)
+    name = args.backbone or prof.inverse.backbone
     if name in ("dinov2", M.DINOV2):
         if M.dinov2_weights_file(args.backbone_weights) is None:
             if args.backbone:
@@ -1180,11 +1186,13 @@ class PredictionRenderer:
         self.source = "forward model" if fwd is not None else "none"
         if not args.no_renderer:
             try:
-                url = stack.enter_context(utils.ensure_renderer(args.renderer_url, log))
-                self.client = utils.RendererClient(url=url, retries=1)
+                url = stack.enter_context(
+                    rendering.ensure_renderer(args.renderer_url, log)
+                )
+                self.client = rendering.RendererClient(url=url, retries=1)
                 stack.callback(self.client.close)
                 self.source = f"renderer {url}"
-            except utils.RendererError as e:
+            except rendering.RendererError as e:
                 log(f"sheet: no renderer ({e}); using the {self.source}")
 
     def render(
@@ -1193,7 +1201,7 @@ class PredictionRenderer:
         if self.client is not None:
             try:
                 return [self.client.render(p, self.size) for p in params]
-            except utils.RendererError as e:
+            except rendering.RendererError as e:
                 self.log(
                     f"sheet: renderer failed ({e}); using the forward model from now on"
                 )
@@ -1213,29 +1221,22 @@ class PredictionRenderer:
         return None
 
 
-def train_inverse(
-    args: argparse.Namespace,
-    prof: dict[str, Any],
-    settings: dict[str, Any],
-    train: Pairs,
-    val: Pairs,
-    device: torch.device,
-    log: Any,
-) -> dict[str, Any]:
-    name, weights = choose_backbone(args, prof, log)
-    out = Path(settings["out"])
-    resuming = (
-        args.resume and out.with_name(out.name + "-last").with_suffix(".json").exists()
-    )
+def inverse_net(
+    args: argparse.Namespace, resuming: bool, device: torch.device, log: Log
+) -> tuple[M.InverseModel, bool]:
+    """The inverse model to train: a fresh one on the chosen backbone, the --init
+    checkpoint (its config; its weights unless resuming), or, resuming, an empty one
+    that OUT-last fills. Returns (net, whether the backbone is pretrained)."""
+    name, weights = choose_backbone(args, config.get_profile(args.profile), log)
     # the model resizes any input to the size it was trained at (224 for DINOv2)
     cfg = M.InverseConfig(
         backbone=name,
-        input_size=224 if name == M.DINOV2 else settings["size"],
-        sqrt_input=bool(prof.get("inverse_sqrt_input", True)),
+        input_size=224 if name == M.DINOV2 else args.size,
+        sqrt_input=args.sqrt_input,
     )
-    init = M.load_inverse(args.init) if args.init else None
+    init = checkpoint_io.load_inverse(args.init) if args.init else None
     if init is not None:
-        cfg, name = init.cfg, init.cfg.backbone  # fine-tune: the checkpoint's config
+        cfg = init.cfg  # fine-tune: the checkpoint's config
         log(f"inverse model: fine-tuning from {args.init}")
         if resuming:
             init = None  # its config only; the weights come from OUT-last
@@ -1252,41 +1253,128 @@ def train_inverse(
         f"backbone: {info['name']} ({info['features']}-dim features), weights: "
         + (info["weights"] if pretrained else "none (trained from scratch)")
     )
-    fwd = M.load_forward(args.forward, device) if args.forward else None
-    perc_weight = float(prof.get("inverse_perceptual_weight", 1.0))
-    perceptual: torch.nn.Module | None = None
-    if fwd is not None:
-        fwd.requires_grad_(False)
-    if fwd is not None and perc_weight > 0:
-        perceptual = M.create_perceptual(args.perceptual).to(device)
-        log(
-            f"perceptual loss: {perceptual.name} through the frozen forward model "
-            f"{args.forward} (weight {perc_weight:g}, ramped in over the first half)"
-        )
-    elif fwd is None:
+    return net, pretrained
+
+
+def frozen_forward(
+    args: argparse.Namespace, device: torch.device, log: Log
+) -> tuple[M.ForwardModel | None, torch.nn.Module | None]:
+    """(the frozen forward model, the perceptual distance) for the inverse stage's
+    perceptual loss; (model or None, None) when there is no model or its weight is 0."""
+    fwd = checkpoint_io.load_forward(args.forward, device) if args.forward else None
+    if fwd is None:
         log(f"perceptual loss: off (no forward model at {args.forward})")
-    else:
-        log("perceptual loss: off (the profile's inverse_perceptual_weight is 0)")
-    freeze = (
-        args.freeze_epochs
-        if args.freeze_epochs is not None
-        else (int(prof.get("inverse_freeze_epochs", 3)) if pretrained else 0)
+        return None, None
+    fwd.requires_grad_(False)
+    if args.perceptual_weight <= 0:
+        log("perceptual loss: off (--perceptual-weight 0)")
+        return fwd, None
+    perceptual = perceptual_distance.create_perceptual(args.perceptual).to(device)
+    log(
+        f"perceptual loss: {perceptual.name} through the frozen forward model "
+        f"{args.forward} (weight {args.perceptual_weight:g}, ramped in over the first half)"
     )
-    bb_mult = 0.1 if pretrained else 1.0
-    lr = settings["lr"]
-    head_params = [
-        p for n, p in net.named_parameters() if not n.startswith("backbone.")
-    ]
-    opt = torch.optim.AdamW(
+    return fwd, perceptual
+
+
+def inverse_optimizer(
+    net: M.InverseModel, lr: float, backbone_mult: float
+) -> torch.optim.Optimizer:
+    """AdamW with the backbone at backbone_mult × lr and the heads at lr."""
+    heads = [p for n, p in net.named_parameters() if not n.startswith("backbone.")]
+    return torch.optim.AdamW(
         [
-            {"params": list(net.backbone.parameters()), "lr": lr * bb_mult},
-            {"params": head_params, "lr": lr},
+            {"params": list(net.backbone.parameters()), "lr": lr * backbone_mult},
+            {"params": heads, "lr": lr},
         ],
         weight_decay=0.01,
     )
+
+
+class InverseValidation:
+    """The inverse stage's validation: the scores of evaluate_inverse plus, when
+    something can draw predictions, the NCC of renders of the predicted params; the
+    sheet shows the renders of the last evaluation (target | render of prediction)."""
+
+    def __init__(
+        self,
+        net: M.InverseModel,
+        step_net: Any,
+        val: Pairs,
+        renderer: PredictionRenderer,
+        args: argparse.Namespace,
+        device: torch.device,
+        amp: contextlib.AbstractContextManager[Any],
+    ) -> None:
+        self.net, self.step_net, self.val, self.renderer = net, step_net, val, renderer
+        self.args, self.device, self.amp = args, device, amp
+        # (targets, renders of the predictions) of the last evaluation, float (R, R, 3)
+        self.last: tuple[np.ndarray, list[np.ndarray]] | None = None
+
+    def evaluate(self) -> dict[str, float]:
+        val, device = self.val, self.device
+        res = evaluate_inverse(
+            self.step_net, val, self.args.batch_size, device, self.amp
+        )
+        imgs = images_at(val, torch.arange(min(32, len(val))), device)
+        rendered = self.renderer.render(self.net.predict_params(imgs), device)
+        if rendered is not None:
+            target = imgs.permute(0, 2, 3, 1).cpu().numpy()
+            res["render_ncc"] = float(
+                np.mean(
+                    [metrics.ncc(r, t) for r, t in zip(rendered, target, strict=True)]
+                )
+            )
+            self.last = (target, rendered)
+        return res
+
+    def sheet(self) -> Any:
+        val = self.val
+        if self.last is None:
+            k = min(16, len(val))
+            imgs = images_at(val, torch.arange(k), self.device)
+            target = imgs.permute(0, 2, 3, 1).cpu().numpy()
+            tiles, labels = list(target), [Path(n).name for n in val.names[:k]]
+            return utils.contact_sheet(tiles, labels, cols=8, cell=96)
+        target, rendered = self.last
+        tiles, labels = [], []
+        for i in range(min(16, len(target))):
+            tiles += [target[i], rendered[i]]
+            labels += [
+                Path(val.names[i]).name,
+                f"pred {metrics.ncc(rendered[i], target[i]):.2f}",
+            ]
+        return utils.contact_sheet(tiles, labels, cols=8, cell=max(96, self.args.size))
+
+
+def train_inverse(
+    args: argparse.Namespace,
+    train: Pairs,
+    val: Pairs,
+    device: torch.device,
+    dist: cluster.Dist,
+    log: Log,
+) -> dict[str, Any]:
+    """Train the inverse model: cross-entropy/MSE/BCE per head, plus the perceptual
+    distance through the frozen forward model ramped in over the first half."""
+    out = Path(args.out)
+    resuming = (
+        args.resume and out.with_name(out.name + "-last").with_suffix(".json").exists()
+    )
+    net, pretrained = inverse_net(args, resuming, device, log)
+    fwd, perceptual = frozen_forward(args, device, log)
+    freeze = (
+        args.freeze_epochs
+        if args.freeze_epochs is not None
+        else (
+            config.get_profile(args.profile).inverse.freeze_epochs if pretrained else 0
+        )
+    )
+    bb_mult = 0.1 if pretrained else 1.0
+    opt = inverse_optimizer(net, args.lr, bb_mult)
     run = Run(out, "inverse", args, higher_is_better=False, key="val_loss")
     if resuming:
-        run.resume(net, opt, {"backbone": name}, log)
+        run.resume(net, opt, {"backbone": net.cfg.backbone}, log)
     fast = device.type == "cuda"
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16)
@@ -1294,12 +1382,8 @@ def train_inverse(
         else contextlib.nullcontext()
     )
     step_net: Any = M.compile_hot_paths(net) if fast and not args.no_compile else net
-    train_net = cluster.wrap_ddp(
-        step_net, settings.get("dist", cluster.Dist()), device, find_unused=freeze > 0
-    )
-    per_epoch = max(1, len(train) // settings["batch_size"])
-    ramp_steps = max(1, settings["epochs"] * per_epoch // 2)
-    perc_batch = int(prof.get("inverse_perceptual_batch", 0))
+    train_net = cluster.wrap_ddp(step_net, dist, device, find_unused=freeze > 0)
+    ramp_steps = max(1, args.epochs * max(1, len(train) // args.batch_size) // 2)
 
     def set_frozen(epoch: int) -> None:
         frozen = epoch < freeze
@@ -1316,7 +1400,7 @@ def train_inverse(
         loss, parts = inverse_param_loss(out, enc)
         if fwd is not None and perceptual is not None:
             ramp = min(1.0, run.step / ramp_steps)
-            k = len(images) if perc_batch <= 0 else min(perc_batch, len(images))
+            k = min(args.perceptual_batch or len(images), len(images))
             soft = M.InverseModel.to_encoded(
                 {
                     kk: (v[:k] if torch.is_tensor(v) else [t[:k] for t in v])
@@ -1331,74 +1415,28 @@ def train_inverse(
             with torch.no_grad():
                 true_img = fwd({kk: v[:k] for kk, v in enc.items()})
             dist = perceptual(fwd(soft_in), true_img).mean()
-            loss = loss + perc_weight * ramp * dist
+            loss = loss + args.perceptual_weight * ramp * dist
             parts["perc"] = float(dist.detach())
         return loss, parts
 
     with contextlib.ExitStack() as stack:
-        renderer = PredictionRenderer(args, fwd, settings["size"], stack, log)
+        renderer = PredictionRenderer(args, fwd, args.size, stack, log)
         log(f"sheet renders: {renderer.source}")
-
-        def evaluate() -> dict[str, float]:
-            res = evaluate_inverse(step_net, val, settings["batch_size"], device, amp)
-            k = min(32, len(val))
-            imgs = images_at(val, torch.arange(k), device)
-            preds = net.predict_params(imgs)
-            rendered = renderer.render(preds, device)
-            if rendered is not None:
-                target = imgs.permute(0, 2, 3, 1).cpu().numpy()
-                res["render_ncc"] = float(
-                    np.mean(
-                        [utils.ncc(r, t) for r, t in zip(rendered, target, strict=True)]
-                    )
-                )
-                evaluate.cache = (target, rendered)  # type: ignore[attr-defined]
-            return res
-
-        def sheet() -> Any:
-            cache = getattr(evaluate, "cache", None)
-            if cache is None:
-                k = min(16, len(val))
-                target = (
-                    images_at(val, torch.arange(k), device)
-                    .permute(0, 2, 3, 1)
-                    .cpu()
-                    .numpy()
-                )
-                tiles, labels = list(target), [Path(n).name for n in val.names[:k]]
-                return utils.contact_sheet(tiles, labels, cols=8, cell=96)
-            target, rendered = cache
-            tiles, labels = [], []
-            for i in range(min(16, len(target))):
-                tiles += [target[i], rendered[i]]
-                labels += [
-                    Path(val.names[i]).name,
-                    f"pred {utils.ncc(rendered[i], target[i]):.2f}",
-                ]
-            return utils.contact_sheet(
-                tiles, labels, cols=8, cell=max(96, settings["size"])
-            )
-
+        check = InverseValidation(net, step_net, val, renderer, args, device, amp)
         fields = ["cont_nrmse", "cat_acc", "layers_acc"] + (
             ["render_ncc"] if renderer.source != "none" else []
         )
-        return fit(
-            run,
+        stage = Stage(
             net,
-            step_net,
             opt,
-            settings,
-            train,
-            val,
-            device,
-            log,
             amp,
-            train_step=lambda enc, images, epoch: train_step(enc, images, epoch),
-            evaluate=evaluate,
-            sheet=sheet,
-            fields=fields,
+            train_step,
+            check.evaluate,
+            check.sheet,
+            fields,
             on_epoch=set_frozen,
         )
+        return fit(run, stage, train, args, dist, device, log)
 
 
 # ----------------------------------------------------------------------------------
@@ -1406,29 +1444,13 @@ def train_inverse(
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Train one stage; returns the final metrics, the history and the checkpoint."""
-    prof = utils.get_profile(args.profile)
     stage = args.stage
-    settings = {
-        "size": args.size or int(prof["size"]),
-        "epochs": args.epochs or int(prof[f"{stage}_epochs"]),
-        "batch_size": args.batch_size or int(prof["batch_size"]),
-        "lr": args.lr
-        or float(prof.get(f"{stage}_lr", 2e-4 if stage == "forward" else 1e-4)),
-        "out": args.out
-        or (M.DEFAULT_FORWARD_PATH if stage == "forward" else M.DEFAULT_INVERSE_PATH),
-        "seed": args.seed,
-    }
-    # the checkpoints' sidecars record the effective values
-    args.size, args.epochs = settings["size"], settings["epochs"]
-    args.batch_size, args.lr = settings["batch_size"], settings["lr"]
-    args.profile = prof["name"]
     if args.threads:
         torch.set_num_threads(args.threads)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     dist = cluster.init_distributed(args.device)  # torchrun: WORLD_SIZE > 1
-    settings["dist"] = dist
     if not dist.main:
         args.no_renderer = True  # rank 0 draws the sheets
     device = torch.device(
@@ -1441,8 +1463,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             print(msg, flush=True)
 
     log(
-        f"train {stage}: profile {prof['name']}, size {settings['size']}, epochs {settings['epochs']}, "
-        f"batch {settings['batch_size']}, lr {settings['lr']:g}, device {device}"
+        f"train {stage}: profile {args.profile}, size {args.size}, epochs {args.epochs}, "
+        f"batch {args.batch_size}, lr {args.lr:g}, device {device}"
         + (
             " (bf16 autocast" + (", compiled)" if not args.no_compile else ")")
             if device.type == "cuda"
@@ -1453,26 +1475,24 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         log(
             f"distributed: {dist.world} processes (DDP, "
             f"{'NCCL' if device.type == 'cuda' else 'gloo'}), global batch "
-            f"{settings['batch_size']} = {dist.world} × "
-            f"{max(1, settings['batch_size'] // dist.world)}"
+            f"{args.batch_size} = {dist.world} × "
+            f"{max(1, args.batch_size // dist.world)}"
         )
     if not dist.main:
         cluster.barrier(dist)  # rank 0 decodes and caches the data first
-    pairs = load_pairs(args.data, settings["size"], args.max_samples, log)
+    pairs = load_pairs(args.data, args.size, args.max_samples, log)
     if dist.main:
         cluster.barrier(dist)
     if len(pairs) < 2:
         raise SystemExit(f"need at least 2 pairs to train, found {len(pairs)}")
     tr, va = split(len(pairs), args.val_frac, args.seed)
     train, val = pairs.subset(tr), pairs.subset(va)
-    log(
-        f"data: {len(train)} train / {len(val)} validation pairs at {settings['size']} px"
-    )
-    Path(settings["out"]).parent.mkdir(parents=True, exist_ok=True)
+    log(f"data: {len(train)} train / {len(val)} validation pairs at {args.size} px")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     try:
         if stage == "forward":
-            return train_forward(args, prof, settings, train, val, device, log)
-        return train_inverse(args, prof, settings, train, val, device, log)
+            return train_forward(args, train, val, device, dist, log)
+        return train_inverse(args, train, val, device, dist, log)
     finally:
         cluster.finish_distributed(dist)
 
@@ -1486,6 +1506,6 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _stop)
     try:
         res = main(parse_args())
-    except (M.CheckpointError, M.BackboneError, FileNotFoundError) as e:
+    except (checkpoint_io.CheckpointError, M.BackboneError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     sys.exit(130 if res.get("interrupted") else 0)

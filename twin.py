@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import utils
+import schema
 from renderer import scene
 from renderer.geometry import geometry_extent
 from renderer.progressions import (
@@ -92,12 +92,12 @@ class Structure:
 
 
 def _kind(key: str) -> str | None:
-    p = utils.PARAM.get(key)
+    p = schema.PARAM.get(key)
     return p.kind if p is not None else None
 
 
 def _layer_kind(key: str) -> str | None:
-    p = utils.LAYER_PARAM.get(key)
+    p = schema.LAYER_PARAM.get(key)
     return p.kind if p is not None else None
 
 
@@ -118,7 +118,7 @@ def _scalars(key: str, kind: str | None, v: Any) -> list[float]:
     if kind == "vec2":
         return [float(v["x"]), float(v["y"])]
     if kind == "color":
-        return list(utils.color_to_rgb(v))
+        return list(schema.color_to_rgb(v))
     if kind == "pair":
         return [float(v[0]), float(v[1])]
     return [float(v)]
@@ -207,7 +207,7 @@ def params_of(
         if kind == "vec2":
             dst[key] = {"x": xs[0], "y": xs[1]}
         elif kind == "color":
-            dst[key] = utils.rgb_to_color(xs)
+            dst[key] = schema.rgb_to_color(xs)
         elif kind == "pair":
             dst[key] = xs
         else:
@@ -799,7 +799,7 @@ def render_params(params: dict[str, Any], size: int) -> np.ndarray:
 
 def speaks_bundled_schema(url: str, timeout: float = 5.0) -> bool:
     """Whether the renderer at `url` (its /api/raster) draws the bundled scene: its
-    GET /api/schema hashes to utils.schema_hash(). Then the twin's gradients are
+    GET /api/schema hashes to schema.schema_hash(). Then the twin's gradients are
     its pictures' gradients; otherwise predict descends through the forward model."""
     import hashlib
     import json
@@ -812,13 +812,13 @@ def speaks_bundled_schema(url: str, timeout: float = 5.0) -> bool:
             urlparse(url)._replace(path="/api/schema", query="").geturl(),
             timeout=timeout,
         )
-        schema = r.json() if r.status_code == 200 else None
+        served = r.json() if r.status_code == 200 else None
     except (requests.RequestException, ValueError):
         return False
-    if not isinstance(schema, dict):
+    if not isinstance(served, dict):
         return False
-    h = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
-    return h == utils.schema_hash()
+    h = hashlib.sha256(json.dumps(served, sort_keys=True).encode()).hexdigest()[:16]
+    return h == schema.schema_hash()
 
 
 # ----------------------------------------------------------------------------------
@@ -848,7 +848,7 @@ NCC_LR_DECAY = 0.5  # ... × this per stage (0.7: the same 80% ≥ 0.95 on 20 dr
 @functools.cache
 def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
     """(n, n): a Gaussian blur of σ px along one axis, reflect padding (as
-    utils.gaussian_blur), as a matrix."""
+    metrics.gaussian_blur), as a matrix."""
     r = max(1, math.ceil(3 * sigma))
     x = np.arange(-r, r + 1)
     k = np.exp(-0.5 * (x / sigma) ** 2)
@@ -863,7 +863,7 @@ def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
 
 def ncc_features(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """(B, 3, R, R) → (B, R·R): √grey blurred by σ px, zero mean, unit norm (what
-    utils.ncc correlates)."""
+    metrics.ncc correlates)."""
     g = images.mean(1).clamp(0, 1)
     g = (g + 1e-6).sqrt()
     if sigma > 0:
@@ -874,12 +874,12 @@ def ncc_features(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return g / (g.norm(dim=1, keepdim=True) + 1e-8)
 
 
-def _param_of(name: str) -> utils.Param:
+def _param_of(name: str) -> schema.Param:
     """The schema entry of a value name ('layers.0.scale.x' → the layer's scale)."""
     parts = name.split(".")
     if parts[0] == "layers":
-        return utils.LAYER_PARAM[parts[2]]
-    return utils.PARAM[parts[0]]
+        return schema.LAYER_PARAM[parts[2]]
+    return schema.PARAM[parts[0]]
 
 
 def value_span(name: str) -> float:

@@ -11,7 +11,7 @@ are scenes drawn by the original renderer: `cases.jsonl` (params, prefixed spell
 (renderer.scene.render, no HTTP) and compared with the original's picture:
 
 - NCC: Pearson correlation of √grey, both blurred by σ = 1 px at 256² (σ = 2 px at
-  512², i.e. σ scales with the size), `utils.ncc`;
+  512², i.e. σ scales with the size), `metrics.ncc`;
 - intensity: mean grey of ours / mean grey of the original.
 
 Writes bench/results/fidelity.md (per-case rows and the summary) and
@@ -37,6 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import metrics
+import schema
 import utils
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +101,7 @@ def ncc_sigma(size: int) -> float:
 def compare(ours: np.ndarray, original: np.ndarray) -> tuple[float, float]:
     """(NCC, intensity ratio) of two float (S, S, 3) pictures in [0, 1]."""
     size = original.shape[0]
-    n = utils.ncc(ours, original, ncc_sigma(size))
+    n = metrics.ncc(ours, original, ncc_sigma(size))
     mo = float(original.mean())
     ratio = float(ours.mean()) / mo if mo > 1e-9 else math.inf
     return n, ratio
@@ -109,7 +111,7 @@ def render_case(case: Case, size: int) -> np.ndarray:
     """Our picture of a case, float (size, size, 3) in [0, 1]."""
     from renderer.scene import render
 
-    params = utils.validate_params(case.params)
+    params = schema.validate_params(case.params)
     return render(params, size).astype(np.float64) / 255
 
 

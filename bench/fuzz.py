@@ -5,7 +5,7 @@
     python bench/fuzz.py --n 10000 --seed 3
 
 Starts the bundled renderer on a free port and sends, over raw sockets, requests
-generated from utils.SCHEMA: bodies in either spelling whose values are wrong types,
+generated from schema.SCHEMA: bodies in either spelling whose values are wrong types,
 edge numbers, unicode (other scripts' digits, superscripts, lone surrogates,
 bidi marks), long strings, deep nesting, odd layer keys and colours; sizes; and
 malformed requests: request lines, paths with control bytes, Content-Length and
@@ -35,7 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import utils
+import rendering
+import sampling
+import schema
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL_REFUSALS = ("501", "505")
@@ -93,10 +95,10 @@ def schema_body(rng: random.Random) -> bytes:
     prefixed = rng.random() < 0.5
     body: dict[str, Any] = {}
     if rng.random() < 0.7:
-        good = utils.sample_params(rng)
-        body = utils.to_prefixed(good) if prefixed else utils.to_scene_params(good)
-    keys = [p.prefixed if prefixed else p.key for p in utils.SCHEMA]
-    numeric = [p for p in utils.SCHEMA if p.kind in ("int", "float")]
+        good = sampling.sample_params(rng)
+        body = schema.to_prefixed(good) if prefixed else schema.to_scene_params(good)
+    keys = [p.prefixed if prefixed else p.key for p in schema.SCHEMA]
+    numeric = [p for p in schema.SCHEMA if p.kind in ("int", "float")]
     if rng.random() < 0.3:  # only edge numbers: clamped, then rendered
         for p in rng.sample(numeric, 4):
             lo, hi = float(p.lo), float(p.hi)
@@ -107,11 +109,11 @@ def schema_body(rng: random.Random) -> bytes:
         body[rng.choice(keys)] = weird_values(rng)
     if rng.random() < 0.4:
         i = rng.choice(["0", "4", "5", "63", "64", "²", "٣", "+1", "", "9" * 500])
-        name = rng.choice([*utils.LAYER_PARAM, "nope"])
+        name = rng.choice([*schema.LAYER_PARAM, "nope"])
         body[f"Groups.g{i}.g{i}-{name}"] = weird_values(rng)
     if rng.random() < 0.2 and not prefixed:
         body["layers"] = [
-            {k: weird_values(rng) for k in rng.sample(list(utils.LAYER_PARAM), 3)}
+            {k: weird_values(rng) for k in rng.sample(list(schema.LAYER_PARAM), 3)}
             for _ in range(rng.randint(0, 7))
         ]
     text = json.dumps(body, ensure_ascii=rng.random() < 0.5)
@@ -289,13 +291,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     n = args.n or (300 if args.quick else 3000)
     rng = random.Random(args.seed)
     jobs = [request(rng) for _ in range(n)]
-    port = utils.free_port()
-    proc = utils.start_renderer(port)
+    port = rendering.free_port()
+    proc = rendering.start_renderer(port)
     url = f"http://127.0.0.1:{port}/api/raster"
-    client = utils.RendererClient(url=url)
+    client = rendering.RendererClient(url=url)
     try:
         for _ in range(8):  # warm every worker: skia and its buffers are loaded
-            client.render_png(utils.sample_params(rng), 256)
+            client.render_png(sampling.sample_params(rng), 256)
         before = rss_mb(proc.pid)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
@@ -305,12 +307,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         after = rss_mb(proc.pid)
         healthy = client.health(timeout=10) is not None
-        still_renders = client.render_png(utils.default_params(), 64).startswith(
-            utils.PNG_SIGNATURE
+        still_renders = client.render_png(schema.default_params(), 64).startswith(
+            rendering.PNG_SIGNATURE
         )
     finally:
         client.close()
-        utils.stop_renderer(proc)
+        rendering.stop_renderer(proc)
     by_status = Counter(status for _, status in results)
     by_kind: dict[str, Counter[str]] = {}
     for kind, status in results:

@@ -34,8 +34,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import atomic
 import gallery
 import predict
+import rendering
+import sampling
 import utils
 
 FIRST_SCREEN_JS = """() => {
@@ -82,10 +85,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def fill_output(out: Path, n: int, url: str, distinct: int = 24) -> None:
     """out/images|params/000000..n-1: `distinct` real 1024² renders, hard-linked."""
-    client = utils.RendererClient(url=url)
+    client = rendering.RendererClient(url=url)
     rng = random.Random(0)
     for i in range(distinct):
-        p = utils.sample_params(rng)
+        p = sampling.sample_params(rng)
         predict.write_result(out, i, p, client.render_png(p, 1024))
     client.close()
     for i in range(distinct, n):
@@ -125,9 +128,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if exe is None:  # make bench carries on; the results file is left as it was
         print("bench/gallery.py: skipped, no chromium (apt-get install chromium)")
         return {}
-    rport, gport = utils.free_port(), utils.free_port()
+    rport, gport = rendering.free_port(), rendering.free_port()
     rurl = f"http://127.0.0.1:{rport}/api/raster"
-    proc = utils.start_renderer(rport)
+    proc = rendering.start_renderer(rport)
     tmp = Path(tempfile.mkdtemp(prefix="bench-gallery-"))
     grid: list[dict[str, float]] = []
     slider: list[float] = []
@@ -182,7 +185,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         server.should_exit = True
         t.join(10)
     finally:
-        utils.stop_renderer(proc)
+        rendering.stop_renderer(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
     def q(xs: list[float], p: int) -> float:
@@ -233,7 +236,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    utils.atomic_write_text(args.out, text)
+    atomic.atomic_write_text(args.out, text)
     return {"grid": grid, "slider": slider}
 
 

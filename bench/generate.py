@@ -26,8 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import atomic
 import generate
-import utils
+import rendering
+import sampling
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,7 +74,7 @@ def time_in_process(n: int, size: int) -> float:
     from renderer.scene import render_png
 
     rng = random.Random(1)
-    params = [utils.sample_params(rng) for _ in range(n)]
+    params = [sampling.sample_params(rng) for _ in range(n)]
     t0 = time.perf_counter()
     for p in params:
         render_png(p, size)
@@ -81,12 +83,12 @@ def time_in_process(n: int, size: int) -> float:
 
 def main(args: argparse.Namespace) -> list[dict[str, float | str]]:
     n = args.n or (60 if args.quick else 300)
-    port = utils.free_port()
+    port = rendering.free_port()
     url = f"http://127.0.0.1:{port}/api/raster"
-    proc = utils.start_renderer(port)
+    proc = rendering.start_renderer(port)
     rows: list[dict[str, float | str]] = []
     try:
-        client = utils.RendererClient(url=url)
+        client = rendering.RendererClient(url=url)
         health = client.health() or {}
         client.close()
         server_workers = health.get("workers", "?")
@@ -114,7 +116,7 @@ def main(args: argparse.Namespace) -> list[dict[str, float | str]]:
         f"{os.getloadavg()[0]:.1f}",
         "",
         f"Bundled renderer on a free port ({server_workers} server processes), "
-        f"{args.size}² PNG, random params (utils.sample_params), {n} images per row. "
+        f"{args.size}² PNG, random params (sampling.sample_params), {n} images per row. "
         f"Reproduce: `{cmd}`.",
         "",
         "| how | images | seconds | images/s |",
@@ -134,7 +136,7 @@ def main(args: argparse.Namespace) -> list[dict[str, float | str]]:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    utils.atomic_write_text(args.out, text)
+    atomic.atomic_write_text(args.out, text)
     return rows
 
 

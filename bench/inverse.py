@@ -4,7 +4,7 @@ real renders.
     python bench/inverse.py            # 30 held-out targets + the starter refs
     python bench/inverse.py --quick    # 3 targets + 2 refs, small budgets (CI)
 
-Targets: params drawn like the pipeline draws them (utils.sample_params from a seeded
+Targets: params drawn like the pipeline draws them (sampling.sample_params from a seeded
 RNG of its own, so not in data/), plus references/refs.jsonl. Methods, each given
 the same number of renders of the real renderer:
 
@@ -16,7 +16,7 @@ the same number of renders of the real renderer:
               at the search size (evaluation.md's bar).
 - cma-given:  the same with the true discrete choices given (a reference line).
 - inverse:    the inverse model's guess alone (1 render).
-- random:     random search (utils.sample_params).
+- random:     random search (sampling.sample_params).
 - polish-near-truth (an ablation): the pipeline's polish (search.evolve) alone,
               started from the true params with every number ×U(0.95, 1.05).
 - near-truth: not a search: the true params with every number ×U(0.98, 1.02)
@@ -61,7 +61,13 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import atomic
+import encoding
+import metrics
 import pretrain_inverse
+import refs_io
+import rendering
+import sampling
 import search
 import structure
 import utils
@@ -101,8 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--target-set",
         choices=("refs-like", "coverage"),
         default="refs-like",
-        help="held-out draws: refs-like (utils.sample_refs_like, what curated refs "
-        "look like; default) or coverage (utils.sample_params)",
+        help="held-out draws: refs-like (sampling.sample_refs_like, what curated refs "
+        "look like; default) or coverage (sampling.sample_params)",
     )
     s = ap.add_argument_group("search")
     s.add_argument(
@@ -230,7 +236,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of the grey images (Gaussian window σ 1.5 px, 11 px), in [-1, 1]."""
     x = torch.from_numpy(a.mean(-1, dtype=np.float32))[None, None]
     y = torch.from_numpy(b.mean(-1, dtype=np.float32))[None, None]
-    k = search._gauss_kernel(1.5)
+    k = metrics.gauss_kernel(1.5)
     w = (k[:, None] * k[None, :])[None, None]
     mu_x, mu_y = F.conv2d(x, w), F.conv2d(y, w)
     sxx = F.conv2d(x * x, w) - mu_x**2
@@ -253,8 +259,8 @@ def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
     (structure.py) and its parts, same (picture ≥ structure.SAME_PICTURE)."""
     parts = structure.picture_parts(img, target)
     return {
-        "ncc": utils.ncc(img, target),
-        "f1": utils.line_f1(img, target),
+        "ncc": metrics.ncc(img, target),
+        "f1": metrics.line_f1(img, target),
         "ssim": ssim(img, target),
         "psnr": psnr(img, target),
         "picture": parts["score"],
@@ -293,15 +299,17 @@ def make_targets(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         ]
     else:
         rng = random.Random(args.seed)
-        out = [(f"t{i:02d}", utils.sample_params(rng)) for i in range(args.n_targets)]
+        out = [
+            (f"t{i:02d}", sampling.sample_params(rng)) for i in range(args.n_targets)
+        ]
     if args.refs and Path(args.refs).exists():
-        refs = utils.load_refs(args.refs)[: args.max_refs]
+        refs = refs_io.load_refs(args.refs)[: args.max_refs]
         out += [(f"ref{i + 1}", p) for i, p in enumerate(refs)]
     return out
 
 
 def jittered_scores(
-    client: utils.RendererClient,
+    client: rendering.RendererClient,
     truth: dict[str, Any],
     t256: np.ndarray,
     rng: random.Random,
@@ -315,7 +323,7 @@ def jittered_scores(
     runs = [
         scores(
             client.render(
-                utils.breed([truth], rng, p_two=0, p_copy=1, jitter=jit), 256
+                sampling.breed([truth], rng, p_two=0, p_copy=1, jitter=jit), 256
             ),
             t256,
         )
@@ -326,16 +334,16 @@ def jittered_scores(
 
 def random_config_start(truth: dict[str, Any] | None, rng: random.Random) -> Any:
     """A random start; with `truth`, its discrete choices are the true ones."""
-    start = utils.sample_params(rng)
+    start = sampling.sample_params(rng)
     if truth is None:
         return start
-    enc = utils.encode_params(truth).as_dict()
-    rnd = utils.encode_params(start)
+    enc = encoding.encode_params(truth).as_dict()
+    rnd = encoding.encode_params(start)
     enc["cont"] = rnd.cont
     enc["layer_cont"] = np.random.default_rng(rng.randrange(2**31)).random(
         enc["layer_cont"].shape, dtype=np.float32
     )
-    return utils.decode_params(enc)
+    return encoding.decode_params(enc)
 
 
 def run_anytime(
@@ -351,7 +359,7 @@ def run_anytime(
     if method == "polish-near-truth":
         # the pipeline's polish alone, started from the true params ×U(0.95, 1.05):
         # how well it converges once the search is in the right basin
-        start = utils.breed([truth], rng, p_two=0, p_copy=1, jitter=(0.95, 1.05))
+        start = sampling.breed([truth], rng, p_two=0, p_copy=1, jitter=(0.95, 1.05))
         lo = evaluate([start])[0]
         search.evolve([search.Candidate(lo, start)], evaluate, evaluate.left, rng)
         return
@@ -384,8 +392,8 @@ def renderer_client(args: argparse.Namespace) -> Iterator[Any]:
     if args.renderer == "local":
         yield structure.LocalRenderer()
         return
-    with utils.ensure_renderer(args.renderer_url) as url:
-        client = utils.RendererClient(url=url, pool=args.workers)
+    with rendering.ensure_renderer(args.renderer_url) as url:
+        client = rendering.RendererClient(url=url, pool=args.workers)
         yield client
         client.close()
 
@@ -403,13 +411,13 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
     sheet: list[np.ndarray] = []  # target | start | result per draw, at 256²
     labels: list[str] = []
     while len(rows) < args.n_targets:
-        truth = utils.sample_params(rng)
+        truth = sampling.sample_params(rng)
         truth.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
         t256 = scene.render(truth, 256).astype(np.float64) / 255
         if t256.max() < 2 / 255:
             skipped += 1  # black: no NCC to reach
             continue
-        start = utils.breed([truth], rng, p_two=0, p_copy=1, jitter=jit)
+        start = sampling.breed([truth], rng, p_two=0, p_copy=1, jitter=jit)
         target = scene.render(truth, args.size).astype(np.float64) / 255
         t0 = time.perf_counter()
         found, _ = search.twin_descent(
@@ -418,8 +426,8 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         sec = time.perf_counter() - t0
         s256 = scene.render(start, 256) / 255
         f256 = scene.render(found, 256) / 255
-        before = utils.ncc(s256, t256, 1.0)
-        after = utils.ncc(f256, t256, 1.0)
+        before = metrics.ncc(s256, t256, 1.0)
+        after = metrics.ncc(f256, t256, 1.0)
         rows.append({"before": before, "after": after, "seconds": sec})
         name = f"t{len(rows) - 1:02d}"
         sheet += [t256, s256, f256]
@@ -445,7 +453,7 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         f"torch threads {torch.get_num_threads()}, load average "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}: the machine was shared).",
         "",
-        f"{len(rows)} held-out draws (utils.sample_params, seed {args.seed}; noise, "
+        f"{len(rows)} held-out draws (sampling.sample_params, seed {args.seed}; noise, "
         f"dither, CRT off; {skipped} black draws skipped), every number of the truth "
         f"×U({jit[0]:g}, {jit[1]:g}), discrete choices kept; search.twin_descent for "
         f"≤ {args.twin_seconds:g} s at ≤ {args.size}² (Adam on 1 − NCC of blurred "
@@ -735,7 +743,7 @@ right when it equals the truth's, is equivalent by structure.EQUIVALENCES, or dr
 the same picture when put into the true params; layers = the exact layer count.
 {table}
 """
-    utils.atomic_write_text(args.out, text)
+    atomic.atomic_write_text(args.out, text)
     print(f"wrote {args.out}")
 
 

@@ -4,7 +4,7 @@ renderer.
     python bench/models.py            # 256 held-out targets
     python bench/models.py --quick    # 32 targets (CI)
 
-Held-out targets: utils.sample_params from a seeded RNG of its own (not in data/),
+Held-out targets: sampling.sample_params from a seeded RNG of its own (not in data/),
 rendered at the forward model's size. Forward model: NCC and line F1 (evaluation.md),
 PSNR, SSIM and LPIPS (when its weights exist), with the all-black picture's scores
 beside them; images/s (batch 16, no gradient) and gradient steps/s (batch 16,
@@ -33,9 +33,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import atomic
+import checkpoint_io
+import metrics
 import model as M
+import perceptual_distance
+import rendering
+import sampling
+import schema
 import train
-import utils
 
 NOTES_MARKER = "<!-- notes below this line are kept by bench/models.py -->"
 
@@ -60,10 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     m = ap.add_argument_group("models and renderer")
     m.add_argument(
-        "--forward", default=M.DEFAULT_FORWARD_PATH, help="forward checkpoint"
+        "--forward",
+        default=checkpoint_io.DEFAULT_FORWARD_PATH,
+        help="forward checkpoint",
     )
     m.add_argument(
-        "--inverse", default=M.DEFAULT_INVERSE_PATH, help="inverse checkpoint"
+        "--inverse",
+        default=checkpoint_io.DEFAULT_INVERSE_PATH,
+        help="inverse checkpoint",
     )
     m.add_argument(
         "--renderer-url",
@@ -86,7 +96,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Plain SSIM of the gray images (Gaussian window σ 1.5 px)."""
     x, y = a.mean(-1).astype(np.float64), b.mean(-1).astype(np.float64)
-    blur = utils.gaussian_blur
+    blur = metrics.gaussian_blur
     mx, my = blur(x, 1.5), blur(y, 1.5)
     vx = blur(x * x, 1.5) - mx * mx
     vy = blur(y * y, 1.5) - my * my
@@ -101,10 +111,12 @@ def scores(
 ) -> dict[str, float]:
     out = {
         "NCC": float(
-            np.mean([utils.ncc(p, t) for p, t in zip(preds, targets, strict=True)])
+            np.mean([metrics.ncc(p, t) for p, t in zip(preds, targets, strict=True)])
         ),
         "line F1": float(
-            np.mean([utils.line_f1(p, t) for p, t in zip(preds, targets, strict=True)])
+            np.mean(
+                [metrics.line_f1(p, t) for p, t in zip(preds, targets, strict=True)]
+            )
         ),
         "PSNR dB": float(
             np.mean([psnr(p, t) for p, t in zip(preds, targets, strict=True)])
@@ -149,7 +161,7 @@ def bench_forward(
             n += 1
         ips = 16 * n / (time.perf_counter() - t0)
     tgt = torch.from_numpy(np.stack(targets[:16])).permute(0, 3, 1, 2)
-    perc = M.create_perceptual("sqrt-ms-l1")
+    perc = perceptual_distance.create_perceptual("sqrt-ms-l1")
     cont = batch["cont"].clone().requires_grad_(True)
     opt = torch.optim.Adam([cont], lr=1e-2)
     t0, n = time.perf_counter(), 0
@@ -171,7 +183,7 @@ def bench_inverse(
     inv: M.InverseModel,
     params: list[dict[str, Any]],
     targets: list[np.ndarray],
-    client: utils.RendererClient,
+    client: rendering.RendererClient,
     size: int,
     seed: int,
 ) -> dict[str, float]:
@@ -187,21 +199,21 @@ def bench_inverse(
             preds += inv.predict_params(imgs[i : i + 32])
     err = train._cont_error(enc["cont"].float(), true["cont"], train.PERIODIC_CONT)
     out: dict[str, float] = {"cont nRMSE": float(err.mean().sqrt())}
-    for i, k in enumerate(utils.CAT_KEYS):
+    for i, k in enumerate(schema.CAT_KEYS):
         out[f"acc {k}"] = float((enc["cat"][:, i] == true["cat"][:, i]).float().mean())
     out["acc booleans"] = float((enc["bools"] == true["bools"]).float().mean())
     out["acc layer count"] = float((enc["n_layers"] == true["n_layers"]).float().mean())
     renders = [client.render(p, size) for p in preds]
     out["NCC of render"] = float(
-        np.mean([utils.ncc(r, t) for r, t in zip(renders, targets, strict=True)])
+        np.mean([metrics.ncc(r, t) for r, t in zip(renders, targets, strict=True)])
     )
     out["line F1 of render"] = float(
-        np.mean([utils.line_f1(r, t) for r, t in zip(renders, targets, strict=True)])
+        np.mean([metrics.line_f1(r, t) for r, t in zip(renders, targets, strict=True)])
     )
     rng = random.Random(seed + 1)
-    rand = [client.render(utils.sample_params(rng), size) for _ in targets]
+    rand = [client.render(sampling.sample_params(rng), size) for _ in targets]
     out["NCC of a random draw (reference)"] = float(
-        np.mean([utils.ncc(r, t) for r, t in zip(rand, targets, strict=True)])
+        np.mean([metrics.ncc(r, t) for r, t in zip(rand, targets, strict=True)])
     )
     return out
 
@@ -210,8 +222,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     n = args.n or (32 if args.quick else 256)
-    fwd = M.load_forward(args.forward)
-    inv = M.load_inverse(args.inverse)
+    fwd = checkpoint_io.load_forward(args.forward)
+    inv = checkpoint_io.load_inverse(args.inverse)
     if fwd is None and inv is None:
         print(
             f"bench/models.py: no checkpoints at {args.forward} or {args.inverse} "
@@ -220,15 +232,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     size = args.size or (fwd.cfg.size if fwd is not None else 64)
     try:
-        lpips = M.create_perceptual("lpips")
+        lpips = perceptual_distance.create_perceptual("lpips")
     except FileNotFoundError:
         lpips = None
     rng = random.Random(args.seed)
-    params = [utils.sample_params(rng) for _ in range(n)]
+    params = [sampling.sample_params(rng) for _ in range(n)]
     load0 = os.getloadavg()
     result: dict[str, Any] = {"n": n, "size": size}
-    with utils.ensure_renderer(args.renderer_url) as url:
-        client = utils.RendererClient(url=url)
+    with rendering.ensure_renderer(args.renderer_url) as url:
+        client = rendering.RendererClient(url=url)
         t0 = time.perf_counter()
         targets = [client.render(p, size) for p in params]
         result["renderer images/s"] = n / (time.perf_counter() - t0)
@@ -262,7 +274,7 @@ def write_results(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}",
         f"- load average at start / end: {r['load'][0]:.1f} / {r['load'][1]:.1f} (other work inflates times)",
         f"- command: `{cmd}`",
-        f"- held-out: {r['n']} × utils.sample_params(random.Random({args.seed})) rendered at {r['size']}² by the real renderer",
+        f"- held-out: {r['n']} × sampling.sample_params(random.Random({args.seed})) rendered at {r['size']}² by the real renderer",
         "",
     ]
     if "forward" in r:
@@ -312,7 +324,7 @@ def write_results(args: argparse.Namespace, r: dict[str, Any]) -> None:
         old = out.read_text(encoding="utf-8")
         if NOTES_MARKER in old:
             notes = old[old.index(NOTES_MARKER) :]
-    utils.atomic_write_text(out, text + "\n" + (notes or NOTES_MARKER + "\n"))
+    atomic.atomic_write_text(out, text + "\n" + (notes or NOTES_MARKER + "\n"))
 
 
 if __name__ == "__main__":

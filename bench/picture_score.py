@@ -41,19 +41,22 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import atomic
+import metrics
 import pretrain_inverse
+import sampling
+import schema
 import search
 import structure
-import utils
 
 Measure = Callable[[np.ndarray, np.ndarray], float]
 MEASURES: dict[str, Measure] = {
-    "ncc √ σ2 (today)": lambda a, b: utils.ncc(a, b),
-    "ncc √ σ0.5": lambda a, b: utils.ncc(a, b, 0.5),
+    "ncc √ σ2 (today)": lambda a, b: metrics.ncc(a, b),
+    "ncc √ σ0.5": lambda a, b: metrics.ncc(a, b, 0.5),
     "sharp ncc σ0.5": structure.sharp_ncc,
     "orientation σ1": lambda a, b: structure.orientation_ncc(a, b, 1.0),
     "orientation σ2": structure.orientation_ncc,
-    "line F1": lambda a, b: utils.line_f1(a, b),
+    "line F1": lambda a, b: metrics.line_f1(a, b),
     "picture score": structure.picture_score,
 }
 
@@ -166,7 +169,8 @@ def cases_from_rows(
         t256 = r.render(truth, 256)
         nears = [
             r.render(
-                utils.breed([truth], rng, p_two=0, p_copy=1, jitter=(0.99, 1.01)), 256
+                sampling.breed([truth], rng, p_two=0, p_copy=1, jitter=(0.99, 1.01)),
+                256,
             )
             for _ in range(near)
         ]
@@ -193,13 +197,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         t128 = r.render(truth, 128)
         near = [
             r.render(
-                utils.breed([truth], rng, p_two=0, p_copy=1, jitter=(0.99, 1.01)), 256
+                sampling.breed([truth], rng, p_two=0, p_copy=1, jitter=(0.99, 1.01)),
+                256,
             )
             for _ in range(args.near)
         ]
-        others = [g for g in utils.GEOMETRIES if g != truth["geometry"]]
+        others = [g for g in schema.GEOMETRIES if g != truth["geometry"]]
         swapped = {
-            g: utils.ncc(
+            g: metrics.ncc(
                 r.render(structure.with_choice(truth, "geometry", g), 128), t128
             )
             for g in others
@@ -272,7 +277,7 @@ def write(
 {table}
 """
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    utils.atomic_write_text(args.out, text)
+    atomic.atomic_write_text(args.out, text)
     print(table)
     return {"wins": {m: float(np.mean(w)) for m, w in wins.items()}}
 

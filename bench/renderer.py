@@ -5,7 +5,7 @@
     python bench/renderer.py --url http://host:3000/api/raster   # a running server
 
 Rows: server mode (pre-forked processes vs one threaded process) × size (256², 1024²)
-× params (typical: utils.sample_params with a fixed seed; worst: 500 repetitions,
+× params (typical: sampling.sample_params with a fixed seed; worst: 500 repetitions,
 5 layers, spiral, dither + noise, and two denser variants) × concurrent clients (1,
 4). An in-process row (renderer.scene.render_png, no HTTP) shows the HTTP share.
 Prints a markdown table and writes bench/results/renderer.md.
@@ -32,7 +32,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import utils
+import atomic
+import rendering
+import sampling
+import schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def typical_params(n: int) -> list[dict[str, Any]]:
     rng = random.Random(0)
-    return [utils.sample_params(rng) for _ in range(n)]
+    return [sampling.sample_params(rng) for _ in range(n)]
 
 
 def worst_params() -> list[dict[str, Any]]:
@@ -90,8 +93,8 @@ def worst_params() -> list[dict[str, Any]]:
         "layers": layers,
     }
     return [
-        utils.validate_params({**base, "scaleFactor": 3.0}),
-        utils.validate_params(
+        schema.validate_params({**base, "scaleFactor": 3.0}),
+        schema.validate_params(
             {
                 **base,
                 "scaleFactor": 1.002,
@@ -100,7 +103,7 @@ def worst_params() -> list[dict[str, Any]]:
                 "scale": 1.5,
             }
         ),
-        utils.validate_params(
+        schema.validate_params(
             {
                 **base,
                 "scaleFactor": 1.0,
@@ -115,7 +118,7 @@ def worst_params() -> list[dict[str, Any]]:
 @contextmanager
 def server(workers: int) -> Iterator[str]:
     """The bundled renderer on a free port with `workers`; yields its raster URL."""
-    port = utils.free_port()
+    port = rendering.free_port()
     cmd = [sys.executable, "-m", "renderer.server", "--port", str(port)]
     proc = subprocess.Popen(
         [*cmd, "--workers", str(workers)],
@@ -124,7 +127,7 @@ def server(workers: int) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/api/raster"
-    client = utils.RendererClient(url=url)
+    client = rendering.RendererClient(url=url)
     try:
         deadline = time.time() + 30
         while client.health(timeout=0.5) is None:
@@ -211,7 +214,7 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     worst = worst_params()
     sets = {"typical": typical, "worst": worst}
     bodies = {
-        k: [json.dumps(utils.to_prefixed(p)).encode() for p in v]
+        k: [json.dumps(schema.to_prefixed(p)).encode() for p in v]
         for k, v in sets.items()
     }
     modes = args.modes or (["processes"] if args.quick else ["processes", "threads"])
@@ -276,7 +279,7 @@ def write_results(
         "socket, each threaded), `threads` = `--workers 1` (one threaded process); "
         "`in-process` = `renderer.scene.render_png` without HTTP (its CPU time "
         "is the load-independent number)",
-        "- params: typical = `utils.sample_params(random.Random(0))` × 60, cycled; "
+        "- params: typical = `sampling.sample_params(random.Random(0))` × 60, cycled; "
         "worst = 500 repetitions × 5 layers, spiral, dither + noise (+ 2 denser variants)",
         "",
         "| server | size | params | clients | p50 ms | p95 ms | req/s | CPU p50 ms |",
@@ -291,7 +294,7 @@ def write_results(
     text = "\n".join(lines) + "\n"
     print()
     print(text)
-    utils.atomic_write_text(args.out, text)
+    atomic.atomic_write_text(args.out, text)
 
 
 if __name__ == "__main__":

@@ -32,10 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import atomic
 import generate
+import rendering
 import shards
 import train
-import utils
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # parameters, 256², batch 32, bf16 + torch.compile) trained at 158-165 samples/s on
 # one H200 once compiled. The plan below uses the lower figure.
 GPU_FORWARD_SAMPLES_S = 158.0
-GPU_FORWARD_EPOCHS = 20  # utils.PROFILES["gpu"]["forward_epochs"]
+GPU_FORWARD_EPOCHS = 20  # config.GPU.forward.epochs
 DDP_EFFICIENCY_8GPU = 0.9  # assumed for 8 GPUs in one node (NVLink all-reduce)
 
 
@@ -132,7 +133,7 @@ def train_rate(data: Path, out: Path, procs: int, size: int) -> dict[str, Any]:
     else:
         torchrun = str(Path(sys.executable).parent / "torchrun")
         cmd = [torchrun, "--nproc_per_node", str(procs)]
-        cmd += ["--master_port", str(utils.free_port()), "train.py", *flags]
+        cmd += ["--master_port", str(rendering.free_port()), "train.py", *flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
@@ -189,8 +190,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         res["bytes_per_sample"] = tar_bytes / index["samples"]
         # the thread pool against one bundled renderer (2 processes), for reference
-        port = utils.free_port()
-        proc = utils.start_renderer(port)
+        port = rendering.free_port()
+        proc = rendering.start_renderer(port)
         url = f"http://127.0.0.1:{port}/api/raster"
         try:
             flags = [*common, "--renderer-url", url, "--no-autostart", "--workers", "2"]
@@ -204,7 +205,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 "--renderer-url", url, "--no-autostart",
             ])  # fmt: skip
         finally:
-            utils.stop_renderer(proc)
+            rendering.stop_renderer(proc)
         res["cpu_ms"], res["cpu_ms_p50"] = render_cpu_ms(min(n, 300), args.size)
         # decoding shards into training arrays at 256² (the gpu profile's size)
         t0 = time.perf_counter()
@@ -380,7 +381,7 @@ def write_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    utils.atomic_write_text(
+    atomic.atomic_write_text(
         ROOT / args.out if not Path(args.out).is_absolute() else args.out, text
     )
 

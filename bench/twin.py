@@ -5,10 +5,10 @@ bundled renderer's scene.
     python bench/twin.py --draws 50 --no-speed   # a quick look
     python bench/twin.py --quick                 # CI size (make bench)
 
-Fidelity: held-out draws of `utils.sample_params` (seed --seed, noise, dither and
+Fidelity: held-out draws of `sampling.sample_params` (seed --seed, noise, dither and
 CRT off) drawn by the renderer (renderer.scene.render, in-process) and by the twin;
-NCC of √grey, both blurred by σ = 1 px (`utils.ncc`). A draw that both draw black
-(every pixel < 1/255) counts as a match (NCC 1; `utils.ncc` says 0 for a blank
+NCC of √grey, both blurred by σ = 1 px (`metrics.ncc`). A draw that both draw black
+(every pixel < 1/255) counts as a match (NCC 1; `metrics.ncc` says 0 for a blank
 picture) and is counted apart. With ../shared/golden (or --golden) present, every
 golden case at 256² is compared with the original's picture by both: the twin's NCC
 beside the renderer's own.
@@ -40,6 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
+import metrics
+import sampling
+import schema
 import twin
 import utils
 from renderer import scene
@@ -91,14 +94,14 @@ def plain(params: dict[str, Any]) -> dict[str, Any]:
 
 def held_out(n: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [plain(utils.sample_params(rng)) for _ in range(n)]
+    return [plain(sampling.sample_params(rng)) for _ in range(n)]
 
 
 def agreement(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, bool]:
     """(NCC √grey σ = 1, both black) of two float pictures in [0, 1]."""
     if ours.max() < BLANK and theirs.max() < BLANK:
         return 1.0, True
-    return utils.ncc(ours, theirs, NCC_SIGMA), False
+    return metrics.ncc(ours, theirs, NCC_SIGMA), False
 
 
 def fidelity(draws: list[dict[str, Any]], size: int) -> dict[str, Any]:
@@ -150,7 +153,7 @@ def golden(folder: str | None) -> list[dict[str, Any]] | None:
         return None
     rows = []
     for case in fb.load_cases(path):
-        params = utils.validate_params(case.params)
+        params = schema.validate_params(case.params)
         original = case.picture(path, 256)
         ren = scene.render(params, 256).astype(np.float64) / 255
         ours = twin.render_params(plain(params), 256)
@@ -160,8 +163,8 @@ def golden(folder: str | None) -> list[dict[str, Any]] | None:
         rows.append(
             {
                 "name": case.name,
-                "renderer": utils.ncc(ren, original, NCC_SIGMA),
-                "twin": utils.ncc(ours, original, NCC_SIGMA),
+                "renderer": metrics.ncc(ren, original, NCC_SIGMA),
+                "twin": metrics.ncc(ours, original, NCC_SIGMA),
                 "post": post,
             }
         )
@@ -170,7 +173,7 @@ def golden(folder: str | None) -> list[dict[str, Any]] | None:
 
 def heavy_params() -> dict[str, Any]:
     """400 repetitions × 3 layers, the scene's defaults otherwise."""
-    p = utils.default_params()
+    p = schema.default_params()
     p["repetitions"] = 400
     p["scaleFactor"] = 1.004
     rng = random.Random(3)
@@ -231,7 +234,7 @@ def report(
         "",
         f"`{cmd}` ({datetime.date.today()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}).",
         "",
-        f"## Fidelity: {args.draws} held-out draws (utils.sample_params, seed {args.seed}; noise, dither, CRT off)",
+        f"## Fidelity: {args.draws} held-out draws (sampling.sample_params, seed {args.seed}; noise, dither, CRT off)",
         "",
         "NCC of √grey, σ = 1 px. Target: median ≥ 0.95 and ≥ 0.9 on 90% of draws. "
         "Draws black in both count as a match (NCC 1) and are counted.",
@@ -313,7 +316,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         spd = {}
         cases = {
             "typical (the defaults: 75 reps, base + default layer)": (
-                utils.default_params() | {"crtEnabled": False},
+                schema.default_params() | {"crtEnabled": False},
                 args.reps,
             ),
             "heavy (400 reps × 3 layers)": (heavy_params(), max(1, args.reps // 2)),

@@ -33,7 +33,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-import utils
+import schema
 
 CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _INDEX = {c: i for i, c in enumerate(CHARS)}
@@ -276,7 +276,7 @@ def is_entry(v: Any) -> bool:
 def encode_body(body: dict[str, Any], params: dict[str, Any] | None = None) -> str:
     """The `X-Encoded-Params` string for a request body, as the original's raster
     route makes it: a body of Leva entries is encoded as it is; a prefixed body
-    (`utils.is_prefixed`) has each value wrapped as an entry, unknown keys and all,
+    (`schema.is_prefixed`) has each value wrapped as an entry, unknown keys and all,
     in the body's order. A body in the flat or scene spelling is encoded as the
     complete prefixed params that were drawn (`params`, the parsed body; the
     original converts such bodies with its own fixed key list, which this project's
@@ -286,10 +286,10 @@ def encode_body(body: dict[str, Any], params: dict[str, Any] | None = None) -> s
     as it does for parsing, so that the string replays what was asked."""
     if all(is_entry(v) for v in body.values()):
         return encode(body)
-    if utils.is_prefixed(body):
+    if schema.is_prefixed(body):
         return encode({k: {"value": v} for k, v in body.items()})
-    flat = params if params is not None else utils.validate_params(body)
-    return encode({k: {"value": v} for k, v in utils.to_prefixed(flat).items()})
+    flat = params if params is not None else schema.validate_params(body)
+    return encode({k: {"value": v} for k, v in schema.to_prefixed(flat).items()})
 
 
 MAX_HEADER = 16 * 1024  # characters; real params encode to 1–3 KB

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-import utils
+import atomic
+import schema
 from renderer.png import encode_png
 from renderer.scene import render
 
@@ -140,14 +141,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def gallery_params(geometry: str, variant: dict[str, Any]) -> dict[str, Any]:
     """Complete flat params for one tile."""
     neutral = NEUTRAL if variant else {}
-    return utils.validate_params(
-        {**utils.default_params(), **neutral, "geometry": geometry, **variant}
+    return schema.validate_params(
+        {**schema.default_params(), **neutral, "geometry": geometry, **variant}
     )
 
 
 def contact_sheet(tile: int = 160, label: int = 18) -> np.ndarray:
     """uint8 (H, W, 3): a row per geometry, a column per VARIANTS entry, labelled."""
-    cols, rows = list(VARIANTS), list(utils.GEOMETRIES)
+    cols, rows = list(VARIANTS), list(schema.GEOMETRIES)
     left = 90
     sheet = Image.new(
         "RGB", (left + tile * len(cols), label + tile * len(rows)), (24, 24, 24)
@@ -186,7 +187,7 @@ def main(args: argparse.Namespace) -> None:
     if not 32 <= args.tile <= 1024:
         raise SystemExit(f"--tile must be in 32-1024, got {args.tile}")
     sheet = contact_sheet(args.tile)
-    utils.atomic_write_bytes(args.out, encode_png(sheet, compress_level=9))
+    atomic.atomic_write_bytes(args.out, encode_png(sheet, compress_level=9))
     print(
         f"wrote {args.out} ({sheet.shape[1]}×{sheet.shape[0]}, {Path(args.out).stat().st_size // 1024} KiB)"
     )

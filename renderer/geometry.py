@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import skia
 
-import utils
+import schema
 
-GEOMETRIES = utils.GEOMETRIES  # the schema's list, one home
+GEOMETRIES = schema.GEOMETRIES  # the schema's list, one home
 # Straight segments of each outline (the original's tubular segments).
 SEGMENTS = {
     "ring": 128,

@@ -41,7 +41,7 @@ from renderer.geometry import geometry_bounds, geometry_extent, geometry_path
 from renderer.png import encode_png
 from renderer.postfx import apply_crt, apply_dither, apply_noise
 from renderer.progressions import gradient_brightness, instance_transforms
-from utils import color_to_rgb
+from schema import color_to_rgb
 
 VIEW_HALF = 2.5  # the view spans world x, y in [-VIEW_HALF, VIEW_HALF]
 STROKE_RADIUS_PER_WIDTH = 1.0  # band half-width = geoWidth element-local units
@@ -487,7 +487,7 @@ def _rgb_image(rgba: np.ndarray) -> Image.Image:
 
 
 def render(params: dict[str, Any], size: int) -> np.ndarray:
-    """Complete flat params (as `utils.parse_params` makes them) → uint8 (size, size, 3).
+    """Complete flat params (as `schema.parse_params` makes them) → uint8 (size, size, 3).
 
     Deterministic: the same params and size give the same pixels."""
     return np.array(_rgb_image(render_rgba(params, size)))

@@ -9,13 +9,13 @@
     GET  /api/raster?health    → {"ok": true, "recycling": false, ...} (as the
                                original: its clients poll it after failures)
     GET  /api/health           → {"version", "schema", "uptime", "renders", "workers"}
-    GET  /api/schema           → utils.schema_json()
+    GET  /api/schema           → schema.schema_json()
 
 Bad input answers 4xx with {"error": "...", "field": "..."}; a bad request never
 takes the server down. A request whose Origin header names a web page that is not
 on this machine is refused (403): any page a browser shows could otherwise POST to
 a local renderer. Numbers in the request (size, Content-Length, chunk sizes) are
-ASCII digits of bounded length (utils.parse_uint); the log escapes control bytes.
+ASCII digits of bounded length (schema.parse_uint); the log escapes control bytes.
 Concurrency: `--workers` pre-forked processes share the
 listening socket (skia holds the GIL while it draws, so threads alone do not use a
 second core); each process also serves its connections on threads.
@@ -24,7 +24,7 @@ second core); each process also serves its connections on threads.
 
 Env: PORT (default 3000), RENDERER_HOST (the address to bind, default 127.0.0.1;
 0.0.0.0 serves every network the machine is on). `--parent-pid PID` (what
-utils.start_renderer passes) stops the server when that process is gone, even when
+rendering.start_renderer passes) stops the server when that process is gone, even when
 it was killed with SIGKILL.
 """
 
@@ -46,7 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import utils
+import schema
 from renderer import __version__, codec
 from renderer.scene import render_png
 
@@ -78,8 +78,8 @@ def parse_size(query: str) -> int:
         return DEFAULT_SIZE
     raw = values[-1].strip()
     try:
-        size = utils.parse_uint(raw, "size", max_digits=9)
-    except utils.NumberError as e:
+        size = schema.parse_uint(raw, "size", max_digits=9)
+    except schema.NumberError as e:
         raise RequestError(400, f"{e} (an integer)", "size") from None
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise RequestError(
@@ -91,10 +91,10 @@ def parse_size(query: str) -> int:
 def content_length(value: str) -> int:
     """A Content-Length header → bytes, or RequestError 400 (ASCII digits only)."""
     try:
-        return utils.parse_uint(
+        return schema.parse_uint(
             value.strip(), "body: Content-Length", MAX_LENGTH_DIGITS
         )
-    except utils.NumberError as e:
+    except schema.NumberError as e:
         raise RequestError(400, str(e), "body") from None
 
 
@@ -113,7 +113,7 @@ def check_origin(origin: str | None) -> None:
         raise RequestError(
             403,
             f"origin: requests from web pages are only taken from this machine, "
-            f"not {utils.clip_text(origin, 80)}",
+            f"not {schema.clip_text(origin, 80)}",
             "origin",
         )
 
@@ -132,11 +132,11 @@ def parse_body(raw: bytes) -> tuple[dict[str, Any], list[str]]:
         raise RequestError(400, f"body: not JSON ({e})", "body") from None
     if not isinstance(obj, dict):
         raise RequestError(
-            400, f"body: expected a JSON object, got {utils.json_type(obj)}", "body"
+            400, f"body: expected a JSON object, got {schema.json_type(obj)}", "body"
         )
     try:
-        params, clamped = utils.parse_params(obj)
-    except utils.ParamError as e:
+        params, clamped = schema.parse_params(obj)
+    except schema.ParamError as e:
         raise RequestError(400, e.message, e.field or "body") from None
     return params, list(dict.fromkeys(clamped))
 
@@ -218,7 +218,7 @@ class Handler(BaseHTTPRequestHandler):
             elif url.path == "/api/health":
                 self._send_json(200, self._health())
             else:
-                self._send_json(200, utils.schema_json())
+                self._send_json(200, schema.schema_json())
         except RequestError as e:
             if not self.body_read and self._has_body():
                 self._discard_body()  # so that the client reads our answer
@@ -302,7 +302,7 @@ class Handler(BaseHTTPRequestHandler):
             if te.strip().lower() != "chunked":
                 raise RequestError(
                     400,
-                    f"body: Transfer-Encoding {utils.clip_text(te)} is not supported "
+                    f"body: Transfer-Encoding {schema.clip_text(te)} is not supported "
                     "(chunked or a Content-Length)",
                     "body",
                 )
@@ -359,10 +359,10 @@ class Handler(BaseHTTPRequestHandler):
         while True:
             line = self.rfile.readline(1024).split(b";")[0].strip()
             try:
-                n = utils.parse_uint(
+                n = schema.parse_uint(
                     line.decode("ascii", "replace"), "chunk size", MAX_CHUNK_DIGITS, 16
                 )
-            except utils.NumberError as e:
+            except schema.NumberError as e:
                 raise RequestError(
                     400, f"body: bad chunked encoding ({e})", "body"
                 ) from None
@@ -381,7 +381,7 @@ class Handler(BaseHTTPRequestHandler):
     def _health(self) -> dict[str, Any]:
         return {
             "version": __version__,
-            "schema": utils.SCHEMA_VERSION,
+            "schema": schema.SCHEMA_VERSION,
             "uptime": round(time.time() - self.server.started, 3),
             "renders": int(self.server.renders.value),
             "workers": self.server.workers,
@@ -557,7 +557,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument(
         "--parent-pid",
-        type=utils.arg_uint,
+        type=schema.arg_uint,
         default=None,
         help="stop when the process PID (the one that started this server) is gone",
     )
@@ -565,9 +565,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.port is None:
         env = os.environ.get("PORT", "3000")
         try:
-            args.port = utils.parse_uint(env.strip(), "$PORT", max_digits=5)
-        except utils.NumberError:
-            ap.error(f"$PORT is {utils.clip_text(env)}, not a port number")
+            args.port = schema.parse_uint(env.strip(), "$PORT", max_digits=5)
+        except schema.NumberError:
+            ap.error(f"$PORT is {schema.clip_text(env)}, not a port number")
     if not 0 <= args.port <= 65535:
         ap.error(f"--port must be in 0-65535, got {args.port}")
     return args

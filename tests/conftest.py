@@ -10,16 +10,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import utils
+import rendering
 
 
 @pytest.fixture(scope="session")
 def renderer_url() -> Iterator[str]:
     """The /api/raster URL of the bundled renderer, started once per test session on
     a free port (`python -m renderer.server`) and stopped at the end."""
-    port = utils.free_port()
-    proc = utils.start_renderer(port)
+    port = rendering.free_port()
+    proc = rendering.start_renderer(port)
     try:
         yield f"http://127.0.0.1:{port}/api/raster"
     finally:
-        utils.stop_renderer(proc)
+        rendering.stop_renderer(proc)

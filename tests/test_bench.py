@@ -6,6 +6,8 @@ import random
 from pathlib import Path
 from types import ModuleType
 
+import rendering
+import sampling
 import utils
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,10 +19,10 @@ def load_bench() -> ModuleType:
 
 def test_near_truth_scores_fall_with_the_jitter(renderer_url: str) -> None:
     bench = load_bench()
-    client = utils.RendererClient(url=renderer_url)
-    truth = utils.sample_params(random.Random(7))
+    client = rendering.RendererClient(url=renderer_url)
+    truth = sampling.sample_params(random.Random(7))
     truth["repetitions"] = 60
-    truth = utils.apply_guard(truth)  # as breed's children are: exact copies
+    truth = sampling.apply_guard(truth)  # as breed's children are: exact copies
     t256 = client.render(truth, 256)
     rng = random.Random(0)
     exact = bench.jittered_scores(client, truth, t256, rng, rel=0.0, draws=1)

@@ -24,7 +24,11 @@ import pytest
 import requests
 from PIL import Image
 
+import atomic
 import refs
+import refs_io
+import sampling
+import schema
 import score_refs
 import utils
 from renderer import codec
@@ -56,7 +60,7 @@ def rounded(v: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------
-# Leniency (utils.parse_params)
+# Leniency (schema.parse_params)
 
 
 @pytest.mark.parametrize(
@@ -66,13 +70,13 @@ def rounded(v: Any) -> Any:
 def test_a_number_for_dither_matrix_snaps_to_the_nearest_option(
     value: float, drawn: int
 ) -> None:
-    p, clamped = utils.parse_params({"Dither.matrix": value})
+    p, clamped = schema.parse_params({"Dither.matrix": value})
     assert p["ditherMatrix"] == drawn and clamped == ["ditherMatrix"]
 
 
 def test_an_exact_option_is_not_reported() -> None:
     for v in (2, 4.0, "8"):
-        p, clamped = utils.parse_params({"Dither.matrix": v})
+        p, clamped = schema.parse_params({"Dither.matrix": v})
         assert p["ditherMatrix"] in (2, 4, 8) and clamped == []
 
 
@@ -83,7 +87,7 @@ def test_an_exact_option_is_not_reported() -> None:
 def test_a_number_for_a_boolean_means_not_zero(
     value: float, drawn: bool, reported: bool
 ) -> None:
-    p, clamped = utils.parse_params(
+    p, clamped = schema.parse_params(
         {"Scalars.positionCoupled": value, "Groups.g0.g0-rotation": 0}
     )
     assert p["positionCoupled"] is drawn
@@ -105,8 +109,8 @@ def test_a_number_for_a_boolean_means_not_zero(
 def test_what_cannot_be_drawn_is_still_refused(
     body: dict[str, Any], field: str
 ) -> None:
-    with pytest.raises(utils.ParamError) as e:
-        utils.parse_params(body)
+    with pytest.raises(schema.ParamError) as e:
+        schema.parse_params(body)
     assert e.value.field == field
 
 
@@ -130,7 +134,7 @@ def test_decoder_gives_back_the_golden_params() -> None:
 def test_round_trip_of_sampled_params_keeps_three_decimals() -> None:
     rng = random.Random(7)
     for _ in range(200):
-        pre = json.loads(json.dumps(utils.to_prefixed(utils.sample_params(rng))))
+        pre = json.loads(json.dumps(schema.to_prefixed(sampling.sample_params(rng))))
         back = codec.decode(codec.encode_body(pre))
         assert {k: e["value"] for k, e in back.items()} == {
             k: rounded(v) for k, v in pre.items()
@@ -234,13 +238,13 @@ def test_get_params_renders_like_post(renderer_url: str) -> None:
 
 
 def test_flat_bodies_encode_what_was_drawn(renderer_url: str) -> None:
-    flat = utils.sample_params(random.Random(11))
+    flat = sampling.sample_params(random.Random(11))
     r = requests.post(renderer_url, params={"size": 32}, json=flat, timeout=30)
     assert r.status_code == 200
     entries = codec.decode(r.headers["X-Encoded-Params"])
     drawn = {k: e["value"] for k, e in entries.items()}
-    assert utils.canonical_json(drawn) == utils.canonical_json(
-        {k: rounded(v) for k, v in utils.to_prefixed(flat).items()}
+    assert schema.canonical_json(drawn) == schema.canonical_json(
+        {k: rounded(v) for k, v in schema.to_prefixed(flat).items()}
     )
 
 
@@ -340,10 +344,10 @@ def test_starter_refs_read_in_the_original_and_are_canonical(tmp_path: Path) -> 
 
 def test_canonicalize_drops_wrappers_and_keeps_pictures(tmp_path: Path) -> None:
     rng = random.Random(5)
-    samples = [utils.sample_params(rng) for _ in range(3)]
+    samples = [sampling.sample_params(rng) for _ in range(3)]
     wrapped = {
         k: {"value": v, "disabled": False}
-        for k, v in utils.to_prefixed(samples[0]).items()
+        for k, v in schema.to_prefixed(samples[0]).items()
     }
     wrapped["Groups.g3.g3-geometry"] = {"value": "spiral", "disabled": True}
     path = tmp_path / "refs.jsonl"
@@ -352,17 +356,17 @@ def test_canonicalize_drops_wrappers_and_keeps_pictures(tmp_path: Path) -> None:
         + "\n\n"
         + json.dumps(samples[1])  # flat spelling
         + "\n"
-        + json.dumps(utils.to_prefixed(samples[2]))
+        + json.dumps(schema.to_prefixed(samples[2]))
         + "\n"
     )
-    before = utils.load_refs_numbered(path)
+    before = refs_io.load_refs_numbered(path)
     with pytest.raises(TypeError):
         original_features(json.loads(path.read_text().splitlines()[0]))
     assert refs.cmd_canonicalize(path) == 2
-    after = utils.load_refs_numbered(path)
+    after = refs_io.load_refs_numbered(path)
     assert [n for n, _ in after] == [n for n, _ in before] == [1, 3, 4]
-    assert list(map(utils.canonical_json, (p for _, p in after))) == list(
-        map(utils.canonical_json, (p for _, p in before))
+    assert list(map(schema.canonical_json, (p for _, p in after))) == list(
+        map(schema.canonical_json, (p for _, p in before))
     )
     for line in filter(None, path.read_text().splitlines()):
         original_features(json.loads(line))
@@ -373,14 +377,14 @@ def test_saved_and_scored_refs_read_in_the_original(
     tmp_path: Path, renderer_url: str
 ) -> None:
     rng = random.Random(9)
-    samples = [utils.sample_params(rng) for _ in range(3)]
+    samples = [sampling.sample_params(rng) for _ in range(3)]
     params_dir = tmp_path / "data" / "params"
     wrapped = {
         k: {"value": v, "disabled": False}
-        for k, v in utils.to_prefixed(samples[1]).items()
+        for k, v in schema.to_prefixed(samples[1]).items()
     }
-    for i, body in enumerate((samples[0], wrapped, utils.to_scene_params(samples[2]))):
-        utils.write_json(params_dir / f"{i:06d}.json", body)
+    for i, body in enumerate((samples[0], wrapped, schema.to_scene_params(samples[2]))):
+        atomic.write_json(params_dir / f"{i:06d}.json", body)
     ref_path = tmp_path / "refs.jsonl"
     base = ["--refs", str(ref_path), "--data", str(tmp_path / "data")]
     for i in range(3):
@@ -394,16 +398,16 @@ def test_saved_and_scored_refs_read_in_the_original(
     score_refs.main(score_refs.parse_args(argv))
     assert len(original_score_map(scored, ref_path)) == 3
     # ours reads it back, and the layout from before (flat params) too
-    ours = utils.load_scored_refs(scored)
+    ours = refs_io.load_scored_refs(scored)
     old = tmp_path / "old-scored.jsonl"
     old.write_text(
         "".join(json.dumps({"params": p, "score": s}) + "\n" for p, s in ours)
     )
-    assert [(utils.canonical_json(p), s) for p, s in utils.load_scored_refs(old)] == [
-        (utils.canonical_json(p), s) for p, s in ours
-    ]
-    assert {utils.canonical_json(p) for p, _ in ours} == {
-        utils.canonical_json(p) for p in samples
+    assert [
+        (schema.canonical_json(p), s) for p, s in refs_io.load_scored_refs(old)
+    ] == [(schema.canonical_json(p), s) for p, s in ours]
+    assert {schema.canonical_json(p) for p, _ in ours} == {
+        schema.canonical_json(p) for p in samples
     }
 
 
@@ -418,19 +422,19 @@ ORIGINAL_SCHEMA: dict[str, tuple[Any, ...]] = {  # prefixed key: (kind, ...)
     "Scalars.rotationFactor": ("float", -1, 1),
     "Scalars.stepFactor": ("float", 0.02, 2),
     "Scalars.positionCoupled": ("bool", 0.5),
-    "Scalars.scaleProgression": ("cat", *utils.SCALE_PROGRESSIONS),
-    "Scalars.rotationProgression": ("cat", *utils.ROTATION_PROGRESSIONS),
-    "Scalars.alphaProgression": ("cat", *utils.ALPHA_PROGRESSIONS),
-    "Scalars.positionProgression": ("cat", *utils.POSITION_PROGRESSIONS),
+    "Scalars.scaleProgression": ("cat", *schema.SCALE_PROGRESSIONS),
+    "Scalars.rotationProgression": ("cat", *schema.ROTATION_PROGRESSIONS),
+    "Scalars.alphaProgression": ("cat", *schema.ALPHA_PROGRESSIONS),
+    "Scalars.positionProgression": ("cat", *schema.POSITION_PROGRESSIONS),
     "Spatial.xStep": ("float", -2, 2),
     "Spatial.yStep": ("float", -2, 2),
-    "Spatial.origin": ("cat", *utils.ORIGINS),
+    "Spatial.origin": ("cat", *schema.ORIGINS),
     "Scene.scale": ("float", 0.85, 1.5),
     "Scene.rotation": ("fixed", 0),
     "Scene.position": ("fixed", {"x": 0, "y": 0}),
     "Scene.debug": ("fixed", False),
     "Scene.transform": ("fixed", False),
-    "Element.geometry": ("cat", *utils.GEOMETRIES),
+    "Element.geometry": ("cat", *schema.GEOMETRIES),
     "Element.geoWidth": ("float", 0.001, 0.1),
     "Element.gradientAngle": ("float", -3.14159, 3.14159),
     "Element.color": ("color",),
@@ -457,7 +461,7 @@ ORIGINAL_LAYER: dict[str, tuple[float, tuple[Any, ...]]] = {  # name: (p, spec)
     "rotationFactor": (0.3, ("float", -1, 1)),
     "color": (0.2, ("color",)),
     "geoWidth": (0.3, ("float", 0.001, 0.1)),
-    "geometry": (0.4, ("cat", *utils.GEOMETRIES)),
+    "geometry": (0.4, ("cat", *schema.GEOMETRIES)),
 }
 
 

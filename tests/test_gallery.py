@@ -23,9 +23,14 @@ import numpy as np
 import pytest
 import requests
 
+import atomic
 import gallery
 import generate
 import predict
+import refs_io
+import rendering
+import sampling
+import schema
 import utils
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +55,7 @@ class Gallery:
         self.output = root / "output"
         self.seed_lines = (ROOT / "references" / "refs.jsonl").read_text().splitlines()
         self.seed_lines = self.seed_lines[:N_REFS]
-        self.port = utils.free_port()
+        self.port = rendering.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = gallery.parse_args(
             [
@@ -60,12 +65,12 @@ class Gallery:
                 *("--forward", str(root / "none"), "--inverse", str(root / "none")),
             ]
         )
-        client = utils.RendererClient(url=renderer_url)
+        client = rendering.RendererClient(url=renderer_url)
         self.results = []
         for i in range(N_RESULTS):
-            p = utils.sample_params(random.Random(100 + i))
+            p = sampling.sample_params(random.Random(100 + i))
             predict.write_result(self.output, i, p, client.render_png(p, 64))
-            self.results.append(utils.validate_params(p))
+            self.results.append(schema.validate_params(p))
         client.close()
         self.reset()
         self.server = gallery.serve(
@@ -81,7 +86,7 @@ class Gallery:
     def reset(self) -> None:
         self.refs.parent.mkdir(parents=True, exist_ok=True)
         self.refs.write_text("\n".join(self.seed_lines) + "\n")
-        utils.ratings_path(self.refs).unlink(missing_ok=True)
+        refs_io.ratings_path(self.refs).unlink(missing_ok=True)
 
     def lines(self) -> list[str]:
         return self.refs.read_text().splitlines()
@@ -221,12 +226,12 @@ def test_results_newest_first_and_paged(gal: Gallery) -> None:
 
 
 def test_refs_listing_has_scores_stars_and_weights(gal: Gallery) -> None:
-    refs = utils.load_refs(gal.refs)
+    refs = refs_io.load_refs(gal.refs)
     scored = gal.refs.with_name("refs-scored.jsonl")
     line = {"params": refs[1], "score": 0.75, "scorer": "heuristic", "line": 2}
     scored.write_text(json.dumps(line) + "\n")
     try:
-        key = utils.ref_key(refs[1])
+        key = refs_io.ref_key(refs[1])
         assert requests.put(f"{gal.url}/api/refs/{key}/stars", json={"stars": 4}).ok
         listing = requests.get(f"{gal.url}/api/refs").json()["refs"]
     finally:
@@ -262,8 +267,8 @@ def test_uploads_limited_with_a_clear_message(gal: Gallery) -> None:
 def test_two_tabs_at_once_lose_nothing(gal: Gallery) -> None:
     """Saves, ratings and a remove racing each other: every line that was there and
     every new one is there, the file parses, ratings are kept."""
-    refs = utils.load_refs_numbered(gal.refs)
-    keys = [utils.ref_key(p) for _, p in refs]
+    refs = refs_io.load_refs_numbered(gal.refs)
+    keys = [refs_io.ref_key(p) for _, p in refs]
     calls = [("POST", "/api/refs", {"id": f"out:{i}"}) for i in range(N_RESULTS)]
     calls += [
         ("PUT", f"/api/refs/{k}/stars", {"stars": 1 + i % 5})
@@ -283,11 +288,11 @@ def test_two_tabs_at_once_lose_nothing(gal: Gallery) -> None:
     assert sorted(codes).count(200) == len(calls) - N_RESULTS  # duplicates refused
     lines = gal.lines()
     assert lines[:N_REFS] == gal.seed_lines
-    kept = [utils.validate_params(json.loads(x)) for x in lines[N_REFS:]]
-    assert sorted(map(utils.canonical_json, kept)) == sorted(
-        map(utils.canonical_json, gal.results)
+    kept = [schema.validate_params(json.loads(x)) for x in lines[N_REFS:]]
+    assert sorted(map(schema.canonical_json, kept)) == sorted(
+        map(schema.canonical_json, gal.results)
     )
-    ratings = utils.load_ratings(gal.refs)
+    ratings = refs_io.load_ratings(gal.refs)
     assert {k: ratings[k] for k in keys} == {k: 1 + i % 5 for i, k in enumerate(keys)}
     # a remove from a tab whose numbering is stale is refused, not done to another ref
     r = requests.delete(f"{gal.url}/api/refs/1", params={"key": keys[1]})
@@ -324,9 +329,9 @@ def test_more_like_this_explores_from_the_picked_pictures(gal: Gallery) -> None:
 @pytest.fixture
 def dead(gal: Gallery) -> Iterator[int]:
     """The port of a second app over the same folders whose renderer is gone."""
-    port = utils.free_port()
+    port = rendering.free_port()
     app = gallery.create_app(
-        gal.args, f"http://127.0.0.1:{utils.free_port()}/api/raster", port
+        gal.args, f"http://127.0.0.1:{rendering.free_port()}/api/raster", port
     )
     server = gallery.serve(app, port)
     t = threading.Thread(target=server.run, daemon=True)
@@ -361,31 +366,31 @@ def test_dead_renderer_page_says_so_and_stays_usable(page: Any, dead: int) -> No
 
 def test_ratings_scale_breeding_weights(tmp_path: Path) -> None:
     refs_path = tmp_path / "refs.jsonl"
-    parents = [utils.sample_params(random.Random(i)) for i in range(3)]
+    parents = [sampling.sample_params(random.Random(i)) for i in range(3)]
     refs_path.write_text(
-        "".join(json.dumps(utils.to_prefixed(p)) + "\n" for p in parents)
+        "".join(json.dumps(schema.to_prefixed(p)) + "\n" for p in parents)
     )
-    assert utils.rated_weights(parents, refs_path) is None  # unrated: uniform
-    assert utils.rated_weights(parents, refs_path, [0.5, 1.0, 2.0]) == [0.5, 1.0, 2.0]
-    utils.write_json(
-        utils.ratings_path(refs_path),
-        {"ratings": {utils.ref_key(parents[0]): 5, utils.ref_key(parents[2]): 1}},
+    assert refs_io.rated_weights(parents, refs_path) is None  # unrated: uniform
+    assert refs_io.rated_weights(parents, refs_path, [0.5, 1.0, 2.0]) == [0.5, 1.0, 2.0]
+    atomic.write_json(
+        refs_io.ratings_path(refs_path),
+        {"ratings": {refs_io.ref_key(parents[0]): 5, refs_io.ref_key(parents[2]): 1}},
     )
-    assert utils.rated_weights(parents, refs_path) == [4.0, 1.0, 0.25]
-    assert utils.rated_weights(parents, refs_path, [0.5, 1.0, 2.0]) == [2.0, 1.0, 0.5]
+    assert refs_io.rated_weights(parents, refs_path) == [4.0, 1.0, 0.25]
+    assert refs_io.rated_weights(parents, refs_path, [0.5, 1.0, 2.0]) == [2.0, 1.0, 0.5]
     args = generate.parse_args(["--refs", str(refs_path), "--out", str(tmp_path / "d")])
     assert generate.make_sampler(args, log=lambda _: None).weights == [4.0, 1.0, 0.25]
     pargs = predict.parse_args(
         ["--explore", "--refs", str(refs_path), "--scored-refs", str(tmp_path / "no")]
     )
     assert predict.load_parents(pargs)[1] == [4.0, 1.0, 0.25]  # explore breeds so too
-    utils.ratings_path(refs_path).write_text("{not json")
-    with pytest.raises(utils.RefsError, match=r"ratings\.json"):
-        utils.rated_weights(parents, refs_path)
+    refs_io.ratings_path(refs_path).write_text("{not json")
+    with pytest.raises(refs_io.RefsError, match=r"ratings\.json"):
+        refs_io.rated_weights(parents, refs_path)
 
 
 def test_main_prints_its_url_and_serves(tmp_path: Path, renderer_url: str) -> None:
-    port = utils.free_port()
+    port = rendering.free_port()
     env = {**os.environ, "GALLERY_PORT": str(port), "RENDERER_URL": renderer_url}
     proc = subprocess.Popen(
         [
@@ -427,7 +432,7 @@ def test_keep_a_result_and_see_it_in_refs(page: Any, gal: Gallery) -> None:
     page.wait_for_selector("#toast:has-text('kept out:1')")
     lines = gal.lines()
     assert len(lines) == N_REFS + 1 and lines[:N_REFS] == gal.seed_lines
-    assert utils.canonical_json(json.loads(lines[-1])) == utils.canonical_json(
+    assert schema.canonical_json(json.loads(lines[-1])) == schema.canonical_json(
         gal.results[1]
     )
 
@@ -458,7 +463,7 @@ def test_rate_a_ref_and_breeding_weights_change(page: Any, gal: Gallery) -> None
 def test_upload_a_picture_and_get_a_result(
     page: Any, gal: Gallery, renderer_url: str
 ) -> None:
-    target = utils.RendererClient(url=renderer_url).render_png(gal.results[0], 96)
+    target = rendering.RendererClient(url=renderer_url).render_png(gal.results[0], 96)
     page.goto(f"{gal.url}/#predict")
     for name, value in (
         ("fevals", "12"),
@@ -509,13 +514,13 @@ def test_drag_a_slider_and_the_picture_changes(page: Any, gal: Gallery) -> None:
     page.wait_for_selector("#editor-json:not([hidden])")
     copied = json.loads(page.input_value("#editor-json"))
     assert "Scalars.repetitions" in copied
-    edited = utils.validate_params(copied)
-    assert edited["scale"] != utils.load_refs(gal.refs)[0]["scale"]
+    edited = schema.validate_params(copied)
+    assert edited["scale"] != refs_io.load_refs(gal.refs)[0]["scale"]
     page.click("#editor-save")
     page.wait_for_selector("#toast:has-text('saved as')")
     lines = gal.lines()
     assert lines[:N_REFS] == gal.seed_lines and len(lines) == N_REFS + 1
-    assert utils.canonical_json(json.loads(lines[-1])) == utils.canonical_json(edited)
+    assert schema.canonical_json(json.loads(lines[-1])) == schema.canonical_json(edited)
 
 
 def test_bad_upload_gets_a_message(page: Any, gal: Gallery) -> None:

@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 from PIL import Image
 
+import atomic
+import dataset
 import generate
+import refs_io
+import rendering
+import sampling
+import schema
 import utils
 
 SIZE = 64
@@ -29,7 +35,7 @@ def refs_file(tmp_path: Path) -> Path:
     f = tmp_path / "refs.jsonl"
     f.write_text(
         "".join(
-            json.dumps(utils.to_prefixed(utils.sample_params(rng))) + "\n"
+            json.dumps(schema.to_prefixed(sampling.sample_params(rng))) + "\n"
             for _ in range(3)
         )
     )
@@ -69,8 +75,8 @@ def test_generates_complete_pairs_and_continues_numbering(
         with Image.open(out / "images" / f"{i:06d}.png") as im:
             assert im.size == (SIZE, SIZE) and im.mode == "RGB"
         params = json.loads((out / "params" / f"{i:06d}.json").read_text())
-        assert utils.validate_params(params) == params  # complete flat params
-        assert not utils.is_prefixed(params)
+        assert schema.validate_params(params) == params  # complete flat params
+        assert not schema.is_prefixed(params)
     with Image.open(out / "sheet.png") as sheet:
         assert sheet.width > 6 * 128  # 6 tiles of at least 128 px in a row
     assert run(out, renderer_url, refs_file, 10) == 4  # --n is the folder's total
@@ -85,7 +91,7 @@ def test_image_matches_its_params(
 ) -> None:
     out = tmp_path / "data"
     run(out, renderer_url, refs_file, 3, "--no-sheet")
-    client = utils.RendererClient(url=renderer_url)
+    client = rendering.RendererClient(url=renderer_url)
     for i in range(3):
         params = json.loads((out / "params" / f"{i:06d}.json").read_text())
         png = (out / "images" / f"{i:06d}.png").read_bytes()
@@ -122,7 +128,7 @@ def test_orphans_and_temp_files_removed(
     out = tmp_path / "data"
     run(out, renderer_url, refs_file, 2, "--no-sheet")
     # What a killed run can leave: params written, image not yet; a temp file.
-    utils.write_json(out / "params/000002.json", utils.default_params())
+    atomic.write_json(out / "params/000002.json", schema.default_params())
     (out / "images/.000002.png.abc123.tmp").write_bytes(b"\x89PNG half")
     (out / "params/.000003.json.def456.tmp").write_text("{")
     capsys.readouterr()
@@ -132,7 +138,7 @@ def test_orphans_and_temp_files_removed(
     )
     assert pairs(out) == [0, 1, 2, 3]
     p2 = json.loads((out / "params/000002.json").read_text())
-    assert p2 != utils.default_params()  # the orphan was replaced by sample 2
+    assert p2 != schema.default_params()  # the orphan was replaced by sample 2
 
 
 def wait_for_images(
@@ -183,7 +189,7 @@ def test_killed_run_is_cleaned_up_by_the_next(
     wait_for_images(out, 2, proc)
     proc.kill()  # no chance to clean up
     proc.wait(timeout=30)
-    left = generate.count_pairs(generate.Layout(out))  # complete pairs it left
+    left = dataset.Layout(out).count_pairs()  # complete pairs it left
     assert left >= 2
     # --n is the folder's total: a rerun tops up what is missing, not N more
     assert run(out, renderer_url, refs_file, left + 1, "--no-sheet") == 1
@@ -193,7 +199,7 @@ def test_killed_run_is_cleaned_up_by_the_next(
 
 
 def test_renderer_down_is_a_clear_error(tmp_path: Path, refs_file: Path) -> None:
-    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
+    url = f"http://127.0.0.1:{rendering.free_port()}/api/raster"
     out = tmp_path / "data"
     cmd = [sys.executable, str(utils.ROOT / "generate.py"), "--n", "3"]
     res = subprocess.run(
@@ -213,11 +219,11 @@ def test_failed_render_starts_no_more_renders(
 
     def down(self: Any, params: dict[str, Any], size: int = 256) -> bytes:
         calls.append(size)
-        raise utils.RendererError(f"renderer at {self.url} did not answer")
+        raise rendering.RendererError(f"renderer at {self.url} did not answer")
 
-    monkeypatch.setattr(utils.RendererClient, "render_png", down)
-    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
-    with pytest.raises(utils.RendererError):
+    monkeypatch.setattr(rendering.RendererClient, "render_png", down)
+    url = f"http://127.0.0.1:{rendering.free_port()}/api/raster"
+    with pytest.raises(rendering.RendererError):
         run(tmp_path / "data", url, refs_file, 50, "--workers", "3")
     assert 1 <= len(calls) <= 3  # only those already in flight when one failed
     assert pairs(tmp_path / "data") == []
@@ -237,7 +243,7 @@ def test_resume_command_repeats_every_choice_of_the_samples() -> None:
 
 
 def test_sampler_is_seeded_by_seed_and_index(refs_file: Path) -> None:
-    parents = utils.load_refs(refs_file)
+    parents = refs_io.load_refs(refs_file)
     a = generate.Sampler(3, parents, None, 0.5)
     b = generate.Sampler(3, parents, None, 0.5)
     assert [a(i) for i in range(20)] == [b(i) for i in range(20)]
@@ -253,7 +259,7 @@ def test_scored_sampling_weights_by_score(
     tmp_path: Path, refs_file: Path, capsys: Any
 ) -> None:
     scored = tmp_path / "refs-scored.jsonl"
-    parents = utils.load_refs(refs_file)
+    parents = refs_io.load_refs(refs_file)
     scored.write_text(
         "".join(
             json.dumps({"params": p, "score": s}) + "\n"
@@ -279,8 +285,8 @@ def test_broken_refs_line_stops_before_rendering(
     tmp_path: Path, refs_file: Path
 ) -> None:
     refs_file.write_text(refs_file.read_text() + '{"Element.geometry": "blob"}\n')
-    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
-    with pytest.raises(utils.RefsError, match=r"refs\.jsonl line 4: geometry"):
+    url = f"http://127.0.0.1:{rendering.free_port()}/api/raster"
+    with pytest.raises(refs_io.RefsError, match=r"refs\.jsonl line 4: geometry"):
         run(tmp_path / "data", url, refs_file, 3)
     assert not (tmp_path / "data" / "images").exists()
 
@@ -331,8 +337,8 @@ def test_parse_args_defaults_and_limits() -> None:
 
 def test_n_zero_only_cleans(tmp_path: Path, refs_file: Path) -> None:
     out = tmp_path / "data"
-    utils.write_json(out / "params/000000.json", utils.default_params())
-    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
+    atomic.write_json(out / "params/000000.json", schema.default_params())
+    url = f"http://127.0.0.1:{rendering.free_port()}/api/raster"
     assert run(out, url, refs_file, 0) == 0
     assert not (out / "params/000000.json").exists()
 
@@ -340,6 +346,6 @@ def test_n_zero_only_cleans(tmp_path: Path, refs_file: Path) -> None:
 def test_env_renderer_url_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RENDERER_URL", "http://example.invalid:1/api/raster")
     assert (
-        utils.renderer_url(generate.parse_args([]).renderer_url)
+        rendering.renderer_url(generate.parse_args([]).renderer_url)
         == os.environ["RENDERER_URL"]
     )

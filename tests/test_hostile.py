@@ -26,6 +26,9 @@ import pytest
 import requests
 from PIL import Image
 
+import config
+import rendering
+import schema
 import utils
 
 # ----------------------------------------------------------------------------------
@@ -65,7 +68,7 @@ def status_and_error(answer: bytes) -> tuple[int, dict[str, Any]]:
 def own_renderer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A renderer of this test's own (1 process) whose stderr goes to a file:
     (URL, log path)."""
-    port = utils.free_port()
+    port = rendering.free_port()
     log = tmp_path / "renderer.log"
     with log.open("wb") as err:
         proc = subprocess.Popen(
@@ -82,7 +85,7 @@ def own_renderer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             stdout=subprocess.DEVNULL,
         )
     url = f"http://127.0.0.1:{port}/api/raster"
-    client = utils.RendererClient(url=url)
+    client = rendering.RendererClient(url=url)
     try:
         for _ in range(300):
             if client.health(timeout=0.5) is not None:
@@ -92,7 +95,7 @@ def own_renderer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield url, log
     finally:
         client.close()
-        utils.stop_renderer(proc)
+        rendering.stop_renderer(proc)
 
 
 # ----------------------------------------------------------------------------------
@@ -103,18 +106,18 @@ def own_renderer(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     "text", ["", " 1", "+1", "-1", "1_0", "0x1f", "1e3", "²", "٣", "１", "1" * 10, 7]
 )
 def test_parse_uint_takes_ascii_digits_of_bounded_length_only(text: Any) -> None:
-    with pytest.raises(utils.NumberError, match=r"^size: "):
-        utils.parse_uint(text, "size", max_digits=9)
+    with pytest.raises(schema.NumberError, match=r"^size: "):
+        schema.parse_uint(text, "size", max_digits=9)
 
 
 def test_parse_uint_reads_decimal_and_hex() -> None:
-    assert utils.parse_uint("0042", "n") == 42
-    assert utils.parse_uint("fF", "n", base=16) == 255
-    with pytest.raises(utils.NumberError, match="5000 digits is too long"):
-        utils.parse_uint("9" * 5000, "n")
-    assert utils.arg_int("-3") == -3
+    assert schema.parse_uint("0042", "n") == 42
+    assert schema.parse_uint("fF", "n", base=16) == 255
+    with pytest.raises(schema.NumberError, match="5000 digits is too long"):
+        schema.parse_uint("9" * 5000, "n")
+    assert schema.arg_int("-3") == -3
     with pytest.raises(argparse.ArgumentTypeError):
-        utils.arg_int("٣")
+        schema.arg_int("٣")
 
 
 # ----------------------------------------------------------------------------------
@@ -216,8 +219,8 @@ def test_colours_are_strict_hex_in_base_and_layers(
 
 
 def test_good_colours_still_pass() -> None:
-    assert utils.normalize_color("#abc") == "#AABBCC"
-    assert utils.normalize_color(" #A0b1C2 ") == "#A0B1C2"
+    assert schema.normalize_color("#abc") == "#AABBCC"
+    assert schema.normalize_color(" #A0b1C2 ") == "#A0B1C2"
 
 
 # ----------------------------------------------------------------------------------
@@ -316,11 +319,11 @@ def test_bind_address_is_renderer_host(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_silent_renderer_is_reported_within_the_deadline() -> None:
     """A socket that accepts connections and never answers: the client gives up
     after its deadline (default 30 s in all), not tries × timeout."""
-    assert utils.RendererClient.deadline <= 30.0
+    assert rendering.RendererClient.deadline <= 30.0
     with socket.create_server(("127.0.0.1", 0)) as silent:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/api/raster"
-        client = utils.RendererClient(url=url, deadline=1.5, backoff=0.01)
-        with pytest.raises(utils.RendererError, match="no answer within") as e:
+        client = rendering.RendererClient(url=url, deadline=1.5, backoff=0.01)
+        with pytest.raises(rendering.RendererError, match="no answer within") as e:
             client.render_png({}, 32)
         client.close()
     assert str(e.value).startswith(f"renderer at {url} did not answer after ")
@@ -421,7 +424,7 @@ def test_refs_save_with_a_bad_id_is_one_line(tmp_path: Path, ref_id: str) -> Non
 def test_refs_list_names_the_file_and_line_of_a_bad_line(
     tmp_path: Path, line: str
 ) -> None:
-    good = json.dumps(utils.to_prefixed(utils.default_params()))
+    good = json.dumps(schema.to_prefixed(schema.default_params()))
     (tmp_path / "refs.jsonl").write_text(f"{good}\n{line}\n")
     r = refs_cli(tmp_path, "list")
     assert r.returncode == 1 and "Traceback" not in r.stderr
@@ -449,7 +452,7 @@ def last_checkpoint(tmp_path: Path) -> tuple[Any, Any, Any]:
     import model as M
     import train
 
-    net = M.ForwardModel(M.ForwardConfig(size=32, width=4, hidden=32, layout_k=4))
+    net = M.ForwardModel(config.ForwardConfig(size=32, width=4, hidden=32, layout_k=4))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     run = train.Run(tmp_path / "fwd", "forward", argparse.Namespace(), True, "ncc")
     run.save(net, opt, 1, {"ncc": 0.5})
@@ -471,7 +474,7 @@ SIDE_CARS = {
 def test_resume_with_a_broken_sidecar_is_a_checkpoint_error(
     last_checkpoint: tuple[Any, Any, Any], case: str
 ) -> None:
-    import model as M
+    import checkpoint_io
 
     run, net, opt = last_checkpoint
     side = run.last.with_suffix(".json")
@@ -481,7 +484,7 @@ def test_resume_with_a_broken_sidecar_is_a_checkpoint_error(
         side.write_text('{"epoch": ' + "9" * 5000 + "}")
     else:
         side.write_text(json.dumps(SIDE_CARS[case](json.loads(side.read_text()))))
-    with pytest.raises(M.CheckpointError) as e:
+    with pytest.raises(checkpoint_io.CheckpointError) as e:
         run.resume(net, opt, {"size": 32}, print)
     assert str(e.value).count("\n") == 0 and len(str(e.value)) < 400
 
@@ -534,7 +537,7 @@ def answers(url: str) -> bool:
 
 
 def test_bundled_renderer_stops_when_its_starter_is_killed(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
+    url = f"http://127.0.0.1:{rendering.free_port()}/api/raster"
     out = tmp_path / "data"
     proc = subprocess.Popen(
         [

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import dataset
 import iterate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,8 +49,8 @@ def test_a_round_leaves_every_artefact_readable(
     state = json.loads((report.parent / "state.json").read_text())
     assert state["finished"]
     assert set(state["stages"]) == set(iterate.STAGES)
-    assert iterate.count_pairs(tmp_path / "data") == 24
-    assert iterate.count_pairs(tmp_path / "data" / "quality") == 12
+    assert dataset.Layout(tmp_path / "data").count_pairs() == 24
+    assert dataset.Layout(tmp_path / "data" / "quality").count_pairs() == 12
     assert (tmp_path / "ck" / "forward.safetensors").exists()
     assert (tmp_path / "ck" / "inverse.safetensors").exists()
     assert len(list((tmp_path / "out" / "images").glob("*.png"))) == 2
@@ -58,7 +59,7 @@ def test_a_round_leaves_every_artefact_readable(
     # The next call is round 2: it adds new data instead of redoing round 1.
     report2 = tiny_round(tmp_path, renderer_url)
     assert report2.parent.name == "round-002"
-    assert iterate.count_pairs(tmp_path / "data") == 48
+    assert dataset.Layout(tmp_path / "data").count_pairs() == 48
 
 
 def test_an_unfinished_round_is_carried_on(tmp_path: Path) -> None:

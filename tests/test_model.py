@@ -14,8 +14,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import checkpoint_io
+import config
+import encoding
+import metrics
 import model as M
-import utils
+import perceptual_distance
+import rendering
+import sampling
+import schema
 from renderer import scene
 
 TINY: dict[str, Any] = dict(
@@ -25,28 +32,30 @@ TINY: dict[str, Any] = dict(
 
 def sample(n: int, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [utils.sample_params(rng) for _ in range(n)]
+    return [sampling.sample_params(rng) for _ in range(n)]
 
 
 def test_batch_encode_shapes_and_ranges() -> None:
     b = M.batch_encode(sample(5))
-    L = utils.MAX_LAYERS
-    assert b["cont"].shape == (5, utils.NUM_CONT) and b["cont"].dtype == torch.float32
-    assert b["cat"].shape == (5, len(utils.CAT_KEYS)) and b["cat"].dtype == torch.int64
-    assert b["bools"].shape == (5, len(utils.BOOL_KEYS))
+    L = schema.MAX_LAYERS
+    assert (
+        b["cont"].shape == (5, encoding.NUM_CONT) and b["cont"].dtype == torch.float32
+    )
+    assert b["cat"].shape == (5, len(schema.CAT_KEYS)) and b["cat"].dtype == torch.int64
+    assert b["bools"].shape == (5, len(schema.BOOL_KEYS))
     assert b["n_layers"].shape == (5,) and b["n_layers"].dtype == torch.int64
-    assert b["layer_cont"].shape == (5, L, utils.NUM_LAYER_CONT)
-    assert b["layer_opt"].shape == (5, L, utils.NUM_LAYER_OPT)
+    assert b["layer_cont"].shape == (5, L, encoding.NUM_LAYER_CONT)
+    assert b["layer_opt"].shape == (5, L, encoding.NUM_LAYER_OPT)
     assert b["layer_geom"].shape == (5, L)
     assert float(b["cont"].min()) >= 0 and float(b["cont"].max()) <= 1
-    for i, _k in enumerate(utils.CAT_KEYS):
-        assert int(b["cat"][:, i].max()) < utils.CAT_SIZES[i]
+    for i, _k in enumerate(schema.CAT_KEYS):
+        assert int(b["cat"][:, i].max()) < encoding.CAT_SIZES[i]
 
 
 @pytest.mark.parametrize("composite", [True, False])
 def test_forward_shapes_range_and_gradients(composite: bool) -> None:
     torch.manual_seed(0)
-    net = M.ForwardModel(M.ForwardConfig(**TINY, composite=composite))
+    net = M.ForwardModel(config.ForwardConfig(**TINY, composite=composite))
     b = M.batch_encode(sample(4))
     b["cont"].requires_grad_(True)
     b["layer_cont"] = b["layer_cont"].requires_grad_(True)
@@ -67,7 +76,7 @@ def test_scene_transform_moves_the_picture() -> None:
     Scene.position sits inside Scene.rotation and Scene.scale (docs/scene.md), so
     with scale 1 and rotation 0 it moves by exactly as much."""
     torch.manual_seed(0)
-    net = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    net = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     head_bias = net.decoder.head.bias
     assert head_bias is not None
     with torch.no_grad():
@@ -89,11 +98,11 @@ def test_scene_transform_moves_the_picture() -> None:
 
 def test_soft_inputs_match_hard_ones() -> None:
     torch.manual_seed(0)
-    net = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    net = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     b = M.batch_encode(sample(3, seed=1))
     soft: dict[str, Any] = dict(b)
     soft["cat_probs"] = [
-        F.one_hot(b["cat"][:, i], k).float() for i, k in enumerate(utils.CAT_SIZES)
+        F.one_hot(b["cat"][:, i], k).float() for i, k in enumerate(encoding.CAT_SIZES)
     ]
     soft["layer_geom_probs"] = F.one_hot(b["layer_geom"], M.NUM_GEOMETRIES).float()
     n = b["n_layers"]
@@ -106,7 +115,7 @@ def test_absent_layer_override_is_ignored() -> None:
     """A layer column whose presence flag is 0 holds no meaning: changing it changes
     nothing; with the flag set it does."""
     torch.manual_seed(0)
-    net = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    net = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     head_bias = net.decoder.head.bias
     assert head_bias is not None
     with torch.no_grad():
@@ -121,7 +130,7 @@ def test_absent_layer_override_is_ignored() -> None:
     ]
     b = M.batch_encode([p])
     col = M._layer_index("scaleFactor")
-    opt = utils.LAYER_OPTIONAL.index("scaleFactor")
+    opt = schema.LAYER_OPTIONAL.index("scaleFactor")
     assert float(b["layer_opt"][0, 0, opt]) == 0
     c = {k: v.clone() for k, v in b.items()}
     c["layer_cont"][0, 0, col] = 0.9
@@ -142,13 +151,15 @@ def test_composite_warp_reproduces_the_renderer(renderer_url: str) -> None:
     (the smallest allowed), so the canvas is 1/0.85 of the view. Layers squashed
     below |scale| 0.2 are left out: their chain reaches beyond any finite canvas."""
     R = 64
-    cfg = M.ForwardConfig(**{**TINY, "size": R, "density": 1.0, "canvas": 1 / 0.85})
+    cfg = config.ForwardConfig(
+        **{**TINY, "size": R, "density": 1.0, "canvas": 1 / 0.85}
+    )
     net = M.ForwardModel(cfg)
-    client = utils.RendererClient(url=renderer_url)
+    client = rendering.RendererClient(url=renderer_url)
     rng = random.Random(7)
     scores = []
     while len(scores) < 6:
-        p = utils.sample_params(rng)
+        p = sampling.sample_params(rng)
         p["noiseEnabled"] = p["ditherEnabled"] = p["crtEnabled"] = False
         p["scale"] = rng.uniform(0.85, 1.2)  # the canvas holds chains from 0.85 up
         p["layers"] = [
@@ -160,18 +171,20 @@ def test_composite_warp_reproduces_the_renderer(renderer_url: str) -> None:
         for i, layer in enumerate([{}, *p["layers"]]):
             q = {**p, "layers": [], "scale": 0.85, "rotation": 0.0}
             q["position"] = {"x": 0.0, "y": 0.0}
-            q.update({k: layer[k] for k in utils.LAYER_OPTIONAL if k in layer})
+            q.update({k: layer[k] for k in schema.LAYER_OPTIONAL if k in layer})
             # alone, a chain draws colour²; with the base it draws base × own: the
             # canonical picture takes the colour whose square is that product
             rgb = scene.chain_color(p["color"], q["color"])
-            q["color"] = utils.rgb_to_color(scene.linear_to_srgb(np.sqrt(rgb)).tolist())
+            q["color"] = schema.rgb_to_color(
+                scene.linear_to_srgb(np.sqrt(rgb)).tolist()
+            )
             canon = _to_tensor(client.render(q, R))
             grid = F.affine_grid(theta[i : i + 1], [1, 3, R, R], align_corners=False)
             total += F.grid_sample(canon, grid, align_corners=False)
         real = client.render(p, R)
         if real.max() > 0.1:
             composed = total[0].clamp(0, 1).permute(1, 2, 0).numpy()
-            scores.append(utils.ncc(composed, real))
+            scores.append(metrics.ncc(composed, real))
     client.close()
     assert float(np.mean(scores)) > 0.85, scores
 
@@ -182,11 +195,11 @@ def test_inverse_outputs_and_predictions() -> None:
     assert net.backbone_info["weights"] == "none"
     imgs = torch.rand(3, 3, 32, 32)
     out = net(imgs)
-    L = utils.MAX_LAYERS
-    assert out["cont"].shape == (3, utils.NUM_CONT)
-    assert [t.shape[-1] for t in out["cat"]] == list(utils.CAT_SIZES)
+    L = schema.MAX_LAYERS
+    assert out["cont"].shape == (3, encoding.NUM_CONT)
+    assert [t.shape[-1] for t in out["cat"]] == list(encoding.CAT_SIZES)
     assert out["n_layers"].shape == (3, L + 1)
-    assert out["layer_cont"].shape == (3, L, utils.NUM_LAYER_CONT)
+    assert out["layer_cont"].shape == (3, L, encoding.NUM_LAYER_CONT)
     assert out["layer_geom"].shape == (3, L, M.NUM_GEOMETRIES)
     assert net.features(imgs).shape == (3, net.cfg.features)
     enc = net.predict_encoded(imgs)
@@ -194,13 +207,13 @@ def test_inverse_outputs_and_predictions() -> None:
         assert k in enc
     assert float(enc["cont"].min()) >= 0 and float(enc["cont"].max()) <= 1
     assert torch.allclose(enc["n_layers_probs"].sum(-1), torch.ones(3))
-    assert len(enc["cat_probs"]) == len(utils.CAT_KEYS)
+    assert len(enc["cat_probs"]) == len(schema.CAT_KEYS)
     params = net.predict_params(imgs)
     assert len(params) == 3
     for p in params:
-        assert utils.validate_params(p)["layers"] == p["layers"]
+        assert schema.validate_params(p)["layers"] == p["layers"]
     # the soft prediction drives the forward model (the inverse stage's perceptual loss)
-    fwd = M.ForwardModel(M.ForwardConfig(**TINY))
+    fwd = M.ForwardModel(config.ForwardConfig(**TINY))
     soft = M.InverseModel.to_encoded(net(imgs))
     img = fwd(
         {**soft, "bools": soft["bools_probs"], "layer_opt": soft["layer_opt_probs"]}
@@ -270,10 +283,10 @@ def test_perceptual_default_is_weight_free(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    d = M.create_perceptual("auto")
+    d = perceptual_distance.create_perceptual("auto")
     assert d.name == "sqrt-ms-l1"
     with pytest.raises(FileNotFoundError, match="alexnet"):
-        M.create_perceptual("lpips")
+        perceptual_distance.create_perceptual("lpips")
     a = torch.zeros(2, 3, 32, 32)
     b = a.clone()
     b[:, :, 10, :] = 1.0  # a bright line
@@ -289,15 +302,17 @@ def test_lpips_loads_alexnet_weights_from_the_torch_hub_cache(
 ) -> None:
     from torchvision.models import AlexNet_Weights, alexnet
 
-    assert AlexNet_Weights.IMAGENET1K_V1.url.endswith("/" + M.ALEXNET_FILE)
+    assert AlexNet_Weights.IMAGENET1K_V1.url.endswith(
+        "/" + perceptual_distance.ALEXNET_FILE
+    )
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    file = M.alexnet_weights_file()
+    file = perceptual_distance.alexnet_weights_file()
     assert str(file).startswith(str(tmp_path))
     file.parent.mkdir(parents=True)
     torch.manual_seed(2)
     standin = alexnet(weights=None).state_dict()
     torch.save(standin, file)
-    d = M.create_perceptual("auto")
+    d = perceptual_distance.create_perceptual("auto")
     assert d.name == "lpips"
     conv0 = d.net.net.slice1[0].weight  # type: ignore[union-attr]
     assert torch.equal(conv0, standin["features.0.weight"])
@@ -312,52 +327,52 @@ def test_lpips_loads_alexnet_weights_from_the_torch_hub_cache(
 
 def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    fwd = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    fwd = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     path = tmp_path / "ck" / "forward"
-    M.save_checkpoint(fwd, path, {"metrics": {"ncc": 0.5}})
+    checkpoint_io.save_checkpoint(fwd, path, {"metrics": {"ncc": 0.5}})
     assert path.with_suffix(".safetensors").is_file()
     side = json.loads(path.with_suffix(".json").read_text())
-    assert side["kind"] == "forward" and side["schema_hash"] == utils.schema_hash()
+    assert side["kind"] == "forward" and side["schema_hash"] == schema.schema_hash()
     assert side["config"]["size"] == 32 and side["metrics"]["ncc"] == 0.5
-    loaded = M.load_forward(path)
+    loaded = checkpoint_io.load_forward(path)
     assert loaded is not None
     b = M.batch_encode(sample(2))
     with torch.no_grad():
         assert torch.equal(fwd(b), loaded(b))
-    assert M.load_forward(tmp_path / "absent") is None
-    assert M.load_inverse(tmp_path / "absent") is None
-    with pytest.raises(M.CheckpointError, match="not 'inverse'"):
-        M.load_checkpoint(path, "inverse")
-    with pytest.raises(M.CheckpointError, match="size=32, expected 64"):
-        M.load_checkpoint(path, "forward", expect={"size": 64})
+    assert checkpoint_io.load_forward(tmp_path / "absent") is None
+    assert checkpoint_io.load_inverse(tmp_path / "absent") is None
+    with pytest.raises(checkpoint_io.CheckpointError, match="not 'inverse'"):
+        checkpoint_io.load_checkpoint(path, "inverse")
+    with pytest.raises(checkpoint_io.CheckpointError, match="size=32, expected 64"):
+        checkpoint_io.load_checkpoint(path, "forward", expect={"size": 64})
     # another schema
     bad = dict(side, schema_hash="0" * 16)
     path.with_suffix(".json").write_text(json.dumps(bad))
-    with pytest.raises(M.CheckpointError, match="schema"):
-        M.load_forward(path)
+    with pytest.raises(checkpoint_io.CheckpointError, match="schema"):
+        checkpoint_io.load_forward(path)
     # a config the weights do not fit
     path.with_suffix(".json").write_text(
         json.dumps(dict(side, config={**side["config"], "width": 8}))
     )
-    with pytest.raises(M.CheckpointError, match="do not fit"):
-        M.load_forward(path)
+    with pytest.raises(checkpoint_io.CheckpointError, match="do not fit"):
+        checkpoint_io.load_forward(path)
     path.with_suffix(".json").write_text(
         json.dumps(dict(side, config={**side["config"], "bogus": 1}))
     )
-    with pytest.raises(M.CheckpointError, match="bogus"):
-        M.load_forward(path)
+    with pytest.raises(checkpoint_io.CheckpointError, match="bogus"):
+        checkpoint_io.load_forward(path)
     # a pickle in place of the weights is refused, never unpickled
     path.with_suffix(".json").write_text(json.dumps(side))
     torch.save(fwd.state_dict(), path.with_suffix(".safetensors"))
-    with pytest.raises(M.CheckpointError, match="safetensors"):
-        M.load_forward(path)
+    with pytest.raises(checkpoint_io.CheckpointError, match="safetensors"):
+        checkpoint_io.load_forward(path)
 
 
 def test_inverse_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     inv = M.InverseModel.build(M.InverseConfig(backbone="resnet10t", hidden=32)).eval()
-    M.save_checkpoint(inv, tmp_path / "inverse", {})
-    loaded = M.load_inverse(tmp_path / "inverse")
+    checkpoint_io.save_checkpoint(inv, tmp_path / "inverse", {})
+    loaded = checkpoint_io.load_inverse(tmp_path / "inverse")
     assert loaded is not None
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
@@ -381,7 +396,7 @@ def test_a_failing_torch_compile_falls_back_to_eager(
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     torch.manual_seed(0)
-    fwd = M.ForwardModel(M.ForwardConfig(**TINY)).eval()
+    fwd = M.ForwardModel(config.ForwardConfig(**TINY)).eval()
     b = M.batch_encode(sample(3), torch.device("cpu"))
     with torch.no_grad():
         want = fwd(b)
@@ -400,9 +415,9 @@ def test_cuda_amp_compile_forward_backward() -> None:
         pytest.skip("needs CUDA")
     dev = torch.device("cuda")
     torch.manual_seed(0)
-    fwd = M.ForwardModel(M.ForwardConfig(size=64, width=8, hidden=64, attn_res=16)).to(
-        dev
-    )
+    fwd = M.ForwardModel(
+        config.ForwardConfig(size=64, width=8, hidden=64, attn_res=16)
+    ).to(dev)
     step = M.compile_hot_paths(fwd)
     opt = torch.optim.AdamW(fwd.parameters(), 1e-3)
     for n in (8, 6):  # two batch sizes: dynamic shapes must work

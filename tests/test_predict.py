@@ -17,16 +17,22 @@ import pytest
 import torch
 from PIL import Image
 
+import atomic
+import config
+import metrics
 import predict
+import refs_io
+import rendering
+import sampling
+import schema
 import search
 import structure
-import utils
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def sample(seed: int) -> dict[str, Any]:
-    return utils.sample_params(random.Random(seed))
+    return sampling.sample_params(random.Random(seed))
 
 
 def plain(p: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +42,7 @@ def plain(p: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def client(renderer_url: str) -> Any:
-    c = utils.RendererClient(url=renderer_url)
+    c = rendering.RendererClient(url=renderer_url)
     yield c
     c.close()
 
@@ -44,7 +50,7 @@ def client(renderer_url: str) -> Any:
 @pytest.fixture(scope="module")
 def target_params() -> dict[str, Any]:
     """A clearly visible scene: one ring chain with a layer."""
-    p = utils.validate_params(
+    p = schema.validate_params(
         {
             "geometry": "ring",
             "repetitions": 24,
@@ -72,19 +78,19 @@ def target_params() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def bank_dir(
     tmp_path_factory: pytest.TempPathFactory,
-    client: utils.RendererClient,
+    client: rendering.RendererClient,
     target_params: dict[str, Any],
 ) -> Path:
     """A small rendered 'training set': the target's params jittered ±20%, turned and
     moved (so retrieval must align it), plus random draws."""
     d = tmp_path_factory.mktemp("data")
     rng = random.Random(3)
-    near = utils.breed([target_params], rng, p_copy=1.0, jitter=(0.8, 1.2))
+    near = sampling.breed([target_params], rng, p_copy=1.0, jitter=(0.8, 1.2))
     near = search.apply_similarity(near, 0.6, 1.1, (0.3, -0.2))
     params = [near] + [plain(sample(100 + i)) for i in range(5)]
     for i, p in enumerate(params):
-        utils.write_json(d / "params" / f"{i:06d}.json", p)
-        utils.atomic_write_bytes(
+        atomic.write_json(d / "params" / f"{i:06d}.json", p)
+        atomic.atomic_write_bytes(
             d / "images" / f"{i:06d}.png", client.render_png(p, 64)
         )
     return d
@@ -174,7 +180,7 @@ def test_retrieval_bank_leaves_out_broken_pairs(
 
 
 def test_image_loss_ranks_blank_worst_and_matches_utils_metrics(
-    client: utils.RendererClient, target_params: dict[str, Any]
+    client: rendering.RendererClient, target_params: dict[str, Any]
 ) -> None:
     t = client.render(target_params, 128)
     loss = search.ImageLoss(t, sigmas=(2.0,))
@@ -183,15 +189,15 @@ def test_image_loss_ranks_blank_worst_and_matches_utils_metrics(
     assert float(loss(blank)[0]) == pytest.approx(1.0, abs=1e-3)
     other = client.render(plain(sample(7)), 128)
     assert 1 - float(loss(search.to_tensor(other))[0]) == pytest.approx(
-        utils.ncc(other, t), abs=2e-3
+        metrics.ncc(other, t), abs=2e-3
     )
     t256, o256 = client.render(target_params, 256), client.render(plain(sample(7)), 256)
     f1 = search.ImageLoss(t256).line_f1(search.to_tensor(o256))
-    assert float(f1[0]) == pytest.approx(utils.line_f1(o256, t256), abs=1e-4)
+    assert float(f1[0]) == pytest.approx(metrics.line_f1(o256, t256), abs=1e-4)
 
 
 def test_brightness_fit_dims_a_blown_out_match(
-    client: utils.RendererClient, target_params: dict[str, Any]
+    client: rendering.RendererClient, target_params: dict[str, Any]
 ) -> None:
     """NCC barely sees gain: the right lines drawn 4× too bright score well on it.
     The brightness fit (3 renders) brings the level back towards the target's."""
@@ -218,20 +224,20 @@ def test_search_space_round_trip_keeps_the_discrete_choices() -> None:
     p = sample(11)
     sp = search.SearchSpace.of(p)
     q = sp.decode(sp.encode(p))
-    assert utils.canonical_json(q) == utils.canonical_json(p) or all(
-        q[k] == p[k] for k in (*utils.CAT_KEYS, *utils.BOOL_KEYS, "color")
+    assert schema.canonical_json(q) == schema.canonical_json(p) or all(
+        q[k] == p[k] for k in (*schema.CAT_KEYS, *schema.BOOL_KEYS, "color")
     )
     assert len(q["layers"]) == len(p["layers"])
     # a different point changes only searched values
     x = np.random.default_rng(0).random(sp.dim)
     r = sp.decode(x)
-    assert all(r[k] == p[k] for k in (*utils.CAT_KEYS, *utils.BOOL_KEYS, "color"))
+    assert all(r[k] == p[k] for k in (*schema.CAT_KEYS, *schema.BOOL_KEYS, "color"))
     assert [sorted(la) for la in r["layers"]] == [sorted(la) for la in p["layers"]]
     assert search.SearchSpace.of(p, dims="all").dim > sp.dim
 
 
 def test_registration_recovers_the_scene_transform(
-    client: utils.RendererClient, target_params: dict[str, Any]
+    client: rendering.RendererClient, target_params: dict[str, Any]
 ) -> None:
     moved = search.apply_similarity(target_params, -0.8, 1.15, (0.4, -0.3))
     img, tgt = client.render(target_params, 64), client.render(moved, 64)
@@ -240,8 +246,10 @@ def test_registration_recovers_the_scene_transform(
     )
     assert ncc > 0.8
     back = client.render(search.apply_similarity(target_params, a, k, (tx, ty)), 128)
-    assert utils.ncc(back, client.render(moved, 128)) > 0.8
-    assert utils.ncc(client.render(target_params, 128), client.render(moved, 128)) < 0.5
+    assert metrics.ncc(back, client.render(moved, 128)) > 0.8
+    assert (
+        metrics.ncc(client.render(target_params, 128), client.render(moved, 128)) < 0.5
+    )
 
 
 def test_select_novel_spreads_picks_and_honours_the_guard() -> None:
@@ -260,7 +268,7 @@ def test_select_novel_spreads_picks_and_honours_the_guard() -> None:
 def test_predict_gets_closer_than_its_start(
     tmp_path: Path,
     renderer_url: str,
-    client: utils.RendererClient,
+    client: rendering.RendererClient,
     target_params: dict[str, Any],
     bank_dir: Path,
 ) -> None:
@@ -275,7 +283,7 @@ def test_predict_gets_closer_than_its_start(
     t256 = client.render(target_params, 256)
     near = json.loads((bank_dir / "params" / "000000.json").read_text())
     start_img = client.render(near, 256)
-    start_ncc = utils.ncc(start_img, t256)
+    start_ncc = metrics.ncc(start_img, t256)
     # the pipeline loss weighs the picture score's shape terms beside NCC (issue 14),
     # so it gains on both rather than on NCC alone
     assert res["ncc"] > start_ncc + 0.05 and res["ncc"] > 0.4
@@ -283,7 +291,7 @@ def test_predict_gets_closer_than_its_start(
     assert res["renders"] <= 50
     assert res["stages"][0][1] >= res["stages"][-1][1]  # loss never grows
     p = json.loads((out / "params" / "000000.json").read_text())
-    assert utils.canonical_json(p) == utils.canonical_json(res["params"])
+    assert schema.canonical_json(p) == schema.canonical_json(res["params"])
     assert Image.open(out / "images" / "000000.png").size == (128, 128)
     side = Image.open(out / "predict-000000.png")
     assert side.width > 4 * 256
@@ -296,7 +304,7 @@ def test_predict_gets_closer_than_its_start(
 def test_predict_accepts_odd_pictures_without_models_or_data(
     tmp_path: Path,
     renderer_url: str,
-    client: utils.RendererClient,
+    client: rendering.RendererClient,
     target_params: dict[str, Any],
     kind: str,
 ) -> None:
@@ -325,17 +333,20 @@ def test_predict_accepts_odd_pictures_without_models_or_data(
 def test_predict_with_tiny_models_runs_every_stage(
     tmp_path: Path,
     renderer_url: str,
-    client: utils.RendererClient,
+    client: rendering.RendererClient,
     target_params: dict[str, Any],
 ) -> None:
+    import checkpoint_io
     import model as M
 
     fwd = M.ForwardModel(
-        M.ForwardConfig(size=32, width=4, hidden=32, embed=4, n_freq=2, attn_res=8)
+        config.ForwardConfig(size=32, width=4, hidden=32, embed=4, n_freq=2, attn_res=8)
     )
     inv = M.InverseModel.build(M.InverseConfig(backbone="resnet10t", hidden=32))
-    M.save_checkpoint(fwd.eval(), tmp_path / "forward", {})
-    M.save_checkpoint(inv.eval(), tmp_path / "inverse", {"args": {"size": 32}})
+    checkpoint_io.save_checkpoint(fwd.eval(), tmp_path / "forward", {})
+    checkpoint_io.save_checkpoint(
+        inv.eval(), tmp_path / "inverse", {"args": {"size": 32}}
+    )
     img = tmp_path / "t.png"
     img.write_bytes(client.render_png(target_params, 64))
     logs: list[str] = []
@@ -379,7 +390,7 @@ def test_predict_with_tiny_models_runs_every_stage(
 @pytest.fixture(scope="module")
 def refs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("refs")
-    lines = [json.dumps(utils.to_prefixed(plain(sample(200 + i)))) for i in range(4)]
+    lines = [json.dumps(schema.to_prefixed(plain(sample(200 + i)))) for i in range(4)]
     (d / "refs.jsonl").write_text("\n".join(lines) + "\n")
     return d / "refs.jsonl"
 
@@ -398,12 +409,12 @@ def test_explore_writes_n_results_and_a_sheet(
 ) -> None:
     res = run(explore_argv(tmp_path, renderer_url, refs_file))
     assert res["ids"] == [0, 1, 2]
-    assert len(set(map(utils.canonical_json, res["params"]))) == 3
-    refs = {utils.canonical_json(p) for p in utils.load_refs(refs_file)}
-    assert not refs & set(map(utils.canonical_json, res["params"]))
+    assert len(set(map(schema.canonical_json, res["params"]))) == 3
+    refs = {schema.canonical_json(p) for p in refs_io.load_refs(refs_file)}
+    assert not refs & set(map(schema.canonical_json, res["params"]))
     for i in res["ids"]:
         p = json.loads((tmp_path / "o" / "params" / f"{i:06d}.json").read_text())
-        assert utils.validate_params(p) == p
+        assert schema.validate_params(p) == p
         assert (tmp_path / "o" / "images" / f"{i:06d}.png").exists()
     assert res["sheet"].endswith("explore-000.png") and Path(res["sheet"]).exists()
     assert res["novelty"][0] == max(res["novelty"])
@@ -446,9 +457,9 @@ def test_explore_clip_with_stand_in_weights_and_a_clear_error_without(
 
 
 def test_predict_descends_through_the_twin_on_the_bundled_renderer(
-    tmp_path: Path, renderer_url: str, client: utils.RendererClient
+    tmp_path: Path, renderer_url: str, client: rendering.RendererClient
 ) -> None:
-    truth = {**utils.default_params(), "rotation": 0.4}
+    truth = {**schema.default_params(), "rotation": 0.4}
     path = tmp_path / "t.png"
     path.write_bytes(client.render_png(truth, 64))
     logs: list[str] = []

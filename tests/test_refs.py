@@ -11,7 +11,11 @@ from typing import Any
 
 import pytest
 
+import atomic
 import refs
+import refs_io
+import sampling
+import schema
 import utils
 
 
@@ -20,14 +24,14 @@ def tree(tmp_path: Path) -> dict[str, Path]:
     """data/params/000000..000002, data/quality/params/000012, output/params/000000,
     and a refs file with two refs."""
     rng = random.Random(0)
-    samples = [utils.sample_params(rng) for _ in range(6)]
+    samples = [sampling.sample_params(rng) for _ in range(6)]
     for i in range(3):
-        utils.write_json(tmp_path / "data" / "params" / f"{i:06d}.json", samples[i])
-    utils.write_json(tmp_path / "data/quality/params/000012.json", samples[3])
-    utils.write_json(tmp_path / "output/params/000000.json", samples[4])
+        atomic.write_json(tmp_path / "data" / "params" / f"{i:06d}.json", samples[i])
+    atomic.write_json(tmp_path / "data/quality/params/000012.json", samples[3])
+    atomic.write_json(tmp_path / "output/params/000000.json", samples[4])
     f = tmp_path / "refs.jsonl"
     f.write_text(
-        "".join(json.dumps(utils.to_prefixed(samples[i])) + "\n" for i in (1, 5)),
+        "".join(json.dumps(schema.to_prefixed(samples[i])) + "\n" for i in (1, 5)),
         encoding="utf-8",
     )
     return {"root": tmp_path, "refs": f}
@@ -52,9 +56,9 @@ def test_list_numbers_by_line(tree: dict[str, Path], capsys: Any) -> None:
     tree["refs"].write_text(text.replace("\n", "\n\n", 1))  # a blank line 2
     assert run(tree, "list") == 0
     out = capsys.readouterr().out.splitlines()
-    first, second = utils.load_refs(tree["refs"])
-    assert out[0] == f"  1. {utils.describe(first)}"
-    assert out[1] == f"  3. {utils.describe(second)}"  # numbered as file lines
+    first, second = refs_io.load_refs(tree["refs"])
+    assert out[0] == f"  1. {schema.describe(first)}"
+    assert out[1] == f"  3. {schema.describe(second)}"  # numbered as file lines
     assert out[0].startswith("  1. geo=") and "rep=" in out[0] and "layers=" in out[0]
     assert "2 refs" in out[2]
 
@@ -80,16 +84,16 @@ def test_save_appends_prefixed(tree: dict[str, Path], ref_id: str, source: str) 
     after = lines(tree)
     assert after[:2] == before and len(after) == 3
     saved = json.loads(after[2])
-    assert utils.is_prefixed(saved)
+    assert schema.is_prefixed(saved)
     want = json.loads((tree["root"] / source).read_text())
-    assert utils.canonical_json(saved) == utils.canonical_json(want)
+    assert schema.canonical_json(saved) == schema.canonical_json(want)
     assert no_temp_files(tree)
 
 
 def test_save_creates_a_missing_refs_file(tree: dict[str, Path]) -> None:
     tree["refs"].unlink()
     assert run(tree, "save", "0") == 0
-    assert len(utils.load_refs(tree["refs"])) == 1
+    assert len(refs_io.load_refs(tree["refs"])) == 1
 
 
 def test_save_adds_a_newline_to_an_unterminated_last_line(
@@ -97,7 +101,7 @@ def test_save_adds_a_newline_to_an_unterminated_last_line(
 ) -> None:
     tree["refs"].write_text(tree["refs"].read_text().rstrip("\n"))
     assert run(tree, "save", "0") == 0
-    assert len(utils.load_refs(tree["refs"])) == 3
+    assert len(refs_io.load_refs(tree["refs"])) == 3
 
 
 def test_save_rejects_a_duplicate(tree: dict[str, Path], capsys: Any) -> None:
@@ -112,7 +116,7 @@ def test_save_rejects_a_duplicate(tree: dict[str, Path], capsys: Any) -> None:
 
 def test_save_duplicate_despite_messy_spelling(tree: dict[str, Path]) -> None:
     params = json.loads((tree["root"] / "data/params/000000.json").read_text())
-    messy = utils.to_prefixed(params)
+    messy = schema.to_prefixed(params)
     messy["Element.color"] = messy["Element.color"].lower()
     messy["Scalars.repetitions"] = {
         "value": messy["Scalars.repetitions"],

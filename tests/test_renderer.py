@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import utils
+import metrics
+import sampling
+import schema
 from renderer import geometry, png, postfx, progressions, scene
 
 SIZE = 96
@@ -20,7 +22,7 @@ SIZE = 96
 
 def params(**kw: Any) -> dict[str, Any]:
     """Complete flat params: the defaults with `kw` on top."""
-    return utils.validate_params({**utils.default_params(), **kw})
+    return schema.validate_params({**schema.default_params(), **kw})
 
 
 def lone(**kw: Any) -> dict[str, Any]:
@@ -205,7 +207,7 @@ def test_spiral_grows_from_0_2_to_0_8() -> None:
 
 def test_every_geometry_draws_and_they_differ() -> None:
     imgs = {
-        g: scene.render(lone(geometry=g, repetitions=1), 64) for g in utils.GEOMETRIES
+        g: scene.render(lone(geometry=g, repetitions=1), 64) for g in schema.GEOMETRIES
     }
     assert all(img.max() > 40 for img in imgs.values())
     keys = list(imgs)
@@ -746,13 +748,13 @@ def test_fresh_skia_surfaces_are_zeroed() -> None:
 def test_render_is_deterministic() -> None:
     rng = random.Random(7)
     for _ in range(4):
-        p = utils.sample_params(rng)
+        p = sampling.sample_params(rng)
         p["ditherEnabled"] = p["noiseEnabled"] = True
         assert scene.render_png(p, 64) == scene.render_png(p, 64)
 
 
 def test_png_round_trip() -> None:
-    img = scene.render(utils.sample_params(random.Random(2)), 48)
+    img = scene.render(sampling.sample_params(random.Random(2)), 48)
     data = png.encode_png(img)
     with Image.open(io.BytesIO(data)) as im:
         assert im.mode == "RGB" and im.size == (48, 48)
@@ -760,11 +762,11 @@ def test_png_round_trip() -> None:
 
 
 def test_both_spellings_give_the_same_image() -> None:
-    p = utils.sample_params(random.Random(11))
+    p = sampling.sample_params(random.Random(11))
     p["ditherEnabled"] = True
     flat = scene.render_png(p, 64)
-    prefixed = utils.validate_params(utils.to_prefixed(p))
-    nested = utils.validate_params(utils.to_scene_params(p))
+    prefixed = schema.validate_params(schema.to_prefixed(p))
+    nested = schema.validate_params(schema.to_scene_params(p))
     assert scene.render_png(prefixed, 64) == flat
     assert scene.render_png(nested, 64) == flat
 
@@ -795,10 +797,10 @@ def test_messy_refs_render_like_clean_ones() -> None:
             }
         ],
     }
-    a = scene.render_png(utils.validate_params(messy), 64)
-    b = scene.render_png(utils.validate_params(clean), 64)
+    a = scene.render_png(schema.validate_params(messy), 64)
+    b = scene.render_png(schema.validate_params(clean), 64)
     assert a == b
-    assert scene.render_png(utils.validate_params({}), 64) == scene.render_png(
+    assert scene.render_png(schema.validate_params({}), 64) == scene.render_png(
         params(), 64
     )
 
@@ -860,7 +862,7 @@ def test_heavy_scene_is_drawn_smaller_and_still_looks_alike() -> None:
     small = scene.render(p, 128).astype(float)
     big = scene.render(p, 512).astype(float)
     shrunk = big.reshape(128, 4, 128, 4, 3).mean(axis=(1, 3))
-    assert utils.ncc(small / 255, shrunk / 255) > 0.9
+    assert metrics.ncc(small / 255, shrunk / 255) > 0.9
 
 
 def test_gallery_writes_a_contact_sheet(tmp_path: Any) -> None:
@@ -869,5 +871,5 @@ def test_gallery_writes_a_contact_sheet(tmp_path: Any) -> None:
     out = tmp_path / "sheet.png"
     gallery.main(gallery.parse_args(["--out", str(out), "--tile", "32"]))
     with Image.open(out) as im:
-        cols, rows = len(gallery.VARIANTS), len(utils.GEOMETRIES)
+        cols, rows = len(gallery.VARIANTS), len(schema.GEOMETRIES)
         assert im.size[0] > 32 * cols and im.size[1] > 32 * rows

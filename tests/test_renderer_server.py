@@ -15,7 +15,9 @@ import pytest
 import requests
 from PIL import Image
 
-import utils
+import rendering
+import sampling
+import schema
 
 
 def post(
@@ -80,17 +82,17 @@ def test_default_size_is_1024(renderer_url: str) -> None:
 def test_same_params_same_bytes_and_matches_in_process(renderer_url: str) -> None:
     from renderer.scene import render_png
 
-    p = utils.sample_params(random.Random(5))
+    p = sampling.sample_params(random.Random(5))
     p["noiseEnabled"] = p["ditherEnabled"] = True
-    a = post(renderer_url, utils.to_prefixed(p), 96).content
-    b = post(renderer_url, utils.to_scene_params(p), 96).content
-    assert a == b == render_png(utils.validate_params(p), 96)
+    a = post(renderer_url, schema.to_prefixed(p), 96).content
+    b = post(renderer_url, schema.to_scene_params(p), 96).content
+    assert a == b == render_png(schema.validate_params(p), 96)
 
 
 def test_client_renders_sampled_params(renderer_url: str) -> None:
-    client = utils.RendererClient(url=renderer_url)
+    client = rendering.RendererClient(url=renderer_url)
     try:
-        img = client.render(utils.sample_params(random.Random(1)), size=64)
+        img = client.render(sampling.sample_params(random.Random(1)), size=64)
     finally:
         client.close()
     assert img.shape == (64, 64, 3) and img.min() >= 0.0 and img.max() <= 1.0
@@ -106,7 +108,7 @@ def test_health_counts_renders(renderer_url: str) -> None:
 
 def test_schema_is_utils_schema(renderer_url: str) -> None:
     r = requests.get(sibling(renderer_url, "/api/schema"), timeout=10)
-    assert r.status_code == 200 and r.json() == utils.schema_json()
+    assert r.status_code == 200 and r.json() == schema.schema_json()
 
 
 def test_clamped_fields_are_named(renderer_url: str) -> None:
@@ -218,7 +220,7 @@ def test_keep_alive_survives_an_error(renderer_url: str) -> None:
 
 def test_concurrent_requests(renderer_url: str) -> None:
     rng = random.Random(9)
-    bodies = [utils.to_prefixed(utils.sample_params(rng)) for _ in range(6)]
+    bodies = [schema.to_prefixed(sampling.sample_params(rng)) for _ in range(6)]
     jobs = [bodies[i % len(bodies)] for i in range(24)]
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda b: post(renderer_url, b, 128), jobs))

@@ -20,11 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import atomic
+import checkpoint_io
 import generate
-import model as M
+import rendering
+import sampling
+import schema
 import shards
 import train
-import utils
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 32
@@ -35,10 +38,10 @@ def fake_folder(out: Path, n: int, start: int = 0) -> None:
     """n pairs in the folder layout without a renderer (noise PNGs, random params)."""
     rng = np.random.default_rng(start)
     for i in range(start, start + n):
-        params = utils.sample_params(random.Random(i))
-        utils.write_json(out / "params" / f"{i:06d}.json", params)
+        params = sampling.sample_params(random.Random(i))
+        atomic.write_json(out / "params" / f"{i:06d}.json", params)
         img = Image.fromarray(rng.integers(0, 255, (8, 8, 3), np.uint8))
-        utils.write_png(out / "images" / f"{i:06d}.png", img)
+        atomic.write_png(out / "images" / f"{i:06d}.png", img)
 
 
 def folder_bytes(out: Path) -> dict[str, bytes]:
@@ -217,7 +220,7 @@ def test_ray_generation_stops_gracefully_and_equals_the_thread_pool_run(
 
 def torchrun(*args: str) -> subprocess.CompletedProcess[str]:
     cmd = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2"]
-    cmd += ["--master_port", str(utils.free_port()), "train.py", *args]
+    cmd += ["--master_port", str(rendering.free_port()), "train.py", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600
@@ -263,7 +266,7 @@ def test_torchrun_two_processes_match_one_and_resume(
     side = json.loads(out.with_name("forward-last.json").read_text())
     assert [h["epoch"] for h in side["history"]] == [1, 2, 3]
     # the checkpoint loads in one process like any other (no "module." prefix)
-    fwd = M.load_forward(out)
+    fwd = checkpoint_io.load_forward(out)
     assert fwd is not None and fwd.cfg.size == SIZE
 
 
@@ -277,7 +280,7 @@ def test_explore_on_ray_picks_what_the_local_run_picks(
 
     refs = tmp_path / "refs.jsonl"
     lines = [
-        json.dumps(utils.to_prefixed(utils.sample_params(random.Random(300 + i))))
+        json.dumps(schema.to_prefixed(sampling.sample_params(random.Random(300 + i))))
         for i in range(3)
     ]
     refs.write_text("\n".join(lines) + "\n")

@@ -15,6 +15,10 @@ from typing import Any
 
 import pytest
 
+import refs_io
+import rendering
+import sampling
+import schema
 import score_refs
 import utils
 
@@ -22,7 +26,7 @@ SIZE = 64  # px: render size for the script runs (the heuristic resizes to 256²
 
 
 def write_refs(path: Path, params: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(utils.to_prefixed(p)) + "\n" for p in params))
+    path.write_text("".join(json.dumps(schema.to_prefixed(p)) + "\n" for p in params))
     return path
 
 
@@ -30,7 +34,7 @@ def write_refs(path: Path, params: list[dict[str, Any]]) -> Path:
 def refs_file(tmp_path: Path) -> Path:
     rng = random.Random(3)
     return write_refs(
-        tmp_path / "refs.jsonl", [utils.sample_params(rng) for _ in range(4)]
+        tmp_path / "refs.jsonl", [sampling.sample_params(rng) for _ in range(4)]
     )
 
 
@@ -140,8 +144,8 @@ def test_find_local_vlm_reads_the_hf_cache_layout(tmp_path: Path) -> None:
 
 
 def test_heuristic_ranks_blank_whiteout_and_noise_below_rich(renderer_url: str) -> None:
-    base = utils.default_params()
-    rich = utils.validate_params(
+    base = schema.default_params()
+    rich = schema.validate_params(
         {
             **base,
             "layers": [
@@ -181,12 +185,12 @@ def test_heuristic_ranks_blank_whiteout_and_noise_below_rich(renderer_url: str) 
             "noiseOpacity": 0.3,
         },
     }
-    client = utils.RendererClient(url=renderer_url)
+    client = rendering.RendererClient(url=renderer_url)
     scorer = score_refs.create_scorer("heuristic")
     try:
         rich_score = scorer.score(client.render(rich, 256)).score
         poor_scores = {
-            k: scorer.score(client.render(utils.validate_params(p), 256)).score
+            k: scorer.score(client.render(schema.validate_params(p), 256)).score
             for k, p in poor.items()
         }
     finally:
@@ -197,11 +201,11 @@ def test_heuristic_ranks_blank_whiteout_and_noise_below_rich(renderer_url: str) 
 
 
 def test_heuristic_score_does_not_depend_on_render_size(renderer_url: str) -> None:
-    client = utils.RendererClient(url=renderer_url)
+    client = rendering.RendererClient(url=renderer_url)
     scorer = score_refs.HeuristicScorer()
     try:
         small, large = (
-            scorer.score(client.render(utils.default_params(), s)).score
+            scorer.score(client.render(schema.default_params(), s)).score
             for s in (256, 512)
         )
     finally:
@@ -227,16 +231,16 @@ def test_scores_sorted_readable_and_cached(
     assert len(first) == 4
     scores = [s for _, s in first]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
-    loaded = utils.load_scored_refs(tmp_path / "scored.jsonl")
-    assert [(utils.canonical_json(p), s) for p, s in loaded] == [
-        (utils.canonical_json(p), s) for p, s in first
+    loaded = refs_io.load_scored_refs(tmp_path / "scored.jsonl")
+    assert [(schema.canonical_json(p), s) for p, s in loaded] == [
+        (schema.canonical_json(p), s) for p, s in first
     ]
     lines = scores_by_line(tmp_path / "scored.jsonl")
     assert sorted(lines) == [1, 2, 3, 4]
     assert {o["scorer"] for o in lines.values()} == {"heuristic"}
-    refs = utils.load_refs(refs_file)
+    refs = refs_io.load_refs(refs_file)
     assert all(
-        utils.canonical_json(lines[n + 1]["params"]) == utils.canonical_json(p)
+        schema.canonical_json(lines[n + 1]["params"]) == schema.canonical_json(p)
         for n, p in enumerate(refs)
     )
     # The top and bottom refs are printed, and the contact sheet holds every tile.
@@ -261,7 +265,7 @@ def test_scores_sorted_readable_and_cached(
     assert scores_by_line(tmp_path / "scored.jsonl")[3]["score"] == 0.123456
 
     # A new ref is the only one scored.
-    write_refs(refs_file, [*refs, utils.sample_params(random.Random(9))])
+    write_refs(refs_file, [*refs, sampling.sample_params(random.Random(9))])
     score_refs.main(score_refs.parse_args(argv))
     assert "scored 1 refs, 4 from the cache" in capsys.readouterr().out
 
@@ -299,7 +303,7 @@ def test_interrupted_scoring_keeps_what_it_scored(
 
 
 def test_no_refs_writes_an_empty_file(tmp_path: Path, capsys: Any) -> None:
-    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
+    url = f"http://127.0.0.1:{rendering.free_port()}/api/raster"
     (tmp_path / "empty.jsonl").write_text("\n")
     argv = script_args(tmp_path, tmp_path / "empty.jsonl", url)
     assert score_refs.main(score_refs.parse_args(argv)) == []
@@ -308,10 +312,10 @@ def test_no_refs_writes_an_empty_file(tmp_path: Path, capsys: Any) -> None:
 
 
 def test_a_missing_refs_file_is_an_error_and_keeps_the_scores(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
+    url = f"http://127.0.0.1:{rendering.free_port()}/api/raster"
     (tmp_path / "scored.jsonl").write_text("kept\n")
     argv = script_args(tmp_path, tmp_path / "typo.jsonl", url)
-    with pytest.raises(utils.RefsError, match="no such refs file"):
+    with pytest.raises(refs_io.RefsError, match="no such refs file"):
         score_refs.main(score_refs.parse_args(argv))
     assert (tmp_path / "scored.jsonl").read_text() == "kept\n"
 
@@ -320,7 +324,7 @@ def test_broken_refs_line_exits_1_naming_the_line(
     tmp_path: Path, refs_file: Path
 ) -> None:
     refs_file.write_text(refs_file.read_text() + '{"Scalars.repetitions": \n')
-    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
+    url = f"http://127.0.0.1:{rendering.free_port()}/api/raster"
     res = run_script(*script_args(tmp_path, refs_file, url, "--scorer", "heuristic"))
     assert res.returncode == 1
     assert f"error: {refs_file} line 5: not JSON" in res.stderr
@@ -329,7 +333,7 @@ def test_broken_refs_line_exits_1_naming_the_line(
 
 
 def test_renderer_down_exits_1_naming_the_url(tmp_path: Path, refs_file: Path) -> None:
-    url = f"http://127.0.0.1:{utils.free_port()}/api/raster"
+    url = f"http://127.0.0.1:{rendering.free_port()}/api/raster"
     res = run_script(*script_args(tmp_path, refs_file, url, "--scorer", "heuristic"))
     assert res.returncode == 1
     assert f"error: renderer at {url} did not answer" in res.stderr
@@ -464,9 +468,9 @@ def test_qwen2vl_standin_loads_generates_and_parses(
     scorer = score_refs.create_scorer("auto", model=str(folder), log=said.append)
     assert isinstance(scorer, score_refs.Qwen2VLScorer)
     assert said == [f"scorer: qwen2-vl ({folder}; weights in {folder})"]
-    client = utils.RendererClient(url=renderer_url)
+    client = rendering.RendererClient(url=renderer_url)
     try:
-        img = client.render(utils.default_params(), 112)
+        img = client.render(schema.default_params(), 112)
     finally:
         client.close()
     reply = scorer.ask(img)
@@ -490,7 +494,7 @@ def test_qwen2vl_unreadable_reply_falls_back_and_is_recorded(
     assert captured.err.count("no number in it; using the heuristic's") == 4
     assert "'meh meh" in captured.err
     heuristic = score_refs.HeuristicScorer()
-    client = utils.RendererClient(url=renderer_url)
+    client = rendering.RendererClient(url=renderer_url)
     try:
         for obj in scores_by_line(tmp_path / "scored.jsonl").values():
             assert obj["scorer"] == "heuristic"

@@ -16,8 +16,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import checkpoint_io
+import encoding
 import model as M
 import pretrain_inverse
+import sampling
+import schema
 import search
 import structure
 import utils
@@ -49,13 +53,13 @@ def _make_apply(e: structure.Equivalence, p: dict[str, Any]) -> dict[str, Any]:
 def test_each_equivalence_draws_the_same_picture(i: int) -> None:
     e = structure.EQUIVALENCES[i]
     for seed in range(3):
-        base = utils.sample_refs_like(random.Random(100 + seed))
+        base = sampling.sample_refs_like(random.Random(100 + seed))
         base["repetitions"] = max(base["repetitions"], 12)
         p = _make_apply(e, base)
         assert e.applies(p), e.when
         for cls in e.classes:
             pics = [
-                render(utils.validate_params(structure.with_choice(p, e.key, o)), 64)
+                render(schema.validate_params(structure.with_choice(p, e.key, o)), 64)
                 for o in sorted(cls, key=str)
             ]
             for o, pic in zip(sorted(cls, key=str), pics, strict=True):
@@ -67,7 +71,7 @@ def test_each_equivalence_draws_the_same_picture(i: int) -> None:
 
 
 def test_table_equivalence_needs_its_condition() -> None:
-    p = utils.validate_params(utils.sample_refs_like(random.Random(5)))
+    p = schema.validate_params(sampling.sample_refs_like(random.Random(5)))
     p["scaleFactor"], p["scaleProgression"] = 1.03, "exponential"
     assert not structure.table_equivalent("scaleProgression", p, "golden")
     assert structure.table_equivalent("scaleProgression", p, "exponential")
@@ -81,11 +85,11 @@ def test_refs_like_draws_are_clean_scenes() -> None:
     rng = random.Random(0)
     counts = set()
     for _ in range(200):
-        p = utils.validate_params(utils.sample_refs_like(rng))
+        p = schema.validate_params(sampling.sample_refs_like(rng))
         assert not (p["noiseEnabled"] or p["ditherEnabled"] or p["crtEnabled"])
-        assert 1 <= len(p["layers"]) <= utils.MAX_LAYERS
+        assert 1 <= len(p["layers"]) <= schema.MAX_LAYERS
         counts.add(len(p["layers"]))
-        utils.encode_params(p)  # the models can encode it
+        encoding.encode_params(p)  # the models can encode it
     assert counts == {1, 2, 3, 4, 5}
     _params, img = pretrain_inverse.draw_target(random.Random(1), 64)
     lit = pretrain_inverse.lit_fraction(img)
@@ -120,14 +124,14 @@ def test_picture_score_ranks_near_truth_above_wrong_geometry_fits(
 
 
 def test_picture_score_identity_and_blank() -> None:
-    p = utils.validate_params(utils.sample_refs_like(random.Random(3)))
+    p = schema.validate_params(sampling.sample_refs_like(random.Random(3)))
     img = render(p, 128).astype(np.float32) / 255
     assert structure.picture_score(img, img) == pytest.approx(1.0, abs=1e-6)
     assert structure.picture_score(np.zeros_like(img), img) == pytest.approx(0.0)
 
 
 def test_structure_hits_count_same_picture_choices() -> None:
-    p = utils.validate_params(utils.sample_refs_like(random.Random(4)))
+    p = schema.validate_params(sampling.sample_refs_like(random.Random(4)))
     p = _make_apply(structure.EQUIVALENCES[1], p)  # rotationFactor 0
     pred = structure.with_choice(p, "rotationProgression", "sine")
     pred["geometry"] = "ring" if p["geometry"] != "ring" else "bar"
@@ -162,35 +166,37 @@ def test_pretrain_writes_a_checkpoint_that_refuses_another_schema(
     )
     res = pretrain_inverse.main(args)
     assert res["steps"] >= 1 and 0 <= res["accuracy"]["geometry"] <= 1
-    net = M.load_inverse(out)
+    net = checkpoint_io.load_inverse(out)
     assert net is not None and net.cfg.backbone == M.SCENE_CNN
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["pretrain"]["command"].startswith("python pretrain_inverse.py")
     side["schema_hash"] = "0" * 16
     out.with_suffix(".json").write_text(json.dumps(side))
-    with pytest.raises(M.CheckpointError, match="schema"):
-        M.load_inverse(out)
+    with pytest.raises(checkpoint_io.CheckpointError, match="schema"):
+        checkpoint_io.load_inverse(out)
 
 
 def test_bundled_checkpoint_loads_and_is_small(tmp_path: Path) -> None:
-    stem = utils.ROOT / M.BUNDLED_INVERSE_PATH
+    stem = utils.ROOT / checkpoint_io.BUNDLED_INVERSE_PATH
     if not stem.with_suffix(".json").exists():
         pytest.skip("no bundled inverse checkpoint")
     size = sum(stem.with_suffix(s).stat().st_size for s in (".json", ".safetensors"))
     assert size <= 30 * 2**20
-    assert M.load_inverse(stem) is not None
+    assert checkpoint_io.load_inverse(stem) is not None
     copy = tmp_path / "copy"
     for s in (".json", ".safetensors"):
         shutil.copy(stem.with_suffix(s), copy.with_suffix(s))
     side = json.loads(copy.with_suffix(".json").read_text())
     copy.with_suffix(".json").write_text(json.dumps(side | {"schema_version": 1}))
-    with pytest.raises(M.CheckpointError, match="schema"):
-        M.load_inverse(copy)
+    with pytest.raises(checkpoint_io.CheckpointError, match="schema"):
+        checkpoint_io.load_inverse(copy)
 
 
 def test_structure_candidates_are_distinct_and_ranked() -> None:
     net = M.InverseModel(M.InverseConfig(backbone=M.SCENE_CNN, input_size=64))
-    target = render(utils.validate_params(utils.sample_refs_like(random.Random(2))), 64)
+    target = render(
+        schema.validate_params(sampling.sample_refs_like(random.Random(2))), 64
+    )
     cands = search.structure_candidates(net.eval(), target.astype(np.float32) / 255, 6)
     assert len(cands) == 6
     probs = [pr for pr, _ in cands]

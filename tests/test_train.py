@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+import checkpoint_io
+import config
 import generate
 import model as M
+import perceptual_distance
+import schema
 import train
-import utils
 
 SIZE = 32
 
@@ -45,19 +48,6 @@ def run_args(data: Path, out: Path, stage: str, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_torch_measures_match_utils() -> None:
-    rng = np.random.default_rng(0)
-    a = (rng.random((3, 32, 32, 3)) ** 6).astype(np.float32)
-    b = np.roll(a, 1, axis=2)
-    b[2] = 0  # a blank target
-    ta, tb = (torch.from_numpy(x).permute(0, 3, 1, 2) for x in (a, b))
-    nccs = train.ncc_batch(ta, tb).tolist()
-    f1s = train.line_f1_batch(ta, tb).tolist()
-    for i in range(3):
-        assert nccs[i] == pytest.approx(utils.ncc(a[i], b[i]), abs=1e-4)
-        assert f1s[i] == pytest.approx(utils.line_f1(a[i], b[i]), abs=1e-6)
-
-
 def test_forward_loss_does_not_prefer_black() -> None:
     """The all-black picture must score worse than a near miss (evaluation.md)."""
     target = torch.zeros(2, 3, 32, 32)
@@ -65,7 +55,7 @@ def test_forward_loss_does_not_prefer_black() -> None:
     target[:, :, 4:28, 20] = 0.3
     near = torch.roll(target, 1, dims=-1)
     black = torch.zeros_like(target)
-    perc = M.create_perceptual("sqrt-ms-l1")
+    perc = perceptual_distance.create_perceptual("sqrt-ms-l1")
     w = train.ForwardLossWeights()
     l_near, _ = train.forward_loss(near, target, perc, w)
     l_black, _ = train.forward_loss(black, target, perc, w)
@@ -102,10 +92,10 @@ def test_forward_training_lowers_the_loss_and_writes_its_files(
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["kind"] == "forward" and side["config"]["size"] == SIZE
     assert side["metrics"]["ncc"] == pytest.approx(res["best"])
-    fwd = M.load_forward(out)
+    fwd = checkpoint_io.load_forward(out)
     assert fwd is not None and fwd.cfg.size == SIZE
     # the cache of decoded pictures is in place for the next run
-    assert (tiny_data / ".cache" / f"train-{SIZE}-{utils.schema_hash()}.npz").is_file()
+    assert (tiny_data / ".cache" / f"train-{SIZE}-{schema.schema_hash()}.npz").is_file()
 
 
 def test_resume_continues_where_it_stopped(tiny_data: Path, tmp_path: Path) -> None:
@@ -114,7 +104,7 @@ def test_resume_continues_where_it_stopped(tiny_data: Path, tmp_path: Path) -> N
         train.parse_args(run_args(tiny_data, out, "forward", "--epochs", "1"))
     )
     assert len(first["history"]) == 1
-    state = M.load_extra_tensors(out.with_name("forward-last"), "optim.")
+    state = checkpoint_io.load_extra_tensors(out.with_name("forward-last"), "optim.")
     assert state  # the optimizer's moments travel with the last checkpoint
     res = train.main(
         train.parse_args(
@@ -122,7 +112,7 @@ def test_resume_continues_where_it_stopped(tiny_data: Path, tmp_path: Path) -> N
         )
     )
     assert [h["epoch"] for h in res["history"]] == [1, 2]
-    with pytest.raises(M.CheckpointError, match="size"):
+    with pytest.raises(checkpoint_io.CheckpointError, match="size"):
         train.main(
             train.parse_args(
                 run_args(
@@ -159,11 +149,11 @@ def test_inverse_training_with_forward_model_and_renderer_sheet(
     assert "backbone: resnet10t (512-dim features), weights: none" in log
     assert f"sheet renders: renderer {renderer_url}" in log
     assert (tmp_path / "inverse-val.png").is_file()
-    inv = M.load_inverse(out)
+    inv = checkpoint_io.load_inverse(out)
     assert inv is not None
     imgs = torch.rand(2, 3, SIZE, SIZE)
     for p in inv.predict_params(imgs):
-        utils.validate_params(p)
+        schema.validate_params(p)
 
 
 def test_inverse_without_forward_model_or_renderer(
@@ -193,7 +183,7 @@ def test_profile_dinov2_falls_back_with_a_notice(
 ) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     args = train.parse_args(["--stage", "inverse"])
-    name, weights = train.choose_backbone(args, utils.get_profile("gpu"), print)
+    name, weights = train.choose_backbone(args, config.get_profile("gpu"), print)
     assert name == M.DEFAULT_FREE_BACKBONE and weights is None
     assert "DINOv2 weights not found" in capsys.readouterr().out
 
@@ -251,10 +241,10 @@ def test_inverse_fine_tunes_from_init(tiny_data: Path, tmp_path: Path) -> None:
     pretrained one in a round) and keeps its config."""
     init = tmp_path / "init"
     cfg = M.InverseConfig(backbone=M.SCENE_CNN, input_size=SIZE, hidden=64)
-    M.save_checkpoint(M.InverseModel(cfg), init)
+    checkpoint_io.save_checkpoint(M.InverseModel(cfg), init)
     out = tmp_path / "inverse"
     args = run_args(tiny_data, out, "inverse", "--epochs", "1", "--no-renderer")
     args += ["--forward", str(tmp_path / "no-forward"), "--init", str(init)]
     train.main(train.parse_args(args))
-    net = M.load_inverse(out)
+    net = checkpoint_io.load_inverse(out)
     assert net is not None and net.cfg.backbone == M.SCENE_CNN and net.cfg.hidden == 64

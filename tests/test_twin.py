@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+import metrics
+import sampling
+import schema
 import twin
-import utils
 from renderer import progressions, scene
 
 
-@pytest.mark.parametrize("kind", utils.SCALE_PROGRESSIONS)
+@pytest.mark.parametrize("kind", schema.SCALE_PROGRESSIONS)
 def test_scale_progression_same_on_torch(kind: str) -> None:
     ref = progressions.scale_progression(kind, 1.07, 40)
     t = progressions.scale_progression(
@@ -26,18 +28,18 @@ def test_scale_progression_same_on_torch(kind: str) -> None:
 
 def test_other_progressions_same_on_torch() -> None:
     sf = torch.tensor([[0.93]], dtype=torch.float64)
-    for kind in utils.ROTATION_PROGRESSIONS:
+    for kind in schema.ROTATION_PROGRESSIONS:
         ref = progressions.rotation_progression(kind, 0.3, 30)
         got = progressions.rotation_progression(kind, sf * 0 + 0.3, 30)
         np.testing.assert_allclose(got.numpy()[0], ref, rtol=1e-12)
-    for kind in utils.ALPHA_PROGRESSIONS:
+    for kind in schema.ALPHA_PROGRESSIONS:
         ref = progressions.alpha_progression(kind, 0.4, 30)
         got = progressions.alpha_progression(kind, sf * 0 + 0.4, 30)
         np.testing.assert_allclose(got.numpy()[0], ref, rtol=1e-12)
     s_np = progressions.scale_progression("exponential", 0.93, 30)
     s_t = progressions.scale_progression("exponential", sf, 30)
-    for kind in utils.POSITION_PROGRESSIONS:
-        for origin in utils.ORIGINS:
+    for kind in schema.POSITION_PROGRESSIONS:
+        for origin in schema.ORIGINS:
             ref = progressions.offset_progression(
                 kind, s_np, 0.5, -1.0, True, origin, 0.3
             )
@@ -52,28 +54,28 @@ def _plain(p: dict) -> dict:
 
 
 def test_values_round_trip() -> None:
-    p = _plain(utils.sample_params(random.Random(5)))
+    p = _plain(sampling.sample_params(random.Random(5)))
     struct = twin.structure_of(p)
     back = twin.params_of(struct, twin.values_of([p], struct))
-    assert utils.canonical_json(back) == utils.canonical_json(p)
+    assert schema.canonical_json(back) == schema.canonical_json(p)
 
 
 def test_twin_matches_the_renderer_on_held_out_draws() -> None:
     rng = random.Random(99)
     scores = []
     while len(scores) < 16:
-        p = _plain(utils.sample_params(rng))
+        p = _plain(sampling.sample_params(rng))
         ref = scene.render(p, 128).astype(np.float64) / 255
         if ref.max() < 1 / 255:
             continue  # black: nothing to compare
-        scores.append(utils.ncc(twin.render_params(p, 128), ref, 1.0))
+        scores.append(metrics.ncc(twin.render_params(p, 128), ref, 1.0))
     a = np.array(scores)
     assert np.median(a) >= 0.95, a
     assert (a >= 0.9).mean() >= 0.85, a
 
 
 def test_gradients_reach_every_continuous_value() -> None:
-    p = _plain(utils.default_params())
+    p = _plain(schema.default_params())
     p["layers"][0].update(
         {"scaleFactor": 1.02, "alphaFactor": 0.6, "geoWidth": 0.05, "color": "#88CCFF"}
     )
@@ -95,7 +97,7 @@ def test_gradients_reach_every_continuous_value() -> None:
 
 
 def test_batch_renders_each_variant() -> None:
-    p = _plain(utils.default_params())
+    p = _plain(schema.default_params())
     q = {**p, "rotation": 0.5}
     struct = twin.structure_of(p)
     both = twin.render(struct, twin.values_of([p, q], struct), 64)
@@ -107,7 +109,7 @@ def test_batch_renders_each_variant() -> None:
 
 
 def test_levels_of_detail_stay_on_the_curve() -> None:
-    for name in utils.GEOMETRIES:
+    for name in schema.GEOMETRIES:
         starts, vectors, level, fit = twin._levels(name)
         assert level[0] == 0 and fit[0] == float("inf")
         assert list(fit) == sorted(fit, reverse=True), name  # coarser: smaller only
@@ -120,10 +122,10 @@ def test_levels_of_detail_stay_on_the_curve() -> None:
 
 
 def test_descent_from_a_perturbed_start_reaches_the_target() -> None:
-    truth = _plain(utils.default_params())
+    truth = _plain(schema.default_params())
     truth["repetitions"] = 20
     rng = random.Random(4)
-    start = utils.breed([truth], rng, p_two=0, p_copy=1, jitter=(0.9, 1.1))
+    start = sampling.breed([truth], rng, p_two=0, p_copy=1, jitter=(0.9, 1.1))
     target = scene.render(truth, 128).astype(np.float64) / 255
     t256 = scene.render(truth, 256).astype(np.float64) / 255
     struct = twin.structure_of(start)
@@ -137,7 +139,7 @@ def test_descent_from_a_perturbed_start_reaches_the_target() -> None:
         target=target,
     )
     found = twin.params_of(struct, values)
-    before = utils.ncc(scene.render(start, 256) / 255, t256, 1.0)
-    after = utils.ncc(scene.render(found, 256) / 255, t256, 1.0)
+    before = metrics.ncc(scene.render(start, 256) / 255, t256, 1.0)
+    after = metrics.ncc(scene.render(found, 256) / 255, t256, 1.0)
     assert after > before + 0.1 and after >= 0.9, (before, after)
     assert float(loss[0]) < 0.1
