@@ -37,16 +37,9 @@ import model as M
 import sampling
 import schema
 import train as T
+from structure import STRUCTURE_KEYS
 
 DEFAULT_OUT = "models/inverse-pretrained"
-STRUCTURE_KEYS = (
-    "geometry",
-    "scaleProgression",
-    "rotationProgression",
-    "alphaProgression",
-    "positionProgression",
-    "origin",
-)
 LIT_LEVEL = 8  # a pixel whose brightest channel reaches this (of 255) is lit
 MIN_LIT, MAX_LIT = 0.003, 0.7  # a drawn target shows something and is not a wash
 VAL_SEED = 1_000_000_007  # the held-out refs-like draws (training draws other seeds)
