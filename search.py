@@ -1029,6 +1029,24 @@ class InverseResult:
     after_gd: dict[str, Any] | None = None
 
 
+POST_PASSES = ("ditherEnabled", "noiseEnabled", "crtEnabled")
+POST_PASS_SLACK = 0.01  # loss a plainer picture may cost (as the colour step's)
+
+
+def without_post_passes(best: Candidate, evaluate: Evaluator) -> Candidate:
+    """`best` with dither, noise and CRT switched off when that costs at most
+    POST_PASS_SLACK of loss (one render). The blurred grey loss hardly sees their
+    dots, so the search alone keeps whatever the inverse guess switched on, and
+    curated pictures rarely have them."""
+    if not any(best.params.get(k) for k in POST_PASSES) or evaluate.left < 1:
+        return best
+    plain = {**best.params, **dict.fromkeys(POST_PASSES, False)}
+    lo = evaluate([plain])[0]
+    if lo > best.loss + POST_PASS_SLACK:
+        return best
+    return Candidate(lo, plain, evaluate.last_images.get(schema.canonical_json(plain)))
+
+
 def invert(
     target: np.ndarray,
     evaluate: Evaluator,
@@ -1175,8 +1193,10 @@ def invert(
         done("gd", best)
 
     # 5. polish: evolution with sparse mutations, or CMA-ES
-    reserve = (1 if opts.color_fit else 0) + (
-        len(BRIGHTNESS_FACTORS) if opts.brightness_fit else 0
+    reserve = (
+        (1 if opts.color_fit else 0)
+        + (len(BRIGHTNESS_FACTORS) if opts.brightness_fit else 0)
+        + 1  # the post-pass check
     )
     if opts.polish == "evolve" and evaluate.left > reserve + 4:
         pool.append(best)
@@ -1204,7 +1224,10 @@ def invert(
             best = c
         done("polish", best)
 
-    # 6. colour
+    # 6. post-passes off unless they pay for themselves
+    best = without_post_passes(best, evaluate)
+
+    # 7. colour
     if opts.color_fit and evaluate.left > 0:
         p_col = fit_color(best.params, target)
         lo = evaluate([p_col])[0]
@@ -1214,7 +1237,7 @@ def invert(
             )
         done("colour", best)
 
-    # 7. brightness
+    # 8. brightness
     if opts.brightness_fit and evaluate.left >= len(BRIGHTNESS_FACTORS):
         top = evaluate.best  # the search's best render, with its picture
         key = schema.canonical_json(best.params)

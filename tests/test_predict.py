@@ -220,6 +220,28 @@ def test_brightness_fit_dims_a_blown_out_match(
     ev.close()
 
 
+def test_post_passes_go_off_when_the_target_has_none(
+    client: rendering.RendererClient, target_params: dict[str, Any]
+) -> None:
+    """The guess's dither and noise dots barely move the blurred grey loss, so the
+    search keeps them; one render with them off decides, and a target drawn without
+    them gets a result without them. One drawn with them keeps them."""
+    clean = {**plain(target_params), "crtEnabled": False}
+    dotted = {**clean, "ditherEnabled": True, "noiseEnabled": True}
+    dotted["noiseDensity"] = 1.0
+    for target, want_on in ((clean, False), (dotted, True)):
+        loss = search.ImageLoss(client.render(target, 64), (2.0, 8.0), 1.0)
+        ev = search.Evaluator(client, loss, 64, budget=4, workers=2)
+        lo = ev([dotted])[0]
+        out = search.without_post_passes(search.Candidate(lo, dotted), ev)
+        assert ev.renders == 2
+        assert out.params["ditherEnabled"] is want_on
+        assert out.params["noiseEnabled"] is want_on
+        ev.close()
+    done = search.Candidate(0.0, clean)
+    assert search.without_post_passes(done, ev) is done  # nothing on: no render
+
+
 def test_search_space_round_trip_keeps_the_discrete_choices() -> None:
     p = sample(11)
     sp = search.SearchSpace.of(p)
