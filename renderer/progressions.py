@@ -169,3 +169,40 @@ def instance_transforms(
         position_kind, s, x_step, y_step, coupled, origin, step_factor
     )
     return s, r, p, a
+
+
+# ACES filmic tone mapping as three.js applies it to every fragment before sRGB
+# encoding (its ACESFilmicToneMapping, the default of the original's react-three-fiber
+# canvas; exposure 1): c·exposure/0.6 → input matrix → RRT+ODT fit → output matrix →
+# clamp to [0, 1]. Rows map linear RGB to RGB.
+ACES_INPUT = (
+    (0.59719, 0.35458, 0.04823),
+    (0.07600, 0.90834, 0.01566),
+    (0.02840, 0.13383, 0.83777),
+)
+ACES_OUTPUT = (
+    (1.60475, -0.53108, -0.07367),
+    (-0.10208, 1.10813, -0.00605),
+    (-0.00327, -0.07276, 1.07602),
+)
+TONE_EXPOSURE = 1.0
+
+
+def tone_map(rgb: Any) -> Any:
+    """Linear RGB (..., 3) → tone-mapped linear RGB (..., 3) in [0, 1] (ACES filmic,
+    above). numpy float64 in, numpy out; a torch tensor in, a differentiable tensor
+    out (zero gradient where a channel clamps)."""
+    xp = array_namespace(rgb)
+    if xp is np:
+        c = np.asarray(rgb, np.float64)
+        m_in, m_out = np.array(ACES_INPUT), np.array(ACES_OUTPUT)
+    else:
+        c = rgb
+        m_in = xp.tensor(ACES_INPUT, dtype=c.dtype, device=c.device)
+        m_out = xp.tensor(ACES_OUTPUT, dtype=c.dtype, device=c.device)
+    v = (c * (TONE_EXPOSURE / 0.6)) @ m_in.T
+    fit = (v * (v + 0.0245786) - 0.000090537) / (
+        v * (0.983729 * v + 0.4329510) + 0.238081
+    )
+    out = fit @ m_out.T
+    return np.clip(out, 0.0, 1.0) if xp is np else out.clamp(0.0, 1.0)

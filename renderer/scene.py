@@ -17,7 +17,8 @@ Transform of instance i, from element-local to world coordinates:
     world  = Scene · Group · Inst_i · local
 
 Colour of a chain: the base colour times the chain's own (a layer's colour, else the
-base's), both linear, times the gradient's brightness, then sRGB-encoded; each
+base's), both linear, times the gradient's brightness, tone-mapped (ACES filmic, as
+three.js does per fragment: `progressions.tone_map`), then sRGB-encoded; each
 instance adds that × a_i (the original blends sRGB values additively).
 
 The camera is orthographic: world x and y in [-VIEW_HALF, VIEW_HALF] fill the
@@ -40,7 +41,7 @@ from PIL import Image
 from renderer.geometry import geometry_bounds, geometry_extent, geometry_path
 from renderer.png import encode_png
 from renderer.postfx import apply_crt, apply_dither, apply_noise
-from renderer.progressions import gradient_brightness, instance_transforms
+from renderer.progressions import gradient_brightness, instance_transforms, tone_map
 from schema import color_to_rgb
 
 VIEW_HALF = 2.5  # the view spans world x, y in [-VIEW_HALF, VIEW_HALF]
@@ -357,12 +358,13 @@ GRADIENT_REACH = 1.1  # local |g| covered by the stops (outline 0.9 + band 0.1)
 def gradient_shader(
     rgb: tuple[float, float, float], angle: float, lo: float, hi: float
 ) -> skia.Shader:
-    """Opaque linear-gradient shader in element-local units: sRGB(rgb ×
-    brightness(g)) for g = q·(sin θ, cos θ), θ = gradientAngle, (lo, hi) =
+    """Opaque linear-gradient shader in element-local units: sRGB(tone_map(rgb ×
+    brightness(g))) for g = q·(sin θ, cos θ), θ = gradientAngle, (lo, hi) =
     gradientRange, sampled at GRADIENT_STOPS stops over g in [-GRADIENT_REACH,
     GRADIENT_REACH] (clamped beyond; outlines reach |g| ≤ 1)."""
     g = np.linspace(-GRADIENT_REACH, GRADIENT_REACH, GRADIENT_STOPS)
-    cols = linear_to_srgb(np.outer(gradient_brightness(g, (lo, hi)), np.array(rgb)))
+    lit = np.outer(gradient_brightness(g, (lo, hi)), np.array(rgb))
+    cols = linear_to_srgb(tone_map(lit))
     colors = [
         skia.Color4f(float(r), float(gr), float(b), 1.0).toColor()
         for r, gr, b in cols.tolist()

@@ -230,8 +230,8 @@ def test_arch_is_the_upper_half_and_plus_y_is_up() -> None:
 @pytest.mark.parametrize("angle", [0.0, math.pi / 4, math.pi / 2, math.pi])
 def test_gradient_darkens_along_the_angle(angle: float) -> None:
     """Along a vertical line (q = (0, y)) the linear brightness is 1 − smoothstep(0.2,
-    1, 0.5 + 0.5·|g|) with g = q·(sin θ, cos θ) = y·cos θ, then sRGB-encoded: dark
-    ends for θ = 0 or π, uniform for θ = π/2."""
+    1, 0.5 + 0.5·|g|) with g = q·(sin θ, cos θ) = y·cos θ, then tone-mapped and
+    sRGB-encoded: dark ends for θ = 0 or π, uniform for θ = π/2."""
     size, scale = 192, 1.5
     p = lone(geometry="line", repetitions=1, scale=scale, gradientAngle=angle)
     rows = scene.render(p, size)[..., 0].astype(float).sum(axis=1)  # (size,)
@@ -243,7 +243,8 @@ def test_gradient_darkens_along_the_angle(angle: float) -> None:
         return rows[i] * (i + 1 - r) + rows[i + 1] * (r - i)
 
     def bright(g: float) -> float:
-        return float(scene.linear_to_srgb(progressions.gradient_brightness(g)))
+        lit = progressions.gradient_brightness(g) * np.ones(3)  # white
+        return float(scene.linear_to_srgb(progressions.tone_map(lit))[0])
 
     for y in (0.2, 0.4, 0.5):
         want = bright(y * math.cos(angle)) / bright(0.0)
@@ -292,10 +293,12 @@ def test_start_angle_turns_the_outline() -> None:
 
 def test_gradient_range_sets_the_falloff() -> None:
     """Brightness 1 − smoothstep(lo, hi, 0.5 + 0.5·|g|): with lo ≥ 1 nothing darkens
-    (0.5 + 0.5·|g| ≤ 1 on the outline); with hi ≤ 0.5 everything is black."""
+    (0.5 + 0.5·|g| ≤ 1 on the outline: white at full brightness, tone-mapped, is
+    sRGB(0.763) = 226); with hi ≤ 0.5 everything is black."""
     flat = lone(geometry="ring", repetitions=1, gradientRange=[1.5, 2.0])
     img = scene.render(flat, SIZE)
-    assert img.max() == 255
+    full = scene.linear_to_srgb(progressions.tone_map(np.ones(3)))[0]
+    assert img.max() == round(255 * float(full)) == 226
     black = lone(geometry="ring", repetitions=1, gradientRange=[0.0, 0.5])
     assert scene.render(black, SIZE).max() == 0
     g = np.linspace(-1, 1, 9)
@@ -368,8 +371,9 @@ def test_black_base_draws_nothing() -> None:
 
 
 def test_layer_colour_multiplies_the_base_colour() -> None:
-    """Linear base × linear layer colour, sRGB-encoded: #808080 × #FFFF00 draws
-    sRGB(0.216 × (1, 1, 0)) ≈ (128, 128, 0) where fully covered."""
+    """Linear base × linear layer colour, tone-mapped and sRGB-encoded: #808080 ×
+    #FFFF00 draws sRGB(ACES(0.216 × (1, 1, 0))) ≈ (140, 140, 0) where fully
+    covered."""
     p = lone(
         repetitions=1,
         geometry="bar",
@@ -381,8 +385,8 @@ def test_layer_colour_multiplies_the_base_colour() -> None:
     )
     img = scene.render(p, SIZE).astype(int)
     assert img[..., 2].max() == 0
-    assert abs(int(img[..., 0].max()) - 128) <= 1
-    assert abs(int(img[..., 1].max()) - 128) <= 1
+    assert abs(int(img[..., 0].max()) - 140) <= 1
+    assert abs(int(img[..., 1].max()) - 140) <= 1
     assert scene.chain_color("#808080", "#FFFF00") == pytest.approx(
         (0.2158605, 0.2158605, 0.0), abs=1e-6
     )
@@ -428,7 +432,8 @@ def test_layer_position_rotation_and_colour() -> None:
     assert (b[0] - a[0], b[1] - a[1]) == pytest.approx((SIZE / 5, SIZE / 10), abs=0.5)
     plain = scene.render(invisible_base(layers=[layer()]), SIZE)
     red = scene.render(invisible_base(layers=[layer(color="#FF0000")]), SIZE)
-    assert red[..., 0].max() > 0 and red[..., 1:].max() == 0
+    # red stays red (the tone mapping leaks a little into green and blue)
+    assert red[..., 0].max() > 5 * max(int(red[..., 1:].max()), 1)
     turned = scene.render(invisible_base(layers=[layer(rotation=1.0)]), SIZE)
     assert not np.array_equal(turned, plain)
 
@@ -873,3 +878,21 @@ def test_gallery_writes_a_contact_sheet(tmp_path: Any) -> None:
     with Image.open(out) as im:
         cols, rows = len(gallery.VARIANTS), len(schema.GEOMETRIES)
         assert im.size[0] > 32 * cols and im.size[1] > 32 * rows
+
+
+def test_tone_map_is_threes_aces_filmic() -> None:
+    """Values of three.js's ACESFilmicToneMapping (exposure 1), worked by hand from
+    its formula: black stays black, white × 1 → 0.763 linear, and a saturated blue
+    loses its red and green faster than its blue (the golden pictures' deep blues)."""
+    tm = progressions.tone_map
+    assert tm(np.zeros(3)) == pytest.approx(np.zeros(3), abs=1e-9)
+    assert tm(np.ones(3)) == pytest.approx(np.full(3, 0.76339), abs=1e-4)
+    assert tm(np.full(3, 100.0)) == pytest.approx(np.ones(3), abs=1e-9)  # clamps
+    blue = tm(0.3 * np.array([0.0466, 0.0466, 1.0]))
+    assert blue[2] > 10 * blue[0] and blue[2] > 10 * blue[1]
+    torch = pytest.importorskip("torch")
+    t = torch.tensor([[0.2, 0.5, 0.9]], dtype=torch.float64, requires_grad=True)
+    out = tm(t)
+    assert out.detach().numpy() == pytest.approx(tm(np.array([[0.2, 0.5, 0.9]])))
+    out.sum().backward()
+    assert t.grad is not None and bool((t.grad.abs() > 0).all())
