@@ -81,6 +81,15 @@ def save_checkpoint(
     return stem
 
 
+def checkpoint_exists(path: str | Path) -> bool:
+    """Whether either file of the checkpoint NAME(.safetensors/.json) is there (a
+    half of one is then refused by `load_checkpoint` with a message)."""
+    stem = _stem(path)
+    return (
+        stem.with_suffix(".safetensors").exists() or stem.with_suffix(".json").exists()
+    )
+
+
 def read_sidecar(path: str | Path) -> dict[str, Any]:
     """NAME.json of a checkpoint as a dict (CheckpointError when missing or broken)."""
     side = _stem(path).with_suffix(".json")
@@ -109,11 +118,17 @@ def load_checkpoint(
     kind: str,
     expect: dict[str, Any] | None = None,
     map_location: str | torch.device = "cpu",
+    other_schema_version: bool = False,
 ) -> nn.Module:
     """NAME(.safetensors/.json) → the model, in eval mode, with its sidecar as
     `model.meta`. Refuses (CheckpointError) a checkpoint of another kind, schema
     version or schema hash, a config with unknown fields or differing from `expect`
-    (e.g. {"size": 64}), and weights that do not fit the config."""
+    (e.g. {"size": 64}), and weights that do not fit the config.
+
+    `other_schema_version` accepts a checkpoint whose schema *version* differs while
+    its parameter layout (the hash of the params' keys, kinds, ranges, options)
+    would still be this code's: only to warm-start training on new data
+    (`pretrain_inverse.py --init-other-version`), never to predict with."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -125,10 +140,14 @@ def load_checkpoint(
         raise CheckpointError(
             f"{stem}: a {meta.get('kind')!r} checkpoint, not {kind!r}"
         )
-    if (
-        meta.get("schema_version") != schema.SCHEMA_VERSION
-        or meta.get("schema_hash") != schema.schema_hash()
-    ):
+    same_version = meta.get("schema_version") == schema.SCHEMA_VERSION
+    same_hash = meta.get("schema_hash") == schema.schema_hash()
+    if other_schema_version and isinstance(meta.get("schema_version"), int):
+        same_version = True
+        same_hash = meta.get("schema_hash") == schema.schema_hash(
+            meta["schema_version"]
+        )
+    if not (same_version and same_hash):
         raise CheckpointError(
             f"{stem}: made for parameter schema v{meta.get('schema_version')} "
             f"({meta.get('schema_hash')}), this code has v{schema.SCHEMA_VERSION} "
@@ -206,10 +225,7 @@ def load_inverse(
 ) -> M.InverseModel | None:
     """The inverse model at `path` (default checkpoints/inverse), or None when absent."""
     stem = _stem(path or DEFAULT_INVERSE_PATH)
-    if (
-        not stem.with_suffix(".safetensors").exists()
-        and not stem.with_suffix(".json").exists()
-    ):
+    if not checkpoint_exists(stem):
         return None
     m = load_checkpoint(stem, "inverse", map_location=device)
     assert isinstance(m, M.InverseModel)

@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = ap.add_argument_group("run")
     g.add_argument("--out", default=DEFAULT_OUT, help="checkpoint stem to write")
     g.add_argument("--init", help="start from this inverse checkpoint's weights")
+    g.add_argument(
+        "--init-other-version",
+        action="store_true",
+        help="let --init be a checkpoint of an older schema version with the same "
+        "params (its pictures differ: a warm start, then trained on new renders)",
+    )
     g.add_argument("--minutes", type=float, default=60.0, help="training time budget")
     g.add_argument(
         "--save-every", type=float, default=5.0, help="minutes between checkpoints"
@@ -203,11 +209,33 @@ def structure_accuracy(
     return res
 
 
+def lineage(net: M.InverseModel) -> list[dict[str, Any]]:
+    """The pretraining runs the --init checkpoint came from, newest first (empty
+    for a model trained from scratch): its own record, then its lineage."""
+    meta = getattr(net, "meta", None) or {}
+    own = meta.get("pretrain") if isinstance(meta, dict) else None
+    if not isinstance(own, dict):
+        return []
+    before = own.get("lineage", [])
+    record = {k: v for k, v in own.items() if k != "lineage"}
+    record["schema_version"] = meta.get("schema_version")
+    return [record] + (before if isinstance(before, list) else [])
+
+
 def build(args: argparse.Namespace) -> M.InverseModel:
     if args.init:
-        net = checkpoint_io.load_inverse(args.init)
-        if net is None:
+        if not checkpoint_io.checkpoint_exists(args.init):
             raise SystemExit(f"--init {args.init}: no such checkpoint")
+        try:
+            net = checkpoint_io.load_checkpoint(
+                args.init, "inverse", other_schema_version=args.init_other_version
+            )
+        except checkpoint_io.CheckpointError as e:
+            hint = (
+                "" if args.init_other_version else " (--init-other-version: warm start)"
+            )
+            raise SystemExit(f"--init: {e}{hint}") from None
+        assert isinstance(net, M.InverseModel)
         return net
     cfg = M.InverseConfig(
         backbone=args.backbone, input_size=args.size, hidden=args.hidden
@@ -227,6 +255,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         f"held-out: {len(val)} refs-like draws at {args.size}² ({time.time() - t0:.0f} s)"
     )
     net = build(args).train()
+    history = lineage(net)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.01)
     loader = torch.utils.data.DataLoader(
         RenderStream(args.size, args.refs_like, args.seed),
@@ -287,6 +316,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 val_refs_like=len(val),
                 val_seed=VAL_SEED,
                 accuracy={k: round(v, 4) for k, v in acc.items()},
+                lineage=history,
             )
             checkpoint_io.save_checkpoint(net.eval(), args.out, meta={"pretrain": res})
             net.train()

@@ -29,7 +29,10 @@ from typing import Any
 
 # 2: the original's defaults and ranges, Element.startAngle/gradientRange, CRT,
 # the default layer, Scene.position moving the base chain only (docs/scene.md).
-SCHEMA_VERSION = 2
+# 3: the same params, drawn with the original's per-fragment ACES tone mapping: the
+# pictures changed (saturated colours, bright sums), so data and models made under 2
+# no longer match what these params draw.
+SCHEMA_VERSION = 3
 MAX_LAYERS = 5  # layers the models encode and sampling draws (the renderer takes more)
 # The renderer's bound on work per request: instances drawn = repetitions × (1 +
 # layers). Beyond it a request is refused (400). 12 chains of 500 repetitions.
@@ -267,14 +270,15 @@ CONT_NAMES = tuple(
 )
 
 
-def schema_hash() -> str:
-    """Short hash of the schema; checkpoints record it and refuse a mismatch."""
+def schema_hash(version: int = SCHEMA_VERSION) -> str:
+    """Short hash of the schema; checkpoints record it and refuse a mismatch.
+    `version`: the hash these same params had under another schema version."""
     return hashlib.sha256(
-        json.dumps(schema_json(), sort_keys=True).encode()
+        json.dumps(schema_json(version), sort_keys=True).encode()
     ).hexdigest()[:16]
 
 
-def schema_json() -> dict[str, Any]:
+def schema_json(version: int = SCHEMA_VERSION) -> dict[str, Any]:
     """The schema as JSON (served by GET /api/schema)."""
 
     def one(p: Param, prefixed: str) -> dict[str, Any]:
@@ -291,7 +295,7 @@ def schema_json() -> dict[str, Any]:
         return d
 
     return {
-        "version": SCHEMA_VERSION,
+        "version": version,
         "params": [one(p, p.prefixed) for p in SCHEMA],
         "layers": {
             "max": MAX_RENDER_LAYERS,

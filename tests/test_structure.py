@@ -176,6 +176,38 @@ def test_pretrain_writes_a_checkpoint_that_refuses_another_schema(
         checkpoint_io.load_inverse(out)
 
 
+def test_pretrain_warm_starts_from_an_older_schema_version_only_when_asked(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint of an older schema version with the same params is refused by
+    predict and by a plain --init, but --init-other-version trains on from its
+    weights; the new checkpoint has this code's schema and records its lineage."""
+    old = tmp_path / "old"
+    net = M.InverseModel.build(M.InverseConfig(backbone=M.SCENE_CNN, input_size=64))
+    checkpoint_io.save_checkpoint(net.eval(), old, meta={"pretrain": {"steps": 7}})
+    side = json.loads(old.with_suffix(".json").read_text())
+    older = {"schema_version": 2, "schema_hash": schema.schema_hash(2)}
+    old.with_suffix(".json").write_text(json.dumps(side | older))
+    with pytest.raises(checkpoint_io.CheckpointError, match="schema v2"):
+        checkpoint_io.load_inverse(old)
+    argv = ["--init", str(old), "--minutes", "0.02", "--val", "4", "--workers", "0"]
+    argv += ["--fresh", "4", "--batch", "8", "--out", str(tmp_path / "new")]
+    with pytest.raises(SystemExit, match="--init-other-version"):
+        pretrain_inverse.main(pretrain_inverse.parse_args(argv))
+    res = pretrain_inverse.main(
+        pretrain_inverse.parse_args([*argv, "--init-other-version"])
+    )
+    assert res["lineage"] == [{"steps": 7, "schema_version": 2}]
+    assert checkpoint_io.load_inverse(tmp_path / "new") is not None
+    # another layout of params is refused even then
+    side["schema_hash"] = "0" * 16
+    old.with_suffix(".json").write_text(json.dumps(side | {"schema_version": 2}))
+    with pytest.raises(SystemExit, match="schema"):
+        pretrain_inverse.main(
+            pretrain_inverse.parse_args([*argv, "--init-other-version"])
+        )
+
+
 def test_bundled_checkpoint_loads_and_is_small(tmp_path: Path) -> None:
     stem = utils.ROOT / checkpoint_io.BUNDLED_INVERSE_PATH
     if not stem.with_suffix(".json").exists():
