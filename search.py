@@ -1009,6 +1009,8 @@ class PipelineOptions:
     structures: int = 8  # the inverse model's top structures fitted (0: its guess
     # and alternatives screened as before)
     structure_share: float = 0.5  # share of the budget for fitting them
+    structure_prior: float = 0.0  # weight of the model's log-probability of a
+    # structure beside its fit's picture score when choosing one (0: the score alone)
     gd_steps: int = 300
     gd_lr: float = 0.02
     twin_seconds: float = (
@@ -1027,6 +1029,11 @@ class InverseResult:
     stages: list[Stage]
     guess: dict[str, Any] | None = None  # the start the search grew from
     after_gd: dict[str, Any] | None = None
+    # the structures fitted in the search over structures: (model probability,
+    # picture score of the fit, loss, params), in the model's order
+    structures: list[tuple[float, float, float, dict[str, Any]]] = field(
+        default_factory=list
+    )
 
 
 POST_PASSES = ("ditherEnabled", "noiseEnabled", "crtEnabled")
@@ -1090,8 +1097,11 @@ def invert(
     # 1. starts
     starts: list[dict[str, Any]] = []
     by_structure = inverse is not None and opts.structures > 0
+    probs: list[float] = []
     if by_structure:
-        starts += [p for _, p in structure_candidates(inverse, target, opts.structures)]
+        cands = structure_candidates(inverse, target, opts.structures)
+        probs = [pr for pr, _ in cands]
+        starts += [p for _, p in cands]
         evaluate.keep_images = True
     elif inverse is not None:
         starts += inverse_candidates(inverse, target)
@@ -1120,8 +1130,10 @@ def invert(
 
     # 2a. search over structures: each of the inverse model's top structures gets
     # a short CMA-ES fit; the one whose fit draws the target's picture best by the
-    # picture score (structure.py) wins, whatever the loss says
+    # picture score (structure.py) wins, whatever the loss says (plus, with
+    # opts.structure_prior, that weight × the model's log-probability of it)
     per = int(opts.structure_share * budget) // max(1, n_inv)
+    fitted: list[tuple[float, float, float, dict[str, Any]]] = []
     if by_structure and per >= 8:
         import structure
 
@@ -1139,7 +1151,13 @@ def invert(
                 else -1.0
             )
             fits.append((score, c))
-        best = max(fits, key=lambda t: t[0])[1]
+            fitted.append((probs[i], score, c.loss, c.params))
+        chosen = max(
+            range(len(fits)),
+            key=lambda j: fits[j][0]
+            + opts.structure_prior * math.log(max(probs[j], 1e-12)),
+        )
+        best = fits[chosen][1]
         pool += [c for _, c in fits]
         done("structures", best)
 
@@ -1245,7 +1263,7 @@ def invert(
             best = top if schema.canonical_json(top.params) == key else best
         best = fit_brightness(best, evaluate)
         done("brightness", best)
-    return InverseResult(best, stages, guess, after_gd)
+    return InverseResult(best, stages, guess, after_gd, fitted)
 
 
 def load_models(

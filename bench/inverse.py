@@ -519,6 +519,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             for method in methods:
                 rng = random.Random(zlib.crc32(f"{name}-{method}".encode()))
                 runs: list[tuple[int, dict[str, Any], int, float]] = []
+                fitted: dict[int, list[dict[str, Any]]] = {}  # by budget
                 if method.startswith("pipeline"):
                     today = method == "pipeline-today"
                     for b in budgets:
@@ -555,6 +556,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                         secs = sum(st.seconds for st in res.stages)
                         runs.append((b, res.best.params, ev.renders, secs))
                         ev.close()
+                        fitted[b] = [
+                            {"prob": pr, "score": sc, "loss": lo}
+                            | structure_scores(truth, q, client, t128)
+                            for pr, sc, lo, q in res.structures
+                        ]
                 elif method == "near-truth":
                     for b in budgets:
                         runs.append((b, truth, 0, 0.0))
@@ -593,7 +599,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                         args.rows,
                         {"target": name, "group": group, "method": method, "budget": b}
                         | sc
-                        | {"params": p, "truth": truth},
+                        | {"params": p, "truth": truth}
+                        | ({"structures": fitted[b]} if b in fitted else {}),
                     )
                     if b == budgets[-1] and not near:
                         shown.append((f"{method}@{b}", img, sc["picture"]))
