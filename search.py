@@ -1154,8 +1154,9 @@ def invert(
             fitted.append((probs[i], score, c.loss, c.params))
         chosen = max(
             range(len(fits)),
-            key=lambda j: fits[j][0]
-            + opts.structure_prior * math.log(max(probs[j], 1e-12)),
+            key=lambda j: (
+                fits[j][0] + opts.structure_prior * math.log(max(probs[j], 1e-12))
+            ),
         )
         best = fits[chosen][1]
         pool += [c for _, c in fits]
