@@ -907,6 +907,40 @@ def target_chroma(target: np.ndarray) -> np.ndarray | None:
     return mean / max(float(mean.max()), 1e-6)
 
 
+CHROMA_BRIGHTNESS = (0.15, 0.3, 0.45)  # gradient brightnesses a line mostly shows
+
+
+def shown_chroma(color: np.ndarray) -> np.ndarray:
+    """The hue a base chain of this colour (sRGB in [0, 1]) shows: its drawn colour
+    (the colour², tone-mapped, sRGB-encoded, as renderer/scene.py draws it) averaged
+    over CHROMA_BRIGHTNESS and divided by its largest channel."""
+    from renderer.progressions import tone_map
+    from renderer.scene import linear_to_srgb, srgb_to_linear
+
+    lin = srgb_to_linear(np.clip(color, 0.0, 1.0)) ** 2
+    shown = np.mean([linear_to_srgb(tone_map(lin * b)) for b in CHROMA_BRIGHTNESS], 0)
+    return shown / max(float(shown.max()), 1e-6)
+
+
+def color_for_chroma(chroma: np.ndarray, steps: int = 30) -> np.ndarray:
+    """A colour (sRGB, largest channel 1) whose drawn hue (`shown_chroma`) is
+    `chroma`: the drawing squares the colour and the tone mapping deepens saturated
+    hues, so the target's hue itself would come out too deep. Damped multiplicative
+    steps, keeping the colour that came nearest (a hue out of reach, e.g. a channel
+    the tone mapping always lifts, ends as near as the steps get)."""
+    want = np.clip(np.asarray(chroma, np.float64), 1e-3, 1.0)
+    c = want.copy()
+    best, best_err = c, math.inf
+    for _ in range(steps):
+        shown = shown_chroma(c)
+        err = float(np.abs(shown - want).max())
+        if err < best_err:
+            best, best_err = c, err
+        c = np.clip(c * (want / np.maximum(shown, 1e-3)) ** 0.3, 1e-3, None)
+        c = c / c.max()
+    return best
+
+
 def fit_color(params: dict[str, Any], target: np.ndarray) -> dict[str, Any]:
     """Params with the element colour given the target's hue (`target_chroma`) at the
     colour's current brightness (its largest channel, which the search fitted); layer
@@ -915,7 +949,7 @@ def fit_color(params: dict[str, Any], target: np.ndarray) -> dict[str, Any]:
     if chroma is None:
         return params
     old = np.array(schema.color_to_rgb(params["color"]))
-    new = chroma * max(float(old.max()), 0.05)
+    new = color_for_chroma(chroma) * max(float(old.max()), 0.05)
     ratio = new / np.maximum(old, 1e-3)
 
     def shift(c: str) -> str:

@@ -495,3 +495,27 @@ def test_predict_descends_through_the_twin_on_the_bundled_renderer(
     assert any("through the differentiable twin" in line for line in logs)
     assert "twin-gd" in [s[0] for s in res["stages"]]
     assert 0 < res["renders"] <= 12
+
+
+def test_colour_fit_finds_the_hue_of_a_rendered_target() -> None:
+    """The drawing squares a colour and tone-maps it, so a target's hue taken as the
+    colour comes out too deep (a pale blue turns pure blue). The colour fit solves
+    for the colour whose drawing shows the target's hue: rendered again, the hue of
+    the result matches the target's far better than the naive colour's does."""
+    from renderer.scene import render
+
+    base = {"repetitions": 12, "geometry": "ring", "layers": []}
+    errors, naive_errors = [], []
+    for color in ("#7D99FF", "#C77ED6", "#22FF88", "#FF8020"):
+        p = schema.validate_params({**base, "color": color})
+        target = render(p, 96).astype(np.float32) / 255
+        want = search.target_chroma(target)
+        assert want is not None
+        fitted = search.fit_color({**p, "color": "#FFFFFF"}, target)
+        naive = {**p, "color": schema.rgb_to_color(want.tolist())}
+        for q, errs in ((fitted, errors), (naive, naive_errors)):
+            got = search.target_chroma(render(q, 96).astype(np.float32) / 255)
+            assert got is not None
+            errs.append(float(np.abs(got - want).max()))
+    assert max(errors) < 0.15, (errors, naive_errors)
+    assert np.mean(errors) < np.mean(naive_errors) / 2, (errors, naive_errors)
