@@ -42,6 +42,7 @@ from renderer.progressions import (
     offset_progression,
     rotation_progression,
     scale_progression,
+    tone_map,
 )
 
 # The continuous values the twin draws (others, e.g. noise, do not reach it).
@@ -284,6 +285,27 @@ def _smoothstep(e0: torch.Tensor, e1: torch.Tensor, x: torch.Tensor) -> torch.Te
     return t * t * (3 - 2 * t)
 
 
+def gradient_coord(values: dict[str, torch.Tensor], q: torch.Tensor) -> torch.Tensor:
+    """(B, P) where local points q (B, P, 2) lie along the gradient: q·(sin θ, cos θ),
+    θ = gradientAngle, clamped to ±GRADIENT_REACH (the shader's end stops)."""
+    th = values["gradientAngle"][:, None].to(q.dtype)
+    g = q[..., 0] * th.sin() + q[..., 1] * th.cos()
+    return g.clamp(-scene.GRADIENT_REACH, scene.GRADIENT_REACH)
+
+
+def _brightness_at(
+    struct: Structure, values: dict[str, torch.Tensor], chain: int, g: torch.Tensor
+) -> torch.Tensor:
+    """(B, P) brightness at gradient coordinates g (B, P): 1 − smoothstep(lo, hi,
+    0.5 + 0.5·|g|), (lo, hi) = gradientRange."""
+    if "gradientRange.0" in values:
+        lo = _get(values, struct, chain, "gradientRange.0")[:, None].to(g.dtype)
+        hi = _get(values, struct, chain, "gradientRange.1")[:, None].to(g.dtype)
+    else:
+        lo, hi = torch.full_like(g[:, :1], 0.2), torch.full_like(g[:, :1], 1.0)
+    return 1 - _smoothstep(lo, hi, 0.5 + 0.5 * g.abs())
+
+
 def brightness(
     struct: Structure,
     values: dict[str, torch.Tensor],
@@ -292,15 +314,44 @@ def brightness(
 ) -> torch.Tensor:
     """(B, P) brightness of local points q (B, P, 2): 1 − smoothstep(lo, hi,
     0.5 + 0.5·|q·(sin θ, cos θ)|), θ = gradientAngle, (lo, hi) = gradientRange."""
-    th = values["gradientAngle"][:, None].to(q.dtype)
-    g = q[..., 0] * th.sin() + q[..., 1] * th.cos()
-    g = g.clamp(-scene.GRADIENT_REACH, scene.GRADIENT_REACH)  # the shader's stops
-    if "gradientRange.0" in values:
-        lo = _get(values, struct, chain, "gradientRange.0")[:, None].to(q.dtype)
-        hi = _get(values, struct, chain, "gradientRange.1")[:, None].to(q.dtype)
-    else:
-        lo, hi = torch.full_like(th, 0.2), torch.full_like(th, 1.0)
-    return 1 - _smoothstep(lo, hi, 0.5 + 0.5 * g.abs())
+    return _brightness_at(struct, values, chain, gradient_coord(values, q))
+
+
+def gradient_stops(
+    struct: Structure, values: dict[str, torch.Tensor], chain: int, rgb: torch.Tensor
+) -> torch.Tensor:
+    """(B, GRADIENT_STOPS, 3): the chain's gradient as the renderer's shader holds
+    it (scene.gradient_shader): sRGB(tone_map(rgb × brightness(g))) at
+    GRADIENT_STOPS even stops g over ±GRADIENT_REACH, each rounded to 8 bits (a skia
+    colour; the gradient passes straight through the rounding). rgb: (B, 3) linear."""
+    g = torch.linspace(
+        -scene.GRADIENT_REACH,
+        scene.GRADIENT_REACH,
+        scene.GRADIENT_STOPS,
+        dtype=rgb.dtype,
+        device=rgb.device,
+    ).expand(len(rgb), -1)
+    b = _brightness_at(struct, values, chain, g)  # (B, S)
+    col = linear_to_srgb(tone_map(rgb[:, None, :] * b[..., None]))
+    return col + (torch.round(col * 255) / 255 - col).detach()
+
+
+def _stop_place(g: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where gradient coordinates g (B, K) fall among n stops evenly spread over
+    ±GRADIENT_REACH: the stop before (B, K) and the share of the way to the next."""
+    u = (g + scene.GRADIENT_REACH) * ((n - 1) / (2 * scene.GRADIENT_REACH))
+    i0 = u.detach().floor().clamp(0, n - 2).long()
+    return i0, u - i0.to(u.dtype)
+
+
+def stop_color(stops: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(B, K, C): the colour at gradient coordinates g (B, K) of stops (B, S, C)
+    evenly spread over ±GRADIENT_REACH, linearly interpolated between the two
+    nearest (as skia's linear gradient)."""
+    i0, fr = _stop_place(g, stops.shape[1])
+    idx = i0[..., None].expand(-1, -1, stops.shape[2])
+    c0, c1 = stops.gather(1, idx), stops.gather(1, idx + 1)
+    return c0 + fr[..., None] * (c1 - c0)
 
 
 @functools.cache
@@ -375,18 +426,19 @@ def stroke_radius(
 @dataclass
 class Splats:
     """Gaussian splats, flattened: centres x, y (px), σ along x and y (px), weight
-    (pixel area × opacity) and the gradient's brightness there, each (B, K)."""
+    (pixel area × opacity) and where it lies along the gradient (`gradient_coord`),
+    each (B, K)."""
 
     x: torch.Tensor
     y: torch.Tensor
     sx: torch.Tensor
     sy: torch.Tensor
     weight: torch.Tensor
-    bright: torch.Tensor
+    g: torch.Tensor
 
     @staticmethod
     def cat(parts: list[Splats]) -> Splats:
-        fields = ("x", "y", "sx", "sy", "weight", "bright")
+        fields = ("x", "y", "sx", "sy", "weight", "g")
         return Splats(*(torch.cat([getattr(p, f) for p in parts], 1) for f in fields))
 
 
@@ -609,8 +661,8 @@ def _pair_splats(
     f, u = fk[:, None], uk[:, None]
     xy = g[..., 0:2] + f * g[..., 2:4] + u * g[..., 4:6]
     q = g[..., 6:8] + f * g[..., 8:10] + u * g[..., 10:12]
-    bright = brightness(struct, values, chain, q)  # (B, K)
-    return Splats(xy[..., 0], xy[..., 1], g[..., 12], g[..., 13], g[..., 14], bright)
+    gk = gradient_coord(values, q)  # (B, K)
+    return Splats(xy[..., 0], xy[..., 1], g[..., 12], g[..., 13], g[..., 14], gk)
 
 
 def _window(
@@ -694,24 +746,39 @@ def _unit(c: torch.Tensor) -> torch.Tensor:
 def picture(
     chains: list[tuple[Splats, torch.Tensor]], size: int, exact_color: bool = False
 ) -> torch.Tensor:
-    """(B, 3, size, size): the chains' light added up, Σ opacity × coverage ×
-    sRGB(rgb × brightness) over each chain's splats; chains = (splats, rgb (B, 3)
-    linear). Small splats go through pixel windows (one index_add for all), the
-    rest (large σ: blur, huge pieces) through matrix products. Unless
-    `exact_color`, sRGB(rgb × b) is taken as sRGB(rgb) × sRGB(b) (exact for a pure
-    power law; the sRGB curve's linear toe differs below 0.3% linear), so that one
-    grey canvas per chain is splatted instead of three."""
+    """(B, 3, size, size): the chains' light added up, Σ opacity × coverage × colour
+    over each chain's splats, the colour that of the chain's gradient where the
+    splat lies (sRGB(tone_map(rgb × brightness)) at the renderer's stops,
+    `gradient_stops`; tone_map: its ACES filmic curve, renderer/progressions.py);
+    chains = (splats, stops (B, S, 3)). Small splats go through pixel windows (one
+    index_add for all), the rest (large σ: blur, huge pieces) through matrix
+    products.
+
+    With `exact_color`, a canvas per colour channel: every splat's own colour,
+    exactly. Otherwise one grey canvas per chain (a third of the splatting): each
+    splat weighted by the channel mean of its colour (so grey, what NCC compares, is
+    exact up to the clip at 1), the canvas tinted by the chain's weight-averaged
+    colour over its weight-averaged grey (each channel's total light exact; within
+    a chain every splat takes the chain's hue, while ACES turns bright colours
+    towards white and dark ones towards their strongest channel)."""
     f = torch.float32
     dev = chains[0][1].device
     b = len(chains[0][1])
-    stacked, canvas_of = [], []  # (B, K, 5) splats and the canvas they go to
-    for sp, rgb in chains:
+    stacked, canvas_of, tints = [], [], []  # (B, K, 5) splats, their canvas, (B, 3)
+    for sp, stops in chains:
         fields = [getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy")]
-        bright, weight = sp.bright.to(f), sp.weight.to(f)
+        weight = sp.weight.to(f)
+        stops, g = stops.to(f), sp.g.to(f)
         if exact_color:  # a canvas per colour channel
-            ws = [linear_to_srgb(rgb.to(f)[:, c, None] * bright) for c in range(3)]
-        else:  # one grey canvas
-            ws = [linear_to_srgb(bright)]
+            ws = list(stop_color(stops, g).unbind(-1))
+        else:  # one grey canvas, tinted by Σ weight × colour / Σ weight × grey
+            ws = [stop_color(stops.mean(-1, keepdim=True), g)[..., 0]]
+            i0, fr = _stop_place(g, stops.shape[1])
+            at_stop = torch.zeros_like(stops[..., 0])  # (B, S) weight at each stop
+            at_stop = at_stop.scatter_add(1, i0, weight * (1 - fr))
+            at_stop = at_stop.scatter_add(1, i0 + 1, weight * fr)
+            light = (at_stop[..., None] * stops).sum(1)  # (B, 3)
+            tints.append(light / light.mean(-1, keepdim=True).clamp(min=1e-12))
         for w in ws:
             stacked.append(torch.stack([*fields, w * weight], -1))
             k = stacked[-1].shape[1]
@@ -761,8 +828,8 @@ def picture(
         pics = pics + dense
     if exact_color:
         return pics.unflatten(1, (-1, 3)).sum(1)
-    srgb = torch.stack([linear_to_srgb(c[1].to(f)) for c in chains], 1)  # (B, C, 3)
-    return (pics[:, :, None] * srgb[..., None, None]).sum(1)
+    tint = torch.stack(tints, 1)  # (B, C, 3)
+    return (pics[:, :, None] * tint[..., None, None]).sum(1)
 
 
 def render(
@@ -781,7 +848,8 @@ def render(
         rgb = chain_color(struct, values, chain)
         if not bool((rgb > 0).any()):
             continue
-        chains.append((chain_splats(struct, values, chain, size, blur), rgb))
+        stops = gradient_stops(struct, values, chain, rgb)
+        chains.append((chain_splats(struct, values, chain, size, blur), stops))
     if not chains:
         return torch.zeros(b, 3, size, size, device=values["scale"].device)
     return picture(chains, size, exact_color).clamp(max=1.0)
