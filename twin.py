@@ -13,7 +13,7 @@ How a picture is made: each instance's outline is taken at the coarsest level of
 detail whose chords stay ≤ PIECE_PX (2 px) long and ≤ 0.1 px off the curve, its
 segments cut into pieces ≤ PIECE_PX long and its band into strips ≤ STRIP_PX wide;
 each piece is a Gaussian splat centred on it, weighted by its area in pixels ×
-the instance's opacity × the gradient's brightness, with the variance along x and y
+the instance's opacity × its colour (below), with the variance along x and y
 of the piece's box (×3, so that neighbours merge), an anti-aliasing floor and the
 requested blur σ². Axis-aligned Gaussians are separable: a splat is the outer
 product of a row and a column profile, each integrated over the pixel (erf) as
@@ -21,6 +21,18 @@ anti-aliasing does, added through a small pixel window (4 to 10 px by σ; all of
 picture's splats in one index_add, a canvas per chain) or, for wide ones, as one
 matrix product (H × K)·(K × W). The chains add up in their colours and clip at 1,
 as the renderer's additive blending does. Noise, dither and CRT are not drawn.
+
+Colour, as the renderer's gradient shader holds it (`gradient_stops`): at
+GRADIENT_STOPS even stops along the gradient, sRGB(tone_map(rgb × brightness)),
+tone_map the three.js ACES filmic curve (renderer/progressions.py, shared), each
+stop rounded to 8 bits; a splat takes the colour interpolated between the two stops
+around it. ACES mixes the channels and has a toe and a shoulder, so a colour is not
+its hue × a grey: by default the twin splats one grey canvas per chain, each splat
+weighted by its own colour's channel mean (grey, and so √grey, what NCC compares, is
+exact up to the clip at 1), and tints the canvas by the chain's weight-averaged
+colour over its weight-averaged grey (each channel's total light exact, the hue
+within a chain averaged); `exact_color` splats a canvas per channel instead (every
+splat's own colour, three times the splatting).
 """
 
 from __future__ import annotations
