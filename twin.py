@@ -27,12 +27,15 @@ GRADIENT_STOPS even stops along the gradient, sRGB(tone_map(rgb × brightness)),
 tone_map the three.js ACES filmic curve (renderer/progressions.py, shared), each
 stop rounded to 8 bits; a splat takes the colour interpolated between the two stops
 around it. ACES mixes the channels and has a toe and a shoulder, so a colour is not
-its hue × a grey: by default the twin splats one grey canvas per chain, each splat
-weighted by its own colour's channel mean (grey, and so √grey, what NCC compares, is
-exact up to the clip at 1), and tints the canvas by the chain's weight-averaged
-colour over its weight-averaged grey (each channel's total light exact, the hue
-within a chain averaged); `exact_color` splats a canvas per channel instead (every
-splat's own colour, three times the splatting).
+its hue × a grey (bright light turns white, dim light keeps its hue). By default
+each chain is splatted on a grey canvas, each splat weighted by its own colour's
+channel mean (grey, and so √grey, what NCC compares, is exact up to the clip at 1);
+a chain whose gradient one hue fits within HUE_TOL takes that hue (its
+light-weighted mean colour over its mean grey: each channel's total light exact),
+any other adds a second canvas, the chroma along the one direction in which its
+colours vary most (exact for colours on one hue line, as ACES's from a hue towards
+white nearly are; it matters where the picture clips). `exact_color` splats a
+canvas per channel instead (every splat's own colour).
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ MAX_SUBDIVIDE = 256  # ... cut into at most this many pieces per outline segment
 MAX_ACROSS = 64  # a band is cut into at most this many strips across
 MAX_SPLATS = 400_000  # per chain: coarser cuts beyond (huge instances get blurred)
 AA_SIGMA = 0.25  # px: the splat's floor (skia's anti-aliasing is not a hard box)
+# A chain is drawn on one grey canvas of one hue when that hue gives each of its
+# gradient's colours within this (sRGB); else on two (`_grey_and_hue`).
+HUE_TOL = 8 / 255
 
 
 # ----------------------------------------------------------------------------------
@@ -688,33 +694,45 @@ def _window(
 
 
 def _splat_window(
-    g: torch.Tensor, canvas: torch.Tensor, size: int, n: int, shape: tuple[int, int]
+    g: torch.Tensor,
+    canvas: torch.Tensor,
+    size: int,
+    n: int,
+    shape: tuple[int, int],
+    m: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Splats g (B, K, 5: x, y, σx, σy, weight; σ ≤ (n − 1) / 4.5 px) through an
-    n × n pixel window each, placed on the splat to the nearest pixel: the flat
-    indices into the (B, C, side, side) canvases (canvas (K,) says which; side =
-    size + 2·pad, shape = (C, pad)) and the values, for one index_add. A window that
-    would leave the canvas (pad ≥ n) is moved to its edge: the splat is far out
-    there and draws ~0 in it."""
+    """Splats g (B, K, 4 + m: x, y, σx, σy, then m weights; σ ≤ (n − 1) / 4.5 px)
+    through an n × n pixel window each, placed on the splat to the nearest pixel:
+    the flat indices into the (B, C, side, side) canvases (splat k's weights go to
+    canvases m·canvas[k] + 0 .. m − 1; side = size + 2·pad, shape = (C, pad)) and the
+    values, for one index_add. A window that would leave the canvas (pad ≥ n) is
+    moved to its edge: the splat is far out there and draws ~0 in it."""
     b = g.shape[0]
     nc, pad = shape
     side = size + 2 * pad
-    x, y, sx, sy, w = g.unbind(-1)
+    x, y, sx, sy = g[..., :4].unbind(-1)
+    w = g[..., 4:]  # (B, K, m)
     with torch.no_grad():
         x0 = torch.round(x - n / 2).clamp(-pad, size + pad - n)
         y0 = torch.round(y - n / 2).clamp(-pad, size + pad - n)
-        first = torch.arange(b, device=x0.device).view(b, 1) * nc + canvas
+        first = torch.arange(b, device=x0.device).view(b, 1) * nc + m * canvas
         base = first * side * side + ((y0 + pad) * side + (x0 + pad)).long()
         r = torch.arange(n, device=x0.device)
         offs = (r[:, None] * side + r[None, :]).flatten()  # (n·n,)
+        offs = (
+            torch.arange(m, device=x0.device)[:, None] * side * side + offs
+        ).flatten()
         idx = (base[..., None] + offs).flatten()
     gx = _window(x, sx, x0, n)  # (B, K, n)
-    gy = _window(y, sy, y0, n) * w[..., None]
-    return idx, (gy[..., :, None] * gx[..., None, :]).flatten()
+    gy = _window(y, sy, y0, n)
+    if m == 1:
+        return idx, ((gy * w)[..., :, None] * gx[..., None, :]).flatten()
+    tile = (gy[..., :, None] * gx[..., None, :]).flatten(2)  # (B, K, n·n)
+    return idx, (w[..., None] * tile[:, :, None]).flatten()
 
 
 def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, size, size): splats weighted by w (B, 3, K) as (H × K)·(K × W)."""
+    """(B, C, size, size): splats weighted by w (B, C, K) as (H × K)·(K × W)."""
     z = torch.zeros_like(sp.x)
     gy = _window(sp.y, sp.sy, z, size)  # (B, K, H)
     gx = _window(sp.x, sp.sx, z, size)  # (B, K, W)
@@ -755,6 +773,42 @@ def _unit(c: torch.Tensor) -> torch.Tensor:
     return c - (c - c.clamp(0, 1)).detach()
 
 
+def _grey_and_hue(
+    stops: torch.Tensor, g: torch.Tensor, weight: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A chain's colours on one or two canvases: splat weights (B, K, M) and the
+    colour of each canvas (B, M, 3), their product summed over M ≈ each splat's
+    colour (stops (B, S, 3) at gradient coordinates g (B, K); weight (B, K) its
+    area × opacity). Canvas 0 is grey: every splat's channel mean, so grey is exact.
+    Tinted by the chain's light-weighted hue (Σ weight × colour / Σ weight × grey,
+    each channel's total light exact), it is all there is when that hue gives every
+    stop the splats use within HUE_TOL; else canvas 1 holds the chroma along the
+    direction in which the stops' colours vary most (weighted by the light at
+    them), on top of the untinted grey: exact where the gradient's colours keep to
+    one hue line, as ACES's run from a colour's own hue towards white does."""
+    grey = stops.mean(-1)  # (B, S)
+    one = torch.ones_like(stops[:, :1])  # (B, 1, 3)
+    i0, fr = _stop_place(g, stops.shape[1])
+    at_stop = torch.zeros_like(grey)  # (B, S) the weight at each stop
+    at_stop = at_stop.scatter_add(1, i0, weight * (1 - fr))
+    at_stop = at_stop.scatter_add(1, i0 + 1, weight * fr)
+    light = (at_stop[..., None] * stops).sum(1)  # (B, 3)
+    tint = light / light.mean(-1, keepdim=True).clamp(min=1e-12)
+    chroma = stops - grey[..., None]
+    with torch.no_grad():
+        off = (stops - grey[..., None] * tint[:, None]).abs().amax(-1)
+        one_hue = float(torch.where(at_stop > 0, off, 0).max()) <= HUE_TOL
+    if one_hue:
+        return stop_color(grey[..., None], g), tint[:, None]
+    with torch.no_grad():
+        c = chroma.detach()
+        cov = (c * at_stop.detach()[..., None]).transpose(1, 2) @ c  # (B, 3, 3)
+        axis = torch.linalg.eigh(cov.double())[1][..., -1].to(stops.dtype)  # (B, 3)
+    along = (chroma * axis[:, None]).sum(-1)  # (B, S)
+    w = stop_color(torch.stack([grey, along], -1), g)
+    return w, torch.cat([one, axis[:, None]], 1)
+
+
 def picture(
     chains: list[tuple[Splats, torch.Tensor]], size: int, exact_color: bool = False
 ) -> torch.Tensor:
@@ -767,43 +821,40 @@ def picture(
     products.
 
     With `exact_color`, a canvas per colour channel: every splat's own colour,
-    exactly. Otherwise one grey canvas per chain (a third of the splatting): each
-    splat weighted by the channel mean of its colour (so grey, what NCC compares, is
-    exact up to the clip at 1), the canvas tinted by the chain's weight-averaged
-    colour over its weight-averaged grey (each channel's total light exact; within
-    a chain every splat takes the chain's hue, while ACES turns bright colours
-    towards white and dark ones towards their strongest channel)."""
+    exactly. Otherwise a grey canvas per chain (each splat weighted by the channel
+    mean of its colour, so grey, what NCC compares, is exact up to the clip at 1),
+    tinted by the chain's hue when one hue fits its gradient, else joined by a
+    chroma canvas (`_grey_and_hue`): one or two canvases per chain instead of
+    three. A splat's window is worked out once for all its canvases."""
     f = torch.float32
     dev = chains[0][1].device
     b = len(chains[0][1])
-    stacked, canvas_of, tints = [], [], []  # (B, K, 5) splats, their canvas, (B, 3)
+    weights, bases = [], []  # per chain: (B, K, M) splat weights, (B, M, 3) colours
     for sp, stops in chains:
-        fields = [getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy")]
-        weight = sp.weight.to(f)
         stops, g = stops.to(f), sp.g.to(f)
         if exact_color:  # a canvas per colour channel
-            ws = list(stop_color(stops, g).unbind(-1))
-        else:  # one grey canvas, tinted by Σ weight × colour / Σ weight × grey
-            ws = [stop_color(stops.mean(-1, keepdim=True), g)[..., 0]]
-            i0, fr = _stop_place(g, stops.shape[1])
-            at_stop = torch.zeros_like(stops[..., 0])  # (B, S) weight at each stop
-            at_stop = at_stop.scatter_add(1, i0, weight * (1 - fr))
-            at_stop = at_stop.scatter_add(1, i0 + 1, weight * fr)
-            light = (at_stop[..., None] * stops).sum(1)  # (B, 3)
-            tints.append(light / light.mean(-1, keepdim=True).clamp(min=1e-12))
-        for w in ws:
-            stacked.append(torch.stack([*fields, w * weight], -1))
-            k = stacked[-1].shape[1]
-            canvas_of.append(torch.full((k,), len(canvas_of), device=dev))
+            w = stop_color(stops, g)
+            basis = torch.eye(3, dtype=f, device=dev).expand(b, 3, 3)
+        else:
+            w, basis = _grey_and_hue(stops, g, sp.weight.to(f))
+        weights.append(w * sp.weight.to(f)[..., None])
+        bases.append(basis)
+    m = max(w.shape[-1] for w in weights)  # canvases per chain
+    stacked, canvas_of = [], []  # (B, K, 4 + m) splats, the chain they belong to
+    for c, (sp, w) in enumerate(zip((ch[0] for ch in chains), weights, strict=True)):
+        fields = [getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy")]
+        w = torch.nn.functional.pad(w, (0, m - w.shape[-1]))
+        stacked.append(torch.cat([torch.stack(fields, -1), w], -1))
+        canvas_of.append(torch.full((w.shape[1],), c, device=dev))
     g_all = torch.cat(stacked, 1)
     canvas_all = torch.cat(canvas_of)
-    nc, pad = len(stacked), max(WINDOWS)
+    nc, pad = len(chains), max(WINDOWS)
     with torch.no_grad():  # splats that reach the picture, and their window
-        x, y, sx, sy, w = g_all.unbind(-1)
+        x, y, sx, sy = g_all[..., :4].unbind(-1)
         sig = torch.maximum(sx, sy)
         reach = 3 * sig + 1
         seen = (
-            (w > 0)
+            (g_all[..., 4:] != 0).any(-1)
             & (x + reach > 0)
             & (x - reach < size)
             & (y + reach > 0)
@@ -821,7 +872,7 @@ def picture(
     g = g_all.index_select(1, perm)
     canvas = canvas_all[perm]
     side = size + 2 * pad
-    flat = torch.zeros(b * nc * side * side, dtype=f, device=dev)
+    flat = torch.zeros(b * nc * m * side * side, dtype=f, device=dev)
     k0, dense = 0, None
     for j, k in enumerate(counts):
         if k == 0:
@@ -829,19 +880,22 @@ def picture(
         part, cpart = g[:, k0 : k0 + k], canvas[k0 : k0 + k]
         k0 += k
         if j < len(WINDOWS):
-            flat.index_add_(0, *_splat_window(part, cpart, size, WINDOWS[j], (nc, pad)))
+            flat.index_add_(
+                0, *_splat_window(part, cpart, size, WINDOWS[j], (nc * m, pad), m)
+            )
         else:
             onehot = (cpart[None] == torch.arange(nc, device=dev)[:, None]).to(f)
-            w = part[..., 4][:, None, :] * onehot  # (B, C, K)
+            w = onehot[None, :, None] * part[..., 4:].transpose(1, 2)[:, None]
             x, y, sx, sy = part[..., 0], part[..., 1], part[..., 2], part[..., 3]
-            dense = _splat_dense(Splats(x, y, sx, sy, x, x), w, size)
-    pics = flat.view(b, nc, side, side)[..., pad : pad + size, pad : pad + size]
+            dense = _splat_dense(Splats(x, y, sx, sy, x, x), w.flatten(1, 2), size)
+    pics = flat.view(b, nc * m, side, side)[..., pad : pad + size, pad : pad + size]
     if dense is not None:
         pics = pics + dense
-    if exact_color:
-        return pics.unflatten(1, (-1, 3)).sum(1)
-    tint = torch.stack(tints, 1)  # (B, C, 3)
-    return (pics[:, :, None] * tint[..., None, None]).sum(1)
+    pics = pics.unflatten(1, (nc, m))  # (B, C, M, H, W)
+    basis = torch.stack(
+        [torch.nn.functional.pad(x, (0, 0, 0, m - x.shape[1])) for x in bases], 1
+    )  # (B, C, M, 3)
+    return torch.einsum("bcmhw,bcmk->bkhw", pics, basis)
 
 
 def render(
