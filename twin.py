@@ -13,7 +13,7 @@ How a picture is made: each instance's outline is taken at the coarsest level of
 detail whose chords stay ≤ PIECE_PX (2 px) long and ≤ 0.1 px off the curve, its
 segments cut into pieces ≤ PIECE_PX long and its band into strips ≤ STRIP_PX wide;
 each piece is a Gaussian splat centred on it, weighted by its area in pixels ×
-the instance's opacity × the gradient's brightness, with the variance along x and y
+the instance's opacity × its colour (below), with the variance along x and y
 of the piece's box (×3, so that neighbours merge), an anti-aliasing floor and the
 requested blur σ². Axis-aligned Gaussians are separable: a splat is the outer
 product of a row and a column profile, each integrated over the pixel (erf) as
@@ -21,6 +21,21 @@ anti-aliasing does, added through a small pixel window (4 to 10 px by σ; all of
 picture's splats in one index_add, a canvas per chain) or, for wide ones, as one
 matrix product (H × K)·(K × W). The chains add up in their colours and clip at 1,
 as the renderer's additive blending does. Noise, dither and CRT are not drawn.
+
+Colour, as the renderer's gradient shader holds it (`gradient_stops`): at
+GRADIENT_STOPS even stops along the gradient, sRGB(tone_map(rgb × brightness)),
+tone_map the three.js ACES filmic curve (renderer/progressions.py, shared), each
+stop rounded to 8 bits; a splat takes the colour interpolated between the two stops
+around it. ACES mixes the channels and has a toe and a shoulder, so a colour is not
+its hue × a grey (bright light turns white, dim light keeps its hue). By default
+each chain is splatted on a grey canvas, each splat weighted by its own colour's
+channel mean (grey, and so √grey, what NCC compares, is exact up to the clip at 1);
+a chain whose gradient one hue fits within HUE_TOL takes that hue (its
+light-weighted mean colour over its mean grey: each channel's total light exact),
+any other adds a second canvas, the chroma along the one direction in which its
+colours vary most (exact for colours on one hue line, as ACES's from a hue towards
+white nearly are; it matters where the picture clips). `exact_color` splats a
+canvas per channel instead (every splat's own colour).
 """
 
 from __future__ import annotations
@@ -42,6 +57,7 @@ from renderer.progressions import (
     offset_progression,
     rotation_progression,
     scale_progression,
+    tone_map,
 )
 
 # The continuous values the twin draws (others, e.g. noise, do not reach it).
@@ -67,6 +83,9 @@ MAX_SUBDIVIDE = 256  # ... cut into at most this many pieces per outline segment
 MAX_ACROSS = 64  # a band is cut into at most this many strips across
 MAX_SPLATS = 400_000  # per chain: coarser cuts beyond (huge instances get blurred)
 AA_SIGMA = 0.25  # px: the splat's floor (skia's anti-aliasing is not a hard box)
+# A chain is drawn on one grey canvas of one hue when that hue gives each of its
+# gradient's colours within this (sRGB); else on two (`_grey_and_hue`).
+HUE_TOL = 8 / 255
 
 
 # ----------------------------------------------------------------------------------
@@ -284,6 +303,27 @@ def _smoothstep(e0: torch.Tensor, e1: torch.Tensor, x: torch.Tensor) -> torch.Te
     return t * t * (3 - 2 * t)
 
 
+def gradient_coord(values: dict[str, torch.Tensor], q: torch.Tensor) -> torch.Tensor:
+    """(B, P) where local points q (B, P, 2) lie along the gradient: q·(sin θ, cos θ),
+    θ = gradientAngle, clamped to ±GRADIENT_REACH (the shader's end stops)."""
+    th = values["gradientAngle"][:, None].to(q.dtype)
+    g = q[..., 0] * th.sin() + q[..., 1] * th.cos()
+    return g.clamp(-scene.GRADIENT_REACH, scene.GRADIENT_REACH)
+
+
+def _brightness_at(
+    struct: Structure, values: dict[str, torch.Tensor], chain: int, g: torch.Tensor
+) -> torch.Tensor:
+    """(B, P) brightness at gradient coordinates g (B, P): 1 − smoothstep(lo, hi,
+    0.5 + 0.5·|g|), (lo, hi) = gradientRange."""
+    if "gradientRange.0" in values:
+        lo = _get(values, struct, chain, "gradientRange.0")[:, None].to(g.dtype)
+        hi = _get(values, struct, chain, "gradientRange.1")[:, None].to(g.dtype)
+    else:
+        lo, hi = torch.full_like(g[:, :1], 0.2), torch.full_like(g[:, :1], 1.0)
+    return 1 - _smoothstep(lo, hi, 0.5 + 0.5 * g.abs())
+
+
 def brightness(
     struct: Structure,
     values: dict[str, torch.Tensor],
@@ -292,15 +332,44 @@ def brightness(
 ) -> torch.Tensor:
     """(B, P) brightness of local points q (B, P, 2): 1 − smoothstep(lo, hi,
     0.5 + 0.5·|q·(sin θ, cos θ)|), θ = gradientAngle, (lo, hi) = gradientRange."""
-    th = values["gradientAngle"][:, None].to(q.dtype)
-    g = q[..., 0] * th.sin() + q[..., 1] * th.cos()
-    g = g.clamp(-scene.GRADIENT_REACH, scene.GRADIENT_REACH)  # the shader's stops
-    if "gradientRange.0" in values:
-        lo = _get(values, struct, chain, "gradientRange.0")[:, None].to(q.dtype)
-        hi = _get(values, struct, chain, "gradientRange.1")[:, None].to(q.dtype)
-    else:
-        lo, hi = torch.full_like(th, 0.2), torch.full_like(th, 1.0)
-    return 1 - _smoothstep(lo, hi, 0.5 + 0.5 * g.abs())
+    return _brightness_at(struct, values, chain, gradient_coord(values, q))
+
+
+def gradient_stops(
+    struct: Structure, values: dict[str, torch.Tensor], chain: int, rgb: torch.Tensor
+) -> torch.Tensor:
+    """(B, GRADIENT_STOPS, 3): the chain's gradient as the renderer's shader holds
+    it (scene.gradient_shader): sRGB(tone_map(rgb × brightness(g))) at
+    GRADIENT_STOPS even stops g over ±GRADIENT_REACH, each rounded to 8 bits (a skia
+    colour; the gradient passes straight through the rounding). rgb: (B, 3) linear."""
+    g = torch.linspace(
+        -scene.GRADIENT_REACH,
+        scene.GRADIENT_REACH,
+        scene.GRADIENT_STOPS,
+        dtype=rgb.dtype,
+        device=rgb.device,
+    ).expand(len(rgb), -1)
+    b = _brightness_at(struct, values, chain, g)  # (B, S)
+    col = linear_to_srgb(tone_map(rgb[:, None, :] * b[..., None]))
+    return col + (torch.round(col * 255) / 255 - col).detach()
+
+
+def _stop_place(g: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where gradient coordinates g (B, K) fall among n stops evenly spread over
+    ±GRADIENT_REACH: the stop before (B, K) and the share of the way to the next."""
+    u = (g + scene.GRADIENT_REACH) * ((n - 1) / (2 * scene.GRADIENT_REACH))
+    i0 = u.detach().floor().clamp(0, n - 2).long()
+    return i0, u - i0.to(u.dtype)
+
+
+def stop_color(stops: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(B, K, C): the colour at gradient coordinates g (B, K) of stops (B, S, C)
+    evenly spread over ±GRADIENT_REACH, linearly interpolated between the two
+    nearest (as skia's linear gradient)."""
+    i0, fr = _stop_place(g, stops.shape[1])
+    idx = i0[..., None].expand(-1, -1, stops.shape[2])
+    c0, c1 = stops.gather(1, idx), stops.gather(1, idx + 1)
+    return c0 + fr[..., None] * (c1 - c0)
 
 
 @functools.cache
@@ -375,18 +444,19 @@ def stroke_radius(
 @dataclass
 class Splats:
     """Gaussian splats, flattened: centres x, y (px), σ along x and y (px), weight
-    (pixel area × opacity) and the gradient's brightness there, each (B, K)."""
+    (pixel area × opacity) and where it lies along the gradient (`gradient_coord`),
+    each (B, K)."""
 
     x: torch.Tensor
     y: torch.Tensor
     sx: torch.Tensor
     sy: torch.Tensor
     weight: torch.Tensor
-    bright: torch.Tensor
+    g: torch.Tensor
 
     @staticmethod
     def cat(parts: list[Splats]) -> Splats:
-        fields = ("x", "y", "sx", "sy", "weight", "bright")
+        fields = ("x", "y", "sx", "sy", "weight", "g")
         return Splats(*(torch.cat([getattr(p, f) for p in parts], 1) for f in fields))
 
 
@@ -609,8 +679,8 @@ def _pair_splats(
     f, u = fk[:, None], uk[:, None]
     xy = g[..., 0:2] + f * g[..., 2:4] + u * g[..., 4:6]
     q = g[..., 6:8] + f * g[..., 8:10] + u * g[..., 10:12]
-    bright = brightness(struct, values, chain, q)  # (B, K)
-    return Splats(xy[..., 0], xy[..., 1], g[..., 12], g[..., 13], g[..., 14], bright)
+    gk = gradient_coord(values, q)  # (B, K)
+    return Splats(xy[..., 0], xy[..., 1], g[..., 12], g[..., 13], g[..., 14], gk)
 
 
 def _window(
@@ -624,33 +694,45 @@ def _window(
 
 
 def _splat_window(
-    g: torch.Tensor, canvas: torch.Tensor, size: int, n: int, shape: tuple[int, int]
+    g: torch.Tensor,
+    canvas: torch.Tensor,
+    size: int,
+    n: int,
+    shape: tuple[int, int],
+    m: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Splats g (B, K, 5: x, y, σx, σy, weight; σ ≤ (n − 1) / 4.5 px) through an
-    n × n pixel window each, placed on the splat to the nearest pixel: the flat
-    indices into the (B, C, side, side) canvases (canvas (K,) says which; side =
-    size + 2·pad, shape = (C, pad)) and the values, for one index_add. A window that
-    would leave the canvas (pad ≥ n) is moved to its edge: the splat is far out
-    there and draws ~0 in it."""
+    """Splats g (B, K, 4 + m: x, y, σx, σy, then m weights; σ ≤ (n − 1) / 4.5 px)
+    through an n × n pixel window each, placed on the splat to the nearest pixel:
+    the flat indices into the (B, C, side, side) canvases (splat k's weights go to
+    canvases m·canvas[k] + 0 .. m − 1; side = size + 2·pad, shape = (C, pad)) and the
+    values, for one index_add. A window that would leave the canvas (pad ≥ n) is
+    moved to its edge: the splat is far out there and draws ~0 in it."""
     b = g.shape[0]
     nc, pad = shape
     side = size + 2 * pad
-    x, y, sx, sy, w = g.unbind(-1)
+    x, y, sx, sy = g[..., :4].unbind(-1)
+    w = g[..., 4:]  # (B, K, m)
     with torch.no_grad():
         x0 = torch.round(x - n / 2).clamp(-pad, size + pad - n)
         y0 = torch.round(y - n / 2).clamp(-pad, size + pad - n)
-        first = torch.arange(b, device=x0.device).view(b, 1) * nc + canvas
+        first = torch.arange(b, device=x0.device).view(b, 1) * nc + m * canvas
         base = first * side * side + ((y0 + pad) * side + (x0 + pad)).long()
         r = torch.arange(n, device=x0.device)
         offs = (r[:, None] * side + r[None, :]).flatten()  # (n·n,)
+        offs = (
+            torch.arange(m, device=x0.device)[:, None] * side * side + offs
+        ).flatten()
         idx = (base[..., None] + offs).flatten()
     gx = _window(x, sx, x0, n)  # (B, K, n)
-    gy = _window(y, sy, y0, n) * w[..., None]
-    return idx, (gy[..., :, None] * gx[..., None, :]).flatten()
+    gy = _window(y, sy, y0, n)
+    if m == 1:
+        return idx, ((gy * w)[..., :, None] * gx[..., None, :]).flatten()
+    tile = (gy[..., :, None] * gx[..., None, :]).flatten(2)  # (B, K, n·n)
+    return idx, (w[..., None] * tile[:, :, None]).flatten()
 
 
 def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, size, size): splats weighted by w (B, 3, K) as (H × K)·(K × W)."""
+    """(B, C, size, size): splats weighted by w (B, C, K) as (H × K)·(K × W)."""
     z = torch.zeros_like(sp.x)
     gy = _window(sp.y, sp.sy, z, size)  # (B, K, H)
     gx = _window(sp.x, sp.sx, z, size)  # (B, K, W)
@@ -691,40 +773,88 @@ def _unit(c: torch.Tensor) -> torch.Tensor:
     return c - (c - c.clamp(0, 1)).detach()
 
 
+def _grey_and_hue(
+    stops: torch.Tensor, g: torch.Tensor, weight: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A chain's colours on one or two canvases: splat weights (B, K, M) and the
+    colour of each canvas (B, M, 3), their product summed over M ≈ each splat's
+    colour (stops (B, S, 3) at gradient coordinates g (B, K); weight (B, K) its
+    area × opacity). Canvas 0 is grey: every splat's channel mean, so grey is exact.
+    Tinted by the chain's light-weighted hue (Σ weight × colour / Σ weight × grey,
+    each channel's total light exact), it is all there is when that hue gives every
+    stop the splats use within HUE_TOL; else canvas 1 holds the chroma along the
+    direction in which the stops' colours vary most (weighted by the light at
+    them), on top of the untinted grey: exact where the gradient's colours keep to
+    one hue line, as ACES's run from a colour's own hue towards white does."""
+    grey = stops.mean(-1)  # (B, S)
+    one = torch.ones_like(stops[:, :1])  # (B, 1, 3)
+    i0, fr = _stop_place(g, stops.shape[1])
+    at_stop = torch.zeros_like(grey)  # (B, S) the weight at each stop
+    at_stop = at_stop.scatter_add(1, i0, weight * (1 - fr))
+    at_stop = at_stop.scatter_add(1, i0 + 1, weight * fr)
+    light = (at_stop[..., None] * stops).sum(1)  # (B, 3)
+    tint = light / light.mean(-1, keepdim=True).clamp(min=1e-12)
+    chroma = stops - grey[..., None]
+    with torch.no_grad():
+        off = (stops - grey[..., None] * tint[:, None]).abs().amax(-1)
+        one_hue = float(torch.where(at_stop > 0, off, 0).max()) <= HUE_TOL
+    if one_hue:
+        return stop_color(grey[..., None], g), tint[:, None]
+    with torch.no_grad():
+        c = chroma.detach()
+        cov = (c * at_stop.detach()[..., None]).transpose(1, 2) @ c  # (B, 3, 3)
+        axis = torch.linalg.eigh(cov.double())[1][..., -1].to(stops.dtype)  # (B, 3)
+    along = (chroma * axis[:, None]).sum(-1)  # (B, S)
+    w = stop_color(torch.stack([grey, along], -1), g)
+    return w, torch.cat([one, axis[:, None]], 1)
+
+
 def picture(
     chains: list[tuple[Splats, torch.Tensor]], size: int, exact_color: bool = False
 ) -> torch.Tensor:
-    """(B, 3, size, size): the chains' light added up, Σ opacity × coverage ×
-    sRGB(rgb × brightness) over each chain's splats; chains = (splats, rgb (B, 3)
-    linear). Small splats go through pixel windows (one index_add for all), the
-    rest (large σ: blur, huge pieces) through matrix products. Unless
-    `exact_color`, sRGB(rgb × b) is taken as sRGB(rgb) × sRGB(b) (exact for a pure
-    power law; the sRGB curve's linear toe differs below 0.3% linear), so that one
-    grey canvas per chain is splatted instead of three."""
+    """(B, 3, size, size): the chains' light added up, Σ opacity × coverage × colour
+    over each chain's splats, the colour that of the chain's gradient where the
+    splat lies (sRGB(tone_map(rgb × brightness)) at the renderer's stops,
+    `gradient_stops`; tone_map: its ACES filmic curve, renderer/progressions.py);
+    chains = (splats, stops (B, S, 3)). Small splats go through pixel windows (one
+    index_add for all), the rest (large σ: blur, huge pieces) through matrix
+    products.
+
+    With `exact_color`, a canvas per colour channel: every splat's own colour,
+    exactly. Otherwise a grey canvas per chain (each splat weighted by the channel
+    mean of its colour, so grey, what NCC compares, is exact up to the clip at 1),
+    tinted by the chain's hue when one hue fits its gradient, else joined by a
+    chroma canvas (`_grey_and_hue`): one or two canvases per chain instead of
+    three. A splat's window is worked out once for all its canvases."""
     f = torch.float32
     dev = chains[0][1].device
     b = len(chains[0][1])
-    stacked, canvas_of = [], []  # (B, K, 5) splats and the canvas they go to
-    for sp, rgb in chains:
-        fields = [getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy")]
-        bright, weight = sp.bright.to(f), sp.weight.to(f)
+    weights, bases = [], []  # per chain: (B, K, M) splat weights, (B, M, 3) colours
+    for sp, stops in chains:
+        stops, g = stops.to(f), sp.g.to(f)
         if exact_color:  # a canvas per colour channel
-            ws = [linear_to_srgb(rgb.to(f)[:, c, None] * bright) for c in range(3)]
-        else:  # one grey canvas
-            ws = [linear_to_srgb(bright)]
-        for w in ws:
-            stacked.append(torch.stack([*fields, w * weight], -1))
-            k = stacked[-1].shape[1]
-            canvas_of.append(torch.full((k,), len(canvas_of), device=dev))
+            w = stop_color(stops, g)
+            basis = torch.eye(3, dtype=f, device=dev).expand(b, 3, 3)
+        else:
+            w, basis = _grey_and_hue(stops, g, sp.weight.to(f))
+        weights.append(w * sp.weight.to(f)[..., None])
+        bases.append(basis)
+    m = max(w.shape[-1] for w in weights)  # canvases per chain
+    stacked, canvas_of = [], []  # (B, K, 4 + m) splats, the chain they belong to
+    for c, (sp, w) in enumerate(zip((ch[0] for ch in chains), weights, strict=True)):
+        fields = [getattr(sp, k).to(f) for k in ("x", "y", "sx", "sy")]
+        w = torch.nn.functional.pad(w, (0, m - w.shape[-1]))
+        stacked.append(torch.cat([torch.stack(fields, -1), w], -1))
+        canvas_of.append(torch.full((w.shape[1],), c, device=dev))
     g_all = torch.cat(stacked, 1)
     canvas_all = torch.cat(canvas_of)
-    nc, pad = len(stacked), max(WINDOWS)
+    nc, pad = len(chains), max(WINDOWS)
     with torch.no_grad():  # splats that reach the picture, and their window
-        x, y, sx, sy, w = g_all.unbind(-1)
+        x, y, sx, sy = g_all[..., :4].unbind(-1)
         sig = torch.maximum(sx, sy)
         reach = 3 * sig + 1
         seen = (
-            (w > 0)
+            (g_all[..., 4:] != 0).any(-1)
             & (x + reach > 0)
             & (x - reach < size)
             & (y + reach > 0)
@@ -742,7 +872,7 @@ def picture(
     g = g_all.index_select(1, perm)
     canvas = canvas_all[perm]
     side = size + 2 * pad
-    flat = torch.zeros(b * nc * side * side, dtype=f, device=dev)
+    flat = torch.zeros(b * nc * m * side * side, dtype=f, device=dev)
     k0, dense = 0, None
     for j, k in enumerate(counts):
         if k == 0:
@@ -750,19 +880,22 @@ def picture(
         part, cpart = g[:, k0 : k0 + k], canvas[k0 : k0 + k]
         k0 += k
         if j < len(WINDOWS):
-            flat.index_add_(0, *_splat_window(part, cpart, size, WINDOWS[j], (nc, pad)))
+            flat.index_add_(
+                0, *_splat_window(part, cpart, size, WINDOWS[j], (nc * m, pad), m)
+            )
         else:
             onehot = (cpart[None] == torch.arange(nc, device=dev)[:, None]).to(f)
-            w = part[..., 4][:, None, :] * onehot  # (B, C, K)
+            w = onehot[None, :, None] * part[..., 4:].transpose(1, 2)[:, None]
             x, y, sx, sy = part[..., 0], part[..., 1], part[..., 2], part[..., 3]
-            dense = _splat_dense(Splats(x, y, sx, sy, x, x), w, size)
-    pics = flat.view(b, nc, side, side)[..., pad : pad + size, pad : pad + size]
+            dense = _splat_dense(Splats(x, y, sx, sy, x, x), w.flatten(1, 2), size)
+    pics = flat.view(b, nc * m, side, side)[..., pad : pad + size, pad : pad + size]
     if dense is not None:
         pics = pics + dense
-    if exact_color:
-        return pics.unflatten(1, (-1, 3)).sum(1)
-    srgb = torch.stack([linear_to_srgb(c[1].to(f)) for c in chains], 1)  # (B, C, 3)
-    return (pics[:, :, None] * srgb[..., None, None]).sum(1)
+    pics = pics.unflatten(1, (nc, m))  # (B, C, M, H, W)
+    basis = torch.stack(
+        [torch.nn.functional.pad(x, (0, 0, 0, m - x.shape[1])) for x in bases], 1
+    )  # (B, C, M, 3)
+    return torch.einsum("bcmhw,bcmk->bkhw", pics, basis)
 
 
 def render(
@@ -781,7 +914,8 @@ def render(
         rgb = chain_color(struct, values, chain)
         if not bool((rgb > 0).any()):
             continue
-        chains.append((chain_splats(struct, values, chain, size, blur), rgb))
+        stops = gradient_stops(struct, values, chain, rgb)
+        chains.append((chain_splats(struct, values, chain, size, blur), stops))
     if not chains:
         return torch.zeros(b, 3, size, size, device=values["scale"].device)
     return picture(chains, size, exact_color).clamp(max=1.0)

@@ -15,7 +15,8 @@ beside the renderer's own.
 
 Speed: render + gradient (backward of a loss through the picture) per second at
 128², batches of --batch variants of one scene, torch on --threads threads: typical
-params (the scene's defaults) and a heavy case (400 repetitions × 3 layers). The
+params (the scene's defaults), the same in a saturated colour (a second canvas per
+chain, twin._grey_and_hue) and a heavy case (400 repetitions × 3 layers). The
 machine's load average is written beside the figures.
 
 Writes bench/results/twin.md (with the command line).
@@ -317,6 +318,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         cases = {
             "typical (the defaults: 75 reps, base + default layer)": (
                 schema.default_params() | {"crtEnabled": False},
+                args.reps,
+            ),
+            "typical, saturated colour #7D99FF (a chroma canvas per chain)": (
+                schema.default_params() | {"crtEnabled": False, "color": "#7D99FF"},
                 args.reps,
             ),
             "heavy (400 reps × 3 layers)": (heavy_params(), max(1, args.reps // 2)),
