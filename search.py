@@ -1043,8 +1043,6 @@ class PipelineOptions:
     structures: int = 8  # the inverse model's top structures fitted (0: its guess
     # and alternatives screened as before)
     structure_share: float = 0.5  # share of the budget for fitting them
-    structure_twin_seconds: float = 2.5  # with the twin: its descent per structure
-    # instead of the short CMA-ES (one render each to score it)
     structure_prior: float = 0.0  # weight of the model's log-probability of a
     # structure beside its fit's picture score when choosing one (0: the score alone)
     gd_steps: int = 300
@@ -1170,26 +1168,15 @@ def invert(
     # opts.structure_prior, that weight × the model's log-probability of it)
     per = int(opts.structure_share * budget) // max(1, n_inv)
     fitted: list[tuple[float, float, float, dict[str, Any]]] = []
-    if by_structure and (per >= 8 or use_twin):
+    if by_structure and per >= 8:
         import structure
 
         fits: list[tuple[float, Candidate]] = []
-        n_fit = min(n_inv, len(starts))
-        by_twin = use_twin and opts.structure_twin_seconds > 0
-        if by_twin:  # each structure's continuous values by the twin's descent
-            tuned = [
-                twin_descent(evaluate.loss, starts[i], opts.structure_twin_seconds)[0]
-                for i in range(n_fit)
-            ]
-            tuned_losses = evaluate(tuned)
-        for i in range(n_fit):
-            if by_twin:
-                c = Candidate(tuned_losses[i], tuned[i])
-            else:
-                sp = SearchSpace.of(starts[i])
-                c = cma_search(
-                    sp, evaluate, sp.encode(starts[i]), opts.sigma_screen, per, seed
-                )
+        for i in range(min(n_inv, len(starts))):
+            sp = SearchSpace.of(starts[i])
+            c = cma_search(
+                sp, evaluate, sp.encode(starts[i]), opts.sigma_screen, per, seed
+            )
             c = c if c.loss <= losses[i] else Candidate(losses[i], starts[i])
             img = evaluate.images.get(schema.canonical_json(c.params))
             score = (
