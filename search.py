@@ -1044,7 +1044,8 @@ class PipelineOptions:
     # and alternatives screened as before)
     structure_share: float = 0.5  # share of the budget for fitting them
     structure_prior: float = 0.0  # weight of the model's log-probability of a
-    # structure beside its fit's picture score when choosing one (0: the score alone)
+    # structure beside its fit's picture score when choosing one (0: the score alone;
+    # on 16 held-out draws at 500 renders no weight from 0.02 to 1000 chose better)
     gd_steps: int = 300
     gd_lr: float = 0.02
     twin_seconds: float = (
