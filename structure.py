@@ -7,7 +7,11 @@ progression gives scale 1 when scaleFactor = 1); EQUIVALENCES lists those cases,
 test renders each entry to show it. `structure_hits` scores a prediction against the
 truth up to these equivalences, and also counts a choice as right when putting it
 into the true params draws the same picture (`picture_score` ≥ SAME_PICTURE), which
-covers the near-equivalences (a rotation progression at rotationFactor 0.001).
+covers the near-equivalences (a rotation progression at rotationFactor 0.001). The
+origin is checked with the move it makes undone (`with_origin`): it only mirrors the
+offsets and shifts them by a constant × stepFactor, which flipped xStep / yStep signs
+and moved positions undo exactly, so any origin draws the truth's picture unless a
+moved position would leave its range.
 
 Picture score (`picture_score`): does a result draw the same picture as the target?
 NCC of √grey blurred at σ = 2 px mostly rewards light in the right region (a swoosh of
@@ -225,6 +229,47 @@ def with_choice(params: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return out
 
 
+def _origin_map(origin: str) -> tuple[float, float, float, float]:
+    """(σx, cx, σy, cy): the origin turns an offset (x, y) into (σx·x + cx, σy·y + cy)
+    (renderer/progressions.py: offset_progression)."""
+    sx, cx = (-1.0, 1.0) if origin.endswith("-right") else (1.0, 0.0)
+    if origin.endswith("-left"):
+        cx = -1.0
+    sy, cy = (-1.0, 1.0) if origin.startswith("top-") else (1.0, 0.0)
+    if origin.startswith("bottom-"):
+        cy = -1.0
+    return sx, cx, sy, cy
+
+
+def with_origin(params: dict[str, Any], origin: str) -> dict[str, Any]:
+    """params drawn from another origin, the same picture: the origin only mirrors
+    the offsets (σ) and moves them by a constant (c) × stepFactor, so flipping the
+    signs of xStep / yStep where σ differs and moving each chain's position by the
+    change of c × its stepFactor (through a layer's rotation and scale) undoes it
+    exactly, as long as the moved positions stay within their ranges. Complete flat
+    params in and out (a copy)."""
+    a, b = _origin_map(params["origin"]), _origin_map(origin)
+    out = copy.deepcopy(params)
+    out["origin"] = origin
+    out["xStep"] = params["xStep"] * a[0] * b[0]
+    out["yStep"] = params["yStep"] * a[2] * b[2]
+    dx, dy = b[1] - a[1], b[3] - a[3]  # how far the offsets move, × stepFactor
+    sf = params["stepFactor"]
+    out["position"] = {
+        "x": params["position"]["x"] - dx * sf,
+        "y": params["position"]["y"] - dy * sf,
+    }
+    for lay in out["layers"]:
+        k = lay.get("stepFactor", sf)
+        c, s = math.cos(lay["rotation"]), math.sin(lay["rotation"])
+        ux, uy = dx * k * lay["scale"]["x"], dy * k * lay["scale"]["y"]
+        lay["position"] = {
+            "x": lay["position"]["x"] - (c * ux - s * uy),
+            "y": lay["position"]["y"] - (s * ux + c * uy),
+        }
+    return out
+
+
 # ----------------------------------------------------------------------------------
 # Structure accuracy
 
@@ -263,9 +308,13 @@ def structure_hits(
         ok = table_equivalent(key, truth, pred[key])
         if not ok and render is not None:
             ref = truth_image if truth_image is not None else render(truth)
-            ok = picture_score(render(with_choice(truth, key, pred[key])), ref) >= (
-                SAME_PICTURE
+            # put into the true params; an origin with the offsets it moves undone
+            moved = (
+                with_origin(truth, pred[key])
+                if key == "origin"
+                else with_choice(truth, key, pred[key])
             )
+            ok = picture_score(render(moved), ref) >= SAME_PICTURE
         hits[key] = ok
     hits["layers"] = len(truth["layers"]) == len(pred["layers"])
     hits["all"] = all(hits.values())

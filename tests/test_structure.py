@@ -238,3 +238,38 @@ def test_structure_candidates_are_distinct_and_ranked() -> None:
     }
     assert len(keys) == 6
     assert all(len(p["layers"]) >= 1 for _, p in cands)
+
+
+def test_every_origin_draws_the_same_picture_with_its_offsets_moved_back() -> None:
+    """The origin mirrors the offsets and moves them by a constant × stepFactor:
+    `with_origin` undoes both (xStep / yStep signs, each chain's position), so every
+    origin draws the very same picture while the moved positions stay in range;
+    structure_hits then counts any origin as right when the truth's picture is
+    drawn that way."""
+    rng = random.Random(5)
+    checked = 0
+    for _ in range(12):
+        p = schema.validate_params(sampling.sample_refs_like(rng))
+        p.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
+        a = render(p, 96).astype(int)
+        for origin in schema.ORIGINS:
+            q = structure.with_origin(p, origin)
+            if schema.validate_params(q) != q:
+                continue  # a moved layer position left its range: clamped
+            b = render(q, 96).astype(int)
+            assert np.abs(a - b).max() <= 2, (origin, p["origin"])
+            checked += 1
+    assert checked >= 60
+    # a wrong origin put into the true params as it is draws another picture
+    p = schema.validate_params(sampling.sample_refs_like(random.Random(3)))
+    p.update(stepFactor=0.5, xStep=0.8, yStep=0.3, origin="center", layers=[])
+    truth_img = structure.LocalRenderer().render(p, 128)
+    moved = structure.with_choice(p, "origin", "top-left")
+    assert (
+        structure.picture_score(structure.LocalRenderer().render(moved, 128), truth_img)
+        < 0.9
+    )
+    hits = structure.structure_hits(
+        p, moved, render=lambda q: structure.LocalRenderer().render(q, 128)
+    )
+    assert hits["origin"]
