@@ -632,6 +632,24 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                     return dist(imgs, imgs[i : i + 1].expand_as(imgs))
 
         picks = select_novel(novelty, dist_to, ok, args.n)
+        if forward is not None:  # the model's pictures are soft: check the picks'
+            # real renders against the coverage guard (a blown-out white one passes
+            # as a bright blur), and pick again without the ones that fail
+            for _ in range(4):
+                real = render_real(
+                    client, [cands[i] for i in picks], 64, args.workers, ray_pool
+                )
+                rc = metrics.lit_coverage(real)
+                bad = [
+                    i
+                    for i, c in zip(picks, rc.tolist(), strict=True)
+                    if not args.min_coverage <= c <= args.max_coverage
+                ]
+                if not bad or int(ok.sum()) - len(bad) < args.n:
+                    break
+                log(f"{len(bad)} picks drawn out of the coverage guard; picking again")
+                ok[bad] = False
+                picks = select_novel(novelty, dist_to, ok, args.n)
         idx0 = dataset.Layout(out).next_index()
         ids, tiles, labels = [], [], []
         for k, i in enumerate(picks):

@@ -519,3 +519,33 @@ def test_colour_fit_finds_the_hue_of_a_rendered_target() -> None:
             errs.append(float(np.abs(got - want).max()))
     assert max(errors) < 0.15, (errors, naive_errors)
     assert np.mean(errors) < np.mean(naive_errors) / 2, (errors, naive_errors)
+
+
+def test_explore_checks_the_forward_models_picks_by_real_renders(
+    tmp_path: Path,
+    renderer_url: str,
+    refs_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The forward model's pictures are soft, so a blown-out candidate can pass the
+    coverage guard as a bright blur. The picks are rendered for real and any drawn
+    outside the guard is replaced: here the model sees every candidate as a faint
+    ring, and the real renders above a 5% lit share are dropped."""
+    ring = torch.zeros(1, 3, 64, 64)
+    ring[:, :, 30:34, 20:44] = 0.5  # 1.5% lit
+
+    monkeypatch.setattr(
+        search, "load_models", lambda *a, **k: (object(), None, ["stand-in model"])
+    )
+    monkeypatch.setattr(
+        predict, "render_forward", lambda fwd, ps: ring.expand(len(ps), -1, -1, -1)
+    )
+    argv = [*explore_argv(tmp_path, renderer_url, refs_file), "--max-coverage", "0.05"]
+    argv[argv.index("--candidates") + 1] = "24"
+    logs: list[str] = []
+    res = predict.run_explore(predict.parse_args(argv), log=logs.append)
+    client = rendering.RendererClient(url=renderer_url)
+    for p in res["params"]:
+        img = torch.from_numpy(client.render(p, 64)).permute(2, 0, 1)[None].float()
+        assert float(metrics.lit_coverage(img)[0]) <= 0.05
+    assert any("picking again" in line for line in logs)
