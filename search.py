@@ -980,6 +980,10 @@ def scale_brightness(params: dict[str, Any], factor: float) -> dict[str, Any]:
 
 
 BRIGHTNESS_FACTORS = (0.3, 0.55, 1.8)
+COLOR_GAINS = (1.0, 1.4, 2.0)  # gains tried with the fitted colour (a render each)
+# loss the fitted colour may cost: 12 results at 500 renders lost 0.003-0.015 to it
+# (their grey dims as the hue saturates; the brightness fit follows)
+COLOR_SLACK = 0.03
 
 
 def fit_brightness(
@@ -1248,7 +1252,7 @@ def invert(
 
     # 5. polish: evolution with sparse mutations, or CMA-ES
     reserve = (
-        (1 if opts.color_fit else 0)
+        (len(COLOR_GAINS) if opts.color_fit else 0)
         + (len(BRIGHTNESS_FACTORS) if opts.brightness_fit else 0)
         + 1  # the post-pass check
     )
@@ -1281,14 +1285,21 @@ def invert(
     # 6. post-passes off unless they pay for themselves
     best = without_post_passes(best, evaluate)
 
-    # 7. colour
-    if opts.color_fit and evaluate.left > 0:
+    # 7. colour: the target's hue, at the gain that keeps the grey loss lowest (a
+    # saturated hue lights fewer channels, so its grey is dimmer than the white's
+    # the search matched); kept unless it costs the shapes more than COLOR_SLACK
+    if opts.color_fit and evaluate.left >= len(COLOR_GAINS):
         p_col = fit_color(best.params, target)
-        lo = evaluate([p_col])[0]
-        if lo <= best.loss + 0.01:  # colour barely moves the grey loss
-            best = Candidate(
-                lo, p_col, evaluate.last_images.get(schema.canonical_json(p_col))
-            )
+        if p_col != best.params:
+            cands = [scale_brightness(p_col, g) for g in COLOR_GAINS]
+            losses = evaluate(cands)
+            j = min(range(len(cands)), key=lambda k: losses[k])
+            if losses[j] <= best.loss + COLOR_SLACK:
+                best = Candidate(
+                    losses[j],
+                    cands[j],
+                    evaluate.last_images.get(schema.canonical_json(cands[j])),
+                )
         done("colour", best)
 
     # 8. brightness
