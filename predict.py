@@ -635,15 +635,19 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         if forward is not None:  # the model's pictures are soft: check the picks'
             # real renders against the coverage guard (a blown-out white one passes
             # as a bright blur), and pick again without the ones that fail
+            checked: dict[int, float] = {}  # candidate → its real lit share
             for _ in range(4):
-                real = render_real(
-                    client, [cands[i] for i in picks], 64, args.workers, ray_pool
-                )
-                rc = metrics.lit_coverage(real)
+                new = [i for i in picks if i not in checked]
+                if new:
+                    real = render_real(
+                        client, [cands[i] for i in new], 64, args.workers, ray_pool
+                    )
+                    cov_new = metrics.lit_coverage(real).tolist()
+                    checked.update(zip(new, cov_new, strict=True))
                 bad = [
                     i
-                    for i, c in zip(picks, rc.tolist(), strict=True)
-                    if not args.min_coverage <= c <= args.max_coverage
+                    for i in picks
+                    if not args.min_coverage <= checked[i] <= args.max_coverage
                 ]
                 if not bad or int(ok.sum()) - len(bad) < args.n:
                     break
