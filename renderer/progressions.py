@@ -204,5 +204,5 @@ def tone_map(rgb: Any) -> Any:
     fit = (v * (v + 0.0245786) - 0.000090537) / (
         v * (0.983729 * v + 0.4329510) + 0.238081
     )
-    out = fit @ m_out.T
+    out: Any = fit @ m_out.T  # numpy or torch, as the input
     return np.clip(out, 0.0, 1.0) if xp is np else out.clamp(0.0, 1.0)
