@@ -378,6 +378,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                 seed=args.seed,
                 log=log,
                 use_twin=use_twin,
+                fine_target=t256,
             )
         finally:
             ev.close()

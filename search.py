@@ -871,11 +871,13 @@ def twin_descent(
     start: dict[str, Any],
     seconds: float = 10.0,
     log: Log | None = None,
+    target: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Adam on every continuous value of `start` through the differentiable twin of
-    the bundled scene (twin.py), coarse to fine on loss's target (twin.NCC_SCHEDULE),
-    within `seconds`; its discrete choices stay. Returns the params and the twin's
-    loss (1 − NCC)."""
+    the bundled scene (twin.py), coarse to fine (twin.NCC_SCHEDULE) on `target` (the
+    picture at up to 256², so the last stage can draw there; default: loss's target,
+    at the search size), within `seconds`; its discrete choices stay. Returns the
+    params and the twin's loss (1 − NCC)."""
     import twin
 
     struct = twin.structure_of(start)
@@ -884,10 +886,17 @@ def twin_descent(
         twin.values_of([start], struct),
         loss,
         seconds=seconds,
+        steps=TWIN_STEPS,
         log=log,
-        target=loss.target,  # the descent's own NCC schedule on it
+        target=loss.target if target is None else target,
     )
     return twin.params_of(struct, values), float(best[0])
+
+
+# The descent is bound by its clock and each stage's stall rule, not by steps: at
+# the old 400 (100 in a last stage) a light draw ran out of steps at 4 s of its 10 s
+# with its loss still falling (t20 of bench/results/inverse-twin.md: 0.80 → 0.95).
+TWIN_STEPS = 1600
 
 
 # ----------------------------------------------------------------------------------
@@ -1104,10 +1113,12 @@ def invert(
     seed: int = 0,
     log: Log = print,
     use_twin: bool = False,
+    fine_target: np.ndarray | None = None,
 ) -> InverseResult:
     """Image → params within evaluate.budget real renders (see the module docstring).
 
-    target: (S, S, 3) in [0, 1] at the search size. Stages: starts (inverse model
+    target: (S, S, 3) in [0, 1] at the search size; fine_target: the same picture
+    at up to 256², for the twin's last stage (twin.NCC_SCHEDULE). Stages: starts (inverse model
     guess and alternatives, nearest training images, or random draws) → screening
     (short CMA-ES runs of the best configurations) → discrete moves → gradient
     descent (through the differentiable twin when `use_twin`, i.e. the renderer
@@ -1234,7 +1245,9 @@ def invert(
     # else through the forward model
     after_gd = None
     if use_twin and opts.twin_seconds > 0 and evaluate.left > 0:
-        p_gd, _ = twin_descent(evaluate.loss, best.params, opts.twin_seconds, log)
+        p_gd, _ = twin_descent(
+            evaluate.loss, best.params, opts.twin_seconds, log, fine_target
+        )
         after_gd = p_gd
         lo = evaluate([p_gd])[0]
         if lo < best.loss:

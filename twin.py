@@ -968,13 +968,17 @@ def speaks_bundled_schema(url: str, timeout: float = 5.0) -> bool:
 COARSE_TO_FINE = ((64, 2.0, 0.3), (96, 1.0, 0.3), (128, 0.0, 0.4))
 # With a target picture: (picture side, blur σ of √grey in px at 128², share of the
 # time); the loss is 1 − NCC of blurred √grey (the metric's own form), its blur
-# halved stage by stage down to the metric's (σ 1 px at 256²).
+# halved stage by stage down to the metric's (σ 1 px at 256²). A side is capped at
+# the target's: the last stage draws at 256² when the target has that many pixels,
+# because faint thin lines are where the twin and the renderer part at 128² (on 8
+# faint draws twin vs renderer NCC 0.90-0.98 at 128², 0.98-0.99 at 256²), so a
+# descent that ends at 128² fits the twin's error (bench/results/inverse-twin.md).
 NCC_SCHEDULE = (
     (64, 8.0, 0.15),
     (64, 4.0, 0.15),
     (96, 2.0, 0.2),
     (128, 1.0, 0.25),
-    (128, 0.5, 0.25),
+    (256, 0.5, 0.25),
 )
 # Adam's step in the first NCC stage, in units of each value's span (× NCC_LR_DECAY
 # per stage): the start is within ~10% of the truth, a few % of a span; larger
@@ -1106,7 +1110,10 @@ def descend(
         import search
 
         tgt = search.to_tensor(target)
-        sched = schedule or NCC_SCHEDULE
+        sched = tuple(
+            (min(side, tgt.shape[-1]), sig, share)
+            for side, sig, share in schedule or NCC_SCHEDULE
+        )
 
         def stage_loss(stage: int) -> tuple[Any, float]:
             side, sig = sched[stage][0], sched[stage][1] * sched[stage][0] / 128

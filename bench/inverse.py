@@ -178,6 +178,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--twin-jitter", type=float, default=0.1, help="relative perturbation (0.1)"
     )
     t.add_argument(
+        "--twin-target-size",
+        type=int,
+        default=256,
+        help="side of the target the descent is given (256, the side it is judged "
+        "at; --size gives it the search size, as before 2026-12-05)",
+    )
+    t.add_argument(
         "--twin-threads",
         type=int,
         default=0,
@@ -407,7 +414,7 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     jit = (1 - args.twin_jitter, 1 + args.twin_jitter)
     rows = []
-    skipped = 0
+    skipped = uniform = 0
     sheet: list[np.ndarray] = []  # target | start | result per draw, at 256²
     labels: list[str] = []
     while len(rows) < args.n_targets:
@@ -417,11 +424,16 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         if t256.max() < 2 / 255:
             skipped += 1  # black: no NCC to reach
             continue
+        if np.sqrt(t256.mean(-1)).std() < 1e-3:
+            uniform += 1  # one flat colour (all white): NCC is undefined
+            continue
         start = sampling.breed([truth], rng, p_two=0, p_copy=1, jitter=jit)
-        target = scene.render(truth, args.size).astype(np.float64) / 255
+        target = scene.render(truth, args.twin_target_size).astype(np.float64) / 255
         t0 = time.perf_counter()
         found, _ = search.twin_descent(
-            search.pipeline_loss(target), start, args.twin_seconds
+            search.pipeline_loss(target),
+            start,
+            args.twin_seconds,
         )
         sec = time.perf_counter() - t0
         s256 = scene.render(start, 256) / 255
@@ -454,10 +466,12 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}: the machine was shared).",
         "",
         f"{len(rows)} held-out draws (sampling.sample_params, seed {args.seed}; noise, "
-        f"dither, CRT off; {skipped} black draws skipped), every number of the truth "
+        f"dither, CRT off; {skipped} black and {uniform} one-colour (all white) draws "
+        "skipped: NCC is undefined on them), every number of the truth "
         f"×U({jit[0]:g}, {jit[1]:g}), discrete choices kept; search.twin_descent for "
-        f"≤ {args.twin_seconds:g} s at ≤ {args.size}² (Adam on 1 − NCC of blurred "
-        "√grey, σ 8 → 0.5 px: twin.NCC_SCHEDULE); NCC of √grey, "
+        f"≤ {args.twin_seconds:g} s on the target at {args.twin_target_size}² (Adam "
+        "on 1 − NCC of blurred √grey, σ 8 → 0.5 px at 128², sides 64² → 256² capped "
+        "at the target's: twin.NCC_SCHEDULE); NCC of √grey, "
         "σ = 1 px, at 256² against the target, drawn by renderer.scene. Target: NCC "
         "≥ 0.95 on ≥ 80% of draws in ≤ 10 s each. Sheet (target | start | result "
         f"per draw): {png.name}.",
@@ -552,6 +566,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                             log=lambda s: None,
                             # the GD stage through the differentiable twin
                             use_twin=method == "pipeline-twin",
+                            fine_target=t256,  # as predict gives it
                         )
                         secs = sum(st.seconds for st in res.stages)
                         runs.append((b, res.best.params, ev.renders, secs))

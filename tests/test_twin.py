@@ -145,6 +145,29 @@ def test_descent_from_a_perturbed_start_reaches_the_target() -> None:
     assert float(loss[0]) < 0.1
 
 
+@pytest.mark.parametrize(("side", "last"), [(128, 128), (256, 256), (512, 256)])
+def test_descent_ends_at_the_targets_side_up_to_256(side: int, last: int) -> None:
+    """The schedule's sides are capped at the target's: a 128² target is never
+    drawn at 256² (nothing to fit there), a bigger one ends at 256²."""
+    p = _plain(schema.default_params())
+    p["repetitions"] = 8
+    target = scene.render(p, side).astype(np.float64) / 255
+    struct = twin.structure_of(p)
+    lines: list[str] = []
+    twin.descend(
+        struct,
+        twin.values_of([p], struct),
+        None,
+        seconds=600,
+        steps=10,
+        target=target,
+        log=lines.append,
+    )
+    sides = [int(line.split("twin ")[1].split("²")[0]) for line in lines]
+    assert len(sides) == len(twin.NCC_SCHEDULE)
+    assert sides[-1] == last and max(sides) == last, lines
+
+
 def test_gradient_stops_are_the_renderers_colours() -> None:
     """The twin's gradient is the renderer's shader's: sRGB(tone_map(rgb ×
     brightness)) at its stops, in 8 bits."""
