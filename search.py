@@ -1118,12 +1118,12 @@ def invert(
     """Image → params within evaluate.budget real renders (see the module docstring).
 
     target: (S, S, 3) in [0, 1] at the search size; fine_target: the same picture
-    at up to 256², for the twin's last stage (twin.NCC_SCHEDULE). Stages: starts (inverse model
-    guess and alternatives, nearest training images, or random draws) → screening
-    (short CMA-ES runs of the best configurations) → discrete moves → gradient
-    descent (through the differentiable twin when `use_twin`, i.e. the renderer
-    draws the bundled scene; else through the forward model) → CMA-ES polish →
-    colour fit → brightness fit.
+    at up to 256², for the twin's last stage (twin.NCC_SCHEDULE). Stages: starts
+    (inverse model guess and alternatives, nearest training images, or random draws)
+    → screening (short CMA-ES runs of the best configurations) → discrete moves →
+    gradient descent (through the differentiable twin when `use_twin`, i.e. the
+    renderer draws the bundled scene; else through the forward model) → CMA-ES
+    polish → colour fit → brightness fit.
     A stage's result is kept only when its real render scores better (the brightness
     fit: better on the loss plus the brightness gap)."""
     opts = opts or PipelineOptions()

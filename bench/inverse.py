@@ -182,7 +182,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=256,
         help="side of the target the descent is given (256, the side it is judged "
-        "at; --size gives it the search size, as before 2026-12-05)",
+        "at; 128, the search size, as before 2026-12-05)",
     )
     t.add_argument(
         "--twin-threads",
@@ -431,9 +431,7 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         target = scene.render(truth, args.twin_target_size).astype(np.float64) / 255
         t0 = time.perf_counter()
         found, _ = search.twin_descent(
-            search.pipeline_loss(target),
-            start,
-            args.twin_seconds,
+            search.pipeline_loss(target), start, args.twin_seconds
         )
         sec = time.perf_counter() - t0
         s256 = scene.render(start, 256) / 255
