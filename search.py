@@ -895,7 +895,8 @@ def twin_descent(
 
 # The descent is bound by its clock and each stage's stall rule, not by steps: at
 # the old 400 (100 in a last stage) a light draw ran out of steps at 4 s of its 10 s
-# with its loss still falling (t20 of bench/results/inverse-twin.md: 0.80 → 0.95).
+# with its loss still falling (t20 of the 2026-11-29 bench, ending at 128²: 0.80 with
+# 400 steps, 0.95 without the cap).
 TWIN_STEPS = 1600
 
 
