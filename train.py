@@ -1491,8 +1491,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     try:
         if stage == "forward":
-            return train_forward(args, train, val, device, dist, log)
-        return train_inverse(args, train, val, device, dist, log)
+            res = train_forward(args, train, val, device, dist, log)
+        else:
+            res = train_inverse(args, train, val, device, dist, log)
+        # the ranks leave together: one that tears down gloo while rank 0 still
+        # validates and writes its last epoch can abort ("terminate called…")
+        cluster.barrier(dist)
+        return res
     finally:
         cluster.finish_distributed(dist)
 
