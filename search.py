@@ -374,6 +374,17 @@ class Evaluator:
                 self.seconds.append(time.time() - self._t0)
         return [self._cache.get(k, math.inf) for k in keys]
 
+    def render_only(self, params_list: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+        """Renders that count against the budget but are not candidates (no loss, no
+        best, no cache): probes such as `chain_footprints`. Fewer come back when the
+        budget runs out."""
+        todo = list(params_list)[: self.left]
+        images = rendering.render_many(
+            self.client.render, todo, self.size, self.workers
+        )
+        self.renders += len(images)
+        return images
+
     def best_at(self, renders: int) -> Candidate | None:
         """The best candidate after the first `renders` renders (None before any)."""
         found = None
@@ -989,6 +1000,126 @@ def scale_brightness(params: dict[str, Any], factor: float) -> dict[str, Any]:
     return out
 
 
+def chain_footprints(
+    params: dict[str, Any], evaluate: Evaluator
+) -> list[np.ndarray] | None:
+    """How bright each chain (the base, then each layer) draws, (S, S) each, from
+    1 + layers renders: everything in white with every other layer's own colour
+    black (under additive blending a black chain adds nothing), post-passes off, the
+    base alone subtracted from each layer's. None when the budget runs out."""
+    plain = {**params, **dict.fromkeys(POST_PASSES, False), "color": "#FFFFFF"}
+    layers = params["layers"]
+    variants = [
+        {
+            **plain,
+            "layers": [
+                {**la, "color": "#FFFFFF" if j == k else "#000000"}
+                for j, la in enumerate(layers)
+            ],
+        }
+        for k in range(-1, len(layers))
+    ]
+    images = evaluate.render_only(variants)
+    if len(images) < len(variants):
+        return None
+    grey = [np.asarray(img, np.float32).mean(-1) for img in images]
+    return [grey[0]] + [np.clip(g - grey[0], 0.0, None) for g in grey[1:]]
+
+
+LAYER_HUE_GAP = 0.2  # chains whose parts of the target differ in hue by more than
+# this (largest channel of the chroma) get their own colours
+LAYER_OWN_SHARE = 0.6  # a pixel belongs to a chain drawing this share of its light
+LAYER_HUE_GAIN = 0.05  # the share of the colour error the layers' hues must take off
+
+
+def color_error(img: np.ndarray, target: np.ndarray) -> float:
+    """Mean absolute difference of the colour pictures blurred at σ 2 px (each
+    channel): what a wrong hue costs, which the grey loss does not see."""
+    a = torch.from_numpy(np.asarray(img, np.float64)).permute(2, 0, 1)
+    b = torch.from_numpy(np.asarray(target, np.float64)).permute(2, 0, 1)
+    return float(metrics.gaussian_blur_batch(a - b, 2.0).abs().mean())
+
+
+def fit_layer_colors(
+    params: dict[str, Any], target: np.ndarray, evaluate: Evaluator
+) -> dict[str, Any] | None:
+    """Params whose layers take the hues of the target where they draw, when the
+    target shows more than one hue: each chain's footprint (`chain_footprints`)
+    claims the pixels where it draws most of the light; the base colour follows the
+    base chain's part (fit_color's solve), each layer's own colour is the one that,
+    times the base colour, draws its part's hue at the chain's present brightness.
+    None when the target is one hue, the chains' parts are too small to say, or the
+    budget runs out."""
+    from renderer.scene import linear_to_srgb, srgb_to_linear
+
+    if not params["layers"] or evaluate.left < len(params["layers"]) + 2:
+        return None
+    feet = chain_footprints(params, evaluate)
+    if feet is None:
+        return None
+    light = np.stack(feet)
+    share = light / np.maximum(light.sum(0), 1e-6)
+    lit = np.sqrt(np.asarray(target, np.float32).mean(-1)) > metrics.LIT
+    chromas: list[np.ndarray | None] = []
+    for k in range(len(feet)):
+        m = lit & (share[k] >= LAYER_OWN_SHARE) & (light[k] > 0.02)
+        chromas.append(target_chroma(target * m[..., None]) if m.sum() >= 16 else None)
+    known = [c for c in chromas if c is not None]
+    if (
+        len(known) < 2
+        or max(float(np.abs(a - b).max()) for a in known for b in known)
+        <= LAYER_HUE_GAP
+    ):
+        return None
+    base_old = np.array(schema.color_to_rgb(params["color"]))
+    base = base_old
+    if chromas[0] is not None:
+        base = color_for_chroma(chromas[0]) * max(float(base_old.max()), 0.05)
+    b_lin = np.maximum(srgb_to_linear(base), 1e-4)
+    old_lin = srgb_to_linear(base_old)
+    layers = []
+    for la, chroma in zip(params["layers"], chromas[1:], strict=True):
+        if chroma is None:
+            layers.append(la)
+            continue
+        own_old = srgb_to_linear(
+            np.array(schema.color_to_rgb(la.get("color", params["color"])))
+        )
+        level = float((old_lin * own_old).max())  # the chain's linear brightness now
+        want = srgb_to_linear(color_for_chroma(chroma)) ** 2
+        want = want * level / max(float(want.max()), 1e-6)
+        own = np.clip(want / b_lin, 0.0, 1.0)
+        layers.append(
+            {**la, "color": schema.rgb_to_color(linear_to_srgb(own).tolist())}
+        )
+    return {
+        **params,
+        "color": schema.rgb_to_color(np.clip(base, 0, 1).tolist()),
+        "layers": layers,
+    }
+
+
+def better_in_color(
+    best: Candidate, params: dict[str, Any], target: np.ndarray, evaluate: Evaluator
+) -> Candidate:
+    """`params` (one render) when it draws the target's colours better (color_error
+    at least LAYER_HUE_GAIN lower) at no more than COLOR_SLACK more loss, else
+    `best`."""
+    key = schema.canonical_json(best.params)
+    old = best.image if best.image is not None else evaluate.images.get(key)
+    if old is None:
+        old = next(iter(evaluate.render_only([best.params])), None)
+    if old is None or evaluate.left < 1:
+        return best
+    lo = evaluate([params])[0]
+    img = evaluate.last_images.get(schema.canonical_json(params))
+    if img is None or lo > best.loss + COLOR_SLACK:
+        return best
+    if color_error(img, target) > (1 - LAYER_HUE_GAIN) * color_error(old, target):
+        return best
+    return Candidate(lo, params, img)
+
+
 BRIGHTNESS_FACTORS = (0.3, 0.55, 1.8)
 COLOR_GAINS = (1.0, 1.4, 2.0)  # gains tried with the fitted colour (a render each)
 # loss the fitted colour may cost: 12 results at 500 renders lost 0.003-0.015 to it
@@ -1069,6 +1200,8 @@ class PipelineOptions:
     sigma_polish: float = 0.1
     polish: str = "evolve"  # "evolve" (sparse mutations) or "cma"
     color_fit: bool = True
+    layer_color_fit: bool = True  # layers in their own hues when the target shows
+    # several (fit_layer_colors: 1 + layers + 1 renders)
     brightness_fit: bool = True  # match the target's overall gain (a few renders)
 
 
@@ -1124,7 +1257,8 @@ def invert(
     → screening (short CMA-ES runs of the best configurations) → discrete moves →
     gradient descent (through the differentiable twin when `use_twin`, i.e. the
     renderer draws the bundled scene; else through the forward model) → CMA-ES
-    polish → colour fit → brightness fit.
+    polish → colour fit → each layer's own hue (when the target shows several)
+    → brightness fit.
     A stage's result is kept only when its real render scores better (the brightness
     fit: better on the loss plus the brightness gap)."""
     opts = opts or PipelineOptions()
@@ -1267,6 +1401,7 @@ def invert(
     # 5. polish: evolution with sparse mutations, or CMA-ES
     reserve = (
         (len(COLOR_GAINS) if opts.color_fit else 0)
+        + (len(best.params["layers"]) + 3 if opts.layer_color_fit else 0)
         + (len(BRIGHTNESS_FACTORS) if opts.brightness_fit else 0)
         + 1  # the post-pass check
     )
@@ -1315,6 +1450,14 @@ def invert(
                     evaluate.last_images.get(schema.canonical_json(cands[j])),
                 )
         done("colour", best)
+
+    # 7b. each layer in its own hue, when the target shows several: kept when its
+    # colour picture comes nearer the target's at no more grey loss than the colour's
+    if opts.layer_color_fit:
+        p_lay = fit_layer_colors(best.params, target, evaluate)
+        if p_lay is not None:
+            best = better_in_color(best, p_lay, target, evaluate)
+        done("layer hues", best)
 
     # 8. brightness
     if opts.brightness_fit and evaluate.left >= len(BRIGHTNESS_FACTORS):

@@ -262,7 +262,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """img, target: (256, 256, 3) in [0, 1] → ncc, f1, ssim, psnr, the picture score
+    """img, target: (256, 256, 3) in [0, 1] → ncc, f1, ssim, psnr, colour error
+    (search.color_error: the hue the grey scores do not see), the picture score
     (structure.py) and its parts, same (picture ≥ structure.SAME_PICTURE)."""
     parts = structure.picture_parts(img, target)
     return {
@@ -270,6 +271,7 @@ def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
         "f1": metrics.line_f1(img, target),
         "ssim": ssim(img, target),
         "psnr": psnr(img, target),
+        "color": search.color_error(img, target),
         "picture": parts["score"],
         "sharp": parts["sharp"],
         "orient": parts["orient"],
@@ -696,8 +698,8 @@ def format_table(
         lines += [
             f"\n**{group}** ({n} targets)\n",
             "| method | budget | NCC | line F1 | picture | same picture | NCC ≥ 0.85 "
-            "| SSIM | PSNR dB | renders | s / target |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| SSIM | PSNR dB | colour error | renders | s / target |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for b in budgets:
             for m in methods:
@@ -709,11 +711,13 @@ def format_table(
                     return float(np.mean([r[k] for r in rs]))
 
                 share = float(np.mean([r["ncc"] >= 0.85 for r in rs]))
+                col = [r["color"] for r in rs if "color" in r]  # rows before 12-05
+                col_s = f"{np.mean(col):.4f}" if len(col) == len(rs) else "–"
                 lines.append(
                     f"| {m} | {b} | {mean('ncc'):.3f} | {mean('f1'):.3f} "
                     f"| {mean('picture'):.3f} | {mean('same'):.0%} "
                     f"| {share:.0%} | {mean('ssim'):.3f} | {mean('psnr'):.1f} "
-                    f"| {mean('renders'):.0f} | {mean('seconds'):.1f} |"
+                    f"| {col_s} | {mean('renders'):.0f} | {mean('seconds'):.1f} |"
                 )
         keys = [f"s_{k}" for k in (*structure.STRUCTURE_KEYS, "layers", "all")]
         lines += [

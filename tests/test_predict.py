@@ -521,6 +521,41 @@ def test_colour_fit_finds_the_hue_of_a_rendered_target() -> None:
     assert np.mean(errors) < np.mean(naive_errors) / 2, (errors, naive_errors)
 
 
+def test_layer_hues_come_back_where_the_target_has_several(
+    client: rendering.RendererClient, target_params: dict[str, Any]
+) -> None:
+    """A target whose base chain is white and whose layer is red, started from the
+    right shapes in one colour: each chain's footprint (1 + layers renders) claims
+    its part of the target, the layer gets a red own colour and the base stays pale,
+    and the colour picture comes much nearer the target's. A one-hue target costs
+    no more than the footprints and changes nothing."""
+    two = plain(target_params)
+    two = {**two, "crtEnabled": False, "color": "#FFFFFF"}
+    two["layers"] = [{**two["layers"][0], "color": "#FF2020"}]
+    target = client.render(two, 64)
+    start = {
+        **two,
+        "layers": [{k: v for k, v in two["layers"][0].items() if k != "color"}],
+    }
+    loss = search.ImageLoss(target, (2.0, 8.0), 1.0)
+    ev = search.Evaluator(client, loss, 64, budget=12, workers=2)
+    lo = ev([start])[0]
+    out = search.fit_layer_colors(start, target, ev)
+    assert out is not None and ev.renders == 1 + 2
+    r, g, b = schema.color_to_rgb(out["layers"][0]["color"])
+    assert r > 0.5 and r > 2 * max(g, b), out["layers"][0]["color"]
+    assert min(schema.color_to_rgb(out["color"])) > 0.6, out["color"]
+    best = search.better_in_color(search.Candidate(lo, start), out, target, ev)
+    assert best.params == out and best.image is not None
+    assert search.color_error(best.image, target) < 0.5 * search.color_error(
+        client.render(start, 64), target
+    )
+    one = client.render(start, 64)
+    ev = search.Evaluator(client, search.ImageLoss(one, (2.0, 8.0), 1.0), 64, 12, 2)
+    assert search.fit_layer_colors(start, one, ev) is None and ev.renders == 2
+    ev.close()
+
+
 def test_explore_checks_the_forward_models_picks_by_real_renders(
     tmp_path: Path,
     renderer_url: str,
