@@ -521,6 +521,28 @@ def test_colour_fit_finds_the_hue_of_a_rendered_target() -> None:
     assert np.mean(errors) < np.mean(naive_errors) / 2, (errors, naive_errors)
 
 
+def test_colour_change_is_chosen_by_the_colour_picture(
+    client: rendering.RendererClient, target_params: dict[str, Any]
+) -> None:
+    """A green target and the right shapes in white: of the candidates, the hue that
+    brings the colour picture nearest wins even where the white's grey loss is lower;
+    a candidate that moves the shapes past COLOR_SLACK is refused."""
+    green = {**plain(target_params), "crtEnabled": False, "color": "#8DD16F"}
+    target = client.render(green, 64)
+    white = {**green, "color": "#FFFFFF"}
+    loss = search.ImageLoss(target, (2.0, 8.0), 1.0)
+    ev = search.Evaluator(client, loss, 64, budget=8, workers=2)
+    lo = ev([white])[0]
+    fitted = search.fit_color(white, target)
+    moved = {**fitted, "position": {"x": 1.5, "y": -1.2}}
+    cands = [moved, *(search.scale_brightness(fitted, g) for g in (1.0, 2.0))]
+    out = search.better_in_color(search.Candidate(lo, white), cands, target, ev)
+    assert out.params in cands[1:], out.params["color"]
+    r, g, b = schema.color_to_rgb(out.params["color"])
+    assert g > 1.3 * max(r, b)
+    ev.close()
+
+
 def test_layer_hues_come_back_where_the_target_has_several(
     client: rendering.RendererClient, target_params: dict[str, Any]
 ) -> None:
@@ -545,7 +567,7 @@ def test_layer_hues_come_back_where_the_target_has_several(
     r, g, b = schema.color_to_rgb(out["layers"][0]["color"])
     assert r > 0.5 and r > 2 * max(g, b), out["layers"][0]["color"]
     assert min(schema.color_to_rgb(out["color"])) > 0.6, out["color"]
-    best = search.better_in_color(search.Candidate(lo, start), out, target, ev)
+    best = search.better_in_color(search.Candidate(lo, start), [out], target, ev)
     assert best.params == out and best.image is not None
     assert search.color_error(best.image, target) < 0.5 * search.color_error(
         client.render(start, 64), target
