@@ -711,7 +711,9 @@ def format_table(
                     return float(np.mean([r[k] for r in rs]))
 
                 share = float(np.mean([r["ncc"] >= 0.85 for r in rs]))
-                col = [r["color"] for r in rs if "color" in r]  # rows before 12-05
+                col = [
+                    r["color"] for r in rs if "color" in r
+                ]  # rows made before the column
                 col_s = f"{np.mean(col):.4f}" if len(col) == len(rs) else "–"
                 lines.append(
                     f"| {m} | {b} | {mean('ncc'):.3f} | {mean('f1'):.3f} "
