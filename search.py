@@ -1457,7 +1457,7 @@ def invert(
         done("colour", best)
 
     # 7b. each layer in its own hue, when the target shows several: kept when its
-    # colour picture comes nearer the target's at no more grey loss than the colour's
+    # colour picture comes LAYER_HUE_GAIN nearer the target's, within COLOR_SLACK
     if opts.layer_color_fit:
         p_lay = fit_layer_colors(best.params, target, evaluate)
         if p_lay is not None:
