@@ -1138,6 +1138,12 @@ COLOR_GAINS = (1.0, 1.4, 2.0)  # gains tried with the fitted colour (a render ea
 COLOR_SLACK = 0.06
 
 
+# a dimmer version must still light this share of the pixels the target lights: a
+# blown-out blob of wrong shapes over a few dim lines (t37 of the 48-draw bench)
+# scored best on loss + gap at 0.3×, which drew it black
+BRIGHTNESS_LIT_FLOOR = 0.25
+
+
 def fit_brightness(
     best: Candidate, evaluate: Evaluator, weight: float = 0.5
 ) -> Candidate:
@@ -1155,12 +1161,16 @@ def fit_brightness(
     def gap(img: np.ndarray) -> float:
         return float(loss.brightness_gap(to_tensor(img[None]))[0])
 
+    def lit(x: torch.Tensor) -> float:
+        return float((x.mean(-3).clamp(min=0).sqrt() > metrics.LIT).float().mean())
+
+    floor = BRIGHTNESS_LIT_FLOOR * lit(loss.target)
     score = best.loss + weight * gap(best.image) / norm
     cands = [scale_brightness(best.params, f) for f in BRIGHTNESS_FACTORS]
     losses = evaluate(cands)
     for p, lo in zip(cands, losses, strict=True):
         img = evaluate.last_images.get(schema.canonical_json(p))
-        if img is None or not math.isfinite(lo):
+        if img is None or not math.isfinite(lo) or lit(to_tensor(img[None])) < floor:
             continue
         s = lo + weight * gap(img) / norm
         if s < score:

@@ -220,6 +220,39 @@ def test_brightness_fit_dims_a_blown_out_match(
     ev.close()
 
 
+def test_brightness_fit_never_draws_a_dim_target_black(
+    client: rendering.RendererClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blown-out blob of wrong shapes over a target of a few dim lines (t37 of the
+    48-draw bench): loss + brightness gap is lowest at 0.3×, which draws nothing. The
+    fit keeps a version that still lights BRIGHTNESS_LIT_FLOOR of what the target
+    lights; without that floor it would have gone black."""
+    case = json.loads(
+        (Path(__file__).parent / "data" / "dim-target-blown-result.json").read_text()
+    )
+    target = client.render(schema.validate_params(case["truth"]), 128)
+    pre = schema.validate_params(case["before_brightness"])
+    floor = search.BRIGHTNESS_LIT_FLOOR
+
+    def lit(img: np.ndarray) -> float:
+        return float((np.sqrt(img.mean(-1)) > metrics.LIT).mean())
+
+    def fit(floor: float) -> search.Candidate:
+        monkeypatch.setattr(search, "BRIGHTNESS_LIT_FLOOR", floor)
+        loss = search.pipeline_loss(target)
+        ev = search.Evaluator(client, loss, 128, budget=4, workers=2)
+        ev([pre])
+        assert ev.best is not None
+        out = search.fit_brightness(ev.best, ev)
+        ev.close()
+        return out
+
+    black = fit(0.0).image
+    assert black is not None and lit(black) < 0.05 * lit(target)
+    kept = fit(floor)
+    assert kept.image is not None and lit(kept.image) >= floor * lit(target)
+
+
 def test_post_passes_go_off_when_the_target_has_none(
     client: rendering.RendererClient, target_params: dict[str, Any]
 ) -> None:
