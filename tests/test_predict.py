@@ -228,7 +228,9 @@ def test_brightness_fit_never_draws_a_dim_target_black(
     fit keeps a version that still lights BRIGHTNESS_LIT_FLOOR of what the target
     lights; without that floor it would have gone black."""
     case = json.loads(
-        (Path(__file__).parent / "data" / "dim-target-blown-result.json").read_text()
+        (
+            Path(__file__).parent / "fixtures" / "dim-target-blown-result.json"
+        ).read_text()
     )
     target = client.render(schema.validate_params(case["truth"]), 128)
     pre = schema.validate_params(case["before_brightness"])
