@@ -1162,7 +1162,7 @@ def fit_brightness(
         return float(loss.brightness_gap(to_tensor(img[None]))[0])
 
     def lit(x: torch.Tensor) -> float:
-        return float((x.mean(-3).clamp(min=0).sqrt() > metrics.LIT).float().mean())
+        return float(metrics.lit_coverage(x)[0])
 
     floor = BRIGHTNESS_LIT_FLOOR * lit(loss.target)
     score = best.loss + weight * gap(best.image) / norm
