@@ -13,6 +13,7 @@ import torch
 import metrics
 import sampling
 import schema
+import search
 import twin
 from renderer import progressions, scene
 
@@ -143,6 +144,83 @@ def test_descent_from_a_perturbed_start_reaches_the_target() -> None:
     after = metrics.ncc(scene.render(found, 256) / 255, t256, 1.0)
     assert after > before + 0.1 and after >= 0.9, (before, after)
     assert float(loss[0]) < 0.1
+
+
+def test_wide_descent_moves_a_misplaced_chain_where_the_fine_one_stalls() -> None:
+    """A chain of six elements with its step off in length and direction (what a
+    short search leaves): the wide descent (twin.WIDE_SCHEDULE, WIDE_LR) lays it over
+    the target's; the fine one, given as many steps, stops in the start's valley."""
+    truth = _plain(schema.default_params())
+    truth.update(repetitions=6, stepFactor=0.5, xStep=1.4, yStep=0.0, layers=[])
+    truth.update(geometry="roundedRect", scale=1.2)
+    start = {**truth, "stepFactor": 0.35, "xStep": 1.1, "yStep": 0.4}
+    t256 = scene.render(truth, 256).astype(np.float64) / 255
+    struct = twin.structure_of(start)
+    found = []
+    for wide in (False, True):
+        values, _ = twin.descend(
+            struct,
+            twin.values_of([start], struct),
+            None,
+            seconds=600,
+            steps=200,
+            target=t256,
+            schedule=twin.WIDE_SCHEDULE if wide else None,
+            ncc_lr=twin.WIDE_LR if wide else twin.NCC_LR,
+        )
+        img = scene.render(twin.params_of(struct, values), 256) / 255
+        found.append(metrics.ncc(img, t256, 1.0))
+    before = metrics.ncc(scene.render(start, 256) / 255, t256, 1.0)
+    assert before < 0.5 and found[0] < 0.8, (before, found)
+    assert found[1] >= 0.9, (before, found)
+
+
+def test_wide_descent_keeps_the_colours() -> None:
+    """With keep_colors (what the wide descent asks for) the colours of the base and
+    of a layer that sets its own stay as they start; the rest moves."""
+    truth = _plain(schema.default_params())
+    truth.update(repetitions=6, stepFactor=0.5, xStep=1.4, yStep=0.0)
+    truth.update(color="#7AE461", layers=[{**truth["layers"][0], "color": "#E68A05"}])
+    start = {**truth, "stepFactor": 0.35, "color": "#3060A0"}
+    start["layers"] = [{**truth["layers"][0], "color": "#40C0C0"}]
+    t256 = scene.render(truth, 256).astype(np.float64) / 255
+    struct = twin.structure_of(start)
+    v0 = twin.values_of([start], struct)
+    values, _ = twin.descend(
+        struct,
+        v0,
+        None,
+        seconds=600,
+        steps=40,
+        target=t256,
+        schedule=twin.WIDE_SCHEDULE,
+        ncc_lr=twin.WIDE_LR,
+        keep_colors=True,
+    )
+    names = [n for n in v0 if ".color." in f".{n}"]
+    assert len(names) == 6, names
+    for n in names:
+        assert float(values[n][0]) == float(v0[n][0]), n
+    assert float(values["stepFactor"][0]) != float(v0["stepFactor"][0])
+
+
+def test_refine_keeps_a_right_start_and_a_batch_keeps_its_best() -> None:
+    """search.twin_refine from the truth ends on the truth's picture whatever its
+    wide descent does (the fine one descends the start beside the wide one's end),
+    and twin_descent with `also` returns the better of its starts."""
+    truth = _plain(schema.default_params())
+    truth.update(repetitions=6, stepFactor=0.5, xStep=1.4, yStep=0.0, layers=[])
+    truth.update(geometry="roundedRect", scale=1.2)
+    misplaced = {**truth, "stepFactor": 0.35, "xStep": 1.1, "yStep": 0.4}
+    t256 = scene.render(truth, 256).astype(np.float64) / 255
+    loss = search.pipeline_loss(scene.render(truth, 128).astype(np.float32) / 255)
+
+    def ncc(p: dict) -> float:
+        return metrics.ncc(scene.render(p, 256) / 255, t256, 1.0)
+
+    assert ncc(search.twin_refine(loss, truth, 1.0, 1.0, target=t256)) >= 0.97
+    found, lo = search.twin_descent(loss, misplaced, 1.0, target=t256, also=[truth])
+    assert ncc(found) >= 0.97 and lo < 0.05, lo
 
 
 @pytest.mark.parametrize(("side", "last"), [(128, 128), (256, 256), (512, 256)])
