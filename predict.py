@@ -89,7 +89,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--twin-seconds",
         type=float,
         default=10.0,
-        help="time for the twin's descent, s (10)",
+        help="time for the twin's fine descent, s (10)",
+    )
+    g.add_argument(
+        "--twin-wide-seconds",
+        type=float,
+        default=8.0,
+        help="time for the twin's wide descent before it, s (8; 0: none)",
+    )
+    g.add_argument(
+        "--twin-final-seconds",
+        type=float,
+        default=12.0,
+        help="time for the twin's wide + fine descents again after the polish, s "
+        "(12; 0: none)",
     )
     g.add_argument(
         "--size", type=int, default=128, help="render size during the search, px (128)"
@@ -326,7 +339,7 @@ def gradient_note(use_twin: bool, forward: Any, gd_steps: int) -> str:
     if use_twin:
         return (
             "gradient descent: through the differentiable twin (the renderer draws the "
-            "bundled scene: its /api/schema matches)"
+            "bundled scene: its /api/schema matches), a wide descent then a fine one"
         )
     if forward is None:
         return (
@@ -373,7 +386,10 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                 forward=forward,
                 bank=bank,
                 opts=search.PipelineOptions(
-                    gd_steps=args.gd_steps, twin_seconds=args.twin_seconds
+                    gd_steps=args.gd_steps,
+                    twin_seconds=args.twin_seconds,
+                    twin_wide_seconds=args.twin_wide_seconds,
+                    final_twin_seconds=args.twin_final_seconds,
                 ),
                 seed=args.seed,
                 log=log,

@@ -883,25 +883,55 @@ def twin_descent(
     seconds: float = 10.0,
     log: Log | None = None,
     target: np.ndarray | None = None,
+    wide: bool = False,
+    also: Sequence[dict[str, Any]] = (),
 ) -> tuple[dict[str, Any], float]:
     """Adam on every continuous value of `start` through the differentiable twin of
     the bundled scene (twin.py), coarse to fine (twin.NCC_SCHEDULE) on `target` (the
     picture at up to 256², so the last stage can draw there; default: loss's target,
-    at the search size), within `seconds`; its discrete choices stay. Returns the
-    params and the twin's loss (1 − NCC)."""
+    at the search size), within `seconds`; its discrete choices stay. `wide`: the
+    wide descent instead (twin.WIDE_SCHEDULE, larger steps, for a start far from
+    the truth; the colours stay). `also`: more starts with the same discrete choices, descended in the
+    same batch. Returns the params with the lowest of the twin's losses (1 − NCC)
+    and that loss."""
     import twin
 
     struct = twin.structure_of(start)
     values, best = twin.descend(
         struct,
-        twin.values_of([start], struct),
+        twin.values_of([start, *also], struct),
         loss,
         seconds=seconds,
         steps=TWIN_STEPS,
         log=log,
         target=loss.target if target is None else target,
+        schedule=twin.WIDE_SCHEDULE if wide else None,
+        ncc_lr=twin.WIDE_LR if wide else twin.NCC_LR,
+        keep_colors=wide,
     )
-    return twin.params_of(struct, values), float(best[0])
+    j = int(torch.argmin(best))
+    return twin.params_of(struct, values, j), float(best[j])
+
+
+def twin_refine(
+    loss: ImageLoss,
+    start: dict[str, Any],
+    wide_seconds: float,
+    fine_seconds: float,
+    log: Log | None = None,
+    target: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The twin's wide descent (the chain to its place), then its fine one (the
+    details) from both the start and the wide one's end in one batch, keeping the
+    better (a wide descent can leave a start that was already in the right
+    valley); each skipped at 0 s; see twin_descent."""
+    p, others = start, []
+    if wide_seconds > 0:
+        p, _ = twin_descent(loss, p, wide_seconds, log, target, wide=True)
+        others = [start] if p != start else []
+    if fine_seconds > 0:
+        p, _ = twin_descent(loss, p, fine_seconds, log, target, also=others)
+    return p
 
 
 # The descent is bound by its clock and each stage's stall rule, not by steps: at
@@ -1217,6 +1247,11 @@ class PipelineOptions:
     twin_seconds: float = (
         10.0  # the twin's descent (when the renderer is the bundled one)
     )
+    twin_wide_seconds: float = 8.0  # ... after a wide one (twin.WIDE_SCHEDULE)
+    structure_wide_seconds: float = 0.0  # a wide twin descent of each structure's
+    # fit before the choice (0: none)
+    final_twin_seconds: float = 12.0  # the twin's wide + fine descents (60/40) again
+    # after the polish (0: none)
     sigma_screen: float = 0.15
     sigma_polish: float = 0.1
     polish: str = "evolve"  # "evolve" (sparse mutations) or "cma"
@@ -1277,7 +1312,8 @@ def invert(
     (inverse model guess and alternatives, nearest training images, or random draws)
     → screening (short CMA-ES runs of the best configurations) → discrete moves →
     gradient descent (through the differentiable twin when `use_twin`, i.e. the
-    renderer draws the bundled scene; else through the forward model) → CMA-ES
+    renderer draws the bundled scene: a wide descent, then a fine one; else through
+    the forward model) → CMA-ES
     polish → colour fit → each layer's own hue (when the target shows several)
     → brightness fit.
     A stage's result is kept only when its real render scores better (the brightness
@@ -1350,6 +1386,18 @@ def invert(
                 sp, evaluate, sp.encode(starts[i]), opts.sigma_screen, per, seed
             )
             c = c if c.loss <= losses[i] else Candidate(losses[i], starts[i])
+            if use_twin and opts.structure_wide_seconds > 0 and evaluate.left > 0:
+                p_w, _ = twin_descent(
+                    evaluate.loss,
+                    c.params,
+                    opts.structure_wide_seconds,
+                    None,
+                    fine_target,
+                    True,
+                )
+                lo = evaluate([p_w])[0]
+                if lo < c.loss:
+                    c = Candidate(lo, p_w)
             img = evaluate.images.get(schema.canonical_json(c.params))
             score = (
                 structure.picture_score(img.astype(np.float32), target)
@@ -1400,9 +1448,15 @@ def invert(
     # 4. gradient descent: through the twin (exact gradients of the bundled scene),
     # else through the forward model
     after_gd = None
-    if use_twin and opts.twin_seconds > 0 and evaluate.left > 0:
-        p_gd, _ = twin_descent(
-            evaluate.loss, best.params, opts.twin_seconds, log, fine_target
+    twin_s = opts.twin_wide_seconds + opts.twin_seconds
+    if use_twin and twin_s > 0 and evaluate.left > 0:
+        p_gd = twin_refine(
+            evaluate.loss,
+            best.params,
+            opts.twin_wide_seconds,
+            opts.twin_seconds,
+            log,
+            fine_target,
         )
         after_gd = p_gd
         lo = evaluate([p_gd])[0]
@@ -1425,6 +1479,7 @@ def invert(
         + (len(best.params["layers"]) + 3 if opts.layer_color_fit else 0)
         + (len(BRIGHTNESS_FACTORS) if opts.brightness_fit else 0)
         + 1  # the post-pass check
+        + (1 if use_twin and opts.final_twin_seconds > 0 else 0)
     )
     if opts.polish == "evolve" and evaluate.left > reserve + 4:
         pool.append(best)
@@ -1451,6 +1506,22 @@ def invert(
         if c.loss < best.loss:
             best = c
         done("polish", best)
+
+    # 5b. the twin's descents again from the polished fit (wide, then fine)
+    if use_twin and opts.final_twin_seconds > 0 and evaluate.left > 0:
+        wide_s = opts.final_twin_seconds * 0.6
+        p_t = twin_refine(
+            evaluate.loss,
+            best.params,
+            wide_s,
+            opts.final_twin_seconds - wide_s,
+            log,
+            fine_target,
+        )
+        lo = evaluate([p_t])[0]
+        if lo < best.loss:
+            best = Candidate(lo, p_t)
+        done("twin-final", best)
 
     # 6. post-passes off unless they pay for themselves
     best = without_post_passes(best, evaluate)
