@@ -98,6 +98,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="time for the twin's wide descent before it, s (8; 0: none)",
     )
     g.add_argument(
+        "--twin-structure-seconds",
+        type=float,
+        default=1.5,
+        help="time for a wide twin descent of each structure's fit before the choice, "
+        "s (1.5; 0: none)",
+    )
+    g.add_argument(
         "--twin-final-seconds",
         type=float,
         default=12.0,
@@ -390,6 +397,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                     twin_seconds=args.twin_seconds,
                     twin_wide_seconds=args.twin_wide_seconds,
                     final_twin_seconds=args.twin_final_seconds,
+                    structure_wide_seconds=args.twin_structure_seconds,
                 ),
                 seed=args.seed,
                 log=log,

@@ -1248,7 +1248,7 @@ class PipelineOptions:
         10.0  # the twin's descent (when the renderer is the bundled one)
     )
     twin_wide_seconds: float = 8.0  # ... after a wide one (twin.WIDE_SCHEDULE)
-    structure_wide_seconds: float = 0.0  # a wide twin descent of each structure's
+    structure_wide_seconds: float = 1.5  # a wide twin descent of each structure's
     # fit before the choice (0: none)
     final_twin_seconds: float = 12.0  # the twin's wide + fine descents (60/40) again
     # after the polish (0: none)
@@ -1371,9 +1371,10 @@ def invert(
     done("start", best)
 
     # 2a. search over structures: each of the inverse model's top structures gets
-    # a short CMA-ES fit; the one whose fit draws the target's picture best by the
-    # picture score (structure.py) wins, whatever the loss says (plus, with
-    # opts.structure_prior, that weight × the model's log-probability of it)
+    # a short CMA-ES fit (and, with the twin, a short wide descent); the one whose
+    # fit draws the target's picture best by the picture score (structure.py) wins,
+    # whatever the loss says (plus, with opts.structure_prior, that weight × the
+    # model's log-probability of it)
     per = int(opts.structure_share * budget) // max(1, n_inv)
     fitted: list[tuple[float, float, float, dict[str, Any]]] = []
     if by_structure and per >= 8:

@@ -525,7 +525,7 @@ def test_predict_descends_through_the_twin_on_the_bundled_renderer(
         "--out", str(tmp_path / "o"), "--renderer-url", renderer_url, "--data",
         "--forward", str(tmp_path / "x"), "--inverse", str(tmp_path / "x"),
         "--twin-seconds", "1", "--twin-wide-seconds", "1",
-        "--twin-final-seconds", "1",
+        "--twin-final-seconds", "1", "--twin-structure-seconds", "0.5",
     ])  # fmt: skip
     res = predict.run_inverse(args, log=logs.append)
     assert any("through the differentiable twin" in line for line in logs)
