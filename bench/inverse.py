@@ -758,8 +758,10 @@ then moves and evolution that keep the structure, minimising NCC σ 2/8 + line F
 the picture score's shape terms (sharp NCC, orientation NCC). pipeline-today = the
 pipeline as it was, with no models (a fresh clone before this work: random starts,
 NCC + line F1 loss). pipeline-twin = the pipeline with its gradient stage through
-the differentiable twin (twin.py, 10 s; renders counted alike, its seconds are in
-s / target). cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
+the differentiable twin (twin.py; since 2026-12-05 a wide descent of 8 s, then a
+fine one of 10 s, both again after the polish in 12 s, and a wide descent of 1.5 s
+for each structure's fit; renders counted alike, its seconds are in s / target),
+as predict runs it. cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
 with every number ×U(0.98, 1.02) (a yardstick, not a search).
 
 picture = structure.picture_score (mean of sharp NCC σ 0.5 on linear grey,
