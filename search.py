@@ -891,9 +891,9 @@ def twin_descent(
     picture at up to 256², so the last stage can draw there; default: loss's target,
     at the search size), within `seconds`; its discrete choices stay. `wide`: the
     wide descent instead (twin.WIDE_SCHEDULE, larger steps, for a start far from
-    the truth; the colours stay). `also`: more starts with the same discrete choices, descended in the
-    same batch. Returns the params with the lowest of the twin's losses (1 − NCC)
-    and that loss."""
+    the truth; the colours stay). `also`: more starts with the same discrete
+    choices, descended in the same batch. Returns the params with the lowest of
+    the twin's losses (1 − NCC) and that loss."""
     import twin
 
     struct = twin.structure_of(start)
@@ -1245,9 +1245,9 @@ class PipelineOptions:
     gd_steps: int = 300
     gd_lr: float = 0.02
     twin_seconds: float = (
-        10.0  # the twin's descent (when the renderer is the bundled one)
+        10.0  # the twin's fine descent (when the renderer is the bundled one)
     )
-    twin_wide_seconds: float = 8.0  # ... after a wide one (twin.WIDE_SCHEDULE)
+    twin_wide_seconds: float = 8.0  # the twin's wide descent before it
     structure_wide_seconds: float = 1.5  # a wide twin descent of each structure's
     # fit before the choice (0: none)
     final_twin_seconds: float = 12.0  # the twin's wide + fine descents (60/40) again
@@ -1312,10 +1312,10 @@ def invert(
     (inverse model guess and alternatives, nearest training images, or random draws)
     → screening (short CMA-ES runs of the best configurations) → discrete moves →
     gradient descent (through the differentiable twin when `use_twin`, i.e. the
-    renderer draws the bundled scene: a wide descent, then a fine one; else through
-    the forward model) → CMA-ES
-    polish → colour fit → each layer's own hue (when the target shows several)
-    → brightness fit.
+    renderer draws the bundled scene: a wide descent, then a fine one, both again
+    after the polish; else through the forward model) → CMA-ES polish → colour fit
+    → each layer's own hue (when the target shows several) → brightness fit. With
+    the twin, each structure's fit also gets a short wide descent before the choice.
     A stage's result is kept only when its real render scores better (the brightness
     fit: better on the loss plus the brightness gap)."""
     opts = opts or PipelineOptions()
