@@ -897,18 +897,23 @@ def twin_descent(
     import twin
 
     struct = twin.structure_of(start)
-    values, best = twin.descend(
-        struct,
-        twin.values_of([start, *also], struct),
-        loss,
-        seconds=seconds,
-        steps=TWIN_STEPS,
-        log=log,
-        target=loss.target if target is None else target,
-        schedule=twin.WIDE_SCHEDULE if wide else None,
-        ncc_lr=twin.WIDE_LR if wide else twin.NCC_LR,
-        keep_colors=wide,
-    )
+    try:
+        values, best = twin.descend(
+            struct,
+            twin.values_of([start, *also], struct),
+            loss,
+            seconds=seconds,
+            steps=TWIN_STEPS,
+            log=log,
+            target=loss.target if target is None else target,
+            schedule=twin.WIDE_SCHEDULE if wide else None,
+            ncc_lr=twin.WIDE_LR if wide else twin.NCC_LR,
+            keep_colors=wide,
+        )
+    except twin.TooBig as e:  # the start itself is too big to draw: left as it is
+        if log is not None:
+            log(f"    twin: not run: {e}")
+        return start, math.inf
     j = int(torch.argmin(best))
     return twin.params_of(struct, values, j), float(best[j])
 

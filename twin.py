@@ -743,6 +743,18 @@ def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
     return (gy[:, None] * w[..., None]).transpose(-1, -2) @ gx[:, None]
 
 
+# A picture's splats take memory by their count and window (the descent keeps them for
+# the gradient): a wide descent that blew the elements up, five chains of 400,000
+# splats in a batch of two, ran a benchmark out of 24 GiB (2026-12-05). A picture that
+# would take more than this raises TooBig; a descent stops its stage there and keeps
+# its best so far.
+MAX_BYTES = 3 * 2**30
+
+
+class TooBig(RuntimeError):
+    """A picture's splats would take more than MAX_BYTES to draw."""
+
+
 # Splat windows (px) by σ: a window of n px holds ±2.25σ for σ ≤ (n − 1) / 4.5 (±2.5σ
 # measured the same on 200 draws, 20% more window entries).
 WINDOWS = (4, 5, 6, 10)
@@ -873,6 +885,15 @@ def picture(
         ]
         counts = [len(sel) for sel in sels]
         perm = torch.cat(sels)
+    # memory of the splat windows (flat index, value and tile per window entry) and
+    # of the dense product of the huge ones
+    need = 24 * b * m * sum(k * n * n for k, n in zip(counts, WINDOWS, strict=False))
+    need += 16 * b * nc * m * counts[-1] * size
+    if need > MAX_BYTES:
+        raise TooBig(
+            f"the twin would need {need / 2**30:.1f} GiB to draw {sum(counts)} splats "
+            f"at {size}² (at most {MAX_BYTES / 2**30:g} GiB)"
+        )
     g = g_all.index_select(1, perm)
     canvas = canvas_all[perm]
     side = size + 2 * pad
@@ -1187,7 +1208,12 @@ def descend(
             if now + ahead > t_end and not (last and k == 0 and target is None):
                 break
             u.grad = None
-            loss = fn(render(struct, values_at(u), size, blur))
+            try:
+                loss = fn(render(struct, values_at(u), size, blur))
+            except TooBig as e:
+                if log is not None:
+                    log(f"    twin: stage stopped: {e}")
+                break
             if last:
                 with torch.no_grad():
                     better = loss.detach().double() < best

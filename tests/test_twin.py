@@ -204,6 +204,23 @@ def test_wide_descent_keeps_the_colours() -> None:
     assert float(values["stepFactor"][0]) != float(v0["stepFactor"][0])
 
 
+def test_a_picture_too_big_to_draw_is_refused_and_the_descent_keeps_its_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A picture whose splats would take more than twin.MAX_BYTES raises TooBig
+    naming the memory (a wide descent that blew the elements up ran a benchmark out
+    of memory); the search's descent then leaves its start as it is."""
+    p = _plain(schema.default_params())
+    p.update(repetitions=40, layers=[])
+    twin.render_params(p, 64)  # fits under the real limit
+    monkeypatch.setattr(twin, "MAX_BYTES", 1024)
+    with pytest.raises(twin.TooBig, match="GiB"):
+        twin.render_params(p, 64)
+    target = scene.render(p, 64).astype(np.float32) / 255
+    found, lo = search.twin_descent(search.pipeline_loss(target), p, 1.0)
+    assert found is p and lo == float("inf")
+
+
 def test_refine_keeps_a_right_start_and_a_batch_keeps_its_best() -> None:
     """search.twin_refine from the truth ends on the truth's picture whatever its
     wide descent does (the fine one descends the start beside the wide one's end),
