@@ -1397,9 +1397,8 @@ def invert(
                     evaluate.loss,
                     c.params,
                     opts.structure_wide_seconds,
-                    None,
-                    fine_target,
-                    True,
+                    target=fine_target,
+                    wide=True,
                 )
                 lo = evaluate([p_w])[0]
                 if lo < c.loss:

@@ -146,13 +146,20 @@ def test_descent_from_a_perturbed_start_reaches_the_target() -> None:
     assert float(loss[0]) < 0.1
 
 
+def _chain_of_six() -> dict:
+    """Six rounded rectangles in a row, far apart: a chain whose step a search can
+    get wrong in length and direction."""
+    truth = _plain(schema.default_params())
+    truth.update(repetitions=6, stepFactor=0.5, xStep=1.4, yStep=0.0, layers=[])
+    truth.update(geometry="roundedRect", scale=1.2)
+    return truth
+
+
 def test_wide_descent_moves_a_misplaced_chain_where_the_fine_one_stalls() -> None:
     """A chain of six elements with its step off in length and direction (what a
     short search leaves): the wide descent (twin.WIDE_SCHEDULE, WIDE_LR) lays it over
     the target's; the fine one, given as many steps, stops in the start's valley."""
-    truth = _plain(schema.default_params())
-    truth.update(repetitions=6, stepFactor=0.5, xStep=1.4, yStep=0.0, layers=[])
-    truth.update(geometry="roundedRect", scale=1.2)
+    truth = _chain_of_six()
     start = {**truth, "stepFactor": 0.35, "xStep": 1.1, "yStep": 0.4}
     t256 = scene.render(truth, 256).astype(np.float64) / 255
     struct = twin.structure_of(start)
@@ -225,9 +232,7 @@ def test_refine_keeps_a_right_start_and_a_batch_keeps_its_best() -> None:
     """search.twin_refine from the truth ends on the truth's picture whatever its
     wide descent does (the fine one descends the start beside the wide one's end),
     and twin_descent with `also` returns the better of its starts."""
-    truth = _plain(schema.default_params())
-    truth.update(repetitions=6, stepFactor=0.5, xStep=1.4, yStep=0.0, layers=[])
-    truth.update(geometry="roundedRect", scale=1.2)
+    truth = _chain_of_six()
     misplaced = {**truth, "stepFactor": 0.35, "xStep": 1.1, "yStep": 0.4}
     t256 = scene.render(truth, 256).astype(np.float64) / 255
     loss = search.pipeline_loss(scene.render(truth, 128).astype(np.float32) / 255)
