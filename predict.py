@@ -105,6 +105,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "s (1.5; 0: none)",
     )
     g.add_argument(
+        "--twin-finalist-seconds",
+        type=float,
+        default=3.0,
+        help="time for a wide + fine twin descent of each of the 3 structures that "
+        "score best after those, before choosing again among them, s (3; 0: none)",
+    )
+    g.add_argument(
         "--twin-final-seconds",
         type=float,
         default=12.0,
@@ -398,6 +405,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                     twin_wide_seconds=args.twin_wide_seconds,
                     final_twin_seconds=args.twin_final_seconds,
                     structure_wide_seconds=args.twin_structure_seconds,
+                    finalist_seconds=args.twin_finalist_seconds,
                 ),
                 seed=args.seed,
                 log=log,

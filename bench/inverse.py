@@ -263,7 +263,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """img, target: (256, 256, 3) in [0, 1] → ncc, f1, ssim, psnr, colour error
-    (search.color_error: the hue the grey scores do not see), the picture score
+    (search.color_error: the hue the grey scores do not see), hue error
+    (search.hue_error: the hue where both pictures are lit), the picture score
     (structure.py) and its parts, same (picture ≥ structure.SAME_PICTURE)."""
     parts = structure.picture_parts(img, target)
     return {
@@ -272,6 +273,7 @@ def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
         "ssim": ssim(img, target),
         "psnr": psnr(img, target),
         "color": search.color_error(img, target),
+        "hue": search.hue_error(img, target),
         "picture": parts["score"],
         "sharp": parts["sharp"],
         "orient": parts["orient"],
@@ -698,8 +700,8 @@ def format_table(
         lines += [
             f"\n**{group}** ({n} targets)\n",
             "| method | budget | NCC | line F1 | picture | same picture | NCC ≥ 0.85 "
-            "| SSIM | PSNR dB | colour error | renders | s / target |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| SSIM | PSNR dB | colour error | hue error | renders | s / target |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for b in budgets:
             for m in methods:
@@ -711,15 +713,17 @@ def format_table(
                     return float(np.mean([r[k] for r in rs]))
 
                 share = float(np.mean([r["ncc"] >= 0.85 for r in rs]))
-                col = [
-                    r["color"] for r in rs if "color" in r
-                ]  # rows made before the column
-                col_s = f"{np.mean(col):.4f}" if len(col) == len(rs) else "–"
+
+                def optional(k: str, rs: list[dict[str, float]] = rs) -> str:
+                    got = [r[k] for r in rs if k in r]  # rows made before the column
+                    return f"{np.mean(got):.4f}" if len(got) == len(rs) else "–"
+
                 lines.append(
                     f"| {m} | {b} | {mean('ncc'):.3f} | {mean('f1'):.3f} "
                     f"| {mean('picture'):.3f} | {mean('same'):.0%} "
                     f"| {share:.0%} | {mean('ssim'):.3f} | {mean('psnr'):.1f} "
-                    f"| {col_s} | {mean('renders'):.0f} | {mean('seconds'):.1f} |"
+                    f"| {optional('color')} | {optional('hue')} "
+                    f"| {mean('renders'):.0f} | {mean('seconds'):.1f} |"
                 )
         keys = [f"s_{k}" for k in (*structure.STRUCTURE_KEYS, "layers", "all")]
         lines += [

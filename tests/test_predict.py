@@ -526,6 +526,7 @@ def test_predict_descends_through_the_twin_on_the_bundled_renderer(
         "--forward", str(tmp_path / "x"), "--inverse", str(tmp_path / "x"),
         "--twin-seconds", "1", "--twin-wide-seconds", "1",
         "--twin-final-seconds", "1", "--twin-structure-seconds", "0.5",
+        "--twin-finalist-seconds", "0.5",
     ])  # fmt: skip
     res = predict.run_inverse(args, log=logs.append)
     assert any("through the differentiable twin" in line for line in logs)
@@ -555,6 +556,40 @@ def test_colour_fit_finds_the_hue_of_a_rendered_target() -> None:
             errs.append(float(np.abs(got - want).max()))
     assert max(errors) < 0.15, (errors, naive_errors)
     assert np.mean(errors) < np.mean(naive_errors) / 2, (errors, naive_errors)
+
+
+@pytest.mark.parametrize("moved", [{"scale": 1.3}, {"xStep": 0.3, "yStep": -0.3}])
+def test_hue_error_ranks_the_targets_hue_above_grey_where_the_shapes_are_off(
+    moved: dict[str, Any],
+) -> None:
+    """A pale green target and a dimmer result, its chain misplaced or in place: the
+    colour error (every pixel) rates the grey result nearer than the same shapes in
+    the target's hue, since dimming two channels where the target is brighter costs
+    more than it saves; the hue error (only where both are lit) ranks the green
+    first, the grey next and a red one last."""
+    from renderer.scene import render
+
+    def draw(p: dict[str, Any]) -> np.ndarray:
+        return render(schema.validate_params(p), 64).astype(np.float32) / 255
+
+    base = {
+        "geometry": "ring", "repetitions": 24, "scaleFactor": 1.06,
+        "rotationFactor": 0.02, "stepFactor": 0.3, "xStep": 0.4, "yStep": -0.2,
+        "origin": "center", "scale": 1.0, "crtEnabled": False, "layers": [],
+        **plain({}),
+    }  # fmt: skip
+    target = draw({**base, "color": "#A9D08E"})
+    for shift in (moved, {}):
+        grey = {**base, **shift, "color": "#888888"}
+        green = search.fit_color(grey, target)
+        r, g, b = schema.color_to_rgb(green["color"])
+        assert g > 1.2 * max(r, b), green["color"]
+        red = {**grey, "color": "#AA5555"}
+        imgs = [draw(p) for p in (green, grey, red)]
+        hue = [search.hue_error(i, target) for i in imgs]
+        assert hue[0] < hue[1] < hue[2], hue
+        col = [search.color_error(i, target) for i in imgs[:2]]
+        assert col[1] < col[0], col
 
 
 def test_colour_change_is_chosen_by_the_colour_picture(
