@@ -749,6 +749,7 @@ def _splat_dense(sp: Splats, w: torch.Tensor, size: int) -> torch.Tensor:
 # would take more than this raises TooBig; a descent stops its stage there and keeps
 # its best so far.
 MAX_BYTES = 3 * 2**30
+refused = 0  # pictures refused as TooBig in this process (bench/inverse.py reports it)
 
 
 class TooBig(RuntimeError):
@@ -890,6 +891,8 @@ def picture(
     need = 24 * b * m * sum(k * n * n for k, n in zip(counts, WINDOWS, strict=False))
     need += 16 * b * nc * m * counts[-1] * size
     if need > MAX_BYTES:
+        global refused
+        refused += 1
         raise TooBig(
             f"the twin would need {need / 2**30:.1f} GiB to draw {sum(counts)} splats "
             f"at {size}² (at most {MAX_BYTES / 2**30:g} GiB)"

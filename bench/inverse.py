@@ -70,6 +70,7 @@ import rendering
 import sampling
 import search
 import structure
+import twin
 import utils
 
 METHODS = ("pipeline", "cma", "cma-given", "inverse", "random", "near-truth")
@@ -536,6 +537,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 rng = random.Random(zlib.crc32(f"{name}-{method}".encode()))
                 runs: list[tuple[int, dict[str, Any], int, float]] = []
                 fitted: dict[int, list[dict[str, Any]]] = {}  # by budget
+                refused: dict[int, int] = {}  # pictures the twin refused (TooBig)
                 if method.startswith("pipeline"):
                     today = method == "pipeline-today"
                     for b in budgets:
@@ -554,6 +556,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                             **({"structures": 0} if today else {}),
                             **overrides,
                         )
+                        before = twin.refused
                         res = search.invert(
                             t_search,
                             ev,
@@ -571,6 +574,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                             fine_target=t256,  # as predict gives it
                         )
                         secs = sum(st.seconds for st in res.stages)
+                        refused[b] = twin.refused - before
                         runs.append((b, res.best.params, ev.renders, secs))
                         ev.close()
                         fitted[b] = [
@@ -617,7 +621,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                         {"target": name, "group": group, "method": method, "budget": b}
                         | sc
                         | {"params": p, "truth": truth}
-                        | ({"structures": fitted[b]} if b in fitted else {}),
+                        | ({"structures": fitted[b]} if b in fitted else {})
+                        | ({"twin_refused": refused[b]} if b in refused else {}),
                     )
                     if b == budgets[-1] and not near:
                         shown.append((f"{method}@{b}", img, sc["picture"]))
@@ -725,6 +730,18 @@ def format_table(
                     f"| {optional('color')} | {optional('hue')} "
                     f"| {mean('renders'):.0f} | {mean('seconds'):.1f} |"
                 )
+        tb = [
+            f"{m} at {b}: {sum(r['twin_refused'] for r in rs)}"
+            for b in budgets
+            for m in methods
+            if (rs := rows.get((group, m, b), []))
+            and all("twin_refused" in r for r in rs)
+        ]
+        if tb:
+            lines.append(
+                "\npictures the twin refused as too big to draw (twin.TooBig; each "
+                "ends a descent stage): " + ", ".join(tb)
+            )
         keys = [f"s_{k}" for k in (*structure.STRUCTURE_KEYS, "layers", "all")]
         lines += [
             f"\nstructure recovered ({group}, up to equivalences; `all`: every one)\n",

@@ -216,13 +216,16 @@ def test_a_picture_too_big_to_draw_is_refused_and_the_descent_keeps_its_start(
 ) -> None:
     """A picture whose splats would take more than twin.MAX_BYTES raises TooBig
     naming the memory (a wide descent that blew the elements up ran a benchmark out
-    of memory); the search's descent then leaves its start as it is."""
+    of memory); the search's descent then leaves its start as it is, and
+    twin.refused (which the benchmark reports) counts each refusal."""
     p = _plain(schema.default_params())
     p.update(repetitions=40, layers=[])
     twin.render_params(p, 64)  # fits under the real limit
     monkeypatch.setattr(twin, "MAX_BYTES", 1024)
+    before = twin.refused
     with pytest.raises(twin.TooBig, match="GiB"):
         twin.render_params(p, 64)
+    assert twin.refused == before + 1
     target = scene.render(p, 64).astype(np.float32) / 255
     found, lo = search.twin_descent(search.pipeline_loss(target), p, 1.0)
     assert found is p and lo == float("inf")
