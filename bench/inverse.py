@@ -780,13 +780,17 @@ the picture score's shape terms (sharp NCC, orientation NCC). pipeline-today = t
 pipeline as it was, with no models (a fresh clone before this work: random starts,
 NCC + line F1 loss). pipeline-twin = the pipeline with its gradient stage through
 the differentiable twin (twin.py; since 2026-12-05 a wide descent of 8 s, then a
-fine one of 10 s, both again after the polish in 12 s, and a wide descent of 1.5 s
-for each structure's fit; renders counted alike, its seconds are in s / target),
+fine one of 10 s, both again after the polish in 12 s, a wide descent of 1.5 s
+for each structure's fit and a wide + fine one of 3 s for each of the 3 that score
+best, chosen among again; renders counted alike, its seconds are in s / target),
 as predict runs it. cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
 with every number ×U(0.98, 1.02) (a yardstick, not a search).
 
-picture = structure.picture_score (mean of sharp NCC σ 0.5 on linear grey,
-orientation NCC σ 2, line F1; calibrated in bench/results/picture-score.md); same
+colour error = search.color_error (blurred per-channel difference, every pixel);
+hue error = search.hue_error (the colour over its largest channel where both
+pictures are lit: the hue alone). picture = structure.picture_score (mean of sharp
+NCC σ 0.5 on linear grey, orientation NCC σ 2, line F1; calibrated in
+bench/results/picture-score.md); same
 picture = picture ≥ {structure.SAME_PICTURE}. Structure recovered counts a choice as
 right when it equals the truth's, is equivalent by structure.EQUIVALENCES, or draws
 the same picture when put into the true params; layers = the exact layer count.
