@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -273,3 +274,54 @@ def test_every_origin_draws_the_same_picture_with_its_offsets_moved_back() -> No
         p, moved, render=lambda q: structure.LocalRenderer().render(q, 128)
     )
     assert hits["origin"]
+
+
+def test_the_structure_choice_is_made_again_among_the_finalists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the twin, the search over structures gives the 3 fits that score best a
+    longer wide + fine descent each (finalist_seconds, half each) and chooses among
+    those three again by the picture score: the structures stage ends on the
+    best-scoring finalist."""
+    torch.manual_seed(0)
+    net = M.InverseModel(M.InverseConfig(backbone=M.SCENE_CNN, input_size=64)).eval()
+    truth = schema.validate_params(sampling.sample_refs_like(random.Random(3)))
+    truth.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
+    target = render(truth, 64).astype(np.float32) / 255
+    calls: list[tuple[float, float, str, str]] = []
+    real = search.twin_refine
+
+    def spy(
+        loss: search.ImageLoss,
+        start: dict[str, Any],
+        wide_s: float,
+        fine_s: float,
+        log: search.Log | None = None,
+        target: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        out = real(loss, start, wide_s, fine_s, log, target)
+        key = schema.canonical_json
+        calls.append((wide_s, fine_s, key(start), key(out)))
+        return out
+
+    monkeypatch.setattr(search, "twin_refine", spy)
+    opts = search.PipelineOptions(
+        structures=4, structure_wide_seconds=0.2, finalist_seconds=0.4,
+        twin_wide_seconds=0.0, twin_seconds=0.2, final_twin_seconds=0.0,
+        moves=False, color_fit=False, layer_color_fit=False, brightness_fit=False,
+    )  # fmt: skip
+    ev = search.Evaluator(
+        structure.LocalRenderer(), search.pipeline_loss(target), 64, 160, 1
+    )
+    res = search.invert(
+        target, ev, inverse=net, opts=opts, use_twin=True, fine_target=target
+    )
+    finalist_calls = calls[:3]
+    assert [(w, f) for w, f, _, _ in finalist_calls] == [(0.2, 0.2)] * 3
+    keys = {k for _, _, a, b in finalist_calls for k in (a, b)}
+    finalists = [
+        (sc, p) for _, sc, _, p in res.structures if schema.canonical_json(p) in keys
+    ]
+    assert len(finalists) == 3
+    chosen = next(s for s in res.stages if s.name == "structures").params
+    assert chosen == max(finalists, key=lambda f: f[0])[1]
