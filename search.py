@@ -1445,11 +1445,11 @@ def invert(
         # the closest few again, each descended longer: a short fit of the true
         # structure can score below a wrong one's (the chain not yet in its place)
         top = sorted(range(len(fits)), key=rank, reverse=True)[: opts.finalists]
-        if use_twin and len(top) > 1 and opts.finalist_seconds > 0:
+        half = opts.finalist_seconds / 2
+        if use_twin and len(top) > 1 and half > 0:
             for j in top:
                 if evaluate.left < 1:
                     break
-                half = opts.finalist_seconds / 2
                 p_f = twin_refine(
                     evaluate.loss, fits[j][1].params, half, half, target=fine_target
                 )
