@@ -241,6 +241,27 @@ def test_structure_candidates_are_distinct_and_ranked() -> None:
     assert all(len(p["layers"]) >= 1 for _, p in cands)
 
 
+def test_the_geometry_guess_is_the_same_for_a_mirrored_picture() -> None:
+    """The geometry's probabilities are averaged over the picture's mirror images,
+    so the picture and its mirror get the same ones (a mirrored scene has the same
+    geometry); the other heads see the picture itself (the origin is not
+    mirror-free)."""
+    torch.manual_seed(1)
+    net = M.InverseModel(M.InverseConfig(backbone=M.SCENE_CNN, input_size=64)).eval()
+    params = schema.validate_params(sampling.sample_refs_like(random.Random(5)))
+    target = render(params, 64).astype(np.float32) / 255
+    j = schema.CAT_KEYS.index("geometry")
+    a = search.predict_one(net, target)
+    for mirror in (target[:, ::-1], target[::-1], target[::-1, ::-1]):
+        b = search.predict_one(net, np.ascontiguousarray(mirror))
+        assert torch.allclose(a["cat_probs"][j], b["cat_probs"][j], atol=1e-6)
+        assert int(a["cat"][0, j]) == int(b["cat"][0, j])
+    plain = net.predict_encoded(torch.from_numpy(target).permute(2, 0, 1)[None])
+    k = schema.CAT_KEYS.index("origin")
+    assert torch.allclose(a["cat_probs"][k], plain["cat_probs"][k], atol=1e-5)
+    assert not torch.allclose(a["cat_probs"][j], plain["cat_probs"][j])
+
+
 def test_every_origin_draws_the_same_picture_with_its_offsets_moved_back() -> None:
     """The origin mirrors the offsets and moves them by a constant × stepFactor:
     `with_origin` undoes both (xStep / yStep signs, each chain's position), so every
@@ -325,3 +346,17 @@ def test_the_structure_choice_is_made_again_among_the_finalists(
     assert len(finalists) == 3
     chosen = next(s for s in res.stages if s.name == "structures").params
     assert chosen == max(finalists, key=lambda f: f[0])[1]
+
+
+def test_a_finalist_place_goes_to_another_geometry_when_the_best_share_one() -> None:
+    """The finalists are the best-scoring fits, except that when those all share one
+    geometry the last place goes to the best fit of another geometry; with room for
+    one, or with the option off, the order decides alone."""
+    order = [4, 1, 7, 0, 2, 3, 5, 6]
+    geo = ["u", "ring", "spiral", "bar", "ring", "arch", "bar", "ring"]
+    assert search.pick_finalists(order, geo, 3) == [4, 1, 0]
+    assert search.pick_finalists(order, geo, 3, other=False) == [4, 1, 7]
+    assert search.pick_finalists(order, geo, 1) == [4]
+    mixed = ["u", "ring", "spiral", "bar", "ring", "arch", "bar", "spiral"]
+    assert search.pick_finalists(order, mixed, 3) == [4, 1, 7]  # already two
+    assert search.pick_finalists([0, 1], ["u", "u"], 2) == [0, 1]  # no other
