@@ -1055,6 +1055,24 @@ def scale_brightness(params: dict[str, Any], factor: float) -> dict[str, Any]:
     return out
 
 
+def mix_colors(a: dict[str, Any], b: dict[str, Any], t: float) -> dict[str, Any]:
+    """Params `b` with its element colour, and each layer colour override both
+    have, mixed (1 − t)·a's + t·b's (sRGB channels)."""
+
+    def mix(x: str, y: str) -> str:
+        ca, cb = np.array(schema.color_to_rgb(x)), np.array(schema.color_to_rgb(y))
+        return schema.rgb_to_color((ca * (1 - t) + cb * t).tolist())
+
+    out = {**b, "color": mix(a["color"], b["color"])}
+    out["layers"] = [
+        {**lb, "color": mix(la["color"], lb["color"])}
+        if "color" in la and "color" in lb
+        else lb
+        for la, lb in zip(a["layers"], b["layers"], strict=False)
+    ] + b["layers"][len(a["layers"]) :]
+    return out
+
+
 def chain_footprints(
     params: dict[str, Any], evaluate: Evaluator
 ) -> list[np.ndarray] | None:
@@ -1208,6 +1226,7 @@ def better_in_color(
 
 BRIGHTNESS_FACTORS = (0.3, 0.55, 1.8)
 COLOR_GAINS = (1.0, 1.4, 2.0)  # gains tried with the fitted colour (a render each)
+HALF_GAINS = (1.0, 1.4)  # gains tried with it at half strength (color_stages)
 # grey loss a colour change may cost (the shapes stay; their grey dims as the hue
 # saturates, and the brightness fit follows): 12 results at 500 renders lost
 # 0.003-0.015 to the fitted hue; a green target (t21 of the 24-draw bench of
@@ -1311,6 +1330,7 @@ class PipelineOptions:
     sigma_polish: float = 0.1
     polish: str = "evolve"  # "evolve" (sparse mutations) or "cma"
     color_fit: bool = True
+    color_half: bool = True  # also the fitted hue at half strength (color_stages)
     layer_color_fit: bool = True  # layers in their own hues when the target shows
     # several (fit_layer_colors: 1 + layers + 1 renders)
     brightness_fit: bool = True  # match the target's overall gain (a few renders)
@@ -1358,6 +1378,47 @@ def pick_finalists(
         if alt is not None:
             top[-1] = alt
     return top
+
+
+def color_stages(
+    best: Candidate,
+    target: np.ndarray,
+    evaluate: Evaluator,
+    opts: PipelineOptions,
+    done: Callable[[str, Candidate], None] | None = None,
+) -> Candidate:
+    """The pipeline's last stages on the fitted shapes of `best`, each logged by
+    `done`: (7) colour: the target's hue (fit_color) at COLOR_GAINS (a saturated
+    hue lights fewer channels, so its grey is dimmer than the white's the search
+    matched) and, with opts.color_half, at half strength (mixed half and half with
+    the colour now) at HALF_GAINS (a paler hue than the fit's, or one whose full
+    saturation cannot reach the lines' brightness within COLOR_SLACK); kept by
+    better_in_color; (7b) each layer in its own hue when the target shows several
+    (kept when its hue error falls LAYER_HUE_GAIN); (8) brightness (fit_brightness).
+    """
+    log = done or (lambda name, cand: None)
+    if opts.color_fit and evaluate.left > len(COLOR_GAINS):
+        p_col = fit_color(best.params, target)
+        if p_col != best.params:
+            cands = [scale_brightness(p_col, g) for g in COLOR_GAINS]
+            if opts.color_half:
+                half = mix_colors(best.params, p_col, 0.5)
+                cands += [scale_brightness(half, g) for g in HALF_GAINS]
+            best = better_in_color(best, cands, target, evaluate)
+        log("colour", best)
+    if opts.layer_color_fit:
+        p_lay = fit_layer_colors(best.params, target, evaluate)
+        if p_lay is not None:
+            best = better_in_color(best, [p_lay], target, evaluate, LAYER_HUE_GAIN)
+        log("layer hues", best)
+    if opts.brightness_fit and evaluate.left >= len(BRIGHTNESS_FACTORS):
+        top = evaluate.best  # the search's best render, with its picture
+        key = schema.canonical_json(best.params)
+        if best.image is None and top is not None:
+            best = top if schema.canonical_json(top.params) == key else best
+        best = fit_brightness(best, evaluate)
+        log("brightness", best)
+    return best
 
 
 def invert(
@@ -1563,7 +1624,7 @@ def invert(
 
     # 5. polish: evolution with sparse mutations, or CMA-ES
     reserve = (
-        (len(COLOR_GAINS) + 1 if opts.color_fit else 0)
+        (len(COLOR_GAINS) + len(HALF_GAINS) + 1 if opts.color_fit else 0)
         + (len(best.params["layers"]) + 3 if opts.layer_color_fit else 0)
         + (len(BRIGHTNESS_FACTORS) if opts.brightness_fit else 0)
         + 1  # the post-pass check
@@ -1614,33 +1675,8 @@ def invert(
     # 6. post-passes off unless they pay for themselves
     best = without_post_passes(best, evaluate)
 
-    # 7. colour: the target's hue at three gains (a saturated hue lights fewer
-    # channels, so its grey is dimmer than the white's the search matched); the one
-    # whose colour picture comes nearest the target's, if nearer than now, unless it
-    # costs the grey loss more than COLOR_SLACK
-    if opts.color_fit and evaluate.left > len(COLOR_GAINS):
-        p_col = fit_color(best.params, target)
-        if p_col != best.params:
-            cands = [scale_brightness(p_col, g) for g in COLOR_GAINS]
-            best = better_in_color(best, cands, target, evaluate)
-        done("colour", best)
-
-    # 7b. each layer in its own hue, when the target shows several: kept when its
-    # colour picture comes LAYER_HUE_GAIN nearer the target's, within COLOR_SLACK
-    if opts.layer_color_fit:
-        p_lay = fit_layer_colors(best.params, target, evaluate)
-        if p_lay is not None:
-            best = better_in_color(best, [p_lay], target, evaluate, LAYER_HUE_GAIN)
-        done("layer hues", best)
-
-    # 8. brightness
-    if opts.brightness_fit and evaluate.left >= len(BRIGHTNESS_FACTORS):
-        top = evaluate.best  # the search's best render, with its picture
-        key = schema.canonical_json(best.params)
-        if best.image is None and top is not None:
-            best = top if schema.canonical_json(top.params) == key else best
-        best = fit_brightness(best, evaluate)
-        done("brightness", best)
+    # 7-8. colour, each layer's hue, brightness (color_stages)
+    best = color_stages(best, target, evaluate, opts, done)
     return InverseResult(best, stages, guess, after_gd, fitted)
 
 

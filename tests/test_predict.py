@@ -677,3 +677,46 @@ def test_explore_checks_the_forward_models_picks_by_real_renders(
         img = torch.from_numpy(client.render(p, 64)).permute(2, 0, 1)[None].float()
         assert float(metrics.lit_coverage(img)[0]) <= 0.05
     assert any("picking again" in line for line in logs)
+
+
+def test_the_colour_stage_also_offers_the_fitted_hue_at_half_strength(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """color_stages offers the fitted hue at COLOR_GAINS and, with color_half, the
+    colour mixed half and half with the one now at HALF_GAINS; mix_colors mixes the
+    element colour and each layer colour both sides have."""
+    truth = schema.validate_params(sampling.sample_refs_like(random.Random(1)))
+    truth.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
+    truth.update(color="#40C060")
+    target = structure.LocalRenderer().render(truth, 64)
+    start = {**truth, "color": "#A0A0A0"}
+    offered: list[list[dict[str, Any]]] = []
+    real = search.better_in_color
+
+    def spy(best: search.Candidate, cands: list[dict[str, Any]], *a: Any) -> Any:
+        offered.append(cands)
+        return real(best, cands, *a)
+
+    monkeypatch.setattr(search, "better_in_color", spy)
+    for half in (False, True):
+        offered.clear()
+        ev = search.Evaluator(
+            structure.LocalRenderer(), search.pipeline_loss(target), 64, 40, 1
+        )
+        lo = ev([start])[0]
+        opts = search.PipelineOptions(color_half=half, layer_color_fit=False)
+        search.color_stages(search.Candidate(lo, start), target, ev, opts)
+        cands = offered[0]
+        assert len(cands) == len(search.COLOR_GAINS) + half * len(search.HALF_GAINS)
+    fitted = search.fit_color(start, target)
+    want = search.mix_colors(start, fitted, 0.5)
+    assert cands[len(search.COLOR_GAINS)]["color"] == want["color"]
+    a = np.array(schema.color_to_rgb(start["color"]))
+    b = np.array(schema.color_to_rgb(fitted["color"]))
+    got = np.array(schema.color_to_rgb(want["color"]))
+    assert np.allclose(got, (a + b) / 2, atol=1 / 255)
+    la = {**start, "layers": [{"color": "#000000"}, {}]}
+    lb = {**start, "layers": [{"color": "#FFFFFF"}, {"color": "#FF0000"}]}
+    mixed = search.mix_colors(la, lb, 0.5)["layers"]
+    assert mixed[0]["color"] in ("#7F7F7F", "#808080")
+    assert mixed[1]["color"] == "#FF0000"  # a side without one: b's
