@@ -14,11 +14,13 @@ sidecar with the command, the figures and the schema hash; `checkpoint_io.load_i
 refuses it after a schema change).
 
     python pretrain_inverse.py --minutes 80 --out models/inverse-pretrained
+    python pretrain_inverse.py --evaluate models/inverse-pretrained  # its figures
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import shlex
@@ -62,6 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the training draws")
     g.add_argument("--threads", type=int, default=1, help="torch threads (trainer)")
+    g.add_argument(
+        "--evaluate",
+        metavar="STEM",
+        help="only measure this inverse checkpoint on the held-out draws (--val): "
+        "each structure head as trained, and the geometry as predict guesses it "
+        "(search.predict_one: averaged over the picture's mirror images); no training",
+    )
     g = ap.add_argument_group("data")
     g.add_argument("--size", type=int, default=64, help="render side in px")
     g.add_argument(
@@ -209,6 +218,32 @@ def structure_accuracy(
     return res
 
 
+def evaluate(stem: str, n: int, size: int) -> dict[str, float]:
+    """structure_accuracy of the checkpoint at `stem` on the first n held-out
+    refs-like draws, plus geometry / geometry_top3 "as predict guesses", by
+    search.predict_one (the geometry averaged over the picture's mirror images)."""
+    import search
+
+    if not checkpoint_io.checkpoint_exists(stem):
+        raise SystemExit(f"--evaluate {stem}: no such checkpoint")
+    net = checkpoint_io.load_checkpoint(stem, "inverse")
+    assert isinstance(net, M.InverseModel)
+    val = refs_like_targets(n, size)
+    images = torch.from_numpy(np.stack([img for _, img in val])).permute(0, 3, 1, 2)
+    res = structure_accuracy(net, images, [p for p, _ in val])
+    j = schema.CAT_KEYS.index("geometry")
+    options = list(schema.PARAM["geometry"].options)
+    top1 = top3 = 0
+    for params, img in val:
+        enc = search.predict_one(net, img.astype(np.float32) / 255)
+        truth = options.index(params["geometry"])
+        top1 += int(enc["cat"][0, j]) == truth
+        top3 += truth in enc["cat_probs"][j][0].topk(3).indices.tolist()
+    res["geometry_predict"] = top1 / n
+    res["geometry_top3_predict"] = top3 / n
+    return {k: round(v, 4) for k, v in res.items()}
+
+
 def lineage(net: M.InverseModel) -> list[dict[str, Any]]:
     """The pretraining runs the --init checkpoint came from, newest first (empty
     for a model trained from scratch): its own record, then its lineage."""
@@ -328,4 +363,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    _args = parse_args()
+    if _args.evaluate:
+        torch.set_num_threads(_args.threads)
+        print(json.dumps(evaluate(_args.evaluate, _args.val, _args.size), indent=1))
+    else:
+        main(_args)

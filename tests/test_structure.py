@@ -169,6 +169,9 @@ def test_pretrain_writes_a_checkpoint_that_refuses_another_schema(
     assert res["steps"] >= 1 and 0 <= res["accuracy"]["geometry"] <= 1
     net = checkpoint_io.load_inverse(out)
     assert net is not None and net.cfg.backbone == M.SCENE_CNN
+    acc = pretrain_inverse.evaluate(str(out), 4, 64)  # --evaluate: the same figures
+    assert acc["geometry"] == res["accuracy"]["geometry"]
+    assert 0 <= acc["geometry_predict"] <= acc["geometry_top3_predict"] <= 1
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["pretrain"]["command"].startswith("python pretrain_inverse.py")
     side["schema_hash"] = "0" * 16
