@@ -1321,9 +1321,13 @@ class PipelineOptions:
     # fits get a longer wide + fine descent (finalist_seconds, 50/50) each, and the
     # choice is made again among them (0 or 1: none)
     finalist_seconds: float = 3.0
-    finalist_other_geometry: bool = True  # when the finalists share one geometry,
-    # the last place goes to the best fit of another (a short fit of the true
-    # geometry often scores below several of a wrong one's progressions)
+    finalist_other_geometry: bool = False  # when the finalists share one
+    # geometry, the last place goes to the best fit of another (a short fit of the
+    # true geometry often scores below several of a wrong one's progressions). Off:
+    # on the 48-draw bench (commit 987524f, with the mirror-averaged geometry) it
+    # flipped no more geometries than the spread of runs (75% → 77%) while the
+    # "same picture" share fell 77% → 69% (structure 48% both); in a screen of the 8
+    # draws whose true geometry was fitted but not chosen it won 1 (t17)
     final_twin_seconds: float = 12.0  # the twin's wide + fine descents (60/40) again
     # after the polish (0: none)
     sigma_screen: float = 0.15
