@@ -1,6 +1,7 @@
 """Benchmark: the pipeline's colour stages alone, on the shapes a search found.
 
-    python bench/colour.py   # the 48 + 4 results of inverse-pipeline-twin-500-48
+    python bench/colour.py           # the 48 + 4 results of inverse-pipeline-twin-500-48
+    python bench/colour.py --quick   # CI size (make bench): the first 6 of them
 
 The colour of a result is decided after its shapes (search.color_stages: the
 target's hue at three gains, optionally at half strength too, each layer's own hue,
@@ -53,9 +54,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="bench/inverse.py rows (the last of each target is used)",
     )
     ap.add_argument("--size", type=int, default=128, help="side of the pictures")
+    ap.add_argument(
+        "--n", type=int, default=0, help="only the first n targets (0: all)"
+    )
+    ap.add_argument("--quick", action="store_true", help="CI size: --n 6 at 64²")
     ap.add_argument("--out", default="bench/results/colour.md")
     ap.add_argument("--sheet", default="bench/results/colour-sheet.png")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.n, args.size = args.n or 6, 64
     args.argv = list(sys.argv[1:] if argv is None else argv)
     return args
 
@@ -90,6 +97,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if line.strip():
             r = json.loads(line)
             rows[r["target"]] = r
+    if args.n:
+        rows = dict(sorted(rows.items())[: args.n])
     client = structure.LocalRenderer()
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     shown: list[tuple[str, list[np.ndarray], list[str]]] = []
