@@ -747,9 +747,9 @@ def predict_one(inverse: Any, target: np.ndarray) -> dict[str, Any]:
     over the picture and its mirror images (left-right, up-down, both): a mirrored
     scene has the same geometry (the scene draws mirrors by a negative layer
     scale), and on the 300 held-out refs-like draws the average is right more often
-    (top-1 69.0% → 72.3%, top-3 91.0% → 92.0%, bench/results/models.md). The other
-    heads are the picture's own (an origin is not mirror-free; for the others the
-    average gained nothing)."""
+    (top-1 69.0% → 72.3%, top-3 91.0% → 92.0%: `python pretrain_inverse.py
+    --evaluate models/inverse-pretrained`). The other heads are the picture's own
+    (an origin is not mirror-free; for the others the average gained nothing)."""
     res = inverse_input_size(inverse)
     img = F.interpolate(to_tensor(target), size=(res, res), mode="area")
     img = img.to(device_of(inverse))
@@ -1384,6 +1384,11 @@ def pick_finalists(
     return top
 
 
+def color_renders(opts: PipelineOptions) -> int:
+    """Renders the colour step (7) of color_stages takes: one per candidate."""
+    return len(COLOR_GAINS) + (len(HALF_GAINS) if opts.color_half else 0)
+
+
 def color_stages(
     best: Candidate,
     target: np.ndarray,
@@ -1401,7 +1406,7 @@ def color_stages(
     (kept when its hue error falls LAYER_HUE_GAIN); (8) brightness (fit_brightness).
     """
     log = done or (lambda name, cand: None)
-    if opts.color_fit and evaluate.left > len(COLOR_GAINS):
+    if opts.color_fit and evaluate.left >= color_renders(opts):
         p_col = fit_color(best.params, target)
         if p_col != best.params:
             cands = [scale_brightness(p_col, g) for g in COLOR_GAINS]
@@ -1628,7 +1633,7 @@ def invert(
 
     # 5. polish: evolution with sparse mutations, or CMA-ES
     reserve = (
-        (len(COLOR_GAINS) + len(HALF_GAINS) + 1 if opts.color_fit else 0)
+        (color_renders(opts) + 1 if opts.color_fit else 0)
         + (len(best.params["layers"]) + 3 if opts.layer_color_fit else 0)
         + (len(BRIGHTNESS_FACTORS) if opts.brightness_fit else 0)
         + 1  # the post-pass check
