@@ -226,7 +226,10 @@ def evaluate(stem: str, n: int, size: int) -> dict[str, float]:
 
     if not checkpoint_io.checkpoint_exists(stem):
         raise SystemExit(f"--evaluate {stem}: no such checkpoint")
-    net = checkpoint_io.load_checkpoint(stem, "inverse")
+    try:
+        net = checkpoint_io.load_checkpoint(stem, "inverse")
+    except checkpoint_io.CheckpointError as e:
+        raise SystemExit(f"--evaluate: {e}") from None
     assert isinstance(net, M.InverseModel)
     val = refs_like_targets(n, size)
     images = torch.from_numpy(np.stack([img for _, img in val])).permute(0, 3, 1, 2)
