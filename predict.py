@@ -50,6 +50,8 @@ import search
 import twin
 import utils
 
+OPTS = search.PipelineOptions()  # the pipeline's defaults, shown in --help
+
 SHEET_RE = re.compile(r"^explore-([0-9]{3,9})\.png$")
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
 
@@ -88,35 +90,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--twin-seconds",
         type=float,
-        default=10.0,
-        help="time for the twin's fine descent, s (10)",
+        default=OPTS.twin_seconds,
+        help=f"time for the twin's fine descent, s ({OPTS.twin_seconds:g})",
     )
     g.add_argument(
         "--twin-wide-seconds",
         type=float,
-        default=8.0,
-        help="time for the twin's wide descent before it, s (8; 0: none)",
+        default=OPTS.twin_wide_seconds,
+        help="time for the twin's wide descent before it, s "
+        f"({OPTS.twin_wide_seconds:g}; 0: none)",
     )
     g.add_argument(
         "--twin-structure-seconds",
         type=float,
-        default=1.5,
+        default=OPTS.structure_wide_seconds,
         help="time for a wide twin descent of each structure's fit before the choice, "
-        "s (1.5; 0: none)",
+        f"s ({OPTS.structure_wide_seconds:g}; 0: none)",
     )
     g.add_argument(
         "--twin-finalist-seconds",
         type=float,
-        default=3.0,
-        help="time for a wide + fine twin descent of each of the 3 structures that "
-        "score best after those, before choosing again among them, s (3; 0: none)",
+        default=OPTS.finalist_seconds,
+        help=f"time for a wide + fine twin descent of each of the {OPTS.finalists} "
+        "structures that score best after those, before choosing again among them, "
+        f"s ({OPTS.finalist_seconds:g}; 0: none)",
     )
     g.add_argument(
         "--twin-final-seconds",
         type=float,
-        default=12.0,
+        default=OPTS.final_twin_seconds,
         help="time for the twin's wide + fine descents again after the polish, s "
-        "(12; 0: none)",
+        f"({OPTS.final_twin_seconds:g}; 0: none)",
     )
     g.add_argument(
         "--size", type=int, default=128, help="render size during the search, px (128)"
