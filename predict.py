@@ -116,6 +116,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"s ({OPTS.finalist_seconds:g}; 0: none)",
     )
     g.add_argument(
+        "--twin-workers",
+        type=int,
+        default=OPTS.twin_workers,
+        help="processes the twin's descents of different structures run on side by "
+        "side (0: one per core, up to 4; 1: none, one after another)",
+    )
+    g.add_argument(
         "--twin-final-seconds",
         type=float,
         default=OPTS.final_twin_seconds,
@@ -391,6 +398,12 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
             or (args.descent == "auto" and twin.speaks_bundled_schema(url))
         )
         log(gradient_note(use_twin, forward, args.gd_steps))
+        if use_twin:
+            n = search.twin_workers(args.twin_workers)
+            log(
+                f"twin descents of different structures: {n} at a time"
+                + (" (worker processes)" if n > 1 else " (in this process)")
+            )
         client = rendering.RendererClient(url=url, pool=max(8, args.workers))
         loss = search.pipeline_loss(target)
         ev = search.Evaluator(client, loss, args.size, args.fevals, args.workers)
@@ -410,6 +423,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                     final_twin_seconds=args.twin_final_seconds,
                     structure_wide_seconds=args.twin_structure_seconds,
                     finalist_seconds=args.twin_finalist_seconds,
+                    twin_workers=args.twin_workers,
                 ),
                 seed=args.seed,
                 log=log,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -898,7 +899,7 @@ def gradient_descent(
 
 
 def twin_descent(
-    loss: ImageLoss,
+    loss: ImageLoss | None,
     start: dict[str, Any],
     seconds: float = 10.0,
     log: Log | None = None,
@@ -925,7 +926,7 @@ def twin_descent(
             seconds=seconds,
             steps=TWIN_STEPS,
             log=log,
-            target=loss.target if target is None else target,
+            target=_target_of(loss, target),
             schedule=twin.WIDE_SCHEDULE if wide else None,
             ncc_lr=twin.WIDE_LR if wide else twin.NCC_LR,
             keep_colors=wide,
@@ -939,7 +940,7 @@ def twin_descent(
 
 
 def twin_refine(
-    loss: ImageLoss,
+    loss: ImageLoss | None,
     start: dict[str, Any],
     wide_seconds: float,
     fine_seconds: float,
@@ -957,6 +958,129 @@ def twin_refine(
     if fine_seconds > 0:
         p, _ = twin_descent(loss, p, fine_seconds, log, target, also=others)
     return p
+
+
+def _target_of(loss: ImageLoss | None, target: np.ndarray | None) -> Any:
+    if target is not None:
+        return target
+    if loss is None:
+        raise ValueError("a twin descent needs a loss or a target picture")
+    return loss.target
+
+
+# ----------------------------------------------------------------------------------
+# Twin descents side by side. A step of the twin is bound by the cost of its many
+# small tensor operations (a 64² step of a one-chain draw: about 600 multiplications,
+# 12 ms), not by arithmetic: a second torch thread adds nothing (12.2 vs 13.2 ms), a
+# second Python thread in one process 14% (the interpreter lock), a second process
+# 100% (steps per second of two draws at 64² on this 2-core machine: 88 in one
+# process, 100 in two threads, 181 in two processes). So descents of different
+# starts run in worker processes, one per core, while the search waits for them.
+
+_pool: Any = None  # (workers, concurrent.futures.ProcessPoolExecutor)
+
+
+def twin_workers(requested: int = 0) -> int:
+    """Processes for side-by-side twin descents: `requested`, or with 0 one per core
+    (os.cpu_count(), up to 4)."""
+    return requested if requested > 0 else max(1, min(4, os.cpu_count() or 1))
+
+
+def _worker_start() -> None:
+    torch.set_num_threads(1)
+    import twin
+
+    twin.render_params(schema.default_params(), 32)
+
+
+def _refine_job(
+    start: dict[str, Any], wide_s: float, fine_s: float, target: np.ndarray
+) -> tuple[dict[str, Any], int]:
+    import twin
+
+    before = twin.refused
+    found = twin_refine(None, start, wide_s, fine_s, None, target)
+    return found, twin.refused - before
+
+
+def _worker_pool(workers: int, log: Log | None = None) -> Any:
+    """The worker processes (started once per process, in the background: each
+    imports torch and draws one small picture, about 3 s), or None when they cannot
+    be started (the descents then run here, one after another)."""
+    global _pool
+    if _pool is not None and _pool[0] == workers:
+        return _pool[1]
+    import concurrent.futures
+    import multiprocessing
+
+    if _pool is not None:
+        _pool[1].shutdown(wait=False, cancel_futures=True)
+        _pool = None
+    try:
+        ex = concurrent.futures.ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
+        )
+    except (OSError, ValueError) as e:
+        if log is not None:
+            log(f"    twin: descents run one after another ({e})")
+        return None
+    import atexit
+
+    atexit.unregister(close_twin_workers)  # once, however many pools came before
+    atexit.register(close_twin_workers)
+    _pool = (workers, ex)
+    return ex
+
+
+def close_twin_workers() -> None:
+    """Stops the worker processes (at exit, before the interpreter tears down what
+    the executor's clean-up needs)."""
+    global _pool
+    if _pool is not None:
+        _pool[1].shutdown(wait=True, cancel_futures=True)
+        _pool = None
+
+
+def start_twin_workers(workers: int, log: Log | None = None) -> None:
+    """Starts the worker processes now, so that they are ready by the first
+    side-by-side descents (nothing with one worker)."""
+    if workers > 1:
+        pool = _worker_pool(workers, log)
+        if pool is not None:
+            for _ in range(workers):
+                pool.submit(time.sleep, 0)
+
+
+def refine_many(
+    jobs: Sequence[tuple[dict[str, Any], float, float]],
+    target: np.ndarray,
+    workers: int,
+    log: Log | None = None,
+) -> list[dict[str, Any]]:
+    """twin_refine(start, wide_s, fine_s) on `target` of each job, side by side on
+    `workers` processes (in this process, one after another, with one worker or one
+    job, or when the workers fail; the failure is logged). Each descent keeps its
+    own seconds, so n jobs of s seconds take about ⌈n / workers⌉ · s."""
+    global _pool
+    pool = _worker_pool(workers, log) if workers > 1 and len(jobs) > 1 else None
+    if pool is not None:
+        import concurrent.futures.process
+
+        import twin
+
+        try:
+            futures = [pool.submit(_refine_job, *job, target) for job in jobs]
+            done = [f.result() for f in futures]
+        except concurrent.futures.process.BrokenProcessPool as e:
+            if log is not None:
+                log(f"    twin: worker processes failed ({e}); descents run here")
+            _pool = None
+        else:
+            twin.refused += sum(n for _, n in done)
+            return [p for p, _ in done]
+    return [twin_refine(None, s, w, f, log, target) for s, w, f in jobs]
 
 
 # The descent is bound by its clock and each stage's stall rule, not by steps: at
@@ -1315,12 +1439,18 @@ class PipelineOptions:
         10.0  # the twin's fine descent (when the renderer is the bundled one)
     )
     twin_wide_seconds: float = 8.0  # the twin's wide descent before it
-    structure_wide_seconds: float = 1.5  # a wide twin descent of each structure's
-    # fit before the choice (0: none)
-    finalists: int = 3  # with the twin: the structures scoring best after those
+    structure_wide_seconds: float = 3.0  # a wide twin descent of each structure's
+    # fit before the choice (0: none; side by side on twin_workers)
+    finalists: int = 4  # with the twin: the structures scoring best after those
     # fits get a longer wide + fine descent (finalist_seconds, 50/50) each, and the
     # choice is made again among them (0 or 1: none)
     finalist_seconds: float = 3.0
+    alternates: bool = True  # with the twin on two or more workers: the runner-up
+    # finalist gets the twin's main descent (twin_wide_seconds + twin_seconds) beside
+    # the chosen one, on another worker, and goes on in its place when it then draws
+    # the target better by the picture score
+    twin_workers: int = 0  # processes the twin's descents of different starts run
+    # on side by side (0: one per core, up to 4; 1: this process, one after another)
     finalist_other_geometry: bool = False  # when the finalists share one
     # geometry, the last place goes to the best fit of another (a short fit of the
     # true geometry often scores below several of a wrong one's progressions). Off:
@@ -1477,6 +1607,21 @@ def invert(
     # 1. starts
     starts: list[dict[str, Any]] = []
     by_structure = inverse is not None and opts.structures > 0
+    workers = twin_workers(opts.twin_workers) if use_twin else 1
+    twin_target = fine_target if fine_target is not None else target
+    alternates = by_structure and opts.alternates and workers > 1
+    runner_up: Candidate | None = None
+    if by_structure and use_twin:
+        start_twin_workers(workers, log)
+
+    def picture(c: Candidate) -> float:  # the picture score of a rendered candidate
+        import structure
+
+        img = evaluate.images.get(schema.canonical_json(c.params))
+        if img is None:
+            return -1.0
+        return structure.picture_score(img.astype(np.float32), target)
+
     probs: list[float] = []
     if by_structure:
         cands = structure_candidates(inverse, target, opts.structures)
@@ -1516,34 +1661,22 @@ def invert(
     per = int(opts.structure_share * budget) // max(1, n_inv)
     fitted: list[tuple[float, float, float, dict[str, Any]]] = []
     if by_structure and per >= 8:
-        import structure
-
-        fits: list[tuple[float, Candidate]] = []
+        cmas: list[Candidate] = []
         for i in range(min(n_inv, len(starts))):
             sp = SearchSpace.of(starts[i])
             c = cma_search(
                 sp, evaluate, sp.encode(starts[i]), opts.sigma_screen, per, seed
             )
-            c = c if c.loss <= losses[i] else Candidate(losses[i], starts[i])
-            if use_twin and opts.structure_wide_seconds > 0 and evaluate.left > 0:
-                p_w, _ = twin_descent(
-                    evaluate.loss,
-                    c.params,
-                    opts.structure_wide_seconds,
-                    target=fine_target,
-                    wide=True,
-                )
-                lo = evaluate([p_w])[0]
-                if lo < c.loss:
-                    c = Candidate(lo, p_w)
-            img = evaluate.images.get(schema.canonical_json(c.params))
-            score = (
-                structure.picture_score(img.astype(np.float32), target)
-                if img is not None
-                else -1.0
-            )
-            fits.append((score, c))
-            fitted.append((probs[i], score, c.loss, c.params))
+            cmas.append(c if c.loss <= losses[i] else Candidate(losses[i], starts[i]))
+        if use_twin and opts.structure_wide_seconds > 0 and evaluate.left > 0:
+            wide = [(c.params, opts.structure_wide_seconds, 0.0) for c in cmas]
+            walked = refine_many(wide, twin_target, workers, log)
+            for i, (p_w, lo) in enumerate(zip(walked, evaluate(walked), strict=True)):
+                if lo < cmas[i].loss:
+                    cmas[i] = Candidate(lo, p_w)
+
+        fits = [(picture(c), c) for c in cmas]
+        fitted = [(probs[i], sc, c.loss, c.params) for i, (sc, c) in enumerate(fits)]
 
         def rank(j: int) -> float:
             return fits[j][0] + opts.structure_prior * math.log(max(probs[j], 1e-12))
@@ -1556,21 +1689,20 @@ def invert(
             order, geometries, opts.finalists, opts.finalist_other_geometry
         )
         half = opts.finalist_seconds / 2
-        if use_twin and len(top) > 1 and half > 0:
-            for j in top:
-                if evaluate.left < 1:
-                    break
-                p_f = twin_refine(
-                    evaluate.loss, fits[j][1].params, half, half, target=fine_target
-                )
-                lo = evaluate([p_f])[0]
-                img = evaluate.images.get(schema.canonical_json(p_f))
-                if lo < fits[j][1].loss and img is not None:
-                    score = structure.picture_score(img.astype(np.float32), target)
-                    fits[j] = (score, Candidate(lo, p_f))
-                    fitted[j] = (probs[j], score, lo, p_f)
+        if use_twin and len(top) > 1 and half > 0 and evaluate.left > 0:
+            jobs = [(fits[j][1].params, half, half) for j in top]
+            found = refine_many(jobs, twin_target, workers, log)
+            for j, p_f, lo in zip(top, found, evaluate(found), strict=True):
+                if lo < fits[j][1].loss:
+                    c = Candidate(lo, p_f)
+                    fits[j] = (picture(c), c)
+                    fitted[j] = (probs[j], fits[j][0], lo, p_f)
         chosen = max(top or range(len(fits)), key=rank)
         best = fits[chosen][1]
+        # the runner-up, descended beside the chosen one on another worker
+        others = sorted((j for j in top if j != chosen), key=rank, reverse=True)
+        if alternates and others:
+            runner_up = fits[others[0]][1]
         pool += [c for _, c in fits]
         done("structures", best)
 
@@ -1608,18 +1740,23 @@ def invert(
     after_gd = None
     twin_s = opts.twin_wide_seconds + opts.twin_seconds
     if use_twin and twin_s > 0 and evaluate.left > 0:
-        p_gd = twin_refine(
-            evaluate.loss,
-            best.params,
-            opts.twin_wide_seconds,
-            opts.twin_seconds,
-            log,
-            fine_target,
-        )
-        after_gd = p_gd
-        lo = evaluate([p_gd])[0]
-        if lo < best.loss:
-            best = Candidate(lo, p_gd)
+        jobs = [(best.params, opts.twin_wide_seconds, opts.twin_seconds)]
+        if runner_up is not None:
+            jobs.append((runner_up.params, opts.twin_wide_seconds, opts.twin_seconds))
+        found = refine_many(jobs, twin_target, workers, log)
+        after_gd = found[0]
+        found_losses = evaluate(found)
+        if found_losses[0] < best.loss:
+            best = Candidate(found_losses[0], found[0])
+        if runner_up is not None:
+            alt = Candidate(found_losses[1], found[1])
+            alt = alt if alt.loss < runner_up.loss else runner_up
+            if picture(alt) > picture(best):
+                log(
+                    f"  the runner-up structure ({alt.params.get('geometry')}) "
+                    "draws the target better after its descent: it goes on"
+                )
+                best = alt
         done("twin-gd", best)
     elif forward is not None and opts.gd_steps > 0 and evaluate.left > 0:
         (p_gd,), _ = gradient_descent(

@@ -330,7 +330,8 @@ def test_the_structure_choice_is_made_again_among_the_finalists(
 
     monkeypatch.setattr(search, "twin_refine", spy)
     opts = search.PipelineOptions(
-        structures=4, structure_wide_seconds=0.2, finalist_seconds=0.4,
+        structures=4, structure_wide_seconds=0.2, finalist_seconds=0.4, finalists=3,
+        twin_workers=1,
         twin_wide_seconds=0.0, twin_seconds=0.2, final_twin_seconds=0.0,
         moves=False, color_fit=False, layer_color_fit=False, brightness_fit=False,
     )  # fmt: skip
@@ -340,7 +341,7 @@ def test_the_structure_choice_is_made_again_among_the_finalists(
     res = search.invert(
         target, ev, inverse=net, opts=opts, use_twin=True, fine_target=target
     )
-    finalist_calls = calls[:3]
+    finalist_calls = [c for c in calls if c[0] > 0 and c[1] > 0][:3]
     assert [(w, f) for w, f, _, _ in finalist_calls] == [(0.2, 0.2)] * 3
     keys = {k for _, _, a, b in finalist_calls for k in (a, b)}
     finalists = [
@@ -349,6 +350,46 @@ def test_the_structure_choice_is_made_again_among_the_finalists(
     assert len(finalists) == 3
     chosen = next(s for s in res.stages if s.name == "structures").params
     assert chosen == max(finalists, key=lambda f: f[0])[1]
+
+
+def test_the_runner_up_goes_on_when_its_descent_draws_the_target_better(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two structures for a chain of six rounded rectangles: squares in the right
+    place, which the picture score prefers before any descent, and the right
+    outline with its chain misplaced. The choice keeps the squares; the runner-up
+    gets the twin's main descent beside them, on another worker, lands on the
+    target and goes on in their place. With alternates off the squares stay."""
+    truth = schema.default_params()
+    truth.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
+    truth.update(repetitions=6, stepFactor=0.5, xStep=1.4, yStep=0.0, layers=[])
+    truth.update(geometry="roundedRect", scale=1.2)
+    squares = {**truth, "geometry": "square"}
+    misplaced = {**truth, "stepFactor": 0.35, "xStep": 1.1, "yStep": 0.4}
+    target = render(truth, 64).astype(np.float32) / 255
+    t256 = render(truth, 256).astype(np.float32) / 255
+    monkeypatch.setattr(
+        search, "structure_candidates", lambda *_: [(0.6, squares), (0.4, misplaced)]
+    )
+    ends = []
+    for alternates in (True, False):
+        opts = search.PipelineOptions(
+            structures=2, structure_share=0.2, structure_wide_seconds=0.0,
+            finalists=2, finalist_seconds=0.0, twin_wide_seconds=3.0,
+            twin_seconds=1.0, final_twin_seconds=0.0, moves=False,
+            color_fit=False, layer_color_fit=False, brightness_fit=False,
+            alternates=alternates, twin_workers=2,
+        )  # fmt: skip
+        ev = search.Evaluator(
+            structure.LocalRenderer(), search.pipeline_loss(target), 64, 90, 1
+        )
+        res = search.invert(
+            target, ev, inverse=object(), opts=opts, use_twin=True, fine_target=t256
+        )
+        chosen = next(s for s in res.stages if s.name == "structures").params
+        assert chosen is not None and chosen["geometry"] == "square"
+        ends.append(res.best.params["geometry"])
+    assert ends == ["roundedRect", "square"]
 
 
 def test_a_finalist_place_goes_to_another_geometry_when_the_best_share_one() -> None:

@@ -248,6 +248,34 @@ def test_refine_keeps_a_right_start_and_a_batch_keeps_its_best() -> None:
     assert ncc(found) >= 0.97 and lo < 0.05, lo
 
 
+def test_descents_run_side_by_side_in_worker_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """search.refine_many runs each start's descent in a worker process (started
+    once, then kept) and returns each one's end in the order given, as twin_refine
+    would: the misplaced chain moved towards the target's place, the right start
+    kept on it, each with its own discrete choices. With one worker it runs here,
+    starting no process."""
+    truth = _chain_of_six()
+    misplaced = {**truth, "stepFactor": 0.35, "xStep": 1.1, "yStep": 0.4}
+    squares = {**misplaced, "geometry": "square"}
+    t256 = scene.render(truth, 256).astype(np.float64) / 255
+
+    def ncc(p: dict) -> float:
+        return metrics.ncc(scene.render(p, 256) / 255, t256, 1.0)
+
+    monkeypatch.setattr(search, "_pool", None)
+    here = search.refine_many([(truth, 0.0, 0.3)], t256, 1)
+    assert search._pool is None and ncc(here[0]) >= 0.97
+    jobs = [(misplaced, 3.0, 1.0), (truth, 0.0, 1.0), (squares, 1.0, 0.0)]
+    found = search.refine_many(jobs, t256, 2)
+    assert search._pool is not None and search._pool[0] == 2
+    assert ncc(found[0]) > ncc(misplaced) + 0.2, (ncc(misplaced), ncc(found[0]))
+    assert ncc(found[1]) >= 0.97
+    assert [p["geometry"] for p in found] == ["roundedRect"] * 2 + ["square"]
+    search._pool[1].shutdown()
+
+
 @pytest.mark.parametrize(("side", "last"), [(128, 128), (256, 256), (512, 256)])
 def test_descent_ends_at_the_targets_side_up_to_256(side: int, last: int) -> None:
     """The schedule's sides are capped at the target's: a 128² target is never

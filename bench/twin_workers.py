@@ -1,0 +1,133 @@
+"""Benchmark: the twin's descents of different starts one after another in this
+process, against side by side on worker processes (search.refine_many), as predict's
+search over structures runs them.
+
+    python bench/twin_workers.py                 # 4 pictures × 8 starts, 1 and 2 workers
+    python bench/twin_workers.py --workers 1 2 4 --targets 8
+
+Each target: a refs-like picture (sampling.sample_refs_like, seed --seed; noise,
+dither and CRT off) and --starts starts with its discrete choices and every number
+×U(1 ± --jitter) (what a short search leaves, as predict has 8 structures' fits of
+one picture); all of a target's starts get the twin's wide descent for --seconds
+on the target at 256² in one call of search.refine_many, once per number of
+workers. Reported: the wall time of those calls and the NCC of √grey (σ 1 px at
+256², renderer.scene) of the starts and of the descents' ends. A descent is bound
+by its own clock, so the same NCC in less wall time is the gain.
+
+Writes bench/results/twin-workers.md (with the command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import metrics
+import sampling
+import search
+from renderer import scene
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--targets", type=int, default=4, help="pictures (4)")
+    ap.add_argument("--starts", type=int, default=8, help="starts per picture (8)")
+    ap.add_argument("--seconds", type=float, default=3.0, help="wide descent, s (3)")
+    ap.add_argument(
+        "--jitter", type=float, default=0.3, help="start = truth ×U(1 ± this)"
+    )
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="(1 2)")
+    ap.add_argument("--seed", type=int, default=7, help="draw RNG seed (7)")
+    ap.add_argument("--out", default="bench/results/twin-workers.md")
+    return ap.parse_args(argv)
+
+
+def draws(
+    n: int, starts: int, seed: int, jitter: float
+) -> list[tuple[list[dict], np.ndarray]]:
+    """(starts, target at 256²) for n refs-like pictures that are not black."""
+    rng = random.Random(seed)
+    jit = (1 - jitter, 1 + jitter)
+    out = []
+    while len(out) < n:
+        truth = sampling.sample_refs_like(rng)
+        truth.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
+        target = scene.render(truth, 256).astype(np.float32) / 255
+        if target.max() < 2 / 255:
+            continue
+        out.append(
+            (
+                [
+                    sampling.breed([truth], rng, p_two=0, p_copy=1, jitter=jit)
+                    for _ in range(starts)
+                ],
+                target,
+            )
+        )
+    return out
+
+
+def ncc(params: dict, target: np.ndarray) -> float:
+    return metrics.ncc(scene.render(params, 256) / 255, target, 1.0)
+
+
+def main(args: argparse.Namespace) -> list[dict[str, float]]:
+    cases = draws(args.targets, args.starts, args.seed, args.jitter)
+    before = statistics.mean(ncc(s, t) for ss, t in cases for s in ss)
+    rows = []
+    for w in args.workers:
+        search.refine_many([(cases[0][0][0], 0.1, 0.0)] * w, cases[0][1], w)  # start
+        wall, after = 0.0, []
+        for starts, target in cases:
+            t0 = time.perf_counter()
+            ends = search.refine_many(
+                [(s, args.seconds, 0.0) for s in starts], target, w
+            )
+            wall += time.perf_counter() - t0
+            after += [ncc(p, target) for p in ends]
+        rows.append(
+            {"workers": w, "wall": wall / len(cases), "after": statistics.mean(after)}
+        )
+        print(
+            f"{w} worker(s): {wall / len(cases):.1f} s per picture, NCC {before:.3f} "
+            f"→ {rows[-1]['after']:.3f}",
+            flush=True,
+        )
+    load = os.getloadavg()
+    cmd = " ".join(["python bench/twin_workers.py", *sys.argv[1:]])
+    lines = [
+        "# Twin descents side by side (search.refine_many)",
+        "",
+        f"`{cmd}` ({datetime.date.today()}, {platform.node() or 'this machine'}, "
+        f"{os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / "
+        f"{load[2]:.1f}).",
+        "",
+        f"{args.targets} refs-like pictures (seed {args.seed}), {args.starts} starts "
+        f"each ×U(1 ± {args.jitter:g}), a wide descent of {args.seconds:g} s each on "
+        f"the target at 256²; NCC (σ 1 px, 256²) of the starts: {before:.3f}.",
+        "",
+        "| workers | wall time per picture, s | NCC after (mean) |",
+        "|---|---|---|",
+        *[f"| {r['workers']} | {r['wall']:.1f} | {r['after']:.3f} |" for r in rows],
+        "",
+    ]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
+    return rows
+
+
+if __name__ == "__main__":
+    main(parse_args())
