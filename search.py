@@ -1757,6 +1757,7 @@ def invert(
                     "draws the target better after its descent: it goes on"
                 )
                 best = alt
+                after_gd = found[1]
         done("twin-gd", best)
     elif forward is not None and opts.gd_steps > 0 and evaluate.left > 0:
         (p_gd,), _ = gradient_descent(

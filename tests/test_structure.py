@@ -359,7 +359,8 @@ def test_the_runner_up_goes_on_when_its_descent_draws_the_target_better(
     place, which the picture score prefers before any descent, and the right
     outline with its chain misplaced. The choice keeps the squares; the runner-up
     gets the twin's main descent beside them, on another worker, lands on the
-    target and goes on in their place. With alternates off the squares stay."""
+    target and goes on in their place (predict's sheet shows its descent as
+    "after GD"). With alternates off the squares stay."""
     truth = schema.default_params()
     truth.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
     truth.update(repetitions=6, stepFactor=0.5, xStep=1.4, yStep=0.0, layers=[])
@@ -389,6 +390,9 @@ def test_the_runner_up_goes_on_when_its_descent_draws_the_target_better(
         chosen = next(s for s in res.stages if s.name == "structures").params
         assert chosen is not None and chosen["geometry"] == "square"
         ends.append(res.best.params["geometry"])
+        # the sheet's "after GD" is the descent of the structure that went on
+        assert res.after_gd is not None
+        assert res.after_gd["geometry"] == res.best.params["geometry"]
     assert ends == ["roundedRect", "square"]
 
 
