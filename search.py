@@ -970,12 +970,12 @@ def _target_of(loss: ImageLoss | None, target: np.ndarray | None) -> Any:
 
 # ----------------------------------------------------------------------------------
 # Twin descents side by side. A step of the twin is bound by the cost of its many
-# small tensor operations (a 64² step of a one-chain draw: about 600 multiplications,
-# 12 ms), not by arithmetic: a second torch thread adds nothing (12.2 vs 13.2 ms), a
-# second Python thread in one process 14% (the interpreter lock), a second process
-# 100% (steps per second of two draws at 64² on this 2-core machine: 88 in one
-# process, 100 in two threads, 181 in two processes). So descents of different
-# starts run in worker processes, one per core, while the search waits for them.
+# small tensor operations (a 64² step of a one-chain draw: hundreds of them), not by
+# arithmetic, so a second torch thread does not speed it up (bench/results/twin.md)
+# and Python threads share one interpreter lock; a second process does: 8 wide
+# descents of 3 s for one picture take 23.0 s one after another and 11.6 s on 2
+# workers, ending at the same NCC (bench/results/twin-workers.md). So descents of
+# different starts run in worker processes, one per core, while the search waits.
 
 _pool: Any = None  # (workers, concurrent.futures.ProcessPoolExecutor)
 
@@ -1076,6 +1076,7 @@ def refine_many(
         except concurrent.futures.process.BrokenProcessPool as e:
             if log is not None:
                 log(f"    twin: worker processes failed ({e}); descents run here")
+            pool.shutdown(wait=False, cancel_futures=True)
             _pool = None
         else:
             twin.refused += sum(n for _, n in done)

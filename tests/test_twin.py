@@ -4,7 +4,9 @@ give the same numbers on numpy and torch."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 
 import numpy as np
 import pytest
@@ -273,6 +275,26 @@ def test_descents_run_side_by_side_in_worker_processes(
     assert ncc(found[0]) > ncc(misplaced) + 0.2, (ncc(misplaced), ncc(found[0]))
     assert ncc(found[1]) >= 0.97
     assert [p["geometry"] for p in found] == ["roundedRect"] * 2 + ["square"]
+    search._pool[1].shutdown()
+
+
+def test_descents_run_here_when_a_worker_dies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker process that dies (killed, out of memory) breaks the pool: the
+    descents run in this process instead, the failure is logged, and the next call
+    starts new workers."""
+    truth = _chain_of_six()
+    t256 = scene.render(truth, 256).astype(np.float64) / 255
+    monkeypatch.setattr(search, "_pool", None)
+    search.refine_many([(truth, 0.0, 0.2)] * 2, t256, 2)
+    for pid in list(search._pool[1]._processes):
+        os.kill(pid, signal.SIGKILL)
+    lines: list[str] = []
+    found = search.refine_many([(truth, 0.0, 0.2)] * 2, t256, 2, lines.append)
+    assert [p["geometry"] for p in found] == ["roundedRect"] * 2
+    assert any("worker processes failed" in s for s in lines), lines
+    assert search._pool is None
+    search.refine_many([(truth, 0.0, 0.2)] * 2, t256, 2)
+    assert search._pool is not None
     search._pool[1].shutdown()
 
 
