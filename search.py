@@ -1482,6 +1482,9 @@ class InverseResult:
     structures: list[tuple[float, float, float, dict[str, Any]]] = field(
         default_factory=list
     )
+    chosen: int | None = None  # the index in `structures` the choice made
+    runner_up: int | None = None  # the one descended beside it (opts.alternates)
+    took_over: bool = False  # whether the runner-up then went on in its place
 
 
 POST_PASSES = ("ditherEnabled", "noiseEnabled", "crtEnabled")
@@ -1612,6 +1615,9 @@ def invert(
     twin_target = fine_target if fine_target is not None else target
     alternates = by_structure and opts.alternates and workers > 1
     runner_up: Candidate | None = None
+    chosen: int | None = None
+    runner_j: int | None = None
+    took_over = False
     if by_structure and use_twin:
         start_twin_workers(workers, log)
 
@@ -1703,7 +1709,8 @@ def invert(
         # the runner-up, descended beside the chosen one on another worker
         others = sorted((j for j in top if j != chosen), key=rank, reverse=True)
         if alternates and others:
-            runner_up = fits[others[0]][1]
+            runner_j = others[0]
+            runner_up = fits[runner_j][1]
         pool += [c for _, c in fits]
         done("structures", best)
 
@@ -1759,6 +1766,7 @@ def invert(
                 )
                 best = alt
                 after_gd = found[1]
+                took_over = True
         done("twin-gd", best)
     elif forward is not None and opts.gd_steps > 0 and evaluate.left > 0:
         (p_gd,), _ = gradient_descent(
@@ -1825,7 +1833,9 @@ def invert(
 
     # 7-8. colour, each layer's hue, brightness (color_stages)
     best = color_stages(best, target, evaluate, opts, done)
-    return InverseResult(best, stages, guess, after_gd, fitted)
+    return InverseResult(
+        best, stages, guess, after_gd, fitted, chosen, runner_j, took_over
+    )
 
 
 def load_models(

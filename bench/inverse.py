@@ -523,7 +523,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     methods = [m for m in args.methods if m != "inverse" or inverse is not None]
     overrides = pipeline_overrides(args.set)
     budgets = sorted(args.budgets)
-    rows: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+    rows: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     examples: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray, float]]]] = []
     with renderer_client(args) as client:
         bar = tqdm(targets, desc="targets", unit="target")
@@ -538,6 +538,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 runs: list[tuple[int, dict[str, Any], int, float]] = []
                 fitted: dict[int, list[dict[str, Any]]] = {}  # by budget
                 refused: dict[int, int] = {}  # pictures the twin refused (TooBig)
+                # the structure chosen, the runner-up descended beside it, and
+                # whether it took over (indices into fitted)
+                choice: dict[int, dict[str, Any]] = {}
                 if method.startswith("pipeline"):
                     today = method == "pipeline-today"
                     for b in budgets:
@@ -582,6 +585,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                             | structure_scores(truth, q, client, t128)
                             for pr, sc, lo, q in res.structures
                         ]
+                        choice[b] = {
+                            "chosen": res.chosen,
+                            "runner_up": res.runner_up,
+                            "took_over": res.took_over,
+                        }
                 elif method == "near-truth":
                     for b in budgets:
                         runs.append((b, truth, 0, 0.0))
@@ -615,15 +623,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     sc = (near or scores(img, t256)) | {"renders": n, "seconds": secs}
                     if not near:
                         sc |= structure_scores(truth, p, client, t128)
-                    rows.setdefault((group, method, b), []).append(sc)
-                    append_row(
-                        args.rows,
+                    row = (
                         {"target": name, "group": group, "method": method, "budget": b}
                         | sc
                         | {"params": p, "truth": truth}
                         | ({"structures": fitted[b]} if b in fitted else {})
-                        | ({"twin_refused": refused[b]} if b in refused else {}),
+                        | choice.get(b, {})
+                        | ({"twin_refused": refused[b]} if b in refused else {})
                     )
+                    rows.setdefault((group, method, b), []).append(row)
+                    append_row(args.rows, row)
                     if b == budgets[-1] and not near:
                         shown.append((f"{method}@{b}", img, sc["picture"]))
             examples.append((name, t256, shown))
@@ -661,7 +670,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     # only the targets every method listed has results for (runs done in parts)
     have = [{t for t, m2, _ in last if m2 == m} for m in args.methods]
     common = set.intersection(*[h for h in have if h]) if any(have) else set()
-    rows: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+    rows: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for (t, m, b), r in sorted(last.items()):
         if m in args.methods and b in args.budgets and t in common:
             rows.setdefault((r["group"], m, b), []).append(r)
@@ -692,8 +701,40 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def runner_up_lines(
+    rows: dict[tuple[str, str, int], list[dict[str, Any]]],
+    group: str,
+    methods: list[str],
+    budgets: list[int],
+) -> list[str]:
+    """How often the runner-up structure was descended beside the chosen one and
+    took over (PipelineOptions.alternates), and whether the whole structure was
+    right before and after (rows that record it: "runner_up", "took_over")."""
+    out = []
+    for b in budgets:
+        for m in methods:
+            rs = [r for r in rows.get((group, m, b), []) if "took_over" in r]
+            tried = [r for r in rs if r.get("runner_up") is not None]
+            if not tried:
+                continue
+            over = [r for r in tried if r["took_over"]]
+
+            def right(r: dict[str, Any], key: str) -> bool:
+                return bool(r["structures"][r[key]]["s_all"])
+
+            gained = sum(right(r, "runner_up") and not right(r, "chosen") for r in over)
+            lost = sum(right(r, "chosen") and not right(r, "runner_up") for r in over)
+            out.append(
+                f"\n{m} at {b}: the runner-up structure was descended beside the "
+                f"chosen one on {len(tried)} of {len(rs)} targets and took over on "
+                f"{len(over)} (whole structure: right where it was wrong on {gained}, "
+                f"wrong where it was right on {lost})"
+            )
+    return out
+
+
 def format_table(
-    rows: dict[tuple[str, str, int], list[dict[str, float]]],
+    rows: dict[tuple[str, str, int], list[dict[str, Any]]],
     methods: list[str],
     budgets: list[int],
 ) -> str:
@@ -714,12 +755,12 @@ def format_table(
                 if not rs:
                     continue
 
-                def mean(k: str, rs: list[dict[str, float]] = rs) -> float:
+                def mean(k: str, rs: list[dict[str, Any]] = rs) -> float:
                     return float(np.mean([r[k] for r in rs]))
 
                 share = float(np.mean([r["ncc"] >= 0.85 for r in rs]))
 
-                def optional(k: str, rs: list[dict[str, float]] = rs) -> str:
+                def optional(k: str, rs: list[dict[str, Any]] = rs) -> str:
                     got = [r[k] for r in rs if k in r]  # rows made before the column
                     return f"{np.mean(got):.4f}" if len(got) == len(rs) else "–"
 
@@ -742,6 +783,7 @@ def format_table(
                 "\npictures the twin refused as too big to draw (twin.TooBig; each "
                 "ends a descent stage): " + ", ".join(tb)
             )
+        lines += runner_up_lines(rows, group, methods, budgets)
         keys = [f"s_{k}" for k in (*structure.STRUCTURE_KEYS, "layers", "all")]
         lines += [
             f"\nstructure recovered ({group}, up to equivalences; `all`: every one)\n",
@@ -764,6 +806,8 @@ def write_results(
     args: argparse.Namespace, table: str, notes: list[str], n_targets: int
 ) -> None:
     cmd = " ".join(["python", "bench/inverse.py", *sys.argv[1:]])
+    o = search.PipelineOptions(**pipeline_overrides(args.set))
+    alt = "on" if o.alternates and search.twin_workers(o.twin_workers) > 1 else "off"
     text = f"""# Inverse benchmark: image → params at equal real-render budgets
 
 - date: {datetime.date.today().isoformat()}
@@ -779,11 +823,14 @@ then moves and evolution that keep the structure, minimising NCC σ 2/8 + line F
 the picture score's shape terms (sharp NCC, orientation NCC). pipeline-today = the
 pipeline as it was, with no models (a fresh clone before this work: random starts,
 NCC + line F1 loss). pipeline-twin = the pipeline with its gradient stage through
-the differentiable twin (twin.py; since 2026-12-05 a wide descent of 8 s, then a
-fine one of 10 s, both again after the polish in 12 s, a wide descent of 1.5 s
-for each structure's fit and a wide + fine one of 3 s for each of the 3 that score
-best, chosen among again; renders counted alike, its seconds are in s / target),
-as predict runs it. cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
+the differentiable twin, as predict runs it (twin.py; in this run, with any
+`--set` of the command: a wide descent of
+{o.twin_wide_seconds:g} s, then a fine one of {o.twin_seconds:g} s, both again after the polish in
+{o.final_twin_seconds:g} s, a wide descent of {o.structure_wide_seconds:g} s for each structure's fit and a wide + fine
+one of {o.finalist_seconds:g} s for each of the {o.finalists} that score best, chosen among again, the
+runner-up carried through the main descent beside the chosen one: {alt}; the
+descents of different starts side by side on {search.twin_workers(o.twin_workers)} worker processes; renders
+counted alike, its seconds are in s / target). cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
 with every number ×U(0.98, 1.02) (a yardstick, not a search).
 
 colour error = search.color_error (blurred per-channel difference, every pixel);

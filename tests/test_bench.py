@@ -48,3 +48,29 @@ def test_the_colour_bench_writes_its_table_and_sheet(tmp_path: Path) -> None:
     text = out.read_text()
     assert text.count("| grey |") == len(bench.VARIANTS) == text.count("| as-is |")
     assert "python bench/colour.py --quick" in text
+
+
+def test_the_bench_counts_where_the_runner_up_took_over() -> None:
+    """The table's runner-up line counts the targets where it was descended, where
+    it took over, and where that made the whole structure right or wrong (from the
+    structures' own structure hits); rows without the record are left out."""
+    bench = load_bench()
+
+    def row(runner: int | None, over: bool, hits: tuple[int, int]) -> dict:
+        fits = [{"s_all": float(h)} for h in hits]
+        return {"structures": fits, "chosen": 0, "runner_up": runner, "took_over": over}
+
+    rows = {
+        ("held-out", "pipeline-twin", 500): [
+            row(1, True, (0, 1)),  # took over, and the structure came right
+            row(1, True, (1, 0)),  # took over, and it went wrong
+            row(1, True, (0, 0)),
+            row(1, False, (0, 1)),
+            row(None, False, (1, 0)),  # one structure only: none descended
+            {"ncc": 0.5},  # a row made before the record
+        ]
+    }
+    (line,) = bench.runner_up_lines(rows, "held-out", ["pipeline-twin"], [500])
+    assert "on 4 of 5 targets and took over on 3" in line
+    assert "right where it was wrong on 1, wrong where it was right on 1" in line
+    assert bench.runner_up_lines(rows, "refs", ["pipeline-twin"], [500]) == []

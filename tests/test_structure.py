@@ -393,6 +393,14 @@ def test_the_runner_up_goes_on_when_its_descent_draws_the_target_better(
         # the sheet's "after GD" is the descent of the structure that went on
         assert res.after_gd is not None
         assert res.after_gd["geometry"] == res.best.params["geometry"]
+        # what the bench counts: the choice, the runner-up, whether it took over
+        assert res.chosen is not None
+        assert res.structures[res.chosen][3]["geometry"] == "square"
+        if alternates:
+            assert res.runner_up is not None and res.runner_up != res.chosen
+            assert res.took_over
+        else:
+            assert res.runner_up is None and not res.took_over
     assert ends == ["roundedRect", "square"]
 
 
