@@ -130,6 +130,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"({OPTS.final_twin_seconds:g}; 0: none)",
     )
     g.add_argument(
+        "--max-seconds",
+        type=float,
+        default=OPTS.max_seconds,
+        help="the search's wall time: the twin's main and last descents are cut to "
+        "fit when the stages before them ran long, e.g. on a slower machine, s "
+        f"({OPTS.max_seconds:g}; 0: no limit)",
+    )
+    g.add_argument(
         "--size", type=int, default=128, help="render size during the search, px (128)"
     )
     g.add_argument(
@@ -424,6 +432,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                     structure_wide_seconds=args.twin_structure_seconds,
                     finalist_seconds=args.twin_finalist_seconds,
                     twin_workers=args.twin_workers,
+                    max_seconds=args.max_seconds,
                 ),
                 seed=args.seed,
                 log=log,

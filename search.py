@@ -1461,6 +1461,10 @@ class PipelineOptions:
     # draws whose true geometry was fitted but not chosen it won 1 (t17)
     final_twin_seconds: float = 12.0  # the twin's wide + fine descents (60/40) again
     # after the polish (0: none)
+    max_seconds: float = 58.0  # the search's wall time: the twin's main and last
+    # descents are cut to fit when the stages before them ran long, e.g. on a slower
+    # or busy machine (0: no limit). The issue's 60 s per target on 2 cores, less
+    # what the colour stages after them take
     sigma_screen: float = 0.15
     sigma_polish: float = 0.1
     polish: str = "evolve"  # "evolve" (sparse mutations) or "cma"
@@ -1486,6 +1490,10 @@ class InverseResult:
     runner_up: int | None = None  # the one descended beside it (opts.alternates)
     took_over: bool = False  # whether the runner-up then went on in its place
 
+
+AFTER_TWIN_SECONDS = 1.0  # the stages after the twin's last descent (post-passes,
+# colours, brightness: about 20 renders) within PipelineOptions.max_seconds
+MIN_TWIN_SECONDS = 0.5  # a twin descent cut shorter than this is not run
 
 POST_PASSES = ("ditherEnabled", "noiseEnabled", "crtEnabled")
 POST_PASS_SLACK = 0.01  # loss a plainer picture may cost (as the colour step's)
@@ -1594,6 +1602,13 @@ def invert(
     rng = random.Random(seed)
     stages: list[Stage] = []
     budget = evaluate.budget
+    began = time.time()
+
+    def seconds_left() -> float:  # before opts.max_seconds, less the last stages'
+        if opts.max_seconds <= 0:
+            return math.inf
+        return opts.max_seconds - (time.time() - began) - AFTER_TWIN_SECONDS
+
     best = Candidate(math.inf, sampling.sample_params(rng))
     t0, r0 = time.time(), evaluate.renders
 
@@ -1747,10 +1762,17 @@ def invert(
     # else through the forward model
     after_gd = None
     twin_s = opts.twin_wide_seconds + opts.twin_seconds
-    if use_twin and twin_s > 0 and evaluate.left > 0:
-        jobs = [(best.params, opts.twin_wide_seconds, opts.twin_seconds)]
+    # the main descent and the last one share what is left before max_seconds
+    cut = min(1.0, seconds_left() / max(1e-9, twin_s + opts.final_twin_seconds))
+    if cut < 1.0 and twin_s * cut < MIN_TWIN_SECONDS:
+        cut = 0.0
+    if use_twin and twin_s > 0 and cut < 1.0:
+        log(f"  time: the twin's descents cut to {cut:.0%} (max_seconds)")
+    if use_twin and twin_s * cut > 0 and evaluate.left > 0:
+        wide_s, fine_s = opts.twin_wide_seconds * cut, opts.twin_seconds * cut
+        jobs = [(best.params, wide_s, fine_s)]
         if runner_up is not None:
-            jobs.append((runner_up.params, opts.twin_wide_seconds, opts.twin_seconds))
+            jobs.append((runner_up.params, wide_s, fine_s))
         found = refine_many(jobs, twin_target, workers, log)
         after_gd = found[0]
         found_losses = evaluate(found)
@@ -1813,15 +1835,12 @@ def invert(
         done("polish", best)
 
     # 5b. the twin's descents again from the polished fit (wide, then fine)
-    if use_twin and opts.final_twin_seconds > 0 and evaluate.left > 0:
-        wide_s = opts.final_twin_seconds * 0.6
+    final_s = min(opts.final_twin_seconds, seconds_left())
+    if final_s < opts.final_twin_seconds and final_s < MIN_TWIN_SECONDS:
+        final_s = 0.0
+    if use_twin and final_s > 0 and evaluate.left > 0:
         p_t = twin_refine(
-            evaluate.loss,
-            best.params,
-            wide_s,
-            opts.final_twin_seconds - wide_s,
-            log,
-            fine_target,
+            evaluate.loss, best.params, final_s * 0.6, final_s * 0.4, log, fine_target
         )
         lo = evaluate([p_t])[0]
         if lo < best.loss:

@@ -416,3 +416,44 @@ def test_a_finalist_place_goes_to_another_geometry_when_the_best_share_one() -> 
     mixed = ["u", "ring", "spiral", "bar", "ring", "arch", "bar", "spiral"]
     assert search.pick_finalists(order, mixed, 3) == [4, 1, 7]  # already two
     assert search.pick_finalists([0, 1], ["u", "u"], 2) == [0, 1]  # no other
+
+
+def test_the_twins_last_descents_are_cut_to_fit_max_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no time limit the twin's main and last descents get their seconds; when
+    the stages before them have used up max_seconds, neither runs (the search ends
+    on what it has) and the log says why."""
+    truth = schema.validate_params(sampling.sample_refs_like(random.Random(5)))
+    truth.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
+    target = render(truth, 64).astype(np.float32) / 255
+    runs = {}
+    for limit in (0.0, 1e-3):
+        calls: list[tuple[float, float]] = []
+
+        def spy(
+            loss: search.ImageLoss,
+            start: dict[str, Any],
+            wide_s: float,
+            fine_s: float,
+            log: search.Log | None = None,
+            target: np.ndarray | None = None,
+            calls: list[tuple[float, float]] = calls,
+        ) -> dict[str, Any]:
+            calls.append((wide_s, fine_s))
+            return start
+
+        monkeypatch.setattr(search, "twin_refine", spy)
+        opts = search.PipelineOptions(
+            twin_workers=1, twin_wide_seconds=0.2, twin_seconds=0.3,
+            final_twin_seconds=0.5, max_seconds=limit, moves=False,
+            color_fit=False, layer_color_fit=False, brightness_fit=False,
+        )  # fmt: skip
+        ev = search.Evaluator(
+            structure.LocalRenderer(), search.pipeline_loss(target), 64, 40, 1
+        )
+        lines: list[str] = []
+        search.invert(target, ev, opts=opts, use_twin=True, log=lines.append)
+        runs[limit] = (calls, any("cut to 0%" in line for line in lines))
+    assert runs[0.0] == ([(0.2, 0.3), (pytest.approx(0.3), pytest.approx(0.2))], False)
+    assert runs[1e-3] == ([], True)
