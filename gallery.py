@@ -46,13 +46,10 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-import atomic
-import dataset
 import refs as refs_cli
-import refs_io
-import rendering
-import schema
-import utils
+from art_explorer import atomic, utils
+from art_explorer.data import dataset, refs_io
+from art_explorer.scene import rendering, schema
 
 WEB = utils.ROOT / "web"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # an upload larger than this is refused (413)

@@ -42,13 +42,9 @@ from typing import Any
 
 import numpy as np
 
-import atomic
-import config
-import dataset
-import refs_io
-import rendering
-import sampling
-import utils
+from art_explorer import atomic, config, utils
+from art_explorer.data import dataset, refs_io
+from art_explorer.scene import rendering, sampling
 
 SHEET_COLS, SHEET_ROWS = 8, 4
 PREVIEW_COUNT = 16
@@ -423,7 +419,7 @@ class PairWriter:
     def __init__(
         self, args: argparse.Namespace, layout: dataset.Layout, log: Any
     ) -> None:
-        import shards
+        from art_explorer.data import shards
 
         self.layout = layout
         self.shards: Any = None
@@ -468,7 +464,7 @@ def open_ray_pool(
     args: argparse.Namespace, sampler: Sampler, size: int, log: Any
 ) -> Any:
     """cluster.RayRenderPool for --ray (Ray is imported only here)."""
-    import cluster
+    from art_explorer.training import cluster
 
     urls = cluster.split_urls(args.renderer_url)
     return cluster.RayRenderPool(

@@ -25,13 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import atomic
-import checkpoint_io
-import config
-import dataset
-import refs_io
-import rendering
-import utils
+from art_explorer import atomic, config, utils
+from art_explorer.data import dataset, refs_io
+from art_explorer.nets import checkpoint_io
+from art_explorer.scene import rendering
 
 STAGES = (
     "generate",

@@ -39,16 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import atomic
-import dataset
-import metrics
-import refs_io
-import rendering
-import sampling
-import schema
-import search
-import twin
-import utils
+from art_explorer import atomic, utils
+from art_explorer.data import dataset, refs_io
+from art_explorer.predict import search
+from art_explorer.scene import rendering, sampling, schema, twin
+from art_explorer.scoring import metrics
 
 OPTS = search.PipelineOptions()  # the pipeline's defaults, shown in --help
 
@@ -355,7 +350,7 @@ def png_bytes(image: Any) -> bytes:
 
 
 def scores_256(img: np.ndarray, t256: np.ndarray) -> str:
-    import structure
+    from art_explorer.scene import structure
 
     pic = structure.picture_score(img, t256)
     return f"NCC {metrics.ncc(img, t256):.2f} F1 {metrics.line_f1(img, t256):.2f} pic {pic:.2f}"
@@ -460,7 +455,7 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     side_path = out / f"predict-{idx:06d}.png"
     atomic.atomic_write_bytes(side_path, png_bytes(sheet))
     ncc, f1 = metrics.ncc(final256, t256), metrics.line_f1(final256, t256)
-    import structure
+    from art_explorer.scene import structure
 
     pic = structure.picture_score(final256, t256)
     same = "same picture" if pic >= structure.SAME_PICTURE else "not the same picture"
@@ -511,7 +506,7 @@ def load_parents(
 @torch.no_grad()
 def render_forward(forward: Any, params: list[dict[str, Any]]) -> torch.Tensor:
     """Params → (B, 3, R, R) in [0, 1] by the forward model, in batches of 64."""
-    import model
+    from art_explorer.nets import model
 
     dev = search.device_of(forward)
     out = []
@@ -605,7 +600,7 @@ def select_novel(
 
 
 def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
-    import perceptual_distance
+    from art_explorer.nets import perceptual_distance
 
     parents, weights, source = load_parents(args)
     forward, _, notes = search.load_models(args.forward, None)
@@ -750,7 +745,7 @@ def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
 
 def open_ray_pool(args: argparse.Namespace, log: Any) -> Any:
     """cluster.RayRenderPool for explore --ray (Ray is imported only here)."""
-    import cluster
+    from art_explorer.training import cluster
 
     return cluster.RayRenderPool(
         args.ray,

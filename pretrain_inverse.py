@@ -33,13 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import checkpoint_io
-import encoding
-import model as M
-import sampling
-import schema
 import train as T
-from structure import STRUCTURE_KEYS
+from art_explorer.nets import checkpoint_io
+from art_explorer.nets import model as M
+from art_explorer.scene import encoding, sampling, schema
+from art_explorer.scene.structure import STRUCTURE_KEYS
 
 DEFAULT_OUT = "models/inverse-pretrained"
 LIT_LEVEL = 8  # a pixel whose brightest channel reaches this (of 255) is lit
@@ -222,7 +220,7 @@ def evaluate(stem: str, n: int, size: int) -> dict[str, float]:
     """structure_accuracy of the checkpoint at `stem` on the first n held-out
     refs-like draws, plus geometry / geometry_top3 "as predict guesses", by
     search.predict_one (the geometry averaged over the picture's mirror images)."""
-    import search
+    from art_explorer.predict import search
 
     if not checkpoint_io.checkpoint_exists(stem):
         raise SystemExit(f"--evaluate {stem}: no such checkpoint")

@@ -28,12 +28,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import atomic
-import dataset
-import refs_io
-import rendering
-import schema
-import utils
+from art_explorer import atomic, utils
+from art_explorer.data import dataset, refs_io
+from art_explorer.scene import rendering, schema
 
 ID_RE = re.compile(r"^(?:(q|out):)?(.+)$")
 MAX_ID_DIGITS = 9

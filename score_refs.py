@@ -85,11 +85,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-import atomic
-import refs_io
-import rendering
-import schema
-import utils
+from art_explorer import atomic, utils
+from art_explorer.data import refs_io
+from art_explorer.scene import rendering, schema
 
 DEFAULT_VLM = "Qwen/Qwen2-VL-2B-Instruct"
 SCORERS = ("auto", "qwen2-vl", "heuristic")

@@ -43,19 +43,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import atomic
-import checkpoint_io
-import cluster
-import config
-import dataset
-import encoding
-import metrics
-import model as M
-import perceptual_distance
-import rendering
-import schema
-import shards
-import utils
+from art_explorer import atomic, config, utils
+from art_explorer.data import dataset, shards
+from art_explorer.nets import checkpoint_io, perceptual_distance
+from art_explorer.nets import model as M
+from art_explorer.scene import encoding, rendering, schema
+from art_explorer.scoring import metrics
+from art_explorer.training import cluster
 
 SHEET_ROWS = 4
 FORWARD_FLAGS = (  # the config.ForwardConfig fields with a flag: (field, help)

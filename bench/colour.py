@@ -34,11 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import atomic
-import schema
-import search
-import structure
-import utils
+from art_explorer import atomic, utils
+from art_explorer.predict import search
+from art_explorer.scene import schema, structure
 
 VARIANTS = {
     "fitted hue at 3 gains (before)": {"color_half": False},

@@ -37,9 +37,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import metrics
-import schema
-import utils
+from art_explorer import utils
+from art_explorer.scene import schema
+from art_explorer.scoring import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 NCC_SIGMA_AT_256 = 1.0  # px; scales with the picture size

@@ -35,9 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import rendering
-import sampling
-import schema
+from art_explorer.scene import rendering, sampling, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL_REFUSALS = ("501", "505")

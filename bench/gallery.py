@@ -34,12 +34,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import atomic
 import gallery
 import predict
-import rendering
-import sampling
-import utils
+from art_explorer import atomic, utils
+from art_explorer.scene import rendering, sampling
 
 FIRST_SCREEN_JS = """() => {
   const tiles = [...document.querySelectorAll('#grid .tile img')];

@@ -26,10 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import atomic
 import generate
-import rendering
-import sampling
+from art_explorer import atomic
+from art_explorer.scene import rendering, sampling
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

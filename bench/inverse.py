@@ -61,17 +61,12 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import atomic
-import encoding
-import metrics
 import pretrain_inverse
-import refs_io
-import rendering
-import sampling
-import search
-import structure
-import twin
-import utils
+from art_explorer import atomic, utils
+from art_explorer.data import refs_io
+from art_explorer.predict import search
+from art_explorer.scene import encoding, rendering, sampling, structure, twin
+from art_explorer.scoring import metrics
 
 METHODS = ("pipeline", "cma", "cma-given", "inverse", "random", "near-truth")
 ABLATIONS = (

@@ -33,15 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import atomic
-import checkpoint_io
-import metrics
-import model as M
-import perceptual_distance
-import rendering
-import sampling
-import schema
 import train
+from art_explorer import atomic
+from art_explorer.nets import checkpoint_io, perceptual_distance
+from art_explorer.nets import model as M
+from art_explorer.scene import rendering, sampling, schema
+from art_explorer.scoring import metrics
 
 NOTES_MARKER = "<!-- notes below this line are kept by bench/models.py -->"
 

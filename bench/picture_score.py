@@ -41,13 +41,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import atomic
-import metrics
 import pretrain_inverse
-import sampling
-import schema
-import search
-import structure
+from art_explorer import atomic
+from art_explorer.predict import search
+from art_explorer.scene import sampling, schema, structure
+from art_explorer.scoring import metrics
 
 Measure = Callable[[np.ndarray, np.ndarray], float]
 MEASURES: dict[str, Measure] = {

@@ -32,10 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import atomic
-import rendering
-import sampling
-import schema
+from art_explorer import atomic
+from art_explorer.scene import rendering, sampling, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 

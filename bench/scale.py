@@ -32,11 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import atomic
 import generate
-import rendering
-import shards
 import train
+from art_explorer import atomic
+from art_explorer.data import shards
+from art_explorer.scene import rendering
 
 ROOT = Path(__file__).resolve().parent.parent
 

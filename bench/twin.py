@@ -41,11 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-import metrics
-import sampling
-import schema
-import twin
-import utils
+from art_explorer import utils
+from art_explorer.scene import sampling, schema, twin
+from art_explorer.scoring import metrics
 from renderer import scene
 
 ROOT = Path(__file__).resolve().parent.parent

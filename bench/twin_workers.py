@@ -33,9 +33,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import metrics
-import sampling
-import search
+from art_explorer.predict import search
+from art_explorer.scene import sampling
+from art_explorer.scoring import metrics
 from renderer import scene
 
 

@@ -33,7 +33,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-import schema
+from art_explorer.scene import schema
 
 CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _INDEX = {c: i for i, c in enumerate(CHARS)}

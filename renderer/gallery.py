@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-import atomic
-import schema
+from art_explorer import atomic
+from art_explorer.scene import schema
 from renderer.png import encode_png
 from renderer.scene import render
 

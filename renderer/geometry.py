@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import skia
 
-import schema
+from art_explorer.scene import schema
 
 GEOMETRIES = schema.GEOMETRIES  # the schema's list, one home
 # Straight segments of each outline (the original's tubular segments).

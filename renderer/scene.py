@@ -38,11 +38,11 @@ import numpy as np
 import skia
 from PIL import Image
 
+from art_explorer.scene.schema import color_to_rgb
 from renderer.geometry import geometry_bounds, geometry_extent, geometry_path
 from renderer.png import encode_png
 from renderer.postfx import apply_crt, apply_dither, apply_noise
 from renderer.progressions import gradient_brightness, instance_transforms, tone_map
-from schema import color_to_rgb
 
 VIEW_HALF = 2.5  # the view spans world x, y in [-VIEW_HALF, VIEW_HALF]
 STROKE_RADIUS_PER_WIDTH = 1.0  # band half-width = geoWidth element-local units

@@ -46,7 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import schema
+from art_explorer.scene import schema
 from renderer import __version__, codec
 from renderer.scene import render_png
 

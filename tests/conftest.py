@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import rendering
+from art_explorer.scene import rendering
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,8 @@ import random
 from pathlib import Path
 from types import ModuleType
 
-import rendering
-import sampling
-import utils
+from art_explorer import utils
+from art_explorer.scene import rendering, sampling
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,13 +24,11 @@ import pytest
 import requests
 from PIL import Image
 
-import atomic
 import refs
-import refs_io
-import sampling
-import schema
 import score_refs
-import utils
+from art_explorer import atomic, utils
+from art_explorer.data import refs_io
+from art_explorer.scene import sampling, schema
 from renderer import codec
 
 GOLDEN = utils.ROOT.parent / "shared" / "golden"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import config
 import train
+from art_explorer import config
 
 
 def test_a_profile_fills_the_flags_left_out() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dataset
+from art_explorer.data import dataset
 
 
 def test_layout_counts_complete_pairs_and_numbers_on(tmp_path: Path) -> None:

@@ -23,15 +23,12 @@ import numpy as np
 import pytest
 import requests
 
-import atomic
 import gallery
 import generate
 import predict
-import refs_io
-import rendering
-import sampling
-import schema
-import utils
+from art_explorer import atomic, utils
+from art_explorer.data import refs_io
+from art_explorer.scene import rendering, sampling, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 N_REFS = 4

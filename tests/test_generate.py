@@ -17,14 +17,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import atomic
-import dataset
 import generate
-import refs_io
-import rendering
-import sampling
-import schema
-import utils
+from art_explorer import atomic, utils
+from art_explorer.data import dataset, refs_io
+from art_explorer.scene import rendering, sampling, schema
 
 SIZE = 64
 

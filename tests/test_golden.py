@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-import utils
+from art_explorer import utils
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,10 +26,8 @@ import pytest
 import requests
 from PIL import Image
 
-import config
-import rendering
-import schema
-import utils
+from art_explorer import config, utils
+from art_explorer.scene import rendering, schema
 
 # ----------------------------------------------------------------------------------
 # Helpers
@@ -449,8 +447,8 @@ def last_checkpoint(tmp_path: Path) -> tuple[Any, Any, Any]:
     (run, net, optimizer)."""
     import torch
 
-    import model as M
     import train
+    from art_explorer.nets import model as M
 
     net = M.ForwardModel(config.ForwardConfig(size=32, width=4, hidden=32, layout_k=4))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
@@ -474,7 +472,7 @@ SIDE_CARS = {
 def test_resume_with_a_broken_sidecar_is_a_checkpoint_error(
     last_checkpoint: tuple[Any, Any, Any], case: str
 ) -> None:
-    import checkpoint_io
+    from art_explorer.nets import checkpoint_io
 
     run, net, opt = last_checkpoint
     side = run.last.with_suffix(".json")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import dataset
 import iterate
+from art_explorer.data import dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 

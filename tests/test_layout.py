@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import utils
+from art_explorer import utils
 
 
 def test_functions_span_decorators_and_nested_bodies() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import metrics
+from art_explorer.scoring import metrics
 
 
 def lines(size: int = 64) -> np.ndarray:

@@ -14,15 +14,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import checkpoint_io
-import config
-import encoding
-import metrics
-import model as M
-import perceptual_distance
-import rendering
-import sampling
-import schema
+from art_explorer import config
+from art_explorer.nets import checkpoint_io, perceptual_distance
+from art_explorer.nets import model as M
+from art_explorer.scene import encoding, rendering, sampling, schema
+from art_explorer.scoring import metrics
 from renderer import scene
 
 TINY: dict[str, Any] = dict(

@@ -17,16 +17,12 @@ import pytest
 import torch
 from PIL import Image
 
-import atomic
-import config
-import metrics
 import predict
-import refs_io
-import rendering
-import sampling
-import schema
-import search
-import structure
+from art_explorer import atomic, config
+from art_explorer.data import refs_io
+from art_explorer.predict import search
+from art_explorer.scene import rendering, sampling, schema, structure
+from art_explorer.scoring import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -393,8 +389,8 @@ def test_predict_with_tiny_models_runs_every_stage(
     client: rendering.RendererClient,
     target_params: dict[str, Any],
 ) -> None:
-    import checkpoint_io
-    import model as M
+    from art_explorer.nets import checkpoint_io
+    from art_explorer.nets import model as M
 
     fwd = M.ForwardModel(
         config.ForwardConfig(size=32, width=4, hidden=32, embed=4, n_freq=2, attn_res=8)

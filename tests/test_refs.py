@@ -11,12 +11,10 @@ from typing import Any
 
 import pytest
 
-import atomic
 import refs
-import refs_io
-import sampling
-import schema
-import utils
+from art_explorer import atomic, utils
+from art_explorer.data import refs_io
+from art_explorer.scene import sampling, schema
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import metrics
-import sampling
-import schema
+from art_explorer.scene import sampling, schema
+from art_explorer.scoring import metrics
 from renderer import geometry, png, postfx, progressions, scene
 
 SIZE = 96

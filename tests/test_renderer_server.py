@@ -15,9 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
-import rendering
-import sampling
-import schema
+from art_explorer.scene import rendering, sampling, schema
 
 
 def post(

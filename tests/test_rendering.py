@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import rendering
-import schema
+from art_explorer.scene import rendering, schema
 
 # ----------------------------------------------------------------------------------
 # The renderer client and the bundled renderer's start and stop

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-import encoding
-import sampling
-import schema
+from art_explorer.scene import encoding, sampling, schema
 
 
 def random_params(n: int, seed: int = 0) -> list[dict[str, Any]]:

@@ -20,14 +20,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import atomic
-import checkpoint_io
 import generate
-import rendering
-import sampling
-import schema
-import shards
+import shards as shards_cli
 import train
+from art_explorer import atomic
+from art_explorer.data import shards
+from art_explorer.nets import checkpoint_io
+from art_explorer.scene import rendering, sampling, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 32
@@ -63,7 +62,9 @@ def test_pack_unpack_round_trip_is_byte_identical(tmp_path: Path) -> None:
     fake_folder(src, 7)
     sh = tmp_path / "sh"
     assert (
-        shards.main(shards.parse_args(["pack", str(src), str(sh), "--per-shard", "3"]))
+        shards_cli.main(
+            shards_cli.parse_args(["pack", str(src), str(sh), "--per-shard", "3"])
+        )
         == 7
     )
     index = json.loads((sh / "index.json").read_text())
@@ -77,9 +78,9 @@ def test_pack_unpack_round_trip_is_byte_identical(tmp_path: Path) -> None:
         assert tar.getnames() == [
             f"00000{i}.{e}" for i in range(3) for e in ("json", "png")
         ]
-    assert shards.main(shards.parse_args(["info", str(sh)])) == 7
+    assert shards_cli.main(shards_cli.parse_args(["info", str(sh)])) == 7
     back = tmp_path / "back"
-    assert shards.main(shards.parse_args(["unpack", str(sh), str(back)])) == 7
+    assert shards_cli.main(shards_cli.parse_args(["unpack", str(sh), str(back)])) == 7
     assert folder_bytes(back) == folder_bytes(src)
     with pytest.raises(SystemExit, match="exists"):
         shards.unpack(sh, back)  # never overwrites

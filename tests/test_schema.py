@@ -13,13 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import atomic
-import dataset
-import encoding
-import refs_io
-import sampling
-import schema
-import utils
+from art_explorer import atomic, utils
+from art_explorer.data import dataset, refs_io
+from art_explorer.scene import encoding, sampling, schema
 
 
 def random_params(n: int, seed: int = 0) -> list[dict[str, Any]]:

@@ -15,12 +15,10 @@ from typing import Any
 
 import pytest
 
-import refs_io
-import rendering
-import sampling
-import schema
 import score_refs
-import utils
+from art_explorer import utils
+from art_explorer.data import refs_io
+from art_explorer.scene import rendering, sampling, schema
 
 SIZE = 64  # px: render size for the script runs (the heuristic resizes to 256²)
 

@@ -17,15 +17,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import checkpoint_io
-import encoding
-import model as M
 import pretrain_inverse
-import sampling
-import schema
-import search
-import structure
-import utils
+from art_explorer import utils
+from art_explorer.nets import checkpoint_io
+from art_explorer.nets import model as M
+from art_explorer.predict import search
+from art_explorer.scene import encoding, sampling, schema, structure
 from renderer.scene import render
 
 

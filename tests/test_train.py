@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-import checkpoint_io
-import config
 import generate
-import model as M
-import perceptual_distance
-import schema
 import train
+from art_explorer import config
+from art_explorer.nets import checkpoint_io, perceptual_distance
+from art_explorer.nets import model as M
+from art_explorer.scene import schema
 
 SIZE = 32
 

@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-import metrics
-import sampling
-import schema
-import search
-import twin
+from art_explorer.predict import search
+from art_explorer.scene import sampling, schema, twin
+from art_explorer.scoring import metrics
 from renderer import progressions, scene
 
 

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import atomic
-import utils
+from art_explorer import atomic, utils
 
 # ----------------------------------------------------------------------------------
 # Files and sheets

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import metrics
+from art_explorer.scoring import metrics
 
 
 class SqrtMultiScaleL1(nn.Module):

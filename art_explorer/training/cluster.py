@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rendering
+from art_explorer.scene import rendering
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
 # not shipped to a remote cluster's workers (runtime_env working_dir)
 RAY_EXCLUDES = [
     ".git", ".venv", "data", "data-*", "checkpoints", "output", "**/.cache",

@@ -27,13 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import dataset
-import encoding
-import metrics
-import rendering
-import sampling
-import schema
-import utils
+from art_explorer import utils
+from art_explorer.data import dataset
+from art_explorer.scene import encoding, rendering, sampling, schema
+from art_explorer.scoring import metrics
 
 Log = Callable[[str], None]
 
@@ -122,7 +119,7 @@ class ImageLoss:
         vectors: sharp (B, R·R), the linear grey blurred at σ 0.5 px at 256², zero
         mean; orient (B, 2·R·R), the doubled-angle gradient (gx + i·gy)² of √grey
         blurred at σ 2 px at 256², real and imaginary parts."""
-        import structure
+        from art_explorer.scene import structure
 
         res = images.shape[-1]
         g = images.mean(dim=1, keepdim=True).clamp(0, 1)
@@ -625,7 +622,7 @@ def discrete_neighbours(
     of a categorical, a flipped boolean, one layer fewer. Choices that cannot change
     the picture (dither type/matrix/grayscale with dither off) are skipped; with
     keep_structure, so are the structure's (structure.STRUCTURE_KEYS, layer count)."""
-    import structure
+    from art_explorer.scene import structure
 
     p = schema.validate_params(params)
     out: list[dict[str, Any]] = []
@@ -805,7 +802,7 @@ def structure_candidates(
     guess → [(probability, params)], most likely first. The k // 2 likeliest
     geometries each get their likeliest structure in (the geometry decides the
     picture most), the rest are the next likeliest overall."""
-    import structure
+    from art_explorer.scene import structure
 
     enc = predict_one(inverse, target)
     one = {key: enc[key][0].detach().cpu() for key in ENC_KEYS}
@@ -858,7 +855,7 @@ def gradient_descent(
     """Adam on the active continuous values (SearchSpace "active") of each start,
     through the forward model, all starts in one batch. Returns the params after
     `steps` steps and their forward-model losses."""
-    import model
+    from art_explorer.nets import model
 
     batch = model.batch_encode(list(starts), device=device_of(forward))
     cmask = torch.zeros_like(batch["cont"])
@@ -915,7 +912,7 @@ def twin_descent(
     the truth; the colours stay). `also`: more starts with the same discrete
     choices, descended in the same batch. Returns the params with the lowest of
     the twin's losses (1 − NCC) and that loss."""
-    import twin
+    from art_explorer.scene import twin
 
     struct = twin.structure_of(start)
     try:
@@ -988,7 +985,7 @@ def twin_workers(requested: int = 0) -> int:
 
 def _worker_start() -> None:
     torch.set_num_threads(1)
-    import twin
+    from art_explorer.scene import twin
 
     twin.render_params(schema.default_params(), 32)
 
@@ -996,7 +993,7 @@ def _worker_start() -> None:
 def _refine_job(
     start: dict[str, Any], wide_s: float, fine_s: float, target: np.ndarray
 ) -> tuple[dict[str, Any], int]:
-    import twin
+    from art_explorer.scene import twin
 
     before = twin.refused
     found = twin_refine(None, start, wide_s, fine_s, None, target)
@@ -1068,7 +1065,7 @@ def refine_many(
     if pool is not None:
         import concurrent.futures.process
 
-        import twin
+        from art_explorer.scene import twin
 
         try:
             futures = [pool.submit(_refine_job, *job, target) for job in jobs]
@@ -1637,7 +1634,7 @@ def invert(
         start_twin_workers(workers, log)
 
     def picture(c: Candidate) -> float:  # the picture score of a rendered candidate
-        import structure
+        from art_explorer.scene import structure
 
         img = evaluate.images.get(schema.canonical_json(c.params))
         if img is None:
@@ -1871,7 +1868,7 @@ def load_models(
     notes: list[str] = []
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
-        import checkpoint_io
+        from art_explorer.nets import checkpoint_io
     except ImportError as e:
         return None, None, [f"models: model.py cannot be imported ({e}); no models"]
     loaded: list[Any] = []

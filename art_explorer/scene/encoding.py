@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-import schema
+from art_explorer.scene import schema
 
 
 @dataclass

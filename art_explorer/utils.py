@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def png_to_array(data: bytes) -> np.ndarray:

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import atomic
-import schema
+from art_explorer import atomic
+from art_explorer.scene import schema
 
 PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
 

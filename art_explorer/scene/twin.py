@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import schema
+from art_explorer.scene import schema
 from renderer import scene
 from renderer.geometry import geometry_extent
 from renderer.progressions import (
@@ -1152,7 +1152,7 @@ def descend(
         return {n: x[:, j] * spans[j] for j, n in enumerate(names)}
 
     if target is not None:
-        import search
+        from art_explorer.predict import search
 
         tgt = search.to_tensor(target)
         sched = tuple(

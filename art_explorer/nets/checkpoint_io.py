@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-import atomic
-import model as M
-import schema
-from config import ForwardConfig
+from art_explorer import atomic
+from art_explorer.config import ForwardConfig
+from art_explorer.nets import model as M
+from art_explorer.scene import schema
 
 DEFAULT_FORWARD_PATH = "checkpoints/forward"
 DEFAULT_INVERSE_PATH = "checkpoints/inverse"

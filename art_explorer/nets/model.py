@@ -44,10 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import encoding
-import sampling
-import schema
-from config import ForwardConfig
+from art_explorer.config import ForwardConfig
+from art_explorer.scene import encoding, sampling, schema
 from renderer.geometry import outline_points
 from renderer.progressions import (
     alpha_progression,

@@ -38,9 +38,8 @@ from typing import Any
 
 import numpy as np
 
-import metrics
-import rendering
-import schema
+from art_explorer.scene import rendering, schema
+from art_explorer.scoring import metrics
 
 STRUCTURE_KEYS = (
     "geometry",

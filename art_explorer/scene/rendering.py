@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-import schema
-import utils
+from art_explorer import utils
+from art_explorer.scene import schema
 
 DEFAULT_RENDERER_URL = "http://localhost:3000/api/raster"
 

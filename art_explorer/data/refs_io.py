@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import schema
+from art_explorer.scene import schema
 
 
 class RefsError(ValueError):

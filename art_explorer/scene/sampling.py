@@ -10,7 +10,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-import schema
+from art_explorer.scene import schema
 
 
 def _sample_value(p: schema.Param, rng: random.Random) -> Any:

@@ -1,0 +1,1 @@
+"""The networks: the forward and inverse models, perceptual distances, checkpoints."""

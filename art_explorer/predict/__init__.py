@@ -1,0 +1,1 @@
+"""Predict's search: image → params."""

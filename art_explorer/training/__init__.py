@@ -1,0 +1,1 @@
+"""Training the networks, on one machine or scaled out."""
