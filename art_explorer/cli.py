@@ -45,7 +45,8 @@ def field_docs(cls: type) -> dict[str, str]:
             tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
         except (OSError, TypeError, SyntaxError):
             continue
-        body = tree.body[0].body if tree.body else []
+        node = tree.body[0] if tree.body else None
+        body = node.body if isinstance(node, ast.ClassDef) else []
         for stmt, nxt in itertools.pairwise(body):
             if (
                 isinstance(stmt, ast.AnnAssign)
