@@ -53,7 +53,8 @@ class GenerateArgs:
     scored_refs: str = "references/refs-scored.jsonl"
     """scored refs for --scored"""
     renderer_url: str | None = None
-    """POST /api/raster URL (None: $RENDERER_URL, else http://localhost:3000/api/raster)"""
+    """POST /api/raster URL (None: $RENDERER_URL, else
+    http://localhost:3000/api/raster)"""
     workers: int = 2
     """concurrent render requests"""
     autostart: bool = True
