@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import io
 import json
 import os
@@ -37,7 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from fastapi.staticfiles import StaticFiles
 import refs as refs_cli
 from art_explorer import atomic, utils
 from art_explorer.data import dataset, refs_io
+from art_explorer.refs import store as refs_store
 from art_explorer.scene import rendering, schema
 
 WEB = utils.ROOT / "web"
@@ -120,23 +120,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class RefsStore:
-    """The refs file, its ratings sidecar and the scored refs, for the gallery."""
+    """The refs file, its ratings sidecar and the scored refs, for the gallery;
+    every edit goes through art_explorer.refs.store (the lock refs.py takes too)."""
 
     def __init__(self, refs: Path, scored: Path) -> None:
         self.path, self.scored = refs, scored
-        self._lock = threading.Lock()
+        self._store = refs_store.RefsStore(refs, scored)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the refs lock: this process's threads and any other gallery."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(f".{self.path.name}.lock")
-        with self._lock, open(lock_path, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the refs lock: this process's threads and any other program."""
+        return self._store.locked()
 
     def listing(self) -> list[dict[str, Any]]:
         """Every ref: line, key, params, describe, stars, score, scorer."""
@@ -179,38 +172,22 @@ class RefsStore:
 
     def save(self, source: Path) -> int:
         """Append the params at `source` (refs.py save); returns the line number."""
-        with self.locked():
-            return refs_cli.cmd_save(self.path, source)
+        return self._store.save(dataset.load_params(source), source=str(source))
 
     def remove(self, line: int, key: str) -> None:
         """Remove line `line` if it still holds the ref `key` (another tab may have
-        moved it): refs.py rm, atomic."""
-        with self.locked():
-            here = dict(refs_io.load_refs_numbered(self.path)).get(line)
-            if here is None or refs_io.ref_key(here) != key:
-                raise Conflict(
-                    f"line {line} of {self.path} is no longer that ref (changed in "
-                    "another tab?); the list has been reloaded"
-                )
-            refs_cli.cmd_rm(self.path, line)
+        moved it)."""
+        try:
+            self._store.remove(line, key)
+        except refs_store.RefConflict as e:
+            raise Conflict(f"{e}; the list has been reloaded") from None
 
     def rate(self, key: str, stars: int) -> None:
-        """Set (1-5) or clear (0) the stars of ref `key`; ratings of refs that are
-        gone are dropped on the way."""
-        with self.locked():
-            keys = {refs_io.ref_key(p) for p in refs_io.load_refs(self.path)}
-            if key not in keys:
-                raise Conflict("no such ref (removed in another tab?)")
-            ratings = {
-                k: v for k, v in refs_io.load_ratings(self.path).items() if k in keys
-            }
-            if stars:
-                ratings[key] = stars
-            else:
-                ratings.pop(key, None)
-            atomic.write_json(
-                refs_io.ratings_path(self.path), {"version": 1, "ratings": ratings}
-            )
+        """Set (1-5) or clear (0) the stars of ref `key`."""
+        try:
+            self._store.rate(key, stars)
+        except refs_store.RefConflict as e:
+            raise Conflict(str(e)) from None
 
 
 class Conflict(Exception):
@@ -445,6 +422,10 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
 
     @app.exception_handler(refs_cli.RefCommandError)
     async def ref_command_error(_: Request, e: Exception) -> JSONResponse:
+        return err(400, str(e))
+
+    @app.exception_handler(refs_store.RefEditError)
+    async def ref_edit_error(_: Request, e: Exception) -> JSONResponse:
         return err(400, str(e))
 
     @app.exception_handler(Conflict)

@@ -17,7 +17,8 @@ dataclass instead of argv strings, so a default lives in one place:
 Supported field types: str, int, float, bool (`--flag` / `--no-flag`), `T | None`,
 `list[T]` (one or more values) and `Literal[...]` (choices). Field metadata:
 `positional` (a positional argument), `flags` (extra spellings, e.g. ("-n",)),
-`help` (instead of the docstring).
+`help` (instead of the docstring), `const` (the value of the flag given without
+one: `--ray` alone is `--ray local`).
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def _add_field(
         kw["action"] = argparse.BooleanOptionalAction
     else:
         kw["type"] = tp
+    if "const" in f.metadata:
+        kw.update(nargs="?", const=f.metadata["const"])
     if optional and "type" in kw:
         base = kw["type"]
         kw["type"] = lambda s, base=base: None if s.lower() == "none" else base(s)

@@ -1,8 +1,9 @@
 """Small shared tools without another home: the repository root, PNG decoding,
-contact sheets, and loading a bench script as a module."""
+contact sheets, a file error as one line, and loading a bench script as a module."""
 
 from __future__ import annotations
 
+import errno
 import math
 import sys
 from collections.abc import Sequence
@@ -75,6 +76,19 @@ def contact_sheet(
                 text = text[:-1]  # clip the caption to its tile
             draw.text((x + 1, y + side), text, fill=(220, 220, 220), font=font)
     return sheet
+
+
+def os_error_line(e: OSError) -> str:
+    """A file error as the one line a script prints instead of a traceback:
+    'cannot write data/images/000012.png: No space left on device'."""
+    what = e.strerror or str(e)
+    if e.filename is None:
+        return what
+    verb = "cannot write" if e.errno in _WRITE_ERRNOS else "cannot use"
+    return f"{verb} {e.filename}: {what}"
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
 def load_bench(name: str) -> Any:

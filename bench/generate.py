@@ -3,7 +3,7 @@
     python bench/generate.py            # 300 images per row at 256²
     python bench/generate.py --quick    # 60 images per row (CI)
 
-Starts the bundled renderer on a free port, then runs generate.main (the real
+Starts the bundled renderer on a free port, then runs generation.generate (the real
 thing: sampling, HTTP, atomic writes of PNG + params) into a temp folder with 1, 2
 and 4 concurrent workers. An in-process row (renderer.scene.render_png, no HTTP, one
 thread) shows what the HTTP hop and the file writes cost. Prints a markdown table
@@ -12,7 +12,6 @@ and writes bench/results/generate.md.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import io
@@ -22,47 +21,51 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import generate
-from art_explorer import atomic
+from art_explorer import atomic, cli
+from art_explorer.data.generation import GenerateArgs, generate
 from art_explorer.scene import rendering, sampling
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    g = ap.add_argument_group("run")
-    g.add_argument("--quick", action="store_true", help="60 images per row (CI)")
-    g.add_argument("--n", type=int, default=None, help="images per row (300)")
-    g.add_argument("--size", type=int, default=256, help="render size in px (256)")
-    g.add_argument(
-        "--workers",
-        type=int,
-        nargs="+",
-        default=[1, 2, 4],
-        help="client worker counts to measure (1 2 4)",
-    )
-    g.add_argument(
-        "--out",
-        default="bench/results/generate.md",
-        help="markdown results (bench/results/generate.md)",
-    )
-    return ap.parse_args(argv)
+@dataclass
+class Args:
+    """Benchmark: data generation throughput (images per second) by client workers."""
+
+    quick: bool = False
+    """60 images per row (CI)"""
+    n: int | None = None
+    """images per row (None: 300, 60 with --quick)"""
+    size: int = 256
+    """render size in px"""
+    workers: list[int] = field(default_factory=lambda: [1, 2, 4])
+    """client worker counts to measure"""
+    out: str = "bench/results/generate.md"
+    """markdown results"""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    return cli.parse(Args, argv)
 
 
 def time_generate(url: str, out: Path, n: int, size: int, workers: int) -> float:
-    """Seconds for generate.main to add n pairs (its stdout silenced)."""
-    where = ["--out", str(out), "--size", str(size), "--renderer-url", url]
-    how = ["--workers", str(workers), "--no-autostart", "--no-sheet", "--seed", "1"]
-    args = generate.parse_args(["--n", str(n), *where, *how])
+    """Seconds for generate.py's run to add n pairs (its stdout silenced)."""
+    args = GenerateArgs(
+        n=n,
+        out=str(out),
+        size=size,
+        renderer_url=url,
+        workers=workers,
+        seed=1,
+        autostart=False,
+        sheet=False,
+    )
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        written = generate.main(args)
+        written = generate(args)
     dt = time.perf_counter() - t0
     assert written == n, f"wrote {written} of {n}"
     return dt
@@ -80,7 +83,7 @@ def time_in_process(n: int, size: int) -> float:
     return time.perf_counter() - t0
 
 
-def main(args: argparse.Namespace) -> list[dict[str, float | str]]:
+def main(args: Args) -> list[dict[str, float | str]]:
     n = args.n or (60 if args.quick else 300)
     port = rendering.free_port()
     url = f"http://127.0.0.1:{port}/api/raster"

@@ -345,3 +345,28 @@ def test_env_renderer_url_is_the_default(monkeypatch: pytest.MonkeyPatch) -> Non
         rendering.renderer_url(generate.parse_args([]).renderer_url)
         == os.environ["RENDERER_URL"]
     )
+
+
+def test_full_disk_is_one_line_and_leaves_complete_pairs(
+    tmp_path: Path, renderer_url: str, refs_file: Path, full_disk: Any
+) -> None:
+    """Issue 32 C4: a disk that fills mid-run is one line naming the file."""
+    out = tmp_path / "data"
+    argv = ["--n", "6", *gen_args(out, renderer_url, refs_file)]
+    res = full_disk(1 + 2 * 3 + 1, "generate.py", *argv)  # schema.json, 3 pairs, ½
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot write {out}/") and "No space left" in last
+    assert "holds only complete pairs" in res.stdout and "wrote 3 pairs" in res.stdout
+    assert not list(out.rglob("*.tmp"))
+    assert len(pairs_or_orphans(out)) == 3  # complete pairs; an orphan params at most
+    assert run(out, renderer_url, refs_file, 6) == 3  # the same command carries on
+    assert pairs(out) == list(range(6))
+
+
+def pairs_or_orphans(out: Path) -> list[int]:
+    """Indices with an image (each must have its params)."""
+    images = sorted(int(p.name[:6]) for p in (out / "images").glob("*.png"))
+    assert all((out / "params" / f"{i:06d}.json").exists() for i in images)
+    return images

@@ -279,3 +279,20 @@ def test_sheet_of_no_refs_is_an_error(tree: dict[str, Path], capsys: Any) -> Non
     tree["refs"].write_text("\n")
     assert run(tree, "sheet", "--out", str(tree["root"] / "x.png")) == 1
     assert "no refs" in capsys.readouterr().err
+
+
+def test_full_disk_is_one_line_and_leaves_the_refs_as_they_were(
+    tree: dict[str, Path], full_disk: Any
+) -> None:
+    """Issue 32 C4: `refs.py save` on a full disk names the file, no traceback."""
+    root, before = tree["root"], tree["refs"].read_bytes()
+    files = ["--refs", str(tree["refs"]), "--data", str(root / "data")]
+    res = full_disk(0, "refs.py", *files, "save", "0")
+    assert res.returncode == 1 and "Traceback" not in res.stderr + res.stdout
+    assert res.stderr.strip() == (
+        f"error: cannot write {tree['refs']}: No space left on device"
+    )
+    assert tree["refs"].read_bytes() == before and no_temp_files(tree)
+    res = full_disk(0, "refs.py", *files, "rm", "1")
+    assert res.returncode == 1 and "No space left" in res.stderr
+    assert tree["refs"].read_bytes() == before and no_temp_files(tree)

@@ -1,6 +1,7 @@
-"""score_refs.py: reply parsing, the heuristic's ranking on real renders, the cache,
-the output file, clear errors, and the Qwen2-VL path on a tiny stand-in model that
-the test builds itself (random weights, an offline tokenizer)."""
+"""score_refs.py and art_explorer.scoring (aesthetic, vlm, scorers, ref_scores):
+reply parsing, the heuristic's ranking on real renders, the cache, the output file,
+clear errors, and the Qwen2-VL path on a tiny stand-in model that the test builds
+itself (random weights, an offline tokenizer)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import score_refs
 from art_explorer import utils
 from art_explorer.data import refs_io
 from art_explorer.scene import rendering, sampling, schema
+from art_explorer.scoring import aesthetic, ref_scores, scorers, vlm
 
 SIZE = 64  # px: render size for the script runs (the heuristic resizes to 256²)
 
@@ -75,12 +77,12 @@ def run_script(*argv: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_parse_score_reads_the_first_number(reply: str, score: float) -> None:
-    assert score_refs.parse_score(reply) == pytest.approx(score)
+    assert vlm.parse_score(reply) == pytest.approx(score)
 
 
 @pytest.mark.parametrize("reply", ["", "striking!", "zebra zebra", "n/a"])
 def test_parse_score_without_a_number_is_none(reply: str) -> None:
-    assert score_refs.parse_score(reply) is None
+    assert vlm.parse_score(reply) is None
 
 
 def test_defaults_and_sheet_next_to_out() -> None:
@@ -93,7 +95,7 @@ def test_defaults_and_sheet_next_to_out() -> None:
     )
     assert (args.scorer, args.vlm_model, args.fresh) == (
         "auto",
-        score_refs.DEFAULT_VLM,
+        vlm.DEFAULT_VLM,
         False,
     )
     assert score_refs.parse_args(["--out", "x/s.jsonl"]).sheet == "x/s.png"
@@ -101,20 +103,20 @@ def test_defaults_and_sheet_next_to_out() -> None:
 
 
 def test_create_scorer_names() -> None:
-    assert isinstance(score_refs.create_scorer("heuristic"), score_refs.HeuristicScorer)
-    with pytest.raises(score_refs.ScorerError, match="unknown scorer 'clip'"):
-        score_refs.create_scorer("clip")
+    assert isinstance(scorers.create_scorer("heuristic"), aesthetic.HeuristicScorer)
+    with pytest.raises(scorers.ScorerError, match="unknown scorer 'clip'"):
+        scorers.create_scorer("clip")
 
 
 def test_auto_without_weights_says_so_and_uses_the_heuristic(tmp_path: Path) -> None:
     said: list[str] = []
     missing = str(tmp_path / "no-such-model")
-    scorer = score_refs.create_scorer("auto", model=missing, log=said.append)
-    assert isinstance(scorer, score_refs.HeuristicScorer)
+    scorer = scorers.create_scorer("auto", model=missing, log=said.append)
+    assert isinstance(scorer, aesthetic.HeuristicScorer)
     assert len(said) == 1 and said[0].startswith("scorer: heuristic")
     assert missing in said[0]
-    with pytest.raises(score_refs.ScorerError, match="no-such-model: no such folder"):
-        score_refs.create_scorer("qwen2-vl", model=missing)
+    with pytest.raises(scorers.ScorerError, match="no-such-model: no such folder"):
+        scorers.create_scorer("qwen2-vl", model=missing)
 
 
 def test_find_local_vlm_reads_the_hf_cache_layout(tmp_path: Path) -> None:
@@ -127,14 +129,14 @@ def test_find_local_vlm_reads_the_hf_cache_layout(tmp_path: Path) -> None:
     (repo / "refs" / "main").write_text("abc123")
     (snap / "config.json").write_text("{}")
     cache = str(tmp_path / "hub")
-    assert score_refs.find_local_vlm("org/tiny-vl", cache_dir=cache) is None
+    assert vlm.find_local_vlm("org/tiny-vl", cache_dir=cache) is None
     index = {"weight_map": {"a": "model-1.safetensors", "b": "model-2.safetensors"}}
     (snap / "model.safetensors.index.json").write_text(json.dumps(index))
     (snap / "model-1.safetensors").write_bytes(b"")
-    assert score_refs.find_local_vlm("org/tiny-vl", cache_dir=cache) is None
+    assert vlm.find_local_vlm("org/tiny-vl", cache_dir=cache) is None
     (snap / "model-2.safetensors").write_bytes(b"")
-    assert score_refs.find_local_vlm("org/tiny-vl", cache_dir=cache) == snap
-    assert score_refs.find_local_vlm("org/other", cache_dir=cache) is None
+    assert vlm.find_local_vlm("org/tiny-vl", cache_dir=cache) == snap
+    assert vlm.find_local_vlm("org/other", cache_dir=cache) is None
 
 
 # ----------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def test_heuristic_ranks_blank_whiteout_and_noise_below_rich(renderer_url: str) 
         },
     }
     client = rendering.RendererClient(url=renderer_url)
-    scorer = score_refs.create_scorer("heuristic")
+    scorer = scorers.create_scorer("heuristic")
     try:
         rich_score = scorer.score(client.render(rich, 256)).score
         poor_scores = {
@@ -200,7 +202,7 @@ def test_heuristic_ranks_blank_whiteout_and_noise_below_rich(renderer_url: str) 
 
 def test_heuristic_score_does_not_depend_on_render_size(renderer_url: str) -> None:
     client = rendering.RendererClient(url=renderer_url)
-    scorer = score_refs.HeuristicScorer()
+    scorer = aesthetic.HeuristicScorer()
     try:
         small, large = (
             scorer.score(client.render(schema.default_params(), s)).score
@@ -251,9 +253,9 @@ def test_scores_sorted_readable_and_cached(
     # A second run scores nothing: it takes the cached score, even a doctored one.
     cache_path = tmp_path / "cache.json"
     cache = json.loads(cache_path.read_text())
-    key = score_refs.ScoreCache.key(score_refs.HeuristicScorer(), SIZE, refs[2])
+    key = ref_scores.ScoreCache.key(aesthetic.HeuristicScorer(), SIZE, refs[2])
     assert set(cache["scores"]) == {
-        score_refs.ScoreCache.key(score_refs.HeuristicScorer(), SIZE, p) for p in refs
+        ref_scores.ScoreCache.key(aesthetic.HeuristicScorer(), SIZE, p) for p in refs
     }
     cache["scores"][key]["score"] = 0.123456
     cache_path.write_text(json.dumps(cache))
@@ -282,16 +284,16 @@ def test_interrupted_scoring_keeps_what_it_scored(
     capsys: Any,
 ) -> None:
     argv = script_args(tmp_path, refs_file, renderer_url, "--scorer", "heuristic")
-    real = score_refs.HeuristicScorer.score
+    real = aesthetic.HeuristicScorer.score
     calls: list[int] = []
 
-    def ctrl_c_at_the_third(self: Any, img: Any) -> score_refs.Scored:
+    def ctrl_c_at_the_third(self: Any, img: Any) -> aesthetic.Scored:
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
         return real(self, img)
 
-    monkeypatch.setattr(score_refs.HeuristicScorer, "score", ctrl_c_at_the_third)
+    monkeypatch.setattr(aesthetic.HeuristicScorer, "score", ctrl_c_at_the_third)
     with pytest.raises(KeyboardInterrupt):
         score_refs.main(score_refs.parse_args(argv))
     assert "stopped: the 2 new scores are kept in" in capsys.readouterr().out
@@ -463,8 +465,8 @@ def test_qwen2vl_standin_loads_generates_and_parses(
 ) -> None:
     folder = standins["0.8"]
     said: list[str] = []
-    scorer = score_refs.create_scorer("auto", model=str(folder), log=said.append)
-    assert isinstance(scorer, score_refs.Qwen2VLScorer)
+    scorer = scorers.create_scorer("auto", model=str(folder), log=said.append)
+    assert isinstance(scorer, vlm.Qwen2VLScorer)
     assert said == [f"scorer: qwen2-vl ({folder}; weights in {folder})"]
     client = rendering.RendererClient(url=renderer_url)
     try:
@@ -491,7 +493,7 @@ def test_qwen2vl_unreadable_reply_falls_back_and_is_recorded(
     assert len(result) == 4
     assert captured.err.count("no number in it; using the heuristic's") == 4
     assert "'meh meh" in captured.err
-    heuristic = score_refs.HeuristicScorer()
+    heuristic = aesthetic.HeuristicScorer()
     client = rendering.RendererClient(url=renderer_url)
     try:
         for obj in scores_by_line(tmp_path / "scored.jsonl").values():

@@ -43,3 +43,30 @@ def test_contact_sheet_layout() -> None:
     assert (a[0, :] == 40).all()  # dark grey grid around tiles
     no_labels = utils.contact_sheet([white], None, cols=8)
     assert no_labels.size == (36, 36)
+
+
+def test_a_full_disk_names_the_file(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32 C4: the error of a failed atomic write carries the target's path,
+    so a script prints one line naming it; the old file and no temp file stay."""
+    import errno
+    import os
+
+    target = tmp_path / "refs.jsonl"
+    target.write_text("old\n")
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    with pytest.raises(OSError) as e:
+        atomic.atomic_write_text(target, "new\n")
+    assert e.value.filename == str(target) and e.value.errno == errno.ENOSPC
+    assert utils.os_error_line(e.value) == (
+        f"cannot write {target}: No space left on device"
+    )
+    assert target.read_text() == "old\n" and os.listdir(tmp_path) == ["refs.jsonl"]
+    assert utils.os_error_line(PermissionError(13, "Permission denied", "x")) == (
+        "cannot use x: Permission denied"
+    )

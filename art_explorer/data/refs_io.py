@@ -1,5 +1,6 @@
 """Reading references/refs.jsonl (plain or Leva-prefixed lines, numbered, with clear
-errors naming the line), the scored refs and the gallery's star ratings."""
+errors naming the line), the scored refs and the gallery's star ratings. Every write
+of these files goes through art_explorer.refs.store (one lock for all programs)."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
         yield n, obj
 
 
-# Ratings: the stars a person gives refs in the gallery (gallery.py), kept in a
+# Ratings: the stars a person gives refs in the gallery (RefsStore.rate), kept in a
 # sidecar beside the refs file so that refs.jsonl stays the source of truth and keeps
 # its format. Keyed by ref_key(params); a rating whose ref is gone is ignored.
 

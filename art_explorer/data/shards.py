@@ -15,11 +15,13 @@ needs only the standard library's tarfile. A shard is written as shard-K.tar.tmp
 renamed when complete, and index.json is rewritten atomically after each shard, so
 a folder only ever lists complete shards; a killed writer loses at most the shard in
 progress (its samples are drawn again on resume: generate.py seeds sample i by i).
+A shard damaged later (truncated by a full disk or a copy cut short) is read up to
+the damage: its good samples are kept, and the reader says which shard is broken
+(`ShardError`, `Samples.damaged`, `verify`).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -28,7 +30,7 @@ import sys
 import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +56,40 @@ def is_shard_folder(folder: str | Path) -> bool:
     return folder.is_dir() and any(SHARD_RE.match(p.name) for p in folder.iterdir())
 
 
-def _scan_shard(path: Path) -> dict[str, Any]:
-    """Index entry of one shard read from its members (count, first and last key)."""
+class ShardError(ValueError):
+    """A shard that cannot be read to its end; the message names it and says how
+    many samples came before the damage."""
+
+
+def _damage(path: Path, good: int, e: BaseException) -> ShardError:
+    why = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return ShardError(
+        f"{path}: damaged after {good} samples ({why}); truncated? "
+        "the samples before the damage are kept"
+    )
+
+
+_TAR_ERRORS = (tarfile.TarError, EOFError, OSError)
+
+
+def _scan_shard(path: Path, errors: list[str] | None = None) -> dict[str, Any]:
+    """Index entry of one shard read from its members (count, first and last key).
+    A damaged shard counts the samples before the damage; its message goes to
+    `errors` (None: ShardError)."""
     keys: set[int] = set()
-    with tarfile.open(path) as tar:
-        for m in tar:
-            k = KEY_RE.match(m.name)
-            if k and k.group(2) == "png":
-                keys.add(int(k.group(1)))
+    try:
+        size = path.stat().st_size
+        with tarfile.open(path, "r:") as tar:
+            for m in tar:
+                k = KEY_RE.match(m.name)
+                if k and k.group(2) == "png":
+                    if m.offset_data + m.size > size:
+                        raise tarfile.ReadError("unexpected end of data")
+                    keys.add(int(k.group(1)))
+    except _TAR_ERRORS as e:
+        if errors is None:
+            raise _damage(path, len(keys), e) from None
+        errors.append(str(_damage(path, len(keys), e)))
     return {
         "name": path.name,
         "count": len(keys),
@@ -81,12 +109,28 @@ def read_index(folder: str | Path) -> dict[str, Any]:
             return index
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    shards = [_scan_shard(folder / n) for n in names]
+    shards = [_scan_shard(folder / n, []) for n in names]  # damaged: what is good
     return {
         "format": FORMAT,
         "samples": sum(s["count"] for s in shards),
         "shards": shards,
     }
+
+
+def verify(folder: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """(the index rebuilt from what each shard really holds, one message per damaged
+    shard): reads every shard's member headers, not its pictures."""
+    folder = Path(folder)
+    errors: list[str] = []
+    shards = [
+        _scan_shard(folder / s["name"], errors) for s in read_index(folder)["shards"]
+    ]
+    index = {
+        "format": FORMAT,
+        "samples": sum(s["count"] for s in shards),
+        "shards": shards,
+    }
+    return index, errors
 
 
 def write_index(folder: Path, shards: list[dict[str, Any]]) -> None:
@@ -192,18 +236,34 @@ class ShardWriter:
 
 
 def iter_shard(path: Path) -> Iterator[tuple[str, bytes, bytes]]:
-    """(key NNNNNN, params JSON bytes, PNG bytes) of one shard, in stored order."""
+    """(key NNNNNN, params JSON bytes, PNG bytes) of one shard, in stored order. A
+    damaged shard yields the samples before the damage, then raises ShardError."""
     pending: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(path) as tar:
-        for m in tar:
-            k = KEY_RE.match(m.name)
-            f = tar.extractfile(m) if k else None
-            if k is None or f is None:
-                continue
+    good = 0
+    try:
+        tar = tarfile.open(path, "r:")  # noqa: SIM115 (closed below; yields between)
+    except _TAR_ERRORS as e:
+        raise _damage(path, 0, e) from None
+    with tar:
+        while True:
+            try:
+                m = tar.next()
+                if m is None:
+                    return
+                k = KEY_RE.match(m.name)
+                f = tar.extractfile(m) if k else None
+                if k is None or f is None:
+                    continue
+                data = f.read()
+                if len(data) != m.size:
+                    raise tarfile.ReadError("unexpected end of data")
+            except _TAR_ERRORS as e:
+                raise _damage(path, good, e) from None
             got = pending.setdefault(k.group(1), {})
-            got[k.group(2)] = f.read()
+            got[k.group(2)] = data
             if len(got) == 2:
                 del pending[k.group(1)]
+                good += 1
                 yield k.group(1), got["json"], got["png"]
 
 
@@ -212,11 +272,14 @@ class Samples:
     """The (key, params JSON bytes, PNG bytes) of a dataset in either layout: a
     folder with images/ + params/ or a shard folder. rank/world: read only every
     world-th shard from the rank-th (the stream one training process of several
-    would read); folders are split by sample."""
+    would read); folders are split by sample. A damaged shard gives the samples
+    before the damage; its message goes to `log` (None: stderr) and `damaged`."""
 
     path: Path
     rank: int = 0
     world: int = 1
+    log: Any = None
+    damaged: list[str] = field(default_factory=list)
 
     @property
     def sharded(self) -> bool:
@@ -231,7 +294,14 @@ class Samples:
     def __iter__(self) -> Iterator[tuple[str, bytes, bytes]]:
         if self.sharded:
             for s in read_index(self.path)["shards"][self.rank :: self.world]:
-                yield from iter_shard(self.path / s["name"])
+                try:
+                    yield from iter_shard(self.path / s["name"])
+                except ShardError as e:
+                    self.damaged.append(str(e))
+                    if self.log is None:
+                        print(f"warning: {e}", file=sys.stderr)
+                    else:
+                        self.log(f"warning: {e}")
             return
         for key in _folder_keys(self.path)[self.rank :: self.world]:
             yield (
@@ -277,12 +347,18 @@ def unpack(src: Path, dst: Path, log: Any = print) -> int:
     if not is_shard_folder(src):
         raise SystemExit(f"{src} holds no shards (shard-NNNNNN.tar + {INDEX})")
     n = 0
-    for key, js, png in Samples(src):
+    samples = Samples(src, log=log)
+    for key, js, png in samples:
         img = dst / "images" / f"{key}.png"
         if img.exists():
             raise SystemExit(f"{img} exists; unpack into an empty folder")
         atomic.atomic_write_bytes(dst / "params" / f"{key}.json", js)
         atomic.atomic_write_bytes(img, png)
         n += 1
-    log(f"unpacked {n} samples from {src} into {dst}/images + {dst}/params")
+    broken = (
+        f" ({len(samples.damaged)} damaged shards, see above)"
+        if samples.damaged
+        else ""
+    )
+    log(f"unpacked {n} samples from {src} into {dst}/images + {dst}/params{broken}")
     return n

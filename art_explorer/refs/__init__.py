@@ -1,0 +1,1 @@
+"""The curated references: the one writer of references/ (store)."""
