@@ -17,7 +17,7 @@
     GET  /api/schema           → schema.schema_json()
 
 Sizes: 32–4096 (default 1024). Work: bound.py states the bound (1 s at 1024², 2 s
-at 2048², 256 MB a request, 512 MB over the server) and holds it by drawing smaller
+at 2048², 384 MB a request, 768 MB over the server) and holds it by drawing smaller
 and scaling up. Bad input answers 4xx with {"error": "...", "field": "..."} before
 anything is drawn; a bad request never takes the server down. Requests from web
 pages elsewhere are refused (403; guard.py): a Host that is not this machine's (DNS
@@ -115,7 +115,7 @@ class RendererHTTPServer(ThreadingHTTPServer):
         self.worker = worker  # this process's slot in shared.memory
         self.started = time.time()
         # skia holds the GIL while drawing, so more concurrent renders per process
-        # gain nothing and only add memory (bound.py: up to 256 MB a render)
+        # gain nothing and only add memory (bound.py: up to 384 MB a render)
         self.render_slots = threading.BoundedSemaphore(RENDER_SLOTS)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
