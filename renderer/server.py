@@ -16,9 +16,9 @@
     GET  /api/health           → {"version", "schema", "uptime", "renders", "workers"}
     GET  /api/schema           → schema.schema_json()
 
-Sizes: 32–4096 (default 1024). Work: bound.py states the bound (1 s at 1024², 2 s
-at 2048², 384 MB a request, 768 MB over the server) and holds it by drawing smaller
-and scaling up. Bad input answers 4xx with {"error": "...", "field": "..."} before
+Sizes: 32–4096 (default 1024). Work: bound.py states the bound (1.5 CPU-s at 1024²,
+3 s at 2048², 384 MB a request, 768 MB over the server) and holds it by drawing
+smaller and scaling up. Bad input answers 4xx with {"error": "...", "field": "..."} before
 anything is drawn; a bad request never takes the server down. Requests from web
 pages elsewhere are refused (403; guard.py): a Host that is not this machine's (DNS
 rebinding), an Origin of another machine, a browser's cross-site GET (an `<img>`
@@ -71,10 +71,10 @@ from renderer.guard import (
 )
 from renderer.workers import (
     exit_with_parent,
-    limit_malloc_arenas,
     log,
     printable,  # noqa: F401  (tests import it from here)
     run_prefork,
+    tune_malloc,
 )
 
 MAX_BODY = 256 * 1024  # bytes
@@ -506,7 +506,7 @@ def main(args: argparse.Namespace) -> None:
         ) from None
     if args.parent_pid is not None:
         exit_with_parent(args.parent_pid)
-    limit_malloc_arenas()
+    tune_malloc()
     workers = max(1, args.workers)
     if not hasattr(os, "fork"):
         workers = 1
