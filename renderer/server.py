@@ -33,7 +33,7 @@ second core); each process also serves its connections on threads.
 
 Env: PORT (default 3000), RENDERER_HOST (the address to bind, default 127.0.0.1;
 0.0.0.0 serves every network the machine is on: add the names clients use with
---allow-host). `--parent-pid PID` (what rendering.start_renderer passes) stops the
+--allow-host or RENDERER_ALLOW_HOSTS=name,name). `--parent-pid PID` (what rendering.start_renderer passes) stops the
 server when that process is gone, even when it was killed with SIGKILL.
 """
 
@@ -464,8 +464,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="NAME",
         help="a Host name or address to answer to besides localhost, 127.0.0.1, "
-        "::1 and --host (repeatable; e.g. this machine's LAN name with --host "
-        "0.0.0.0). Requests naming any other host are refused: DNS rebinding",
+        "::1, --host and $RENDERER_ALLOW_HOSTS (comma-separated); repeatable, e.g. "
+        "this machine's LAN name with --host 0.0.0.0. Requests naming any other "
+        "host are refused: DNS rebinding",
     )
     g = ap.add_argument_group("serving")
     g.add_argument(
@@ -510,7 +511,8 @@ def main(args: argparse.Namespace) -> None:
     workers = max(1, args.workers)
     if not hasattr(os, "fork"):
         workers = 1
-    allowed = [args.host, *args.allow_host]
+    env_hosts = os.environ.get("RENDERER_ALLOW_HOSTS", "").split(",")
+    allowed = [args.host, *args.allow_host, *(h for h in env_hosts if h.strip())]
     shared = Shared(
         renders=multiprocessing.Value("q", 0),
         memory=bound.MemoryPool(bound.SERVER_MEMORY_MB, workers),

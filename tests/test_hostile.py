@@ -625,11 +625,13 @@ def test_a_host_that_is_not_this_machine_is_refused_on_every_route(
             assert r.status_code == 200, (method, url, host, r.text)
 
 
-def test_allow_host_adds_a_name() -> None:
+def test_allow_host_adds_a_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RENDERER_ALLOW_HOSTS", "10.0.0.7, gpu-box")
     with _own_server("--workers=1", "--allow-host", "art.lan") as (_, url):
         get = f"{url}?params=%7B%7D&size=32"
-        ok = requests.get(get, headers={"Host": "art.lan:3000"}, timeout=30)
-        assert ok.status_code == 200
+        for host in ("art.lan:3000", "10.0.0.7:3000", "gpu-box"):
+            ok = requests.get(get, headers={"Host": host}, timeout=30)
+            assert ok.status_code == 200, host
         assert requests.get(get, headers={"Host": "evil.lan"}).status_code == 403
 
 
