@@ -10,15 +10,19 @@ edge numbers, unicode (other scripts' digits, superscripts, lone surrogates,
 bidi marks), long strings, deep nesting, odd layer keys and colours; sizes; and
 malformed requests: request lines, paths with control bytes, Content-Length and
 Transfer-Encoding values, chunk sizes, truncated and streamed bodies, Origin
-headers, oversized headers. Counts the answers by status. The bar: no 5xx, no hang
-(no answer within --timeout s), the server answering /api/health at the end, and
-its memory (RSS of the server and its workers, from /proc) bounded. Prints a table
-and writes bench/results/fuzz.md.
+headers, oversized headers; deep JSON on every route, a browser's cross-site GETs,
+Host headers. Counts the answers by status. Then the worst scenes (bound.py's work bound): each
+alone at 1024²-4096², timed by the server's CPU time, and 4 big renders at once,
+with the server's peak RSS. The bar: no 5xx, no hang (no answer within --timeout
+s), the server answering /api/health at the end, its memory (RSS of the server and
+its workers, from /proc) bounded, every worst scene within its bound. Prints a
+table and writes bench/results/fuzz.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime
 import json
@@ -32,13 +36,17 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from art_explorer.scene import rendering, sampling, schema
+from renderer import bound
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL_REFUSALS = ("501", "505")
+KINDS = {"body": 50, "length": 10, "chunked": 10, "origin": 8, "line": 8}  # weights
+KINDS |= {"headers": 8, "stream": 6, "deep": 6, "driveby": 5, "host": 5}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=30.0,
         help="seconds without a complete answer that count as a hang (30)",
+    )
+    g.add_argument(
+        "--skip-worst",
+        action="store_true",
+        help="skip the worst scenes (2048²-4096², one at a time and 4 at once)",
     )
     g.add_argument(
         "--out",
@@ -128,13 +141,75 @@ def size_query(rng: random.Random) -> str:
     return "" if rng.random() < 0.05 else "?size=" + rng.choice(sizes)
 
 
+def deep_json(rng: random.Random) -> str:
+    """A params body with an unknown key whose value nests deep (33 to 5000)."""
+    n = rng.choice([33, 64, 350, 600, 990, 5000])
+    inner = rng.choice(["[", '{"a":'])
+    close = "]" if inner == "[" else "}"
+    return (
+        '{"Foo.bar": {"value": ' + inner * n + "1" * (inner != "[") + close * n + "}}"
+    )
+
+
+def deep_entry(rng: random.Random) -> str:
+    """The original's encoded string of one entry holding deep JSON (type 3)."""
+    n = rng.choice([33, 350, 600, 990])
+    text = "[" * n + "]" * n
+    buf = bytearray([7]) + b"Foo.bar" + bytes([3])
+    length = len(text)
+    while length >= 128:
+        buf.append((length & 127) | 128)
+        length >>= 7
+    buf.append(length)
+    return base64.urlsafe_b64encode(bytes(buf) + text.encode()).decode().rstrip("=")
+
+
+def new_group(kind: str, rng: random.Random, path: str) -> bytes:
+    """Issue 32's groups: deep JSON on every route, a browser's cross-site GET (an
+    `<img>` or fetch on another site's page), Host headers (DNS rebinding)."""
+    host = b"Host: 127.0.0.1\r\n"
+    if kind == "deep":
+        route = rng.choice(["post", "params", "parse", "render"])
+        if route == "post":
+            body = deep_json(rng).encode()
+            head = f"POST {path} HTTP/1.1\r\nContent-Length: {len(body)}\r\n"
+            return head.encode() + host + b"\r\n" + body
+        if route == "params":
+            target = "/api/raster?" + urlencode({"params": deep_json(rng), "size": 32})
+        elif route == "parse":
+            target = "/api/raster?" + urlencode({"parse": deep_entry(rng)})
+        else:
+            target = "/render?" + urlencode({"c": deep_entry(rng), "size": 32})
+        return f"GET {target} HTTP/1.1\r\n".encode() + host + b"\r\n"
+    if kind == "driveby":
+        target = rng.choice(
+            ["/api/raster?params=%7B%7D&size=32", "/render?size=32", "/api/health"]
+        )
+        site = rng.choice(["cross-site", "cross-site", "same-site", "CROSS-SITE"])
+        mode = rng.choice(["no-cors", "cors", "navigate"])
+        extra = f"Sec-Fetch-Site: {site}\r\nSec-Fetch-Mode: {mode}\r\n"
+        if rng.random() < 0.3:
+            extra += "Sec-Fetch-Dest: image\r\nReferer: http://evil.example/\r\n"
+        return f"GET {target} HTTP/1.1\r\n{extra}".encode() + host + b"\r\n"
+    # host
+    name = rng.choice(
+        [b"evil.example:3911", b"127.0.0.1.evil.example", b"localhost.evil", b"",
+         b"[::1", b"x" * 5000, b"\xc3\xa9vil", b"127.0.0.2", b"0.0.0.0:3000",
+         b"localhost:1", b"[::1]:80", b"LOCALHOST."]
+    )  # fmt: skip
+    target = rng.choice(
+        [b"/api/raster?params=%7B%7D&size=32", b"/api/health", b"/api/schema",
+         b"/render?size=32", b"/api/raster?health", b"/nope"]
+    )  # fmt: skip
+    return b"GET " + target + b" HTTP/1.1\r\nHost: " + name + b"\r\n\r\n"
+
+
 def request(rng: random.Random) -> tuple[str, bytes, bool]:
     """(kind, raw bytes, hang up after sending?)."""
     path = "/api/raster" + size_query(rng)
-    kind = rng.choices(
-        ["body", "length", "chunked", "origin", "line", "headers", "stream"],
-        weights=[50, 10, 10, 8, 8, 8, 6],
-    )[0]
+    kind = rng.choices(list(KINDS), weights=list(KINDS.values()))[0]
+    if kind in ("deep", "driveby", "host"):
+        return kind, new_group(kind, rng, path), True
     host = b"Host: 127.0.0.1\r\n"
     if kind == "body":
         body = schema_body(rng)
@@ -271,15 +346,89 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def rss_mb(pid: int) -> list[float]:
-    """RSS in MB of pid and each of its descendants."""
+def rss_mb(pid: int, field: str = "VmRSS") -> list[float]:
+    """RSS in MB of pid and each of its descendants (field "VmHWM": their peak RSS
+    over their lives so far)."""
     out = []
     for p in process_tree(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     out.append(int(line.split()[1]) / 1024)
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of pid and its live descendants, s."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+# ----------------------------------------------------------------------------------
+# The worst scenes (issue 32 R2, R3): one at a time for time, four at once for memory
+
+WORST_CASES: list[tuple[str, dict[str, Any], int]] = [
+    ("bars", bound.WORST_BARS, 1024),
+    ("bars", bound.WORST_BARS, 2048),
+    ("bars, infinity 1.05", bound.WORST_BARS | {"Element.geometry": "infinity",
+                                          "Scalars.scaleFactor": 1.05}, 2048),
+    ("CRT + dither + noise", bound.DEFAULT_EFFECTS, 1024),
+    ("CRT + dither + noise", bound.DEFAULT_EFFECTS, 2048),
+    ("every effect", bound.EVERY_EFFECT, 2048),
+    ("bars + every effect", bound.WORST_BARS | bound.EVERY_EFFECT, 2048),
+    ("every effect", bound.EVERY_EFFECT, 3840),
+    ("every effect", bound.EVERY_EFFECT, 4096),
+]  # fmt: skip
+CONCURRENT = 4  # big renders at once: 2048², every effect
+
+
+def worst_scenes(url: str, pid: int) -> dict[str, Any]:
+    """Each worst case alone (status, drawn size, wall s, the server's CPU s against
+    bound.time_bound), then CONCURRENT every-effect renders at 2048² at once; peak
+    RSS of every server process after."""
+    import requests
+
+    rows = []
+    for name, body, size in WORST_CASES:
+        c0, t0 = cpu_seconds(pid), time.perf_counter()
+        r = requests.post(url, params={"size": size}, json=body, timeout=300)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds(pid) - c0
+        rows.append(
+            {
+                "scene": name,
+                "size": size,
+                "status": r.status_code,
+                "drawn": int(r.headers.get("X-Drawn-Size", size)),
+                "wall_s": round(wall, 2),
+                "cpu_s": round(cpu, 2),
+                "bound_s": bound.time_bound(size),
+            }
+        )
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(CONCURRENT) as ex:
+        statuses = list(
+            ex.map(
+                lambda _: (
+                    requests.post(
+                        url, params={"size": 2048}, json=bound.EVERY_EFFECT, timeout=300
+                    ).status_code
+                ),
+                range(CONCURRENT),
+            )
+        )
+    return {
+        "rows": rows,
+        "concurrent_statuses": statuses,
+        "concurrent_s": round(time.perf_counter() - t0, 1),
+        "peak_rss_mb": [round(x, 1) for x in rss_mb(pid, "VmHWM")],
+        "memory_bound_mb": bound.MEMORY_BOUND_MB,
+        "server_memory_mb": bound.SERVER_MEMORY_MB,
+    }
 
 
 # ----------------------------------------------------------------------------------
@@ -304,6 +453,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             )
         seconds = time.perf_counter() - t0
         after = rss_mb(proc.pid)
+        worst = None if args.skip_worst else worst_scenes(url, proc.pid)
         healthy = client.health(timeout=10) is not None
         still_renders = client.render_png(schema.default_params(), 64).startswith(
             rendering.PNG_SIGNATURE
@@ -333,6 +483,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "rss_before_mb": [round(x, 1) for x in before],
         "rss_after_mb": [round(x, 1) for x in after],
         "healthy_after": healthy and still_renders,
+        "worst": worst,
     }
     report(args, summary)
     return summary
@@ -378,11 +529,17 @@ def report(args: argparse.Namespace, s: dict[str, Any]) -> None:
         "chunked = odd chunk sizes and Transfer-Encodings; origin = Origin headers; "
         "line = malformed request lines and paths with control bytes; headers = "
         "oversized, duplicate or binary headers; stream = an 8 MB body the client "
-        "keeps sending without hanging up. 'closed' = the server hung up without an "
+        "keeps sending without hanging up; deep = JSON nested 33-5000 deep on every "
+        "route (POST, ?params=, ?parse=, /render?c=); driveby = a browser's "
+        "cross-site GET (Sec-Fetch-Site/Mode, as an `<img>` or fetch on another "
+        "site's page sends it); host = Host headers that are not this machine (DNS "
+        "rebinding) or not a host. 'closed' = the server hung up without an "
         "answer (a request too broken to answer, or a reset while the client was "
         "still sending a refused stream).",
         "",
     ]
+    if s["worst"]:
+        lines += worst_lines(s["worst"])
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)
@@ -390,6 +547,49 @@ def report(args: argparse.Namespace, s: dict[str, Any]) -> None:
     out.write_text(text)
 
 
+def worst_lines(w: dict[str, Any]) -> list[str]:
+    """The worst-scenes section of the report."""
+    lines = [
+        "## The worst scenes (the work bound, renderer/bound.py)",
+        "",
+        "One at a time; CPU = user + system time of the server's processes during "
+        "the request (drawing, post-passes, PNG, HTTP); drawn = the size drawn "
+        "before scaling up.",
+        "",
+        "| scene | size | status | drawn | wall s | CPU s | bound s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in w["rows"]:
+        lines.append(
+            f"| {r['scene']} | {r['size']}² | {r['status']} | {r['drawn']} | "
+            f"{r['wall_s']} | {r['cpu_s']} | {r['bound_s']:g} |"
+        )
+    lines += [
+        "",
+        f"{CONCURRENT} renders at once at 2048², every effect: statuses "
+        f"{w['concurrent_statuses']} in {w['concurrent_s']} s. Peak RSS (VmHWM) over "
+        f"the whole run, MB (master + workers): "
+        f"{' + '.join(map(str, w['peak_rss_mb']))}; the bound: "
+        f"{w['memory_bound_mb']} MB of working memory a render, "
+        f"{w['server_memory_mb']} MB in flight over the server.",
+        "",
+    ]
+    return lines
+
+
+def passed(res: dict[str, Any]) -> bool:
+    """The bar: no 5xx, no hang, and every worst scene 200 within its bound."""
+    worst = res["worst"] or {"rows": [], "concurrent_statuses": []}
+    return (
+        res["server_5xx"] == 0
+        and res["hangs"] == 0
+        and all(
+            r["status"] == 200 and r["cpu_s"] <= r["bound_s"] for r in worst["rows"]
+        )
+        and all(st == 200 for st in worst["concurrent_statuses"])
+    )
+
+
 if __name__ == "__main__":
     res = main(parse_args())
-    sys.exit(0 if res["server_5xx"] == 0 and res["hangs"] == 0 else 1)
+    sys.exit(0 if passed(res) else 1)

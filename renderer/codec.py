@@ -295,15 +295,10 @@ def encode_body(body: dict[str, Any], params: dict[str, Any] | None = None) -> s
 MAX_HEADER = 16 * 1024  # characters; real params encode to 1–3 KB
 
 
-def header_for(raw: bytes, params: dict[str, Any]) -> str | None:
-    """`X-Encoded-Params` for a request body that parsed to `params`, or None when
-    it would be longer than MAX_HEADER (a body padded with unknown keys: HTTP
-    clients refuse header lines of 64 KB and more)."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):  # parse_body read it, so this is rare
-        return None
-    if not isinstance(body, dict):
-        return None
+def header_for(body: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """`X-Encoded-Params` for a request body (parsed JSON, nested at most
+    guard.MAX_JSON_DEPTH deep) that parsed to `params`, or None when it would be
+    longer than MAX_HEADER (a body padded with unknown keys: HTTP clients refuse
+    header lines of 64 KB and more)."""
     text = encode_body(body, params)
     return text if len(text) <= MAX_HEADER else None

@@ -60,6 +60,10 @@ MAX_REPEATS = 3  # a merged run with opacity > MAX_REPEATS is drawn via a layer
 LAYER_COST_US = 300.0  # estimated fixed cost of such a layer
 DRAW_FIXED_US = 60.0  # estimated fixed cost of one draw (see draw_cost)
 DRAW_PER_PX_US = 0.2  # ... and per pixel of outline inside the picture
+# ... and per pixel the band covers (its fill): a straight band costs three times a
+# curved one per pixel (fitted on bands that fill the picture, see draw_cost)
+DRAW_PER_AREA_US = {"bar": 0.0035, "line": 0.0035}
+DRAW_PER_AREA_US_CURVED = 0.0012
 # How many picture sizes of an outline can lie inside the picture at most, however
 # large it is drawn: a convex piece within the square is shorter than its perimeter
 # (4 sizes); a segment shorter than its diagonal.
@@ -194,14 +198,23 @@ class Instances:
         return Instances(z, np.zeros(0), np.zeros(0), np.zeros((0, 4)), 0.0)
 
 
-def draw_cost(geometry: str, length_px: np.ndarray, size: int) -> np.ndarray:
-    """Estimated skia time in µs to draw outlines of these pixel lengths, beyond the
-    fixed DRAW_FIXED_US per draw: DRAW_PER_PX_US per pixel of outline inside the
-    picture, where at most `VISIBLE_SHEETS[geometry]` picture sizes of it can be
-    (the rest is clipped away). Fitted (r = 0.95) on 190 scenes, typical and dense,
-    on this project's 2-core dev machine; only the ratio to DRAW_BUDGET_US
-    matters. Scales with the drawing size."""
-    return DRAW_PER_PX_US * np.minimum(length_px, VISIBLE_SHEETS[geometry] * size)
+def draw_cost(
+    geometry: str, length_px: np.ndarray, width_px: np.ndarray, size: int
+) -> np.ndarray:
+    """Estimated skia time in µs to draw outlines of these pixel lengths and band
+    widths, beyond the fixed DRAW_FIXED_US per draw: DRAW_PER_PX_US per pixel of
+    outline inside the picture, where at most `VISIBLE_SHEETS[geometry]` picture
+    sizes of it can be (the rest is clipped away), plus DRAW_PER_AREA_US per pixel
+    of band, at most the whole picture per outline: bands grown wider than the
+    picture (geoWidth 0.1 at scale 500) cost their fill, not their length. Fitted
+    (r = 0.95) on 190 scenes, typical and dense, and the area term on 20 scenes of
+    bands that fill the picture (12 chains of 500 of each geometry, additive: 0.3–1.3
+    CPU-s at 1024² drawn in full), on this project's 2-core dev machine; only the
+    ratio to DRAW_BUDGET_US matters."""
+    length = np.minimum(length_px, VISIBLE_SHEETS[geometry] * size)
+    area = np.minimum(length * width_px, float(size) * size)
+    fill = DRAW_PER_AREA_US.get(geometry, DRAW_PER_AREA_US_CURVED)
+    return DRAW_PER_PX_US * length + fill * area
 
 
 def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instances:
@@ -269,8 +282,9 @@ def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instance
         far = np.hypot(np.maximum(tx, size - tx), np.maximum(ty, size - ty))
         keep &= ~(inner > far)
         length_px = scale[keep] * ext.length * sv[0] * ppu
+        width_px = scale[keep] * 2 * stroke * sv[1] * ppu  # the band's narrowest
         boxes = np.stack([px_c - ex, py_c - ey, px_c + ex, py_c + ey], axis=1)[keep]
-    cost = draw_cost(chain.geometry, length_px, size)
+    cost = draw_cost(chain.geometry, length_px, width_px, size)
     return Instances(mats[keep], a[keep], cost, boxes, ext.r_max + stroke)
 
 

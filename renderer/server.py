@@ -2,30 +2,39 @@
 
     POST /api/raster[?size=N]  JSON params (either spelling) → 200 image/png
                                (X-Clamped: field,field when numbers were clamped;
-                               X-Encoded-Params: the original's encoding, codec.py)
+                               X-Encoded-Params: the original's encoding, codec.py;
+                               X-Drawn-Size: N when drawn smaller and scaled up)
     GET  /api/raster?params=J[&size=N]  the same, J the JSON in the query
     GET  /api/raster?parse=S   the original's encoded string S → its Leva entries
                                ({"Key": {"value": v}, ...}, a body POST takes)
     GET  /api/raster?health    → {"ok": true, "recycling": false, ...} (as the
                                original: its clients poll it after failures)
+    GET  /render?c=S[&size=N]  the picture of the encoded string S (the original's
+                               page): image/png, or for a browser (Accept:
+                               text/html) a page showing it with its params;
+                               &format=png always answers the PNG
     GET  /api/health           → {"version", "schema", "uptime", "renders", "workers"}
     GET  /api/schema           → schema.schema_json()
 
-Bad input answers 4xx with {"error": "...", "field": "..."}; a bad request never
-takes the server down. A request whose Origin header names a web page that is not
-on this machine is refused (403): any page a browser shows could otherwise POST to
-a local renderer. Numbers in the request (size, Content-Length, chunk sizes) are
+Sizes: 32–4096 (default 1024). Work: bound.py states the bound (1.5 CPU-s at 1024²,
+3 s at 2048², 384 MB a request, 768 MB over the server) and holds it by drawing
+smaller and scaling up. Bad input answers 4xx with {"error": "...", "field": "..."} before
+anything is drawn; a bad request never takes the server down. Requests from web
+pages elsewhere are refused (403; guard.py): a Host that is not this machine's (DNS
+rebinding), an Origin of another machine, a browser's cross-site GET (an `<img>`
+on another site). Numbers in the request (size, Content-Length, chunk sizes) are
 ASCII digits of bounded length (schema.parse_uint); the log escapes control bytes.
 Concurrency: `--workers` pre-forked processes share the
 listening socket (skia holds the GIL while it draws, so threads alone do not use a
 second core); each process also serves its connections on threads.
 
     python -m renderer.server [--host 127.0.0.1] [--port 3000] [--workers 2]
+                              [--allow-host NAME ...]
 
 Env: PORT (default 3000), RENDERER_HOST (the address to bind, default 127.0.0.1;
-0.0.0.0 serves every network the machine is on). `--parent-pid PID` (what
-rendering.start_renderer passes) stops the server when that process is gone, even when
-it was killed with SIGKILL.
+0.0.0.0 serves every network the machine is on: add the names clients use with
+--allow-host or RENDERER_ALLOW_HOSTS=name,name). `--parent-pid PID` (what rendering.start_renderer passes) stops the
+server when that process is gone, even when it was killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -35,110 +44,62 @@ import contextlib
 import json
 import multiprocessing
 import os
-import signal
 import socket
 import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from art_explorer.scene import schema
-from renderer import __version__, codec
-from renderer.scene import render_png
+from renderer import __version__, bound, codec, page
+from renderer.guard import (
+    RequestError,
+    check_depth,
+    check_fetch_site,
+    check_host,
+    check_origin,
+    content_length,
+    host_name,
+    parse_json,
+    parse_request_params,
+    parse_size,
+)
+from renderer.workers import (
+    exit_with_parent,
+    log,
+    printable,  # noqa: F401  (tests import it from here)
+    run_prefork,
+    tune_malloc,
+)
 
 MAX_BODY = 256 * 1024  # bytes
 DISCARD_MAX = 4 * 1024 * 1024  # a refused body up to this size is read and dropped
-DEFAULT_SIZE = 1024
-MIN_SIZE, MAX_SIZE = 32, 2048
 RENDER_SLOTS = 2  # concurrent renders per process (the rest wait their turn)
-ROUTES = {"/api/raster": "POST, GET", "/api/health": "GET", "/api/schema": "GET"}
-MAX_LENGTH_DIGITS = 15  # a Content-Length longer than this is malformed, not big
+MEMORY_WAIT_S = 60.0  # a render waits this long for memory, then answers 503
+ROUTES = {
+    "/api/raster": "POST, GET",
+    "/render": "GET",
+    "/api/health": "GET",
+    "/api/schema": "GET",
+}
 MAX_CHUNK_DIGITS = 8  # hex digits of a chunk size (4 GiB - 1)
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
-class RequestError(Exception):
-    """A refused request: HTTP status, message and the offending field."""
+@dataclass
+class Shared:
+    """What every worker process shares (made before they fork): the render count,
+    the memory pool, and the settings."""
 
-    def __init__(self, status: int, message: str, field: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-
-
-def parse_size(query: str) -> int:
-    """`?size=N` → N (default 1024); an int in [32, 2048] or a RequestError."""
-    values = parse_qs(query, keep_blank_values=True).get("size")
-    if not values:
-        return DEFAULT_SIZE
-    raw = values[-1].strip()
-    try:
-        size = schema.parse_uint(raw, "size", max_digits=9)
-    except schema.NumberError as e:
-        raise RequestError(400, f"{e} (an integer)", "size") from None
-    if not MIN_SIZE <= size <= MAX_SIZE:
-        raise RequestError(
-            400, f"size: {size} is outside {MIN_SIZE}–{MAX_SIZE}", "size"
-        )
-    return size
-
-
-def content_length(value: str) -> int:
-    """A Content-Length header → bytes, or RequestError 400 (ASCII digits only)."""
-    try:
-        return schema.parse_uint(
-            value.strip(), "body: Content-Length", MAX_LENGTH_DIGITS
-        )
-    except schema.NumberError as e:
-        raise RequestError(400, str(e), "body") from None
-
-
-def check_origin(origin: str | None) -> None:
-    """RequestError 403 unless the Origin header is absent or names this machine
-    (http(s)://localhost, 127.0.0.1 or [::1], any port): a web page elsewhere must
-    not make the user's browser drive the local renderer."""
-    if origin is None:
-        return
-    try:
-        u = urlsplit(origin.strip())
-        scheme, host = u.scheme, u.hostname
-    except ValueError:
-        scheme, host = "", None
-    if scheme not in ("http", "https") or host not in LOCAL_HOSTS:
-        raise RequestError(
-            403,
-            f"origin: requests from web pages are only taken from this machine, "
-            f"not {schema.clip_text(origin, 80)}",
-            "origin",
-        )
-
-
-def _reject_constant(name: str) -> Any:
-    raise RequestError(400, f"body: {name} is not a finite number", "body")
-
-
-def parse_body(raw: bytes) -> tuple[dict[str, Any], list[str]]:
-    """JSON body (either spelling) → (complete flat params, clamped field names)."""
-    try:
-        obj = json.loads(raw, parse_constant=_reject_constant)
-    except RequestError:
-        raise
-    except (ValueError, RecursionError) as e:
-        raise RequestError(400, f"body: not JSON ({e})", "body") from None
-    if not isinstance(obj, dict):
-        raise RequestError(
-            400, f"body: expected a JSON object, got {schema.json_type(obj)}", "body"
-        )
-    try:
-        params, clamped = schema.parse_params(obj)
-    except schema.ParamError as e:
-        raise RequestError(400, e.message, e.field or "body") from None
-    return params, list(dict.fromkeys(clamped))
+    renders: Any  # multiprocessing.Value("q")
+    memory: bound.MemoryPool
+    workers: int
+    verbose: bool
+    allowed_hosts: tuple[str, ...]  # besides guard.LOCAL_HOSTS
 
 
 class RendererHTTPServer(ThreadingHTTPServer):
@@ -146,18 +107,15 @@ class RendererHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(
-        self, sock: socket.socket, renders: Any, workers: int, verbose: bool
-    ) -> None:
+    def __init__(self, sock: socket.socket, shared: Shared, worker: int) -> None:
         super().__init__(sock.getsockname()[:2], Handler, bind_and_activate=False)
         self.socket.close()
         self.socket = sock
-        self.renders = renders  # multiprocessing.Value shared by all workers
-        self.workers = workers
-        self.verbose = verbose
+        self.shared = shared
+        self.worker = worker  # this process's slot in shared.memory
         self.started = time.time()
         # skia holds the GIL while drawing, so more concurrent renders per process
-        # gain nothing and only add memory (a 2048² render holds ~150 MB)
+        # gain nothing and only add memory (bound.py: up to 384 MB a render)
         self.render_slots = threading.BoundedSemaphore(RENDER_SLOTS)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -205,7 +163,13 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         self.body_read = False
         try:
+            check_host(self.headers.get("Host"), self.server.shared.allowed_hosts)
             check_origin(self.headers.get("Origin"))
+            check_fetch_site(
+                self.headers.get("Sec-Fetch-Site"),
+                self.headers.get("Sec-Fetch-Mode"),
+                page=url.path == "/render",
+            )
             allowed = ROUTES.get(url.path)
             if allowed is None:
                 raise RequestError(404, f"no such path: {url.path}", "path")
@@ -215,6 +179,8 @@ class Handler(BaseHTTPRequestHandler):
                 )
             if url.path == "/api/raster":
                 self._raster(url.query)
+            elif url.path == "/render":
+                self._render_page(url.query)
             elif url.path == "/api/health":
                 self._send_json(200, self._health())
             else:
@@ -243,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
                 f"at {where.filename}:{where.lineno}"
             )
         else:
-            if self.server.verbose:
+            if self.server.shared.verbose:
                 ms = 1000 * (time.perf_counter() - t0)
                 log(
                     f"{self.client_address[0]} {method} {self.path} → 200 in {ms:.1f} ms"
@@ -254,17 +220,41 @@ class Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         size = parse_size(query)
-        params, clamped = parse_body(body)
-        with self.server.render_slots:
-            png = render_png(params, size)
-        with self.server.renders.get_lock():
-            self.server.renders.value += 1
+        obj = parse_json(body)
+        params, clamped = parse_request_params(obj)
+        self._send_picture(params, size, codec.header_for(obj, params), clamped)
+
+    def _send_picture(
+        self,
+        params: dict[str, Any],
+        size: int,
+        encoded: str | None,
+        clamped: list[str],
+    ) -> None:
+        """Draw within the work bound (bound.py) and answer the PNG."""
+        plan = bound.plan_render(params, size)
+        shared = self.server.shared
+        try:
+            with (
+                self.server.render_slots,
+                shared.memory.reserve(
+                    self.server.worker, plan.megabytes, MEMORY_WAIT_S
+                ),
+            ):
+                png = bound.render_png(params, plan)
+        except TimeoutError:
+            raise RequestError(
+                503, "busy: too many large renders at once, try again", "size"
+            ) from None
+        with shared.renders.get_lock():
+            shared.renders.value += 1
         headers = {"Cache-Control": "no-store"}
         if clamped:
             headers["X-Clamped"] = ",".join(clamped)
-        encoded = codec.header_for(body, params)
         if encoded is not None:
             headers["X-Encoded-Params"] = encoded
+        if plan.drawn != size:
+            headers["X-Drawn-Size"] = str(plan.drawn)
         self._send(200, "image/png", png, headers)
 
     def _raster_get(self, query: str) -> bytes | None:
@@ -273,16 +263,38 @@ class Handler(BaseHTTPRequestHandler):
         q = parse_qs(query, keep_blank_values=True)
         if "health" in q:
             health = {"ok": True, "pool": RENDER_SLOTS, "consecutiveFails": 0}
-            health |= {"totalRenders": int(self.server.renders.value)}
+            health |= {"totalRenders": int(self.server.shared.renders.value)}
             self._send_json(200, health | {"recycling": False} | self._health())
             return None
         if q.get("params", [""])[0]:
             return q["params"][0].encode()
         if not q.get("parse", [""])[0]:
             raise RequestError(400, "Missing ?params= or ?parse= param", "query")
-        entries = codec.js_json(codec.decode(q["parse"][0])) + "\n"
-        self._send(200, "application/json", entries.encode(), {})
+        entries = codec.decode(q["parse"][0])
+        check_depth(entries, "parse")
+        self._send(
+            200, "application/json", (codec.js_json(entries) + "\n").encode(), {}
+        )
         return None
+
+    def _render_page(self, query: str) -> None:
+        """GET /render?c=S: the picture of the encoded string S (no c: the
+        defaults, as the original's page draws), or for a browser its page."""
+        q = parse_qs(query, keep_blank_values=True)
+        encoded = q.get("c", [""])[-1]
+        entries = codec.decode(encoded)
+        if encoded.strip() and not entries:
+            raise RequestError(
+                400, "c: not an encoded params string (the original's codec)", "c"
+            )
+        check_depth(entries, "c")
+        size = parse_size(query)
+        params, clamped = parse_request_params(entries, "c")
+        if page.wants_page(self.headers.get("Accept"), q):
+            html = page.render_page(encoded, size, entries)
+            self._send(200, "text/html; charset=utf-8", html, page.PAGE_HEADERS)
+            return
+        self._send_picture(params, size, codec.header_for(entries, params), clamped)
 
     def _has_body(self) -> bool:
         return bool(self.headers.get("Transfer-Encoding")) or self.headers.get(
@@ -383,8 +395,8 @@ class Handler(BaseHTTPRequestHandler):
             "version": __version__,
             "schema": schema.SCHEMA_VERSION,
             "uptime": round(time.time() - self.server.started, 3),
-            "renders": int(self.server.renders.value),
-            "workers": self.server.workers,
+            "renders": int(self.server.shared.renders.value),
+            "workers": self.server.shared.workers,
         }
 
     def _send_json(
@@ -424,112 +436,14 @@ class Handler(BaseHTTPRequestHandler):
         pass  # one line per error is logged by _dispatch; 200s only with --verbose
 
 
-def log(msg: str) -> None:
-    """One line on stderr; control characters (a request path may carry ESC or BEL,
-    terminal escapes) are written as \\xNN, and a very long line is cut."""
-    print(f"renderer[{os.getpid()}]: {printable(msg)}", file=sys.stderr, flush=True)
-
-
-def printable(text: str, limit: int = 2000) -> str:
-    """`text` with every non-printable character escaped (\\x1b, \\u2028), cut to
-    `limit` characters."""
-    if len(text) > limit:
-        text = f"{text[:limit]}... ({len(text)} chars)"
-    if text.isprintable():
-        return text
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-        for c in text
-    )
-
-
 # ----------------------------------------------------------------------------------
 # Processes
 
 
-def serve(sock: socket.socket, renders: Any, workers: int, verbose: bool) -> None:
-    """Serve on `sock` in this process until killed."""
-    server = RendererHTTPServer(sock, renders, workers, verbose)
+def serve(sock: socket.socket, shared: Shared, worker: int = 0) -> None:
+    """Serve on `sock` in this process (worker slot `worker`) until killed."""
+    server = RendererHTTPServer(sock, shared, worker)
     server.serve_forever(poll_interval=0.5)
-
-
-def _watch_parent(parent: int) -> None:
-    """In a worker: exit when the parent process is gone (no orphans)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
-
-
-def limit_malloc_arenas(n: int = 2) -> None:
-    """Cap glibc's malloc arenas at n. It gives threads arenas of their own (up to 8
-    per core), and with a thread per connection the freed memory stays spread over
-    them: under bench/fuzz.py a worker's RSS crept from 50 to 260 MB in 30000
-    requests, and stays near 120 MB with 2 arenas. No-op where there is no glibc."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(-8, n)  # -8 = M_ARENA_MAX
-
-
-def exit_with_parent(parent: int, poll: float = 0.5) -> None:
-    """Stop this server (SIGTERM to itself: the workers stop too) as soon as the
-    process `parent` that started it is gone, however it ended (kill -9 included):
-    its children are then re-parented, so getppid() changes. Runs in a daemon
-    thread."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll)
-        log(f"parent process {parent} is gone; stopping")
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _spawn(sock: socket.socket, renders: Any, workers: int, verbose: bool) -> int:
-    parent = os.getpid()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 0
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-        serve(sock, renders, workers, verbose)
-    except BaseException:
-        code = 1
-    finally:
-        os._exit(code)
-
-
-def run_prefork(sock: socket.socket, renders: Any, workers: int, verbose: bool) -> None:
-    """Fork `workers` processes on the shared socket; respawn one that dies; stop them
-    all on SIGTERM/SIGINT."""
-    sock.setblocking(False)  # workers race for accept(); the losers just poll again
-    pids = {_spawn(sock, renders, workers, verbose) for _ in range(workers)}
-    stopping = False
-
-    def stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in list(pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while pids:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        pids.discard(pid)
-        if not stopping:
-            log(f"worker {pid} exited (status {status}); starting another")
-            pids.add(_spawn(sock, renders, workers, verbose))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -543,6 +457,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument(
         "--port", type=int, default=None, help="port to bind (default $PORT or 3000)"
+    )
+    g.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name or address to answer to besides localhost, 127.0.0.1, "
+        "::1, --host and $RENDERER_ALLOW_HOSTS (comma-separated); repeatable, e.g. "
+        "this machine's LAN name with --host 0.0.0.0. Requests naming any other "
+        "host are refused: DNS rebinding",
     )
     g = ap.add_argument_group("serving")
     g.add_argument(
@@ -583,11 +507,19 @@ def main(args: argparse.Namespace) -> None:
         ) from None
     if args.parent_pid is not None:
         exit_with_parent(args.parent_pid)
-    limit_malloc_arenas()
+    tune_malloc()
     workers = max(1, args.workers)
     if not hasattr(os, "fork"):
         workers = 1
-    renders = multiprocessing.Value("q", 0)
+    env_hosts = os.environ.get("RENDERER_ALLOW_HOSTS", "").split(",")
+    allowed = [args.host, *args.allow_host, *(h for h in env_hosts if h.strip())]
+    shared = Shared(
+        renders=multiprocessing.Value("q", 0),
+        memory=bound.MemoryPool(bound.SERVER_MEMORY_MB, workers),
+        workers=workers,
+        verbose=args.verbose,
+        allowed_hosts=tuple(n for a in allowed if (n := host_name(a)) is not None),
+    )
     host = f"[{args.host}]" if ":" in args.host else args.host
     kind = f"{workers} processes" if workers > 1 else "1 process, threads"
     log(
@@ -595,9 +527,14 @@ def main(args: argparse.Namespace) -> None:
     )
     try:
         if workers > 1:
-            run_prefork(sock, renders, workers, args.verbose)
+            run_prefork(
+                sock,
+                workers,
+                lambda worker: serve(sock, shared, worker),
+                shared.memory.forget,
+            )
         else:
-            serve(sock, renders, workers, args.verbose)
+            serve(sock, shared)
     except KeyboardInterrupt:
         pass
     finally:

@@ -597,3 +597,120 @@ def test_canonicalize_command_and_a_broken_line(tmp_path: Path, capsys: Any) -> 
     assert refs.main(refs.parse_args(argv)) == 1
     assert "line 2: not JSON" in capsys.readouterr().err
     assert path.read_text() == broken  # nothing written
+
+
+# ----------------------------------------------------------------------------------
+# Issue 35: the original's own controls' ranges, its /render page, its big sizes
+
+# A ref of the original's (one of 120 with noise beyond today's controls): its Leva
+# panel had Noise.opacity in 0–1 and Noise.size in 0.1–3 when it was saved.
+WIDE_NOISE = {"Noise.enabled": True, "Noise.opacity": 0.5472, "Noise.size": 1.7499}
+
+
+def test_noise_the_originals_controls_allowed_is_drawn_as_asked(
+    renderer_url: str,
+) -> None:
+    r = requests.post(renderer_url, params={"size": 128}, json=WIDE_NOISE, timeout=30)
+    assert r.status_code == 200 and "X-Clamped" not in r.headers
+    narrowed = WIDE_NOISE | {"Noise.opacity": 0.3, "Noise.size": 0.55}
+    old = requests.post(renderer_url, params={"size": 128}, json=narrowed, timeout=30)
+    assert old.status_code == 200 and old.content != r.content
+    drawn = codec.decode(r.headers["X-Encoded-Params"])
+    assert drawn["Noise.opacity"]["value"] == 0.547
+    assert drawn["Noise.size"]["value"] == 1.75
+
+
+def test_beyond_the_widest_control_the_value_is_clamped_and_said() -> None:
+    # the original's panel never drew Noise.opacity above 1 or Noise.size above 3
+    # (nor Dither.scale below 0.25): such a value is a typo, drawn at the edge
+    params, clamped = schema.parse_params(
+        {"Noise.opacity": 1.5, "Noise.size": 7, "Dither.scale": 0.1}
+    )
+    assert (params["noiseOpacity"], params["noiseSize"]) == (1.0, 3.0)
+    assert params["ditherScale"] == 0.25
+    assert set(clamped) == {"noiseOpacity", "noiseSize", "ditherScale"}
+
+
+def test_the_models_keep_encoding_the_sampled_noise_range() -> None:
+    # checkpoints encode [clamp_lo, clamp_hi] and check the schema hash: the wider
+    # draw range is neither, so a value beyond encodes at the edge
+    from art_explorer.scene import encoding
+
+    served = {p["key"]: p for p in schema.schema_json()["params"]}
+    assert served["noiseOpacity"]["range"] == [0, 0.3]
+    assert "clampRange" not in served["noiseOpacity"]
+    at_edge = schema.default_params() | {"noiseOpacity": 0.3}
+    beyond = schema.default_params() | {"noiseOpacity": 0.5472}
+    assert (
+        encoding.encode_params(at_edge).cont == encoding.encode_params(beyond).cont
+    ).all()
+
+
+def test_render_page_answers_the_picture_of_the_encoded_params(
+    renderer_url: str,
+) -> None:
+    body = {"Element.geometry": "spiral", "Scalars.repetitions": 40} | WIDE_NOISE
+    posted = requests.post(renderer_url, params={"size": 96}, json=body, timeout=30)
+    encoded = posted.headers["X-Encoded-Params"]
+    page = renderer_url.replace("/api/raster", "/render")
+    r = requests.get(page, params={"c": encoded, "size": 96}, timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "image/png"
+    # the string keeps 3 decimals: the page draws what it decodes to
+    replay = requests.post(
+        renderer_url, params={"size": 96}, json=codec.decode(encoded), timeout=30
+    )
+    assert r.content == replay.content
+    assert r.headers["X-Encoded-Params"] == encoded
+    # the original's own page is 1024 px: so is ours by default
+    assert png_size(requests.get(page, params={"c": encoded}, timeout=60).content) == (
+        1024,
+        1024,
+    )
+
+
+def test_render_page_for_a_browser_shows_the_picture_and_its_params(
+    renderer_url: str,
+) -> None:
+    encoded = codec.encode({k: {"value": v} for k, v in WIDE_NOISE.items()})
+    page = renderer_url.replace("/api/raster", "/render")
+    r = requests.get(
+        page,
+        params={"c": encoded, "size": 64},
+        headers={"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Site": "none"},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    text = r.text
+    src = text.split('<img src="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    assert src.startswith("/render?") and "format=png" in src
+    img = requests.get(
+        renderer_url.replace("/api/raster", src),
+        headers={"Accept": "text/html"},
+        timeout=30,
+    )
+    assert img.status_code == 200 and img.headers["Content-Type"] == "image/png"
+    assert "Noise.opacity" in text and "0.547" in text
+
+
+def test_render_page_without_c_draws_the_defaults_and_refuses_garbage(
+    renderer_url: str,
+) -> None:
+    page = renderer_url.replace("/api/raster", "/render")
+    r = requests.get(page, params={"size": 48}, timeout=30)
+    default = requests.post(renderer_url, params={"size": 48}, json={}, timeout=30)
+    assert r.status_code == 200 and r.content == default.content
+    bad = requests.get(page, params={"c": "!!!!", "size": 48}, timeout=10)
+    assert bad.status_code == 400 and bad.json()["field"] == "c"
+    odd = requests.get(page, params={"c": "AAAA", "size": 4097}, timeout=10)
+    assert odd.status_code == 400
+
+
+def test_sizes_above_2048_are_drawn_smaller_and_scaled_up(renderer_url: str) -> None:
+    # the original's thumbnail tool asks for 3840
+    body = {"Element.geometry": "ring", "Scalars.repetitions": 20}
+    r = requests.post(renderer_url, params={"size": 3840}, json=body, timeout=120)
+    assert r.status_code == 200 and png_size(r.content) == (3840, 3840)
+    assert int(r.headers["X-Drawn-Size"]) <= 2048
+    too_big = requests.post(renderer_url, params={"size": 4097}, json={}, timeout=10)
+    assert too_big.status_code == 400 and "4096" in too_big.json()["error"]

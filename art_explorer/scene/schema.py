@@ -88,6 +88,13 @@ class Param:
         (angles and Scene.position, which have no range).
     periodic: an angle in radians; wrapped into [lo, hi) for encoding.
     bias_min: ints draw from [bias_min, hi] 80% of the time.
+    draw_lo, draw_hi: where the original's own controls allowed more over their
+        history than [clamp_lo, clamp_hi] (its Leva panel had Noise.opacity in 0–1
+        and Noise.size in 0.1–3 before narrowing them to 0.3 and 0.55, and its
+        refs were saved then): the range parse_params keeps and the renderer draws.
+        The models encode and the optimiser searches [clamp_lo, clamp_hi] still (a
+        value beyond it encodes at the edge), so neither these fields nor the
+        schema hash that checkpoints check mention the wider range.
     """
 
     key: str
@@ -102,6 +109,8 @@ class Param:
     periodic: bool = False
     bias_min: int | None = None
     clamp: bool = True
+    draw_lo: float | None = None
+    draw_hi: float | None = None
 
     @property
     def clamp_lo(self) -> float:
@@ -110,6 +119,13 @@ class Param:
     @property
     def clamp_hi(self) -> float:
         return self.hi if self.hard_hi is None else self.hard_hi
+
+    @property
+    def accept_range(self) -> tuple[float, float]:
+        """(lo, hi) that parse_params clamps to: the draw range where there is
+        one, else [clamp_lo, clamp_hi]."""
+        lo = self.clamp_lo if self.draw_lo is None else self.draw_lo
+        return lo, self.clamp_hi if self.draw_hi is None else self.draw_hi
 
 
 PI = math.pi
@@ -165,8 +181,8 @@ SCHEMA: tuple[Param, ...] = (
     Param("color", "Element.color", "color", "#EFEDDB"),
     Param("noiseEnabled", "Noise.enabled", "bool", False),
     Param("noiseDensity", "Noise.density", "float", 0.11, 0, 1),
-    Param("noiseOpacity", "Noise.opacity", "float", 0.11, 0, 0.3),
-    Param("noiseSize", "Noise.size", "float", 0.3, 0.1, 0.55),
+    Param("noiseOpacity", "Noise.opacity", "float", 0.11, 0, 0.3, draw_hi=1),
+    Param("noiseSize", "Noise.size", "float", 0.3, 0.1, 0.55, draw_hi=3),
     Param("crtEnabled", "CRT.enabled", "bool", False),
     Param("crtBleed", "CRT.bleed", "float", 0.4, 0, 1),
     Param("crtBloom", "CRT.bloom", "float", 0.15, 0, 1),
@@ -182,7 +198,7 @@ SCHEMA: tuple[Param, ...] = (
     Param("ditherMatrix", "Dither.matrix", "cat", 4, options=DITHER_MATRICES),
     Param("ditherColors", "Dither.colors", "int", 6, 2, 32, bias_min=3),
     Param("ditherStrength", "Dither.strength", "float", 0.78, 0, 1),
-    Param("ditherScale", "Dither.scale", "float", 8.0, 1, 8),
+    Param("ditherScale", "Dither.scale", "float", 8.0, 1, 8, draw_lo=0.25),
     Param("ditherBias", "Dither.bias", "float", 0.5, 0, 1),
     Param("ditherGrayscale", "Dither.grayscale", "bool", False),
 )
@@ -457,7 +473,7 @@ def _value(p: Param, v: Any, name: str, clamped: list[str]) -> Any:
             return x
         if p.periodic:
             return wrap_angle(x)
-        lo, hi = p.clamp_lo, p.clamp_hi
+        lo, hi = p.accept_range
         if x < lo or x > hi:
             clamped.append(name)
             return min(hi, max(lo, x))
