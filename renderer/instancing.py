@@ -5,12 +5,14 @@ drei computes each instance's world matrix W = Scene · Group · Inst_i, then wr
 `compose(decompose(W))` into the instanced mesh (three.js `Matrix4.decompose`,
 `Quaternion.setFromRotationMatrix`, `Matrix4.compose`). For a W that is a rotation
 times a scale this changes nothing; for a W with shear (a non-uniform layer scale
-followed by the instance's own rotation) it does: the scale becomes the lengths of
-W's columns, and the rotation is whatever quaternion three.js reads off the columns
-divided by those lengths, which are then no longer orthogonal. The result keeps each
-column's length but not the angle between the columns: an instance of a layer scaled
-(0.07, 1.62) stays a thin stroke of its own length at its own angle instead of
-collapsing into the layer's narrow beam, so such a layer draws a fan of strokes.
+followed by the instance's own rotation) it does:
+the scale becomes the lengths of W's columns, and the rotation is whatever
+quaternion three.js reads off the columns divided by those lengths, which are then
+not orthogonal and give a quaternion longer or shorter than 1. In the usual branch
+(the columns' trace > 0) the result is a rotation times a uniform factor times
+diag(|column 0|, |column 1|): the shear is gone, so an instance of a layer scaled
+(0.07, 1.62) stays a thin stroke at its own angle instead of collapsing into the
+layer's narrow beam, and such a layer draws a fan of strokes.
 
 Depth. The outline is a tube whose cross-section is a square standing on one corner
 (three.js TubeGeometry, 4 radial segments, radius geoWidth): across the band, at
