@@ -9,9 +9,9 @@ Fidelity: held-out draws of `sampling.sample_params` (seed --seed, noise, dither
 CRT off) drawn by the renderer (renderer.scene.render, in-process) and by the twin;
 NCC of √grey, both blurred by σ = 1 px (`metrics.ncc`). A draw that both draw black
 (every pixel < 1/255) counts as a match (NCC 1; `metrics.ncc` says 0 for a blank
-picture) and is counted apart. With ../shared/golden (or --golden) present, every
-golden case at 256² is compared with the original's picture by both: the twin's NCC
-beside the renderer's own.
+picture) and is counted apart. Every case of both golden sets (tests/golden,
+tests/golden2; or --golden DIR) at 256² is compared with the original's picture by
+both: the twin's NCC beside the renderer's own, per set.
 
 Speed: render + gradient (backward of a loss through the picture) per second at
 128², batches of --batch variants of one scene, torch on --threads threads: typical
@@ -59,7 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--seed", type=int, default=20261129, help="seed of the draws")
     g.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="px")
     g.add_argument(
-        "--golden", default=None, help="golden folder (default ../shared/golden)"
+        "--golden",
+        default=None,
+        help="one golden folder instead of both sets (tests/golden*); none: skip",
     )
     s = ap.add_argument_group("speed")
     s.add_argument("--no-speed", action="store_true", help="skip the speed figures")
@@ -142,32 +144,34 @@ def load_fidelity_bench() -> ModuleType:
 
 
 def golden(folder: str | None) -> list[dict[str, Any]] | None:
-    """Per golden case at 256²: the renderer's and the twin's NCC against the
-    original's picture (σ = 1 px); None when there is no golden folder."""
+    """Per golden case (both sets, bench/fidelity.py) at 256²: the renderer's and
+    the twin's NCC against the original's picture (σ = 1 px); None when asked for
+    none ("none") or when there is none."""
     if folder == "none":
         return None
-    fb = load_fidelity_bench()
-    path = fb.golden_dir(folder)
-    if not (path / "cases.jsonl").exists():
-        return None
+    sets = load_fidelity_bench().all_cases(folder)
     rows = []
-    for case in fb.load_cases(path):
-        params = schema.validate_params(case.params)
-        original = case.picture(path, 256)
-        ren = scene.render(params, 256).astype(np.float64) / 255
-        ours = twin.render_params(plain(params), 256)
-        post = bool(
-            params["noiseEnabled"] or params["ditherEnabled"] or params["crtEnabled"]
-        )
-        rows.append(
-            {
-                "name": case.name,
-                "renderer": metrics.ncc(ren, original, NCC_SIGMA),
-                "twin": metrics.ncc(ours, original, NCC_SIGMA),
-                "post": post,
-            }
-        )
-    return rows
+    for cases in sets.values():
+        for case in cases:
+            params = schema.validate_params(case.params)
+            original = case.picture(256)
+            ren = scene.render(params, 256).astype(np.float64) / 255
+            ours = twin.render_params(plain(params), 256)
+            post = bool(
+                params["noiseEnabled"]
+                or params["ditherEnabled"]
+                or params["crtEnabled"]
+            )
+            rows.append(
+                {
+                    "golden": case.golden,
+                    "name": case.name,
+                    "renderer": metrics.ncc(ren, original, NCC_SIGMA),
+                    "twin": metrics.ncc(ours, original, NCC_SIGMA),
+                    "post": post,
+                }
+            )
+    return rows or None
 
 
 def heavy_params() -> dict[str, Any]:
@@ -252,7 +256,6 @@ def report(
                 f"{f[pre + 'min']:.3f} | {f['ms']:.0f} |"
             )
     if gold is not None:
-        plain_rows = [r for r in gold if not r["post"]]
         lines += [
             "",
             "## Golden cases at 256² (NCC against the original's picture, σ = 1 px)",
@@ -262,7 +265,14 @@ def report(
             "| cases | renderer median | twin median | mean (renderer − twin) | cases where the twin is > 0.03 below |",
             "|---|---:|---:|---:|---:|",
         ]
-        for label, rows in (("without post-passes", plain_rows), ("all", gold)):
+        groups = []
+        for name in dict.fromkeys(r["golden"] for r in gold):
+            mine = [r for r in gold if r["golden"] == name]
+            groups.append(
+                (f"{name}, without post-passes", [r for r in mine if not r["post"]])
+            )
+            groups.append((f"{name}, all", mine))
+        for label, rows in groups:
             if not rows:
                 continue
             d = [r["renderer"] - r["twin"] for r in rows]
@@ -271,10 +281,14 @@ def report(
                 f"{statistics.median(r['twin'] for r in rows):.3f} | {statistics.mean(d):.3f} | "
                 f"{sum(x > 0.03 for x in d)} |"
             )
-        lines += ["", "| case | renderer | twin | post-pass |", "|---|---:|---:|---|"]
+        lines += [
+            "",
+            "| set | case | renderer | twin | post-pass |",
+            "|---|---|---:|---:|---|",
+        ]
         for r in gold:
             lines.append(
-                f"| {r['name']} | {r['renderer']:.3f} | {r['twin']:.3f} | {'yes' if r['post'] else ''} |"
+                f"| {r['golden']} | {r['name']} | {r['renderer']:.3f} | {r['twin']:.3f} | {'yes' if r['post'] else ''} |"
             )
     if spd is not None:
         lines += [

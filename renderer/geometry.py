@@ -169,3 +169,41 @@ def geometry_extent(name: str) -> Extent:
     r = np.hypot(pts[:, 0], pts[:, 1])
     length = float(np.hypot(*np.diff(pts, axis=0).T).sum())
     return Extent(_segment_distance(pts), float(r.max()), length)
+
+
+@functools.lru_cache(maxsize=256)
+def miter_offsets(name: str, start_angle: float = 0.0) -> np.ndarray:
+    """Per outline point, the vector (SEGMENTS + 1, 2) that moves it one local unit
+    sideways (to the left of the direction of travel) along the mitred join: the
+    outline offset by d is `outline_points + d · miter_offsets`."""
+    pts = outline_points(name, start_angle)
+    t = np.diff(pts, axis=0)
+    t /= np.hypot(t[:, 0], t[:, 1])[:, None]
+    n = np.stack([-t[:, 1], t[:, 0]], 1)  # (M, 2) segment normals
+    if name in CLOSED:
+        before, after = np.vstack([n[-1:], n]), np.vstack([n, n[:1]])
+    else:
+        before, after = np.vstack([n[:1], n]), np.vstack([n, n[-1:]])
+    m = before + after
+    m /= np.hypot(m[:, 0], m[:, 1])[:, None]
+    cos = np.clip((m * after).sum(axis=1), 0.25, 1.0)  # miter length ≤ 4
+    out = m / cos[:, None]
+    out.setflags(write=False)
+    return out
+
+
+def edge_path(name: str, start_angle: float, offset: float) -> skia.Path:
+    """The outline offset by ±`offset` local units to either side, as one skia
+    path of two polylines (for a band whose middle is clipped away: its two edge
+    strips are these, stroked)."""
+    pts = outline_points(name, start_angle)
+    vec = miter_offsets(name, start_angle)
+    path = skia.Path()
+    for side in (offset, -offset):
+        q = pts + side * vec
+        path.moveTo(float(q[0, 0]), float(q[0, 1]))
+        for x, y in q[1:-1].tolist() if name in CLOSED else q[1:].tolist():
+            path.lineTo(x, y)
+        if name in CLOSED:
+            path.close()
+    return path

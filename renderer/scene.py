@@ -39,7 +39,13 @@ import skia
 from PIL import Image
 
 from art_explorer.scene.schema import color_to_rgb
-from renderer.geometry import geometry_bounds, geometry_extent, geometry_path
+from renderer.geometry import (
+    edge_path,
+    geometry_bounds,
+    geometry_extent,
+    geometry_path,
+)
+from renderer.instancing import compose_decomposed, visible_edge
 from renderer.png import encode_png
 from renderer.postfx import apply_crt, apply_dither, apply_noise
 from renderer.progressions import gradient_brightness, instance_transforms, tone_map
@@ -184,18 +190,23 @@ class Instances:
         drawing time in µs beyond the fixed cost of a draw (`draw_cost`).
     boxes: (n, 4) pixel bounds (left, top, right, bottom) of the stroked outline.
     reach: the outline's farthest point from the element's origin, in local units
-        (for `merge_runs`)."""
+        (for `merge_runs`).
+    edge: (n,) how wide each edge strip of the band is drawn, local units (the
+        band's half-width when all of it is: `instancing.visible_edge`)."""
 
     matrices: np.ndarray
     alpha: np.ndarray
     cost: np.ndarray
     boxes: np.ndarray
     reach: float
+    edge: np.ndarray
 
     @staticmethod
     def empty() -> Instances:
         z = np.zeros((0, 6))
-        return Instances(z, np.zeros(0), np.zeros(0), np.zeros((0, 4)), 0.0)
+        return Instances(
+            z, np.zeros(0), np.zeros(0), np.zeros((0, 4)), 0.0, np.zeros(0)
+        )
 
 
 def draw_cost(
@@ -240,24 +251,29 @@ def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instance
     )
     m = view_matrix(size) @ scene_matrix(params) @ chain.group  # (3, 3) group → pixel
     g = scene_matrix(params)[:2, :2] @ chain.group[:2, :2]  # group → world, linear part
-    sv = np.linalg.svd(g, compute_uv=False)  # world units per local unit: max, min
-    if sv[1] < 1e-9:
-        return Instances.empty()  # a zero layer scale flattens the chain to nothing
+    if np.linalg.svd(g, compute_uv=False)[1] < 1e-9:
+        # a zero layer (or scene) scale: three.js inverts the chain's singular world
+        # matrix to the zero matrix, and the chain draws nothing
+        return Instances.empty()
     ppu = size / (2 * VIEW_HALF)  # pixels per world unit
     ext = geometry_extent(chain.geometry)
     stroke = chain.geo_width * STROKE_RADIUS_PER_WIDTH  # local units
     with np.errstate(over="ignore", invalid="ignore"):
+        # world linear part g · s_i·R(r_i) per instance, then as three.js draws it
         cs, sn = s * np.cos(r), s * np.sin(r)
-        # m[:2, :2] @ [[cs, -sn], [sn, cs]] and m @ (px, py, 1), per instance
-        sx = m[0, 0] * cs + m[0, 1] * sn
-        kx = -m[0, 0] * sn + m[0, 1] * cs
-        ky = m[1, 0] * cs + m[1, 1] * sn
-        sy = -m[1, 0] * sn + m[1, 1] * cs
+        wa, wb, wc, wd, wz = compose_decomposed(
+            g[0, 0] * cs + g[0, 1] * sn,
+            -g[0, 0] * sn + g[0, 1] * cs,
+            g[1, 0] * cs + g[1, 1] * sn,
+            -g[1, 0] * sn + g[1, 1] * cs,
+            float(params["scale"]) * s,
+        )
+        smax, smin = singular_values(wa, wb, wc, wd)  # world units per local unit
+        sx, kx, ky, sy = ppu * wa, ppu * wb, -ppu * wc, -ppu * wd  # view: +y up
         tx = m[0, 0] * p[:, 0] + m[0, 1] * p[:, 1] + m[0, 2]
         ty = m[1, 0] * p[:, 0] + m[1, 1] * p[:, 1] + m[1, 2]
         mats = np.stack([sx, kx, tx, ky, sy, ty], axis=1)
-        scale = np.abs(s)
-        extent = scale * ext.r_max * sv[0]  # world units
+        extent = ext.r_max * smax  # world units
         keep = (
             np.isfinite(mats).all(axis=1)
             & (extent >= MIN_EXTENT)
@@ -278,14 +294,23 @@ def chain_instances(params: dict[str, Any], chain: Chain, size: int) -> Instance
             & (py_c - ey <= size)
         )
         # an outline whose nearest point lies beyond the farthest picture corner
-        inner = scale * ppu * (ext.r_min * sv[1] - stroke * sv[0]) - 1
+        inner = ppu * (ext.r_min * smin - stroke * smax) - 1
         far = np.hypot(np.maximum(tx, size - tx), np.maximum(ty, size - ty))
         keep &= ~(inner > far)
-        length_px = scale[keep] * ext.length * sv[0] * ppu
-        width_px = scale[keep] * 2 * stroke * sv[1] * ppu  # the band's narrowest
+        length_px = smax[keep] * ext.length * ppu
+        width_px = 2 * stroke * smin[keep] * ppu  # the band's narrowest
         boxes = np.stack([px_c - ex, py_c - ey, px_c + ex, py_c + ey], axis=1)[keep]
+        edge = visible_edge(wz[keep], s[keep], stroke)
     cost = draw_cost(chain.geometry, length_px, width_px, size)
-    return Instances(mats[keep], a[keep], cost, boxes, ext.r_max + stroke)
+    return Instances(mats[keep], a[keep], cost, boxes, ext.r_max + stroke, edge)
+
+
+def singular_values(a: Any, b: Any, c: Any, d: Any) -> tuple[Any, Any]:
+    """Largest and smallest singular values of [[a, b], [c, d]], elementwise."""
+    f = a * a + b * b + c * c + d * d
+    det = np.abs(a * d - b * c)
+    smax = np.sqrt((f + np.sqrt(np.maximum(f * f - 4 * det * det, 0.0))) / 2)
+    return smax, det / np.where(smax > 0, smax, 1.0)
 
 
 def merge_runs(inst: Instances, tolerance: float) -> list[tuple[int, int]]:
@@ -319,12 +344,15 @@ def merge_runs(inst: Instances, tolerance: float) -> list[tuple[int, int]]:
 class Draw:
     """One draw of an outline: pixel matrix (6,), paint alpha, how many times
     (repeats of a merged run), and for a run whose summed opacity is large a pixel
-    box to draw it in an opaque-black layer scaled up by `alpha` (> 1)."""
+    box to draw it in an opaque-black layer scaled up by `alpha` (> 1); `edge`:
+    the width of the band's two edge strips when the clip planes cut its middle
+    away (None: the whole band)."""
 
     matrix: list[float]
     alpha: float
     repeats: int = 1
     layer_box: list[float] | None = None
+    edge: float | None = None
 
 
 def plan_draws(
@@ -345,18 +373,22 @@ def plan_draws(
             inst.cost.tolist(),
             inst.boxes.tolist(),
         )
+        stroke = chain.geo_width * STROKE_RADIUS_PER_WIDTH
+        edges = [None if e >= stroke else e for e in inst.edge.tolist()]
         draws: list[Draw] = []
         for start, end in merge_runs(inst, tolerance):
             k = (start + end - 1) // 2
             total_alpha = math.fsum(alpha[start:end])
             repeats = math.ceil(total_alpha - 1e-9)
             if repeats <= 1:
-                draws.append(Draw(mats[k], total_alpha))
+                draws.append(Draw(mats[k], total_alpha, edge=edges[k]))
             elif repeats <= MAX_REPEATS:
-                draws.append(Draw(mats[k], total_alpha / repeats, repeats))
+                draws.append(
+                    Draw(mats[k], total_alpha / repeats, repeats, edge=edges[k])
+                )
             else:
                 box = [min(max(v, 0.0), float(size)) for v in boxes[k]]
-                draws.append(Draw(mats[k], total_alpha, 1, box))
+                draws.append(Draw(mats[k], total_alpha, 1, box, edges[k]))
                 fixed += LAYER_COST_US
                 scaled += DRAW_PER_PX_US * (box[2] - box[0] + box[3] - box[1])
             fixed += draws[-1].repeats * DRAW_FIXED_US
@@ -434,10 +466,15 @@ def draw(params: dict[str, Any], size: int) -> skia.Surface:
     lo, hi = (float(v) for v in params["gradientRange"])
     angle = float(params["gradientAngle"])
     for chain, draws in plan:
-        path = geometry_path(chain.geometry, chain.start_angle)
+        band = geometry_path(chain.geometry, chain.start_angle)
+        radius = STROKE_RADIUS_PER_WIDTH * chain.geo_width
         paint.setShader(gradient_shader(chain.rgb, angle, lo, hi))
-        paint.setStrokeWidth(2 * STROKE_RADIUS_PER_WIDTH * chain.geo_width)
         for d in draws:
+            path = band
+            paint.setStrokeWidth(2 * radius)
+            if d.edge is not None:  # the clip planes leave two edge strips
+                path = edge_path(chain.geometry, chain.start_angle, radius - d.edge / 2)
+                paint.setStrokeWidth(d.edge)
             matrix = skia.Matrix.MakeAll(*d.matrix, 0.0, 0.0, 1.0)
             if d.layer_box is None:
                 canvas.setMatrix(matrix)

@@ -52,6 +52,7 @@ import torch
 from art_explorer.scene import schema
 from renderer import scene
 from renderer.geometry import geometry_extent
+from renderer.instancing import compose_decomposed, visible_edge
 from renderer.progressions import (
     alpha_progression,
     offset_progression,
@@ -436,6 +437,28 @@ def _levels(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]
     return np.concatenate(starts), np.concatenate(vectors), np.array(level), fit
 
 
+def instance_linear(
+    lin: torch.Tensor, s: torch.Tensor, r: torch.Tensor, scale: torch.Tensor, ppu: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each instance's linear part local → px as three.js draws it (B, n, 2, 2) and
+    its z entry (B, n), as scene.chain_instances: the world matrix (group · s_i·R(r_i),
+    lin (B, 2, 2) being view · scene · group) decomposed and composed back
+    (renderer/instancing.py). s, r: (B, n); scale: Scene.scale (B,)."""
+    c, sn = r.cos() * s, r.sin() * s
+    g = lin / torch.tensor([[ppu], [-ppu]], dtype=lin.dtype, device=lin.device)
+    g00, g01 = g[:, 0, 0, None], g[:, 0, 1, None]
+    g10, g11 = g[:, 1, 0, None], g[:, 1, 1, None]
+    a, b, cc, d, zc = compose_decomposed(
+        g00 * c + g01 * sn,
+        -g00 * sn + g01 * c,
+        g10 * c + g11 * sn,
+        -g10 * sn + g11 * c,
+        scale[:, None] * s,
+    )
+    rows = [torch.stack([a, b], -1), torch.stack([-cc, -d], -1)]
+    return ppu * torch.stack(rows, -2), zc
+
+
 def stroke_radius(
     struct: Structure, values: dict[str, torch.Tensor], chain: int
 ) -> torch.Tensor:
@@ -522,13 +545,16 @@ def chain_splats(
     lin = m[:, :2, :2]
     ppu = size / (2 * scene.VIEW_HALF)
     radius = stroke_radius(struct, values, chain)  # (B,) local units
+    L, zc = instance_linear(lin, s, r, values["scale"], ppu)  # (B, n, 2, 2), (B, n)
     # instances the renderer skips: not finite, or a world extent out of bounds
     with torch.no_grad():
         sv = torch.linalg.svdvals(lin)  # (B, 2) px per group unit
-        ext = s.abs() * geometry_extent(geom).r_max * sv[:, :1] / ppu  # world units
+        inst_sv = torch.linalg.svdvals(torch.nan_to_num(L))[..., 0]  # (B, n) px
+        ext = geometry_extent(geom).r_max * inst_sv / ppu  # world units
         keep = (
             torch.isfinite(s)
             & torch.isfinite(off).all(-1)
+            & torch.isfinite(L).flatten(-2).all(-1)
             & (ext >= scene.MIN_EXTENT)
             & (ext <= scene.MAX_EXTENT)
             & (sv[:, 1:] >= 1e-9 * ppu)
@@ -536,9 +562,10 @@ def chain_splats(
     s = torch.where(keep, s, torch.zeros_like(s))
     off = torch.where(keep[..., None], off, torch.zeros_like(off))
     a = torch.where(keep, a, torch.zeros_like(a))
-    c, sn = r.cos() * s, r.sin() * s
-    inst = torch.stack([torch.stack([c, -sn], -1), torch.stack([sn, c], -1)], -2)
-    L = lin[:, None] @ inst  # (B, n, 2, 2) local → px, linear part
+    L = torch.where(keep[..., None, None], L, torch.zeros_like(L))
+    # the share of the band's half-width its edge strips keep (1: all of it)
+    edge = visible_edge(zc, s, radius[:, None]) / radius[:, None].clamp(min=1e-12)
+    edge = torch.where(keep, edge.clamp(0.0, 1.0), torch.ones_like(edge)).detach()
     t = (lin[:, None] @ off[..., None])[..., 0] + m[:, None, :2, 2]  # (B, n, 2)
     # the outline's segments (B, S, 2) at every level of detail: starts and
     # vectors, turned by startAngle
@@ -556,13 +583,13 @@ def chain_splats(
         dx, dy = _apply(L, None, seg_d)
         rad = (
             0.5 * (dx.square() + dy.square()).sqrt()
-            + radius[:, None, None] * sv[:, :1, None] * s.abs()[..., None]
+            + radius[:, None, None] * inst_sv[..., None]
             + 3 * (AA_SIGMA + blur)
             + 1
         )
         # each instance drawn at the coarsest level whose segments are at most
         # PIECE_PX long and leave out no more than LEVEL_DEV_PX of the curve
-        px = (s.abs() * sv[:, :1]).amax(0)  # (n,) px per local unit
+        px = inst_sv.amax(0)  # (n,) px per local unit
         level = torch.zeros(len(px), dtype=torch.long, device=px.device)
         for j, scale_ok in enumerate(fit):
             level = torch.where(px <= scale_ok, j, level)
@@ -581,7 +608,7 @@ def chain_splats(
         width = 2 * radius[:, None] * det[:, inst_i] * dlen / length.clamp(min=1e-9)
         along, across = _cuts(length.amax(0), width.amax(0))
     f = torch.float32
-    L, t, a, radius = L.to(f), t.to(f), a.to(f), radius.to(f)
+    L, t, a, radius, edge = L.to(f), t.to(f), a.to(f), radius.to(f), edge.to(f)
     seg_a, seg_d = seg_a.to(f), seg_d.to(f)
     if len(inst_i) == 0:
         z = torch.zeros(len(s), 0, dtype=f, device=s.device)
@@ -592,7 +619,7 @@ def chain_splats(
         chain,
         (along, across),
         radius,
-        (L[:, inst_i], t[:, inst_i], a[:, inst_i]),
+        (L[:, inst_i], t[:, inst_i], a[:, inst_i], edge[:, inst_i]),
         (seg_a[:, seg_i], seg_d[:, seg_i]),
         blur,
     )
@@ -616,16 +643,16 @@ def _pair_splats(
     chain: int,
     cuts: tuple[torch.Tensor, torch.Tensor],
     radius: torch.Tensor,
-    inst: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    inst: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     seg: tuple[torch.Tensor, torch.Tensor],
     blur: float,
 ) -> Splats:
     """Splats of P (instance, segment) pairs: inst = (L (B, P, 2, 2), t (B, P, 2),
-    opacity (B, P)), seg = (start, vector), each (B, P, 2) in local units; pair p
+    opacity (B, P), the share of the band's edges drawn (B, P)), seg = (start, vector), each (B, P, 2) in local units; pair p
     cut into cuts[0][p] pieces along and its band into cuts[1][p] strips across.
     What a splat needs is worked out per pair, then gathered once per splat."""
     along, across = cuts
-    L, t, a = inst
+    L, t, a, edge = inst
     seg_a, seg_d = seg
     dt = L.dtype
     with torch.no_grad():  # each splat's pair and its place in it (K,)
@@ -681,10 +708,19 @@ def _pair_splats(
     )  # (B, P, 15)
     g = per_pair.index_select(1, pk)  # (B, K, 15)
     f, u = fk[:, None], uk[:, None]
+    # a strip whose band has its middle clipped away keeps the share of it that
+    # lies within `edge` of either side (|u| ≥ 1 − edge)
+    inner = 1 - edge.index_select(1, pk)  # (B, K)
+    half = 1 / across[pk].to(dt)
+    lo, hi = uk - half, uk + half
+    shown = (hi - torch.maximum(lo, inner)).clamp(min=0) + (
+        torch.minimum(hi, -inner) - lo
+    ).clamp(min=0)
+    weight_k = g[..., 14] * (shown / (2 * half)).clamp(max=1.0)
     xy = g[..., 0:2] + f * g[..., 2:4] + u * g[..., 4:6]
     q = g[..., 6:8] + f * g[..., 8:10] + u * g[..., 10:12]
     gk = gradient_coord(values, q)  # (B, K)
-    return Splats(xy[..., 0], xy[..., 1], g[..., 12], g[..., 13], g[..., 14], gk)
+    return Splats(xy[..., 0], xy[..., 1], g[..., 12], g[..., 13], weight_k, gk)
 
 
 def _window(
