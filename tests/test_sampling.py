@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections import Counter
 from typing import Any
 
@@ -261,3 +262,111 @@ def test_decode_clips_out_of_range_outputs() -> None:
     assert out["repetitions"] == schema.PARAM["repetitions"].clamp_hi
     assert out["scaleFactor"] == schema.PARAM["scaleFactor"].clamp_hi
     assert_in_range(schema.validate_params(out), hard=True)
+
+
+# ----------------------------------------------------------------------------------
+# The curated-like distribution (issue 30's statistics of 16 curated refs)
+
+
+@pytest.fixture(scope="module")
+def curated() -> list[dict[str, Any]]:
+    rng = random.Random(30)
+    return [sampling.sample_curated_like(rng) for _ in range(2000)]
+
+
+def _share(xs: list[bool]) -> float:
+    return sum(xs) / len(xs)
+
+
+def test_curated_like_draws_validate_and_keep_the_guard(
+    curated: list[dict[str, Any]],
+) -> None:
+    for p in curated:
+        flat = schema.validate_params(p)
+        assert len(flat["layers"]) == len(p["layers"])  # 0 layers stays 0
+        sfs = [p["scaleFactor"]] + [la.get("scaleFactor", 0) for la in p["layers"]]
+        assert p["repetitions"] <= sampling.max_repetitions(max(sfs))
+        assert p["scale"] == schema.PARAM["scale"].default
+        assert p["geoWidth"] == schema.PARAM["geoWidth"].default
+        assert not (p["noiseEnabled"] or p["ditherEnabled"] or p["crtEnabled"])
+
+
+def test_curated_like_layer_counts_follow_the_refs(
+    curated: list[dict[str, Any]],
+) -> None:
+    counts = Counter(len(p["layers"]) for p in curated)
+    w = sampling.CURATED_LAYER_COUNT_WEIGHTS
+    for n, weight in enumerate(w):
+        assert counts[n] / len(curated) == pytest.approx(weight / sum(w), abs=0.03), n
+
+
+def test_curated_like_layer_scales_positions_and_rotations(
+    curated: list[dict[str, Any]],
+) -> None:
+    layers = [la for p in curated for la in p["layers"]]
+    axes = [(abs(la["scale"]["x"]), abs(la["scale"]["y"])) for la in layers]
+    negative = [la["scale"]["x"] < 0 or la["scale"]["y"] < 0 for la in layers]
+    assert _share(negative) == pytest.approx(20 / 37, abs=0.05)
+    ratio = [max(a, b) / min(a, b) > 2 for a, b in axes]
+    assert _share(ratio) == pytest.approx(16 / 37, abs=0.05)
+    near_zero = [min(a, b) < 0.1 for a, b in axes]
+    assert _share(near_zero) == pytest.approx(4 / 37, abs=0.03)
+    assert max(max(a, b) for a, b in axes) <= 2.0
+    rot = [la["rotation"] for la in layers]
+    assert min(rot) < -2.8 and max(rot) > 2.8
+    assert _share([r > 0 for r in rot]) == pytest.approx(0.5, abs=0.04)
+    edge = [
+        abs(la["position"]["x"]) == 1 or abs(la["position"]["y"]) == 1 for la in layers
+    ]
+    assert _share(edge) > 0.6  # mostly an axis at ±1
+    xs = [la["position"]["x"] for la in layers]
+    ys = [la["position"]["y"] for la in layers]
+    assert min(xs) < -1.6 and max(xs) <= 1.75 and min(ys) < -1.4 and max(ys) <= 1.57
+
+
+def test_curated_like_overrides_at_the_refs_rates(
+    curated: list[dict[str, Any]],
+) -> None:
+    layers = [la for p in curated for la in p["layers"]]
+    for key, rate in sampling.CURATED_OVERRIDE_P.items():
+        assert _share([key in la for la in layers]) == pytest.approx(rate, abs=0.04)
+    for la in layers:
+        for key in la:
+            assert key in schema.LAYER_PARAM
+
+
+def test_curated_like_factors_are_far_from_calm(
+    curated: list[dict[str, Any]],
+) -> None:
+    af = [p["alphaFactor"] for p in curated]
+    assert min(af) >= 0 and max(af) <= 0.75
+    assert statistics.median(af) == pytest.approx(0.35, abs=0.04)
+    rf = [p["rotationFactor"] for p in curated]
+    assert min(rf) >= -0.7 and max(rf) <= 0.89
+    assert _share([abs(r) > 0.2 for r in rf]) == pytest.approx(10 / 16, abs=0.05)
+    sf = [p["stepFactor"] for p in curated]
+    assert min(sf) >= 0.05 and max(sf) <= 1.76
+    assert statistics.median(sf) == pytest.approx(0.7, abs=0.06)
+    scf = [p["scaleFactor"] for p in curated]
+    assert min(scf) >= 0.09 and max(scf) <= 1.82
+    assert min(scf) < 0.3 and max(scf) > 1.6
+    reps = [p["repetitions"] for p in curated]
+    assert min(reps) >= 11 and max(reps) <= 422
+    assert max(reps) > 350
+
+
+def test_curated_like_geometries_follow_the_refs(
+    curated: list[dict[str, Any]],
+) -> None:
+    counts = Counter(p["geometry"] for p in curated)
+    w = sampling.CURATED_GEOMETRY_WEIGHTS
+    total = sum(w.values())
+    for g in schema.GEOMETRIES:
+        assert counts[g] / len(curated) == pytest.approx(w[g] / total, abs=0.03), g
+    assert counts.most_common(1)[0][0] == "u"
+
+
+def test_curated_like_is_deterministic_per_seed() -> None:
+    a = [sampling.sample_curated_like(random.Random(5)) for _ in range(3)]
+    b = [sampling.sample_curated_like(random.Random(5)) for _ in range(3)]
+    assert a == b

@@ -1,6 +1,7 @@
 """Random params and breeding (docs/pipeline.md "Sampling"): `sample_params`, the
-refs-like distribution `sample_refs_like`, the blow-up guard `apply_guard`, and
-`breed` (children of references by jitter and crossover)."""
+refs-like distribution `sample_refs_like`, the curated-like one `sample_curated_like`,
+the blow-up guard `apply_guard`, and `breed` (children of references by jitter and
+crossover)."""
 
 from __future__ import annotations
 
@@ -198,6 +199,153 @@ def sample_refs_like(rng: random.Random) -> dict[str, Any]:
     growth = abs(math.log(out["scaleFactor"]))  # keep sf^n within e^±3.5 of 1
     if growth > 0:
         out["repetitions"] = min(out["repetitions"], max(10, int(3.5 / growth)))
+    return apply_guard(out)
+
+
+# The curated-like distribution: what the pictures people curate look like, fitted to
+# the statistics of 16 curated refs by the original's author (issue 30): layered
+# scenes, each layer placed by its own rotation, position and strongly non-uniform,
+# near-zero or negative scale, with per-layer overrides; factors far from calm.
+CURATED_LAYER_COUNT_WEIGHTS = (1, 4, 6, 1, 2, 2)  # for 0..5 layers (16 refs)
+# u 6, roundedRect 2, infinity 2, bar 2, arch 2, line 1, square 1 in the 16 refs; the
+# three geometries no ref used keep a small weight (16 refs are a small sample).
+CURATED_GEOMETRY_WEIGHTS = {
+    "u": 6.0,
+    "roundedRect": 2.0,
+    "infinity": 2.0,
+    "bar": 2.0,
+    "arch": 2.0,
+    "line": 1.0,
+    "square": 1.0,
+    "ring": 0.5,
+    "spiral": 0.5,
+    "wave": 0.5,
+}
+# Share of the 37 layers that override each key.
+CURATED_OVERRIDE_P = {
+    "alphaFactor": 14 / 37,
+    "geometry": 12 / 37,
+    "rotationFactor": 11 / 37,
+    "stepFactor": 9 / 37,
+    "scaleFactor": 8 / 37,
+    "color": 3 / 37,
+}
+# Per axis of a layer's scale: negative with 0.32 and near zero (< 0.1) with 0.057, so
+# that 54% of layers have a negative axis and 11% a near-zero one; other magnitudes in
+# [0.25, 2] give an axis ratio above 2 on 43% of layers (20, 4 and 16 of 37).
+CURATED_NEGATIVE_AXIS_P = 0.32
+CURATED_NEAR_ZERO_AXIS_P = 0.057
+CURATED_AXIS_MAGNITUDE = (0.25, 2.0)
+# Per axis of a layer's position: at ±1 (edges and corners) with 0.45, in the wide
+# range the refs reach (x to ±1.75, y to ±1.57) with 0.1, else in [-1, 1].
+CURATED_EDGE_P = 0.45
+CURATED_WIDE_P = 0.1
+CURATED_WIDE_POSITION = (1.75, 1.57)
+
+
+def curated_geometry(rng: random.Random) -> str:
+    """A geometry drawn by CURATED_GEOMETRY_WEIGHTS."""
+    names = list(CURATED_GEOMETRY_WEIGHTS)
+    return rng.choices(names, weights=[CURATED_GEOMETRY_WEIGHTS[g] for g in names])[0]
+
+
+def _curated_factor(key: str, rng: random.Random) -> float:
+    """A base or per-layer factor as the curated refs set them: alphaFactor in
+    [0, 0.75] (median ≈ 0.35), rotationFactor in [-0.7, 0.89] with |·| > 0.2 on 60%,
+    stepFactor in [0.05, 1.76] (median ≈ 0.7), scaleFactor in [0.09, 1.82] (half of
+    them in [0.85, 1.1])."""
+    if key == "alphaFactor":
+        return 0.75 * rng.betavariate(1.5, 1.7)
+    if key == "rotationFactor":
+        if rng.random() < 0.4:
+            return rng.uniform(-0.2, 0.2)
+        return rng.choice((rng.uniform(-0.7, -0.2), rng.uniform(0.2, 0.89)))
+    if key == "stepFactor":
+        return rng.triangular(0.05, 1.76, 0.45)
+    if key == "scaleFactor":
+        if rng.random() < 0.5:
+            return rng.uniform(0.85, 1.1)
+        return rng.uniform(0.09, 1.82)
+    raise ValueError(f"not a curated factor: {key}")
+
+
+def _curated_axis(rng: random.Random) -> float:
+    mag = (
+        rng.uniform(0.01, 0.1)
+        if rng.random() < CURATED_NEAR_ZERO_AXIS_P
+        else rng.uniform(*CURATED_AXIS_MAGNITUDE)
+    )
+    return -mag if rng.random() < CURATED_NEGATIVE_AXIS_P else mag
+
+
+def _curated_coordinate(rng: random.Random, wide: float) -> float:
+    u = rng.random()
+    if u < CURATED_EDGE_P:
+        return rng.choice((-1.0, 1.0))
+    if u < CURATED_EDGE_P + CURATED_WIDE_P:
+        return rng.uniform(-wide, wide)
+    return rng.uniform(-1.0, 1.0)
+
+
+def curated_layer(rng: random.Random) -> dict[str, Any]:
+    """One layer as curated refs place them: rotation over [-π, π], position mostly
+    with an axis at ±1, each scale axis independently in [-2, 2] (see the CURATED_*
+    constants), overrides at CURATED_OVERRIDE_P."""
+    wx, wy = CURATED_WIDE_POSITION
+    layer: dict[str, Any] = {
+        "rotation": rng.uniform(-schema.PI, schema.PI),
+        "position": {
+            "x": _curated_coordinate(rng, wx),
+            "y": _curated_coordinate(rng, wy),
+        },
+        "scale": {"x": _curated_axis(rng), "y": _curated_axis(rng)},
+    }
+    for key, p in CURATED_OVERRIDE_P.items():
+        if rng.random() >= p:
+            continue
+        if key == "geometry":
+            layer[key] = curated_geometry(rng)
+        elif key == "color":
+            layer[key] = random_color(rng)
+        else:
+            layer[key] = _curated_factor(key, rng)
+    return layer
+
+
+def sample_curated_like(rng: random.Random) -> dict[str, Any]:
+    """Random flat params that look like the pictures people curate (issue 30's
+    statistics of 16 curated refs): 0-5 layers by CURATED_LAYER_COUNT_WEIGHTS, each
+    from `curated_layer`; factors from `_curated_factor`; repetitions log-uniform in
+    [11, 422]; geometry by CURATED_GEOMETRY_WEIGHTS; any progression and origin;
+    Scene.scale and geoWidth at their defaults, the scene centred and upright; noise,
+    dither and CRT off. The blow-up guard applies."""
+    out = schema.default_params()
+    out.update(
+        repetitions=round(math.exp(rng.uniform(math.log(11), math.log(422)))),
+        alphaFactor=_curated_factor("alphaFactor", rng),
+        scaleFactor=_curated_factor("scaleFactor", rng),
+        rotationFactor=_curated_factor("rotationFactor", rng),
+        stepFactor=_curated_factor("stepFactor", rng),
+        positionCoupled=rng.random() < 0.7,
+        scaleProgression=rng.choice(schema.SCALE_PROGRESSIONS),
+        rotationProgression=rng.choice(schema.ROTATION_PROGRESSIONS),
+        alphaProgression=rng.choice(schema.ALPHA_PROGRESSIONS),
+        positionProgression=rng.choice(schema.POSITION_PROGRESSIONS),
+        xStep=rng.uniform(-1.75, 1.75),
+        yStep=rng.uniform(-1.75, 1.75),
+        origin=rng.choice(schema.ORIGINS),
+        rotation=0.0,
+        position={"x": 0.0, "y": 0.0},
+        geometry=curated_geometry(rng),
+        color=random_color(rng),
+        noiseEnabled=False,
+        ditherEnabled=False,
+        crtEnabled=False,
+    )
+    n = rng.choices(
+        range(len(CURATED_LAYER_COUNT_WEIGHTS)), weights=CURATED_LAYER_COUNT_WEIGHTS
+    )[0]
+    out["layers"] = [curated_layer(rng) for _ in range(n)]
     return apply_guard(out)
 
 
