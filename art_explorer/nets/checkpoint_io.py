@@ -6,7 +6,7 @@ nothing is ever unpickled."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from art_explorer import atomic
-from art_explorer.config import ForwardConfig
 from art_explorer.nets import model as M
+from art_explorer.nets.config import ConfigError, ForwardConfig, make_config
 from art_explorer.scene import schema
 
 DEFAULT_FORWARD_PATH = "checkpoints/forward"
@@ -123,7 +123,9 @@ def load_checkpoint(
     """NAME(.safetensors/.json) → the model, in eval mode, with its sidecar as
     `model.meta`. Refuses (CheckpointError) a checkpoint of another kind, schema
     version or schema hash, a config with unknown fields or differing from `expect`
-    (e.g. {"size": 64}), and weights that do not fit the config.
+    (e.g. {"size": 64}), config values of the wrong type or out of bounds
+    (nets/config.py's BOUNDS: checked before any layer is built), and weights that
+    do not fit the config.
 
     `other_schema_version` accepts a checkpoint whose schema *version* differs while
     its parameter layout (the hash of the params' keys, kinds, ranges, options)
@@ -155,18 +157,10 @@ def load_checkpoint(
             "retrain it (make generate, make train)"
         )
     cls, cfg_cls = KINDS[kind]
-    raw = meta.get("config", {})
-    if not isinstance(raw, dict):
-        raise CheckpointError(
-            f"{stem}: config is {schema.json_type(raw)}, not an object; retrain it"
-        )
-    known = {f.name for f in fields(cfg_cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise CheckpointError(
-            f"{stem}: config has fields this code does not know: {unknown}"
-        )
-    cfg = cfg_cls(**raw)
+    try:
+        cfg = make_config(cfg_cls, meta.get("config", {}))
+    except ConfigError as e:
+        raise CheckpointError(f"{stem}: {e}; retrain it") from None
     for k, v in (expect or {}).items():
         if getattr(cfg, k, None) != v:
             raise CheckpointError(
