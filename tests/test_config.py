@@ -6,6 +6,7 @@ import pytest
 
 import train
 from art_explorer import config
+from art_explorer.training import forward_stage
 
 
 def test_a_profile_fills_the_flags_left_out() -> None:
@@ -20,7 +21,7 @@ def test_a_profile_fills_the_flags_left_out() -> None:
     assert args.perceptual_batch == gpu.inverse.perceptual_batch
     assert args.sqrt_input is True and args.out.endswith("inverse")
     fwd = train.parse_args(["--stage", "forward", "--profile", "cpu", "--width", "4"])
-    cfg = train.forward_config(fwd)
+    cfg = forward_stage.forward_config(fwd)
     assert cfg == config.ForwardConfig(size=64, width=4, density=0.3)
 
 
