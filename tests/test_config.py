@@ -29,9 +29,9 @@ def test_help_shows_the_profile_values(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         train.parse_args(["--stage", "forward", "--profile", "gpu", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert f"training resolution in px ({config.GPU.size})" in out
-    assert f"epochs ({config.GPU.forward.epochs})" in out
-    assert f"decoder width ({config.GPU.forward.model.width})" in out
+    assert f"training resolution in px (default: {config.GPU.size})" in out
+    assert f"epochs (default: {config.GPU.forward.epochs})" in out
+    assert f"decoder width (default: {config.GPU.forward.model.width})" in out
 
 
 def test_knobs_without_a_profile_entry_have_flags() -> None:
