@@ -64,6 +64,9 @@ def _train(data: Path, out: Path, epochs: int, *extra: str) -> str:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    # a log file gets plain lines (art_explorer.progress), no bar redraws
+    assert "\r" not in done.stdout + done.stderr
+    assert "epoch   1/" in done.stdout or "resume:" in done.stdout
     return done.stdout
 
 
