@@ -33,12 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import train
 from art_explorer import atomic
 from art_explorer.nets import checkpoint_io, perceptual_distance
 from art_explorer.nets import model as M
 from art_explorer.scene import rendering, sampling, schema
 from art_explorer.scoring import metrics
+from art_explorer.training import losses
 
 NOTES_MARKER = "<!-- notes below this line are kept by bench/models.py -->"
 
@@ -194,7 +194,7 @@ def bench_inverse(
             enc[k] = torch.cat([p[k] for p in parts])
         for i in range(0, len(imgs), 32):
             preds += inv.predict_params(imgs[i : i + 32])
-    err = train._cont_error(enc["cont"].float(), true["cont"], train.PERIODIC_CONT)
+    err = losses.cont_error(enc["cont"].float(), true["cont"], losses.PERIODIC_CONT)
     out: dict[str, float] = {"cont nRMSE": float(err.mean().sqrt())}
     for i, k in enumerate(schema.CAT_KEYS):
         out[f"acc {k}"] = float((enc["cat"][:, i] == true["cat"][:, i]).float().mean())

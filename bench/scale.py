@@ -33,10 +33,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import generate
-import train
 from art_explorer import atomic
 from art_explorer.data import shards
 from art_explorer.scene import rendering
+from art_explorer.training import loader
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -210,7 +210,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         # decoding shards into training arrays at 256² (the gpu profile's size)
         t0 = time.perf_counter()
         with contextlib.redirect_stderr(io.StringIO()):
-            arr = train.load_shards(tmp / "ray2-0", args.size, log=lambda _m: None)
+            arr = loader.load_shards(tmp / "ray2-0", args.size, log=lambda _m: None)
         res["decode_ms"] = 1000 * (time.perf_counter() - t0) / len(arr["names"])
         for k in range(args.repeat):
             for procs in (1, 2):

@@ -6,6 +6,7 @@ import pytest
 
 import train
 from art_explorer import config
+from art_explorer.training import forward_stage
 
 
 def test_a_profile_fills_the_flags_left_out() -> None:
@@ -20,7 +21,7 @@ def test_a_profile_fills_the_flags_left_out() -> None:
     assert args.perceptual_batch == gpu.inverse.perceptual_batch
     assert args.sqrt_input is True and args.out.endswith("inverse")
     fwd = train.parse_args(["--stage", "forward", "--profile", "cpu", "--width", "4"])
-    cfg = train.forward_config(fwd)
+    cfg = forward_stage.forward_config(fwd)
     assert cfg == config.ForwardConfig(size=64, width=4, density=0.3)
 
 
@@ -28,9 +29,9 @@ def test_help_shows_the_profile_values(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         train.parse_args(["--stage", "forward", "--profile", "gpu", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert f"training resolution in px ({config.GPU.size})" in out
-    assert f"epochs ({config.GPU.forward.epochs})" in out
-    assert f"decoder width ({config.GPU.forward.model.width})" in out
+    assert f"training resolution in px (default: {config.GPU.size})" in out
+    assert f"epochs (default: {config.GPU.forward.epochs})" in out
+    assert f"decoder width (default: {config.GPU.forward.model.width})" in out
 
 
 def test_knobs_without_a_profile_entry_have_flags() -> None:

@@ -456,12 +456,13 @@ def last_checkpoint(tmp_path: Path) -> tuple[Any, Any, Any]:
     (run, net, optimizer)."""
     import torch
 
-    import train
     from art_explorer.nets import model as M
+    from art_explorer.training.args import TrainArgs
+    from art_explorer.training.run import Run
 
     net = M.ForwardModel(config.ForwardConfig(size=32, width=4, hidden=32, layout_k=4))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    run = train.Run(tmp_path / "fwd", "forward", argparse.Namespace(), True, "ncc")
+    run = Run(tmp_path / "fwd", "forward", TrainArgs("forward"), True, "ncc")
     run.save(net, opt, 1, {"ncc": 0.5})
     return run, net, opt
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from art_explorer import config
 from art_explorer.nets import checkpoint_io, perceptual_distance
 from art_explorer.nets import model as M
+from art_explorer.nets.inputs import layer_index
 from art_explorer.scene import encoding, rendering, sampling, schema
 from art_explorer.scoring import metrics
 from renderer import scene
@@ -125,7 +126,7 @@ def test_absent_layer_override_is_ignored() -> None:
         }
     ]
     b = M.batch_encode([p])
-    col = M._layer_index("scaleFactor")
+    col = layer_index("scaleFactor")
     opt = schema.LAYER_OPTIONAL.index("scaleFactor")
     assert float(b["layer_opt"][0, 0, opt]) == 0
     c = {k: v.clone() for k, v in b.items()}

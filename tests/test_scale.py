@@ -27,6 +27,7 @@ from art_explorer import atomic
 from art_explorer.data import shards
 from art_explorer.nets import checkpoint_io
 from art_explorer.scene import rendering, sampling, schema
+from art_explorer.training import loader
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 32
@@ -153,14 +154,14 @@ def test_generate_shards_equal_the_folder_run_and_resume(
     shards.unpack(sh, back)
     assert folder_bytes(back) == folder_bytes(folder)
     # train reads either layout into the same arrays
-    a = train.load_pairs([str(folder)], SIZE)
-    b = train.load_pairs([str(sh)], SIZE)
+    a = loader.load_pairs([str(folder)], SIZE)
+    b = loader.load_pairs([str(sh)], SIZE)
     assert [Path(n).name for n in a.names] == [Path(n).name for n in b.names]
     assert (a.images == b.images).all()
     for k in a.enc:
         assert (a.enc[k] == b.enc[k]).all(), k
     assert (sh / ".cache" / f"train-{SIZE}.npz").is_file()
-    c = train.load_pairs([str(sh)], SIZE)  # from the cache
+    c = loader.load_pairs([str(sh)], SIZE)  # from the cache
     assert (c.images == b.images).all()
 
 

@@ -18,6 +18,7 @@ from art_explorer import config
 from art_explorer.nets import checkpoint_io, perceptual_distance
 from art_explorer.nets import model as M
 from art_explorer.scene import schema
+from art_explorer.training import inverse_stage, loader, losses, schedule
 
 SIZE = 32
 
@@ -55,14 +56,14 @@ def test_forward_loss_does_not_prefer_black() -> None:
     near = torch.roll(target, 1, dims=-1)
     black = torch.zeros_like(target)
     perc = perceptual_distance.create_perceptual("sqrt-ms-l1")
-    w = train.ForwardLossWeights()
-    l_near, _ = train.forward_loss(near, target, perc, w)
-    l_black, _ = train.forward_loss(black, target, perc, w)
+    w = losses.ForwardLossWeights()
+    l_near, _ = losses.forward_loss(near, target, perc, w)
+    l_black, _ = losses.forward_loss(black, target, perc, w)
     assert float(l_near) < float(l_black)
 
 
 def test_lr_schedule() -> None:
-    lrs = [train.lr_at(s, 100, 1.0, 10) for s in range(100)]
+    lrs = [schedule.lr_at(s, 100, 1.0, 10) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0)
     assert all(x >= y for x, y in itertools.pairwise(lrs[10:]))
     assert lrs[-1] == pytest.approx(0.05, abs=0.01)
@@ -182,7 +183,9 @@ def test_profile_dinov2_falls_back_with_a_notice(
 ) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     args = train.parse_args(["--stage", "inverse"])
-    name, weights = train.choose_backbone(args, config.get_profile("gpu"), print)
+    name, weights = inverse_stage.choose_backbone(
+        args, config.get_profile("gpu"), print
+    )
     assert name == M.DEFAULT_FREE_BACKBONE and weights is None
     assert "DINOv2 weights not found" in capsys.readouterr().out
 
@@ -194,7 +197,7 @@ def test_missing_data_is_skipped_or_refused(
         train.main(
             train.parse_args(run_args(tmp_path / "nothing", tmp_path / "f", "forward"))
         )
-    pairs = train.load_pairs([str(tmp_path / "nothing"), str(tiny_data)], SIZE)
+    pairs = loader.load_pairs([str(tmp_path / "nothing"), str(tiny_data)], SIZE)
     assert len(pairs) == 48
     assert "skipped" in capsys.readouterr().out
 
@@ -204,19 +207,19 @@ def test_cache_picks_up_new_pairs(tiny_data: Path, tmp_path: Path) -> None:
 
     data = tmp_path / "d"
     shutil.copytree(tiny_data, data)
-    first = train.load_pairs([str(data)], 16)
+    first = loader.load_pairs([str(data)], 16)
     assert first.images.shape == (48, 3, 16, 16)
     # add one pair by hand: a new image and its params
     src = sorted((data / "params").glob("*.json"))[0]
     shutil.copy(src, data / "params" / "999999.json")
     shutil.copy(data / "images" / (src.stem + ".png"), data / "images" / "999999.png")
-    second = train.load_pairs([str(data)], 16)
+    second = loader.load_pairs([str(data)], 16)
     assert len(second) == 49
     assert torch.equal(second.images[-1], second.images[0])
     # a pair with unreadable params is skipped with a note, not a crash
     (data / "params" / "999998.json").write_text("{not json")
     shutil.copy(data / "images" / (src.stem + ".png"), data / "images" / "999998.png")
-    assert len(train.load_pairs([str(data)], 16)) == 49
+    assert len(loader.load_pairs([str(data)], 16)) == 49
 
 
 def test_split_is_seeded() -> None:

@@ -5,17 +5,21 @@ nothing is ever unpickled."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import asdict, fields
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from art_explorer import atomic
-from art_explorer.config import ForwardConfig
 from art_explorer.nets import model as M
+from art_explorer.nets.config import ConfigError, ForwardConfig, make_config
 from art_explorer.scene import schema
 
 DEFAULT_FORWARD_PATH = "checkpoints/forward"
@@ -47,6 +51,83 @@ def model_kind(model: nn.Module) -> str:
     raise TypeError(f"not a checkpointable model: {type(model).__name__}")
 
 
+PAUSE_ENV = "ART_EXPLORER_PAUSE_SAVE"
+"""A test hook: "POINT:STEM" makes save_checkpoint of STEM stop (sleep) at POINT,
+"written" (both temp files written, nothing renamed) or "renamed" (the weights in
+place, the sidecar not yet), so a test can kill -9 the process there."""
+
+
+def _pause_point(stem: Path, point: str) -> None:
+    if os.environ.get(PAUSE_ENV) == f"{point}:{stem}":
+        print(f"save_checkpoint paused: {point}", flush=True)
+        time.sleep(3600)
+
+
+def _temp_prefix(path: Path) -> str:
+    """The temp-file prefix of `path` written by this process (its pid in the name,
+    so that another save can tell a dead writer's leftovers from a live one's)."""
+    return f".{path.name}.pid{os.getpid()}."
+
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    """`data` in a temp file next to `path`, synced to disk (not yet renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+STALE_TEMP_S = 3600.0
+"""A temp file without a writer's pid (atomic.py's) is stale after this long."""
+
+
+def _is_stale(tmp: Path, name: str) -> bool:
+    """Whether a temp file of `name` belongs to a save that can no longer finish."""
+    rest = tmp.name[len(name) + 2 :]  # after ".NAME."
+    pid = rest[3:].split(".", 1)[0] if rest.startswith("pid") else ""
+    if pid.isdigit():
+        return int(pid) != os.getpid() and not _pid_alive(int(pid))
+    try:
+        return time.time() - tmp.stat().st_mtime > STALE_TEMP_S
+    except OSError:
+        return False
+
+
+def remove_stale_temps(stem: Path) -> list[Path]:
+    """Delete the temp files of an interrupted save of this checkpoint: those whose
+    writer's pid is no longer running, and pid-less ones older than STALE_TEMP_S."""
+    removed = []
+    for suffix in (".safetensors", ".json"):
+        name = stem.with_suffix(suffix).name
+        for tmp in stem.parent.glob(f".{name}.*.tmp"):
+            if _is_stale(tmp, name):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    removed.append(tmp)
+    return removed
+
+
 def save_checkpoint(
     model: nn.Module,
     path: str | Path,
@@ -54,8 +135,14 @@ def save_checkpoint(
     extra: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write NAME.safetensors (weights, plus `extra` tensors under their own names)
-    and NAME.json (kind, config, schema version and hash, `meta`), each atomically;
-    returns the stem. `path` is given without extension."""
+    and NAME.json (kind, config, schema version and hash, `meta`) as one commit;
+    returns the stem. `path` is given without extension.
+
+    Both files carry one `pair` id, and the weights' header carries the whole
+    sidecar too: the weights' rename is the commit, so a save killed before it
+    leaves the old pair, and one killed between the renames leaves weights whose
+    own sidecar `load_checkpoint` reads instead of the stale NAME.json. Temp files
+    of saves whose process died are removed."""
     from safetensors.torch import save
 
     stem = _stem(path)
@@ -73,12 +160,61 @@ def save_checkpoint(
         "schema_version": schema.SCHEMA_VERSION,
         "schema_hash": schema.schema_hash(),
         **(meta or {}),
+        "pair": uuid.uuid4().hex,
     }
     if kind == "inverse":
         sidecar["backbone"] = {k: v for k, v in model.backbone_info.items()}  # type: ignore[union-attr]
-    atomic.atomic_write_bytes(stem.with_suffix(".safetensors"), save(tensors))
-    atomic.write_json(stem.with_suffix(".json"), sidecar)
+    text = json.dumps(sidecar, indent=1) + "\n"
+    remove_stale_temps(stem)
+    weights, side = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    tmp_w = _write_temp(weights, save(tensors, metadata={SIDECAR_KEY: text}))
+    try:
+        tmp_s = _write_temp(side, text.encode("utf-8"))
+    except BaseException:
+        tmp_w.unlink(missing_ok=True)
+        raise
+    _pause_point(stem, "written")
+    os.replace(tmp_w, weights)  # the commit
+    _pause_point(stem, "renamed")
+    os.replace(tmp_s, side)
     return stem
+
+
+SIDECAR_KEY = "art_explorer.sidecar"
+"""The weights' safetensors header entry that holds the sidecar written with them."""
+
+
+def _weights_sidecar(stem: Path) -> dict[str, Any] | None:
+    """The sidecar stored in NAME.safetensors' header (None: none, or unreadable)."""
+    from safetensors import SafetensorError, safe_open
+
+    weights = stem.with_suffix(".safetensors")
+    if not weights.is_file():
+        return None
+    try:
+        with safe_open(str(weights), "pt") as f:  # type: ignore[no-untyped-call]
+            text = (f.metadata() or {}).get(SIDECAR_KEY)
+    except (SafetensorError, OSError, ValueError):
+        return None
+    try:
+        meta = json.loads(text) if text else None
+    except (ValueError, RecursionError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def committed_sidecar(path: str | Path) -> dict[str, Any]:
+    """The sidecar that belongs to the checkpoint's weights: NAME.json, unless the
+    weights carry their own with another `pair` id (NAME.json is then from an earlier
+    save, left behind by one interrupted between its renames)."""
+    stem = _stem(path)
+    own = _weights_sidecar(stem)
+    if own is None:
+        return read_sidecar(stem)
+    if not stem.with_suffix(".json").is_file():
+        return own
+    meta = read_sidecar(stem)
+    return meta if meta.get("pair") == own.get("pair") else own
 
 
 def checkpoint_exists(path: str | Path) -> bool:
@@ -123,7 +259,9 @@ def load_checkpoint(
     """NAME(.safetensors/.json) → the model, in eval mode, with its sidecar as
     `model.meta`. Refuses (CheckpointError) a checkpoint of another kind, schema
     version or schema hash, a config with unknown fields or differing from `expect`
-    (e.g. {"size": 64}), and weights that do not fit the config.
+    (e.g. {"size": 64}), config values of the wrong type or out of bounds
+    (nets/config.py's BOUNDS: checked before any layer is built), and weights that
+    do not fit the config.
 
     `other_schema_version` accepts a checkpoint whose schema *version* differs while
     its parameter layout (the hash of the params' keys, kinds, ranges, options)
@@ -133,7 +271,7 @@ def load_checkpoint(
     from safetensors.torch import load_file
 
     stem = _stem(path)
-    meta = read_sidecar(stem)
+    meta = committed_sidecar(stem)
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}")
     if meta.get("kind") != kind:
@@ -155,18 +293,10 @@ def load_checkpoint(
             "retrain it (make generate, make train)"
         )
     cls, cfg_cls = KINDS[kind]
-    raw = meta.get("config", {})
-    if not isinstance(raw, dict):
-        raise CheckpointError(
-            f"{stem}: config is {schema.json_type(raw)}, not an object; retrain it"
-        )
-    known = {f.name for f in fields(cfg_cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise CheckpointError(
-            f"{stem}: config has fields this code does not know: {unknown}"
-        )
-    cfg = cfg_cls(**raw)
+    try:
+        cfg = make_config(cfg_cls, meta.get("config", {}))
+    except ConfigError as e:
+        raise CheckpointError(f"{stem}: {e}; retrain it") from None
     for k, v in (expect or {}).items():
         if getattr(cfg, k, None) != v:
             raise CheckpointError(
@@ -230,3 +360,31 @@ def load_inverse(
     m = load_checkpoint(stem, "inverse", map_location=device)
     assert isinstance(m, M.InverseModel)
     return m
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """What a checkpoint is, for a person: its kind, config, schema version and hash,
+    parameter count, metrics (a training run's last epoch, or pretraining's figures)
+    and epoch. Loads it, so a checkpoint of another schema or a broken one raises
+    CheckpointError like any load."""
+    stem = _stem(path)
+    if not checkpoint_exists(stem):
+        raise CheckpointError(f"no checkpoint at {stem} (.safetensors + .json)")
+    kind = committed_sidecar(stem).get("kind")
+    if kind not in KINDS:
+        raise CheckpointError(f"{stem}: unknown kind {kind!r}")
+    model = load_checkpoint(stem, str(kind))
+    meta: dict[str, Any] = getattr(model, "meta", {})
+    pre = meta.get("pretrain") if isinstance(meta.get("pretrain"), dict) else None
+    metrics = meta.get("metrics") or (pre or {}).get("accuracy") or {}
+    return {
+        "checkpoint": str(stem),
+        "kind": kind,
+        "config": meta.get("config", {}),
+        "schema_version": meta.get("schema_version"),
+        "schema_hash": meta.get("schema_hash"),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "epoch": meta.get("epoch"),
+        "metrics": metrics,
+        **({"backbone": meta["backbone"]} if "backbone" in meta else {}),
+    }
