@@ -47,10 +47,14 @@ class RequestError(Exception):
 
 
 def host_name(host_header: str) -> str | None:
-    """'Name:port', '[::1]:port' or 'name' → the lower-case name without a
-    trailing dot; None when it is not a host."""
+    """'Name:port', '[::1]:port', 'name' or a bare IPv6 address ('::1', as --host
+    takes it) → the lower-case name without a trailing dot; None when it is not a
+    host."""
+    text = host_header.strip()
+    if text.count(":") > 1 and not text.startswith("["):
+        return text.lower()  # a Host header brackets an IPv6 address; --host not
     try:
-        name = urlsplit(f"//{host_header.strip()}").hostname
+        name = urlsplit(f"//{text}").hostname
     except ValueError:
         return None
     return name.rstrip(".") if name else None

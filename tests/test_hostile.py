@@ -626,6 +626,15 @@ def test_a_host_that_is_not_this_machine_is_refused_on_every_route(
             assert r.status_code == 200, (method, url, host, r.text)
 
 
+def test_host_names_are_read_as_a_browser_writes_them() -> None:
+    from renderer.guard import host_name
+
+    assert host_name("[::1]:3000") == host_name("::1") == "::1"
+    assert host_name("LOCALHOST.:80") == "localhost"
+    assert host_name("127.0.0.1.evil.example") == "127.0.0.1.evil.example"
+    assert host_name("") is None and host_name("[::1") is None
+
+
 def test_allow_host_adds_a_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RENDERER_ALLOW_HOSTS", "10.0.0.7, gpu-box")
     with _own_server("--workers=1", "--allow-host", "art.lan") as (_, url):
