@@ -5,7 +5,7 @@ A round fine-tunes the inverse model on its own data; on pictures people curate 
 can make it worse (issue 30: geometry 72.3% → 64.7% after `make iterate`). So the
 candidate replaces the bundled model only when it scores better on N held-out
 curated-like draws (sampling.sample_curated_like, seeds CURATED_VAL_SEED + i): the
-mean of its geometry and layer-count accuracy (pretrain_inverse.structure_accuracy,
+mean of its geometry and layer-count accuracy (training.pretrain.structure_accuracy,
 plain argmax, no equivalences). A tie keeps the bundled one.
 
     sel = selection.keep_better_inverse("checkpoints/inverse")
@@ -35,7 +35,7 @@ CURATED_VAL_SEED = 2_000_000_011  # held-out curated-like draws (training uses o
 HELD_OUT = 200  # draws the gate scores each model on
 EVAL_SIZE = 64  # px; a model whose input_size is 0 sees pictures at this side
 # A drawn target shows something and is not a wash: lit share of pixels whose
-# brightest channel reaches LIT_LEVEL (as pretrain_inverse.draw_target).
+# brightest channel reaches LIT_LEVEL (as training.pretrain.draw_target).
 LIT_LEVEL, MIN_LIT, MAX_LIT = 8, 0.003, 0.7
 
 
@@ -75,14 +75,12 @@ def curated_like_targets(n: int, size: int, seed: int = CURATED_VAL_SEED) -> lis
 def score_inverse(net: M.InverseModel, n: int = HELD_OUT) -> dict[str, float]:
     """The model's structure accuracy on the first n held-out curated-like draws at
     its own input size, plus "score" = mean(geometry, layers) in [0, 1]."""
-    # structure_accuracy lives in the pretraining script; imported here, not at the
-    # top, so importing this module does not load the trainer.
-    import pretrain_inverse
+    from art_explorer.training import pretrain  # not at the top: loads the trainer
 
     size = net.cfg.input_size or EVAL_SIZE
     val = curated_like_targets(n, size)
     images = torch.from_numpy(np.stack([img for _, img in val])).permute(0, 3, 1, 2)
-    res = pretrain_inverse.structure_accuracy(net, images, [p for p, _ in val])
+    res = pretrain.structure_accuracy(net, images, [p for p, _ in val])
     res["score"] = (res["geometry"] + res["layers"]) / 2
     return {k: round(v, 4) for k, v in res.items()}
 
