@@ -90,9 +90,9 @@ def test_any_cut_is_a_shard_error(tmp_path: Path, keep: int) -> None:
 def test_train_reads_the_good_samples_of_a_damaged_shard(
     broken: Path, capsys: Any
 ) -> None:
-    import train
+    from art_explorer.training import loader
 
-    arrays = train.load_shards(broken, 16, log=print)
+    arrays = loader.load_shards(broken, 16, log=print)
     assert 30 < len(arrays["names"]) < 60
     assert "shard-000000.tar: damaged" in capsys.readouterr().err
 
