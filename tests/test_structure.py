@@ -23,6 +23,7 @@ from art_explorer.nets import checkpoint_io
 from art_explorer.nets import model as M
 from art_explorer.predict import search
 from art_explorer.scene import encoding, sampling, schema, structure
+from art_explorer.scoring import metrics
 from renderer.scene import render
 
 
@@ -104,6 +105,8 @@ def test_picture_score_ranks_near_truth_above_wrong_geometry_fits(
 
     args = picture_score.parse_args(
         [
+            "--mode",
+            "refs",
             "--n",
             "5",
             "--wrong",
@@ -119,6 +122,50 @@ def test_picture_score_ranks_near_truth_above_wrong_geometry_fits(
     res = picture_score.main(args)
     assert res["wins"]["picture score"] >= 0.95
     assert "picture score" in (tmp_path / "ps.md").read_text()
+
+
+def test_picture_score_calls_curated_like_pairs_as_they_were_made(
+    tmp_path: Path,
+) -> None:
+    """bench/picture_score.py's curated mode on a small set: the params jittered by
+    1% read as the same picture, another draw never does, and the sheet and table
+    are written."""
+    picture_score = utils.load_bench("picture_score")
+    args = picture_score.parse_args(
+        [
+            "--targets",
+            "3",
+            "--golden",
+            str(tmp_path / "none"),
+            "--sheet",
+            str(tmp_path / "sheet.png"),
+            "--out",
+            str(tmp_path / "ps.md"),
+        ]
+    )
+    res = picture_score.main(args)
+    by_how: dict[str, list[float]] = {}
+    for how, _same, score in res["verdicts"]:
+        by_how.setdefault(how, []).append(score)
+    same = structure.SAME_PICTURE
+    assert sum(s >= same for s in by_how["jitter 1%"]) >= 2
+    assert all(s < same for s in by_how["other draw"])
+    assert res["ba"]["picture score"] >= 0.8
+    assert (tmp_path / "sheet.png").stat().st_size > 0
+    assert "picture score" in (tmp_path / "ps.md").read_text()
+
+
+def test_picture_score_sees_lines_not_only_light() -> None:
+    """Stripes across a disc against stripes along it: the light is in the same place
+    (NCC of the blurred pictures is high), the lines are not (issue 30)."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    disc = (yy - 128) ** 2 + (xx - 128) ** 2 < 70**2
+    across = (disc & (yy % 6 < 2)).astype(np.float32)
+    along = (disc & (xx % 6 < 2)).astype(np.float32)
+    a, b = np.stack([across] * 3, -1), np.stack([along] * 3, -1)
+    assert metrics.ncc(a, b) > 0.9
+    assert structure.picture_score(a, b) < 0.2 < structure.SAME_PICTURE
+    assert structure.picture_score(a, a) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_picture_score_identity_and_blank() -> None:
