@@ -1,0 +1,83 @@
+"""Routes for curation: the results grid, the refs (keep, remove, stars) and saving
+the editor's params as a new ref."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from art_explorer.gallery import files
+from art_explorer.gallery.context import Context, ctx
+from art_explorer.gallery.errors import ApiError, Conflict, read_object
+from art_explorer.gallery.routes_render import PREVIEW_MAX, checked_params
+
+PAGE_MAX = 500  # most results one /api/results page returns
+router = APIRouter()
+
+
+@router.get("/api/results")
+def results(request: Request, offset: int = 0, limit: int = 120) -> dict[str, Any]:
+    ids = files.list_results(ctx(request).output)
+    offset = max(0, offset)
+    page = ids[offset : offset + max(1, min(limit, PAGE_MAX))]
+    return {
+        "total": len(ids),
+        "offset": offset,
+        "items": [
+            {
+                "id": f"out:{i}",
+                "n": i,
+                "image": f"/files/output/images/{i:06d}.png",
+                "thumb": f"/thumbs/output/images/{i:06d}.png",
+                "params": f"/files/output/params/{i:06d}.json",
+            }
+            for i in page
+        ],
+    }
+
+
+@router.get("/api/refs")
+def refs_list(request: Request) -> dict[str, Any]:
+    c = ctx(request)
+    return {"refs": c.store.listing(), "file": str(c.store.path)}
+
+
+def save_ref(c: Context, body: dict[str, Any]) -> dict[str, Any]:
+    """{"id": ...} keeps that picture's params; {"params": ...} (the editor) writes
+    them as a new result first, unless they already are a ref (409, nothing written)."""
+    if isinstance(body.get("params"), dict):
+        params = checked_params(body["params"])
+        line = c.store.line_of(params)
+        if line is not None:
+            raise Conflict(f"these params are already a ref: line {line}")
+        png = c.client.render_png(params, PREVIEW_MAX)
+        idx, line = c.store.save_params(params, png)
+        return {"line": line, "file": str(c.store.path), "id": f"out:{idx}"}
+    if "id" in body:
+        line = c.store.save(c.store.sample_path(body["id"]))
+        return {"line": line, "file": str(c.store.path)}
+    raise ApiError(400, 'send {"id": "out:N"} or {"params": {...}}')
+
+
+@router.post("/api/refs")
+async def refs_save(request: Request) -> Response:
+    body = await read_object(request)
+    return JSONResponse(await run_in_threadpool(save_ref, ctx(request), body))
+
+
+@router.delete("/api/refs/{line}")
+def refs_remove(request: Request, line: int, key: str) -> dict[str, Any]:
+    ctx(request).store.remove(line, key)
+    return {"removed": line}
+
+
+@router.put("/api/refs/{key}/stars")
+async def refs_rate(key: str, request: Request) -> Response:
+    stars = (await read_object(request)).get("stars")
+    if type(stars) is not int or not 0 <= stars <= 5:
+        raise ApiError(400, "stars must be 0 (none) to 5")
+    await run_in_threadpool(ctx(request).store.rate, key, stars)
+    return JSONResponse({"key": key, "stars": stars})
