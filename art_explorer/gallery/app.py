@@ -15,7 +15,7 @@ import refs as refs_cli
 from art_explorer.data import dataset, refs_io
 from art_explorer.gallery import (
     errors,
-    files,
+    results,
     routes_files,
     routes_jobs,
     routes_refs,
@@ -74,7 +74,7 @@ def create_app(
         app.include_router(area.router)
     app.mount("/web", StaticFiles(directory=routes_files.WEB), name="web")
     layout = dataset.Layout(output)
-    newest = [layout.image_path(i) for i in files.list_results(output)[:WARM_THUMBS]]
+    newest = [layout.image_path(i) for i in results.list_results(output)[:WARM_THUMBS]]
     threading.Thread(target=c.thumbs.warm, args=(newest,), daemon=True).start()
     return app
 

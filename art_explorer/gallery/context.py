@@ -40,8 +40,8 @@ class PredictDefaults:
     def _read(self) -> None:
         try:
             r = subprocess.run(
-                [sys.executable, "-m", "art_explorer.gallery.worker"],
-                input=json.dumps({"kind": "defaults", "argv": self._extra}),
+                [sys.executable, "-m", "art_explorer.gallery.worker", "defaults"],
+                input=json.dumps({"argv": self._extra}),
                 capture_output=True,
                 text=True,
                 cwd=utils.ROOT,

@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from art_explorer.data import dataset
-
 SERVED_SUFFIXES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -31,11 +29,6 @@ def safe_file(roots: dict[str, Path], root: str, rel: str) -> Path | None:
     if not path.is_relative_to(base) or path.suffix.lower() not in SERVED_SUFFIXES:
         return None
     return path if path.is_file() else None
-
-
-def list_results(output: Path) -> list[int]:
-    """Indices of output/images/NNNNNN.png, newest (highest) first."""
-    return sorted(dataset.Layout(output).indices("png"), reverse=True)
 
 
 def round_reports(output: Path) -> list[dict[str, str]]:

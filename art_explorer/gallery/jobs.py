@@ -117,7 +117,7 @@ class Jobs:
             self.jobs[job.id] = job
             self._forget_old()
             job.proc = subprocess.Popen(
-                [sys.executable, "-m", "art_explorer.gallery.worker"],
+                [sys.executable, "-m", "art_explorer.gallery.worker", kind],
                 cwd=utils.ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -126,7 +126,7 @@ class Jobs:
                 start_new_session=True,  # its own process group: cancel ends all
             )
         assert job.proc.stdin is not None
-        job.proc.stdin.write(json.dumps({"kind": kind, "argv": argv}))
+        job.proc.stdin.write(json.dumps({"argv": argv}))
         job.proc.stdin.close()
         threading.Thread(
             target=self._follow, args=(job, on_end), name=f"job-{job.id}", daemon=True

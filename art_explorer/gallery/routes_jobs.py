@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from art_explorer.gallery import uploads
+from art_explorer.gallery import results, uploads
 from art_explorer.gallery.context import Context, ctx
 from art_explorer.gallery.errors import ApiError, Conflict, read_object
 from art_explorer.gallery.jobs import Job
@@ -114,10 +114,15 @@ def explore_job(c: Context, body: dict[str, Any]) -> Job:
     argv += ["--refs", str(refs), "--scored-refs", str(scored), *c.model_flags()]
     if body.get("clip"):
         argv.append("--clip")
+
+    def on_end(job: Job) -> None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if job.state == "done" and job.result is not None:
+            made = [int(i.split(":")[1]) for i in job.result.get("ids", [])]
+            results.note_source(c.output, made, "explore")
+
     try:
-        job = c.jobs.start(
-            "explore", argv, on_end=lambda _: shutil.rmtree(tmp, ignore_errors=True)
-        )
+        job = c.jobs.start("explore", argv, on_end=on_end)
     except Conflict:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -9,34 +9,23 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from art_explorer.gallery import files
+from art_explorer.gallery import results
 from art_explorer.gallery.context import Context, ctx
 from art_explorer.gallery.errors import ApiError, Conflict, read_object
 from art_explorer.gallery.routes_render import PREVIEW_MAX, checked_params
+from art_explorer.scene import schema
 
 PAGE_MAX = 500  # most results one /api/results page returns
 router = APIRouter()
 
 
 @router.get("/api/results")
-def results(request: Request, offset: int = 0, limit: int = 120) -> dict[str, Any]:
-    ids = files.list_results(ctx(request).output)
-    offset = max(0, offset)
-    page = ids[offset : offset + max(1, min(limit, PAGE_MAX))]
-    return {
-        "total": len(ids),
-        "offset": offset,
-        "items": [
-            {
-                "id": f"out:{i}",
-                "n": i,
-                "image": f"/files/output/images/{i:06d}.png",
-                "thumb": f"/thumbs/output/images/{i:06d}.png",
-                "params": f"/files/output/params/{i:06d}.json",
-            }
-            for i in page
-        ],
-    }
+def results_page(request: Request, offset: int = 0, limit: int = 120) -> dict[str, Any]:
+    """A page of output/'s results, newest first, with source and ref flag."""
+    c = ctx(request)
+    refs = {schema.canonical_json(p) for p in c.store.numbered().values()}
+    limit = max(1, min(limit, PAGE_MAX))
+    return results.page(c.output, max(0, offset), limit, refs)
 
 
 @router.get("/api/refs")
@@ -55,6 +44,7 @@ def save_ref(c: Context, body: dict[str, Any]) -> dict[str, Any]:
             raise Conflict(f"these params are already a ref: line {line}")
         png = c.client.render_png(params, PREVIEW_MAX)
         idx, line = c.store.save_params(params, png)
+        results.note_source(c.output, [idx], "editor")
         return {"line": line, "file": str(c.store.path), "id": f"out:{idx}"}
     if "id" in body:
         line = c.store.save(c.store.sample_path(body["id"]))

@@ -2,9 +2,9 @@
 defaults) and reports to the gallery as JSON lines on stdout, so the gallery never
 imports the heavy pipeline and a cancel can end the whole process group.
 
-    python -m art_explorer.gallery.worker < spec.json
+    python -m art_explorer.gallery.worker KIND < spec.json
 
-spec: {"kind": "predict" | "explore" | "defaults", "argv": [predict.py's flags]}.
+KIND: predict, explore or defaults; spec: {"argv": [predict.py's flags]}.
 Output lines: {"line": a log line}, {"expect": seconds the job should take},
 then one {"result": {...}} or {"error": message}. Anything else the libraries print
 goes to stderr."""
@@ -84,7 +84,7 @@ def main() -> int:
 
     try:
         spec = json.loads(sys.stdin.read())
-        run = RUNNERS[spec["kind"]]
+        run = RUNNERS[sys.argv[1]]
         emit({"result": run([str(x) for x in spec.get("argv", [])], emit)})
     except SystemExit as e:  # argparse's refusal of a flag
         emit({"error": f"bad settings (exit {e.code}); see the gallery's terminal"})
