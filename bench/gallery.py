@@ -1,8 +1,8 @@
 """Benchmark: the gallery's first paint of a 2,000-picture grid and the editor's
 re-render latency (slider → new picture on screen), in headless Chromium.
 
-    python bench/gallery.py            # 2,000 pictures, 5 loads, 60 slider steps
-    python bench/gallery.py --quick    # 2,000 pictures, 3 loads, 20 slider steps
+    python bench/gallery.py            # 2,000 pictures, 5 loads, 60 + 60 slider steps
+    python bench/gallery.py --quick    # 2,000 pictures, 3 loads, 20 + 20 slider steps
 
 Starts the bundled renderer and gallery.py's app on free ports over a temp output
 folder holding N results (1024² PNGs as explore writes them: a few distinct renders,
@@ -12,13 +12,13 @@ its picture, in a fresh browser context each time (no browser cache); the first 
 is right after the server started (cold thumbnails), later loads find them (warm).
 Editor: a typical ref open at 256²; each step sets a slider and dispatches `input`
 as a drag does, and times until the new picture is decoded and the next frame is
-painted.
+painted; the same again while an explore job runs (the gallery's jobs run in their
+own process).
 Needs Debian's chromium. Writes bench/results/gallery.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gallery
 import predict
-from art_explorer import atomic, utils
+from art_explorer import atomic, cli, utils
 from art_explorer.scene import rendering, sampling
 
 FIRST_SCREEN_JS = """() => {
@@ -63,22 +64,25 @@ SLIDER_JS = """async ([name, values]) => {
 }"""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    g = ap.add_argument_group("run")
-    g.add_argument("--quick", action="store_true", help="3 loads, 20 steps (CI)")
-    g.add_argument("--pictures", type=int, default=2000, help="grid size (2000)")
-    g.add_argument("--loads", type=int, default=None, help="grid loads (5)")
-    g.add_argument("--steps", type=int, default=None, help="slider steps (60)")
-    g.add_argument(
-        "--out",
-        default="bench/results/gallery.md",
-        help="markdown results (bench/results/gallery.md)",
-    )
-    return ap.parse_args(argv)
+@dataclass
+class BenchArgs:
+    """Benchmark: the gallery's first paint of a 2,000-picture grid and the editor's
+    re-render latency, idle and while a job runs."""
+
+    quick: bool = False
+    """3 loads, 20 steps (CI)"""
+    pictures: int = 2000
+    """grid size"""
+    loads: int = 0
+    """grid loads (0: 5, or 3 with --quick)"""
+    steps: int = 0
+    """slider steps, each of idle and busy (0: 60, or 20 with --quick)"""
+    out: str = "bench/results/gallery.md"
+    """markdown results"""
+
+
+def parse_args(argv: list[str] | None = None) -> BenchArgs:
+    return cli.parse(BenchArgs, argv)
 
 
 def fill_output(out: Path, n: int, url: str, distinct: int = 24) -> None:
@@ -117,7 +121,41 @@ def first_screen_server_ms(base: str, shown: int, newest: int) -> float:
     return best
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def slider_steps(page: Any, steps: int, seed: int) -> list[float]:
+    """ms per slider step over three sliders of the open ref (SLIDER_JS)."""
+    rng = random.Random(seed)
+    per, out = max(1, steps // 3), []
+    for name, lo, hi in (
+        ("scale", 0.6, 1.4),
+        ("rotationFactor", -0.05, 0.05),
+        ("alphaFactor", 0.8, 0.98),
+    ):
+        values = [f"{rng.uniform(lo, hi):.4f}" for _ in range(per)]
+        out += page.evaluate(SLIDER_JS, [name, values])
+    return out
+
+
+def busy_slider_steps(base: str, page: Any, steps: int) -> tuple[list[float], str]:
+    """Slider steps while an explore job runs: (ms per step, what the job did)."""
+    import requests
+
+    body = {"n": 64, "candidates": 4096, "seed": 1}
+    job = requests.post(f"{base}/api/explore", json=body, timeout=30).json()["job"]
+    try:
+        # wait until the worker itself reports (its imports are done; it is working)
+        while not any(
+            not e["line"].startswith("the gallery")
+            for e in requests.get(f"{base}/api/jobs/{job}").json()["events"]
+        ):
+            time.sleep(0.2)
+        out = slider_steps(page, steps, 2)
+        state = requests.get(f"{base}/api/jobs/{job}").json()
+        return out, f"{state['state']} at {state['progress']['stage']}"
+    finally:
+        requests.post(f"{base}/api/jobs/{job}/cancel", timeout=30)
+
+
+def main(args: BenchArgs) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     loads = args.loads or (3 if args.quick else 5)
@@ -132,17 +170,17 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-gallery-"))
     grid: list[dict[str, float]] = []
     slider: list[float] = []
+    busy: list[float] = []
+    busy_job = ""
     server_ms = float("nan")
     try:
         fill_output(tmp / "output", args.pictures, rurl)
         refs = tmp / "refs.jsonl"
         refs.write_text((utils.ROOT / "references" / "refs.jsonl").read_text())
-        gargs = gallery.parse_args(
-            [
-                *("--refs", str(refs), "--output", str(tmp / "output")),
-                *("--data", str(tmp / "data"), "--port", str(gport)),
-            ]
-        )
+        gargs = gallery.GalleryOptions(
+            refs=str(refs), output=str(tmp / "output"), data=str(tmp / "data"),
+            port=gport,
+        )  # fmt: skip
         server = gallery.serve(gallery.create_app(gargs, rurl, gport), gport)
         t = threading.Thread(target=server.run, daemon=True)
         t.start()
@@ -169,15 +207,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 "window.editorIdle() && +document.querySelector('#editor-image')"
                 ".dataset.renders >= 1"
             )
-            rng = random.Random(1)
-            per = max(1, steps // 3)
-            for name, lo, hi in (
-                ("scale", 0.6, 1.4),
-                ("rotationFactor", -0.05, 0.05),
-                ("alphaFactor", 0.8, 0.98),
-            ):
-                values = [f"{rng.uniform(lo, hi):.4f}" for _ in range(per)]
-                slider += page.evaluate(SLIDER_JS, [name, values])
+            slider = slider_steps(page, steps, 1)
+            busy, busy_job = busy_slider_steps(base, page, steps)
             ctx.close()
             browser.close()
         server.should_exit = True
@@ -220,6 +251,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         f"{q(slider, 50):.1f} |",
         f"| same, p95 (ms) | {q(slider, 95):.1f} |",
         f"| slider steps measured | {len(slider)} |",
+        f"| same while an explore job runs (64 of 4096 candidates): p50 (ms) | "
+        f"{q(busy, 50):.1f} |",
+        f"| same, p95 (ms); the job was then {busy_job} | {q(busy, 95):.1f} |",
         "",
         "First screen = every tile whose top is inside the viewport has its picture "
         "(192² JPEG thumbnails of the 1024² results). Cold = the first load right "
@@ -229,13 +263,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "the browser fetches only the pictures near the screen (loading=lazy past "
         "the first screen). Editor steps: set a slider of a typical ref, dispatch "
         "`input`, wait until the new picture is decoded and the next frame painted "
-        "(POST /api/render → the renderer → PNG). Other work on the machine slows "
+        "(POST /api/render → the renderer → PNG). The busy steps run while the "
+        "gallery's explore job (its own process, art_explorer.gallery.worker) ranks "
+        "candidates on the same 2 cores; the job is cancelled after. Other work on the machine slows "
         "both: see the load average above (2 cores).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
     atomic.atomic_write_text(args.out, text)
-    return {"grid": grid, "slider": slider}
+    return {"grid": grid, "slider": slider, "busy": busy}
 
 
 if __name__ == "__main__":

@@ -238,6 +238,7 @@ def test_labels_and_filter_on_the_grid(page: Any, gal: Gallery) -> None:
     assert r.ok
     page.goto(f"{gal.url}/#explore")
     tile = page.locator('.tile[data-id="out:1"]')
+    page.wait_for_selector('.tile[data-id="out:1"][data-ref="1"]')
     assert "already a ref" in tile.inner_text()
     assert tile.locator("button.keep").is_disabled()
     page.select_option("#explore-filter", "ref")

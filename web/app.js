@@ -149,7 +149,7 @@ function logLine(el, line) {
 
 // ---------------------------------------------------------------------------- views
 
-const views = { explore: initExplore, refs: loadRefs, predict: () => {}, editor: () => {}, rounds: loadRounds };
+const views = { explore: initExplore, refs: loadRefs, predict: () => loadPredictDefaults(), editor: () => {}, rounds: loadRounds };
 const started = new Set();
 
 function show() {
@@ -244,6 +244,23 @@ function initExplore() {
 
 const imageOf = (id) => `/files/output/images/${String(id.split(":")[1]).padStart(6, "0")}.png`;
 
+async function markRefs(offset, limit) {
+  // "already a ref" labels, asked after the tiles are on screen (a few ms a result)
+  try {
+    const { refs } = await api(`/api/results/refs?offset=${offset}&limit=${limit}`);
+    for (const id of refs) {
+      const tile = document.querySelector(`#grid .tile[data-id="${id}"]`);
+      if (!tile) continue;
+      tile.dataset.ref = "1";
+      tile.querySelector("button.keep").disabled = true;
+      tile.querySelector(".src").textContent = sourceLabel(tile.dataset.source, true);
+    }
+    applyFilter();
+  } catch (e) {
+    toast(e.message, true);
+  }
+}
+
 function applyFilter() {
   const f = $("#explore-filter").value;
   for (const t of document.querySelectorAll("#grid .tile")) {
@@ -299,6 +316,7 @@ async function loadGridPage() {
     page.items.forEach((it, i) => frag.append(resultTile(it, page.offset === 0 && i < 36)));
     $("#grid").append(frag);
     applyFilter();
+    markRefs(page.offset, page.items.length);
     $("#grid-more").textContent = gridOffset < gridTotal ? "…" : page.total ? "" : "no results yet: run an explore";
   } catch (e) {
     toast(e.message, true);
@@ -311,7 +329,7 @@ async function loadGridPage() {
 }
 
 function resultTile(it, eager = false) {
-  const tile = h("div", { class: "tile", "data-id": it.id, "data-source": it.source || "", "data-ref": it.ref ? "1" : "0", tabindex: 0 });
+  const tile = h("div", { class: "tile", "data-id": it.id, "data-source": it.source || "", "data-ref": "0", tabindex: 0 });
   const img = h("img", { src: it.thumb, loading: eager ? "eager" : "lazy", width: 192, height: 192, alt: it.id });
   img.onerror = () => tile.classList.add("broken");
   img.onclick = () => {
@@ -331,13 +349,12 @@ function resultTile(it, eager = false) {
       toast(e.message, true);
     }
   };
-  keep.disabled = !!it.ref;
   const edit = h("button", { title: "open in the editor", class: "edit" }, "✎");
   edit.onclick = () => (location.hash = `editor?id=${it.id}`);
   const full = h("button", { title: "full size", class: "full" }, "⤢");
   full.onclick = () => openViewer([{ src: it.image, label: it.id }]);
   const down = h("a", { href: it.image, download: `${it.id.replace(":", "-")}.png`, title: "download the picture", class: "down" }, "⤓");
-  const label = h("span", { class: "src muted" }, sourceLabel(it.source, it.ref));
+  const label = h("span", { class: "src muted" }, sourceLabel(it.source, false));
   tile.append(img, h("div", { class: "cap" }, h("span", {}, it.id, " ", label), h("span", {}, keep, " ", edit, " ", full, " ", down)));
   return tile;
 }
@@ -453,7 +470,6 @@ function initPredict() {
     lastUpload = file.files[0];
     startJob("/api/predict", { method: "POST", body: new FormData(form) }, "predict");
   };
-  loadPredictDefaults();
 }
 
 let lastUpload = null;

@@ -47,12 +47,9 @@ def _install_domain_errors(app: FastAPI) -> None:
         return errors.err(502, str(e))
 
 
-def create_app(
-    options: GalleryOptions, renderer_url: str, port: int, read_defaults: bool = True
-) -> FastAPI:
+def create_app(options: GalleryOptions, renderer_url: str, port: int) -> FastAPI:
     """The FastAPI app for these folders, this renderer and this port (the port is
-    what Host and Origin must name). read_defaults: read predict's defaults in a
-    worker process now (the predict form starts from them)."""
+    what Host and Origin must name)."""
     output, data = Path(options.output), Path(options.data)
     c = Context(
         options=options,
@@ -63,8 +60,7 @@ def create_app(
         client=rendering.RendererClient(url=renderer_url, timeout=10.0, retries=0),
         thumbs=Thumbnails(output / ".thumbs"),
     )
-    if read_defaults:
-        c.defaults = PredictDefaults(c.model_flags())
+    c.defaults = PredictDefaults(c.model_flags())
     app = FastAPI(title="art-explorer gallery", docs_url=None, redoc_url=None)
     app.state.ctx = c
     app.add_middleware(Guard, port=port)

@@ -26,16 +26,23 @@ DEFAULTS_TIMEOUT_S = 120.0  # reading predict's defaults in a worker process
 
 class PredictDefaults:
     """The settings `make predict` runs with, read once by a worker process (so the
-    gallery never imports predict) in a background thread started at creation."""
+    gallery never imports predict), when first asked for: not at start, where the
+    import would slow the first screen."""
 
     def __init__(self, extra: list[str]) -> None:
         self._extra = extra
         self._done = threading.Event()
+        self._started = False
+        self._lock = threading.Lock()
         self._value: dict[str, Any] | None = None
         self._error = ""
-        threading.Thread(
-            target=self._read, name="predict-defaults", daemon=True
-        ).start()
+
+    def start(self) -> None:
+        """Begin reading them in a background thread (once)."""
+        with self._lock:
+            if not self._started:
+                self._started = True
+                threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         try:
@@ -59,6 +66,7 @@ class PredictDefaults:
 
     def get(self, wait_s: float = DEFAULTS_TIMEOUT_S) -> dict[str, Any]:
         """predict's defaults; ApiError 503 when they could not be read."""
+        self.start()
         self._done.wait(wait_s)
         if self._value is None:
             raise ApiError(503, f"predict's defaults are unknown: {self._error}")

@@ -126,7 +126,7 @@ def explore_job(c: Context, body: dict[str, Any]) -> Job:
     except Conflict:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    job.log(f"gallery: breeding from {note}")
+    job.log(f"the gallery breeds from {note}")
     return job
 
 

@@ -21,11 +21,18 @@ router = APIRouter()
 
 @router.get("/api/results")
 def results_page(request: Request, offset: int = 0, limit: int = 120) -> dict[str, Any]:
-    """A page of output/'s results, newest first, with source and ref flag."""
+    """A page of output/'s results, newest first, each with its source."""
+    limit = max(1, min(limit, PAGE_MAX))
+    return results.page(ctx(request).output, max(0, offset), limit)
+
+
+@router.get("/api/results/refs")
+def results_refs(request: Request, offset: int = 0, limit: int = 120) -> dict[str, Any]:
+    """Which results of that page are refs already (asked after the first paint)."""
     c = ctx(request)
     refs = {schema.canonical_json(p) for p in c.store.numbered().values()}
     limit = max(1, min(limit, PAGE_MAX))
-    return results.page(c.output, max(0, offset), limit, refs)
+    return {"refs": results.ref_flags(c.output, max(0, offset), limit, refs)}
 
 
 @router.get("/api/refs")
