@@ -19,6 +19,7 @@ Needs Debian's chromium. Writes bench/results/gallery.md.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,8 @@ class BenchArgs:
     """slider steps, each of idle and busy (0: 60, or 20 with --quick)"""
     out: str = "bench/results/gallery.md"
     """markdown results"""
+    shots: str = ""
+    """instead of measuring: remake the docs' screenshots in this folder (docs)"""
 
 
 def parse_args(argv: list[str] | None = None) -> BenchArgs:
@@ -155,27 +159,18 @@ def busy_slider_steps(base: str, page: Any, steps: int) -> tuple[list[float], st
         requests.post(f"{base}/api/jobs/{job}/cancel", timeout=30)
 
 
-def main(args: BenchArgs) -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
-
-    loads = args.loads or (3 if args.quick else 5)
-    steps = args.steps or (20 if args.quick else 60)
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:  # make bench carries on; the results file is left as it was
-        print("bench/gallery.py: skipped, no chromium (apt-get install chromium)")
-        return {}
+@contextlib.contextmanager
+def running_gallery(pictures: int) -> Iterator[tuple[str, Path]]:
+    """The bundled renderer and the gallery's app on free ports over a temp output
+    of `pictures` results and the project's refs: (base URL, temp folder)."""
     rport, gport = rendering.free_port(), rendering.free_port()
     rurl = f"http://127.0.0.1:{rport}/api/raster"
     proc = rendering.start_renderer(rport)
     tmp = Path(tempfile.mkdtemp(prefix="bench-gallery-"))
-    grid: list[dict[str, float]] = []
-    slider: list[float] = []
-    busy: list[float] = []
-    busy_job = ""
-    server_ms = float("nan")
     try:
-        fill_output(tmp / "output", args.pictures, rurl)
-        refs = tmp / "refs.jsonl"
+        fill_output(tmp / "output", pictures, rurl)
+        refs = tmp / "references" / "refs.jsonl"
+        refs.parent.mkdir()
         refs.write_text((utils.ROOT / "references" / "refs.jsonl").read_text())
         gargs = gallery.GalleryOptions(
             refs=str(refs), output=str(tmp / "output"), data=str(tmp / "data"),
@@ -186,44 +181,60 @@ def main(args: BenchArgs) -> dict[str, Any]:
         t.start()
         while not server.started:
             time.sleep(0.05)
-        base = f"http://127.0.0.1:{gport}"
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=exe, headless=True)
-            for k in range(loads):
-                ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-                page = ctx.new_page()
-                page.goto(f"{base}/#explore")
-                r = page.wait_for_function(FIRST_SCREEN_JS, timeout=60_000).json_value()
-                grid.append(r)
-                print(f"grid load {k + 1}: {r['ms']:.0f} ms", file=sys.stderr)
-                ctx.close()
-            server_ms = first_screen_server_ms(
-                base, int(grid[0]["shown"]), args.pictures - 1
-            )
-            ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-            page = ctx.new_page()
-            page.goto(f"{base}/#editor?id=ref:1")
-            page.wait_for_function(
-                "window.editorIdle() && +document.querySelector('#editor-image')"
-                ".dataset.renders >= 1"
-            )
-            slider = slider_steps(page, steps, 1)
-            busy, busy_job = busy_slider_steps(base, page, steps)
-            ctx.close()
-            browser.close()
-        server.should_exit = True
-        t.join(10)
+        try:
+            yield f"http://127.0.0.1:{gport}", tmp
+        finally:
+            server.should_exit = True
+            t.join(10)
     finally:
         rendering.stop_renderer(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def q(xs: list[float], p: int) -> float:
-        return (
-            statistics.quantiles(xs, n=100, method="inclusive")[p - 1]
-            if len(xs) > 1
-            else xs[0]
-        )
 
+def open_editor(browser: Any, base: str, hash_: str, width: int = 1280) -> Any:
+    """A fresh page on the editor at `hash_`, its first picture drawn."""
+    ctx = browser.new_context(viewport={"width": width, "height": 900})
+    page = ctx.new_page()
+    page.goto(f"{base}/{hash_}")
+    page.wait_for_function(
+        "window.editorIdle() && +document.querySelector('#editor-image')"
+        ".dataset.renders >= 1",
+        timeout=60_000,
+    )
+    return page
+
+
+def measure(browser: Any, base: str, args: BenchArgs) -> dict[str, Any]:
+    """Grid loads, the server's share, slider steps idle and with a job."""
+    loads = args.loads or (3 if args.quick else 5)
+    steps = args.steps or (20 if args.quick else 60)
+    grid: list[dict[str, float]] = []
+    for k in range(loads):
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = ctx.new_page()
+        page.goto(f"{base}/#explore")
+        r = page.wait_for_function(FIRST_SCREEN_JS, timeout=60_000).json_value()
+        grid.append(r)
+        print(f"grid load {k + 1}: {r['ms']:.0f} ms", file=sys.stderr)
+        ctx.close()
+    server_ms = first_screen_server_ms(base, int(grid[0]["shown"]), args.pictures - 1)
+    page = open_editor(browser, base, "#editor?id=ref:1")
+    slider = slider_steps(page, steps, 1)
+    busy, busy_job = busy_slider_steps(base, page, steps)
+    page.context.close()
+    return {"grid": grid, "server_ms": server_ms, "slider": slider, "busy": busy,
+            "busy_job": busy_job}  # fmt: skip
+
+
+def report(args: BenchArgs, m: dict[str, Any]) -> str:
+    """bench/results/gallery.md's text."""
+
+    def q(xs: list[float], p: int) -> float:
+        if len(xs) < 2:
+            return xs[0] if xs else float("nan")
+        return statistics.quantiles(xs, n=100, method="inclusive")[p - 1]
+
+    grid, slider, busy = m["grid"], m["slider"], m["busy"]
     cold, warm = grid[0]["ms"], [g["ms"] for g in grid[1:]]
     cmd = "python bench/gallery.py" + (" --quick" if args.quick else "")
     lines = [
@@ -244,7 +255,7 @@ def main(args: BenchArgs) -> dict[str, Any]:
         f"| same, thumbnails made (ms, median of {len(warm)}) | "
         f"{statistics.median(warm) if warm else float('nan'):.0f} |",
         f"| the server's share: those requests one by one, no browser (ms, best "
-        f"of 3) | {server_ms:.0f} |",
+        f"of 3) | {m['server_ms']:.0f} |",
         f"| tiles in the page / on the first screen | {grid[0]['tiles']:.0f} / "
         f"{grid[0]['shown']:.0f} |",
         f"| editor re-render at 256², slider → picture on screen: p50 (ms) | "
@@ -253,7 +264,7 @@ def main(args: BenchArgs) -> dict[str, Any]:
         f"| slider steps measured | {len(slider)} |",
         f"| same while an explore job runs (64 of 4096 candidates): p50 (ms) | "
         f"{q(busy, 50):.1f} |",
-        f"| same, p95 (ms); the job was then {busy_job} | {q(busy, 95):.1f} |",
+        f"| same, p95 (ms); the job was then {m['busy_job']} | {q(busy, 95):.1f} |",
         "",
         "First screen = every tile whose top is inside the viewport has its picture "
         "(192² JPEG thumbnails of the 1024² results). Cold = the first load right "
@@ -265,13 +276,109 @@ def main(args: BenchArgs) -> dict[str, Any]:
         "`input`, wait until the new picture is decoded and the next frame painted "
         "(POST /api/render → the renderer → PNG). The busy steps run while the "
         "gallery's explore job (its own process, art_explorer.gallery.worker) ranks "
-        "candidates on the same 2 cores; the job is cancelled after. Other work on the machine slows "
-        "both: see the load average above (2 cores).",
+        "candidates on the same cores; the job is cancelled after. Other work on "
+        "the machine slows both: see the load average above.",
     ]
-    text = "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+def predict_job(base: str, target: bytes) -> dict[str, Any]:
+    """A short predict of `target` through the gallery; its result."""
+    import requests
+
+    r = requests.post(
+        f"{base}/api/predict",
+        files={"file": ("target.png", target)},
+        data={"fevals": "60", "size": "64", "gd_steps": "0", "final_size": "512"},
+        timeout=30,
+    )
+    job = r.json()["job"]
+    for _ in range(600):
+        state = requests.get(f"{base}/api/jobs/{job}").json()
+        if state["state"] != "running":
+            assert state["state"] == "done", state["error"]
+            return state["result"]
+        time.sleep(0.5)
+    raise RuntimeError("predict did not finish in 5 minutes")
+
+
+def screenshots(browser: Any, base: str, tmp: Path, folder: Path) -> None:
+    """docs/gallery-*.png from the real page: explore with a job running, refs,
+    predict with its verdict, compare, the editor beside its target and at 390 px."""
+    import requests
+
+    client = rendering.RendererClient(
+        url=requests.get(f"{base}/api/status").json()["renderer"]
+    )
+    ref = requests.get(f"{base}/api/params", params={"id": "ref:3"}).json()
+    res = predict_job(base, client.render_png(ref, 256))
+    requests.post(f"{base}/api/refs", json={"id": "out:5"})
+    requests.put(
+        f"{base}/api/refs/{requests.get(f'{base}/api/refs').json()['refs'][1]['key']}/stars",
+        json={"stars": 4},
+    )
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = ctx.new_page()
+    page.goto(f"{base}/#predict")
+    page.wait_for_selector("#predict-result:not([hidden])", timeout=60_000)
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(folder / "gallery-predict.png"))
+    page.click("#predict-compare")
+    page.wait_for_selector("#viewer:not([hidden]) img")
+    page.locator("#viewer .pane").nth(1).click(position={"x": 200, "y": 200})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(folder / "gallery-compare.png"))
+    page.keyboard.press("Escape")
+    page.goto(f"{base}/#refs")
+    page.wait_for_selector("#refs .tile img")
+    page.wait_for_timeout(3000)
+    page.screenshot(path=str(folder / "gallery-refs.png"))
+    body = {"n": 64, "candidates": 4096, "seed": 1}
+    job = requests.post(f"{base}/api/explore", json=body).json()["job"]
+    page.goto(f"{base}/#explore")
+    page.wait_for_function(
+        "+document.querySelector('#job-progress').value > 0.05", timeout=120_000
+    )
+    page.locator("#grid .tile img").nth(1).click()
+    page.locator("#grid .tile img").nth(6).click()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(folder / "gallery-explore.png"))
+    requests.post(f"{base}/api/jobs/{job}/cancel")
+    ctx.close()
+    target = f"&target={res['target']}" if res.get("target") else ""
+    page = open_editor(browser, base, f"#editor?id={res['id']}{target}")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(folder / "gallery-editor.png"))
+    page.context.close()
+    page = open_editor(browser, base, "#editor?id=ref:1", width=390)
+    page.locator("#controls details.group").nth(1).locator("summary").click()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(folder / "gallery-editor-390.png"), full_page=False)
+    page.context.close()
+    client.close()
+
+
+def main(args: BenchArgs) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:  # make bench carries on; the results file is left as it was
+        print("bench/gallery.py: skipped, no chromium (apt-get install chromium)")
+        return {}
+    pictures = 60 if args.shots else args.pictures
+    with running_gallery(pictures) as (base, tmp), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, headless=True)
+        try:
+            if args.shots:
+                screenshots(browser, base, tmp, Path(args.shots))
+                return {}
+            m = measure(browser, base, args)
+        finally:
+            browser.close()
+    text = report(args, m)
     print(text)
     atomic.atomic_write_text(args.out, text)
-    return {"grid": grid, "slider": slider, "busy": busy}
+    return m
 
 
 if __name__ == "__main__":

@@ -385,3 +385,20 @@ def test_breeding_scores_only_when_every_current_ref_has_one(tmp_path: Path) -> 
     r, s, note = store.breeding_files(tmp_path)
     assert [x for x, _ in refs_io.load_scored_refs(s)] == params
     assert "by score" in note
+
+
+def test_a_stopping_gallery_ends_its_job(gal: Gallery, renderer_url: str) -> None:
+    import gallery
+
+    port = rendering.free_port()
+    server = gallery.serve(gallery.create_app(gal.args, renderer_url, port), port)
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    while not server.started:
+        time.sleep(0.05)
+    body = {"n": 64, "candidates": 4096, "seed": 2}
+    r = requests.post(f"http://127.0.0.1:{port}/api/explore", json=body)
+    assert r.ok and workers()
+    server.should_exit = True
+    t.join(10)
+    wait_for_no_workers(CANCEL_S)

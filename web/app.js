@@ -245,7 +245,9 @@ function initExplore() {
 const imageOf = (id) => `/files/output/images/${String(id.split(":")[1]).padStart(6, "0")}.png`;
 
 async function markRefs(offset, limit) {
-  // "already a ref" labels, asked after the tiles are on screen (a few ms a result)
+  // "already a ref" labels, asked once the first screen's pictures are in (the
+  // server spends a few ms a result on them)
+  if (document.readyState !== "complete") await new Promise((r) => addEventListener("load", r, { once: true }));
   try {
     const { refs } = await api(`/api/results/refs?offset=${offset}&limit=${limit}`);
     for (const id of refs) {

@@ -3,7 +3,9 @@ the routes of each area into one FastAPI app, and serves it."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +63,15 @@ def create_app(options: GalleryOptions, renderer_url: str, port: int) -> FastAPI
         thumbs=Thumbnails(output / ".thumbs"),
     )
     c.defaults = PredictDefaults(c.model_flags())
-    app = FastAPI(title="art-explorer gallery", docs_url=None, redoc_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        c.jobs.cancel_all()  # a job's process does not outlive its gallery
+
+    app = FastAPI(
+        title="art-explorer gallery", docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.state.ctx = c
     app.add_middleware(Guard, port=port)
     errors.install(app)

@@ -154,6 +154,11 @@ class Jobs:
         timer.daemon = True
         timer.start()
 
+    def cancel_all(self) -> None:
+        """Cancel every running job (the gallery is stopping)."""
+        for job in list(self.jobs.values()):
+            self.cancel(job)
+
     def _follow(self, job: Job, on_end: Callable[[Job], None] | None) -> None:
         """Read the worker's lines into the job until it ends."""
         assert job.proc is not None and job.proc.stdout is not None

@@ -80,7 +80,10 @@ def main() -> int:
     sys.stdout = sys.stderr
 
     def emit(obj: dict[str, Any]) -> None:
-        out.write(json.dumps(obj) + "\n")
+        try:
+            out.write(json.dumps(obj) + "\n")
+        except BrokenPipeError:  # the gallery is gone: nobody wants the rest
+            os._exit(1)
 
     try:
         spec = json.loads(sys.stdin.read())
