@@ -283,14 +283,11 @@ def report(args: BenchArgs, m: dict[str, Any]) -> str:
 
 
 def predict_job(base: str, target: bytes) -> dict[str, Any]:
-    """A short predict of `target` through the gallery; its result."""
+    """A predict of `target` through the gallery with make predict's settings."""
     import requests
 
     r = requests.post(
-        f"{base}/api/predict",
-        files={"file": ("target.png", target)},
-        data={"fevals": "60", "size": "64", "gd_steps": "0", "final_size": "512"},
-        timeout=30,
+        f"{base}/api/predict", files={"file": ("target.png", target)}, timeout=30
     )
     job = r.json()["job"]
     for _ in range(600):
@@ -321,7 +318,10 @@ def screenshots(browser: Any, base: str, tmp: Path, folder: Path) -> None:
     page = ctx.new_page()
     page.goto(f"{base}/#predict")
     page.wait_for_selector("#predict-result:not([hidden])", timeout=60_000)
-    page.wait_for_timeout(800)
+    page.wait_for_function(
+        "document.querySelector('#predict-form input[name=fevals]').value !== ''",
+        timeout=150_000,
+    )
     page.screenshot(path=str(folder / "gallery-predict.png"))
     page.click("#predict-compare")
     page.wait_for_selector("#viewer:not([hidden]) img")
@@ -336,6 +336,8 @@ def screenshots(browser: Any, base: str, tmp: Path, folder: Path) -> None:
     body = {"n": 64, "candidates": 4096, "seed": 1}
     job = requests.post(f"{base}/api/explore", json=body).json()["job"]
     page.goto(f"{base}/#explore")
+    page.reload()  # the page re-attaches to the running job
+    page.wait_for_selector("#job[data-state=running]")
     page.wait_for_function(
         "+document.querySelector('#job-progress').value > 0.05", timeout=120_000
     )
@@ -351,7 +353,6 @@ def screenshots(browser: Any, base: str, tmp: Path, folder: Path) -> None:
     page.screenshot(path=str(folder / "gallery-editor.png"))
     page.context.close()
     page = open_editor(browser, base, "#editor?id=ref:1", width=390)
-    page.locator("#controls details.group").nth(1).locator("summary").click()
     page.wait_for_timeout(500)
     page.screenshot(path=str(folder / "gallery-editor-390.png"), full_page=False)
     page.context.close()

@@ -357,7 +357,7 @@ function resultTile(it, eager = false) {
   full.onclick = () => openViewer([{ src: it.image, label: it.id }]);
   const down = h("a", { href: it.image, download: `${it.id.replace(":", "-")}.png`, title: "download the picture", class: "down" }, "⤓");
   const label = h("span", { class: "src muted" }, sourceLabel(it.source, false));
-  tile.append(img, h("div", { class: "cap" }, h("span", {}, it.id, " ", label), h("span", {}, keep, " ", edit, " ", full, " ", down)));
+  tile.append(img, h("div", { class: "cap" }, h("span", {}, it.id), label), h("div", { class: "cap acts" }, keep, edit, full, down));
   return tile;
 }
 
