@@ -42,6 +42,9 @@ import predict
 from art_explorer import atomic, cli, utils
 from art_explorer.scene import rendering, sampling
 
+SCRIPTS = [
+    f"/web/{n}.js" for n in ("core", "explore", "refs", "predict", "editor", "main")
+]
 FIRST_SCREEN_JS = """() => {
   const tiles = [...document.querySelectorAll('#grid .tile img')];
   const shown = tiles.filter(i => i.getBoundingClientRect().top < innerHeight);
@@ -114,7 +117,7 @@ def first_screen_server_ms(base: str, shown: int, newest: int) -> float:
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
-        for path in ("/", "/web/app.js", "/web/style.css", "/api/results?limit=48"):
+        for path in ("/", *SCRIPTS, "/web/style.css", "/api/results?limit=48"):
             s.get(base + path).raise_for_status()
         for i in range(shown):
             s.get(

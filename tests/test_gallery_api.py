@@ -402,3 +402,17 @@ def test_a_stopping_gallery_ends_its_job(gal: Gallery, renderer_url: str) -> Non
     server.should_exit = True
     t.join(10)
     wait_for_no_workers(CANCEL_S)
+
+
+def test_restore_puts_a_ref_back_once(gal: Gallery) -> None:
+    second = refs_io.load_refs(gal.refs)[1]
+    r = requests.post(f"{gal.url}/api/refs/restore", json={"params": second, "line": 2})
+    assert r.status_code == 409  # still a ref: not added twice
+    key = refs_io.ref_key(second)
+    assert requests.delete(f"{gal.url}/api/refs/2", params={"key": key}).ok
+    for bad in ({"params": second}, {"params": second, "line": 0}, {"line": 2}):
+        r = requests.post(f"{gal.url}/api/refs/restore", json=bad)
+        assert is_json_4xx(r), (bad, r.text)
+    r = requests.post(f"{gal.url}/api/refs/restore", json={"params": second, "line": 2})
+    assert r.ok and r.json()["line"] == 2
+    assert refs_io.load_refs(gal.refs)[1] == second and len(gal.lines()) == N_REFS

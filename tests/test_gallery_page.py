@@ -254,3 +254,22 @@ def test_labels_and_filter_on_the_grid(page: Any, gal: Gallery) -> None:
     assert len(gal.lines()) == N_REFS + 2
     keys = [refs_io.ref_key(p) for p in refs_io.load_refs(gal.refs)]
     assert len(set(keys)) == N_REFS + 2
+
+
+def test_a_remove_can_be_undone(page: Any, gal: Gallery) -> None:
+    key = refs_io.ref_key(refs_io.load_refs(gal.refs)[1])
+    assert requests.put(f"{gal.url}/api/refs/{key}/stars", json={"stars": 5}).ok
+    page.goto(f"{gal.url}/#refs")
+    page.locator('.tile[data-line="2"] button.remove').click()
+    page.wait_for_selector("#toast:has-text('removed line 2')")
+    assert len(gal.lines()) == N_REFS - 1
+    page.click("#toast button.toast-action")
+    page.wait_for_selector("#toast:has-text('restored line 2')")
+
+    def canon(lines: list[str]) -> list[str]:
+        return [
+            schema.canonical_json(schema.validate_params(json.loads(x))) for x in lines
+        ]
+
+    assert canon(gal.lines()) == canon(gal.seed_lines)
+    page.wait_for_selector('.tile[data-line="2"] .stars[data-stars="5"]')

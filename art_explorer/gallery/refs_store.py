@@ -182,6 +182,19 @@ class RefsStore:
                 )
             refs_cli.cmd_rm(self.path, line)
 
+    def restore(self, params: dict[str, Any], line: int) -> int:
+        """Put a removed ref back at `line` (the remove's undo; later lines move down
+        by one); returns the line it went to. Refused when it is a ref again."""
+        with self.locked():
+            here = self.line_of(params)
+            if here is not None:
+                raise Conflict(f"these params are already a ref: line {here}")
+            lines = self.path.read_bytes().splitlines() if self.path.exists() else []
+            at = max(1, min(line, len(lines) + 1))
+            lines.insert(at - 1, refs_cli.ref_line(params).encode("utf-8"))
+            atomic.atomic_write_bytes(self.path, b"".join(x + b"\n" for x in lines))
+            return at
+
     def rate(self, key: str, stars: int) -> None:
         """Set (1-5) or clear (0) the stars of ref `key`; ratings of refs that are
         gone are dropped on the way."""

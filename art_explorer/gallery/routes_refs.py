@@ -71,6 +71,18 @@ def refs_remove(request: Request, line: int, key: str) -> dict[str, Any]:
     return {"removed": line}
 
 
+@router.post("/api/refs/restore")
+async def refs_restore(request: Request) -> Response:
+    """{"params": ..., "line": N}: undo a remove, putting the ref back at line N."""
+    body = await read_object(request)
+    params = checked_params(body.get("params"))
+    line = body.get("line")
+    if type(line) is not int or line < 1:
+        raise ApiError(400, "line must be a whole number from 1")
+    at = await run_in_threadpool(ctx(request).store.restore, params, line)
+    return JSONResponse({"line": at, "file": str(ctx(request).store.path)})
+
+
 @router.put("/api/refs/{key}/stars")
 async def refs_rate(key: str, request: Request) -> Response:
     stars = (await read_object(request)).get("stars")
