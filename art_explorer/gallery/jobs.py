@@ -24,7 +24,7 @@ from art_explorer.gallery.errors import Conflict
 STAGE_RE = re.compile(
     r"^\s+(\S+)\s+loss ([\d.]+|inf)\s+renders\s+(\d+)\s+([\d.]+) s$"
 )  # search.invert's stage lines
-STEP_RE = re.compile(r"^([a-z][a-z \-]{1,23}):")  # "search: …", "refs: …" → a stage
+STEP_RE = re.compile(r"^([a-z][a-z\-]+(?: [a-z\-]+)?):")  # "search: …" → a stage
 KILL_AFTER_S = 1.0  # a cancelled job's process group gets SIGKILL after this
 KEEP_FINISHED = 20  # finished jobs the listing remembers
 
