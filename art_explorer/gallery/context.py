@@ -13,9 +13,8 @@ from typing import Any
 
 from fastapi import Request
 
-from art_explorer import utils
 from art_explorer.gallery.errors import ApiError
-from art_explorer.gallery.jobs import Jobs
+from art_explorer.gallery.jobs import Jobs, worker_env
 from art_explorer.gallery.options import GalleryOptions
 from art_explorer.gallery.refs_store import RefsStore
 from art_explorer.gallery.thumbs import Thumbnails
@@ -51,7 +50,7 @@ class PredictDefaults:
                 input=json.dumps({"argv": self._extra}),
                 capture_output=True,
                 text=True,
-                cwd=utils.ROOT,
+                env=worker_env(),
                 timeout=DEFAULTS_TIMEOUT_S,
                 check=False,
             )

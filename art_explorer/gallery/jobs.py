@@ -118,7 +118,7 @@ class Jobs:
             self._forget_old()
             job.proc = subprocess.Popen(
                 [sys.executable, "-m", "art_explorer.gallery.worker", kind],
-                cwd=utils.ROOT,
+                env=worker_env(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -195,6 +195,16 @@ class Jobs:
         ended = [j for j in self.jobs.values() if j.state != "running"]
         for j in sorted(ended, key=lambda j: j.started)[:-KEEP_FINISHED]:
             del self.jobs[j.id]
+
+
+def worker_env() -> dict[str, str]:
+    """The worker's environment: the server's, with the project importable, so it
+    runs in the server's folder and reads the same relative paths."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(utils.ROOT), path) if p),
+    }
 
 
 def _signal_group(proc: subprocess.Popen[str], sig: int) -> None:
