@@ -20,7 +20,9 @@ from art_explorer.nets.config import (
 from art_explorer.nets.forward import ForwardModel
 from art_explorer.nets.inverse import InverseModel
 
-TINY: dict[str, Any] = dict(size=16, width=2, hidden=16, embed=2, n_freq=1, attn_res=0, layout_k=2)
+TINY: dict[str, Any] = dict(
+    size=16, width=2, hidden=16, embed=2, n_freq=1, attn_res=0, layout_k=2
+)
 
 
 def _forward_checkpoint(tmp_path: Path) -> Path:
