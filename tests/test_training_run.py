@@ -96,13 +96,22 @@ def _kill_at(data: Path, out: Path, epochs: int, point: str) -> None:
             proc.wait()
 
 
+def _one_epoch_then_kill(pairs: Path, tmp_path: Path, point: str) -> tuple[Path, bytes]:
+    """Train one epoch, then resume for a second killed at `point` of its OUT-last
+    save → (the OUT-last stem, its weights before the kill)."""
+    out = tmp_path / "forward"
+    _train(pairs, out, 1)
+    last = Path(f"{out}-last")
+    before = last.with_suffix(".safetensors").read_bytes()
+    _kill_at(pairs, out, 2, point)
+    return last, before
+
+
 def test_kill_9_between_the_renames_resumes_from_the_weights(
     pairs: Path, tmp_path: Path
 ) -> None:
+    last, _ = _one_epoch_then_kill(pairs, tmp_path, "renamed")
     out = tmp_path / "forward"
-    last = Path(f"{out}-last")
-    _train(pairs, out, 1)
-    _kill_at(pairs, out, 2, "renamed")
     # the mismatch the kill leaves: epoch-2 weights beside the epoch-1 sidecar
     on_disk = json.loads(last.with_suffix(".json").read_text())
     assert on_disk["epoch"] == 1
@@ -116,11 +125,8 @@ def test_kill_9_between_the_renames_resumes_from_the_weights(
 def test_kill_9_before_the_renames_keeps_the_old_pair_and_no_temp_files(
     pairs: Path, tmp_path: Path
 ) -> None:
+    last, before = _one_epoch_then_kill(pairs, tmp_path, "written")
     out = tmp_path / "forward"
-    last = Path(f"{out}-last")
-    _train(pairs, out, 1)
-    before = last.with_suffix(".safetensors").read_bytes()
-    _kill_at(pairs, out, 2, "written")
     temps = sorted(p.name for p in tmp_path.glob(".forward-last.*.tmp"))
     assert len(temps) == 2, temps  # the weights' and the sidecar's
     assert last.with_suffix(".safetensors").read_bytes() == before

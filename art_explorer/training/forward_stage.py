@@ -11,13 +11,12 @@ import torch
 
 from art_explorer import config, utils
 from art_explorer.nets import perceptual_distance
-from art_explorer.nets.compile import compile_hot_paths
 from art_explorer.nets.forward import ForwardModel
 from art_explorer.scoring import metrics
 from art_explorer.training import cluster
 from art_explorer.training.args import FORWARD_FLAGS, TrainArgs
 from art_explorer.training.loader import Pairs, batches, images_at, to_device
-from art_explorer.training.loop import Stage, fit
+from art_explorer.training.loop import Stage, fit, speedups
 from art_explorer.training.losses import ForwardLossWeights, forward_loss
 from art_explorer.training.run import Run
 
@@ -100,13 +99,7 @@ def train_forward(
     run = Run(Path(args.out), "forward", args, higher_is_better=True, key="ncc")
     if args.resume:
         run.resume(net, opt, {"size": cfg.size, "width": cfg.width}, log)
-    fast = device.type == "cuda"
-    amp = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if fast
-        else contextlib.nullcontext()
-    )
-    step_net: Any = compile_hot_paths(net) if fast and args.compile else net
+    amp, step_net = speedups(net, device, args)
     train_net = cluster.wrap_ddp(step_net, dist, device)
     stage = Stage(
         net,

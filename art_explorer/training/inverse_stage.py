@@ -21,7 +21,6 @@ from art_explorer.nets.backbones import (
     create_backbone,
     dinov2_weights_file,
 )
-from art_explorer.nets.compile import compile_hot_paths
 from art_explorer.nets.config import InverseConfig
 from art_explorer.nets.forward import ForwardModel
 from art_explorer.nets.inputs import batch_encode
@@ -31,7 +30,7 @@ from art_explorer.scoring import metrics
 from art_explorer.training import cluster
 from art_explorer.training.args import TrainArgs
 from art_explorer.training.loader import Pairs, batches, images_at, to_device
-from art_explorer.training.loop import Log, Stage, fit
+from art_explorer.training.loop import Log, Stage, fit, speedups
 from art_explorer.training.losses import PERIODIC_CONT, cont_error, inverse_param_loss
 from art_explorer.training.run import Run
 
@@ -287,8 +286,8 @@ def train_inverse(
     """Train the inverse model: cross-entropy/MSE/BCE per head, plus the perceptual
     distance through the frozen forward model ramped in over the first half."""
     out = Path(args.out)
-    resuming = (
-        args.resume and out.with_name(out.name + "-last").with_suffix(".json").exists()
+    resuming = args.resume and checkpoint_io.checkpoint_exists(
+        out.with_name(out.name + "-last")
     )
     net, pretrained = inverse_net(args, resuming, device, log)
     fwd, perceptual = frozen_forward(args, device, log)
@@ -304,13 +303,7 @@ def train_inverse(
     run = Run(out, "inverse", args, higher_is_better=False, key="val_loss")
     if resuming:
         run.resume(net, opt, {"backbone": net.cfg.backbone}, log)
-    fast = device.type == "cuda"
-    amp = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if fast
-        else contextlib.nullcontext()
-    )
-    step_net: Any = compile_hot_paths(net) if fast and args.compile else net
+    amp, step_net = speedups(net, device, args)
     train_net = cluster.wrap_ddp(step_net, dist, device, find_unused=freeze > 0)
     ramp_steps = max(1, args.epochs * max(1, len(train) // args.batch_size) // 2)
 

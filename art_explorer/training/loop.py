@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from art_explorer.nets.compile import compile_hot_paths
 from art_explorer.progress import progress
 from art_explorer.training import cluster
 from art_explorer.training.args import TrainArgs
@@ -43,6 +44,17 @@ class Stage:
     """the scores the epoch's log line and the curves show"""
     on_epoch: Callable[[int], None] | None = None
     """called with the epoch's index before it starts"""
+
+
+def speedups(
+    net: torch.nn.Module, device: torch.device, args: TrainArgs
+) -> tuple[contextlib.AbstractContextManager[Any], Any]:
+    """(autocast, the net to step): bf16 autocast and the compiled hot paths on CUDA
+    (unless --no-compile), no autocast and the net itself elsewhere."""
+    if device.type != "cuda":
+        return contextlib.nullcontext(), net
+    amp = torch.autocast("cuda", dtype=torch.bfloat16)
+    return amp, compile_hot_paths(net) if args.compile else net
 
 
 @dataclass
