@@ -13,7 +13,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-import refs as refs_cli
 from art_explorer.data import dataset, refs_io
 from art_explorer.gallery import (
     errors,
@@ -40,7 +39,7 @@ def _install_domain_errors(app: FastAPI) -> None:
     async def refs_error(_: Request, e: refs_io.RefsError) -> JSONResponse:
         return errors.err(500, str(e))
 
-    @app.exception_handler(refs_cli.RefCommandError)
+    @app.exception_handler(dataset.SampleError)
     async def ref_command_error(_: Request, e: Exception) -> JSONResponse:
         return errors.err(400, str(e))
 

@@ -1,25 +1,21 @@
-"""The gallery's one writer of references/: refs lines, star ratings and the scores
-shown beside them, every edit under one lock (this process's threads, and other
-processes through flock on a lock file), through refs.py's atomic writes.
-
-Every other gallery module reads and edits refs through RefsStore, so moving to a
-shared writer for references/ is a change to this module only."""
+"""The gallery's view of references/: refs lines, star ratings and the scores shown
+beside them. Every edit goes through art_explorer.refs.store, the one writer of
+references/ (under its lock, whichever program edits), with its errors turned into
+the page's 4xx answers."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import refs as refs_cli
 from art_explorer import atomic
 from art_explorer.data import dataset, refs_io
 from art_explorer.gallery.errors import ApiError, Conflict
+from art_explorer.refs import store
 from art_explorer.scene import schema
 
 SAMPLE_ID_RE = re.compile(r"^(?:(?:out|q):)?[0-9]{1,9}$")  # out:N, q:N, N (ASCII)
@@ -45,19 +41,23 @@ class RefsStore:
     def __init__(self, refs: Path, scored: Path, data: Path, output: Path) -> None:
         self.path, self.scored = refs, scored
         self.data, self.output = data, output
-        self._lock = threading.Lock()
+        self.writer = store.RefsStore(refs, scored)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the refs lock: this process's threads and any other gallery."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(f".{self.path.name}.lock")
-        with self._lock, open(lock_path, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        """Hold the refs lock (the one every program editing these refs takes)."""
+        with self.writer.locked():
+            yield
+
+    @contextlib.contextmanager
+    def edit(self) -> Iterator[None]:
+        """The writer's refusals as the page's answers: 409 for a conflict, 400 else."""
+        try:
+            yield
+        except store.RefConflict as e:
+            raise Conflict(str(e)) from None
+        except store.RefEditError as e:
+            raise ApiError(400, str(e)) from None
 
     # -- reading
 
@@ -74,11 +74,22 @@ class RefsStore:
             if p is None:
                 raise ApiError(404, f"{self.path} has no ref on line {m.group(1)}")
             return p
-        return refs_cli.read_params(self.sample_path(s))
+        return self.read_sample(self.sample_path(s))
 
     def sample_path(self, sample_id: str) -> Path:
         """out:N, q:N or N → its params file."""
-        return refs_cli.resolve_id(check_id(sample_id), self.data, self.output)
+        try:
+            return dataset.sample_path(check_id(sample_id), self.data, self.output)
+        except dataset.SampleError as e:
+            raise ApiError(404, str(e)) from None
+
+    @staticmethod
+    def read_sample(path: Path) -> dict[str, Any]:
+        """A sample's params file → complete flat params (404 / 400 with the reason)."""
+        try:
+            return dataset.load_params(path)
+        except dataset.SampleError as e:
+            raise ApiError(400, str(e)) from None
 
     def listing(self) -> list[dict[str, Any]]:
         """Every ref: line, key, params, describe, stars, weight, score, scorer."""
@@ -153,14 +164,15 @@ class RefsStore:
 
     def save(self, source: Path) -> int:
         """Append the params at `source` (refs.py save); returns the line number."""
-        with self.locked():
-            return refs_cli.cmd_save(self.path, source)
+        params = self.read_sample(source)
+        with self.edit():
+            return self.writer.save(params, source=str(source))
 
     def save_params(self, params: dict[str, Any], png: bytes) -> tuple[int, int]:
         """Edited params (from the editor) → a new result in output/ and a new refs
         line: (result index, line). Params that are already a ref are refused before
         anything is written (Conflict), so an unchanged Save leaves no files."""
-        with self.locked():
+        with self.locked(), self.edit():
             line = self.line_of(params)
             if line is not None:
                 raise Conflict(f"these params are already a ref: line {line}")
@@ -168,19 +180,13 @@ class RefsStore:
             idx = layout.next_index()
             atomic.write_json(layout.params_path(idx), params)
             atomic.atomic_write_bytes(layout.image_path(idx), png)
-            return idx, refs_cli.cmd_save(self.path, layout.params_path(idx))
+            return idx, self.writer.save(params, source=f"out:{idx}")
 
     def remove(self, line: int, key: str) -> None:
         """Remove line `line` if it still holds the ref `key` (another tab may have
         moved it): refs.py rm, atomic."""
-        with self.locked():
-            here = self.numbered().get(line)
-            if here is None or refs_io.ref_key(here) != key:
-                raise Conflict(
-                    f"line {line} of {self.path} is no longer that ref (changed in "
-                    "another tab?); the list has been reloaded"
-                )
-            refs_cli.cmd_rm(self.path, line)
+        with self.edit():
+            self.writer.remove(line, key)
 
     def restore(self, params: dict[str, Any], line: int) -> int:
         """Put a removed ref back at `line` (the remove's undo; later lines move down
@@ -191,24 +197,11 @@ class RefsStore:
                 raise Conflict(f"these params are already a ref: line {here}")
             lines = self.path.read_bytes().splitlines() if self.path.exists() else []
             at = max(1, min(line, len(lines) + 1))
-            lines.insert(at - 1, refs_cli.ref_line(params).encode("utf-8"))
+            lines.insert(at - 1, store.ref_line(params).encode("utf-8"))
             atomic.atomic_write_bytes(self.path, b"".join(x + b"\n" for x in lines))
             return at
 
     def rate(self, key: str, stars: int) -> None:
-        """Set (1-5) or clear (0) the stars of ref `key`; ratings of refs that are
-        gone are dropped on the way."""
-        with self.locked():
-            keys = {refs_io.ref_key(p) for p in refs_io.load_refs(self.path)}
-            if key not in keys:
-                raise Conflict("no such ref (removed in another tab?)")
-            ratings = {
-                k: v for k, v in refs_io.load_ratings(self.path).items() if k in keys
-            }
-            if stars:
-                ratings[key] = stars
-            else:
-                ratings.pop(key, None)
-            atomic.write_json(
-                refs_io.ratings_path(self.path), {"version": 1, "ratings": ratings}
-            )
+        """Set (1-5) or clear (0) the stars of ref `key`."""
+        with self.edit():
+            self.writer.rate(key, stars)
