@@ -27,9 +27,10 @@ WORKER = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     kind, refs, go, plan = sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
     import refs as refs_cli
-    import gallery
     from art_explorer.data import refs_io
-    gal = gallery.RefsStore(refs, refs.with_name("refs-scored.jsonl"))
+    from art_explorer.gallery.errors import Conflict
+    from art_explorer.gallery.refs_store import RefsStore
+    gal = RefsStore(refs, refs.with_name("refs-scored.jsonl"), refs.parent, refs.parent)
     while not go.exists():
         time.sleep(0.005)
     for item in json.loads(plan):
@@ -43,7 +44,7 @@ WORKER = textwrap.dedent(
                 try:
                     gal.remove(lines[item], item)
                     break
-                except gallery.Conflict:
+                except Conflict:
                     continue  # a save moved it between the read and the remove
     """
 )
