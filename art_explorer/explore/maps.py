@@ -1,0 +1,144 @@
+"""Pictures of the archive: the map of its cells, the sheets of its elites, and the
+pick of its best distinct elites. All work from `Archive.summary()` (JSON), so the
+gallery and the round report draw the same thing from the same data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SHEET_RE = re.compile(r"^explore-([0-9]{3,9})\.png$")
+CELL_PX = 18  # px per cell in the map
+EMPTY = (28, 28, 28)
+
+
+def _viridis(t: float) -> tuple[int, int, int]:
+    """A score in [0, 1] → an RGB colour (viridis, five stops linearly blended)."""
+    stops = np.array(
+        [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]],
+        np.float64,
+    )
+    x = min(max(t, 0.0), 1.0) * (len(stops) - 1)
+    i = min(int(x), len(stops) - 2)
+    c = stops[i] + (stops[i + 1] - stops[i]) * (x - i)
+    return int(c[0]), int(c[1]), int(c[2])
+
+
+def draw_map(summary: dict[str, Any]) -> Any:
+    """The archive as a PIL image: one panel per cell of the last axis (colour), each
+    a grid of the first axis (x, lit share) × the second (y, symmetry) with every
+    filled cell coloured by its elite's score (viridis, 0 → 1) and empty cells dark.
+    A title line gives the cells filled, the QD-score and the renders so far."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    ax = summary["axes"]
+    nx, ny = ax[0]["bins"], ax[1]["bins"]
+    nz = ax[2]["bins"] if len(ax) > 2 else 1
+    pw, ph = nx * CELL_PX, ny * CELL_PX
+    gap, top, label = 10, 30, 14
+    img = Image.new(
+        "RGB", (gap + nz * (pw + gap), top + ph + label + gap), (12, 12, 12)
+    )
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    draw.text(
+        (gap, 4),
+        f"{summary['cells_filled']}/{summary['cells_total']} cells, QD-score "
+        f"{summary['qd_score']:.1f}, {summary['renders']} renders. x: "
+        f"{ax[0]['name']}, y: {ax[1]['name']} (up)",
+        fill=(230, 230, 230),
+        font=font,
+    )
+    score = {tuple(c["cell"]): c["score"] for c in summary.get("cells", [])}
+    for z in range(nz):
+        x0 = gap + z * (pw + gap)
+        for i in range(nx):
+            for j in range(ny):
+                s = score.get((i, j, z) if nz > 1 else (i, j))
+                x, y = x0 + i * CELL_PX, top + (ny - 1 - j) * CELL_PX
+                fill = EMPTY if s is None else _viridis(s)
+                draw.rectangle([x, y, x + CELL_PX - 2, y + CELL_PX - 2], fill=fill)
+        name = ax[2]["ticks"][z] if nz > 1 else ""
+        draw.text((x0, top + ph + 2), name, fill=(200, 200, 200), font=font)
+    return img
+
+
+def near(a: list[int], b: list[int]) -> bool:
+    """Two cells hold near-duplicates when they share the last axis (colour) and
+    differ by at most one cell on every other."""
+    return a[-1] == b[-1] and all(
+        abs(x - y) <= 1 for x, y in zip(a[:-1], b[:-1], strict=True)
+    )
+
+
+def best_distinct(
+    summary: dict[str, Any], n: int, among: set[int] | None = None
+) -> list[dict[str, Any]]:
+    """The n best elites (summary["cells"], best first) no two of which are `near`;
+    among: only these elite ids."""
+    out: list[dict[str, Any]] = []
+    for c in summary.get("cells", []):
+        if len(out) >= n:
+            break
+        if among is not None and c["id"] not in among:
+            continue
+        if not any(near(c["cell"], o["cell"]) for o in out):
+            out.append(c)
+    return out
+
+
+def _thumb(c: dict[str, Any]) -> Any:
+    from PIL import Image
+
+    if c.get("thumb") and Path(c["thumb"]).exists():
+        return Image.open(c["thumb"]).convert("RGB")
+    return Image.new("RGB", (64, 64), (60, 0, 0))
+
+
+def axis_sheet(summary: dict[str, Any], cell: int = 96) -> Any:
+    """One row per axis: in each cell of that axis (left to right) the best elite
+    whose descriptor lies there, captioned with the cell's name and the score; an
+    empty cell is a black tile. Shows what moving along each axis looks like."""
+    from PIL import Image
+
+    from art_explorer import utils
+
+    ax = summary["axes"]
+    cols = max(a["bins"] for a in ax)
+    tiles, labels = [], []
+    for k, a in enumerate(ax):
+        for b in range(cols):
+            best = next((c for c in summary["cells"] if c["cell"][k] == b), None)
+            if b >= a["bins"] or best is None:
+                tiles.append(Image.new("RGB", (cell, cell)))
+                labels.append(f"{a['name']} {a['ticks'][b]}" if b < a["bins"] else "")
+                continue
+            tiles.append(_thumb(best))
+            labels.append(f"{a['ticks'][b]} {best['score']:.2f}")
+    return utils.contact_sheet(tiles, labels, cols=cols, cell=cell)
+
+
+def elites_sheet(cells: list[dict[str, Any]], cols: int = 8, cell: int = 128) -> Any:
+    """Thumbnails of some elites (summary cells) with their scores."""
+    from art_explorer import utils
+
+    return utils.contact_sheet(
+        [_thumb(c) for c in cells],
+        [f"#{c['id']} {c['score']:.2f}" for c in cells],
+        cols=cols,
+        cell=cell,
+    )
+
+
+def next_sheet(out: Path) -> int:
+    """The number of the next explore-NNN.png in `out`."""
+    top = -1
+    if out.is_dir():
+        for f in out.iterdir():
+            m = SHEET_RE.match(f.name)
+            if m:
+                top = max(top, int(m.group(1)))
+    return top + 1
