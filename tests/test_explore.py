@@ -129,7 +129,8 @@ def test_best_distinct_skips_neighbours_and_the_map_draws(tmp_path: Path) -> Non
     assert picks and picks[0] == summary["cells"][0]
     for i, a in enumerate(picks):
         for b in picks[i + 1 :]:
-            assert not maps.near(a["cell"], b["cell"])
+            assert not maps.near(a, b)
+            assert a["cell"][-1] != b["cell"][-1] or a["geometry"] != b["geometry"]
     img = maps.draw_map(summary)
     ax = descriptors.AXES
     assert img.width > ax[2].bins * ax[0].bins * maps.CELL_PX

@@ -157,9 +157,10 @@ class Archive:
         """The archive as JSON for the gallery's map and the round report:
 
         {"axes": [{name, label, lo, hi, bins, ticks}], "cells_total", "cells_filled",
-         "coverage", "qd_score", "best", "renders", "history": [[renders, cells,
-         qd_score], ...], "folder", and with cells=True "cells": [{"cell": [i, j, k],
-         "score", "measures", "id", "thumb"}] best first} (thumb: a path or null)."""
+         "coverage", "qd_score", "best", "renders", "next_id", "growth": [[renders,
+         cells, qd_score], one per save], "folder", and with cells=True "cells": [{"cell": [i, j, k],
+         "score", "measures", "id", "geometry", "thumb"}] best first} (thumb: the
+         elite's render at the explore size, a path, or null)."""
         stats = self.grid.stats
         out: dict[str, Any] = {
             "schema_hash": schema.schema_hash(),
@@ -174,7 +175,7 @@ class Archive:
             "best": float(stats.obj_max) if stats.num_elites else 0.0,
             "renders": self.renders,
             "next_id": self.next_id,
-            "history": [list(h) for h in self.history],
+            "growth": [list(h) for h in self.history],
             "folder": str(self.folder),
         }
         if cells:
@@ -185,6 +186,7 @@ class Archive:
                     "score": float(d["objective"][k]),
                     "measures": [float(m) for m in d["measures"][k]],
                     "id": int(d["elite_id"][k]),
+                    "geometry": solution.to_params(d["solution"][k])["geometry"],
                     "thumb": _exists(self.thumb_path(int(d["elite_id"][k]))),
                 }
                 for k in range(len(d["objective"]))

@@ -3,8 +3,8 @@
 Three axes a person names at a glance (docs/explore.md says why these):
 
 - ``coverage``: log10 of the share of lit pixels (luma > 0.03, the aesthetic
-  scorer's own measure), 0.2%–60% (explore's coverage guard): a few thin lines ↔ a
-  filled picture;
+  scorer's own measure), 1%–60% (below 1% the scorer's gate leaves little score;
+  above 60% explore's coverage guard): a few thin lines ↔ a filled picture;
 - ``symmetry``: the scorer's symmetry, the best Pearson correlation of the picture
   with its mirrors, its 180° turn and its transpose: a swirl ↔ a mandala;
 - ``colour``: grey when the light's mean colour is unsaturated, else one of six hue
@@ -48,8 +48,8 @@ class Axis:
 
 
 AXES: tuple[Axis, ...] = (
-    Axis("coverage", "lit share (log): thin lines → filled", -2.7, -0.2218, 8),
-    Axis("symmetry", "symmetry: swirl → mandala", 0.0, 1.0, 6),
+    Axis("coverage", "lit share (log): thin lines → filled", -2.0, -0.2218, 10),
+    Axis("symmetry", "symmetry: swirl → mandala", 0.0, 1.0, 8),
     Axis("colour", "colour: grey, then the hue of the light", 0.0, 7.0, 7),
 )
 

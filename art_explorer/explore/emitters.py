@@ -4,8 +4,8 @@ Three kinds, each asked for `batch` solutions per step (pyribs' Scheduler asks t
 all and tells them the results):
 
 - ``breed``: crossover of two elites drawn from the archive (sampling.breed, the
-  operator today's explore and generate use: uniform crossover, numbers ×U(0.85,
-  1.15), categoricals re-drawn with p 0.1), so new pictures mix whole traits of
+  operator today's explore and generate use: uniform crossover, numbers ×U(0.7,
+  1.3), categoricals re-drawn with p 0.1), so new pictures mix whole traits of
   pictures already known to be good;
 - ``iso-line``: pyribs' IsoLineEmitter (Vassiliades & Mouret 2018): an elite moved
   by small isotropic noise plus a step along the line to another elite, in the
@@ -28,7 +28,7 @@ from art_explorer.explore import solution
 from art_explorer.scene import sampling
 
 EMITTERS = ("breed", "iso-line", "gaussian")
-BREED_JITTER = (0.85, 1.15)
+BREED_JITTER = (0.7, 1.3)  # today's explore's jitter
 BREED_REDRAW_CAT = 0.1
 ISO_SIGMA = 0.02  # solution units ([0, 1] per value)
 LINE_SIGMA = 0.2

@@ -66,12 +66,17 @@ def draw_map(summary: dict[str, Any]) -> Any:
     return img
 
 
-def near(a: list[int], b: list[int]) -> bool:
-    """Two cells hold near-duplicates when they share the last axis (colour) and
-    differ by at most one cell on every other."""
-    return a[-1] == b[-1] and all(
-        abs(x - y) <= 1 for x, y in zip(a[:-1], b[:-1], strict=True)
-    )
+def near(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two elites (summary cells) count as near-duplicates when they share the last
+    axis (colour) and either their base geometry or a neighbourhood (at most one cell
+    apart on every other axis): on the sheets, two pink ring chains of different
+    symmetry read as the same picture."""
+    ca, cb = a["cell"], b["cell"]
+    if ca[-1] != cb[-1]:
+        return False
+    if a.get("geometry") is not None and a.get("geometry") == b.get("geometry"):
+        return True
+    return all(abs(x - y) <= 1 for x, y in zip(ca[:-1], cb[:-1], strict=True))
 
 
 def best_distinct(
@@ -85,7 +90,7 @@ def best_distinct(
             break
         if among is not None and c["id"] not in among:
             continue
-        if not any(near(c["cell"], o["cell"]) for o in out):
+        if not any(near(c, o) for o in out):
             out.append(c)
     return out
 

@@ -161,8 +161,9 @@ def grow(args: GrowArgs, log: Log = print) -> dict[str, Any]:
     """One call of explore: grow the archive by args.renders real renders.
 
     Returns the archive's summary (archive.Archive.summary, without cells) plus
-    "new": the ids of this call's elites, "results": the --out ids written,
-    "sheet" and "map": the paths of the contact sheet and the map."""
+    "new": the ids of this call's elites, "results" (also "ids", as predict's
+    explore names them): the --out ids written, "sheet" and "map": the paths of the
+    contact sheet (None when nothing was written) and the map."""
     t0 = time.time()
     try:
         arch = archive_mod.Archive.open(args.archive, args.seed)
@@ -182,7 +183,7 @@ def grow(args: GrowArgs, log: Log = print) -> dict[str, Any]:
     map_path = Path(args.archive) / "map.png"
     atomic.write_png(map_path, maps.draw_map(arch.summary()))
     out = arch.summary(cells=False)
-    out.update(new=new, results=results, sheet=sheet, map=str(map_path))
+    out.update(new=new, results=results, ids=results, sheet=sheet, map=str(map_path))
     log(
         f"archive {args.archive}: {out['cells_filled']}/{out['cells_total']} cells, "
         f"QD-score {out['qd_score']:.2f}, best {out['best']:.3f}; this call: "
