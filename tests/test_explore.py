@@ -135,6 +135,7 @@ def test_best_distinct_skips_neighbours_and_the_map_draws(tmp_path: Path) -> Non
     ax = descriptors.AXES
     assert img.width > ax[2].bins * ax[0].bins * maps.CELL_PX
     assert maps.axis_sheet(summary).width > 0
+    assert maps.draw_growth({**summary, "growth": [[10, 3, 0.5], [40, 9, 1.5]]}).width
 
 
 def _explore(args: list[str], **kw) -> subprocess.Popen:
@@ -180,7 +181,7 @@ def test_explore_grows_one_archive_and_survives_kill_9(
     grown = archive_mod.Archive.open(arch_dir)
     assert grown.renders >= killed.renders + 48
     assert grown.grid.stats.qd_score >= killed.grid.stats.qd_score
-    assert (arch_dir / "map.png").exists()
+    assert (arch_dir / "map.png").exists() and (arch_dir / "growth.png").exists()
     assert "make save-ref ID=out:" in text
     assert (
         len(list((out / "images").glob("*.png")))

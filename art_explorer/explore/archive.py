@@ -11,7 +11,8 @@ saved without pickle, each file written atomically (a temp file, fsync, rename):
 - archive.json: the same counters and a summary, for people and the gallery.
 - elites.jsonl: one line per elite: {"id", "cell", "score", "measures", "params"}
   (params prefixed, as refs.jsonl writes them).
-- thumbs/ID.png: the elite's render at the explore size.
+- thumbs/ID.png: the elite's render at the explore size; map.png and growth.png:
+  the pictures of maps.draw_map and maps.draw_growth, redrawn after each call.
 
 A kill at any moment leaves the last archive.npz whole: at most the batch in flight
 is lost. An archive made under another schema or other axes is refused with a

@@ -66,6 +66,38 @@ def draw_map(summary: dict[str, Any]) -> Any:
     return img
 
 
+def draw_growth(summary: dict[str, Any], width: int = 360, height: int = 140) -> Any:
+    """How the archive grew: cells filled (white) and QD-score (yellow, own scale)
+    against renders, one point per save (summary["growth"]), as a PIL image."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (width, height), (12, 12, 12))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    g = np.asarray(summary.get("growth") or [[0, 0, 0.0]], np.float64).reshape(-1, 3)
+    pad, top = 8, 18
+    w, h = width - 2 * pad, height - top - pad
+    r_max = max(float(g[:, 0].max()), 1.0)
+    for col, scale, colour in (
+        (1, float(summary["cells_total"]), (230, 230, 230)),
+        (2, max(float(g[:, 2].max()), 1e-9), (240, 200, 40)),
+    ):
+        pts = [
+            (pad + w * r / r_max, top + h * (1 - v / scale))
+            for r, v in zip(g[:, 0], g[:, col], strict=True)
+        ]
+        if len(pts) > 1:
+            draw.line(pts, fill=colour, width=2)
+    draw.text(
+        (pad, 3),
+        f"cells {int(g[-1, 1])}/{summary['cells_total']} (white), QD-score "
+        f"{g[-1, 2]:.1f} (yellow), over {int(g[-1, 0])} renders",
+        fill=(220, 220, 220),
+        font=font,
+    )
+    return img
+
+
 def near(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Two elites (summary cells) count as near-duplicates when they share the last
     axis (colour) and either their base geometry or a neighbourhood (at most one cell

@@ -163,7 +163,8 @@ def grow(args: GrowArgs, log: Log = print) -> dict[str, Any]:
     Returns the archive's summary (archive.Archive.summary, without cells) plus
     "new": the ids of this call's elites, "results" (also "ids", as predict's
     explore names them): the --out ids written, "sheet" and "map": the paths of the
-    contact sheet (None when nothing was written) and the map."""
+    contact sheet (None when nothing was written), "map" and "growth_png": the
+    archive's map (maps.draw_map) and growth curve (maps.draw_growth)."""
     t0 = time.time()
     try:
         arch = archive_mod.Archive.open(args.archive, args.seed)
@@ -180,10 +181,16 @@ def grow(args: GrowArgs, log: Log = print) -> dict[str, Any]:
             _search(arch, ev, args, start_renders, t0, log)
             new = [i for i in arch.elites()["elite_id"].tolist() if i >= start_id]
             results, sheet = write_results(arch, client, args, new)
-    map_path = Path(args.archive) / "map.png"
-    atomic.write_png(map_path, maps.draw_map(arch.summary()))
+    map_path, growth_path = (
+        Path(args.archive) / "map.png",
+        Path(args.archive) / "growth.png",
+    )
+    summary = arch.summary()
+    atomic.write_png(map_path, maps.draw_map(summary))
+    atomic.write_png(growth_path, maps.draw_growth(summary))
     out = arch.summary(cells=False)
-    out.update(new=new, results=results, ids=results, sheet=sheet, map=str(map_path))
+    out.update(new=new, results=results, ids=results, sheet=sheet)
+    out.update(map=str(map_path), growth_png=str(growth_path))
     log(
         f"archive {args.archive}: {out['cells_filled']}/{out['cells_total']} cells, "
         f"QD-score {out['qd_score']:.2f}, best {out['best']:.3f}; this call: "
