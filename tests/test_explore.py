@@ -174,8 +174,10 @@ def test_explore_grows_one_archive_and_survives_kill_9(
     assert len(killed.elites()["objective"]) >= saved
     for i in killed.elites()["elite_id"].tolist():
         assert killed.thumb_path(i).exists()
-    # the next call goes on from it and writes its best new elites
-    r = _explore([*common, "--renders", "60", "-n", "2"])
+    # the next call goes on from it ("more like this" the best elite) and writes
+    # its best new elites
+    best = int(killed.elites()["elite_id"][0])
+    r = _explore([*common, "--renders", "60", "-n", "2", "--like", str(best)])
     text, _ = r.communicate(timeout=300)
     assert r.returncode == 0, text
     grown = archive_mod.Archive.open(arch_dir)
@@ -195,3 +197,12 @@ def test_explore_refuses_bad_options_with_a_message() -> None:
         qd.GrowArgs(emitters=["cma"])
     with pytest.raises(qd.ExploreError, match="--renders must be >= 1"):
         qd.GrowArgs(renders=0)
+
+
+def test_more_like_this_needs_an_elite_of_the_archive(tmp_path: Path) -> None:
+    arch = _filled(tmp_path / "a")
+    first = int(arch.elites()["elite_id"][0])
+    grid = qd.focus_grid(arch, [first])
+    assert grid.data("elite_id").tolist() == [first]
+    with pytest.raises(qd.ExploreError, match="--like: no elite 99999"):
+        qd.focus_grid(arch, [99999])

@@ -71,6 +71,8 @@ class GrowArgs:
     """POST /api/raster URL (default $RENDERER_URL, else localhost:3000; a local one is started when nothing answers)"""
     workers: int = 2
     """render requests in flight"""
+    like: list[int] = field(default_factory=list)
+    """"more like this": elite ids whose pictures (and their new children) are the only parents this call (empty: the whole archive)"""
     max_seconds: float = 0.0
     """stop after this many seconds even if renders are left (0: no limit)"""
     seed: int = 0
@@ -235,10 +237,13 @@ def _search(
     """Scheduler steps until the budget (renders, seconds) is spent; saves each."""
     from ribs.schedulers import Scheduler
 
+    parents = focus_grid(arch, args.like) if args.like else arch.grid
     ems = emitters.create_emitters(
-        arch.grid, args.emitters, args.batch, args.seed * 7919 + arch.renders
+        parents, args.emitters, args.batch, args.seed * 7919 + arch.renders
     )
-    sched = Scheduler(arch.grid, ems)
+    # with --like the emitters draw from a grid of those elites and their children;
+    # every result also goes to the archive itself (pyribs' result_archive)
+    sched = Scheduler(parents, ems, result_archive=arch.grid if args.like else None)
     while True:
         left = args.renders - (arch.renders - start_renders)
         if left < len(ems) * args.batch or (
@@ -254,6 +259,24 @@ def _search(
             f"+{added} elites, {s.num_elites} cells, QD-score {s.qd_score:.2f}, "
             f"best {s.obj_max:.3f} ({time.time() - t0:.0f} s)"
         )
+
+
+def focus_grid(arch: archive_mod.Archive, like: list[int]) -> Any:
+    """A fresh grid holding only the elites `like` (ids), for "more like this"."""
+    d = arch.elites()
+    pos = {int(i): k for k, i in enumerate(d["elite_id"].tolist())}
+    missing = [i for i in like if i not in pos]
+    if missing:
+        raise ExploreError(
+            f"--like: no elite {', '.join(map(str, missing))} in {arch.folder} "
+            "(ids: elites.jsonl)"
+        )
+    k = np.array([pos[i] for i in like])
+    grid = archive_mod.new_grid()
+    grid.add(
+        d["solution"][k], d["objective"][k], d["measures"][k], elite_id=d["elite_id"][k]
+    )
+    return grid
 
 
 def write_results(
