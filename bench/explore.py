@@ -1,7 +1,7 @@
 """Explore as quality-diversity against today's novelty ranking, at equal real renders.
 
     python bench/explore.py                   # 2,000 renders each → bench/results/explore.md
-    python bench/explore.py --quick           # 300 renders (make bench)
+    python bench/explore.py --quick           # 300 renders → explore-quick.md (make bench)
     python bench/explore.py --budgets 2000 10000
 
 For each budget, two runs from the same references, every candidate rendered for
@@ -53,7 +53,7 @@ class Args:
     budgets: list[int] = field(default_factory=lambda: [2000])
     """real renders per run (each method gets the same)"""
     quick: bool = False
-    """CI size: one budget of 300 renders"""
+    """CI size (make bench): one budget of 300 renders, report to explore-quick.md"""
     size: int = 128
     """px: render size of every candidate"""
     seed: int = 0
@@ -62,6 +62,8 @@ class Args:
     """render requests in flight"""
     out: str = "bench/results/explore.md"
     """the report (the sheets go next to it)"""
+    keep: str = ""
+    """keep both archives in this folder (default: a temporary one, removed)"""
 
 
 def run_qd(budget: int, args: Args, folder: Path, url: str) -> archive_mod.Archive:
@@ -180,8 +182,16 @@ def side_by_side(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> An
 def main(args: Args) -> None:
     budgets = [300] if args.quick else args.budgets
     out = ROOT / args.out
+    if args.quick and args.out == Args.out:  # leave the full run's report as it is
+        out = out.with_name("explore-quick.md")
     rows = []
-    work = Path(tempfile.mkdtemp(prefix="bench-explore-"))
+    work = (
+        Path(args.keep)
+        if args.keep
+        else Path(tempfile.mkdtemp(prefix="bench-explore-"))
+    )
+    if args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     port = rendering.free_port()
     with rendering.ensure_renderer(f"http://127.0.0.1:{port}/api/raster") as url:
         client = rendering.RendererClient(url=url)
@@ -214,7 +224,8 @@ def main(args: Args) -> None:
             print(rows[-1])
         client.close()
     write_report(out, args, rows)
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _row(b, mine, base, ours, shown, base16, t_qd, t_today) -> dict[str, Any]:

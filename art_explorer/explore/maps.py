@@ -98,17 +98,37 @@ def draw_growth(summary: dict[str, Any], width: int = 360, height: int = 140) ->
     return img
 
 
+NEAR_NCC = 0.7  # grey-shape correlation of two thumbnails above which they read alike
+
+
 def near(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Two elites (summary cells) count as near-duplicates when they share the last
-    axis (colour) and either their base geometry or a neighbourhood (at most one cell
-    apart on every other axis): on the sheets, two pink ring chains of different
-    symmetry read as the same picture."""
+    axis (colour) and either their base geometry, a neighbourhood (at most one cell
+    apart on every other axis) or their shape (`shape` vectors correlate above
+    NEAR_NCC, when both have a thumbnail): on the sheets, two pink ring chains of
+    different symmetry, or two purple square chains of different geometry, read as
+    the same picture."""
     ca, cb = a["cell"], b["cell"]
     if ca[-1] != cb[-1]:
         return False
     if a.get("geometry") is not None and a.get("geometry") == b.get("geometry"):
         return True
-    return all(abs(x - y) <= 1 for x, y in zip(ca[:-1], cb[:-1], strict=True))
+    if all(abs(x - y) <= 1 for x, y in zip(ca[:-1], cb[:-1], strict=True)):
+        return True
+    sa, sb = shape(a), shape(b)
+    return sa is not None and sb is not None and float(sa @ sb) > NEAR_NCC
+
+
+def shape(c: dict[str, Any]) -> np.ndarray | None:
+    """The thumbnail's √grey at 32², zero-mean, unit length (None without one)."""
+    from PIL import Image
+
+    if not c.get("thumb") or not Path(c["thumb"]).exists():
+        return None
+    im = Image.open(c["thumb"]).convert("L").resize((32, 32), Image.Resampling.BOX)
+    a = np.sqrt(np.asarray(im, np.float64) / 255.0)
+    a = (a - a.mean()).ravel()
+    return a / max(float(np.linalg.norm(a)), 1e-9)
 
 
 def best_distinct(
