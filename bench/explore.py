@@ -274,6 +274,21 @@ def write_report(out: Path, args: Args, rows: list[dict[str, Any]]) -> None:
             f"{r['today_qd_score']:.1f} | {r['qd_top16']:.3f} | {r['today_top16']:.3f} | "
             f"{r['today_archive_top16']:.3f} | {r['t_qd']:.0f} | {r['t_today']:.0f} |"
         )
+    stem = out.with_suffix("").name
+    lines += [
+        "",
+        "cells: cells of the archive filled (qd: its own archive; today: every one of "
+        "its renders, refs included, placed in an archive of the same axes, which is "
+        "more than today's explore keeps: it shows 8 and remembers none). QD-score: "
+        "the sum of the elites' scores. top-16 qd: mean score of maps.best_distinct's "
+        "16; today's 16: of its 16 novelty picks (predict.select_novel, LPIPS or "
+        "sqrt-ms-l1 novelty at 64²); today's pool: best_distinct's 16 of today's "
+        "archive. s: wall seconds on the shared machine.",
+        "",
+        f"Pictures per budget B: {stem}-sheet-B.png (qd's 16 | today's 16), "
+        f"{stem}-map-B.png and {stem}-map-today-B.png (cells coloured by score), "
+        f"{stem}-axes-B.png (one elite per cell along each axis).",
+    ]
     atomic.atomic_write_text(out, "\n".join(lines) + "\n")
 
 

@@ -130,7 +130,14 @@ def test_best_distinct_skips_neighbours_and_the_map_draws(tmp_path: Path) -> Non
     for i, a in enumerate(picks):
         for b in picks[i + 1 :]:
             assert not maps.near(a, b)
-            assert a["cell"][-1] != b["cell"][-1] or a["geometry"] != b["geometry"]
+            i, j = a["cell"][-1], b["cell"][-1]
+            alike = i == j or (0 not in (i, j) and (i - j) % 6 in (1, 5))
+            assert not alike or a["geometry"] != b["geometry"]
+    red, yellow, magenta, grey = (
+        {"cell": [0, 0, k], "geometry": "ring"} for k in (1, 2, 6, 0)
+    )
+    assert maps.near(red, yellow) and maps.near(red, magenta)
+    assert not maps.near(red, grey) and not maps.near(yellow, magenta)
     img = maps.draw_map(summary)
     ax = descriptors.AXES
     assert img.width > ax[2].bins * ax[0].bins * maps.CELL_PX

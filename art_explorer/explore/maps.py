@@ -102,14 +102,15 @@ NEAR_NCC = 0.7  # grey-shape correlation of two thumbnails above which they read
 
 
 def near(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two elites (summary cells) count as near-duplicates when they share the last
-    axis (colour) and either their base geometry, a neighbourhood (at most one cell
-    apart on every other axis) or their shape (`shape` vectors correlate above
-    NEAR_NCC, when both have a thumbnail): on the sheets, two pink ring chains of
-    different symmetry, or two purple square chains of different geometry, read as
+    """Two elites (summary cells) count as near-duplicates when their colours are
+    alike (the same cell of the last axis, or neighbouring hue sectors) and they
+    share their base geometry, a neighbourhood (at most one cell apart on every
+    other axis) or their shape (`shape` vectors correlate above NEAR_NCC, when both
+    have a thumbnail): on the sheets, two pink ring chains of different symmetry,
+    or two violet square chains either side of the blue/magenta border, read as
     the same picture."""
     ca, cb = a["cell"], b["cell"]
-    if ca[-1] != cb[-1]:
+    if not _alike_colour(ca[-1], cb[-1]):
         return False
     if a.get("geometry") is not None and a.get("geometry") == b.get("geometry"):
         return True
@@ -117,6 +118,16 @@ def near(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return True
     sa, sb = shape(a), shape(b)
     return sa is not None and sb is not None and float(sa @ sb) > NEAR_NCC
+
+
+def _alike_colour(i: int, j: int) -> bool:
+    """Colour cells (descriptors.AXES[-1]: 0 grey, 1–6 hue sectors, cyclic) that
+    read alike: the same one, or neighbouring hues."""
+    if i == j:
+        return True
+    if i == 0 or j == 0:
+        return False
+    return (i - j) % 6 in (1, 5)
 
 
 def shape(c: dict[str, Any]) -> np.ndarray | None:
