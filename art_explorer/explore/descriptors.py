@@ -43,8 +43,8 @@ class Axis:
         lo = self.lo + (self.hi - self.lo) * cell / self.bins
         hi = self.lo + (self.hi - self.lo) * (cell + 1) / self.bins
         if self.name == "coverage":
-            return f"{100 * 10**lo:.2g}–{100 * 10**hi:.2g}%"
-        return f"{lo:.2f}–{hi:.2f}"
+            return f"{100 * 10**lo:.2g}-{100 * 10**hi:.2g}%"
+        return f"{lo:.2f}-{hi:.2f}"  # ASCII: the sheets' default font has no en dash
 
 
 AXES: tuple[Axis, ...] = (
