@@ -208,19 +208,25 @@ def main(args: Args) -> None:
             ours = maps.best_distinct(mine.summary(), 16)
             base16 = maps.best_distinct(base.summary(), 16)
             rows.append(_row(b, mine, base, ours, shown, base16, t_qd, t_today))
-            stem = out.with_suffix("").name
-            atomic.write_png(
-                out.parent / f"{stem}-sheet-{b}.png", side_by_side(ours, shown)
-            )
-            atomic.write_png(
-                out.parent / f"{stem}-map-{b}.png", maps.draw_map(mine.summary())
-            )
-            atomic.write_png(
-                out.parent / f"{stem}-map-today-{b}.png", maps.draw_map(base.summary())
-            )
-            atomic.write_png(
-                out.parent / f"{stem}-axes-{b}.png", maps.axis_sheet(mine.summary())
-            )
+            if not args.quick:  # the sheets come from the full run
+                stem = out.with_suffix("").name
+                atomic.write_png(
+                    out.parent / f"{stem}-sheet-{b}.png", side_by_side(ours, shown)
+                )
+                atomic.write_png(
+                    out.parent / f"{stem}-map-{b}.png", maps.draw_map(mine.summary())
+                )
+                atomic.write_png(
+                    out.parent / f"{stem}-map-today-{b}.png",
+                    maps.draw_map(base.summary()),
+                )
+                atomic.write_png(
+                    out.parent / f"{stem}-axes-{b}.png", maps.axis_sheet(mine.summary())
+                )
+                atomic.write_png(
+                    out.parent / f"{stem}-growth-{b}.png",
+                    maps.draw_growth(mine.summary()),
+                )
             print(rows[-1])
         client.close()
     write_report(out, args, rows)
@@ -287,7 +293,8 @@ def write_report(out: Path, args: Args, rows: list[dict[str, Any]]) -> None:
         "",
         f"Pictures per budget B: {stem}-sheet-B.png (qd's 16 | today's 16), "
         f"{stem}-map-B.png and {stem}-map-today-B.png (cells coloured by score), "
-        f"{stem}-axes-B.png (one elite per cell along each axis).",
+        f"{stem}-axes-B.png (one elite per cell along each axis), {stem}-growth-B.png "
+        "(cells and QD-score against renders).",
     ]
     atomic.atomic_write_text(out, "\n".join(lines) + "\n")
 
