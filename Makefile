@@ -14,6 +14,7 @@ LINE ?=
 EPOCHS ?=
 SIZE ?=
 PROFILE ?=
+RENDERS ?=
 PORT ?= 3000
 export PORT
 GALLERY_PORT ?= 8000
@@ -90,10 +91,10 @@ predict: $(STAMP) ## image → params: make predict IMG=path.png
 	@test -n "$(IMG)" || { echo "usage: make predict IMG=path.png"; exit 2; }
 	$(PY) predict.py --target "$(IMG)" $(call opt,--out,$(OUT))
 
-explore: $(STAMP) ## discover novel outputs (LPIPS/perceptual novelty) → output/
-	$(PY) predict.py --explore $(call opt,--out,$(OUT)) $(RAY_OPTS)
+explore: $(STAMP) ## grow the archive of distinct, striking pictures (output/archive/, RENDERS=500) → output/
+	$(PY) explore.py $(call opt,--out,$(OUT)) $(call opt,--renders,$(RENDERS))
 
-explore-clip: $(STAMP) ## discover novel outputs (CLIP novelty) → output/
+explore-clip: $(STAMP) ## novel children of the refs ranked by CLIP novelty (no archive) → output/
 	$(PY) predict.py --explore --clip $(call opt,--out,$(OUT)) $(RAY_OPTS)
 
 list-refs: $(STAMP) ## list references/refs.jsonl, one numbered line per ref
