@@ -14,7 +14,7 @@ each measure, the threshold that best separates them (balanced accuracy) and the
 picture score's verdicts at structure.SAME_PICTURE; a sheet of 12 pairs it calls the
 same and 12 it calls different, to count by eye (`--by-eye` writes the count).
 
-Mode `refs`: for each target (a refs-like draw, pretrain_inverse.draw_target):
+Mode `refs`: for each target (a refs-like draw, pretrain.draw_target):
 
 - near-truth: the true params with every number ×U(0.99, 1.01), discrete choices
   kept (`--near` draws);
@@ -54,11 +54,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pretrain_inverse
 from art_explorer import atomic, utils
 from art_explorer.predict import search
 from art_explorer.scene import sampling, schema, structure
 from art_explorer.scoring import metrics
+from art_explorer.training import pretrain
 
 GOLDEN2 = utils.ROOT.parent / "shared" / "golden2"
 Measure = Callable[[np.ndarray, np.ndarray], float]
@@ -246,7 +246,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         return write(args, wins, near_scores, wrong_scores, t0)
     for i in range(args.n):
         rng = random.Random(args.seed * 100_003 + i)
-        truth, _ = pretrain_inverse.draw_target(rng, 128)
+        truth, _ = pretrain.draw_target(rng, 128)
         t256 = r.render(truth, 256)
         t128 = r.render(truth, 128)
         near = [
@@ -358,8 +358,8 @@ def draw_curated(rng: random.Random, r: structure.LocalRenderer) -> dict[str, An
     while True:
         p = schema.validate_params(sampling.sample_curated_like(rng))
         img = r.render(p, 128)
-        lit = float((img.max(-1) >= pretrain_inverse.LIT_LEVEL / 255).mean())
-        if pretrain_inverse.MIN_LIT <= lit <= pretrain_inverse.MAX_LIT:
+        lit = float((img.max(-1) >= pretrain.LIT_LEVEL / 255).mean())
+        if pretrain.MIN_LIT <= lit <= pretrain.MAX_LIT:
             return p
 
 
