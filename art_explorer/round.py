@@ -95,6 +95,8 @@ class Round:
             self.dir, self.resumed = output / f"round-{number:03d}", False
         self.number = int(self.dir.name[6:])
         self.state: dict[str, Any] = self._load(self.dir) or {"stages": {}}
+        # the stages earlier runs started; `run` adds this run's to the state only
+        self.started_before = frozenset(self.state.get("started_stages", []))
 
     @staticmethod
     def _load(folder: Path) -> dict[str, Any]:
@@ -108,8 +110,9 @@ class Round:
         return stage in self.state["stages"]
 
     def interrupted(self, stage: str) -> bool:
-        """True when `stage` was started in an earlier run and did not finish."""
-        return stage in self.state.get("started_stages", []) and not self.done(stage)
+        """True when `stage` was started in an earlier run and did not finish (a
+        stage this run started is not: its training starts fresh, not from OUT-last)."""
+        return stage in self.started_before and not self.done(stage)
 
     def run(self, stage: str, fn: Callable[[], Any], log: Log) -> None:
         """Run one stage unless an earlier run finished it; record it when done."""

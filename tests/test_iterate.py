@@ -74,6 +74,10 @@ def test_a_round_leaves_every_artefact_readable(
     report2 = tiny_round(tmp_path, renderer_url)
     assert report2.parent.name == "round-002"
     assert dataset.Layout(tmp_path / "data").count_pairs() == 48
+    # round 2 trains afresh on the grown data (not a resume of round 1's finished run)
+    state2 = json.loads((report2.parent / "state.json").read_text())
+    for stage in ("train-forward", "train-inverse"):
+        assert state2["stages"][stage]["summary"] != state["stages"][stage]["summary"]
 
 
 def test_an_unfinished_round_is_carried_on(tmp_path: Path) -> None:
@@ -208,10 +212,18 @@ def test_the_train_stage_carries_on_an_interrupted_run(
 
     seen: list[train.TrainArgs] = []
     monkeypatch.setattr(train, "main", lambda a: seen.append(a) or {"history": []})
-    gate.rnd.state["started_stages"] = ["train-forward"]
     gate.args.forward_epochs = 2
-    round_.train_stage(gate, "forward")
-    assert seen[0].resume and seen[0].epochs == 2
+    # this run starts the stage: a fresh training, even though OUT-last may be there
+    # from an earlier round
+    gate.rnd.run("train-forward", lambda: round_.train_stage(gate, "forward"), print)
+    assert not seen[0].resume and seen[0].epochs == 2
+    # an earlier run started it and did not finish: carry on from OUT-last
+    gate.rnd.state["started_stages"].append("train-inverse")
+    gate.rnd.save()
+    gate.rnd = round_.Round(gate.rnd.dir.parent, new=False)
+    assert gate.rnd.interrupted("train-inverse")
+    gate.rnd.run("train-inverse", lambda: round_.train_stage(gate, "inverse"), print)
+    assert seen[1].resume
 
 
 def test_stages_logged_to_a_file_have_no_carriage_returns(
