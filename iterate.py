@@ -1,7 +1,7 @@
 """One full round of the pipeline (pipeline.md "Round N"), resumable.
 
     generate → train forward → score refs → generate quality → train inverse →
-    explore → report
+    choose inverse (the round's or the bundled one) → explore → report
 
 An interrupted round is carried on by the next `make iterate` (finished stages are
 skipped); a finished round makes the next call start round N+1. The round ends with

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from art_explorer import atomic, cli, utils
 from art_explorer.data import dataset, refs_io
+from art_explorer.progress import progress
 from art_explorer.refs import store
 from art_explorer.scene import rendering, schema
 
@@ -125,8 +126,6 @@ def cmd_canonicalize(refs: Path) -> int:
 
 def cmd_sheet(refs: Path, out: Path, size: int, cols: int, url: str | None) -> None:
     """Render every ref at size² through the renderer; tiles labelled like `list`."""
-    from tqdm import tqdm
-
     numbered = refs_io.load_refs_numbered(refs)
     if not numbered:
         raise store.RefEditError(f"no refs in {refs}: nothing to draw")
@@ -134,7 +133,7 @@ def cmd_sheet(refs: Path, out: Path, size: int, cols: int, url: str | None) -> N
     with rendering.ensure_renderer(url) as live_url:
         client = rendering.RendererClient(url=live_url)
         try:
-            for _, params in tqdm(numbered, unit="ref", desc="rendering refs"):
+            for _, params in progress(numbered, "rendering refs", unit="ref"):
                 images.append(client.render(params, size))
         finally:
             client.close()

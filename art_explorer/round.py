@@ -2,7 +2,7 @@
 and state.json (so an interrupted round is carried on), and its report.
 
     generate → train forward → score refs → generate quality → train inverse →
-    explore → report
+    choose inverse (the round's or the bundled one) → explore → report
 
 Each stage records itself in `output/round-NNN/state.json` when it finishes; the
 next call skips finished stages and the stages themselves resume (generation tops up
@@ -12,6 +12,7 @@ call start round N+1, which adds new data bred from the (grown) references.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -26,6 +27,8 @@ from art_explorer.data.generation import GenerateArgs, generate
 from art_explorer.nets import checkpoint_io
 from art_explorer.scene import rendering
 from art_explorer.scoring.ref_scores import ScoreRefsArgs, score_refs
+from art_explorer.training import selection
+from art_explorer.training.args import TrainArgs
 
 STAGES = (
     "generate",
@@ -33,6 +36,7 @@ STAGES = (
     "score-refs",
     "generate-quality",
     "train-inverse",
+    "choose-inverse",
     "explore",
 )
 
@@ -73,6 +77,9 @@ class IterateArgs:
     """POST /api/raster URL (None: $RENDERER_URL, else localhost:3000)"""
     new_round: bool = False
     """start a new round even if the last one did not finish"""
+    gate_draws: int = selection.HELD_OUT
+    """held-out curated-like draws on which the round's inverse model must beat the
+    bundled one to replace it"""
 
 
 class Round:
@@ -88,6 +95,8 @@ class Round:
             self.dir, self.resumed = output / f"round-{number:03d}", False
         self.number = int(self.dir.name[6:])
         self.state: dict[str, Any] = self._load(self.dir) or {"stages": {}}
+        # the stages earlier runs started; `run` adds this run's to the state only
+        self.started_before = frozenset(self.state.get("started_stages", []))
 
     @staticmethod
     def _load(folder: Path) -> dict[str, Any]:
@@ -101,8 +110,9 @@ class Round:
         return stage in self.state["stages"]
 
     def interrupted(self, stage: str) -> bool:
-        """True when `stage` was started in an earlier run and did not finish."""
-        return stage in self.state.get("started_stages", []) and not self.done(stage)
+        """True when `stage` was started in an earlier run and did not finish (a
+        stage this run started is not: its training starts fresh, not from OUT-last)."""
+        return stage in self.started_before and not self.done(stage)
 
     def run(self, stage: str, fn: Callable[[], Any], log: Log) -> None:
         """Run one stage unless an earlier run finished it; record it when done."""
@@ -186,6 +196,7 @@ def run_round(args: IterateArgs, log: Log = print) -> Path:
                 lambda: gen_stage(plan, plan.quality, st["target_quality"], log),
             ),
             ("train-inverse", lambda: train_stage(plan, "inverse")),
+            ("choose-inverse", lambda: choose_stage(plan, log)),
             ("explore", lambda: explore_stage(plan)),
         ]
         for stage, fn in stages:
@@ -261,30 +272,49 @@ def score_stage(plan: Plan, log: Log) -> int:
 
 
 def train_stage(plan: Plan, stage: Literal["forward", "inverse"]) -> Any:
-    """train.py's main on this round's data. Through its command line until train.py
-    has an options dataclass (issue 29)."""
+    """train.py's main on this round's data: the profile's options for the stage with
+    the round's folders, size, seed and renderer; the inverse model fine-tunes the
+    bundled one when it is there; an interrupted stage carries on from OUT-last."""
     import train
 
     folders = [plan.data] if stage == "forward" else [plan.quality, plan.data]
     epochs = (
         plan.args.forward_epochs if stage == "forward" else plan.args.inverse_epochs
     )
-    argv = ["--stage", stage, "--data", *map(str, folders), "--size", str(plan.size)]
-    argv += ["--profile", plan.profile.name, "--out", str(plan.ckpt / stage)]
-    argv += ["--seed", str(plan.args.seed), "--renderer-url", plan.url]
+    bundled = utils.ROOT / checkpoint_io.BUNDLED_INVERSE_PATH
+    fine_tune = stage == "inverse" and bundled.with_suffix(".json").exists()
+    args = dataclasses.replace(
+        TrainArgs.of_profile(plan.profile, stage),
+        data=[str(f) for f in folders],
+        size=plan.size,
+        out=str(plan.ckpt / stage),
+        seed=plan.args.seed,
+        renderer_url=plan.url,
+        resume=plan.rnd.interrupted(f"train-{stage}"),
+    )
     if epochs is not None:
-        argv += ["--epochs", str(epochs)]
+        args.epochs = epochs
     if stage == "inverse":
-        argv += ["--forward", str(plan.ckpt / "forward")]
-        bundled = utils.ROOT / checkpoint_io.BUNDLED_INVERSE_PATH
-        if bundled.with_suffix(".json").exists():
-            argv += ["--init", str(bundled)]  # fine-tune the pretrained one
-    if plan.rnd.interrupted(f"train-{stage}"):
-        argv.append("--resume")  # carry on from OUT-last
-    result = train.main(train.parse_args(argv))
+        args.forward = str(plan.ckpt / "forward")
+        args.init = str(bundled) if fine_tune else None
+    problems = args.problems()
+    if problems:
+        raise ValueError(f"train {stage}: " + "; ".join(problems))
+    result = train.main(args)
     if isinstance(result, dict) and result.get("interrupted"):
         raise KeyboardInterrupt
     return result
+
+
+def choose_stage(plan: Plan, log: Log) -> str:
+    """The round gate (training.selection): the round's inverse model replaces the
+    bundled one only when it scores better on held-out curated-like draws; a loser
+    is moved aside to NAME-rejected.*, so predict falls back to the bundled one. The
+    verdict goes to state.json for the report."""
+    sel = selection.keep_better_inverse(plan.ckpt / "inverse", n=plan.args.gate_draws)
+    plan.rnd.state["inverse_selection"] = dataclasses.asdict(sel)
+    log(sel.reason)
+    return f"{sel.chosen} inverse model ({sel.use})"
 
 
 def explore_stage(plan: Plan) -> Any:
@@ -337,6 +367,7 @@ def write_report(
         if s:
             lines.append(f"| {stage} | {s['seconds']:.0f} | {s['summary']} |")
     lines.append("")
+    lines += inverse_section(rnd.state.get("inverse_selection"))
     for title, src, prefix in pictures:
         if src is None or not src.exists():
             lines += [f"## {title}", "", "(not produced in this round)", ""]
@@ -347,6 +378,25 @@ def write_report(
     report = rnd.dir / "report.md"
     atomic.atomic_write_text(report, "\n".join(lines))
     return report
+
+
+def inverse_section(sel: dict[str, Any] | None) -> list[str]:
+    """The report's lines on which inverse model predict uses, why, and both scores."""
+    lines = ["## Inverse model predict uses", ""]
+    if not sel:
+        return [*lines, "(the round gate has not run in this round)", ""]
+    lines += [f"`{sel['use']}`: {sel['reason']}.", ""]
+    lines += ["| model | geometry | layers | score |", "|---|---:|---:|---:|"]
+    for name in ("bundled", "candidate"):
+        acc = sel[name]
+        if acc:
+            lines.append(
+                f"| {name} | {acc['geometry']:.1%} | {acc['layers']:.1%} "
+                f"| {acc['score']:.3f} |"
+            )
+        else:
+            lines.append(f"| {name} | – | – | unusable |")
+    return [*lines, "", f"Scored on {sel['held_out']} held-out curated-like draws.", ""]
 
 
 def _latest(folder: Path, pattern: str) -> Path | None:

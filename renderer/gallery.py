@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from tqdm import tqdm
 
 from art_explorer import atomic
+from art_explorer.progress import progress
 from art_explorer.scene import schema
 from renderer.png import encode_png
 from renderer.scene import render
@@ -158,7 +158,7 @@ def contact_sheet(tile: int = 160, label: int = 18) -> np.ndarray:
     for c, name in enumerate(cols):
         draw.text((left + c * tile + 4, 3), name, fill=(220, 220, 220), font=font)
     cells = [(r, c) for r in range(len(rows)) for c in range(len(cols))]
-    for r, c in tqdm(cells, desc="gallery", unit="tile"):
+    for r, c in progress(cells, "gallery", unit="tile"):
         img = render(gallery_params(rows[r], VARIANTS[cols[c]]), tile)
         sheet.paste(Image.fromarray(img), (left + c * tile, label + r * tile))
         if c == 0:

@@ -25,6 +25,7 @@ import numpy as np
 from art_explorer import atomic, config, utils
 from art_explorer.data import dataset, refs_io
 from art_explorer.data.preview import SHEET_COLS, SHEET_ROWS, Preview, write_sheet
+from art_explorer.progress import progress
 from art_explorer.scene import rendering, sampling
 from art_explorer.stop import Stop, Stopped
 
@@ -362,12 +363,10 @@ def render_all(run: Run, live_url: str) -> None:
     """Render samples start … start+todo-1 with a small window in flight, writing
     strictly in index order (the folder never has gaps, whatever order renders
     finish in). A renderer or disk error stops it, kept in run.error."""
-    from tqdm import tqdm
-
     args = run.args
     client = rendering.RendererClient(url=live_url, pool=max(8, args.workers))
     failed = threading.Event()
-    bar = tqdm(total=run.todo, unit="img", dynamic_ncols=True, smoothing=0.1)
+    bar = progress(total=run.todo, desc="generate", unit="img")
     pool = ThreadPoolExecutor(args.workers, thread_name_prefix="render")
     ray_pool = _open_ray_pool(run) if args.ray else None
     window = ray_pool.window if ray_pool else 2 * args.workers

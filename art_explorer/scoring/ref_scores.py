@@ -12,7 +12,6 @@ refs store (art_explorer.refs.store), under the lock every edit of references/ t
 from __future__ import annotations
 
 import json
-import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from art_explorer import atomic, utils
 from art_explorer.data import refs_io
+from art_explorer.progress import progress
 from art_explorer.refs.store import RefsStore
 from art_explorer.scene import rendering, schema
 from art_explorer.scoring.aesthetic import Scorer
@@ -182,8 +182,6 @@ def _render_and_score(
     """Render the refs to score (every ref when a sheet is wanted), score those in
     `todo` into the cache (saved every 10 and at the end, Ctrl-C included); returns
     the sheet's thumbnails by ref index."""
-    from tqdm import tqdm
-
     to_render = list(range(len(refs))) if args.sheet else todo
     thumbs: dict[int, Any] = {}
     if not to_render:
@@ -200,10 +198,10 @@ def _render_and_score(
             renders = rendering.render_in_order(
                 client.render, [refs[i][1] for i in to_render], size, args.workers
             )
-            bar = tqdm(
+            bar = progress(
                 zip(to_render, renders, strict=True),
+                f"scoring ({scorer.name}, {size}px)",
                 total=len(to_render),
-                desc=f"scoring ({scorer.name}, {size}px)",
                 unit="ref",
             )
             todo_set = set(todo)
@@ -211,12 +209,11 @@ def _render_and_score(
                 if i in todo_set:
                     result = scorer.score(img)
                     if result.fallback_from:
-                        tqdm.write(
+                        bar.write(
                             f"warning: {args.refs} line {refs[i][0]}: "
                             f"{result.fallback_from} replied {result.reply!r}, "
                             f"no number in it; using the heuristic's "
-                            f"{result.score:.3f}",
-                            file=sys.stderr,
+                            f"{result.score:.3f}"
                         )
                     cache.scores[keys[i]] = result.record()
                     new += 1
