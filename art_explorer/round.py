@@ -60,9 +60,9 @@ class IterateArgs:
     inverse_epochs: int | None = None
     """inverse model epochs (None: the profile's)"""
     explore_n: int = 8
-    """novel outputs to render"""
-    candidates: int | None = None
-    """explore candidates ranked by the forward model (None: predict.py's default)"""
+    """explore: best new elites of the archive to render into the output folder"""
+    explore_renders: int = 500
+    """explore: real renders that grow the archive (OUTPUT/archive) this round"""
     seed: int = 0
     """seed for every stage"""
     data: str = "data"
@@ -318,18 +318,21 @@ def choose_stage(plan: Plan, log: Log) -> str:
 
 
 def explore_stage(plan: Plan) -> Any:
-    """predict.py's explore from the scored refs. Through its command line until
-    predict.py has an options dataclass (issue 29)."""
-    import predict
+    """Grow explore's archive (OUTPUT/archive, the one `make explore` grows) by the
+    round's renders; its best new elites are rendered into the output folder."""
+    from art_explorer.explore import qd
 
     args = plan.args
-    argv = ["--explore", "-n", str(args.explore_n), "--out", str(plan.output)]
-    argv += ["--forward", str(plan.ckpt / "forward"), "--renderer-url", plan.url]
-    argv += ["--seed", str(args.seed)]
-    argv += ["--refs", args.refs, "--scored-refs", str(plan.scored)]
-    if args.candidates:
-        argv += ["--candidates", str(args.candidates)]
-    return predict.main(predict.parse_args(argv))
+    grow = qd.GrowArgs(
+        renders=args.explore_renders,
+        archive=str(plan.output / "archive"),
+        out=str(plan.output),
+        n=args.explore_n,
+        refs=args.refs,
+        renderer_url=plan.url,
+        seed=args.seed,
+    )
+    return qd.grow(grow, log=plan.log)
 
 
 def write_report(
@@ -351,7 +354,9 @@ def write_report(
             ckpt / "inverse-val.png",
             "",
         ),
-        ("Explore: novel outputs", _latest(output, "explore-*.png"), ""),
+        ("Explore: the best new elites", _latest(output, "explore-*.png"), ""),
+        ("Explore: the archive's map", output / "archive" / "map.png", ""),
+        ("Explore: how the archive grew", output / "archive" / "growth.png", ""),
         ("References by aesthetic score", scored.with_suffix(".png"), ""),
     ]
     lines = [

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def tiny_round(tmp: Path, url: str) -> Path:
     argv = ["--profile", "cpu", "--n", "24", "--nq", "12", "--size", "32"]
     argv += ["--forward-epochs", "1", "--inverse-epochs", "1"]
-    argv += ["--explore-n", "2", "--candidates", "8"]
+    argv += ["--explore-n", "2", "--explore-renders", "40"]
     argv += ["--data", str(tmp / "data"), "--checkpoints", str(tmp / "ck")]
     argv += ["--output", str(tmp / "out"), "--refs", str(tmp / "refs.jsonl")]
     argv += ["--renderer-url", url, "--gate-draws", "8"]
