@@ -65,7 +65,7 @@ import pretrain_inverse
 from art_explorer import atomic, utils
 from art_explorer.data import refs_io
 from art_explorer.predict import search
-from art_explorer.scene import encoding, rendering, sampling, structure, twin
+from art_explorer.scene import encoding, rendering, sampling, structure
 from art_explorer.scoring import metrics
 
 METHODS = ("pipeline", "cma", "cma-given", "inverse", "random", "near-truth")
@@ -554,7 +554,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                             **({"structures": 0} if today else {}),
                             **overrides,
                         )
-                        before = twin.refused
+                        before = search.twin_refused
                         res = search.invert(
                             t_search,
                             ev,
@@ -572,7 +572,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                             fine_target=t256,  # as predict gives it
                         )
                         secs = sum(st.seconds for st in res.stages)
-                        refused[b] = twin.refused - before
+                        refused[b] = search.twin_refused - before
                         runs.append((b, res.best.params, ev.renders, secs))
                         ev.close()
                         fitted[b] = [

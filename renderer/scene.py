@@ -14,7 +14,14 @@ Transform of instance i, from element-local to world coordinates:
              T(layer.position) · R(layer.rotation) · S(layer.scale.x, layer.scale.y)
                                                         for a layer (−scale mirrors)
     Inst_i = T(p_i) · R(r_i) · S(s_i)
-    world  = Scene · Group · Inst_i · local
+    W_i    = Scene · Group · Inst_i
+    world  = compose(decompose(W_i)) · local
+
+As in the original (drei's <Instances>), W_i is decomposed into a position, a
+quaternion and a scale and composed back (renderer/instancing.py): a non-uniform layer
+scale followed by the instance's own rotation loses its shear. An instance so large
+that its tube's crest passes the camera's clip planes draws only the two edge strips
+of its band (`instancing.visible_edge`).
 
 Colour of a chain: the base colour times the chain's own (a layer's colour, else the
 base's), both linear, times the gradient's brightness, tone-mapped (ACES filmic, as
@@ -39,6 +46,7 @@ import skia
 from PIL import Image
 
 from art_explorer.scene.schema import color_to_rgb
+from art_explorer.scene.view import VIEW_HALF, linear_to_srgb, srgb_to_linear
 from renderer.geometry import (
     edge_path,
     geometry_bounds,
@@ -50,7 +58,6 @@ from renderer.png import encode_png
 from renderer.postfx import apply_crt, apply_dither, apply_noise
 from renderer.progressions import gradient_brightness, instance_transforms, tone_map
 
-VIEW_HALF = 2.5  # the view spans world x, y in [-VIEW_HALF, VIEW_HALF]
 STROKE_RADIUS_PER_WIDTH = 1.0  # band half-width = geoWidth element-local units
 # Instances whose world extent (radius) falls outside these bounds are skipped: the
 # tiny ones cannot light a pixel, the huge ones (sf^499) would only blow up.
@@ -91,18 +98,6 @@ GRADIENT_STOPS = 33  # linear-gradient stops approximating the smoothstep fallof
 
 # ----------------------------------------------------------------------------------
 # Chains: the base and each layer
-
-
-def srgb_to_linear(c: np.ndarray | float) -> np.ndarray:
-    """sRGB-encoded values in [0, 1] → linear (the sRGB transfer function)."""
-    c = np.asarray(c, np.float64)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(c: np.ndarray | float) -> np.ndarray:
-    """Linear values → sRGB-encoded, clipped to [0, 1]."""
-    c = np.clip(np.asarray(c, np.float64), 0.0, 1.0)
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
 def chain_color(base: str, own: str) -> tuple[float, float, float]:

@@ -216,19 +216,27 @@ def test_a_picture_too_big_to_draw_is_refused_and_the_descent_keeps_its_start(
 ) -> None:
     """A picture whose splats would take more than twin.MAX_BYTES raises TooBig
     naming the memory (a wide descent that blew the elements up ran a benchmark out
-    of memory); the search's descent then leaves its start as it is, and
-    twin.refused (which the benchmark reports) counts each refusal."""
+    of memory); the search's descent then leaves its start as it is, and counts the
+    refusal (search.twin_refused, which the benchmark reports); a descent whose
+    stage is refused returns the count (Descent.refused)."""
+    from art_explorer.scene.twin import canvas
+
     p = _plain(schema.default_params())
     p.update(repetitions=40, layers=[])
     twin.render_params(p, 64)  # fits under the real limit
-    monkeypatch.setattr(twin, "MAX_BYTES", 1024)
-    before = twin.refused
+    struct = twin.structure_of(p)
+    start = twin.values_of([p], struct)
+    target = scene.render(p, 64).astype(np.float32) / 255
+    result = twin.descend(struct, start, None, seconds=2.0, steps=4, target=target)
+    values, loss = result  # unpacks as the pair it always was
+    assert result.refused == 0 and set(values) == set(start) and loss.shape == (1,)
+    monkeypatch.setattr(canvas, "MAX_BYTES", 1024)
     with pytest.raises(twin.TooBig, match="GiB"):
         twin.render_params(p, 64)
-    assert twin.refused == before + 1
-    target = scene.render(p, 64).astype(np.float32) / 255
+    before = search.twin_refused
     found, lo = search.twin_descent(search.pipeline_loss(target), p, 1.0)
     assert found is p and lo == float("inf")
+    assert search.twin_refused == before + 1
 
 
 def test_refine_keeps_a_right_start_and_a_batch_keeps_its_best() -> None:

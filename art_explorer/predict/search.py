@@ -895,6 +895,12 @@ def gradient_descent(
     return out_params, losses.detach().tolist()
 
 
+# Pictures the twin refused as too big to draw (twin.TooBig) in this process's
+# descents, the workers' included (bench/inverse.py reports it). The twin returns its
+# count (twin.Descent.refused); predict's stages should carry it in their state.
+twin_refused = 0
+
+
 def twin_descent(
     loss: ImageLoss | None,
     start: dict[str, Any],
@@ -914,9 +920,10 @@ def twin_descent(
     the twin's losses (1 − NCC) and that loss."""
     from art_explorer.scene import twin
 
+    global twin_refused
     struct = twin.structure_of(start)
     try:
-        values, best = twin.descend(
+        result = twin.descend(
             struct,
             twin.values_of([start, *also], struct),
             loss,
@@ -929,9 +936,12 @@ def twin_descent(
             keep_colors=wide,
         )
     except twin.TooBig as e:  # the start itself is too big to draw: left as it is
+        twin_refused += 1
         if log is not None:
             log(f"    twin: not run: {e}")
         return start, math.inf
+    values, best = result
+    twin_refused += result.refused
     j = int(torch.argmin(best))
     return twin.params_of(struct, values, j), float(best[j])
 
@@ -993,11 +1003,9 @@ def _worker_start() -> None:
 def _refine_job(
     start: dict[str, Any], wide_s: float, fine_s: float, target: np.ndarray
 ) -> tuple[dict[str, Any], int]:
-    from art_explorer.scene import twin
-
-    before = twin.refused
+    before = twin_refused
     found = twin_refine(None, start, wide_s, fine_s, None, target)
-    return found, twin.refused - before
+    return found, twin_refused - before
 
 
 def _worker_pool(workers: int, log: Log | None = None) -> Any:
@@ -1060,12 +1068,10 @@ def refine_many(
     `workers` processes (in this process, one after another, with one worker or one
     job, or when the workers fail; the failure is logged). Each descent keeps its
     own seconds, so n jobs of s seconds take about ⌈n / workers⌉ · s."""
-    global _pool
+    global _pool, twin_refused
     pool = _worker_pool(workers, log) if workers > 1 and len(jobs) > 1 else None
     if pool is not None:
         import concurrent.futures.process
-
-        from art_explorer.scene import twin
 
         try:
             futures = [pool.submit(_refine_job, *job, target) for job in jobs]
@@ -1076,7 +1082,7 @@ def refine_many(
             pool.shutdown(wait=False, cancel_futures=True)
             _pool = None
         else:
-            twin.refused += sum(n for _, n in done)
+            twin_refused += sum(n for _, n in done)
             return [p for p, _ in done]
     return [twin_refine(None, s, w, f, log, target) for s, w, f in jobs]
 
