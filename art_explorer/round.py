@@ -145,6 +145,11 @@ def summarize(result: Any) -> str:
         keys = ("val_loss", "ncc", "f1", "cont_nrmse", "cat_acc", "layers_acc")
         parts = [f"{k} {last[k]:.3f}" for k in keys if isinstance(last.get(k), float)]
         return f"{len(hist)} epochs; last: " + ", ".join(parts)
+    if isinstance(result, dict) and "cells_filled" in result:
+        return (
+            f"archive {result['cells_filled']}/{result['cells_total']} cells, "
+            f"QD-score {result.get('qd_score', 0):.1f}; outputs {result.get('ids')}"
+        )
     if isinstance(result, dict) and "ids" in result:
         return f"kept outputs {result['ids']}"
     return str(result)[:120]
@@ -197,7 +202,7 @@ def run_round(args: IterateArgs, log: Log = print) -> Path:
             ),
             ("train-inverse", lambda: train_stage(plan, "inverse")),
             ("choose-inverse", lambda: choose_stage(plan, log)),
-            ("explore", lambda: explore_stage(plan)),
+            ("explore", lambda: explore_stage(plan, log)),
         ]
         for stage, fn in stages:
             plan.rnd.run(stage, fn, log)
@@ -317,7 +322,7 @@ def choose_stage(plan: Plan, log: Log) -> str:
     return f"{sel.chosen} inverse model ({sel.use})"
 
 
-def explore_stage(plan: Plan) -> Any:
+def explore_stage(plan: Plan, log: Log) -> Any:
     """Grow explore's archive (OUTPUT/archive, the one `make explore` grows) by the
     round's renders; its best new elites are rendered into the output folder."""
     from art_explorer.explore import qd
@@ -332,7 +337,7 @@ def explore_stage(plan: Plan) -> Any:
         renderer_url=plan.url,
         seed=args.seed,
     )
-    return qd.grow(grow, log=plan.log)
+    return qd.grow(grow, log=log)
 
 
 def write_report(

@@ -44,6 +44,7 @@ from art_explorer.data import refs_io  # noqa: E402
 from art_explorer.explore import archive as archive_mod  # noqa: E402
 from art_explorer.explore import maps, qd, solution  # noqa: E402
 from art_explorer.scene import rendering, sampling, schema  # noqa: E402
+from art_explorer.scoring.aesthetic import HeuristicScorer  # noqa: E402
 
 
 @dataclass
@@ -195,9 +196,7 @@ def main(args: Args) -> None:
     port = rendering.free_port()
     with rendering.ensure_renderer(f"http://127.0.0.1:{port}/api/raster") as url:
         client = rendering.RendererClient(url=url)
-        ev = qd.Evaluator(
-            client, qd._score_refs().HeuristicScorer(), args.size, args.workers
-        )
+        ev = qd.Evaluator(client, HeuristicScorer(), args.size, args.workers)
         for b in budgets:
             t0 = time.time()
             mine = run_qd(b, args, work / f"qd-{b}", url)

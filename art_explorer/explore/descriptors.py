@@ -23,7 +23,7 @@ GREY_SATURATION = (
 )
 HUES = ("red", "yellow", "green", "cyan", "blue", "magenta")
 LUMA = np.array([0.2126, 0.7152, 0.0722])
-LIT_LUMA = 0.03  # the scorer's lit threshold (score_refs.aesthetic_features)
+LIT_LUMA = 0.03  # the scorer's lit threshold (art_explorer.scoring.aesthetic.aesthetic_features)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def colour_value(img: np.ndarray) -> float:
 def measure(features: dict[str, float], img: np.ndarray) -> np.ndarray:
     """The descriptors (len(AXES),) of one picture.
 
-    features: score_refs.aesthetic_features of it (coverage, symmetry);
+    features: aesthetic.aesthetic_features of it (coverage, symmetry);
     img: float (H, W, 3) in [0, 1]."""
     return np.array(
         [

@@ -3,7 +3,7 @@
 One call (`grow`): open output/archive/ (or start one, seeded with the references),
 then step until the render budget is spent: the emitters propose solutions, each is
 decoded to params and rendered for real (the bundled renderer is started when none
-answers), scored by the aesthetic scorer (score_refs: the heuristic, or the VLM when
+answers), scored by the aesthetic scorer (art_explorer.scoring: the heuristic, or the VLM when
 its weights are here, times the heuristic's gate so blank and blown-out renders score
 0) and placed by its descriptors; pyribs' Scheduler tells the archive and the
 emitters. The archive is saved after every step, so its first elites are on disk in
@@ -28,6 +28,7 @@ from art_explorer.data import dataset, refs_io
 from art_explorer.explore import archive as archive_mod
 from art_explorer.explore import descriptors, emitters, maps, solution
 from art_explorer.scene import rendering, schema
+from art_explorer.scoring import aesthetic, scorers
 
 Log = Callable[[str], None]
 MIN_COVERAGE = (
@@ -110,11 +111,10 @@ class Evaluator:
 
     def evaluate(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """images (H, W, 3) in [0, 1] → scores (N,) in [0, 1], descriptors (N, A)."""
-        score_refs = _score_refs()
         scores, measures = [], []
         for img in images:
-            f = score_refs.aesthetic_features(img)
-            s, gate, _ = score_refs.heuristic_score(f)
+            f = aesthetic.aesthetic_features(img)
+            s, gate, _ = aesthetic.heuristic_score(f)
             if self.scorer.name != "heuristic":
                 s = self.scorer.score(img).score * gate
             if not MIN_COVERAGE <= f["coverage"] <= MAX_COVERAGE:
@@ -122,13 +122,6 @@ class Evaluator:
             scores.append(s)
             measures.append(descriptors.measure(f, img))
         return np.array(scores), np.stack(measures)
-
-
-def _score_refs() -> Any:
-    """The aesthetic scorer's module (score_refs.py at the top of the repository)."""
-    import score_refs
-
-    return score_refs
 
 
 def add_batch(
@@ -172,7 +165,7 @@ def grow(args: GrowArgs, log: Log = print) -> dict[str, Any]:
         arch = archive_mod.Archive.open(args.archive, args.seed)
     except archive_mod.ArchiveError as e:
         raise ExploreError(str(e)) from None
-    scorer = _score_refs().create_scorer(args.scorer, log=log)
+    scorer = scorers.create_scorer(args.scorer, log=log)
     start_id, start_renders = arch.next_id, arch.renders
     with rendering.ensure_renderer(args.renderer_url, log=log) as url:
         client = rendering.RendererClient(url=url, pool=max(8, args.workers))
