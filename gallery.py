@@ -727,10 +727,10 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
         a = predict_args(extra)
 
         def work(job: Job) -> dict[str, Any]:
-            import predict
+            from art_explorer.explore import novelty
 
             try:
-                res = predict.run_explore(a, log=job.log)
+                res = novelty.run_explore(a, log=job.log)
             finally:
                 if tmp is not None:
                     shutil.rmtree(tmp, ignore_errors=True)

@@ -25,10 +25,6 @@ N rendered for real. Results go to output/images|params/NNNNNN.* so that
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import random
-import re
 import sys
 import time
 import warnings
@@ -36,23 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from art_explorer import atomic, utils
-from art_explorer.data import dataset, refs_io
+from art_explorer.data import dataset
+from art_explorer.explore import novelty
 from art_explorer.predict import search
-from art_explorer.scene import rendering, sampling, schema, twin
+from art_explorer.predict.errors import UserError
+from art_explorer.predict.output import png_bytes, write_result
+from art_explorer.scene import rendering, twin
 from art_explorer.scoring import metrics
 
 OPTS = search.PipelineOptions()  # the pipeline's defaults, shown in --help
-
-SHEET_RE = re.compile(r"^explore-([0-9]{3,9})\.png$")
-DEFAULT_CLIP = "openai/clip-vit-base-patch16"
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad file, missing weights): one clear line."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -155,8 +145,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     x.add_argument(
         "--clip-model",
-        default=DEFAULT_CLIP,
-        help=f"CLIP weights: hub name (from the local cache) or a folder ({DEFAULT_CLIP})",
+        default=novelty.DEFAULT_CLIP,
+        help=f"CLIP weights: hub name (from the local cache) or a folder ({novelty.DEFAULT_CLIP})",
     )
     x.add_argument(
         "--perceptual",
@@ -334,21 +324,6 @@ def image_at(square: Any, size: int) -> np.ndarray:
 # Output
 
 
-def write_result(out: Path, idx: int, params: dict[str, Any], png: bytes) -> Path:
-    """out/params/NNNNNN.json (flat) then out/images/NNNNNN.png, each atomic."""
-    layout = dataset.Layout(out)
-    atomic.write_json(layout.params_path(idx), schema.validate_params(params))
-    img = layout.image_path(idx)
-    atomic.atomic_write_bytes(img, png)
-    return img
-
-
-def png_bytes(image: Any) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def scores_256(img: np.ndarray, t256: np.ndarray) -> str:
     from art_explorer.scene import structure
 
@@ -478,300 +453,11 @@ def run_inverse(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     }
 
 
-# ----------------------------------------------------------------------------------
-# Explore
-
-
-def load_parents(
-    args: argparse.Namespace,
-) -> tuple[list[dict[str, Any]], list[float] | None, str]:
-    """The refs to breed from, their scores (None when unscored) and a note."""
-    try:
-        scored = refs_io.load_scored_refs(args.scored_refs)
-        if scored:
-            parents = [p for p, _ in scored]
-            weights = refs_io.rated_weights(parents, args.refs, [s for _, s in scored])
-            return parents, weights, f"{args.scored_refs} (by score × rating)"
-        refs = refs_io.load_refs(args.refs)
-        weights = refs_io.rated_weights(refs, args.refs)  # gallery stars, if any
-    except refs_io.RefsError as e:
-        raise UserError(str(e)) from None
-    if not refs:
-        raise UserError(
-            f"no references in {args.refs}: add some with `make save-ref ID=...`"
-        )
-    return refs, weights, f"{args.refs} ({'by rating' if weights else 'unscored'})"
-
-
-@torch.no_grad()
-def render_forward(forward: Any, params: list[dict[str, Any]]) -> torch.Tensor:
-    """Params → (B, 3, R, R) in [0, 1] by the forward model, in batches of 64."""
-    from art_explorer.nets import model
-
-    dev = search.device_of(forward)
-    out = []
-    for i in range(0, len(params), 64):
-        batch = model.batch_encode(params[i : i + 64], device=dev)
-        out.append(forward(batch).float().clamp(0, 1).cpu())
-    return torch.cat(out)
-
-
-def render_real(
-    client: rendering.RendererClient,
-    params: list[dict[str, Any]],
-    size: int,
-    workers: int,
-    ray_pool: Any = None,
-) -> torch.Tensor:
-    """Params → (B, 3, size, size) by the renderer, `workers` requests in flight
-    (or all of them queued on the actors of a cluster.RayRenderPool)."""
-    from tqdm import tqdm
-
-    if ray_pool is not None:
-        futures = [ray_pool.render(p, size) for p in params]
-        imgs = [
-            utils.png_to_array(f.result())
-            for f in tqdm(futures, desc="rendering candidates", unit="img", leave=False)
-        ]
-        return search.to_tensor(np.stack(imgs))
-
-    imgs = list(
-        tqdm(
-            rendering.render_in_order(client.render, params, size, workers),
-            total=len(params),
-            desc="rendering candidates",
-            unit="img",
-            leave=False,
-        )
-    )
-    return search.to_tensor(np.stack(imgs))
-
-
-def load_clip(name: str) -> tuple[Any, Any]:
-    """(CLIPModel, CLIPImageProcessor) from a local folder or the local hub cache;
-    UserError naming what to download when the weights are not here."""
-    from transformers import CLIPImageProcessor, CLIPModel
-
-    try:
-        clip = CLIPModel.from_pretrained(name, local_files_only=True)
-        proc = CLIPImageProcessor.from_pretrained(name, local_files_only=True)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(
-            f"CLIP weights not found: {name} ({first}). Download them on a machine "
-            f"with internet: `huggingface-cli download {DEFAULT_CLIP}` and copy "
-            "~/.cache/huggingface/hub here, or save them with CLIPModel/"
-            "CLIPImageProcessor.save_pretrained(DIR) and pass --clip-model DIR"
-        ) from None
-    return clip.eval(), proc
-
-
-@torch.no_grad()
-def clip_embed(clip: Any, proc: Any, images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, R, R) in [0, 1] → (B, D) unit CLIP image embeddings."""
-    out = []
-    for i in range(0, images.shape[0], 32):
-        chunk = [
-            (im.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-            for im in images[i : i + 32]
-        ]
-        pixels = proc(images=chunk, return_tensors="pt")["pixel_values"]
-        feats = clip.get_image_features(pixel_values=pixels)
-        if not isinstance(feats, torch.Tensor):  # transformers ≥ 5: an output object
-            feats = feats.pooler_output  # the projected embedding
-        out.append(F.normalize(feats, dim=-1))
-    return torch.cat(out)
-
-
-def select_novel(
-    novelty: torch.Tensor, dist_to: Any, ok: torch.Tensor, n: int
-) -> list[int]:
-    """Greedy: each pick maximises min(novelty to the refs, distance to the picks
-    so far), so the N results differ from the refs and from each other.
-    dist_to(i) → (C,) distances of every candidate to candidate i."""
-    score = torch.where(ok, novelty, torch.full_like(novelty, -torch.inf))
-    picks: list[int] = []
-    for _ in range(min(n, int(ok.sum()))):
-        i = int(torch.argmax(score))
-        picks.append(i)
-        score = torch.minimum(score, dist_to(i))
-        score[picks] = -torch.inf
-    return picks
-
-
-def run_explore(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
-    from art_explorer.nets import perceptual_distance
-
-    parents, weights, source = load_parents(args)
-    forward, _, notes = search.load_models(args.forward, None)
-    notes = notes[:1]
-    clip = proc = None
-    if args.clip:
-        clip, proc = load_clip(args.clip_model)
-        notes.append(
-            f"novelty: 1 − max cosine of CLIP image embeddings ({args.clip_model})"
-        )
-        dist = None
-    else:
-        dist = perceptual_distance.create_perceptual(args.perceptual)
-        notes.append(f"novelty: min perceptual distance to the refs ({dist.name})")
-    if forward is None:
-        notes.append(
-            f"no trained forward model: ranking the {args.candidates} candidates by "
-            "rendering them for real at 64² (slower)"
-        )
-    log(f"refs: {len(parents)} from {source}")
-    for n in notes:
-        log(n)
-    rng = random.Random(args.seed)
-    seen: set[str] = {schema.canonical_json(p) for p in parents}
-    cands: list[dict[str, Any]] = []
-    for _ in range(args.candidates * 4):
-        if len(cands) >= args.candidates:
-            break
-        child = sampling.breed(
-            parents,
-            rng,
-            weights,
-            p_two=0.7,
-            p_copy=1.0,
-            jitter=(0.7, 1.3),
-            p_redraw_cat=0.1,
-        )
-        key = schema.canonical_json(child)
-        if key not in seen:
-            seen.add(key)
-            cands.append(child)
-    out = Path(args.out)
-    t0 = time.time()
-    ray_pool = open_ray_pool(args, log) if args.ray else None
-    renderer = (
-        contextlib.nullcontext(rendering.renderer_url(None))  # the actors render
-        if ray_pool is not None
-        else rendering.ensure_renderer(args.renderer_url, log=log)
-    )
-    with renderer as url, contextlib.ExitStack() as stack:
-        if ray_pool is not None:
-            stack.callback(ray_pool.close)
-        client = rendering.RendererClient(url=url, pool=max(8, args.workers))
-        if forward is not None:
-            imgs = render_forward(forward, cands)
-            ref_imgs = render_forward(forward, parents)
-        else:
-            imgs = render_real(client, cands, 64, args.workers, ray_pool)
-            ref_imgs = render_real(client, parents, 64, args.workers, ray_pool)
-        cov = metrics.lit_coverage(imgs)
-        ok = (cov >= args.min_coverage) & (cov <= args.max_coverage)
-        if int(ok.sum()) < args.n:
-            log(f"only {int(ok.sum())} candidates pass the coverage guard; using all")
-            ok = torch.ones_like(ok)
-        if clip is not None:
-            emb, ref_emb = (
-                clip_embed(clip, proc, imgs),
-                clip_embed(clip, proc, ref_imgs),
-            )
-            novelty = 1 - (emb @ ref_emb.T).max(dim=1).values
-
-            def dist_to(i: int) -> torch.Tensor:
-                return 1 - emb @ emb[i]
-        else:
-            assert dist is not None
-            with torch.no_grad():
-                d = torch.stack(
-                    [dist(imgs, r[None].expand_as(imgs)) for r in ref_imgs], dim=1
-                )
-            novelty = d.min(dim=1).values
-
-            def dist_to(i: int) -> torch.Tensor:
-                with torch.no_grad():
-                    return dist(imgs, imgs[i : i + 1].expand_as(imgs))
-
-        picks = select_novel(novelty, dist_to, ok, args.n)
-        if forward is not None:  # the model's pictures are soft: check the picks'
-            # real renders against the coverage guard (a blown-out white one passes
-            # as a bright blur), and pick again without the ones that fail
-            checked: dict[int, float] = {}  # candidate → its real lit share
-            for _ in range(4):
-                new = [i for i in picks if i not in checked]
-                if new:
-                    real = render_real(
-                        client, [cands[i] for i in new], 64, args.workers, ray_pool
-                    )
-                    cov_new = metrics.lit_coverage(real).tolist()
-                    checked.update(zip(new, cov_new, strict=True))
-                bad = [
-                    i
-                    for i in picks
-                    if not args.min_coverage <= checked[i] <= args.max_coverage
-                ]
-                if not bad or int(ok.sum()) - len(bad) < args.n:
-                    break
-                log(f"{len(bad)} picks drawn out of the coverage guard; picking again")
-                ok[bad] = False
-                picks = select_novel(novelty, dist_to, ok, args.n)
-        idx0 = dataset.Layout(out).next_index()
-        ids, tiles, labels = [], [], []
-        for k, i in enumerate(picks):
-            png = (
-                ray_pool.render(cands[i], args.final_size).result()
-                if ray_pool is not None
-                else client.render_png(cands[i], args.final_size)
-            )
-            write_result(out, idx0 + k, cands[i], png)
-            ids.append(idx0 + k)
-            tiles.append(utils.png_to_array(png))
-            labels.append(f"out:{idx0 + k} novelty {float(novelty[i]):.3f}")
-        client.close()
-    sheet_path = out / f"explore-{next_sheet(out):03d}.png"
-    sheet = utils.contact_sheet(tiles, labels, cols=4, cell=256)
-    atomic.atomic_write_bytes(sheet_path, png_bytes(sheet))
-    log(
-        f"explored {len(cands)} candidates in {time.time() - t0:.1f} s; kept "
-        f"{len(ids)}: {out / 'images'}/{ids[0]:06d}..{ids[-1]:06d}.png"
-        if ids
-        else "no candidates"
-    )
-    log(f"contact sheet: {sheet_path}")
-    for i in ids:
-        log(f"  make save-ref ID=out:{i}")
-    return {
-        "ids": ids,
-        "novelty": [float(novelty[i]) for i in picks],
-        "params": [cands[i] for i in picks],
-        "sheet": str(sheet_path),
-        "candidates": len(cands),
-    }
-
-
-def open_ray_pool(args: argparse.Namespace, log: Any) -> Any:
-    """cluster.RayRenderPool for explore --ray (Ray is imported only here)."""
-    from art_explorer.training import cluster
-
-    return cluster.RayRenderPool(
-        args.ray,
-        args.ray_workers,
-        None,
-        64,
-        urls=cluster.split_urls(args.renderer_url),
-        log=log,
-    )
-
-
-def next_sheet(out: Path) -> int:
-    top = -1
-    if out.is_dir():
-        for f in out.iterdir():
-            m = SHEET_RE.match(f.name)
-            if m:
-                top = max(top, int(m.group(1)))
-    return top + 1
-
-
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Run inverse or explore; returns what was written (ids, metrics, paths).
     Raises UserError for what the user can fix (the command line prints it)."""
     if args.explore:
-        return run_explore(args)
+        return novelty.run_explore(args)
     return run_inverse(args)
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 import predict
 from art_explorer import atomic, config
 from art_explorer.data import refs_io
+from art_explorer.explore import novelty
 from art_explorer.predict import search
 from art_explorer.scene import rendering, sampling, schema, structure
 from art_explorer.scoring import metrics
@@ -307,9 +308,9 @@ def test_registration_recovers_the_scene_transform(
 
 def test_select_novel_spreads_picks_and_honours_the_guard() -> None:
     pts = torch.tensor([[0.0], [0.1], [5.0], [5.1], [9.0]])
-    novelty = torch.tensor([1.0, 1.0, 3.0, 3.0, 9.0])
+    novelty_ = torch.tensor([1.0, 1.0, 3.0, 3.0, 9.0])
     ok = torch.tensor([True, True, True, True, False])
-    picks = predict.select_novel(novelty, lambda i: (pts - pts[i]).abs()[:, 0], ok, 3)
+    picks = novelty.select_novel(novelty_, lambda i: (pts - pts[i]).abs()[:, 0], ok, 3)
     assert picks[0] == 2 and 4 not in picks
     assert len(set(picks)) == 3 and 3 not in picks[:2]
 
@@ -662,12 +663,12 @@ def test_explore_checks_the_forward_models_picks_by_real_renders(
         search, "load_models", lambda *a, **k: (object(), None, ["stand-in model"])
     )
     monkeypatch.setattr(
-        predict, "render_forward", lambda fwd, ps: ring.expand(len(ps), -1, -1, -1)
+        novelty, "render_forward", lambda fwd, ps: ring.expand(len(ps), -1, -1, -1)
     )
     argv = [*explore_argv(tmp_path, renderer_url, refs_file), "--max-coverage", "0.05"]
     argv[argv.index("--candidates") + 1] = "24"
     logs: list[str] = []
-    res = predict.run_explore(predict.parse_args(argv), log=logs.append)
+    res = novelty.run_explore(predict.parse_args(argv), log=logs.append)
     client = rendering.RendererClient(url=renderer_url)
     for p in res["params"]:
         img = torch.from_numpy(client.render(p, 64)).permute(2, 0, 1)[None].float()
