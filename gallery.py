@@ -590,12 +590,12 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
                 params = schema.validate_params(body["params"])
             except schema.ParamError as e:
                 return err(400, e.message)
-            import predict
+            from art_explorer.predict.output import write_result
 
             png = client.render_png(params, PREVIEW_MAX)
             with store.locked():  # two saves must not take the same index
                 idx = dataset.Layout(output).next_index()
-                predict.write_result(output, idx, params, png)
+                write_result(output, idx, params, png)
             source = dataset.Layout(output).params_path(idx)
         elif isinstance(body, dict) and isinstance(body.get("id"), str):
             source = sample_path(body["id"])
@@ -620,7 +620,7 @@ def create_app(args: argparse.Namespace, renderer_url: str, port: int) -> FastAP
 
     # -- jobs
 
-    def predict_args(extra: list[str]) -> argparse.Namespace:
+    def predict_args(extra: list[str]) -> Any:
         import predict
 
         models = []

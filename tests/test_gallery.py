@@ -29,6 +29,7 @@ import predict
 from art_explorer import atomic, utils
 from art_explorer.data import refs_io
 from art_explorer.explore import novelty
+from art_explorer.predict.output import write_result
 from art_explorer.scene import rendering, sampling, schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,7 @@ class Gallery:
         self.results = []
         for i in range(N_RESULTS):
             p = sampling.sample_params(random.Random(100 + i))
-            predict.write_result(self.output, i, p, client.render_png(p, 64))
+            write_result(self.output, i, p, client.render_png(p, 64))
             self.results.append(schema.validate_params(p))
         client.close()
         self.reset()

@@ -14,6 +14,7 @@ import random
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,50 @@ import torch.nn.functional as F
 
 from art_explorer import atomic, utils
 from art_explorer.data import dataset, refs_io
-from art_explorer.predict import search
+from art_explorer.predict import models
 from art_explorer.predict.errors import UserError
 from art_explorer.predict.output import png_bytes, write_result
 from art_explorer.scene import rendering, sampling, schema
+from art_explorer.scene.tensors import to_tensor
 from art_explorer.scoring import metrics
 
-ExploreArgs = Any  # predict's options (predict.py --explore)
+ExploreArgs = Any  # predict.py's Args: ExploreOptions and predict's run fields
 Log = Callable[[str], None]
 
 SHEET_RE = re.compile(r"^explore-([0-9]{3,9})\.png$")
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
 PREVIEW = 64  # side of the pictures novelty is measured on, px
+
+
+@dataclass
+class ExploreOptions:
+    """Explore's own options (predict.py --explore); the models, renderer, output
+    folder and seed are predict's (art_explorer.predict.run.PredictArgs)."""
+
+    n: int = field(default=8, metadata={"flags": ("-n",)})
+    """results to keep"""
+    candidates: int = 256
+    """children bred and ranked"""
+    clip: bool = False
+    """novelty = 1 − max CLIP cosine similarity (default: perceptual distance)"""
+    clip_model: str = DEFAULT_CLIP
+    """CLIP weights: hub name (from the local cache) or a folder"""
+    perceptual: str = "auto"
+    """perceptual distance for novelty: auto, lpips, sqrt-ms-l1"""
+    refs: str = "references/refs.jsonl"
+    """references to breed from"""
+    scored_refs: str = "references/refs-scored.jsonl"
+    """scored refs; when present, parents are drawn by score"""
+    min_coverage: float = 0.002
+    """drop candidates with fewer lit pixels than this share"""
+    max_coverage: float = 0.6
+    """drop candidates with more lit pixels than this share"""
+    ray: str | None = None
+    """render on Ray actors at ADDRESS (as generate.py --ray; a bare --ray starts Ray
+    here; each actor uses one of the comma-separated --renderer-url or starts its own
+    bundled renderer)"""
+    ray_workers: int = 2
+    """render actors with --ray"""
 
 
 def load_parents(
@@ -89,7 +122,7 @@ def render_forward(forward: Any, params: list[dict[str, Any]]) -> torch.Tensor:
     """Params → (B, 3, R, R) in [0, 1] by the forward model, in batches of 64."""
     from art_explorer.nets import model
 
-    dev = search.device_of(forward)
+    dev = models.device_of(forward)
     out = []
     for i in range(0, len(params), 64):
         batch = model.batch_encode(params[i : i + 64], device=dev)
@@ -114,7 +147,7 @@ def render_real(
             utils.png_to_array(f.result())
             for f in tqdm(futures, desc="rendering candidates", unit="img", leave=False)
         ]
-        return search.to_tensor(np.stack(imgs))
+        return to_tensor(np.stack(imgs))
 
     imgs = list(
         tqdm(
@@ -125,7 +158,7 @@ def render_real(
             leave=False,
         )
     )
-    return search.to_tensor(np.stack(imgs))
+    return to_tensor(np.stack(imgs))
 
 
 def load_clip(name: str) -> tuple[Any, Any]:
@@ -320,7 +353,7 @@ def run_explore(args: ExploreArgs, log: Log = print) -> dict[str, Any]:
     and params, the contact sheet's path and how many candidates were bred.
     Raises UserError for what the user can fix."""
     parents, weights, source = load_parents(args)
-    forward, _, notes = search.load_models(args.forward, None)
+    forward, _, notes = models.load_models(args.forward, None)
     novelty = Novelty(args)
     notes = [*notes[:1], novelty.note]
     if forward is None:

@@ -1152,9 +1152,9 @@ def descend(
         return {n: x[:, j] * spans[j] for j, n in enumerate(names)}
 
     if target is not None:
-        from art_explorer.predict import search
+        from art_explorer.scene.tensors import to_tensor
 
-        tgt = search.to_tensor(target)
+        tgt = to_tensor(target)
         sched = tuple(
             (min(side, tgt.shape[-1]), sig, share)
             for side, sig, share in schedule or NCC_SCHEDULE
