@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="STEM",
         help="only measure this inverse checkpoint on the held-out draws (--val): "
         "each structure head as trained, and the geometry as predict guesses it "
-        "(predict_one: averaged over the picture's mirror images); no training",
+        "(starts.predict_one: averaged over the picture's mirror images); no training",
     )
     g = ap.add_argument_group("data")
     g.add_argument("--size", type=int, default=64, help="render side in px")
@@ -219,7 +219,7 @@ def structure_accuracy(
 def evaluate(stem: str, n: int, size: int) -> dict[str, float]:
     """structure_accuracy of the checkpoint at `stem` on the first n held-out
     refs-like draws, plus geometry / geometry_top3 "as predict guesses", by
-    predict_one (the geometry averaged over the picture's mirror images)."""
+    starts.predict_one (the geometry averaged over the picture's mirror images)."""
     from art_explorer.predict.starts import predict_one
 
     if not checkpoint_io.checkpoint_exists(stem):

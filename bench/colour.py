@@ -82,7 +82,7 @@ def run_stages(
     size: int,
     opts: PipelineOptions,
 ) -> tuple[dict[str, Any], np.ndarray, float]:
-    """color_stages from params → (params, picture, grey loss)."""
+    """colour.color_stages from params → (params, picture, grey loss)."""
     ev = Evaluator(client, pipeline_loss(target), size, 40, 1)
     ev.keep_images = True
     loss = ev([params])[0]

@@ -22,13 +22,13 @@ the same number of renders of the real renderer:
 - near-truth: not a search: the true params with every number ×U(0.98, 1.02)
               (3 draws, mean score), the yardstick behind the NCC ≥ 0.85 mark.
 - pipeline-twin (an ablation): the pipeline with its gradient stage through the
-              differentiable twin (invert use_twin, as predict does on the
+              differentiable twin (pipeline.invert use_twin, as predict does on the
               bundled renderer) in place of the forward model's.
 
     python bench/inverse.py --twin-near-truth --n-targets 20   # the twin's row
 
 - twin-near-truth (its own run, --twin-near-truth): gradient descent through the
-              differentiable twin (twin_descent, --twin-seconds each) from
+              differentiable twin (descent.twin_descent, --twin-seconds each) from
               the true discrete choices with every number ×U(0.9, 1.1); held-out
               draws without noise, dither or CRT (the twin draws none), drawn
               in-process by renderer.scene; NCC (σ = 1 px) at 256² before and after.
@@ -278,8 +278,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """img, target: (256, 256, 3) in [0, 1] → ncc, f1, ssim, psnr, colour error
-    (color_error: the hue the grey scores do not see), hue error
-    (hue_error: the hue where both pictures are lit), the picture score
+    (colour.color_error: the hue the grey scores do not see), hue error
+    (colour.hue_error: the hue where both pictures are lit), the picture score
     (structure.py) and its parts, same (picture ≥ structure.SAME_PICTURE)."""
     parts = structure.picture_parts(img, target)
     return {
@@ -483,7 +483,7 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         f"{len(rows)} held-out draws (sampling.sample_params, seed {args.seed}; noise, "
         f"dither, CRT off; {skipped} black and {uniform} one-colour (all white) draws "
         "skipped: NCC is undefined on them), every number of the truth "
-        f"×U({jit[0]:g}, {jit[1]:g}), discrete choices kept; twin_descent for "
+        f"×U({jit[0]:g}, {jit[1]:g}), discrete choices kept; descent.twin_descent for "
         f"≤ {args.twin_seconds:g} s on the target at {args.twin_target_size}² (Adam "
         "on 1 − NCC of blurred √grey, σ 8 → 0.5 px at 128², sides 64² → 256² capped "
         "at the target's: twin.NCC_SCHEDULE); NCC of √grey, "

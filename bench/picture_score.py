@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class Recorder:
-    """A Evaluator stand-in: renders in-process, records every candidate."""
+    """A budget.Evaluator stand-in: renders in-process, records every candidate."""
 
     def __init__(
         self, render: Callable[[dict[str, Any]], np.ndarray], loss: Any, budget: int

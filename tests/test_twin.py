@@ -231,7 +231,7 @@ def test_a_picture_too_big_to_draw_is_refused_and_the_descent_keeps_its_start(
 
 
 def test_refine_keeps_a_right_start_and_a_batch_keeps_its_best() -> None:
-    """twin_refine from the truth ends on the truth's picture whatever its
+    """descent.twin_refine from the truth ends on the truth's picture whatever its
     wide descent does (the fine one descends the start beside the wide one's end),
     and twin_descent with `also` returns the better of its starts."""
     truth = _chain_of_six()

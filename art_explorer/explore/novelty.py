@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from art_explorer import atomic, utils
 from art_explorer.data import dataset, refs_io
 from art_explorer.predict import models
+from art_explorer.predict.budget import Log
 from art_explorer.predict.errors import UserError
 from art_explorer.predict.output import png_bytes, write_result
 from art_explorer.scene import rendering, sampling, schema
@@ -32,8 +33,6 @@ from art_explorer.scene.tensors import to_tensor
 from art_explorer.scoring import metrics
 
 ExploreArgs = Any  # predict.py's Args: ExploreOptions and predict's run fields
-Log = Callable[[str], None]
-
 SHEET_RE = re.compile(r"^explore-([0-9]{3,9})\.png$")
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
 PREVIEW = 64  # side of the pictures novelty is measured on, px
