@@ -23,7 +23,7 @@ from art_explorer.predict.models import load_models
 from art_explorer.predict.options import InverseResult, PipelineOptions
 from art_explorer.predict.output import png_bytes, write_result
 from art_explorer.predict.pipeline import invert
-from art_explorer.predict.pool import twin_workers
+from art_explorer.predict.pool import TwinPool, twin_workers
 from art_explorer.predict.retrieval import RetrievalBank
 from art_explorer.predict.target import image_at, load_target
 from art_explorer.scene import rendering
@@ -137,10 +137,13 @@ def write_sheet(
     return final256
 
 
-def run_inverse(args: PredictArgs, log: Log = print) -> dict[str, Any]:
+def run_inverse(
+    args: PredictArgs, log: Log = print, pool: TwinPool | None = None
+) -> dict[str, Any]:
     """Predict one picture (see the module docstring); returns what was written (id,
-    params, scores at 256², renders, stages, paths). Raises UserError for what the
-    user can fix."""
+    params, scores at 256², renders, stages, paths). `pool`: the twin's worker
+    processes, when the caller keeps them between runs (None: started for this one).
+    Raises UserError for what the user can fix."""
     from art_explorer.scene import structure
 
     square = load_target(args.target, side=max(args.size, 256))
@@ -178,6 +181,7 @@ def run_inverse(args: PredictArgs, log: Log = print) -> dict[str, Any]:
             log=log,
             use_twin=use_twin,
             fine_target=t256,
+            pool=pool,
         )
         best = res.best.params
         idx = dataset.Layout(out).next_index()
