@@ -3,7 +3,7 @@
     python bench/colour.py           # the 48 + 4 results of inverse-pipeline-twin-500-48
     python bench/colour.py --quick   # CI size (make bench): the first 6 of them
 
-The colour of a result is decided after its shapes (search.color_stages: the
+The colour of a result is decided after its shapes (color_stages: the
 target's hue at three gains, optionally at half strength too, each layer's own hue,
 the brightness), so a whole bench run measures it through the spread of searches
 bound by time. Here every result of a bench/inverse.py rows file keeps its shapes
@@ -11,8 +11,8 @@ and is given back a colour from a start: `grey` (its colour's mean as a grey, la
 colours removed: as if the search had matched the shapes in white) or `as-is` (the
 colour it ended with). Each variant of the stages runs from each start against the
 target (its true params rendered at --size), and the table gives the mean hue error
-(search.hue_error), colour error (search.color_error) and grey loss
-(search.pipeline_loss) of what comes out. The sheet shows target | each variant
+(hue_error), colour error (color_error) and grey loss
+(pipeline_loss) of what comes out. The sheet shows target | each variant
 from the grey start, for the targets where the variants differ.
 
 Writes bench/results/colour.md and bench/results/colour-sheet.png.
@@ -35,7 +35,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from art_explorer import atomic, utils
-from art_explorer.predict import search
+from art_explorer.predict.budget import Candidate, Evaluator
+from art_explorer.predict.colour import color_error, color_stages, hue_error
+from art_explorer.predict.loss import pipeline_loss
+from art_explorer.predict.options import PipelineOptions
 from art_explorer.scene import schema, structure
 
 VARIANTS = {
@@ -77,14 +80,14 @@ def run_stages(
     params: dict[str, Any],
     target: np.ndarray,
     size: int,
-    opts: search.PipelineOptions,
+    opts: PipelineOptions,
 ) -> tuple[dict[str, Any], np.ndarray, float]:
-    """search.color_stages from params → (params, picture, grey loss)."""
-    ev = search.Evaluator(client, search.pipeline_loss(target), size, 40, 1)
+    """colour.color_stages from params → (params, picture, grey loss)."""
+    ev = Evaluator(client, pipeline_loss(target), size, 40, 1)
     ev.keep_images = True
     loss = ev([params])[0]
     image = ev.last_images.get(schema.canonical_json(params))
-    best = search.color_stages(search.Candidate(loss, params, image), target, ev, opts)
+    best = color_stages(Candidate(loss, params, image), target, ev, opts)
     img = best.image if best.image is not None else client.render(best.params, size)
     return best.params, img, best.loss
 
@@ -106,11 +109,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         for start in ("grey", "as-is"):
             p0 = grey_start(r["params"]) if start == "grey" else r["params"]
             for label, kw in VARIANTS.items():
-                opts = dataclasses.replace(search.PipelineOptions(), **kw)
+                opts = dataclasses.replace(PipelineOptions(), **kw)
                 p, img, loss = run_stages(client, p0, target, args.size, opts)
-                hue = search.hue_error(img, target)
+                hue = hue_error(img, target)
                 results.setdefault((start, label), []).append(
-                    (hue, search.color_error(img, target), loss)
+                    (hue, color_error(img, target), loss)
                 )
                 if start == "grey":
                     pics.append(img)

@@ -89,7 +89,7 @@ def run_today(
     import torch
     import torch.nn.functional as F
 
-    import predict
+    from art_explorer.explore.novelty import select_novel
     from art_explorer.nets import perceptual_distance
 
     refs = [
@@ -150,7 +150,7 @@ def run_today(
         with torch.no_grad():
             return dist(cand, cand[i : i + 1].expand_as(cand))
 
-    picks = predict.select_novel(novelty, dist_to, ok, 16)
+    picks = select_novel(novelty, dist_to, ok, 16)
     shown = []
     for i in picks:
         k = n_ref + i

@@ -38,8 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gallery
-import predict
 from art_explorer import atomic, cli, utils
+from art_explorer.predict.output import write_result
 from art_explorer.scene import rendering, sampling
 
 SCRIPTS = [
@@ -98,7 +98,7 @@ def fill_output(out: Path, n: int, url: str, distinct: int = 24) -> None:
     rng = random.Random(0)
     for i in range(distinct):
         p = sampling.sample_params(rng)
-        predict.write_result(out, i, p, client.render_png(p, 1024))
+        write_result(out, i, p, client.render_png(p, 1024))
     client.close()
     for i in range(distinct, n):
         for sub, ext in (("images", "png"), ("params", "json")):

@@ -8,7 +8,7 @@ Targets: params drawn like the pipeline draws them (sampling.sample_params from 
 RNG of its own, so not in data/), plus references/refs.jsonl. Methods, each given
 the same number of renders of the real renderer:
 
-- pipeline:   search.invert (inverse model, nearest training images, screening,
+- pipeline:   invert (inverse model, nearest training images, screening,
               discrete moves, gradient descent through the forward model, a polish
               by evolution with sparse mutations).
 - cma:        CMA-ES alone from a random start: every continuous value, σ0 0.3 in
@@ -17,18 +17,18 @@ the same number of renders of the real renderer:
 - cma-given:  the same with the true discrete choices given (a reference line).
 - inverse:    the inverse model's guess alone (1 render).
 - random:     random search (sampling.sample_params).
-- polish-near-truth (an ablation): the pipeline's polish (search.evolve) alone,
+- polish-near-truth (an ablation): the pipeline's polish (evolve) alone,
               started from the true params with every number ×U(0.95, 1.05).
 - near-truth: not a search: the true params with every number ×U(0.98, 1.02)
               (3 draws, mean score), the yardstick behind the NCC ≥ 0.85 mark.
 - pipeline-twin (an ablation): the pipeline with its gradient stage through the
-              differentiable twin (search.invert use_twin, as predict does on the
+              differentiable twin (pipeline.invert use_twin, as predict does on the
               bundled renderer) in place of the forward model's.
 
     python bench/inverse.py --twin-near-truth --n-targets 20   # the twin's row
 
 - twin-near-truth (its own run, --twin-near-truth): gradient descent through the
-              differentiable twin (search.twin_descent, --twin-seconds each) from
+              differentiable twin (descent.twin_descent, --twin-seconds each) from
               the true discrete choices with every number ×U(0.9, 1.1); held-out
               draws without noise, dither or CRT (the twin draws none), drawn
               in-process by renderer.scene; NCC (σ = 1 px) at 256² before and after.
@@ -61,12 +61,31 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pretrain_inverse
 from art_explorer import atomic, utils
 from art_explorer.data import refs_io
-from art_explorer.predict import search
+from art_explorer.predict.budget import Candidate, Evaluator
+from art_explorer.predict.cmaes import cma_search, random_search
+from art_explorer.predict.colour import color_error, hue_error
+from art_explorer.predict.descent import twin_descent
+from art_explorer.predict.evolution import evolve
+from art_explorer.predict.loss import (
+    PIPELINE_BRIGHTNESS_WEIGHT,
+    PIPELINE_F1_WEIGHT,
+    PIPELINE_PICTURE_WEIGHT,
+    PIPELINE_SIGMAS,
+    ImageLoss,
+    pipeline_loss,
+)
+from art_explorer.predict.models import load_models
+from art_explorer.predict.options import PipelineOptions
+from art_explorer.predict.pipeline import invert
+from art_explorer.predict.pool import TwinPool, twin_workers
+from art_explorer.predict.retrieval import RetrievalBank
+from art_explorer.predict.space import SearchSpace
+from art_explorer.predict.starts import inverse_candidates
 from art_explorer.scene import encoding, rendering, sampling, structure
 from art_explorer.scoring import metrics
+from art_explorer.training import pretrain
 
 METHODS = ("pipeline", "cma", "cma-given", "inverse", "random", "near-truth")
 ABLATIONS = (
@@ -138,28 +157,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sigmas",
         type=float,
         nargs="+",
-        default=list(search.PIPELINE_SIGMAS),
+        default=list(PIPELINE_SIGMAS),
         help="pipeline loss: NCC blur scales in px at 256² (2 8)",
     )
     s.add_argument(
         "--f1-weight",
         type=float,
-        default=search.PIPELINE_F1_WEIGHT,
+        default=PIPELINE_F1_WEIGHT,
         help="pipeline loss: weight of line F1 beside the NCC terms (1)",
     )
     s.add_argument(
         "--brightness-weight",
         type=float,
-        default=search.PIPELINE_BRIGHTNESS_WEIGHT,
+        default=PIPELINE_BRIGHTNESS_WEIGHT,
         help="pipeline loss: weight of the mean-brightness gap "
-        f"({search.PIPELINE_BRIGHTNESS_WEIGHT:g})",
+        f"({PIPELINE_BRIGHTNESS_WEIGHT:g})",
     )
     s.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a search.PipelineOptions field, e.g. --set n_retrieve=16",
+        help="override a PipelineOptions field, e.g. --set n_retrieve=16",
     )
     t = ap.add_argument_group("twin")
     t.add_argument(
@@ -259,8 +278,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """img, target: (256, 256, 3) in [0, 1] → ncc, f1, ssim, psnr, colour error
-    (search.color_error: the hue the grey scores do not see), hue error
-    (search.hue_error: the hue where both pictures are lit), the picture score
+    (colour.color_error: the hue the grey scores do not see), hue error
+    (colour.hue_error: the hue where both pictures are lit), the picture score
     (structure.py) and its parts, same (picture ≥ structure.SAME_PICTURE)."""
     parts = structure.picture_parts(img, target)
     return {
@@ -268,8 +287,8 @@ def scores(img: np.ndarray, target: np.ndarray) -> dict[str, float]:
         "f1": metrics.line_f1(img, target),
         "ssim": ssim(img, target),
         "psnr": psnr(img, target),
-        "color": search.color_error(img, target),
-        "hue": search.hue_error(img, target),
+        "color": color_error(img, target),
+        "hue": hue_error(img, target),
         "picture": parts["score"],
         "sharp": parts["sharp"],
         "orient": parts["orient"],
@@ -294,13 +313,13 @@ def structure_scores(
 
 def make_targets(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     """Held-out draws (refs-like: draw i from random.Random(seed + i), redrawn while
-    nearly empty or washed out, as pretrain_inverse.draw_target; never the seeds the
+    nearly empty or washed out, as pretrain.draw_target; never the seeds the
     pretraining draws) and the first --max-refs starter refs."""
     if args.target_set == "refs-like":
         out = [
             (
                 f"t{i:02d}",
-                pretrain_inverse.draw_target(random.Random(args.seed + i), 128)[0],
+                pretrain.draw_target(random.Random(args.seed + i), 128)[0],
             )
             for i in range(args.n_targets)
         ]
@@ -356,23 +375,23 @@ def random_config_start(truth: dict[str, Any] | None, rng: random.Random) -> Any
 def run_anytime(
     method: str,
     truth: dict[str, Any],
-    evaluate: search.Evaluator,
+    evaluate: Evaluator,
     rng: random.Random,
 ) -> None:
     """cma / cma-given / random with the largest budget; read off at each budget."""
     if method == "random":
-        search.random_search(evaluate, evaluate.budget, rng)
+        random_search(evaluate, evaluate.budget, rng)
         return
     if method == "polish-near-truth":
         # the pipeline's polish alone, started from the true params ×U(0.95, 1.05):
         # how well it converges once the search is in the right basin
         start = sampling.breed([truth], rng, p_two=0, p_copy=1, jitter=(0.95, 1.05))
         lo = evaluate([start])[0]
-        search.evolve([search.Candidate(lo, start)], evaluate, evaluate.left, rng)
+        evolve([Candidate(lo, start)], evaluate, evaluate.left, rng)
         return
     start = random_config_start(truth if method == "cma-given" else None, rng)
-    sp = search.SearchSpace.of(start, dims="all")
-    search.cma_search(
+    sp = SearchSpace.of(start, dims="all")
+    cma_search(
         sp, evaluate, sp.encode(start), 0.3, evaluate.budget, rng.randrange(1000)
     )
 
@@ -381,7 +400,7 @@ def pipeline_overrides(items: list[str]) -> dict[str, Any]:
     """["n_retrieve=16", "moves=false"] → typed PipelineOptions overrides."""
     import dataclasses
 
-    types = {f.name: f.type for f in dataclasses.fields(search.PipelineOptions)}
+    types = {f.name: f.type for f in dataclasses.fields(PipelineOptions)}
     out: dict[str, Any] = {}
     for item in items:
         key, _, raw = item.partition("=")
@@ -430,9 +449,7 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         start = sampling.breed([truth], rng, p_two=0, p_copy=1, jitter=jit)
         target = scene.render(truth, args.twin_target_size).astype(np.float64) / 255
         t0 = time.perf_counter()
-        found, _ = search.twin_descent(
-            search.pipeline_loss(target), start, args.twin_seconds
-        )
+        found, _ = twin_descent(pipeline_loss(target), start, args.twin_seconds)
         sec = time.perf_counter() - t0
         s256 = scene.render(start, 256) / 255
         f256 = scene.render(found, 256) / 255
@@ -466,7 +483,7 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
         f"{len(rows)} held-out draws (sampling.sample_params, seed {args.seed}; noise, "
         f"dither, CRT off; {skipped} black and {uniform} one-colour (all white) draws "
         "skipped: NCC is undefined on them), every number of the truth "
-        f"×U({jit[0]:g}, {jit[1]:g}), discrete choices kept; search.twin_descent for "
+        f"×U({jit[0]:g}, {jit[1]:g}), discrete choices kept; descent.twin_descent for "
         f"≤ {args.twin_seconds:g} s on the target at {args.twin_target_size}² (Adam "
         "on 1 − NCC of blurred √grey, σ 8 → 0.5 px at 128², sides 64² → 256² capped "
         "at the target's: twin.NCC_SCHEDULE); NCC of √grey, "
@@ -506,8 +523,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.report_only:
         return report(args)
     targets = make_targets(args)
-    forward, inverse, notes = search.load_models(args.forward, args.inverse)
-    bank = search.RetrievalBank.load(args.data, res=args.bank_res)
+    forward, inverse, notes = load_models(args.forward, args.inverse)
+    bank = RetrievalBank.load(args.data, res=args.bank_res)
     notes.append(
         f"retrieval: {len(bank)} training images from {' '.join(args.data)}"
         if bank
@@ -520,7 +537,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     budgets = sorted(args.budgets)
     rows: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     examples: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray, float]]]] = []
-    with renderer_client(args) as client:
+    # the twin's worker processes, started once for every target
+    workers = twin_workers(PipelineOptions(**overrides).twin_workers)
+    with renderer_client(args) as client, TwinPool(workers) as pool:
         bar = tqdm(targets, desc="targets", unit="target")
         for name, truth in bar:
             group = "refs" if name.startswith("ref") else "held-out"
@@ -539,23 +558,23 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 if method.startswith("pipeline"):
                     today = method == "pipeline-today"
                     for b in budgets:
-                        loss = search.ImageLoss(
+                        loss = ImageLoss(
                             t_search,
                             args.sigmas,
                             args.f1_weight,
                             args.brightness_weight,
-                            0.0 if today else search.PIPELINE_PICTURE_WEIGHT,
+                            0.0 if today else PIPELINE_PICTURE_WEIGHT,
                         )
-                        ev = search.Evaluator(client, loss, args.size, b, args.workers)
-                        opts = search.PipelineOptions(
+                        ev = Evaluator(client, loss, args.size, b, args.workers)
+                        opts = PipelineOptions(
                             gd_steps=args.gd_steps,
                             moves=method != "pipeline-no-moves",
                             register=method != "pipeline-no-register",
                             **({"structures": 0} if today else {}),
                             **overrides,
                         )
-                        before = search.twin_refused
-                        res = search.invert(
+                        before = pool.refused
+                        res = invert(
                             t_search,
                             ev,
                             # today's predict on a fresh clone: no models at all
@@ -570,9 +589,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                             # the GD stage through the differentiable twin
                             use_twin=method == "pipeline-twin",
                             fine_target=t256,  # as predict gives it
+                            pool=pool,
                         )
                         secs = sum(st.seconds for st in res.stages)
-                        refused[b] = search.twin_refused - before
+                        refused[b] = pool.refused - before
                         runs.append((b, res.best.params, ev.renders, secs))
                         ev.close()
                         fitted[b] = [
@@ -589,18 +609,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     for b in budgets:
                         runs.append((b, truth, 0, 0.0))
                 elif method == "inverse":
-                    p = search.inverse_candidates(inverse, t_search)[0]
+                    p = inverse_candidates(inverse, t_search)[0]
                     for b in budgets:
                         runs.append((b, p, 1, 0.0))
                 else:
                     loss = (
-                        search.ImageLoss(t_search, args.sigmas, args.f1_weight)
+                        ImageLoss(t_search, args.sigmas, args.f1_weight)
                         if method == "polish-near-truth"
-                        else search.ImageLoss(t_search, sigmas=(2.0,))
+                        else ImageLoss(t_search, sigmas=(2.0,))
                     )
-                    ev = search.Evaluator(
-                        client, loss, args.size, max(budgets), args.workers
-                    )
+                    ev = Evaluator(client, loss, args.size, max(budgets), args.workers)
                     run_anytime(method, truth, ev, rng)
                     for b in budgets:
                         cand = ev.best_at(b)
@@ -801,8 +819,8 @@ def write_results(
     args: argparse.Namespace, table: str, notes: list[str], n_targets: int
 ) -> None:
     cmd = " ".join(["python", "bench/inverse.py", *sys.argv[1:]])
-    o = search.PipelineOptions(**pipeline_overrides(args.set))
-    alt = "on" if o.alternates and search.twin_workers(o.twin_workers) > 1 else "off"
+    o = PipelineOptions(**pipeline_overrides(args.set))
+    alt = "on" if o.alternates and twin_workers(o.twin_workers) > 1 else "off"
     text = f"""# Inverse benchmark: image → params at equal real-render budgets
 
 - date: {datetime.date.today().isoformat()}
@@ -811,7 +829,7 @@ def write_results(
 - targets: {n_targets} (held-out {args.target_set} draws, seed {args.seed}, never drawn in training; refN: starter refs, never trained on); search renders at {args.size}², scores at 256²
 - {chr(10).join("- " + n if i else n for i, n in enumerate(notes))}
 
-Methods: pipeline = search.invert with the bundled inverse model
+Methods: pipeline = invert with the bundled inverse model
 (models/inverse-pretrained): its top 8 structures (geometry × layer count ×
 progressions) each fitted by a short CMA-ES run, the best kept by the picture score,
 then moves and evolution that keep the structure, minimising NCC σ 2/8 + line F1 +
@@ -824,12 +842,12 @@ the differentiable twin, as predict runs it (twin.py; in this run, with any
 {o.final_twin_seconds:g} s, a wide descent of {o.structure_wide_seconds:g} s for each structure's fit and a wide + fine
 one of {o.finalist_seconds:g} s for each of the {o.finalists} that score best, chosen among again, the
 runner-up carried through the main descent beside the chosen one: {alt}; the
-descents of different starts side by side on {search.twin_workers(o.twin_workers)} worker processes; renders
+descents of different starts side by side on {twin_workers(o.twin_workers)} worker processes; renders
 counted alike, its seconds are in s / target). cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
 with every number ×U(0.98, 1.02) (a yardstick, not a search).
 
-colour error = search.color_error (blurred per-channel difference, every pixel);
-hue error = search.hue_error (the colour over its largest channel where both
+colour error = color_error (blurred per-channel difference, every pixel);
+hue error = hue_error (the colour over its largest channel where both
 pictures are lit: the hue alone). picture = structure.picture_score (mean of sharp
 NCC σ 0.5 on linear grey, orientation NCC σ 2, line F1; calibrated in
 bench/results/picture-score.md); same

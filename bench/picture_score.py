@@ -55,8 +55,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from art_explorer import atomic, utils
-from art_explorer.predict import search
+from art_explorer.predict.cmaes import cma_search
+from art_explorer.predict.loss import ImageLoss
+from art_explorer.predict.space import SearchSpace
 from art_explorer.scene import sampling, schema, structure
+from art_explorer.scene.tensors import to_tensor
 from art_explorer.scoring import metrics
 from art_explorer.training import pretrain
 
@@ -143,7 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class Recorder:
-    """A search.Evaluator stand-in: renders in-process, records every candidate."""
+    """A budget.Evaluator stand-in: renders in-process, records every candidate."""
 
     def __init__(
         self, render: Callable[[dict[str, Any]], np.ndarray], loss: Any, budget: int
@@ -162,7 +165,7 @@ class Recorder:
                 out.append(math.inf)
                 continue
             img = self.render(p)
-            lo = float(self.loss(search.to_tensor(img[None]))[0])
+            lo = float(self.loss(to_tensor(img[None]))[0])
             self.seen.append((lo, p))
             out.append(lo)
         return out
@@ -180,13 +183,13 @@ def wrong_fit(
     start = structure.with_choice(truth, "geometry", geometry)
     for layer in start["layers"]:
         layer.pop("geometry", None)
-    space = search.SearchSpace.of(start)
+    space = SearchSpace.of(start)
     rec = Recorder(
         lambda p: r.render(p, 128),
-        search.ImageLoss(target128, sigmas=(2.0,)),
+        ImageLoss(target128, sigmas=(2.0,)),
         args.fit_renders,
     )
-    search.cma_search(
+    cma_search(
         space,
         rec,  # type: ignore[arg-type]
         space.encode(start),

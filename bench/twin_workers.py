@@ -1,5 +1,5 @@
 """Benchmark: the twin's descents of different starts one after another in this
-process, against side by side on worker processes (search.refine_many), as predict's
+process, against side by side on worker processes (TwinPool.refine_many), as predict's
 search over structures runs them.
 
     python bench/twin_workers.py                 # 4 pictures × 8 starts, 1 and 2 workers
@@ -9,7 +9,7 @@ Each target: a refs-like picture (sampling.sample_refs_like, seed --seed; noise,
 dither and CRT off) and --starts starts with its discrete choices and every number
 ×U(1 ± --jitter) (what a short search leaves, as predict has 8 structures' fits of
 one picture); all of a target's starts get the twin's wide descent for --seconds
-on the target at 256² in one call of search.refine_many, once per number of
+on the target at 256² in one call of TwinPool.refine_many, once per number of
 workers. Reported: the wall time of those calls and the NCC of √grey (σ 1 px at
 256², renderer.scene) of the starts and of the descents' ends. A descent is bound
 by its own clock, so the same NCC in less wall time is the gain.
@@ -32,8 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from art_explorer.predict import search
+from art_explorer.predict.pool import TwinPool
 from art_explorer.scene import sampling
 from art_explorer.scoring import metrics
 from renderer import scene
@@ -87,15 +86,16 @@ def main(args: argparse.Namespace) -> list[dict[str, float]]:
     before = statistics.mean(ncc(s, t) for ss, t in cases for s in ss)
     rows = []
     for w in args.workers:
-        search.refine_many([(cases[0][0][0], 0.1, 0.0)] * w, cases[0][1], w)  # start
-        wall, after = 0.0, []
-        for starts, target in cases:
-            t0 = time.perf_counter()
-            ends = search.refine_many(
-                [(s, args.seconds, 0.0) for s in starts], target, w
-            )
-            wall += time.perf_counter() - t0
-            after += [ncc(p, target) for p in ends]
+        with TwinPool(w) as pool:
+            pool.refine_many([(cases[0][0][0], 0.1, 0.0)] * w, cases[0][1])  # start
+            wall, after = 0.0, []
+            for starts, target in cases:
+                t0 = time.perf_counter()
+                ends = pool.refine_many(
+                    [(s, args.seconds, 0.0) for s in starts], target
+                )
+                wall += time.perf_counter() - t0
+                after += [ncc(p, target) for p in ends]
         rows.append(
             {"workers": w, "wall": wall / len(cases), "after": statistics.mean(after)}
         )
@@ -107,7 +107,7 @@ def main(args: argparse.Namespace) -> list[dict[str, float]]:
     load = os.getloadavg()
     cmd = " ".join(["python bench/twin_workers.py", *sys.argv[1:]])
     lines = [
-        "# Twin descents side by side (search.refine_many)",
+        "# Twin descents side by side (TwinPool.refine_many)",
         "",
         f"`{cmd}` ({datetime.date.today()}, {platform.node() or 'this machine'}, "
         f"{os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / "

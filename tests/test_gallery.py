@@ -28,6 +28,8 @@ import generate
 import predict
 from art_explorer import atomic, utils
 from art_explorer.data import refs_io
+from art_explorer.explore import novelty
+from art_explorer.predict.output import write_result
 from art_explorer.scene import rendering, sampling, schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +68,7 @@ class Gallery:
         self.results = []
         for i in range(N_RESULTS):
             p = sampling.sample_params(random.Random(100 + i))
-            predict.write_result(self.output, i, p, client.render_png(p, 64))
+            write_result(self.output, i, p, client.render_png(p, 64))
             self.results.append(schema.validate_params(p))
         client.close()
         self.reset()
@@ -380,7 +382,7 @@ def test_ratings_scale_breeding_weights(tmp_path: Path) -> None:
     pargs = predict.parse_args(
         ["--explore", "--refs", str(refs_path), "--scored-refs", str(tmp_path / "no")]
     )
-    assert predict.load_parents(pargs)[1] == [4.0, 1.0, 0.25]  # explore breeds so too
+    assert novelty.load_parents(pargs)[1] == [4.0, 1.0, 0.25]  # explore breeds so too
     refs_io.ratings_path(refs_path).write_text("{not json")
     with pytest.raises(refs_io.RefsError, match=r"ratings\.json"):
         refs_io.rated_weights(parents, refs_path)

@@ -361,13 +361,14 @@ def bomb_png(path: Path, w: int, h: int) -> None:
 
 def test_decompression_bombs_are_refused_before_decoding(tmp_path: Path) -> None:
     import predict
+    from art_explorer.predict.target import load_target
 
     for side in (30000, 7000):  # past PIL's own guard; past ours only
         bomb = tmp_path / f"bomb{side}.png"
         bomb_png(bomb, side, side)
         assert bomb.stat().st_size < 200_000
         with pytest.raises(predict.UserError, match="40,000,000-pixel limit"):
-            predict.load_target(bomb)
+            load_target(bomb)
     r = subprocess.run(
         [sys.executable, "predict.py", "--target", str(tmp_path / "bomb30000.png")],
         cwd=utils.ROOT,
@@ -381,12 +382,12 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path: Path) -> None
 
 
 def test_long_strip_is_letterboxed_at_the_working_size(tmp_path: Path) -> None:
-    import predict
+    from art_explorer.predict.target import load_target
 
     a = np.zeros((8, 20000, 3), np.uint8)
     a[:, 9000:11000] = 255  # a white band in the middle
     Image.fromarray(a).save(tmp_path / "strip.png")
-    sq = predict.load_target(tmp_path / "strip.png", side=256)
+    sq = load_target(tmp_path / "strip.png", side=256)
     assert sq.size == (256, 256)  # not 20000 x 20000 (1.2 GB as RGB)
     b = np.asarray(sq).max(axis=2)
     rows = np.flatnonzero(b.max(axis=1))
@@ -395,7 +396,7 @@ def test_long_strip_is_letterboxed_at_the_working_size(tmp_path: Path) -> None:
     assert cols.min() >= 110 and cols.max() <= 146  # the band, in the middle
     # a picture smaller than the working size keeps its own resolution
     Image.fromarray(a[:, :100]).save(tmp_path / "small.png")
-    assert predict.load_target(tmp_path / "small.png", side=256).size == (100, 100)
+    assert load_target(tmp_path / "small.png", side=256).size == (100, 100)
 
 
 # ----------------------------------------------------------------------------------

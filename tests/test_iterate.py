@@ -21,7 +21,7 @@ from art_explorer import round as round_
 from art_explorer.data import dataset
 from art_explorer.nets import checkpoint_io
 from art_explorer.nets import model as M
-from art_explorer.predict import search
+from art_explorer.predict import models
 from art_explorer.training import selection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +137,7 @@ def gate(
 
 def predict_uses() -> tuple[int, list[str]]:
     """The hidden width of the inverse model predict loads, and its notes."""
-    _, inverse, notes = search.load_models(device="cpu")
+    _, inverse, notes = models.load_models(device="cpu")
     assert inverse is not None
     return inverse.cfg.hidden, notes
 

@@ -21,7 +21,13 @@ import pretrain_inverse
 from art_explorer import utils
 from art_explorer.nets import checkpoint_io
 from art_explorer.nets import model as M
-from art_explorer.predict import search
+from art_explorer.predict import descent, starts
+from art_explorer.predict.budget import Evaluator, Log
+from art_explorer.predict.descent import twin_refine
+from art_explorer.predict.loss import ImageLoss, pipeline_loss
+from art_explorer.predict.options import PipelineOptions
+from art_explorer.predict.pipeline import invert, pick_finalists
+from art_explorer.predict.starts import predict_one, structure_candidates
 from art_explorer.scene import encoding, sampling, schema, structure
 from art_explorer.scoring import metrics
 from renderer.scene import render
@@ -277,7 +283,7 @@ def test_structure_candidates_are_distinct_and_ranked() -> None:
     target = render(
         schema.validate_params(sampling.sample_refs_like(random.Random(2))), 64
     )
-    cands = search.structure_candidates(net.eval(), target.astype(np.float32) / 255, 6)
+    cands = structure_candidates(net.eval(), target.astype(np.float32) / 255, 6)
     assert len(cands) == 6
     probs = [pr for pr, _ in cands]
     assert probs == sorted(probs, reverse=True)
@@ -298,9 +304,9 @@ def test_the_geometry_guess_is_the_same_for_a_mirrored_picture() -> None:
     params = schema.validate_params(sampling.sample_refs_like(random.Random(5)))
     target = render(params, 64).astype(np.float32) / 255
     j = schema.CAT_KEYS.index("geometry")
-    a = search.predict_one(net, target)
+    a = predict_one(net, target)
     for mirror in (target[:, ::-1], target[::-1], target[::-1, ::-1]):
-        b = search.predict_one(net, np.ascontiguousarray(mirror))
+        b = predict_one(net, np.ascontiguousarray(mirror))
         assert torch.allclose(a["cat_probs"][j], b["cat_probs"][j], atol=1e-6)
         assert int(a["cat"][0, j]) == int(b["cat"][0, j])
     plain = net.predict_encoded(torch.from_numpy(target).permute(2, 0, 1)[None])
@@ -357,14 +363,14 @@ def test_the_structure_choice_is_made_again_among_the_finalists(
     truth.update(noiseEnabled=False, ditherEnabled=False, crtEnabled=False)
     target = render(truth, 64).astype(np.float32) / 255
     calls: list[tuple[float, float, str, str]] = []
-    real = search.twin_refine
+    real = twin_refine
 
     def spy(
-        loss: search.ImageLoss,
+        loss: ImageLoss,
         start: dict[str, Any],
         wide_s: float,
         fine_s: float,
-        log: search.Log | None = None,
+        log: Log | None = None,
         target: np.ndarray | None = None,
     ) -> dict[str, Any]:
         out = real(loss, start, wide_s, fine_s, log, target)
@@ -372,19 +378,15 @@ def test_the_structure_choice_is_made_again_among_the_finalists(
         calls.append((wide_s, fine_s, key(start), key(out)))
         return out
 
-    monkeypatch.setattr(search, "twin_refine", spy)
-    opts = search.PipelineOptions(
+    monkeypatch.setattr(descent, "twin_refine", spy)
+    opts = PipelineOptions(
         structures=4, structure_wide_seconds=0.2, finalist_seconds=0.4, finalists=3,
         twin_workers=1,
         twin_wide_seconds=0.0, twin_seconds=0.2, final_twin_seconds=0.0,
         moves=False, color_fit=False, layer_color_fit=False, brightness_fit=False,
     )  # fmt: skip
-    ev = search.Evaluator(
-        structure.LocalRenderer(), search.pipeline_loss(target), 64, 160, 1
-    )
-    res = search.invert(
-        target, ev, inverse=net, opts=opts, use_twin=True, fine_target=target
-    )
+    ev = Evaluator(structure.LocalRenderer(), pipeline_loss(target), 64, 160, 1)
+    res = invert(target, ev, inverse=net, opts=opts, use_twin=True, fine_target=target)
     finalist_calls = [c for c in calls if c[0] > 0 and c[1] > 0][:3]
     assert [(w, f) for w, f, _, _ in finalist_calls] == [(0.2, 0.2)] * 3
     keys = {k for _, _, a, b in finalist_calls for k in (a, b)}
@@ -414,21 +416,19 @@ def test_the_runner_up_goes_on_when_its_descent_draws_the_target_better(
     target = render(truth, 64).astype(np.float32) / 255
     t256 = render(truth, 256).astype(np.float32) / 255
     monkeypatch.setattr(
-        search, "structure_candidates", lambda *_: [(0.6, squares), (0.4, misplaced)]
+        starts, "structure_candidates", lambda *_: [(0.6, squares), (0.4, misplaced)]
     )
     ends = []
     for alternates in (True, False):
-        opts = search.PipelineOptions(
+        opts = PipelineOptions(
             structures=2, structure_share=0.2, structure_wide_seconds=0.0,
             finalists=2, finalist_seconds=0.0, twin_wide_seconds=3.0,
             twin_seconds=1.0, final_twin_seconds=0.0, moves=False,
             color_fit=False, layer_color_fit=False, brightness_fit=False,
             alternates=alternates, twin_workers=2,
         )  # fmt: skip
-        ev = search.Evaluator(
-            structure.LocalRenderer(), search.pipeline_loss(target), 64, 90, 1
-        )
-        res = search.invert(
+        ev = Evaluator(structure.LocalRenderer(), pipeline_loss(target), 64, 90, 1)
+        res = invert(
             target, ev, inverse=object(), opts=opts, use_twin=True, fine_target=t256
         )
         chosen = next(s for s in res.stages if s.name == "structures").params
@@ -454,12 +454,12 @@ def test_a_finalist_place_goes_to_another_geometry_when_the_best_share_one() -> 
     one, or with the option off, the order decides alone."""
     order = [4, 1, 7, 0, 2, 3, 5, 6]
     geo = ["u", "ring", "spiral", "bar", "ring", "arch", "bar", "ring"]
-    assert search.pick_finalists(order, geo, 3) == [4, 1, 0]
-    assert search.pick_finalists(order, geo, 3, other=False) == [4, 1, 7]
-    assert search.pick_finalists(order, geo, 1) == [4]
+    assert pick_finalists(order, geo, 3) == [4, 1, 0]
+    assert pick_finalists(order, geo, 3, other=False) == [4, 1, 7]
+    assert pick_finalists(order, geo, 1) == [4]
     mixed = ["u", "ring", "spiral", "bar", "ring", "arch", "bar", "spiral"]
-    assert search.pick_finalists(order, mixed, 3) == [4, 1, 7]  # already two
-    assert search.pick_finalists([0, 1], ["u", "u"], 2) == [0, 1]  # no other
+    assert pick_finalists(order, mixed, 3) == [4, 1, 7]  # already two
+    assert pick_finalists([0, 1], ["u", "u"], 2) == [0, 1]  # no other
 
 
 def test_the_twins_last_descents_are_cut_to_fit_max_seconds(
@@ -476,28 +476,26 @@ def test_the_twins_last_descents_are_cut_to_fit_max_seconds(
         calls: list[tuple[float, float]] = []
 
         def spy(
-            loss: search.ImageLoss,
+            loss: ImageLoss,
             start: dict[str, Any],
             wide_s: float,
             fine_s: float,
-            log: search.Log | None = None,
+            log: Log | None = None,
             target: np.ndarray | None = None,
             calls: list[tuple[float, float]] = calls,
         ) -> dict[str, Any]:
             calls.append((wide_s, fine_s))
             return start
 
-        monkeypatch.setattr(search, "twin_refine", spy)
-        opts = search.PipelineOptions(
+        monkeypatch.setattr(descent, "twin_refine", spy)
+        opts = PipelineOptions(
             twin_workers=1, twin_wide_seconds=0.2, twin_seconds=0.3,
             final_twin_seconds=0.5, max_seconds=limit, moves=False,
             color_fit=False, layer_color_fit=False, brightness_fit=False,
         )  # fmt: skip
-        ev = search.Evaluator(
-            structure.LocalRenderer(), search.pipeline_loss(target), 64, 40, 1
-        )
+        ev = Evaluator(structure.LocalRenderer(), pipeline_loss(target), 64, 40, 1)
         lines: list[str] = []
-        search.invert(target, ev, opts=opts, use_twin=True, log=lines.append)
+        invert(target, ev, opts=opts, use_twin=True, log=lines.append)
         runs[limit] = (calls, any("cut to 0%" in line for line in lines))
     assert runs[0.0] == ([(0.2, 0.3), (pytest.approx(0.3), pytest.approx(0.2))], False)
     assert runs[1e-3] == ([], True)

@@ -4,15 +4,14 @@ give the same numbers on numpy and torch."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 
 import numpy as np
 import pytest
 import torch
 
-from art_explorer.predict import search
+from art_explorer.predict.descent import Refusals, twin_descent, twin_refine
+from art_explorer.predict.loss import pipeline_loss
 from art_explorer.scene import sampling, schema, twin
 from art_explorer.scoring import metrics
 from renderer import progressions, scene
@@ -217,7 +216,7 @@ def test_a_picture_too_big_to_draw_is_refused_and_the_descent_keeps_its_start(
     """A picture whose splats would take more than twin.MAX_BYTES raises TooBig
     naming the memory (a wide descent that blew the elements up ran a benchmark out
     of memory); the search's descent then leaves its start as it is, and counts the
-    refusal (search.twin_refused, which the benchmark reports); a descent whose
+    refusal (in the caller's Refusals, which the benchmark reports); a descent whose
     stage is refused returns the count (Descent.refused)."""
     from art_explorer.scene.twin import canvas
 
@@ -233,75 +232,27 @@ def test_a_picture_too_big_to_draw_is_refused_and_the_descent_keeps_its_start(
     monkeypatch.setattr(canvas, "MAX_BYTES", 1024)
     with pytest.raises(twin.TooBig, match="GiB"):
         twin.render_params(p, 64)
-    before = search.twin_refused
-    found, lo = search.twin_descent(search.pipeline_loss(target), p, 1.0)
+    refusals = Refusals()
+    found, lo = twin_descent(pipeline_loss(target), p, 1.0, refusals=refusals)
     assert found is p and lo == float("inf")
-    assert search.twin_refused == before + 1
+    assert refusals.count == 1
 
 
 def test_refine_keeps_a_right_start_and_a_batch_keeps_its_best() -> None:
-    """search.twin_refine from the truth ends on the truth's picture whatever its
+    """descent.twin_refine from the truth ends on the truth's picture whatever its
     wide descent does (the fine one descends the start beside the wide one's end),
     and twin_descent with `also` returns the better of its starts."""
     truth = _chain_of_six()
     misplaced = {**truth, "stepFactor": 0.35, "xStep": 1.1, "yStep": 0.4}
     t256 = scene.render(truth, 256).astype(np.float64) / 255
-    loss = search.pipeline_loss(scene.render(truth, 128).astype(np.float32) / 255)
+    loss = pipeline_loss(scene.render(truth, 128).astype(np.float32) / 255)
 
     def ncc(p: dict) -> float:
         return metrics.ncc(scene.render(p, 256) / 255, t256, 1.0)
 
-    assert ncc(search.twin_refine(loss, truth, 1.0, 1.0, target=t256)) >= 0.97
-    found, lo = search.twin_descent(loss, misplaced, 1.0, target=t256, also=[truth])
+    assert ncc(twin_refine(loss, truth, 1.0, 1.0, target=t256)) >= 0.97
+    found, lo = twin_descent(loss, misplaced, 1.0, target=t256, also=[truth])
     assert ncc(found) >= 0.97 and lo < 0.05, lo
-
-
-def test_descents_run_side_by_side_in_worker_processes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """search.refine_many runs each start's descent in a worker process (started
-    once, then kept) and returns each one's end in the order given, as twin_refine
-    would: the misplaced chain moved towards the target's place, the right start
-    kept on it, each with its own discrete choices. With one worker it runs here,
-    starting no process."""
-    truth = _chain_of_six()
-    misplaced = {**truth, "stepFactor": 0.35, "xStep": 1.1, "yStep": 0.4}
-    squares = {**misplaced, "geometry": "square"}
-    t256 = scene.render(truth, 256).astype(np.float64) / 255
-
-    def ncc(p: dict) -> float:
-        return metrics.ncc(scene.render(p, 256) / 255, t256, 1.0)
-
-    monkeypatch.setattr(search, "_pool", None)
-    here = search.refine_many([(truth, 0.0, 0.3)], t256, 1)
-    assert search._pool is None and ncc(here[0]) >= 0.97
-    jobs = [(misplaced, 3.0, 1.0), (truth, 0.0, 1.0), (squares, 1.0, 0.0)]
-    found = search.refine_many(jobs, t256, 2)
-    assert search._pool is not None and search._pool[0] == 2
-    assert ncc(found[0]) > ncc(misplaced) + 0.2, (ncc(misplaced), ncc(found[0]))
-    assert ncc(found[1]) >= 0.97
-    assert [p["geometry"] for p in found] == ["roundedRect"] * 2 + ["square"]
-    search._pool[1].shutdown()
-
-
-def test_descents_run_here_when_a_worker_dies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker process that dies (killed, out of memory) breaks the pool: the
-    descents run in this process instead, the failure is logged, and the next call
-    starts new workers."""
-    truth = _chain_of_six()
-    t256 = scene.render(truth, 256).astype(np.float64) / 255
-    monkeypatch.setattr(search, "_pool", None)
-    search.refine_many([(truth, 0.0, 0.2)] * 2, t256, 2)
-    for pid in list(search._pool[1]._processes):
-        os.kill(pid, signal.SIGKILL)
-    lines: list[str] = []
-    found = search.refine_many([(truth, 0.0, 0.2)] * 2, t256, 2, lines.append)
-    assert [p["geometry"] for p in found] == ["roundedRect"] * 2
-    assert any("worker processes failed" in s for s in lines), lines
-    assert search._pool is None
-    search.refine_many([(truth, 0.0, 0.2)] * 2, t256, 2)
-    assert search._pool is not None
-    search._pool[1].shutdown()
 
 
 @pytest.mark.parametrize(("side", "last"), [(128, 128), (256, 256), (512, 256)])

@@ -61,13 +61,15 @@ def run_predict(argv: list[str], emit: Emit) -> dict[str, Any]:
 
 
 def run_explore(argv: list[str], emit: Emit) -> dict[str, Any]:
-    """predict.run_explore: the new results' ids and novelty."""
+    """Explore from the refs (art_explorer.explore.novelty): the new results' ids
+    and novelty."""
     import predict
+    from art_explorer.explore import novelty
 
     a = predict.parse_args(argv)
     # ranking renders at 64² (or the forward model), then the n picks at full size
     emit({"expect": STARTUP_S + 0.02 * a.candidates + 0.6 * a.n})
-    res = predict.run_explore(a, log=lambda line: emit({"line": str(line)}))
+    res = novelty.run_explore(a, log=lambda line: emit({"line": str(line)}))
     return {"ids": [f"out:{i}" for i in res["ids"]], "novelty": res["novelty"]}
 
 

@@ -1,1 +1,1 @@
-"""Predict's search: image → params."""
+"""Predict: image → params, as stages over one search state (pipeline.py; docs/predict.md)."""

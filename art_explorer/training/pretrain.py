@@ -52,7 +52,7 @@ class PretrainArgs:
     evaluate: str | None = None
     """only measure this inverse checkpoint (a stem) on the held-out draws (--val):
     each structure head as trained, and the geometry as predict guesses it
-    (search.predict_one: averaged over the picture's mirror images); no training"""
+    (predict.starts.predict_one: averaged over the picture's mirror images); no training"""
     size: int = 64
     """render side in px"""
     refs_like: float = 0.8
@@ -196,8 +196,8 @@ def structure_accuracy(
 def evaluate(stem: str, n: int, size: int) -> dict[str, float]:
     """structure_accuracy of the checkpoint at `stem` on the first n held-out
     refs-like draws, plus geometry / geometry_top3 "as predict guesses", by
-    search.predict_one (the geometry averaged over the picture's mirror images)."""
-    from art_explorer.predict import search
+    predict.starts.predict_one (the geometry averaged over the picture's mirror images)."""
+    from art_explorer.predict.starts import predict_one
 
     if not checkpoint_io.checkpoint_exists(stem):
         raise SystemExit(f"--evaluate {stem}: no such checkpoint")
@@ -213,7 +213,7 @@ def evaluate(stem: str, n: int, size: int) -> dict[str, float]:
     options = list(schema.PARAM["geometry"].options)
     top1 = top3 = 0
     for params, img in val:
-        enc = search.predict_one(net, img.astype(np.float32) / 255)
+        enc = predict_one(net, img.astype(np.float32) / 255)
         truth = options.index(params["geometry"])
         top1 += int(enc["cat"][0, j]) == truth
         top3 += truth in enc["cat_probs"][j][0].topk(3).indices.tolist()

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from art_explorer.scene import schema
+from art_explorer.scene.tensors import to_tensor
 from art_explorer.scene.twin.canvas import TooBig, render
 from art_explorer.scene.twin.values import Structure
 
@@ -201,22 +202,13 @@ class _Plan:
     on_target: bool
 
 
-def _to_tensor(images: Any) -> torch.Tensor:
-    """(H, W, 3) / (B, H, W, 3) arrays or (B, 3, H, W) tensors → (B, 3, H, W)."""
-    if isinstance(images, torch.Tensor):
-        return images.float()
-    a = np.asarray(images, np.float32)
-    a = a[None] if a.ndim == 3 else a
-    return torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()
-
-
 def _target_plan(
     target: Any, schedule: tuple[tuple[int, float, float], ...] | None, ncc_lr: float
 ) -> _Plan:
     """1 − NCC of blurred √grey against `target`, stage by stage (NCC_SCHEDULE; a
     side capped at the target's), steps of ncc_lr × NCC_LR_DECAY^stage cosine-
     decayed to a third per stage."""
-    tgt = _to_tensor(target)
+    tgt = to_tensor(target)
     sched = tuple(
         (min(side, tgt.shape[-1]), sig, share)
         for side, sig, share in schedule or NCC_SCHEDULE
