@@ -68,7 +68,9 @@ def test_brightness_fit_never_draws_a_dim_target_black(
     """A blown-out blob of wrong shapes over a target of a few dim lines (t37 of the
     48-draw bench): loss + brightness gap is lowest at 0.3×, which draws nothing. The
     fit keeps a version that still lights BRIGHTNESS_LIT_FLOOR of what the target
-    lights; without that floor it would have gone black."""
+    lights; without that floor it would have gone black. (The blob's layers are
+    scaled uniformly: drawn as the original instances non-uniform layers, the bench's
+    blob fills the picture and no dimming wins.)"""
     case = json.loads(
         (
             Path(__file__).parent / "fixtures" / "dim-target-blown-result.json"
