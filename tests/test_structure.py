@@ -372,8 +372,9 @@ def test_the_structure_choice_is_made_again_among_the_finalists(
         fine_s: float,
         log: Log | None = None,
         target: np.ndarray | None = None,
+        refusals: Any = None,
     ) -> dict[str, Any]:
-        out = real(loss, start, wide_s, fine_s, log, target)
+        out = real(loss, start, wide_s, fine_s, log, target, refusals=refusals)
         key = schema.canonical_json
         calls.append((wide_s, fine_s, key(start), key(out)))
         return out
@@ -483,6 +484,7 @@ def test_the_twins_last_descents_are_cut_to_fit_max_seconds(
             log: Log | None = None,
             target: np.ndarray | None = None,
             calls: list[tuple[float, float]] = calls,
+            refusals: Any = None,
         ) -> dict[str, Any]:
             calls.append((wide_s, fine_s))
             return start

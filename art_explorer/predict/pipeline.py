@@ -406,7 +406,7 @@ def twin_last_descent(s: Search) -> None:
         final_s * 0.4,
         s.log,
         s.twin_target,
-        s.pool.refusals,
+        refusals=s.pool.refusals,
     )
     s.offer(s.evaluate([p])[0], p)
     s.done("twin-final")

@@ -45,7 +45,9 @@ def _refine_job(
 ) -> tuple[dict[str, Any], int]:
     """twin_refine in a worker; also how many pictures the twin refused there."""
     refusals = descent.Refusals()
-    found = descent.twin_refine(None, start, wide_s, fine_s, None, target, refusals)
+    found = descent.twin_refine(
+        None, start, wide_s, fine_s, None, target, refusals=refusals
+    )
     return found, refusals.count
 
 
@@ -128,6 +130,6 @@ class TwinPool:
                 self.refusals.count += sum(n for _, n in done)
                 return [p for p, _ in done]
         return [
-            descent.twin_refine(None, s, w, f, log, target, self.refusals)
+            descent.twin_refine(None, s, w, f, log, target, refusals=self.refusals)
             for s, w, f in jobs
         ]
