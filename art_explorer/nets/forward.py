@@ -46,9 +46,7 @@ from art_explorer.nets.inputs import (
     denorm,
     fourier,
     layer_index,
-    linear_to_srgb,
     param_of,
-    srgb_to_linear,
     unit_affine,
 )
 from art_explorer.nets.layout import (
@@ -58,8 +56,8 @@ from art_explorer.nets.layout import (
     splat_layout,
 )
 from art_explorer.scene import encoding, schema
+from art_explorer.scene.view import VIEW_HALF, linear_to_srgb, srgb_to_linear
 
-VIEW_HALF = 2.5  # the view spans world x, y in [-2.5, 2.5] (docs/scene.md)
 MIN_LAYER_SCALE = 0.05  # |layer scale| below this is treated as this in the warp
 
 

@@ -71,22 +71,6 @@ def param_of(name: str) -> schema.Param:
     return schema.PARAM[name.split(".")[0]]
 
 
-def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
-    """sRGB-encoded values in [0, 1] → linear (renderer/scene.py's, in torch)."""
-    c = c.clamp(0.0, 1.0)
-    return torch.where(
-        c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).clamp(min=1e-12) ** 2.4
-    )
-
-
-def linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
-    """Linear values → sRGB-encoded, clipped to [0, 1]."""
-    c = c.clamp(0.0, 1.0)
-    return torch.where(
-        c <= 0.0031308, c * 12.92, 1.055 * c.clamp(min=1e-12) ** (1 / 2.4) - 0.055
-    )
-
-
 def layer_index(key: str, comp: int = 0) -> int:
     return schema.LAYER_CONT_COMPONENTS.index((key, comp))
 

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from art_explorer.nets.inputs import linear_to_srgb
 from art_explorer.scene import schema
+from art_explorer.scene.view import linear_to_srgb
 from renderer.geometry import outline_points
 from renderer.progressions import (
     alpha_progression,

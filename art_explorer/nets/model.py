@@ -34,8 +34,6 @@ from art_explorer.nets.inputs import (
     POST_CONT,
     batch_encode,
     fourier,
-    linear_to_srgb,
-    srgb_to_linear,
 )
 from art_explorer.nets.inverse import InverseModel
 from art_explorer.nets.layout import (
@@ -45,6 +43,7 @@ from art_explorer.nets.layout import (
     outline_templates,
     splat_layout,
 )
+from art_explorer.scene.view import linear_to_srgb, srgb_to_linear
 
 __all__ = [
     "CHAIN_CATS",

@@ -46,15 +46,11 @@ class ImageLoss:
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, R, R) → per scale (B, R·R) zero-mean unit-norm vectors."""
-        g = images.mean(dim=1, keepdim=True).clamp(0, 1)
-        g = torch.sqrt(g + 1e-6) - 1e-3
         res = images.shape[-1]
-        out = []
-        for s in self.sigmas:
-            b = metrics.gaussian_blur_batch(g, metrics.scaled_sigma(s, res)).flatten(1)
-            b = b - b.mean(dim=1, keepdim=True)
-            out.append(b / (b.norm(dim=1, keepdim=True) + 1e-8))
-        return out
+        return [
+            metrics.ncc_features(images, metrics.scaled_sigma(s, res), metrics.SQRT_EPS)
+            for s in self.sigmas
+        ]
 
     def target_features(self, res: int) -> list[torch.Tensor]:
         if res not in self._feats:

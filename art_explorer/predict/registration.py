@@ -16,9 +16,8 @@ import torch.nn.functional as F
 
 from art_explorer.predict.loss import ImageLoss
 from art_explorer.scene import schema
+from art_explorer.scene.view import VIEW_HALF
 from art_explorer.scoring import metrics
-
-VIEW_HALF = 2.5  # the visible world spans [-2.5, 2.5] (docs/scene.md)
 
 
 def warp(

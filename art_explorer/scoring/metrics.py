@@ -95,6 +95,19 @@ def gray_sqrt(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     return sqrt_image(g, eps) if eps > 0 else g.sqrt()
 
 
+SQRT_EPS = 1e-6  # losses take √(grey + ε): a finite gradient at black
+
+
+def ncc_features(images: torch.Tensor, sigma: float, eps: float = 0.0) -> torch.Tensor:
+    """(B, 3, R, R) in [0, 1] → (B, R·R): √grey blurred by σ px, zero mean, unit
+    norm: the vectors whose dot product is the NCC of the project's picture
+    similarity (metrics, predict's loss and the twin's descent all use this one).
+    eps > 0: √(grey + eps), which has a finite gradient at black (for losses)."""
+    g = gaussian_blur_batch(gray_sqrt(images, eps), sigma).flatten(1)
+    g = g - g.mean(1, keepdim=True)
+    return g / (g.norm(dim=1, keepdim=True) + 1e-12)
+
+
 def ncc_batch(
     a: torch.Tensor, b: torch.Tensor, sigma: float | None = None, eps: float = 0.0
 ) -> torch.Tensor:
@@ -103,13 +116,7 @@ def ncc_batch(
     a, b: (B, 3, R, R) in [0, 1]. eps > 0: the differentiable √ of gray_sqrt (for
     losses)."""
     s = scaled_sigma(NCC_SIGMA, a.shape[-1]) if sigma is None else sigma
-    ga = gaussian_blur_batch(gray_sqrt(a, eps), s)
-    gb = gaussian_blur_batch(gray_sqrt(b, eps), s)
-    ga = ga - ga.mean((1, 2, 3), keepdim=True)
-    gb = gb - gb.mean((1, 2, 3), keepdim=True)
-    num = (ga * gb).sum((1, 2, 3))
-    den = ((ga * ga).sum((1, 2, 3)) * (gb * gb).sum((1, 2, 3))).clamp(min=1e-24).sqrt()
-    return torch.where(den > 1e-12, num / den, torch.zeros_like(num))
+    return (ncc_features(a, s, eps) * ncc_features(b, s, eps)).sum(1)
 
 
 def dilate(mask: torch.Tensor, r: int) -> torch.Tensor:

@@ -3,20 +3,19 @@ target picture's NCC or on any differentiable loss of the pictures."""
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from art_explorer.scene import schema
 from art_explorer.scene.tensors import to_tensor
 from art_explorer.scene.twin.canvas import TooBig, render
 from art_explorer.scene.twin.values import Structure
+from art_explorer.scoring import metrics
 
 # ----------------------------------------------------------------------------------
 # Descent: Adam on every continuous value, coarse to fine
@@ -62,33 +61,9 @@ WIDE_SCHEDULE = (
 WIDE_LR = 0.01
 
 
-@functools.cache
-def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
-    """(n, n): a Gaussian blur of σ px along one axis, reflect padding (as
-    metrics.gaussian_blur), as a matrix."""
-    r = max(1, math.ceil(3 * sigma))
-    x = np.arange(-r, r + 1)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    k /= k.sum()
-    m = np.zeros((n, n))
-    for i in range(n):
-        for j, w in zip(range(i - r, i + r + 1), k, strict=True):
-            j = -j if j < 0 else (2 * (n - 1) - j if j >= n else j)
-            m[i, min(max(j, 0), n - 1)] += w
-    return torch.tensor(m, dtype=torch.float32)
-
-
 def ncc_features(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(B, 3, R, R) → (B, R·R): √grey blurred by σ px, zero mean, unit norm (what
-    metrics.ncc correlates)."""
-    g = images.mean(1).clamp(0, 1)
-    g = (g + 1e-6).sqrt()
-    if sigma > 0:
-        m = _blur_matrix(g.shape[-1], float(sigma)).to(g)
-        g = m @ g @ m.T
-    g = g.flatten(1)
-    g = g - g.mean(1, keepdim=True)
-    return g / (g.norm(dim=1, keepdim=True) + 1e-8)
+    """(B, 3, R, R) → (B, R·R): metrics.ncc_features with a finite gradient at black."""
+    return metrics.ncc_features(images, sigma, metrics.SQRT_EPS)
 
 
 def _param_of(name: str) -> schema.Param:
