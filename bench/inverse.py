@@ -41,7 +41,6 @@ seconds per target. Writes bench/results/inverse.md and an example sheet.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import json
@@ -51,8 +50,9 @@ import random
 import sys
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from art_explorer import atomic, utils
+from art_explorer import atomic, cli, utils
 from art_explorer.data import refs_io
 from art_explorer.predict.budget import Candidate, Evaluator
 from art_explorer.predict.cmaes import cma_search, random_search
@@ -99,155 +99,128 @@ ABLATIONS = (
 )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    g = ap.add_argument_group("targets")
-    g.add_argument(
-        "--quick", action="store_true", help="3 targets + 2 refs, budgets 30/100"
-    )
-    g.add_argument("--n-targets", type=int, default=30, help="held-out targets (30)")
-    g.add_argument(
-        "--refs",
-        default="references/refs.jsonl",
-        help="refs added as targets (references/refs.jsonl; '' for none)",
-    )
-    g.add_argument(
-        "--max-refs", type=int, default=16, help="at most this many refs (16)"
-    )
-    g.add_argument("--seed", type=int, default=20240611, help="target RNG seed")
-    g.add_argument(
-        "--target-set",
-        choices=("refs-like", "coverage"),
-        default="refs-like",
-        help="held-out draws: refs-like (sampling.sample_refs_like, what curated refs "
-        "look like; default) or coverage (sampling.sample_params)",
-    )
-    s = ap.add_argument_group("search")
-    s.add_argument(
-        "--budgets",
-        type=int,
-        nargs="+",
-        default=None,
-        help="real-render budgets (50 200 500; --quick: 30 100)",
-    )
-    s.add_argument(
-        "--methods",
-        nargs="+",
-        default=list(METHODS),
-        choices=METHODS + ABLATIONS,
-        help=f"methods to run ({' '.join(METHODS)}; ablations: {' '.join(ABLATIONS)})",
-    )
-    s.add_argument("--size", type=int, default=128, help="search render size (128)")
-    s.add_argument(
-        "--data",
-        nargs="+",
-        default=["data", "data/quality"],
-        help="training data folders for retrieval (data data/quality)",
-    )
-    s.add_argument(
-        "--bank-res", type=int, default=32, help="retrieval feature size, px (32)"
-    )
-    s.add_argument("--forward", default=None, help="forward checkpoint (default)")
-    s.add_argument("--inverse", default=None, help="inverse checkpoint (default)")
-    s.add_argument("--gd-steps", type=int, default=300, help="pipeline GD steps (300)")
-    s.add_argument(
-        "--sigmas",
-        type=float,
-        nargs="+",
-        default=list(PIPELINE_SIGMAS),
-        help="pipeline loss: NCC blur scales in px at 256² (2 8)",
-    )
-    s.add_argument(
-        "--f1-weight",
-        type=float,
-        default=PIPELINE_F1_WEIGHT,
-        help="pipeline loss: weight of line F1 beside the NCC terms (1)",
-    )
-    s.add_argument(
-        "--brightness-weight",
-        type=float,
-        default=PIPELINE_BRIGHTNESS_WEIGHT,
-        help="pipeline loss: weight of the mean-brightness gap "
-        f"({PIPELINE_BRIGHTNESS_WEIGHT:g})",
-    )
-    s.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a PipelineOptions field, e.g. --set n_retrieve=16",
-    )
-    t = ap.add_argument_group("twin")
-    t.add_argument(
-        "--twin-near-truth",
-        action="store_true",
-        help="run only the twin's descent from the truth ±10%% (see above)",
-    )
-    t.add_argument(
-        "--twin-seconds", type=float, default=10.0, help="twin descent time, s (10)"
-    )
-    t.add_argument(
-        "--twin-jitter", type=float, default=0.1, help="relative perturbation (0.1)"
-    )
-    t.add_argument(
-        "--twin-target-size",
-        type=int,
-        default=256,
-        help="side of the target the descent is given (256, the side it is judged "
-        "at; 128, the search size, as before 2026-12-05)",
-    )
-    t.add_argument(
-        "--twin-threads",
-        type=int,
-        default=0,
-        help="torch threads (0: torch's default; 1 is faster than 2 on a loaded "
-        "2-core machine)",
-    )
-    r = ap.add_argument_group("renderer and output")
-    r.add_argument(
-        "--renderer",
-        choices=("local", "http"),
-        default="local",
-        help="local: the bundled renderer in-process (default); http: --renderer-url",
-    )
-    r.add_argument("--renderer-url", default=None, help="POST /api/raster URL")
-    r.add_argument(
-        "--rows",
-        default="bench/results/inverse-rows.jsonl",
-        help="every (target, method, budget) result, appended (one JSON a line)",
-    )
-    r.add_argument(
-        "--report-only",
-        action="store_true",
-        help="no searches: tables and sheet from --rows (runs done in parts)",
-    )
-    r.add_argument(
-        "--sheet",
-        default="bench/results/inverse-sheet.png",
-        help="target | result of each method at the largest budget, every target",
-    )
-    r.add_argument(
-        "--workers", type=int, default=4, help="render requests in flight (4)"
-    )
-    r.add_argument(
-        "--out", default="bench/results/inverse.md", help="markdown results file"
-    )
-    r.add_argument(
-        "--examples",
-        default="bench/results/inverse-examples.png",
-        help="side-by-side example sheet ('' for none)",
-    )
-    args = ap.parse_args(argv)
-    if args.budgets is None:
-        args.budgets = [30, 100] if args.quick else [50, 200, 500]
-    if args.quick:
-        args.n_targets, args.max_refs = min(args.n_targets, 3), min(args.max_refs, 2)
-        if args.rows == ap.get_default("rows"):
-            args.rows = ""  # a CI-size run leaves the full run's rows alone
-    return args
+DEFAULT_ROWS = "bench/results/inverse-rows.jsonl"
+
+
+@dataclass
+class Args:
+    """Options of bench/inverse.py (--quick: 3 targets + 2 refs, budgets 30 100)."""
+
+    quick: bool = False
+    """3 targets + 2 refs, budgets 30/100"""
+    n_targets: int = 30
+    """held-out targets"""
+    refs: str = "references/refs.jsonl"
+    """refs added as targets ('' for none)"""
+    max_refs: int = 16
+    """at most this many refs"""
+    seed: int = 20240611
+    """target RNG seed"""
+    target_set: Literal["refs-like", "coverage"] = "refs-like"
+    """held-out draws: refs-like (sampling.sample_refs_like, what curated refs look
+    like) or coverage (sampling.sample_params)"""
+    budgets: list[int] = field(default_factory=list)
+    """real-render budgets (none given: 50 200 500; --quick: 30 100)"""
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    """methods to run (ablations: pipeline-today pipeline-no-retrieval
+    pipeline-no-register pipeline-no-moves pipeline-no-gd polish-near-truth
+    pipeline-twin)"""
+    size: int = 128
+    """search render size"""
+    data: list[str] = field(default_factory=lambda: ["data", "data/quality"])
+    """training data folders for retrieval"""
+    bank_res: int = 32
+    """retrieval feature size, px"""
+    forward: str | None = None
+    """forward checkpoint (None: the default)"""
+    inverse: str | None = None
+    """inverse checkpoint (None: the default)"""
+    gd_steps: int = 300
+    """pipeline GD steps"""
+    sigmas: list[float] = field(default_factory=lambda: list(PIPELINE_SIGMAS))
+    """pipeline loss: NCC blur scales in px at 256²"""
+    f1_weight: float = PIPELINE_F1_WEIGHT
+    """pipeline loss: weight of line F1 beside the NCC terms"""
+    brightness_weight: float = PIPELINE_BRIGHTNESS_WEIGHT
+    """pipeline loss: weight of the mean-brightness gap"""
+    set: list[str] = field(default_factory=list)
+    """override a PipelineOptions field, KEY=VALUE, e.g. --set n_retrieve=16 (several
+    after one --set, or --set repeated)"""
+    twin_near_truth: bool = False
+    """run only the twin's descent from the truth ±10%% (see above)"""
+    twin_seconds: float = 10.0
+    """twin descent time, s"""
+    twin_jitter: float = 0.1
+    """relative perturbation"""
+    twin_target_size: int = 256
+    """side of the target the descent is given (256, the side it is judged at; 128,
+    the search size, as before 2026-12-05)"""
+    twin_threads: int = 0
+    """torch threads (0: torch's default; 1 is faster than 2 on a loaded 2-core
+    machine)"""
+    renderer: Literal["local", "http"] = "local"
+    """local: the bundled renderer in-process; http: --renderer-url"""
+    renderer_url: str | None = None
+    """POST /api/raster URL"""
+    rows: str = DEFAULT_ROWS
+    """every (target, method, budget) result, appended (one JSON a line; --quick:
+    none unless given)"""
+    report_only: bool = False
+    """no searches: tables and sheet from --rows (runs done in parts)"""
+    sheet: str = "bench/results/inverse-sheet.png"
+    """target | result of each method at the largest budget, every target"""
+    workers: int = 4
+    """render requests in flight"""
+    out: str = "bench/results/inverse.md"
+    """markdown results file"""
+    examples: str = "bench/results/inverse-examples.png"
+    """side-by-side example sheet ('' for none)"""
+
+    def __post_init__(self) -> None:
+        if not self.budgets:
+            self.budgets = [30, 100] if self.quick else [50, 200, 500]
+        if self.quick:
+            self.n_targets, self.max_refs = (
+                min(self.n_targets, 3),
+                min(self.max_refs, 2),
+            )
+            if self.rows == DEFAULT_ROWS:
+                self.rows = ""  # a CI-size run leaves the full run's rows alone
+        unknown = [m for m in self.methods if m not in METHODS + ABLATIONS]
+        if unknown:
+            raise ValueError(
+                f"--methods: unknown {' '.join(unknown)} (one of "
+                f"{' '.join(METHODS + ABLATIONS)})"
+            )
+
+
+def _gather_set(argv: list[str]) -> list[str]:
+    """argv with every `--set A [B ...]` gathered into one trailing --set, so the
+    flag may be repeated as it was under argparse's append."""
+    rest: list[str] = []
+    values: list[str] = []
+    taking = False
+    for a in argv:
+        if a == "--set":
+            taking = True
+        elif a.startswith("--set="):
+            taking = False
+            values.append(a.removeprefix("--set="))
+        elif taking and not a.startswith("-"):
+            values.append(a)
+        else:
+            taking = False
+            rest.append(a)
+    return [*rest, "--set", *values] if values else rest
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    description = (__doc__ or "").split("\n\n")[0]
+    try:
+        return cli.parse(Args, _gather_set(argv), description=description)
+    except ValueError as e:
+        cli.parser(Args, description).error(str(e))
 
 
 # ----------------------------------------------------------------------------------
@@ -311,7 +284,7 @@ def structure_scores(
 # Targets and methods
 
 
-def make_targets(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+def make_targets(args: Args) -> list[tuple[str, dict[str, Any]]]:
     """Held-out draws (refs-like: draw i from random.Random(seed + i), redrawn while
     nearly empty or washed out, as pretrain.draw_target; never the seeds the
     pretraining draws) and the first --max-refs starter refs."""
@@ -413,7 +386,7 @@ def pipeline_overrides(items: list[str]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def renderer_client(args: argparse.Namespace) -> Iterator[Any]:
+def renderer_client(args: Args) -> Iterator[Any]:
     """The renderer the benchmark renders with: in-process or over HTTP."""
     if args.renderer == "local":
         yield structure.LocalRenderer()
@@ -424,7 +397,7 @@ def renderer_client(args: argparse.Namespace) -> Iterator[Any]:
         client.close()
 
 
-def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
+def twin_near_truth(args: Args) -> dict[str, Any]:
     """The twin's descent from the true discrete choices, numbers ×U(1 ± jitter)."""
     import time
 
@@ -515,7 +488,174 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class Target:
+    """One target: its name, group, true params and its pictures at the sizes used."""
+
+    name: str
+    group: str
+    truth: dict[str, Any]
+    t_search: np.ndarray
+    t256: np.ndarray
+    t128: np.ndarray
+
+
+@dataclass
+class Bench:
+    """What every target's searches share: the renderer, models, bank and options."""
+
+    args: Args
+    client: Any
+    pool: TwinPool
+    forward: Any
+    inverse: Any
+    bank: RetrievalBank | None
+    overrides: dict[str, Any]
+    budgets: list[int]
+
+
+@dataclass
+class Runs:
+    """One method's results on one target, per budget: (budget, params, renders,
+    seconds), and for the pipeline its fitted structures, the twin's refusals and
+    the structure chosen, the runner-up descended beside it and whether it took
+    over (indices into the fitted structures)."""
+
+    runs: list[tuple[int, dict[str, Any], int, float]] = field(default_factory=list)
+    fitted: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    refused: dict[int, int] = field(default_factory=dict)
+    choice: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def run_pipeline(
+    bench: Bench, t: Target, method: str, rng: random.Random, out: Runs
+) -> None:
+    """The pipeline (or one of its ablations) at every budget."""
+    args, client, pool = bench.args, bench.client, bench.pool
+    today = method == "pipeline-today"
+    for b in bench.budgets:
+        loss = ImageLoss(
+            t.t_search,
+            args.sigmas,
+            args.f1_weight,
+            args.brightness_weight,
+            0.0 if today else PIPELINE_PICTURE_WEIGHT,
+        )
+        ev = Evaluator(client, loss, args.size, b, args.workers)
+        opts = PipelineOptions(
+            gd_steps=args.gd_steps,
+            moves=method != "pipeline-no-moves",
+            register=method != "pipeline-no-register",
+            **({"structures": 0} if today else {}),
+            **bench.overrides,
+        )
+        before = pool.refused
+        res = invert(
+            t.t_search,
+            ev,
+            # today's predict on a fresh clone: no models at all
+            inverse=None if today else bench.inverse,
+            forward=None if method == "pipeline-no-gd" or today else bench.forward,
+            bank=None if method == "pipeline-no-retrieval" else bench.bank,
+            opts=opts,
+            seed=rng.randrange(1000),
+            log=lambda s: None,
+            # the GD stage through the differentiable twin
+            use_twin=method == "pipeline-twin",
+            fine_target=t.t256,  # as predict gives it
+            pool=pool,
+        )
+        secs = sum(st.seconds for st in res.stages)
+        out.refused[b] = pool.refused - before
+        out.runs.append((b, res.best.params, ev.renders, secs))
+        ev.close()
+        out.fitted[b] = [
+            {"prob": pr, "score": sc, "loss": lo}
+            | structure_scores(t.truth, q, client, t.t128)
+            for pr, sc, lo, q in res.structures
+        ]
+        out.choice[b] = {
+            "chosen": res.chosen,
+            "runner_up": res.runner_up,
+            "took_over": res.took_over,
+        }
+
+
+def run_method(bench: Bench, t: Target, method: str, rng: random.Random) -> Runs:
+    """One method on one target at every budget (blind searches once, at the largest
+    budget, read at each smaller one)."""
+    args, budgets, out = bench.args, bench.budgets, Runs()
+    if method.startswith("pipeline"):
+        run_pipeline(bench, t, method, rng, out)
+    elif method == "near-truth":
+        out.runs += [(b, t.truth, 0, 0.0) for b in budgets]
+    elif method == "inverse":
+        p = inverse_candidates(bench.inverse, t.t_search)[0]
+        out.runs += [(b, p, 1, 0.0) for b in budgets]
+    else:
+        loss = (
+            ImageLoss(t.t_search, args.sigmas, args.f1_weight)
+            if method == "polish-near-truth"
+            else ImageLoss(t.t_search, sigmas=(2.0,))
+        )
+        ev = Evaluator(bench.client, loss, args.size, max(budgets), args.workers)
+        run_anytime(method, t.truth, ev, rng)
+        for b in budgets:
+            cand = ev.best_at(b)
+            assert cand is not None
+            n = min(b, ev.renders)
+            out.runs.append((b, cand.params, n, ev.seconds[n - 1]))
+        ev.close()
+    return out
+
+
+def score_method(
+    bench: Bench,
+    t: Target,
+    method: str,
+    rng: random.Random,
+    rows: dict[tuple[str, str, int], list[dict[str, Any]]],
+) -> list[tuple[str, np.ndarray, float]]:
+    """Run one method on one target, score each budget's result at 256², add the
+    rows (to `rows` and --rows); the largest budget's picture for the sheet."""
+    client, budgets = bench.client, bench.budgets
+    r = run_method(bench, t, method, rng)
+    near = (
+        jittered_scores(client, t.truth, t.t256, rng)
+        if method == "near-truth"
+        else None
+    )
+    shown: list[tuple[str, np.ndarray, float]] = []
+    for b, p, n, secs in r.runs:
+        img = t.t256 if near else client.render(p, 256)
+        sc = (near or scores(img, t.t256)) | {"renders": n, "seconds": secs}
+        if not near:
+            sc |= structure_scores(t.truth, p, client, t.t128)
+        row = (
+            {"target": t.name, "group": t.group, "method": method, "budget": b}
+            | sc
+            | {"params": p, "truth": t.truth}
+            | ({"structures": r.fitted[b]} if b in r.fitted else {})
+            | r.choice.get(b, {})
+            | ({"twin_refused": r.refused[b]} if b in r.refused else {})
+        )
+        rows.setdefault((t.group, method, b), []).append(row)
+        append_row(bench.args.rows, row)
+        if b == budgets[-1] and not near:
+            shown.append((f"{method}@{b}", img, sc["picture"]))
+    return shown
+
+
+def load_target(client: Any, name: str, truth: dict[str, Any], size: int) -> Target:
+    """A target's pictures at the search size, 256² and 128²."""
+    group = "refs" if name.startswith("ref") else "held-out"
+    t_search = client.render(truth, size)
+    t256 = client.render(truth, 256)
+    t128 = t_search if size == 128 else client.render(truth, 128)
+    return Target(name, group, truth, t_search, t256, t128)
+
+
+def main(args: Args) -> dict[str, Any]:
     if args.twin_threads > 0:
         torch.set_num_threads(args.twin_threads)
     if args.twin_near_truth:
@@ -540,115 +680,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     # the twin's worker processes, started once for every target
     workers = twin_workers(PipelineOptions(**overrides).twin_workers)
     with renderer_client(args) as client, TwinPool(workers) as pool:
+        bench = Bench(args, client, pool, forward, inverse, bank, overrides, budgets)
         bar = tqdm(targets, desc="targets", unit="target")
         for name, truth in bar:
-            group = "refs" if name.startswith("ref") else "held-out"
-            t_search = client.render(truth, args.size)
-            t256 = client.render(truth, 256)
-            t128 = t_search if args.size == 128 else client.render(truth, 128)
+            t = load_target(client, name, truth, args.size)
             shown: list[tuple[str, np.ndarray, float]] = []
             for method in methods:
                 rng = random.Random(zlib.crc32(f"{name}-{method}".encode()))
-                runs: list[tuple[int, dict[str, Any], int, float]] = []
-                fitted: dict[int, list[dict[str, Any]]] = {}  # by budget
-                refused: dict[int, int] = {}  # pictures the twin refused (TooBig)
-                # the structure chosen, the runner-up descended beside it, and
-                # whether it took over (indices into fitted)
-                choice: dict[int, dict[str, Any]] = {}
-                if method.startswith("pipeline"):
-                    today = method == "pipeline-today"
-                    for b in budgets:
-                        loss = ImageLoss(
-                            t_search,
-                            args.sigmas,
-                            args.f1_weight,
-                            args.brightness_weight,
-                            0.0 if today else PIPELINE_PICTURE_WEIGHT,
-                        )
-                        ev = Evaluator(client, loss, args.size, b, args.workers)
-                        opts = PipelineOptions(
-                            gd_steps=args.gd_steps,
-                            moves=method != "pipeline-no-moves",
-                            register=method != "pipeline-no-register",
-                            **({"structures": 0} if today else {}),
-                            **overrides,
-                        )
-                        before = pool.refused
-                        res = invert(
-                            t_search,
-                            ev,
-                            # today's predict on a fresh clone: no models at all
-                            inverse=None if today else inverse,
-                            forward=None
-                            if method == "pipeline-no-gd" or today
-                            else forward,
-                            bank=None if method == "pipeline-no-retrieval" else bank,
-                            opts=opts,
-                            seed=rng.randrange(1000),
-                            log=lambda s: None,
-                            # the GD stage through the differentiable twin
-                            use_twin=method == "pipeline-twin",
-                            fine_target=t256,  # as predict gives it
-                            pool=pool,
-                        )
-                        secs = sum(st.seconds for st in res.stages)
-                        refused[b] = pool.refused - before
-                        runs.append((b, res.best.params, ev.renders, secs))
-                        ev.close()
-                        fitted[b] = [
-                            {"prob": pr, "score": sc, "loss": lo}
-                            | structure_scores(truth, q, client, t128)
-                            for pr, sc, lo, q in res.structures
-                        ]
-                        choice[b] = {
-                            "chosen": res.chosen,
-                            "runner_up": res.runner_up,
-                            "took_over": res.took_over,
-                        }
-                elif method == "near-truth":
-                    for b in budgets:
-                        runs.append((b, truth, 0, 0.0))
-                elif method == "inverse":
-                    p = inverse_candidates(inverse, t_search)[0]
-                    for b in budgets:
-                        runs.append((b, p, 1, 0.0))
-                else:
-                    loss = (
-                        ImageLoss(t_search, args.sigmas, args.f1_weight)
-                        if method == "polish-near-truth"
-                        else ImageLoss(t_search, sigmas=(2.0,))
-                    )
-                    ev = Evaluator(client, loss, args.size, max(budgets), args.workers)
-                    run_anytime(method, truth, ev, rng)
-                    for b in budgets:
-                        cand = ev.best_at(b)
-                        assert cand is not None
-                        n = min(b, ev.renders)
-                        runs.append((b, cand.params, n, ev.seconds[n - 1]))
-                    ev.close()
-                near = (
-                    jittered_scores(client, truth, t256, rng)
-                    if method == "near-truth"
-                    else None
-                )
-                for b, p, n, secs in runs:
-                    img = t256 if near else client.render(p, 256)
-                    sc = (near or scores(img, t256)) | {"renders": n, "seconds": secs}
-                    if not near:
-                        sc |= structure_scores(truth, p, client, t128)
-                    row = (
-                        {"target": name, "group": group, "method": method, "budget": b}
-                        | sc
-                        | {"params": p, "truth": truth}
-                        | ({"structures": fitted[b]} if b in fitted else {})
-                        | choice.get(b, {})
-                        | ({"twin_refused": refused[b]} if b in refused else {})
-                    )
-                    rows.setdefault((group, method, b), []).append(row)
-                    append_row(args.rows, row)
-                    if b == budgets[-1] and not near:
-                        shown.append((f"{method}@{b}", img, sc["picture"]))
-            examples.append((name, t256, shown))
+                shown += score_method(bench, t, method, rng, rows)
+            examples.append((name, t.t256, shown))
             bar.set_postfix(
                 {
                     m: f"{np.mean([r['ncc'] for r in rows[('held-out', m, budgets[-1])]]):.2f}"
@@ -674,7 +714,7 @@ def append_row(path: str, row: dict[str, Any]) -> None:
         f.write(json.dumps(row) + "\n")
 
 
-def report(args: argparse.Namespace) -> dict[str, Any]:
+def report(args: Args) -> dict[str, Any]:
     """Tables from --rows (the last row of each target, method and budget)."""
     last: dict[tuple[str, str, int], dict[str, Any]] = {}
     for line in Path(args.rows).read_text(encoding="utf-8").splitlines():
@@ -815,9 +855,7 @@ def format_table(
     return "\n".join(lines)
 
 
-def write_results(
-    args: argparse.Namespace, table: str, notes: list[str], n_targets: int
-) -> None:
+def write_results(args: Args, table: str, notes: list[str], n_targets: int) -> None:
     cmd = " ".join(["python", "bench/inverse.py", *sys.argv[1:]])
     o = PipelineOptions(**pipeline_overrides(args.set))
     alt = "on" if o.alternates and twin_workers(o.twin_workers) > 1 else "off"
