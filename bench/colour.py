@@ -20,7 +20,6 @@ Writes bench/results/colour.md and bench/results/colour-sheet.png.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import json
@@ -34,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from art_explorer import atomic, utils
+from art_explorer import atomic, cli, utils
 from art_explorer.predict.budget import Candidate, Evaluator
 from art_explorer.predict.colour import color_error, color_stages, hue_error
 from art_explorer.predict.loss import pipeline_loss
@@ -47,24 +46,34 @@ VARIANTS = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument(
-        "--rows",
-        default="bench/results/inverse-pipeline-twin-500-48-rows.jsonl",
-        help="bench/inverse.py rows (the last of each target is used)",
-    )
-    ap.add_argument("--size", type=int, default=128, help="side of the pictures")
-    ap.add_argument(
-        "--n", type=int, default=0, help="only the first n targets (0: all)"
-    )
-    ap.add_argument("--quick", action="store_true", help="CI size: --n 6 at 64²")
-    ap.add_argument("--out", default="bench/results/colour.md")
-    ap.add_argument("--sheet", default="bench/results/colour-sheet.png")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.n, args.size = args.n or 6, 64
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+@dataclasses.dataclass
+class Args:
+    """Options of bench/colour.py."""
+
+    rows: str = "bench/results/inverse-pipeline-twin-500-48-rows.jsonl"
+    """bench/inverse.py rows (the last of each target is used)"""
+    size: int = 128
+    """side of the pictures"""
+    n: int = 0
+    """only the first n targets (0: all)"""
+    quick: bool = False
+    """CI size: --n 6 at 64²"""
+    out: str = "bench/results/colour.md"
+    """markdown table"""
+    sheet: str = "bench/results/colour-sheet.png"
+    """picture sheet"""
+    argv: list[str] = dataclasses.field(default_factory=list, init=False)
+    """the command line, for the report (set by parse_args)"""
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.n, self.size = self.n or 6, 64
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = cli.parse(Args, argv, description=(__doc__ or "").split("\n\n")[0])
+    args.argv = argv
     return args
 
 
@@ -92,7 +101,7 @@ def run_stages(
     return best.params, img, best.loss
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def main(args: Args) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
     for line in Path(args.rows).read_text(encoding="utf-8").splitlines():
         if line.strip():

@@ -10,16 +10,16 @@ two sets should look alike: layered scenes with free layer transforms."""
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from art_explorer import utils
+from art_explorer import cli, utils
 from art_explorer.scene import sampling, structure
 
 GOLDEN2 = utils.ROOT.parent / "shared" / "golden2"
@@ -36,12 +36,25 @@ def golden_refs_like(folder: Path) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> Path:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=24, help="curated-like draws")
-    ap.add_argument("--golden", default=str(GOLDEN2), help="golden set 2 folder")
-    ap.add_argument("--out", default="docs/curated-like.png", help="sheet PNG")
-    args = ap.parse_args(argv)
+@dataclass
+class Args:
+    """Options of bench/curated_like.py."""
+
+    n: int = 24
+    """curated-like draws"""
+    golden: str = str(GOLDEN2)
+    """golden set 2 folder"""
+    out: str = "docs/curated-like.png"
+    """sheet PNG"""
+    quick: bool = False
+    """accepted for make bench (which passes it to every bench); no effect"""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    return cli.parse(Args, argv, description=(__doc__ or "").split("\n\n")[0])
+
+
+def main(args: Args) -> Path:
     r = structure.LocalRenderer()
     images, labels = [], []
     for seed in range(args.n):
@@ -63,4 +76,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    main(parse_args())

@@ -21,7 +21,6 @@ table and writes bench/results/fuzz.md.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import datetime
@@ -34,12 +33,14 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from art_explorer import cli
 from art_explorer.scene import rendering, sampling, schema
 from renderer import bound
 
@@ -49,33 +50,28 @@ KINDS = {"body": 50, "length": 10, "chunked": 10, "origin": 8, "line": 8}  # wei
 KINDS |= {"headers": 8, "stream": 6, "deep": 6, "driveby": 5, "host": 5}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    g = ap.add_argument_group("run")
-    g.add_argument("--quick", action="store_true", help="CI size: 300 requests")
-    g.add_argument("--n", type=int, default=None, help="requests (3000; --quick 300)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    g.add_argument("--clients", type=int, default=4, help="concurrent connections (4)")
-    g.add_argument(
-        "--timeout",
-        type=float,
-        default=30.0,
-        help="seconds without a complete answer that count as a hang (30)",
-    )
-    g.add_argument(
-        "--skip-worst",
-        action="store_true",
-        help="skip the worst scenes (2048²-4096², one at a time and 4 at once)",
-    )
-    g.add_argument(
-        "--out",
-        default="bench/results/fuzz.md",
-        help="markdown results (bench/results/fuzz.md)",
-    )
-    return ap.parse_args(argv)
+@dataclass
+class Args:
+    """Options of bench/fuzz.py."""
+
+    quick: bool = False
+    """CI size: 300 requests"""
+    n: int | None = None
+    """requests (None: 3000; --quick: 300)"""
+    seed: int = 0
+    """random seed"""
+    clients: int = 4
+    """concurrent connections"""
+    timeout: float = 30.0
+    """seconds without a complete answer that count as a hang"""
+    skip_worst: bool = False
+    """skip the worst scenes (2048²-4096², one at a time and 4 at once)"""
+    out: str = "bench/results/fuzz.md"
+    """markdown results"""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    return cli.parse(Args, argv, description=(__doc__ or "").split("\n\n")[0])
 
 
 # ----------------------------------------------------------------------------------
@@ -434,7 +430,7 @@ def worst_scenes(url: str, pid: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def main(args: Args) -> dict[str, Any]:
     n = args.n or (300 if args.quick else 3000)
     rng = random.Random(args.seed)
     jobs = [request(rng) for _ in range(n)]
@@ -489,7 +485,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def report(args: argparse.Namespace, s: dict[str, Any]) -> None:
+def report(args: Args, s: dict[str, Any]) -> None:
     cmd = "python bench/fuzz.py" + (" --quick" if args.quick else "")
     if args.n:
         cmd += f" --n {args.n}"

@@ -41,16 +41,15 @@ seconds per target. Writes bench/results/inverse.md and an example sheet.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
-import json
 import math
 import platform
 import random
 import sys
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from art_explorer import atomic, utils
+from art_explorer import cli, utils
 from art_explorer.data import refs_io
 from art_explorer.predict.budget import Candidate, Evaluator
 from art_explorer.predict.cmaes import cma_search, random_search
@@ -69,10 +68,7 @@ from art_explorer.predict.colour import color_error, hue_error
 from art_explorer.predict.descent import twin_descent
 from art_explorer.predict.evolution import evolve
 from art_explorer.predict.loss import (
-    PIPELINE_BRIGHTNESS_WEIGHT,
-    PIPELINE_F1_WEIGHT,
     PIPELINE_PICTURE_WEIGHT,
-    PIPELINE_SIGMAS,
     ImageLoss,
     pipeline_loss,
 )
@@ -86,168 +82,36 @@ from art_explorer.predict.starts import inverse_candidates
 from art_explorer.scene import encoding, rendering, sampling, structure
 from art_explorer.scoring import metrics
 from art_explorer.training import pretrain
-
-METHODS = ("pipeline", "cma", "cma-given", "inverse", "random", "near-truth")
-ABLATIONS = (
-    "pipeline-today",
-    "pipeline-no-retrieval",
-    "pipeline-no-register",
-    "pipeline-no-moves",
-    "pipeline-no-gd",
-    "polish-near-truth",
-    "pipeline-twin",
+from bench.lib.inverse_options import (
+    ABLATIONS as ABLATIONS,
+)
+from bench.lib.inverse_options import (
+    METHODS as METHODS,
+)
+from bench.lib.inverse_options import (
+    Args,
+    gather_set,
+    pipeline_overrides,
+)
+from bench.lib.inverse_report import (
+    append_row,
+    format_table,
+    report,
+    write_examples,
+    write_results,
+)
+from bench.lib.inverse_report import (
+    runner_up_lines as runner_up_lines,
 )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    g = ap.add_argument_group("targets")
-    g.add_argument(
-        "--quick", action="store_true", help="3 targets + 2 refs, budgets 30/100"
-    )
-    g.add_argument("--n-targets", type=int, default=30, help="held-out targets (30)")
-    g.add_argument(
-        "--refs",
-        default="references/refs.jsonl",
-        help="refs added as targets (references/refs.jsonl; '' for none)",
-    )
-    g.add_argument(
-        "--max-refs", type=int, default=16, help="at most this many refs (16)"
-    )
-    g.add_argument("--seed", type=int, default=20240611, help="target RNG seed")
-    g.add_argument(
-        "--target-set",
-        choices=("refs-like", "coverage"),
-        default="refs-like",
-        help="held-out draws: refs-like (sampling.sample_refs_like, what curated refs "
-        "look like; default) or coverage (sampling.sample_params)",
-    )
-    s = ap.add_argument_group("search")
-    s.add_argument(
-        "--budgets",
-        type=int,
-        nargs="+",
-        default=None,
-        help="real-render budgets (50 200 500; --quick: 30 100)",
-    )
-    s.add_argument(
-        "--methods",
-        nargs="+",
-        default=list(METHODS),
-        choices=METHODS + ABLATIONS,
-        help=f"methods to run ({' '.join(METHODS)}; ablations: {' '.join(ABLATIONS)})",
-    )
-    s.add_argument("--size", type=int, default=128, help="search render size (128)")
-    s.add_argument(
-        "--data",
-        nargs="+",
-        default=["data", "data/quality"],
-        help="training data folders for retrieval (data data/quality)",
-    )
-    s.add_argument(
-        "--bank-res", type=int, default=32, help="retrieval feature size, px (32)"
-    )
-    s.add_argument("--forward", default=None, help="forward checkpoint (default)")
-    s.add_argument("--inverse", default=None, help="inverse checkpoint (default)")
-    s.add_argument("--gd-steps", type=int, default=300, help="pipeline GD steps (300)")
-    s.add_argument(
-        "--sigmas",
-        type=float,
-        nargs="+",
-        default=list(PIPELINE_SIGMAS),
-        help="pipeline loss: NCC blur scales in px at 256² (2 8)",
-    )
-    s.add_argument(
-        "--f1-weight",
-        type=float,
-        default=PIPELINE_F1_WEIGHT,
-        help="pipeline loss: weight of line F1 beside the NCC terms (1)",
-    )
-    s.add_argument(
-        "--brightness-weight",
-        type=float,
-        default=PIPELINE_BRIGHTNESS_WEIGHT,
-        help="pipeline loss: weight of the mean-brightness gap "
-        f"({PIPELINE_BRIGHTNESS_WEIGHT:g})",
-    )
-    s.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a PipelineOptions field, e.g. --set n_retrieve=16",
-    )
-    t = ap.add_argument_group("twin")
-    t.add_argument(
-        "--twin-near-truth",
-        action="store_true",
-        help="run only the twin's descent from the truth ±10%% (see above)",
-    )
-    t.add_argument(
-        "--twin-seconds", type=float, default=10.0, help="twin descent time, s (10)"
-    )
-    t.add_argument(
-        "--twin-jitter", type=float, default=0.1, help="relative perturbation (0.1)"
-    )
-    t.add_argument(
-        "--twin-target-size",
-        type=int,
-        default=256,
-        help="side of the target the descent is given (256, the side it is judged "
-        "at; 128, the search size, as before 2026-12-05)",
-    )
-    t.add_argument(
-        "--twin-threads",
-        type=int,
-        default=0,
-        help="torch threads (0: torch's default; 1 is faster than 2 on a loaded "
-        "2-core machine)",
-    )
-    r = ap.add_argument_group("renderer and output")
-    r.add_argument(
-        "--renderer",
-        choices=("local", "http"),
-        default="local",
-        help="local: the bundled renderer in-process (default); http: --renderer-url",
-    )
-    r.add_argument("--renderer-url", default=None, help="POST /api/raster URL")
-    r.add_argument(
-        "--rows",
-        default="bench/results/inverse-rows.jsonl",
-        help="every (target, method, budget) result, appended (one JSON a line)",
-    )
-    r.add_argument(
-        "--report-only",
-        action="store_true",
-        help="no searches: tables and sheet from --rows (runs done in parts)",
-    )
-    r.add_argument(
-        "--sheet",
-        default="bench/results/inverse-sheet.png",
-        help="target | result of each method at the largest budget, every target",
-    )
-    r.add_argument(
-        "--workers", type=int, default=4, help="render requests in flight (4)"
-    )
-    r.add_argument(
-        "--out", default="bench/results/inverse.md", help="markdown results file"
-    )
-    r.add_argument(
-        "--examples",
-        default="bench/results/inverse-examples.png",
-        help="side-by-side example sheet ('' for none)",
-    )
-    args = ap.parse_args(argv)
-    if args.budgets is None:
-        args.budgets = [30, 100] if args.quick else [50, 200, 500]
-    if args.quick:
-        args.n_targets, args.max_refs = min(args.n_targets, 3), min(args.max_refs, 2)
-        if args.rows == ap.get_default("rows"):
-            args.rows = ""  # a CI-size run leaves the full run's rows alone
-    return args
+def parse_args(argv: list[str] | None = None) -> Args:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    description = (__doc__ or "").split("\n\n")[0]
+    try:
+        return cli.parse(Args, gather_set(argv), description=description)
+    except ValueError as e:
+        cli.parser(Args, description).error(str(e))
 
 
 # ----------------------------------------------------------------------------------
@@ -311,7 +175,7 @@ def structure_scores(
 # Targets and methods
 
 
-def make_targets(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+def make_targets(args: Args) -> list[tuple[str, dict[str, Any]]]:
     """Held-out draws (refs-like: draw i from random.Random(seed + i), redrawn while
     nearly empty or washed out, as pretrain.draw_target; never the seeds the
     pretraining draws) and the first --max-refs starter refs."""
@@ -396,24 +260,8 @@ def run_anytime(
     )
 
 
-def pipeline_overrides(items: list[str]) -> dict[str, Any]:
-    """["n_retrieve=16", "moves=false"] → typed PipelineOptions overrides."""
-    import dataclasses
-
-    types = {f.name: f.type for f in dataclasses.fields(PipelineOptions)}
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, raw = item.partition("=")
-        if key not in types:
-            raise SystemExit(f"--set {item}: no PipelineOptions field {key!r}")
-        kind = str(types[key])
-        conv = {"bool": lambda v: v.lower() in ("1", "true", "yes"), "int": int}
-        out[key] = conv.get(kind, float if kind == "float" else str)(raw)
-    return out
-
-
 @contextlib.contextmanager
-def renderer_client(args: argparse.Namespace) -> Iterator[Any]:
+def renderer_client(args: Args) -> Iterator[Any]:
     """The renderer the benchmark renders with: in-process or over HTTP."""
     if args.renderer == "local":
         yield structure.LocalRenderer()
@@ -424,7 +272,7 @@ def renderer_client(args: argparse.Namespace) -> Iterator[Any]:
         client.close()
 
 
-def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
+def twin_near_truth(args: Args) -> dict[str, Any]:
     """The twin's descent from the true discrete choices, numbers ×U(1 ± jitter)."""
     import time
 
@@ -515,7 +363,174 @@ def twin_near_truth(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class Target:
+    """One target: its name, group, true params and its pictures at the sizes used."""
+
+    name: str
+    group: str
+    truth: dict[str, Any]
+    t_search: np.ndarray
+    t256: np.ndarray
+    t128: np.ndarray
+
+
+@dataclass
+class Bench:
+    """What every target's searches share: the renderer, models, bank and options."""
+
+    args: Args
+    client: Any
+    pool: TwinPool
+    forward: Any
+    inverse: Any
+    bank: RetrievalBank | None
+    overrides: dict[str, Any]
+    budgets: list[int]
+
+
+@dataclass
+class Runs:
+    """One method's results on one target, per budget: (budget, params, renders,
+    seconds), and for the pipeline its fitted structures, the twin's refusals and
+    the structure chosen, the runner-up descended beside it and whether it took
+    over (indices into the fitted structures)."""
+
+    runs: list[tuple[int, dict[str, Any], int, float]] = field(default_factory=list)
+    fitted: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    refused: dict[int, int] = field(default_factory=dict)
+    choice: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def run_pipeline(
+    bench: Bench, t: Target, method: str, rng: random.Random, out: Runs
+) -> None:
+    """The pipeline (or one of its ablations) at every budget."""
+    args, client, pool = bench.args, bench.client, bench.pool
+    today = method == "pipeline-today"
+    for b in bench.budgets:
+        loss = ImageLoss(
+            t.t_search,
+            args.sigmas,
+            args.f1_weight,
+            args.brightness_weight,
+            0.0 if today else PIPELINE_PICTURE_WEIGHT,
+        )
+        ev = Evaluator(client, loss, args.size, b, args.workers)
+        opts = PipelineOptions(
+            gd_steps=args.gd_steps,
+            moves=method != "pipeline-no-moves",
+            register=method != "pipeline-no-register",
+            **({"structures": 0} if today else {}),
+            **bench.overrides,
+        )
+        before = pool.refused
+        res = invert(
+            t.t_search,
+            ev,
+            # today's predict on a fresh clone: no models at all
+            inverse=None if today else bench.inverse,
+            forward=None if method == "pipeline-no-gd" or today else bench.forward,
+            bank=None if method == "pipeline-no-retrieval" else bench.bank,
+            opts=opts,
+            seed=rng.randrange(1000),
+            log=lambda s: None,
+            # the GD stage through the differentiable twin
+            use_twin=method == "pipeline-twin",
+            fine_target=t.t256,  # as predict gives it
+            pool=pool,
+        )
+        secs = sum(st.seconds for st in res.stages)
+        out.refused[b] = pool.refused - before
+        out.runs.append((b, res.best.params, ev.renders, secs))
+        ev.close()
+        out.fitted[b] = [
+            {"prob": pr, "score": sc, "loss": lo}
+            | structure_scores(t.truth, q, client, t.t128)
+            for pr, sc, lo, q in res.structures
+        ]
+        out.choice[b] = {
+            "chosen": res.chosen,
+            "runner_up": res.runner_up,
+            "took_over": res.took_over,
+        }
+
+
+def run_method(bench: Bench, t: Target, method: str, rng: random.Random) -> Runs:
+    """One method on one target at every budget (blind searches once, at the largest
+    budget, read at each smaller one)."""
+    args, budgets, out = bench.args, bench.budgets, Runs()
+    if method.startswith("pipeline"):
+        run_pipeline(bench, t, method, rng, out)
+    elif method == "near-truth":
+        out.runs += [(b, t.truth, 0, 0.0) for b in budgets]
+    elif method == "inverse":
+        p = inverse_candidates(bench.inverse, t.t_search)[0]
+        out.runs += [(b, p, 1, 0.0) for b in budgets]
+    else:
+        loss = (
+            ImageLoss(t.t_search, args.sigmas, args.f1_weight)
+            if method == "polish-near-truth"
+            else ImageLoss(t.t_search, sigmas=(2.0,))
+        )
+        ev = Evaluator(bench.client, loss, args.size, max(budgets), args.workers)
+        run_anytime(method, t.truth, ev, rng)
+        for b in budgets:
+            cand = ev.best_at(b)
+            assert cand is not None
+            n = min(b, ev.renders)
+            out.runs.append((b, cand.params, n, ev.seconds[n - 1]))
+        ev.close()
+    return out
+
+
+def score_method(
+    bench: Bench,
+    t: Target,
+    method: str,
+    rng: random.Random,
+    rows: dict[tuple[str, str, int], list[dict[str, Any]]],
+) -> list[tuple[str, np.ndarray, float]]:
+    """Run one method on one target, score each budget's result at 256², add the
+    rows (to `rows` and --rows); the largest budget's picture for the sheet."""
+    client, budgets = bench.client, bench.budgets
+    r = run_method(bench, t, method, rng)
+    near = (
+        jittered_scores(client, t.truth, t.t256, rng)
+        if method == "near-truth"
+        else None
+    )
+    shown: list[tuple[str, np.ndarray, float]] = []
+    for b, p, n, secs in r.runs:
+        img = t.t256 if near else client.render(p, 256)
+        sc = (near or scores(img, t.t256)) | {"renders": n, "seconds": secs}
+        if not near:
+            sc |= structure_scores(t.truth, p, client, t.t128)
+        row = (
+            {"target": t.name, "group": t.group, "method": method, "budget": b}
+            | sc
+            | {"params": p, "truth": t.truth}
+            | ({"structures": r.fitted[b]} if b in r.fitted else {})
+            | r.choice.get(b, {})
+            | ({"twin_refused": r.refused[b]} if b in r.refused else {})
+        )
+        rows.setdefault((t.group, method, b), []).append(row)
+        append_row(bench.args.rows, row)
+        if b == budgets[-1] and not near:
+            shown.append((f"{method}@{b}", img, sc["picture"]))
+    return shown
+
+
+def load_target(client: Any, name: str, truth: dict[str, Any], size: int) -> Target:
+    """A target's pictures at the search size, 256² and 128²."""
+    group = "refs" if name.startswith("ref") else "held-out"
+    t_search = client.render(truth, size)
+    t256 = client.render(truth, 256)
+    t128 = t_search if size == 128 else client.render(truth, 128)
+    return Target(name, group, truth, t_search, t256, t128)
+
+
+def main(args: Args) -> dict[str, Any]:
     if args.twin_threads > 0:
         torch.set_num_threads(args.twin_threads)
     if args.twin_near_truth:
@@ -540,115 +555,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     # the twin's worker processes, started once for every target
     workers = twin_workers(PipelineOptions(**overrides).twin_workers)
     with renderer_client(args) as client, TwinPool(workers) as pool:
+        bench = Bench(args, client, pool, forward, inverse, bank, overrides, budgets)
         bar = tqdm(targets, desc="targets", unit="target")
         for name, truth in bar:
-            group = "refs" if name.startswith("ref") else "held-out"
-            t_search = client.render(truth, args.size)
-            t256 = client.render(truth, 256)
-            t128 = t_search if args.size == 128 else client.render(truth, 128)
+            t = load_target(client, name, truth, args.size)
             shown: list[tuple[str, np.ndarray, float]] = []
             for method in methods:
                 rng = random.Random(zlib.crc32(f"{name}-{method}".encode()))
-                runs: list[tuple[int, dict[str, Any], int, float]] = []
-                fitted: dict[int, list[dict[str, Any]]] = {}  # by budget
-                refused: dict[int, int] = {}  # pictures the twin refused (TooBig)
-                # the structure chosen, the runner-up descended beside it, and
-                # whether it took over (indices into fitted)
-                choice: dict[int, dict[str, Any]] = {}
-                if method.startswith("pipeline"):
-                    today = method == "pipeline-today"
-                    for b in budgets:
-                        loss = ImageLoss(
-                            t_search,
-                            args.sigmas,
-                            args.f1_weight,
-                            args.brightness_weight,
-                            0.0 if today else PIPELINE_PICTURE_WEIGHT,
-                        )
-                        ev = Evaluator(client, loss, args.size, b, args.workers)
-                        opts = PipelineOptions(
-                            gd_steps=args.gd_steps,
-                            moves=method != "pipeline-no-moves",
-                            register=method != "pipeline-no-register",
-                            **({"structures": 0} if today else {}),
-                            **overrides,
-                        )
-                        before = pool.refused
-                        res = invert(
-                            t_search,
-                            ev,
-                            # today's predict on a fresh clone: no models at all
-                            inverse=None if today else inverse,
-                            forward=None
-                            if method == "pipeline-no-gd" or today
-                            else forward,
-                            bank=None if method == "pipeline-no-retrieval" else bank,
-                            opts=opts,
-                            seed=rng.randrange(1000),
-                            log=lambda s: None,
-                            # the GD stage through the differentiable twin
-                            use_twin=method == "pipeline-twin",
-                            fine_target=t256,  # as predict gives it
-                            pool=pool,
-                        )
-                        secs = sum(st.seconds for st in res.stages)
-                        refused[b] = pool.refused - before
-                        runs.append((b, res.best.params, ev.renders, secs))
-                        ev.close()
-                        fitted[b] = [
-                            {"prob": pr, "score": sc, "loss": lo}
-                            | structure_scores(truth, q, client, t128)
-                            for pr, sc, lo, q in res.structures
-                        ]
-                        choice[b] = {
-                            "chosen": res.chosen,
-                            "runner_up": res.runner_up,
-                            "took_over": res.took_over,
-                        }
-                elif method == "near-truth":
-                    for b in budgets:
-                        runs.append((b, truth, 0, 0.0))
-                elif method == "inverse":
-                    p = inverse_candidates(inverse, t_search)[0]
-                    for b in budgets:
-                        runs.append((b, p, 1, 0.0))
-                else:
-                    loss = (
-                        ImageLoss(t_search, args.sigmas, args.f1_weight)
-                        if method == "polish-near-truth"
-                        else ImageLoss(t_search, sigmas=(2.0,))
-                    )
-                    ev = Evaluator(client, loss, args.size, max(budgets), args.workers)
-                    run_anytime(method, truth, ev, rng)
-                    for b in budgets:
-                        cand = ev.best_at(b)
-                        assert cand is not None
-                        n = min(b, ev.renders)
-                        runs.append((b, cand.params, n, ev.seconds[n - 1]))
-                    ev.close()
-                near = (
-                    jittered_scores(client, truth, t256, rng)
-                    if method == "near-truth"
-                    else None
-                )
-                for b, p, n, secs in runs:
-                    img = t256 if near else client.render(p, 256)
-                    sc = (near or scores(img, t256)) | {"renders": n, "seconds": secs}
-                    if not near:
-                        sc |= structure_scores(truth, p, client, t128)
-                    row = (
-                        {"target": name, "group": group, "method": method, "budget": b}
-                        | sc
-                        | {"params": p, "truth": truth}
-                        | ({"structures": fitted[b]} if b in fitted else {})
-                        | choice.get(b, {})
-                        | ({"twin_refused": refused[b]} if b in refused else {})
-                    )
-                    rows.setdefault((group, method, b), []).append(row)
-                    append_row(args.rows, row)
-                    if b == budgets[-1] and not near:
-                        shown.append((f"{method}@{b}", img, sc["picture"]))
-            examples.append((name, t256, shown))
+                shown += score_method(bench, t, method, rng, rows)
+            examples.append((name, t.t256, shown))
             bar.set_postfix(
                 {
                     m: f"{np.mean([r['ncc'] for r in rows[('held-out', m, budgets[-1])]]):.2f}"
@@ -664,220 +579,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.sheet:
         write_examples(args.sheet, examples, cell=128)
     return {"rows": rows}
-
-
-def append_row(path: str, row: dict[str, Any]) -> None:
-    if not path:
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-
-
-def report(args: argparse.Namespace) -> dict[str, Any]:
-    """Tables from --rows (the last row of each target, method and budget)."""
-    last: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for line in Path(args.rows).read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        last[(r["target"], r["method"], int(r["budget"]))] = r
-    # only the targets every method listed has results for (runs done in parts)
-    have = [{t for t, m2, _ in last if m2 == m} for m in args.methods]
-    common = set.intersection(*[h for h in have if h]) if any(have) else set()
-    rows: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for (t, m, b), r in sorted(last.items()):
-        if m in args.methods and b in args.budgets and t in common:
-            rows.setdefault((r["group"], m, b), []).append(r)
-    methods = [m for m in args.methods if any(k[1] == m for k in rows)]
-    budgets = sorted({k[2] for k in rows})
-    table = format_table(rows, methods, budgets)
-    print(table)
-    write_results(
-        args, table, [f"rows: {args.rows}, targets: {sorted(common)}"], len(common)
-    )
-    if args.sheet:
-        r = structure.LocalRenderer()
-        top = max(budgets)
-        examples = []
-        for t in sorted(common):
-            truth = next(v["truth"] for k, v in last.items() if k[0] == t)
-            shown = [
-                (
-                    f"{m}@{top}",
-                    r.render(last[(t, m, top)]["params"], 256),
-                    float(last[(t, m, top)]["picture"]),
-                )
-                for m in methods
-                if (t, m, top) in last and m != "near-truth"
-            ]
-            examples.append((t, r.render(truth, 256), shown))
-        write_examples(args.sheet, examples, cell=128)
-    return {"rows": rows}
-
-
-def runner_up_lines(
-    rows: dict[tuple[str, str, int], list[dict[str, Any]]],
-    group: str,
-    methods: list[str],
-    budgets: list[int],
-) -> list[str]:
-    """How often the runner-up structure was descended beside the chosen one and
-    took over (PipelineOptions.alternates), and whether the whole structure was
-    right before and after (rows that record it: "runner_up", "took_over")."""
-    out = []
-    for b in budgets:
-        for m in methods:
-            rs = [r for r in rows.get((group, m, b), []) if "took_over" in r]
-            tried = [r for r in rs if r.get("runner_up") is not None]
-            if not tried:
-                continue
-            over = [r for r in tried if r["took_over"]]
-
-            def right(r: dict[str, Any], key: str) -> bool:
-                return bool(r["structures"][r[key]]["s_all"])
-
-            gained = sum(right(r, "runner_up") and not right(r, "chosen") for r in over)
-            lost = sum(right(r, "chosen") and not right(r, "runner_up") for r in over)
-            out.append(
-                f"\n{m} at {b}: the runner-up structure was descended beside the "
-                f"chosen one on {len(tried)} of {len(rs)} targets and took over on "
-                f"{len(over)} (whole structure: right where it was wrong on {gained}, "
-                f"wrong where it was right on {lost})"
-            )
-    return out
-
-
-def format_table(
-    rows: dict[tuple[str, str, int], list[dict[str, Any]]],
-    methods: list[str],
-    budgets: list[int],
-) -> str:
-    lines = []
-    for group in ("held-out", "refs"):
-        if not any(k[0] == group for k in rows):
-            continue
-        n = len(next(v for k, v in rows.items() if k[0] == group))
-        lines += [
-            f"\n**{group}** ({n} targets)\n",
-            "| method | budget | NCC | line F1 | picture | same picture | NCC ≥ 0.85 "
-            "| SSIM | PSNR dB | colour error | hue error | renders | s / target |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for b in budgets:
-            for m in methods:
-                rs = rows.get((group, m, b))
-                if not rs:
-                    continue
-
-                def mean(k: str, rs: list[dict[str, Any]] = rs) -> float:
-                    return float(np.mean([r[k] for r in rs]))
-
-                share = float(np.mean([r["ncc"] >= 0.85 for r in rs]))
-
-                def optional(k: str, rs: list[dict[str, Any]] = rs) -> str:
-                    got = [r[k] for r in rs if k in r]  # rows made before the column
-                    return f"{np.mean(got):.4f}" if len(got) == len(rs) else "–"
-
-                lines.append(
-                    f"| {m} | {b} | {mean('ncc'):.3f} | {mean('f1'):.3f} "
-                    f"| {mean('picture'):.3f} | {mean('same'):.0%} "
-                    f"| {share:.0%} | {mean('ssim'):.3f} | {mean('psnr'):.1f} "
-                    f"| {optional('color')} | {optional('hue')} "
-                    f"| {mean('renders'):.0f} | {mean('seconds'):.1f} |"
-                )
-        tb = [
-            f"{m} at {b}: {sum(r['twin_refused'] for r in rs)}"
-            for b in budgets
-            for m in methods
-            if (rs := rows.get((group, m, b), []))
-            and all("twin_refused" in r for r in rs)
-        ]
-        if tb:
-            lines.append(
-                "\npictures the twin refused as too big to draw (twin.TooBig; each "
-                "ends a descent stage): " + ", ".join(tb)
-            )
-        lines += runner_up_lines(rows, group, methods, budgets)
-        keys = [f"s_{k}" for k in (*structure.STRUCTURE_KEYS, "layers", "all")]
-        lines += [
-            f"\nstructure recovered ({group}, up to equivalences; `all`: every one)\n",
-            "| method | budget | " + " | ".join(k[2:] for k in keys) + " |",
-            "|---|---|" + "---|" * len(keys),
-        ]
-        for b in budgets:
-            for m in methods:
-                rs = [r for r in rows.get((group, m, b), []) if "s_all" in r]
-                if rs:
-                    lines.append(
-                        f"| {m} | {b} | "
-                        + " | ".join(f"{np.mean([r[k] for r in rs]):.0%}" for k in keys)
-                        + " |"
-                    )
-    return "\n".join(lines)
-
-
-def write_results(
-    args: argparse.Namespace, table: str, notes: list[str], n_targets: int
-) -> None:
-    cmd = " ".join(["python", "bench/inverse.py", *sys.argv[1:]])
-    o = PipelineOptions(**pipeline_overrides(args.set))
-    alt = "on" if o.alternates and twin_workers(o.twin_workers) > 1 else "off"
-    text = f"""# Inverse benchmark: image → params at equal real-render budgets
-
-- date: {datetime.date.today().isoformat()}
-- machine: {platform.machine()}, {platform.processor() or "cpu"}, torch {torch.__version__}, {torch.get_num_threads()} threads
-- command: `{cmd}`
-- targets: {n_targets} (held-out {args.target_set} draws, seed {args.seed}, never drawn in training; refN: starter refs, never trained on); search renders at {args.size}², scores at 256²
-- {chr(10).join("- " + n if i else n for i, n in enumerate(notes))}
-
-Methods: pipeline = invert with the bundled inverse model
-(models/inverse-pretrained): its top 8 structures (geometry × layer count ×
-progressions) each fitted by a short CMA-ES run, the best kept by the picture score,
-then moves and evolution that keep the structure, minimising NCC σ 2/8 + line F1 +
-the picture score's shape terms (sharp NCC, orientation NCC). pipeline-today = the
-pipeline as it was, with no models (a fresh clone before this work: random starts,
-NCC + line F1 loss). pipeline-twin = the pipeline with its gradient stage through
-the differentiable twin, as predict runs it (twin.py; in this run, with any
-`--set` of the command: a wide descent of
-{o.twin_wide_seconds:g} s, then a fine one of {o.twin_seconds:g} s, both again after the polish in
-{o.final_twin_seconds:g} s, a wide descent of {o.structure_wide_seconds:g} s for each structure's fit and a wide + fine
-one of {o.finalist_seconds:g} s for each of the {o.finalists} that score best, chosen among again, the
-runner-up carried through the main descent beside the chosen one: {alt}; the
-descents of different starts side by side on {twin_workers(o.twin_workers)} worker processes; renders
-counted alike, its seconds are in s / target). cma = CMA-ES alone on 1 − NCC σ 2. near-truth = the true params
-with every number ×U(0.98, 1.02) (a yardstick, not a search).
-
-colour error = color_error (blurred per-channel difference, every pixel);
-hue error = hue_error (the colour over its largest channel where both
-pictures are lit: the hue alone). picture = structure.picture_score (mean of sharp
-NCC σ 0.5 on linear grey, orientation NCC σ 2, line F1; calibrated in
-bench/results/picture-score.md); same
-picture = picture ≥ {structure.SAME_PICTURE}. Structure recovered counts a choice as
-right when it equals the truth's, is equivalent by structure.EQUIVALENCES, or draws
-the same picture when put into the true params; layers = the exact layer count.
-{table}
-"""
-    atomic.atomic_write_text(args.out, text)
-    print(f"wrote {args.out}")
-
-
-def write_examples(
-    path: str,
-    examples: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray, float]]]],
-    cell: int | None = None,
-) -> None:
-    images, labels = [], []
-    cols = 1 + max((len(s) for _, _, s in examples), default=0)
-    for name, t256, shown in examples:
-        images.append(t256)
-        labels.append(f"{name} target")
-        for label, img, n in shown:
-            images.append(img)
-            labels.append(f"{label} pic {n:.2f}")
-        for _ in range(cols - 1 - len(shown)):
-            images.append(np.zeros_like(t256))
-            labels.append("")
-    utils.contact_sheet(images, labels, cols=cols, cell=cell).save(path)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ bench/results/layout.md.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import shutil
 import subprocess
@@ -25,6 +24,10 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from art_explorer import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 BEFORE = "e1f52fa"  # the tree before issue 11 ("one concept, one home")
@@ -50,32 +53,23 @@ class Layout:
     duplicates: str | None
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    g = ap.add_argument_group("what to measure")
-    g.add_argument(
-        "--before",
-        default=BEFORE,
-        metavar="REV",
-        help="a git revision to measure beside the working tree, none for none "
-        "(default: %(default)s, the tree before issue 11's layout, when the checkout "
-        "has it)",
-    )
-    g.add_argument("--top", type=int, default=10, help="longest functions to list")
-    g.add_argument(
-        "--quick", action="store_true", help="accepted for make bench; no effect"
-    )
-    g = ap.add_argument_group("output")
-    g.add_argument(
-        "--out",
-        type=Path,
-        default=ROOT / "bench" / "results" / "layout.md",
-        help="markdown report",
-    )
-    return ap.parse_args(argv)
+@dataclass
+class Args:
+    """Options of bench/layout.py."""
+
+    before: str = BEFORE
+    """a git revision to measure beside the working tree, none for none (the
+    default is the tree before issue 11's layout, when the checkout has it)"""
+    top: int = 10
+    """longest functions to list"""
+    quick: bool = False
+    """accepted for make bench; no effect"""
+    out: Path = ROOT / "bench" / "results" / "layout.md"
+    """markdown report"""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    return cli.parse(Args, argv, description=(__doc__ or "").split("\n\n")[0])
 
 
 def _git(*args: str) -> str:
@@ -184,14 +178,13 @@ def _has(rev: str) -> bool:
     )
 
 
-def main(args: argparse.Namespace) -> str:
-    if args.before == "none" or (args.before == BEFORE and not _has(BEFORE)):
-        args.before = None
-    layouts = [revision(args.before)] if args.before else []
+def main(args: Args) -> str:
+    before: str | None = args.before
+    if before == "none" or (before == BEFORE and not _has(BEFORE)):
+        before = None
+    layouts = [revision(before)] if before else []
     layouts.append(working_tree())
-    command = "python bench/layout.py" + (
-        f" --before {args.before}" if args.before else ""
-    )
+    command = "python bench/layout.py" + (f" --before {before}" if before else "")
     text = report(layouts, args.top, command)
     print(text, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)

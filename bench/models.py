@@ -17,7 +17,6 @@ anything below its notes marker is kept from run to run.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import math
 import os
@@ -25,6 +24,7 @@ import platform
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from art_explorer import atomic
+from art_explorer import atomic, cli
 from art_explorer.nets import checkpoint_io, perceptual_distance
 from art_explorer.nets import model as M
 from art_explorer.scene import rendering, sampling, schema
@@ -43,42 +43,32 @@ from art_explorer.training import losses
 NOTES_MARKER = "<!-- notes below this line are kept by bench/models.py -->"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    g = ap.add_argument_group("run")
-    g.add_argument("--quick", action="store_true", help="CI size: 32 targets")
-    g.add_argument("--n", type=int, default=None, help="held-out targets (256)")
-    g.add_argument("--seed", type=int, default=12345, help="held-out RNG seed")
-    g.add_argument(
-        "--size",
-        type=int,
-        default=None,
-        help="target size in px (default: the forward model's, else 64)",
-    )
-    g.add_argument(
-        "--threads", type=int, default=0, help="torch CPU threads, 0 = default"
-    )
-    m = ap.add_argument_group("models and renderer")
-    m.add_argument(
-        "--forward",
-        default=checkpoint_io.DEFAULT_FORWARD_PATH,
-        help="forward checkpoint",
-    )
-    m.add_argument(
-        "--inverse",
-        default=checkpoint_io.DEFAULT_INVERSE_PATH,
-        help="inverse checkpoint",
-    )
-    m.add_argument(
-        "--renderer-url",
-        default=None,
-        help="renderer (default $RENDERER_URL or localhost:3000; started if absent)",
-    )
-    m.add_argument("--out", default="bench/results/models.md", help="markdown results")
-    return ap.parse_args(argv)
+@dataclass
+class Args:
+    """Options of bench/models.py."""
+
+    quick: bool = False
+    """CI size: 32 targets"""
+    n: int | None = None
+    """held-out targets (None: 256; --quick: 32)"""
+    seed: int = 12345
+    """held-out RNG seed"""
+    size: int | None = None
+    """target size in px (None: the forward model's, else 64)"""
+    threads: int = 0
+    """torch CPU threads, 0 = default"""
+    forward: str = checkpoint_io.DEFAULT_FORWARD_PATH
+    """forward checkpoint"""
+    inverse: str = checkpoint_io.DEFAULT_INVERSE_PATH
+    """inverse checkpoint"""
+    renderer_url: str | None = None
+    """renderer (None: $RENDERER_URL or localhost:3000; started if absent)"""
+    out: str = "bench/results/models.md"
+    """markdown results"""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    return cli.parse(Args, argv, description=(__doc__ or "").split("\n\n")[0])
 
 
 # ----------------------------------------------------------------------------------
@@ -215,7 +205,7 @@ def bench_inverse(
     return out
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def main(args: Args) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     n = args.n or (32 if args.quick else 256)
@@ -261,7 +251,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def write_results(args: argparse.Namespace, r: dict[str, Any]) -> None:
+def write_results(args: Args, r: dict[str, Any]) -> None:
     cmd = "python bench/models.py" + (" --quick" if args.quick else "")
     lines = [
         "# Forward and inverse models on held-out renders",

@@ -38,7 +38,6 @@ structure.SAME_PICTURE comes from).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import datetime
 import math
@@ -48,13 +47,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from art_explorer import atomic, utils
+from art_explorer import atomic, cli, utils
 from art_explorer.predict.cmaes import cma_search
 from art_explorer.predict.loss import ImageLoss
 from art_explorer.predict.space import SearchSpace
@@ -97,52 +96,49 @@ CURATED_MEASURES = (
 )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument(
-        "--mode",
-        choices=("curated", "refs"),
-        default="curated",
-        help="curated: same/different curated-like pairs; refs: near truth vs wrong fits",
-    )
-    ap.add_argument("--targets", type=int, default=40, help="curated-like targets")
-    ap.add_argument("--golden", default=str(GOLDEN2), help="golden set 2 folder")
-    ap.add_argument(
-        "--sheet",
-        default="bench/results/picture-score-sheet.png",
-        help="curated mode: the sheet of verdicts",
-    )
-    ap.add_argument("--by-eye", default="", help="curated mode: the by-eye count")
-    ap.add_argument(
-        "--quick", action="store_true", help="3 targets, 1 wrong geometry, 8 renders"
-    )
-    ap.add_argument("--n", type=int, default=12, help="refs-like targets")
-    ap.add_argument(
-        "--wrong", type=int, default=2, help="wrong geometries per target (hardest)"
-    )
-    ap.add_argument("--near", type=int, default=2, help="near-truth draws per target")
-    ap.add_argument(
-        "--fit-renders", type=int, default=24, help="CMA-ES renders per fit"
-    )
-    ap.add_argument("--keep", type=int, default=4, help="best fit candidates scored")
-    ap.add_argument("--seed", type=int, default=7, help="target seed")
-    ap.add_argument(
-        "--rows",
-        default="",
-        help="bench/inverse.py rows: their wrong-geometry results as the wrong fits",
-    )
-    ap.add_argument(
-        "--out",
-        default="",
-        help="results file (bench/results/picture-score.md; -refs.md in mode refs)",
-    )
-    args = ap.parse_args(argv)
-    if not args.out:
-        suffix = "" if args.mode == "curated" else "-refs"
-        args.out = f"bench/results/picture-score{suffix}.md"
-    if args.quick:
-        args.n, args.wrong, args.fit_renders, args.keep = 3, 1, 8, 2
-    return args
+@dataclass
+class Args:
+    """Options of bench/picture_score.py."""
+
+    mode: Literal["curated", "refs"] = "curated"
+    """curated: same/different curated-like pairs; refs: near truth vs wrong fits"""
+    targets: int = 40
+    """curated-like targets"""
+    golden: str = str(GOLDEN2)
+    """golden set 2 folder"""
+    sheet: str = "bench/results/picture-score-sheet.png"
+    """curated mode: the sheet of verdicts"""
+    by_eye: str = ""
+    """curated mode: the by-eye count"""
+    quick: bool = False
+    """3 targets, 1 wrong geometry, 8 renders"""
+    n: int = 12
+    """refs-like targets"""
+    wrong: int = 2
+    """wrong geometries per target (hardest)"""
+    near: int = 2
+    """near-truth draws per target"""
+    fit_renders: int = 24
+    """CMA-ES renders per fit"""
+    keep: int = 4
+    """best fit candidates scored"""
+    seed: int = 7
+    """target seed"""
+    rows: str = ""
+    """bench/inverse.py rows: their wrong-geometry results as the wrong fits"""
+    out: str = ""
+    """results file ('': bench/results/picture-score.md; -refs.md in mode refs)"""
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            suffix = "" if self.mode == "curated" else "-refs"
+            self.out = f"bench/results/picture-score{suffix}.md"
+        if self.quick:
+            self.n, self.wrong, self.fit_renders, self.keep = 3, 1, 8, 2
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    return cli.parse(Args, argv, description=(__doc__ or "").split("\n\n")[0])
 
 
 class Recorder:
@@ -175,7 +171,7 @@ def wrong_fit(
     truth: dict[str, Any],
     geometry: str,
     target128: np.ndarray,
-    args: argparse.Namespace,
+    args: Args,
     rng: random.Random,
 ) -> list[dict[str, Any]]:
     """The best `args.keep` params with `geometry`, fitted to the target by NCC σ 2."""
@@ -233,7 +229,7 @@ def cases_from_rows(
     return out
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def main(args: Args) -> dict[str, Any]:
     if args.mode == "curated":
         return main_curated(args)
     r = structure.LocalRenderer()
@@ -299,7 +295,7 @@ def tally(
 
 
 def write(
-    args: argparse.Namespace,
+    args: Args,
     wins: dict[str, list[bool]],
     near_scores: dict[str, list[float]],
     wrong_scores: dict[str, list[float]],
@@ -485,7 +481,7 @@ def balanced_accuracy(called_same: np.ndarray, same: np.ndarray) -> float:
     return float((hit + reject) / 2)
 
 
-def main_curated(args: argparse.Namespace) -> dict[str, Any]:
+def main_curated(args: Args) -> dict[str, Any]:
     """Curated mode: score every pair by every measure, write the table and the
     sheet; returns {"ba": {measure: balanced accuracy at its best threshold},
     "verdicts": [(how, same, score)]}."""

@@ -13,11 +13,11 @@ OUT/predict-golden2-sheet.png (original | ours per case) and OUT/predict-golden2
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,33 +26,47 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import predict
-from art_explorer import atomic, utils
+from art_explorer import atomic, cli, utils
 from art_explorer.scene import schema, structure
 from art_explorer.scoring import metrics
 
 GOLDEN2 = utils.ROOT.parent / "shared" / "golden2"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--golden", default=str(GOLDEN2), help="golden set 2 folder")
-    ap.add_argument("--fevals", default="150", help="predict --fevals")
-    ap.add_argument("--max-seconds", default="40", help="predict --max-seconds")
-    ap.add_argument("--budget", type=float, default=1200.0, help="wall seconds in all")
-    ap.add_argument("--cases", type=int, default=16, help="at most this many cases")
-    ap.add_argument("--out", default="bench/results", help="folder for the results")
-    return ap.parse_args(argv)
+@dataclass
+class Args:
+    """Options of bench/predict_golden2.py."""
+
+    golden: str = str(GOLDEN2)
+    """golden set 2 folder"""
+    fevals: int = 150
+    """predict --fevals"""
+    max_seconds: float = 40.0
+    """predict --max-seconds"""
+    budget: float = 1200.0
+    """wall seconds in all"""
+    cases: int = 16
+    """at most this many cases"""
+    out: str = "bench/results"
+    """folder for the results"""
+    quick: bool = False
+    """accepted for make bench (which passes it to every bench); no effect"""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    return cli.parse(Args, argv, description=(__doc__ or "").split("\n\n")[0])
 
 
 def predict_case(
-    target: Path, truth: dict[str, Any], args: argparse.Namespace, work: Path
+    target: Path, truth: dict[str, Any], args: Args, work: Path
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Run predict on one original picture → (row, our 256² render of the result)."""
     t0 = time.time()
     pargs = predict.parse_args(
         [
-            *("--target", str(target), "--fevals", args.fevals),
-            *("--max-seconds", args.max_seconds, "--out", str(work), "--seed", "0"),
+            *("--target", str(target), "--fevals", str(args.fevals)),
+            *("--max-seconds", f"{args.max_seconds:g}", "--out", str(work)),
+            *("--seed", "0"),
         ]
     )
     res = predict.run_inverse(pargs, log=lambda *_: None)
@@ -76,7 +90,7 @@ def predict_case(
     return row, ours
 
 
-def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+def main(args: Args) -> list[dict[str, Any]]:
     golden, out = Path(args.golden), Path(args.out)
     names = (golden / "names.txt").read_text(encoding="utf-8").splitlines()
     cases = (golden / "cases.jsonl").read_text(encoding="utf-8").splitlines()
@@ -109,7 +123,7 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def report(rows: list[dict[str, Any]], args: argparse.Namespace, sheet: Path) -> str:
+def report(rows: list[dict[str, Any]], args: Args, sheet: Path) -> str:
     table = [
         "| case | s | renders | geometry (true → ours) | layers | NCC σ2 | orient "
         "| line F1 | picture | same (score) |",
@@ -129,7 +143,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, sheet: Path) ->
 - date: {datetime.date.today().isoformat()}
 - command: `{cmd}`
 - {len(rows)} of golden2's `refs-like-NN` pictures drawn by the original renderer as
-  targets; predict --fevals {args.fevals} --max-seconds {args.max_seconds}; {min(secs):.0f}–{max(secs):.0f} s
+  targets; predict --fevals {args.fevals} --max-seconds {args.max_seconds:g}; {min(secs):.0f}–{max(secs):.0f} s
   a picture (mean {np.mean(secs):.0f} s); geometry right {sum(g[0] == g[1] for g in (r["geometry"] for r in rows))},
   layer count right {sum(n[0] == n[1] for n in (r["layers"] for r in rows))}; same picture by the
   score {sum(r["same"] for r in rows)}.

@@ -13,7 +13,6 @@ Prints a markdown table and writes bench/results/renderer.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -25,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,38 +32,49 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from art_explorer import atomic
+from art_explorer import atomic, cli
 from art_explorer.scene import rendering, sampling, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    g = ap.add_argument_group("run")
-    g.add_argument(
-        "--quick", action="store_true", help="CI size: fewer requests, one mode"
-    )
-    g.add_argument("--url", default=None, help="bench this running server instead")
-    g.add_argument(
-        "--sizes", type=int, nargs="+", default=[256, 1024], help="sizes in px"
-    )
-    g.add_argument("--clients", type=int, nargs="+", default=[1, 4], help="concurrency")
-    g.add_argument("--n", type=int, default=None, help="requests per typical row (120)")
-    g.add_argument(
-        "--modes",
-        nargs="+",
-        default=None,
-        help="server modes: processes (--workers 2), threads (--workers 1); "
-        "default both, --quick only processes",
-    )
-    g.add_argument(
-        "--out", default="bench/results/renderer.md", help="markdown results"
-    )
-    return ap.parse_args(argv)
+MODES = ("processes", "threads")
+
+
+@dataclass
+class Args:
+    """Options of bench/renderer.py."""
+
+    quick: bool = False
+    """CI size: fewer requests, one mode"""
+    url: str | None = None
+    """bench this running server instead"""
+    sizes: list[int] = field(default_factory=lambda: [256, 1024])
+    """sizes in px"""
+    clients: list[int] = field(default_factory=lambda: [1, 4])
+    """concurrency"""
+    n: int | None = None
+    """requests per typical row (None: 120; --quick: 24)"""
+    modes: list[str] = field(default_factory=list)
+    """server modes: processes (--workers 2), threads (--workers 1); none given:
+    both, --quick only processes"""
+    out: str = "bench/results/renderer.md"
+    """markdown results"""
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.modes if m not in MODES]
+        if unknown:
+            raise ValueError(
+                f"--modes: unknown {' '.join(unknown)} (one of {' '.join(MODES)})"
+            )
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    description = (__doc__ or "").split("\n\n")[0]
+    try:
+        return cli.parse(Args, argv, description=description)
+    except ValueError as e:
+        cli.parser(Args, description).error(str(e))
 
 
 def typical_params(n: int) -> list[dict[str, Any]]:
@@ -205,7 +216,7 @@ def in_process_row(params: list[dict[str, Any]], size: int, n: int) -> dict[str,
     }
 
 
-def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+def main(args: Args) -> list[dict[str, Any]]:
     n_typ = args.n or (24 if args.quick else 120)
     n_worst = 6 if args.quick else 18
     typical = typical_params(60)
@@ -261,7 +272,7 @@ def _given(url: str) -> Iterator[str]:
 
 
 def write_results(
-    args: argparse.Namespace, rows: list[dict[str, Any]], load0: Any, load1: Any
+    args: Args, rows: list[dict[str, Any]], load0: Any, load1: Any
 ) -> None:
     cmd = "python bench/renderer.py" + (" --quick" if args.quick else "")
     lines = [

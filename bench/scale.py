@@ -16,7 +16,6 @@ last epoch's samples/s from the checkpoint sidecar. Writes bench/results/scale.m
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import io
@@ -27,13 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import generate
-from art_explorer import atomic
+from art_explorer import atomic, cli
 from art_explorer.data import shards
 from art_explorer.scene import rendering
 from art_explorer.training import loader
@@ -48,33 +48,28 @@ GPU_FORWARD_EPOCHS = 20  # config.GPU.forward.epochs
 DDP_EFFICIENCY_8GPU = 0.9  # assumed for 8 GPUs in one node (NVLink all-reduce)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    g = ap.add_argument_group("run")
-    g.add_argument("--quick", action="store_true", help="smaller rows (CI)")
-    g.add_argument(
-        "--n", type=int, default=None, help="images per generation row (600)"
-    )
-    g.add_argument("--size", type=int, default=256, help="render size in px (256)")
-    g.add_argument("--train-n", type=int, default=None, help="training samples (480)")
-    g.add_argument(
-        "--train-size", type=int, default=64, help="training resolution px (64)"
-    )
-    g.add_argument(
-        "--repeat",
-        type=int,
-        default=None,
-        help="runs of each row, interleaved, the fastest kept (2; 1 with --quick)",
-    )
-    g.add_argument(
-        "--out",
-        default="bench/results/scale.md",
-        help="markdown results (bench/results/scale.md)",
-    )
-    return ap.parse_args(argv)
+@dataclass
+class Args:
+    """Options of bench/scale.py."""
+
+    quick: bool = False
+    """smaller rows (CI)"""
+    n: int | None = None
+    """images per generation row (None: 600; --quick: 200)"""
+    size: int = 256
+    """render size in px"""
+    train_n: int | None = None
+    """training samples (None: 480; --quick: 256)"""
+    train_size: int = 64
+    """training resolution px"""
+    repeat: int | None = None
+    """runs of each row, interleaved, the fastest kept (None: 2; --quick: 1)"""
+    out: str = "bench/results/scale.md"
+    """markdown results"""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    return cli.parse(Args, argv, description=(__doc__ or "").split("\n\n")[0])
 
 
 def time_generate(argv: list[str]) -> dict[str, float]:
@@ -158,7 +153,7 @@ def best(old: dict[str, Any] | None, new: dict[str, Any], key: str) -> dict[str,
     return new if old is None or new[key] > old[key] else old
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def main(args: Args) -> dict[str, Any]:
     import ray
 
     n = args.n or (200 if args.quick else 600)
@@ -223,29 +218,40 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-def write_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
+def plan(args: Args, r: dict[str, Any]) -> dict[str, float]:
+    """The figures of a 1M-sample round at 256² on 32 renderer CPUs and 8 GPUs, from
+    the measured rates (r) and the constants above."""
+    N, cpus, gpus = 1_000_000, 32, 8
+    core_rate = 1000 / r["cpu_ms"]  # renders per CPU-second (no HTTP)
+    per_worker = r["ray1"]["rate"]  # one actor, its renderer, HTTP, shard writes
+    gpu_rate = gpus * GPU_FORWARD_SAMPLES_S * DDP_EFFICIENCY_8GPU
+    epoch_s = N / gpu_rate
+    return {
+        "N": N,
+        "cpus": cpus,
+        "core_rate": core_rate,
+        "per_worker": per_worker,
+        "render_s_ideal": N / (cpus * core_rate),
+        "render_s_measured": N / (cpus * per_worker),
+        "store_gb": N * r["bytes_per_sample"] / 1e9,
+        "gpu_rate": gpu_rate,
+        "epoch_s": epoch_s,
+        "train_s": GPU_FORWARD_EPOCHS * epoch_s,
+        "ram_gb": N * args.size * args.size * 3 / 1e9,
+        "decode_s": N * r["decode_ms"] / 1000,
+        "write_mb_s": cpus * per_worker * r["bytes_per_sample"] / 1e6,
+        "read_mb_s": gpu_rate * r["bytes_per_sample"] / 1e6,
+    }
+
+
+def generation_lines(args: Args, r: dict[str, Any]) -> list[str]:
+    """The report's head and its generation section."""
     cmd = "python bench/scale.py" + (" --quick" if args.quick else "")
     r1, r2, th = r["ray1"]["rate"], r["ray2"]["rate"], r["threads"]["rate"]
     eff = r2 / (2 * r1)
-    t1, t2 = r["train1"]["samples_s"], r["train2"]["samples_s"]
-    teff = t2 / (2 * t1)
     core_rate = 1000 / r["cpu_ms"]  # renders per CPU-second (no HTTP)
     r_cpu = r["cpu_ms"]
-    per_worker = r1  # measured: one actor, its renderer, HTTP, shard writes
-    # ---- the plan: 1M samples at 256², 32 renderer CPUs, 8 GPUs
-    N, cpus, gpus = 1_000_000, 32, 8
-    render_s_ideal = N / (cpus * core_rate)
-    render_s_measured = N / (cpus * per_worker)
-    store_gb = N * r["bytes_per_sample"] / 1e9
-    gpu_rate = gpus * GPU_FORWARD_SAMPLES_S * DDP_EFFICIENCY_8GPU
-    epoch_s = N / gpu_rate
-    train_s = GPU_FORWARD_EPOCHS * epoch_s
-    ram_gb = N * args.size * args.size * 3 / 1e9
-    decode_s = N * r["decode_ms"] / 1000
-    write_mb_s = cpus * per_worker * r["bytes_per_sample"] / 1e6
-    read_mb_s = gpu_rate * r["bytes_per_sample"] / 1e6
-    h = 3600
-    lines = [
+    return [
         "# Scaling out: Ray generation, DDP training, a 1M-sample plan",
         "",
         f"- date: {datetime.datetime.now().isoformat(timespec='minutes')}",
@@ -293,6 +299,14 @@ def write_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         "(PNG + JSON + tar headers). Decoding shards into training arrays: "
         f"{r['decode_ms']:.2f} ms a sample at {args.size}².",
         "",
+    ]
+
+
+def training_lines(args: Args, r: dict[str, Any]) -> list[str]:
+    """The training section: one row per process count and the efficiency."""
+    t1, t2 = r["train1"]["samples_s"], r["train2"]["samples_s"]
+    teff = t2 / (2 * t1)
+    lines = [
         f"## Training (forward stage, cpu profile, {args.train_size}², "
         f"{r['train_n']} samples from shards, batch 32, 2 epochs, 1 thread a process)",
         "",
@@ -320,6 +334,25 @@ def write_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         "global batch is the same (32 = 2 × 16), so the two runs take the same "
         "steps; the validation loss differs only by the order of samples.",
         "",
+    ]
+    return lines
+
+
+def plan_lines(args: Args, r: dict[str, Any]) -> list[str]:
+    """The plan for a 1M-sample round and what saturates first."""
+    pl = plan(args, r)
+    N, cpus, core_rate, per_worker = (
+        pl["N"],
+        pl["cpus"],
+        pl["core_rate"],
+        pl["per_worker"],
+    )
+    render_s_ideal, render_s_measured = pl["render_s_ideal"], pl["render_s_measured"]
+    store_gb, gpu_rate, epoch_s = pl["store_gb"], pl["gpu_rate"], pl["epoch_s"]
+    train_s, ram_gb, decode_s = pl["train_s"], pl["ram_gb"], pl["decode_s"]
+    write_mb_s, read_mb_s = pl["write_mb_s"], pl["read_mb_s"]
+    h = 3600
+    return [
         "## Plan: a 1M-sample round on 8 GPUs + 32 renderer CPUs",
         "",
         f"Inputs: render cost {r['cpu_ms']:.1f} CPU-ms a sample ({core_rate:.0f}/s "
@@ -379,6 +412,10 @@ def write_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"{decode_s / 60:.0f} min + forward {train_s / h:.1f} h), plus the "
         "inverse stage.",
     ]
+
+
+def write_report(args: Args, r: dict[str, Any]) -> None:
+    lines = generation_lines(args, r) + training_lines(args, r) + plan_lines(args, r)
     text = "\n".join(lines) + "\n"
     print(text)
     atomic.atomic_write_text(

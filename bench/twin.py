@@ -24,13 +24,13 @@ Writes bench/results/twin.md (with the command line).
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import random
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from art_explorer import utils
+from art_explorer import cli, utils
 from art_explorer.scene import sampling, schema, twin
 from art_explorer.scoring import metrics
 from renderer import scene
@@ -51,36 +51,39 @@ NCC_SIGMA = 1.0  # px, at every size
 BLANK = 1 / 255  # a picture whose every pixel is below this is black
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    g = ap.add_argument_group("fidelity")
-    g.add_argument("--quick", action="store_true", help="CI size: 20 draws at 128²")
-    g.add_argument("--draws", type=int, default=500, help="held-out draws")
-    g.add_argument("--seed", type=int, default=20261129, help="seed of the draws")
-    g.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="px")
-    g.add_argument(
-        "--golden",
-        default=None,
-        help="one golden folder instead of both sets (tests/golden*); none: skip",
-    )
-    s = ap.add_argument_group("speed")
-    s.add_argument("--no-speed", action="store_true", help="skip the speed figures")
-    s.add_argument("--batch", type=int, default=8, help="variants per batch")
-    s.add_argument(
-        "--threads",
-        type=int,
-        nargs="+",
-        default=[1, 2],
-        help="torch threads: a speed row for each (the fidelity pass runs on the first)",
-    )
-    s.add_argument("--reps", type=int, default=5, help="timed steps per case")
-    ap.add_argument(
-        "--out", default=str(ROOT / "bench" / "results" / "twin.md"), help="report"
-    )
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.draws, args.sizes, args.reps, args.batch = 20, [128], 1, 2
-    return args
+@dataclass
+class Args:
+    """Options of bench/twin.py (--quick: 20 draws at 128², 1 rep, batch 2)."""
+
+    quick: bool = False
+    """CI size: 20 draws at 128²"""
+    draws: int = 500
+    """held-out draws"""
+    seed: int = 20261129
+    """seed of the draws"""
+    sizes: list[int] = field(default_factory=lambda: [128, 256])
+    """px"""
+    golden: str = ""
+    """one golden folder instead of both sets (tests/golden*; '' for both); none:
+    skip"""
+    speed: bool = True
+    """the speed figures (--no-speed: skip them)"""
+    batch: int = 8
+    """variants per batch"""
+    threads: list[int] = field(default_factory=lambda: [1, 2])
+    """torch threads: a speed row for each (the fidelity pass runs on the first)"""
+    reps: int = 5
+    """timed steps per case"""
+    out: str = str(ROOT / "bench" / "results" / "twin.md")
+    """report"""
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.draws, self.sizes, self.reps, self.batch = 20, [128], 1, 2
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    return cli.parse(Args, argv, description=(__doc__ or "").split("\n\n")[0])
 
 
 def plain(params: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +224,7 @@ def speed(
 
 
 def report(
-    args: argparse.Namespace,
+    args: Args,
     fid: list[dict[str, Any]],
     gold: list[dict[str, Any]] | None,
     spd: dict[tuple[str, int], tuple[float, float]] | None,
@@ -310,7 +313,7 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def main(args: Args) -> dict[str, Any]:
     torch.set_num_threads(args.threads[0])
     draws = held_out(args.draws, args.seed)
     fid = []
@@ -323,9 +326,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
         fid.append(f)
-    gold = golden(args.golden)
+    gold = golden(args.golden or None)
     spd: dict[tuple[str, int], tuple[float, float]] | None = None
-    if not args.no_speed:
+    if args.speed:
         spd = {}
         cases = {
             "typical (the defaults: 75 reps, base + default layer)": (

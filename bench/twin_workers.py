@@ -19,7 +19,6 @@ Writes bench/results/twin-workers.md (with the command line).
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
@@ -27,29 +26,43 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from art_explorer import cli
 from art_explorer.predict.pool import TwinPool
 from art_explorer.scene import sampling
 from art_explorer.scoring import metrics
 from renderer import scene
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--targets", type=int, default=4, help="pictures (4)")
-    ap.add_argument("--starts", type=int, default=8, help="starts per picture (8)")
-    ap.add_argument("--seconds", type=float, default=3.0, help="wide descent, s (3)")
-    ap.add_argument(
-        "--jitter", type=float, default=0.3, help="start = truth ×U(1 ± this)"
-    )
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="(1 2)")
-    ap.add_argument("--seed", type=int, default=7, help="draw RNG seed (7)")
-    ap.add_argument("--out", default="bench/results/twin-workers.md")
-    return ap.parse_args(argv)
+@dataclass
+class Args:
+    """Options of bench/twin_workers.py."""
+
+    targets: int = 4
+    """pictures"""
+    starts: int = 8
+    """starts per picture"""
+    seconds: float = 3.0
+    """wide descent, s"""
+    jitter: float = 0.3
+    """start = truth ×U(1 ± this)"""
+    workers: list[int] = field(default_factory=lambda: [1, 2])
+    """twin worker processes: a row for each"""
+    seed: int = 7
+    """draw RNG seed"""
+    out: str = "bench/results/twin-workers.md"
+    """markdown results"""
+    quick: bool = False
+    """accepted for make bench (which passes it to every bench); no effect"""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    return cli.parse(Args, argv, description=(__doc__ or "").split("\n\n")[0])
 
 
 def draws(
@@ -81,7 +94,7 @@ def ncc(params: dict, target: np.ndarray) -> float:
     return metrics.ncc(scene.render(params, 256) / 255, target, 1.0)
 
 
-def main(args: argparse.Namespace) -> list[dict[str, float]]:
+def main(args: Args) -> list[dict[str, float]]:
     cases = draws(args.targets, args.starts, args.seed, args.jitter)
     before = statistics.mean(ncc(s, t) for ss, t in cases for s in ss)
     rows = []

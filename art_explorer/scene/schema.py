@@ -1,9 +1,11 @@
-"""The single source of truth for the scene's parameters: the schema, parsing, converters.
+"""The single source of truth for the scene's parameter set: the table, parsing, spellings.
 
 Everything else derives from SCHEMA and LAYER_SCHEMA: the renderer's validation, the
 converters between the two spellings, random sampling and breeding (sampling.py),
 the models' encodings (encoding.py), refs loading (refs_io.py). See docs/scene.md for
-what each parameter means.
+what each parameter means. One parameter's definition (Param) and the rules one value
+obeys (strict numbers, colours, angles, ParamError) live in param.py and are
+re-exported here, so ``schema.X`` names every part of the schema.
 
 Spellings of one parameter set:
 
@@ -22,10 +24,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from art_explorer.scene.param import (
+    ABSENT,
+    DIGITS,
+    PI,
+    Param,
+    ParamError,
+    default_value,
+    parse_value,
+    unwrap,
+)
+from art_explorer.scene.param import NumberError as NumberError
+from art_explorer.scene.param import arg_int as arg_int
+from art_explorer.scene.param import arg_uint as arg_uint
+from art_explorer.scene.param import clip_text as clip_text
+from art_explorer.scene.param import color_to_rgb as color_to_rgb
+from art_explorer.scene.param import is_hex_color as is_hex_color
+from art_explorer.scene.param import json_type as json_type
+from art_explorer.scene.param import normalize_color as normalize_color
+from art_explorer.scene.param import parse_uint as parse_uint
+from art_explorer.scene.param import rgb_to_color as rgb_to_color
+from art_explorer.scene.param import wrap_angle as wrap_angle
 
 # 2: the original's defaults and ranges, Element.startAngle/gradientRange, CRT,
 # the default layer, Scene.position moving the base chain only (docs/scene.md).
@@ -76,59 +98,6 @@ CRT_MASKS = ("none", "shadow", "grille", "stretched", "vga")
 DITHER_MATRICES = (2, 4, 8)
 
 
-@dataclass(frozen=True)
-class Param:
-    """One scene parameter.
-
-    kind: "int" | "float" | "bool" | "cat" | "color" | "vec2" ({x, y}) | "pair"
-        (a list [lo, hi] of two numbers, each in the range).
-    lo, hi: the range that sampling draws from and the UI shows.
-    hard_lo, hard_hi: the range the renderer clamps to and the optimiser searches
-        (wider than lo/hi for scaleFactor and x/yStep); None means "not clamped"
-        (angles and Scene.position, which have no range).
-    periodic: an angle in radians; wrapped into [lo, hi) for encoding.
-    bias_min: ints draw from [bias_min, hi] 80% of the time.
-    draw_lo, draw_hi: where the original's own controls allowed more over their
-        history than [clamp_lo, clamp_hi] (its Leva panel had Noise.opacity in 0–1
-        and Noise.size in 0.1–3 before narrowing them to 0.3 and 0.55, and its
-        refs were saved then): the range parse_params keeps and the renderer draws.
-        The models encode and the optimiser searches [clamp_lo, clamp_hi] still (a
-        value beyond it encodes at the edge), so neither these fields nor the
-        schema hash that checkpoints check mention the wider range.
-    """
-
-    key: str
-    prefixed: str
-    kind: str
-    default: Any
-    lo: float = 0.0
-    hi: float = 1.0
-    hard_lo: float | None = None
-    hard_hi: float | None = None
-    options: tuple[Any, ...] = ()
-    periodic: bool = False
-    bias_min: int | None = None
-    clamp: bool = True
-    draw_lo: float | None = None
-    draw_hi: float | None = None
-
-    @property
-    def clamp_lo(self) -> float:
-        return self.lo if self.hard_lo is None else self.hard_lo
-
-    @property
-    def clamp_hi(self) -> float:
-        return self.hi if self.hard_hi is None else self.hard_hi
-
-    @property
-    def accept_range(self) -> tuple[float, float]:
-        """(lo, hi) that parse_params clamps to: the draw range where there is
-        one, else [clamp_lo, clamp_hi]."""
-        lo = self.clamp_lo if self.draw_lo is None else self.draw_lo
-        return lo, self.clamp_hi if self.draw_hi is None else self.draw_hi
-
-
-PI = math.pi
 SCHEMA: tuple[Param, ...] = (
     Param("repetitions", "Scalars.repetitions", "int", 75, 1, 500, bias_min=16),
     Param("alphaFactor", "Scalars.alphaFactor", "float", 0.68, 0, 1),
@@ -327,230 +296,13 @@ def schema_json(version: int = SCHEMA_VERSION) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------
-# Strict numbers: the one place where text from outside (keys, sizes, colours, IDs,
-# line numbers, HTTP headers) becomes a number. ASCII digits only: no sign, space,
-# underscore, "0x", superscripts or other scripts' digits (all of which int() and
-# str.isdigit() let through), and a bounded length, so a 5000-digit "number" is an
-# error message rather than a traceback or a huge int.
-
-
-class NumberError(ValueError):
-    """Text that is not a strict number; the message names what was being read."""
-
-
-_DIGITS = frozenset("0123456789")
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
-
-def clip_text(text: Any, n: int = 40) -> str:
-    """repr() of a value, cut to about n characters (for error messages and logs)."""
-    r = repr(text)
-    return r if len(r) <= n else f"{r[: n - 4]}...{r[-1]} ({len(str(text))} chars)"
-
-
-def parse_uint(text: Any, name: str, max_digits: int = 9, base: int = 10) -> int:
-    """ASCII digits (0-9, or 0-9a-fA-F for base 16), 1 to max_digits of them → int.
-
-    Raises NumberError naming `name` for anything else: "", "+1", " 1", "1_0",
-    "0x1f", "²", "٣", or more than max_digits digits."""
-    allowed = _HEX_DIGITS if base == 16 else _DIGITS
-    what = "hex digits" if base == 16 else "digits 0-9"
-    if not isinstance(text, str) or not text or not set(text) <= allowed:
-        raise NumberError(f"{name}: expected {what}, got {clip_text(text)}")
-    if len(text) > max_digits:
-        raise NumberError(
-            f"{name}: {len(text)} digits is too long (at most {max_digits})"
-        )
-    return int(text, base)
-
-
-def arg_uint(text: str) -> int:
-    """argparse `type=` for a non-negative integer flag, parsed by parse_uint."""
-    import argparse
-
-    try:
-        return parse_uint(text.strip(), "value")
-    except NumberError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix("value: ")) from None
-
-
-def arg_int(text: str) -> int:
-    """argparse `type=` for an integer that may be negative ('-' then digits)."""
-    text = text.strip()
-    sign = -1 if text.startswith("-") else 1
-    return sign * arg_uint(text.removeprefix("-"))
-
-
-def is_hex_color(text: str) -> bool:
-    """'#RGB' or '#RRGGBB' with ASCII hex digits only."""
-    return len(text) in (4, 7) and text[0] == "#" and set(text[1:]) <= _HEX_DIGITS
-
-
-# ----------------------------------------------------------------------------------
 # Parsing: any spelling, messy or not → complete flat params (or a ParamError)
-
-
-class ParamError(ValueError):
-    """Bad parameters; `field` names the offending key (the renderer answers 400)."""
-
-    def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-_ABSENT = object()
-
-
-def _unwrap(v: Any) -> Any:
-    """Leva's {"value": v, "disabled": bool} wrapper → v, or _ABSENT when disabled."""
-    if isinstance(v, dict) and "value" in v and set(v) <= {"value", "disabled"}:
-        if v.get("disabled") is True:
-            return _ABSENT
-        return v["value"]
-    return v
-
-
-def json_type(v: Any) -> str:
-    """What JSON calls the type of a decoded value: object, array, string, ..."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object" if isinstance(v, dict) else type(v).__name__
-
-
-def _number(v: Any, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ParamError(f"{name}: expected a number, got {json_type(v)}", name)
-    try:
-        x = float(v)
-    except OverflowError:  # an int beyond the float range (309+ digits)
-        x = math.inf
-    if not math.isfinite(x):
-        raise ParamError(f"{name}: not a finite number", name)
-    return x
-
-
-def normalize_color(v: Any, name: str = "color") -> str:
-    """'#abc' / '#AABBCC' (any case) → '#AABBCC'."""
-    if not isinstance(v, str):
-        raise ParamError(
-            f"{name}: expected a hex colour string, got {json_type(v)}", name
-        )
-    s = v.strip()
-    if not is_hex_color(s):
-        raise ParamError(
-            f"{name}: {clip_text(v)} is not a #RGB or #RRGGBB colour", name
-        )
-    h = s[1:] if len(s) == 7 else "".join(c * 2 for c in s[1:])
-    return "#" + h.upper()
-
-
-def color_to_rgb(c: str) -> tuple[float, float, float]:
-    """'#RRGGBB' → (r, g, b) in [0, 1]."""
-    return (int(c[1:3], 16) / 255, int(c[3:5], 16) / 255, int(c[5:7], 16) / 255)
-
-
-def rgb_to_color(rgb: Sequence[float]) -> str:
-    """(r, g, b) in [0, 1] (clipped) → '#RRGGBB'."""
-    return "#" + "".join(
-        f"{round(min(1.0, max(0.0, float(x))) * 255):02X}" for x in rgb
-    )
-
-
-def _value(p: Param, v: Any, name: str, clamped: list[str]) -> Any:
-    """Check and normalise one value of parameter p; records clamping in `clamped`."""
-
-    def clamp(x: float) -> float:
-        if not p.clamp:
-            return x
-        if p.periodic:
-            return wrap_angle(x)
-        lo, hi = p.accept_range
-        if x < lo or x > hi:
-            clamped.append(name)
-            return min(hi, max(lo, x))
-        return x
-
-    if p.kind == "float":
-        return clamp(_number(v, name))
-    if p.kind == "int":
-        return round(clamp(_number(v, name)))
-    if p.kind == "bool":
-        if isinstance(v, bool):
-            return v
-        if isinstance(v, (int, float)):  # like the original: a number means != 0
-            if _number(v, name) not in (0, 1):
-                clamped.append(name)
-            return v != 0
-        raise ParamError(f"{name}: expected true or false, got {v!r}", name)
-    if p.kind == "cat":
-        if not isinstance(v, bool):
-            for opt in p.options:
-                if v == opt or (
-                    isinstance(v, (str, int, float)) and str(v) == str(opt)
-                ):
-                    return opt
-        if isinstance(v, str):
-            for opt in p.options:
-                if v.lower() == str(opt).lower():
-                    return opt
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            numeric = [o for o in p.options if isinstance(o, (int, float))]
-            if numeric:  # like the original: the nearest option (ties: the larger)
-                x = _number(v, name)
-                clamped.append(name)
-                return min(numeric, key=lambda o: (abs(o - x), -o))
-        raise ParamError(
-            f"{name}: unknown option {v!r} (one of {', '.join(map(str, p.options))})",
-            name,
-        )
-    if p.kind == "color":
-        return normalize_color(v, name)
-    if p.kind == "vec2":
-        if isinstance(v, dict):
-            x = _unwrap(v.get("x", p.default[0]))
-            y = _unwrap(v.get("y", p.default[1]))
-        elif isinstance(v, (list, tuple)) and len(v) == 2:
-            x, y = v
-        else:
-            raise ParamError(f"{name}: expected {{x, y}}, got {v!r}", name)
-        x = p.default[0] if x is _ABSENT else x
-        y = p.default[1] if y is _ABSENT else y
-        cx = clamp(_number(x, f"{name}.x"))
-        cy = clamp(_number(y, f"{name}.y"))
-        return {"x": cx, "y": cy}
-    if p.kind == "pair":
-        if isinstance(v, dict) and set(v) == {"x", "y"}:
-            v = [v["x"], v["y"]]
-        if not isinstance(v, (list, tuple)) or len(v) != 2:
-            raise ParamError(f"{name}: expected [lo, hi], got {v!r}", name)
-        return [clamp(_number(v[0], f"{name}[0]")), clamp(_number(v[1], f"{name}[1]"))]
-    raise AssertionError(p.kind)
-
-
-def wrap_angle(x: float) -> float:
-    """Radians → [-π, π)."""
-    return (x + PI) % (2 * PI) - PI
-
-
-def _default_value(p: Param) -> Any:
-    if p.kind == "vec2":
-        return {"x": p.default[0], "y": p.default[1]}
-    return list(p.default) if p.kind == "pair" else p.default
 
 
 def default_params() -> dict[str, Any]:
     """The scene's defaults in the flat spelling, with the default layer (what the
     original draws for an empty params object)."""
-    out: dict[str, Any] = {p.key: _default_value(p) for p in SCHEMA}
+    out: dict[str, Any] = {p.key: default_value(p) for p in SCHEMA}
     out["layers"] = [json.loads(json.dumps(DEFAULT_LAYER))]
     return out
 
@@ -585,9 +337,9 @@ def parse_params(body: Any) -> tuple[dict[str, Any], list[str]]:
     if raw_layers is None:  # nothing said about layers: the original's default
         raw_layers = [DEFAULT_LAYER]
     for p in SCHEMA:
-        v = _unwrap(raw.get(p.key, _ABSENT))
-        if v is not _ABSENT and v is not None:
-            out[p.key] = _value(p, v, p.key, clamped)
+        v = unwrap(raw.get(p.key, ABSENT))
+        if v is not ABSENT and v is not None:
+            out[p.key] = parse_value(p, v, p.key, clamped)
     if len(raw_layers) > MAX_RENDER_LAYERS:
         raise ParamError(
             f"layers: at most {MAX_RENDER_LAYERS}, got {len(raw_layers)}", "layers"
@@ -598,13 +350,13 @@ def parse_params(body: Any) -> tuple[dict[str, Any], list[str]]:
             raise ParamError(f"layers[{i}]: expected an object", f"layers[{i}]")
         layer: dict[str, Any] = {}
         for p in LAYER_SCHEMA:
-            v = _unwrap(rl.get(p.key, _ABSENT))
+            v = unwrap(rl.get(p.key, ABSENT))
             name = f"layers[{i}].{p.key}"
-            if v is _ABSENT or v is None:
+            if v is ABSENT or v is None:
                 if p.key in LAYER_REQUIRED:
-                    layer[p.key] = _default_value(p)
+                    layer[p.key] = default_value(p)
                 continue
-            layer[p.key] = _value(p, v, name, clamped)
+            layer[p.key] = parse_value(p, v, name, clamped)
         out["layers"].append(layer)
     work = out["repetitions"] * (1 + len(out["layers"]))
     if work > MAX_INSTANCES:
@@ -620,17 +372,17 @@ def _split_scene(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any] | None
     raw = dict(body)
     nests = (("dither", DITHER_NESTED), ("noise", NOISE_NESTED), ("crt", CRT_NESTED))
     for nested, mapping in nests:
-        sub = _unwrap(raw.pop(nested, None))
+        sub = unwrap(raw.pop(nested, None))
         if isinstance(sub, dict):
             for key, short in mapping.items():
                 if short in sub and key not in raw:
                     raw[key] = sub[short]
-        elif sub not in (None, _ABSENT):
+        elif sub not in (None, ABSENT):
             raise ParamError(f"{nested}: expected an object", nested)
     if "layers" not in raw:
         return raw, None
-    layers = _unwrap(raw.get("layers", []))
-    if layers is _ABSENT or layers is None:
+    layers = unwrap(raw.get("layers", []))
+    if layers is ABSENT or layers is None:
         layers = []
     if not isinstance(layers, list):
         raise ParamError("layers: expected a list", "layers")
@@ -656,7 +408,7 @@ def _split_prefixed(
                 continue  # not a layer key we know: ignored, it makes no layer
             i = _layer_index(k, parts[1][1:])
             any_group = True
-            if _unwrap(v) is _ABSENT:
+            if unwrap(v) is ABSENT:
                 groups.setdefault(i, {})
                 continue
             groups.setdefault(i, {})[name] = v
@@ -674,7 +426,7 @@ def _layer_index(key: str, text: str) -> int:
     try:
         i = parse_uint(text, "layer index", max_digits=4)
     except NumberError as e:
-        if text and set(text) <= _DIGITS:  # only too long: a huge index
+        if text and set(text) <= DIGITS:  # only too long: a huge index
             raise ParamError(
                 f"{clip_text(key)}: at most {MAX_RENDER_LAYERS} layers", "layers"
             ) from None
