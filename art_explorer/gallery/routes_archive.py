@@ -13,11 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from art_explorer.gallery import results
 from art_explorer.gallery.context import Context, ctx
-from art_explorer.gallery.errors import ApiError, Conflict, read_object
+from art_explorer.gallery.errors import ApiError, Conflict, int_field, read_object
 from art_explorer.gallery.jobs import Job
+from art_explorer.gallery.routes_jobs import MAX_SEED
 from art_explorer.gallery.routes_render import PREVIEW_MAX, check_size
 
-MAX_SEED = 2**31 - 1
 MAX_LIKE = 64  # elites one "more like this" may name
 router = APIRouter()
 
@@ -125,22 +125,13 @@ async def archive_keep(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(keep_elite, ctx(request), elite))
 
 
-def _int(body: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
-    v = body.get(name, default)
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    if type(v) is not int or not lo <= v <= hi:
-        raise ApiError(400, f"{name} must be a whole number within {lo}-{hi}")
-    return v
-
-
 def grow_job(c: Context, body: dict[str, Any]) -> Job:
     """{"renders", "n", "seed", "like": [elite ids]} → a job growing the archive
     (qd.grow, as `make explore`), seeded from the refs as curated now when new;
     "like" grows it from those elites only ("more like this")."""
-    renders = _int(body, "renders", 500, 1, 100_000)
-    n = _int(body, "n", 8, 0, 64)
-    seed = _int(body, "seed", int(time.time()) % 100000, 0, MAX_SEED)
+    renders = int_field(body, "renders", 500, 1, 100_000)
+    n = int_field(body, "n", 8, 0, 64)
+    seed = int_field(body, "seed", int(time.time()) % 100000, 0, MAX_SEED)
     like = body.get("like") or []
     if not isinstance(like, list) or len(like) > MAX_LIKE:
         raise ApiError(400, f"like is a list of up to {MAX_LIKE} elite ids")
