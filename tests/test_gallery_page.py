@@ -80,11 +80,11 @@ def test_a_job_shows_progress_survives_a_reload_and_cancels(
 ) -> None:
     page.goto(f"{gal.url}/#explore")
     page.fill("#explore-n", "64")
-    page.fill("#explore-cands", "4096")
+    page.fill("#archive-renders", "100000")  # "Explore from the refs" grows the archive
     page.click("#explore-run")
     page.wait_for_selector("#job[data-state=running]:not([hidden])")
     page.wait_for_function("document.querySelector('#job-stage').textContent !== ''")
-    assert "explore" in page.inner_text("#job-kind")
+    assert "archive" in page.inner_text("#job-kind")
     page.reload()  # the page comes back following the same job
     page.wait_for_selector("#job[data-state=running]:not([hidden])")
     page.wait_for_function("+document.querySelector('#job-progress').value > 0")

@@ -62,7 +62,9 @@ async function openInEditor(id, target = null) {
   if (!id) return;
   try {
     await initEditor();
-    const params = await api(`/api/params?id=${encodeURIComponent(id)}`);
+    // elite:N is an elite of explore's archive; the rest are refs, results, samples
+    const elite = id.match(/^elite:(\d+)$/);
+    const params = await api(elite ? `/api/archive/elite/${elite[1]}` : `/api/params?id=${encodeURIComponent(id)}`);
     loadState(params, id);
     $("#editor-target-box").hidden = !target;
     if (target) $("#editor-target").src = target;

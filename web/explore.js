@@ -11,7 +11,7 @@ function initExplore() {
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting)) loadGridPage();
   }, { rootMargin: "400px" }).observe(more);
-  $("#explore-run").onclick = () => runExplore([]);
+  initArchive(); // "Explore from the refs" grows the archive (archive.js)
   $("#explore-more").onclick = () => runExplore([...selected]);
   $("#explore-compare").onclick = () => openViewer([...selected].map((id) => ({ src: imageOf(id), label: id })));
   $("#explore-filter").onchange = applyFilter;

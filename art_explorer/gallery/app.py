@@ -17,6 +17,7 @@ from art_explorer.data import dataset, refs_io
 from art_explorer.gallery import (
     errors,
     results,
+    routes_archive,
     routes_files,
     routes_jobs,
     routes_refs,
@@ -75,7 +76,8 @@ def create_app(options: GalleryOptions, renderer_url: str, port: int) -> FastAPI
     app.add_middleware(Guard, port=port)
     errors.install(app)
     _install_domain_errors(app)
-    for area in (routes_files, routes_render, routes_refs, routes_jobs):
+    areas = (routes_files, routes_render, routes_refs, routes_jobs, routes_archive)
+    for area in areas:
         app.include_router(area.router)
     app.mount("/web", StaticFiles(directory=routes_files.WEB), name="web")
     layout = dataset.Layout(output)

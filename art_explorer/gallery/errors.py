@@ -33,6 +33,16 @@ class Conflict(ApiError):
         super().__init__(409, message)
 
 
+def int_field(body: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    """body[name] as an int within lo-hi (JSON numbers only); ApiError 400 else."""
+    v = body.get(name, default)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if type(v) is not int or not lo <= v <= hi:
+        raise ApiError(400, f"{name} must be a whole number within {lo}-{hi}")
+    return v
+
+
 def err(status: int, message: str) -> JSONResponse:
     """The one error shape: {"error": message} with `status`."""
     return JSONResponse({"error": message}, status_code=status)

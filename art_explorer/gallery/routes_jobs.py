@@ -16,23 +16,13 @@ from starlette.concurrency import run_in_threadpool
 
 from art_explorer.gallery import results, uploads
 from art_explorer.gallery.context import Context, ctx
-from art_explorer.gallery.errors import ApiError, Conflict, read_object
+from art_explorer.gallery.errors import ApiError, Conflict, int_field, read_object
 from art_explorer.gallery.jobs import Job
 from art_explorer.gallery.refs_store import check_id
 from art_explorer.scene import schema
 
 MAX_SEED = 2**31 - 1
 router = APIRouter()
-
-
-def _int(body: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
-    """body[name] as an int within lo-hi (JSON numbers only); ApiError 400 else."""
-    v = body.get(name, default)
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    if type(v) is not int or not lo <= v <= hi:
-        raise ApiError(400, f"{name} must be a whole number within {lo}-{hi}")
-    return v
 
 
 def _form_int(value: str, name: str, lo: int, hi: int) -> list[str]:
@@ -93,9 +83,9 @@ async def predict_upload(
 def explore_job(c: Context, body: dict[str, Any]) -> Job:
     """{"n", "candidates", "clip", "seed", "from": [ids]} → an explore job bred from
     the refs as curated now, or from the picked pictures ("more like this")."""
-    n = _int(body, "n", 8, 1, 64)
-    cands = _int(body, "candidates", 256, n, 4096)
-    seed = _int(body, "seed", int(time.time()) % 100000, 0, MAX_SEED)
+    n = int_field(body, "n", 8, 1, 64)
+    cands = int_field(body, "candidates", 256, n, 4096)
+    seed = int_field(body, "seed", int(time.time()) % 100000, 0, MAX_SEED)
     picked = body.get("from") or []
     if not isinstance(picked, list) or len(picked) > 256:
         raise ApiError(400, "from is a list of up to 256 IDs (out:N, ref:N, …)")

@@ -4,7 +4,8 @@ imports the heavy pipeline and a cancel can end the whole process group.
 
     python -m art_explorer.gallery.worker KIND < spec.json
 
-KIND: predict, explore or defaults; spec: {"argv": [predict.py's flags]}.
+KIND: predict, explore (novelty, predict.py's flags), archive (grow the archive:
+explore.py's flags) or defaults; spec: {"argv": [the flags]}.
 Output lines: {"line": a log line}, {"expect": seconds the job should take},
 then one {"result": {...}} or {"error": message}. Anything else the libraries print
 goes to stderr."""
@@ -73,7 +74,26 @@ def run_explore(argv: list[str], emit: Emit) -> dict[str, Any]:
     return {"ids": [f"out:{i}" for i in res["ids"]], "novelty": res["novelty"]}
 
 
-RUNNERS = {"predict": run_predict, "explore": run_explore, "defaults": run_defaults}
+def run_archive(argv: list[str], emit: Emit) -> dict[str, Any]:
+    """Grow the archive (art_explorer.explore.qd.grow, as `make explore`): its
+    summary, the new elites and the ids of the results written to output/."""
+    from art_explorer import cli
+    from art_explorer.explore import qd
+
+    a = cli.parse(qd.GrowArgs, argv)
+    # renders at --size (~0.02 s each on 2 CPUs), then the n picks at full size
+    emit({"expect": STARTUP_S + 0.02 * a.renders + 0.6 * a.n})
+    res = qd.grow(a, log=lambda line: emit({"line": str(line)}))
+    keys = ("cells_filled", "cells_total", "coverage", "qd_score", "best", "new")
+    return {k: res[k] for k in keys} | {"ids": [f"out:{i}" for i in res["results"]]}
+
+
+RUNNERS = {
+    "predict": run_predict,
+    "explore": run_explore,
+    "archive": run_archive,
+    "defaults": run_defaults,
+}
 
 
 def main() -> int:
