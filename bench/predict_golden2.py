@@ -50,7 +50,14 @@ class Args:
     out: str = "bench/results"
     """folder for the results"""
     quick: bool = False
-    """accepted for make bench (which passes it to every bench); no effect"""
+    """make bench's size: one case at 30 renders, its files in OUT/quick/ (the
+    committed results stay)"""
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.cases, self.fevals, self.max_seconds = 1, 30, 10.0
+            self.budget = 120.0
+            self.out = str(Path(self.out) / "quick")
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
