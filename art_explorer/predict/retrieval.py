@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -77,7 +76,7 @@ class RetrievalBank:
             imgs = []
             for img, par in pairs[i : i + 512]:
                 try:  # a broken pair is left out, not fatal: it is one of thousands
-                    sc = float(json.loads(par.read_text()).get("scale", 0.85))
+                    sc = float(dataset.load_params(par)["scale"])
                     imgs.append(load_image_file(img, res))
                 except (OSError, ValueError, AttributeError) as e:
                     skipped.append(f"{img} ({e})")
@@ -147,7 +146,7 @@ class RetrievalBank:
         return out
 
     def params(self, i: int) -> dict[str, Any]:
-        return schema.validate_params(json.loads(self.params_paths[i].read_text()))
+        return dataset.load_params(self.params_paths[i])
 
     def image(self, i: int, res: int) -> np.ndarray:
         """(res, res, 3) in [0, 1]."""

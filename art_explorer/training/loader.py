@@ -103,7 +103,7 @@ def load_folder(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
         for i in progress(todo, f"decode {folder}", unit="img"):
             s = stems[i]
             try:
-                params = json.loads((layout.params / f"{s}.json").read_text())
+                params = dataset.load_params(layout.params / f"{s}.json")
                 e = encoding.encode_params(params).as_dict()
                 images[i] = _decode_png(layout.images / f"{s}.png", size)
             except (OSError, ValueError, schema.ParamError) as err:
@@ -154,7 +154,7 @@ def load_shards(folder: Path, size: int, log: Any = print) -> dict[str, np.ndarr
             break
         names.append(key)
         try:
-            e = encoding.encode_params(json.loads(js)).as_dict()
+            e = encoding.encode_params(dataset.params_from_json(js, key)).as_dict()
             images[i] = _decode_png(io.BytesIO(png), size)  # type: ignore[arg-type]
         except (OSError, ValueError, schema.ParamError) as err:
             bad.append(f"{key} ({err})")
