@@ -421,10 +421,11 @@ def test_the_runner_up_goes_on_when_its_descent_draws_the_target_better(
     )
     ends = []
     for alternates in (True, False):
+        # the descents run on the clock: seconds with room for a busy machine
         opts = PipelineOptions(
             structures=2, structure_share=0.2, structure_wide_seconds=0.0,
-            finalists=2, finalist_seconds=0.0, twin_wide_seconds=3.0,
-            twin_seconds=1.0, final_twin_seconds=0.0, moves=False,
+            finalists=2, finalist_seconds=0.0, twin_wide_seconds=6.0,
+            twin_seconds=2.0, final_twin_seconds=0.0, moves=False,
             color_fit=False, layer_color_fit=False, brightness_fit=False,
             alternates=alternates, twin_workers=2,
         )  # fmt: skip
