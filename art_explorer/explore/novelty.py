@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 
 from art_explorer import atomic, utils
 from art_explorer.data import dataset, refs_io
+from art_explorer.explore import maps
 from art_explorer.predict import models
 from art_explorer.predict.budget import Log
 from art_explorer.predict.errors import UserError
@@ -33,7 +33,6 @@ from art_explorer.scene.tensors import to_tensor
 from art_explorer.scoring import metrics
 
 ExploreArgs = Any  # predict.py's Args: ExploreOptions and predict's run fields
-SHEET_RE = re.compile(r"^explore-([0-9]{3,9})\.png$")
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
 PREVIEW = 64  # side of the pictures novelty is measured on, px
 
@@ -301,17 +300,6 @@ def open_ray_pool(args: ExploreArgs, log: Log) -> Any:
     )
 
 
-def next_sheet(out: Path) -> int:
-    """The number of the next explore-NNN.png contact sheet in `out`."""
-    top = -1
-    if out.is_dir():
-        for f in out.iterdir():
-            m = SHEET_RE.match(f.name)
-            if m:
-                top = max(top, int(m.group(1)))
-    return top + 1
-
-
 def pick_novel(
     cands: list[dict[str, Any]],
     parents: list[dict[str, Any]],
@@ -394,7 +382,7 @@ def run_explore(args: ExploreArgs, log: Log = print) -> dict[str, Any]:
             labels.append(f"out:{idx0 + k} novelty {float(scores[i]):.3f}")
         client.close()
     ids = [idx0 + k for k in range(len(picks))]
-    sheet_path = out / f"explore-{next_sheet(out):03d}.png"
+    sheet_path = out / f"explore-{maps.next_sheet(out):03d}.png"
     sheet = utils.contact_sheet(tiles, labels, cols=4, cell=256)
     atomic.atomic_write_bytes(sheet_path, png_bytes(sheet))
     log(
