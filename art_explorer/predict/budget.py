@@ -1,7 +1,9 @@
 """The search's budget: real renders (`Evaluator`) and wall seconds (`Clock`).
 
 Every stage of the search asks both before it spends: `Evaluator.left` renders and
-`Clock.left()` seconds."""
+`Clock.left()` seconds. Once the evaluator answers to a clock (`answer_to`) it renders
+in waves of `workers` and starts none past the clock's limit, so a search ends within
+its limit plus one wave of renders however slow the renderer is."""
 
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ class Evaluator:
     best so far and `trace[k]` = best loss after k + 1 renders.
 
     A batch is rendered concurrently (`workers` requests in flight); calls past the
-    budget return inf for what was not rendered.
+    budget, or past the limit of the clock it answers to, return inf for what was
+    not rendered.
     """
 
     def __init__(
@@ -52,7 +55,11 @@ class Evaluator:
         self.trace: list[float] = []
         self.history: list[tuple[int, Candidate]] = []  # (renders, new best)
         self.seconds: list[float] = []  # seconds since creation at each render
-        self._t0 = time.time()
+        self.now: Callable[[], float] = time.monotonic
+        self.stop: Callable[[], bool] = lambda: False  # past the time limit
+        self.wave_seconds: list[float] = []  # how long each wave of renders took
+        self._waves = False  # render a batch in waves (a clock with a limit)
+        self._t0 = self.now()
         self._cache: dict[str, float] = {}
         self.last_images: dict[str, np.ndarray] = {}  # canonical JSON → render
         # every render by canonical JSON (float16), when keep_images is set
@@ -66,6 +73,32 @@ class Evaluator:
     def close(self) -> None:
         """Nothing is held between calls (each batch renders on its own threads)."""
 
+    def answer_to(self, clock: Clock) -> None:
+        """Time renders on `clock` and start no wave of them past its limit."""
+        self.now, self.stop = clock.now, clock.over
+        self._t0 = clock.began
+        self._waves = clock.max_seconds > 0
+
+    def wave_time(self, last: int = 8) -> float:
+        """The median seconds of the last `last` waves of renders (0 before any)."""
+        return float(np.median(self.wave_seconds[-last:])) if self.wave_seconds else 0.0
+
+    def _render(self, params_list: list[dict[str, Any]]) -> list[np.ndarray]:
+        """Renders in waves of `workers`, each timed, until the clock's limit (all
+        at once, `workers` in flight, without a limit)."""
+        step = self.workers if self._waves else max(1, len(params_list))
+        images: list[np.ndarray] = []
+        for i in range(0, len(params_list), step):
+            if self.stop():
+                break
+            began = self.now()
+            wave = params_list[i : i + step]
+            images += rendering.render_many(
+                self.client.render, wave, self.size, self.workers
+            )
+            self.wave_seconds.append(self.now() - began)
+        return images
+
     def __call__(self, params_list: Sequence[dict[str, Any]]) -> list[float]:
         keys = [schema.canonical_json(p) for p in params_list]
         todo: list[int] = []
@@ -74,9 +107,8 @@ class Evaluator:
             if k not in self._cache and k not in seen and len(todo) < self.left:
                 todo.append(i)
                 seen.add(k)
-        images = rendering.render_many(
-            self.client.render, [params_list[i] for i in todo], self.size, self.workers
-        )
+        images = self._render([params_list[i] for i in todo])
+        todo = todo[: len(images)]
         self.last_images = {keys[i]: img for i, img in zip(todo, images, strict=True)}
         if self.keep_images:
             for k, img in self.last_images.items():
@@ -91,17 +123,14 @@ class Evaluator:
                     self.best = Candidate(lo, params_list[i], img)
                     self.history.append((self.renders, self.best))
                 self.trace.append(self.best.loss)
-                self.seconds.append(time.time() - self._t0)
+                self.seconds.append(self.now() - self._t0)
         return [self._cache.get(k, math.inf) for k in keys]
 
     def render_only(self, params_list: Sequence[dict[str, Any]]) -> list[np.ndarray]:
         """Renders that count against the budget but are not candidates (no loss, no
         best, no cache): probes such as `chain_footprints`. Fewer come back when the
         budget runs out."""
-        todo = list(params_list)[: self.left]
-        images = rendering.render_many(
-            self.client.render, todo, self.size, self.workers
-        )
+        images = self._render(list(params_list)[: self.left])
         self.renders += len(images)
         return images
 
@@ -118,14 +147,24 @@ class Evaluator:
 class Clock:
     """The search's wall time: `max_seconds` from its creation (0: no limit), less
     `reserve` seconds kept for the last stages (post-passes, colours, brightness:
-    about 20 renders), which run whatever the clock says."""
+    about 20 renders), which stop only at the limit itself (`over`). `now`: the time
+    source (a test's stand-in for a slow machine passes its own)."""
 
-    def __init__(self, max_seconds: float, reserve: float = 0.0) -> None:
-        self.max_seconds, self.reserve = max_seconds, reserve
-        self.began = time.time()
+    def __init__(
+        self,
+        max_seconds: float,
+        reserve: float = 0.0,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_seconds, self.reserve, self.now = max_seconds, reserve, now
+        self.began = now()
 
     def elapsed(self) -> float:
-        return time.time() - self.began
+        return self.now() - self.began
+
+    def over(self) -> bool:
+        """Past max_seconds itself (the reserve spent too): nothing more starts."""
+        return self.max_seconds > 0 and self.elapsed() >= self.max_seconds
 
     def left(self) -> float:
         """Seconds before the stages that answer to the clock must stop (inf

@@ -12,15 +12,17 @@ layer's own hue → brightness fit. A stage's result is kept only when its real 
 scores better (the brightness fit: better on the loss plus the brightness gap).
 
 Every stage asks the same two budgets before it spends: `Evaluator.left` renders and
-`Clock.left()` seconds (PipelineOptions.max_seconds, less AFTER_TWIN_SECONDS kept for
-the colour stages, which run whatever the clock says).
+`Clock.left()` seconds (PipelineOptions.max_seconds, less a reserve kept for the colour
+stages: FINISH_WAVES waves of renders at the pace measured so far, at least
+AFTER_TWIN_SECONDS). The evaluator starts no wave of renders past max_seconds itself,
+so a search ends within max_seconds plus one wave (`workers` renders), however slow
+the renderer (tests/test_predict_pipeline.py: test_a_slow_renderer_...).
 """
 
 from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +39,9 @@ from art_explorer.predict.retrieval import RetrievalBank, registered_starts
 from art_explorer.predict.space import SearchSpace
 from art_explorer.scene import sampling, schema
 
-AFTER_TWIN_SECONDS = 1.0  # the stages after the twin's last descent (post-passes,
-# colours, brightness: about 20 renders) within PipelineOptions.max_seconds
+AFTER_TWIN_SECONDS = 1.0  # the least reserve for the stages after the twin's last
+# descent (post-passes, colours, brightness: about 20 renders) in max_seconds
+FINISH_WAVES = 6  # waves of renders those stages take (a wave: `workers` renders)
 MIN_TWIN_SECONDS = 0.5  # a twin descent cut shorter than this is not run
 POST_PASS_SLACK = 0.01  # loss a plainer picture may cost (as the colour step's)
 
@@ -74,7 +77,7 @@ class Search:
     result: InverseResult = field(
         default_factory=lambda: InverseResult(Candidate(0, {}), [])
     )
-    _stage_began: float = field(default_factory=time.time)
+    _stage_began: float = 0.0  # clock.now() when the stage began
     _stage_renders: int = 0
 
     @property
@@ -89,12 +92,15 @@ class Search:
     def done(self, name: str) -> None:
         """Logs the stage that just ended: its best loss, renders and seconds."""
         renders = self.evaluate.renders - self._stage_renders
-        secs = time.time() - self._stage_began
+        secs = self.clock.now() - self._stage_began
         self.stages.append(Stage(name, self.best.loss, renders, secs, self.best.params))
         self.log(
             f"  {name:<10} loss {self.best.loss:.4f}  renders {renders:4d}  {secs:6.1f} s"
         )
-        self._stage_began, self._stage_renders = time.time(), self.evaluate.renders
+        self._stage_began, self._stage_renders = self.clock.now(), self.evaluate.renders
+        # keep time for the colour stages at the pace the renderer shows
+        wave = self.evaluate.wave_time()
+        self.clock.reserve = max(AFTER_TWIN_SECONDS, FINISH_WAVES * wave)
 
     def offer(self, loss: float, params: dict[str, Any]) -> None:
         """Keeps (loss, params) as the best when it scores better."""
@@ -339,6 +345,7 @@ def forward_descent(s: Search) -> None:
         s.opts.gd_steps,
         s.opts.gd_lr,
         seconds=s.clock.left(),
+        now=s.clock.now,
     )
     s.result.after_gd = p
     s.offer(s.evaluate([p])[0], p)
@@ -464,6 +471,7 @@ def invert(
     use_twin: bool = False,
     fine_target: np.ndarray | None = None,
     pool: TwinPool | None = None,
+    clock: Clock | None = None,
 ) -> InverseResult:
     """Image → params within evaluate.budget real renders and opts.max_seconds (see
     the module docstring).
@@ -472,21 +480,24 @@ def invert(
     at up to 256², for the twin's last stage (twin.NCC_SCHEDULE). use_twin: the
     renderer draws the bundled scene, so gradients go through the differentiable
     twin (else through the forward model); its descents run on `pool` (None: a pool
-    of opts.twin_workers processes for this call)."""
+    of opts.twin_workers processes for this call). clock: the time budget (None:
+    opts.max_seconds from now); `evaluate` answers to it."""
     opts = opts or PipelineOptions()
     if use_twin and pool is None:
         with TwinPool(twin_workers(opts.twin_workers), log) as own:
             return invert(
                 target, evaluate, inverse=inverse, forward=forward, bank=bank,
                 opts=opts, seed=seed, log=log, use_twin=True,
-                fine_target=fine_target, pool=own,
+                fine_target=fine_target, pool=own, clock=clock,
             )  # fmt: skip
     rng = random.Random(seed)
+    clock = clock or Clock(opts.max_seconds, AFTER_TWIN_SECONDS)
+    evaluate.answer_to(clock)
     s = Search(
         target=target,
         twin_target=fine_target if fine_target is not None else target,
         evaluate=evaluate,
-        clock=Clock(opts.max_seconds, AFTER_TWIN_SECONDS),
+        clock=clock,
         opts=opts,
         rng=rng,
         seed=seed,
@@ -496,6 +507,7 @@ def invert(
         bank=bank,
         pool=pool if use_twin else None,
         best=Candidate(math.inf, sampling.sample_params(rng)),
+        _stage_began=clock.now(),
         _stage_renders=evaluate.renders,
     )
     if s.pool is not None and s.by_structure:
