@@ -232,6 +232,13 @@ def start(args: IterateArgs, log: Log) -> Plan:
     )
     rnd, st = plan.rnd, plan.rnd.state
     rnd.dir.mkdir(parents=True, exist_ok=True)
+    for folder in (plan.data, plan.quality):
+        aside = dataset.set_aside_other_schema(folder)
+        if aside is not None:
+            log(
+                f"{folder}: data of another parameter schema (its pictures are drawn "
+                f"otherwise now), kept as {aside}; this round generates anew"
+            )
     have = dataset.Layout(plan.data).count_pairs()
     st.setdefault("profile", prof.name)
     st.setdefault("started", time.strftime("%Y-%m-%d %H:%M:%S"))

@@ -78,6 +78,15 @@ def contact_sheet(
     return sheet
 
 
+def aside_path(path: Path, tag: str) -> Path:
+    """A free name beside `path` to keep it under: PATH.TAG, else PATH.TAG-2, …"""
+    aside, n = path.with_name(f"{path.name}.{tag}"), 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.{tag}-{n}")
+    return aside
+
+
 def os_error_line(e: OSError) -> str:
     """A file error as the one line a script prints instead of a traceback:
     'cannot write data/images/000012.png: No space left on device'."""

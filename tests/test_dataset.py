@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,22 @@ def test_sample_path_names_the_three_folders(tmp_path: Path) -> None:
     for bad in ("q:", "out:-1", "1" * 12, "ref:3"):
         with pytest.raises(dataset.SampleError, match="bad ID"):
             dataset.sample_path(bad, data, out)
+
+
+def test_data_of_another_schema_is_set_aside_not_lost(tmp_path: Path) -> None:
+    """A round keeps data of an older schema version renamed DIR.vN and starts
+    anew; data of this schema, or no folder, stays where it is."""
+    older = schema.SCHEMA_VERSION - 1
+    old = tmp_path / "data"
+    (old / "params").mkdir(parents=True)
+    (old / "params" / "000001.json").write_text("{}")
+    marker = {"version": older, "hash": schema.schema_hash(older)}
+    (old / dataset.DATA_SCHEMA_FILE).write_text(json.dumps(marker))
+    aside = dataset.set_aside_other_schema(old)
+    assert aside == tmp_path / f"data.v{older}" and not old.exists()
+    assert (aside / "params" / "000001.json").read_text() == "{}"
+    now = tmp_path / "now"
+    now.mkdir()
+    dataset.write_data_schema(now)
+    assert dataset.set_aside_other_schema(now) is None and now.exists()
+    assert dataset.set_aside_other_schema(tmp_path / "none") is None

@@ -123,6 +123,37 @@ def test_archive_from_another_schema_is_refused(
         archive_mod.Archive.open(tmp_path / "b")
 
 
+def test_an_archive_of_an_older_schema_version_is_kept_and_its_elites_redrawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renderer_url: str
+) -> None:
+    """Same params, pictures drawn otherwise (a version bump such as 3 → 4): the old
+    archive stays as it was, renamed archive.vN, and a new one grows from the refs
+    and the old elites, each redrawn and scored as it looks now."""
+    older = schema.SCHEMA_VERSION - 1
+    old_hash = schema.schema_hash(older)
+    folder = tmp_path / "archive"
+    with monkeypatch.context() as m:
+        m.setattr(schema, "schema_hash", lambda version=older: old_hash)
+        _filled(folder).save()
+    with pytest.raises(archive_mod.ArchiveRedrawn, match=f"schema v{older}"):
+        archive_mod.Archive.open(folder)
+    lines: list[str] = []
+    args = qd.GrowArgs(
+        renders=8, archive=str(folder), out=str(tmp_path / "out"), n=0, size=48,
+        batch=8, refs=str(REFS), renderer_url=renderer_url,
+    )  # fmt: skip
+    qd.grow(args, log=lines.append)
+    kept = tmp_path / f"archive.v{older}"
+    with np.load(kept / "archive.npz", allow_pickle=False) as z:
+        assert str(z["schema_hash"]) == old_hash
+        n_old = len(z["objective"])
+    text = "\n".join(lines)
+    assert f"kept as {kept}" in text and "redrew" in text
+    now = archive_mod.Archive.open(folder)
+    assert n_old > 0 and now.renders >= len(_refs()) + n_old  # refs, old elites
+    assert len(now.elites()["objective"]) > 0
+
+
 def test_best_distinct_skips_neighbours_and_the_map_draws(tmp_path: Path) -> None:
     summary = _filled(tmp_path / "a", n=200).summary()
     picks = maps.best_distinct(summary, 16)

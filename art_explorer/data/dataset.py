@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from art_explorer import atomic
+from art_explorer import atomic, utils
 from art_explorer.scene import schema
 
 PAIR_RE = re.compile(r"^([0-9]{6,9})\.(png|json)$")  # ASCII digits, bounded
@@ -171,6 +171,25 @@ def write_data_schema(folder: str | Path) -> None:
         Path(folder) / DATA_SCHEMA_FILE,
         {"version": schema.SCHEMA_VERSION, "hash": schema.schema_hash()},
     )
+
+
+def set_aside_other_schema(folder: str | Path) -> Path | None:
+    """When `folder` holds data of another parameter schema (check_data_schema),
+    keep it renamed FOLDER.vN (N: its version) and return that path; else None."""
+    folder = Path(folder)
+    try:
+        check_data_schema(folder)
+        return None
+    except DataSchemaError:
+        pass
+    try:
+        meta = json.loads((folder / DATA_SCHEMA_FILE).read_text())
+        version = meta.get("version", 1) if isinstance(meta, dict) else 1
+    except (OSError, ValueError):
+        version = 1
+    aside = utils.aside_path(folder, f"v{version}")
+    folder.rename(aside)
+    return aside
 
 
 def check_data_schema(folder: str | Path) -> None:

@@ -41,6 +41,15 @@ class ArchiveError(ValueError):
     """An archive that cannot be used here (other schema, other axes, unreadable)."""
 
 
+class ArchiveRedrawn(ArchiveError):
+    """An archive made under an older schema version with these same params: its
+    elites decode here, but their pictures (scores, cells) are drawn otherwise now."""
+
+    def __init__(self, message: str, version: int, solutions: np.ndarray) -> None:
+        super().__init__(message)
+        self.version, self.solutions = version, solutions
+
+
 @dataclass
 class Archive:
     """The grid of elites and the counters that go with it.
@@ -225,6 +234,14 @@ def check_compatible(path: Path, state: dict[str, np.ndarray]) -> None:
             f"{path}: archive format {int(state['format'])}, not {FORMAT}"
         )
     stored, now = str(state["schema_hash"]), schema.schema_hash()
+    older = schema.older_version_of(stored)
+    if older is not None and state["solution"].shape[-1:] == (solution.SOLUTION_DIM,):
+        raise ArchiveRedrawn(
+            f"{path} was made under schema v{older}, whose pictures this one draws "
+            "otherwise: its elites are to be redrawn",
+            older,
+            state["solution"],
+        )
     if stored != now:
         raise ArchiveError(
             f"{path} was made under another parameter schema (hash {stored}, this one "

@@ -161,8 +161,11 @@ def grow(args: GrowArgs, log: Log = print) -> dict[str, Any]:
     contact sheet (None when nothing was written), "map" and "growth_png": the
     archive's map (maps.draw_map) and growth curve (maps.draw_growth)."""
     t0 = time.time()
+    carried = np.zeros((0, solution.SOLUTION_DIM))
     try:
         arch = archive_mod.Archive.open(args.archive, args.seed)
+    except archive_mod.ArchiveRedrawn as e:
+        arch, carried = set_aside(Path(args.archive), e, args.seed, log)
     except archive_mod.ArchiveError as e:
         raise ExploreError(str(e)) from None
     scorer = scorers.create_scorer(args.scorer, log=log)
@@ -173,6 +176,10 @@ def grow(args: GrowArgs, log: Log = print) -> dict[str, Any]:
             ev = Evaluator(client, scorer, args.size, args.workers)
             if arch.grid.empty:
                 seed_with_refs(arch, ev, args.refs, log)
+            if len(carried):
+                added = add_batch(arch, ev, carried)
+                arch.save()
+                log(f"redrew {len(carried)} elites of the old archive: {added} kept")
             _search(arch, ev, args, start_renders, t0, log)
             new = [i for i in arch.elites()["elite_id"].tolist() if i >= start_id]
             results, sheet = write_results(arch, client, args, new)
@@ -193,6 +200,22 @@ def grow(args: GrowArgs, log: Log = print) -> dict[str, Any]:
         f"{time.time() - t0:.1f} s; map {map_path}"
     )
     return out
+
+
+def set_aside(
+    folder: Path, old: archive_mod.ArchiveRedrawn, seed: int, log: Log
+) -> tuple[archive_mod.Archive, np.ndarray]:
+    """An archive of an older schema version is kept as it was, renamed
+    FOLDER.vN; a new one starts in FOLDER and its elites are returned, to be
+    redrawn into it (their params are the same, their pictures not)."""
+    aside = utils.aside_path(folder, f"v{old.version}")
+    folder.rename(aside)
+    log(
+        f"{folder} was made under schema v{old.version} (pictures drawn otherwise "
+        f"now): kept as {aside}; a new archive starts from the refs and its "
+        f"{len(old.solutions)} elites, redrawn"
+    )
+    return archive_mod.Archive.empty(folder, seed), old.solutions
 
 
 def seed_with_refs(

@@ -263,6 +263,15 @@ def schema_hash(version: int = SCHEMA_VERSION) -> str:
     ).hexdigest()[:16]
 
 
+def older_version_of(hash_: str) -> int | None:
+    """The older schema version under which these same params had `hash_` (the
+    pictures changed, not the params: what was made then can be redrawn now), or
+    None."""
+    return next(
+        (v for v in range(SCHEMA_VERSION - 1, 0, -1) if schema_hash(v) == hash_), None
+    )
+
+
 def schema_json(version: int = SCHEMA_VERSION) -> dict[str, Any]:
     """The schema as JSON (served by GET /api/schema)."""
 

@@ -56,7 +56,10 @@ class PretrainArgs:
     size: int = 64
     """render side in px"""
     refs_like: float = 0.8
-    """share of refs-like draws"""
+    """share of refs-like draws (the rest of those not curated-like: coverage draws)"""
+    curated_like: float = 0.0
+    """share of curated-like draws (sampling.sample_curated_like: several layers
+    placed by their own transforms), taken before the refs-like share"""
     workers: int = 1
     """render worker processes"""
     fresh: int = 24
@@ -84,22 +87,29 @@ def lit_fraction(img: np.ndarray) -> float:
     return float((img.max(-1) >= LIT_LEVEL).mean())
 
 
+DRAWS = {
+    "refs": sampling.sample_refs_like,
+    "curated": sampling.sample_curated_like,
+    "any": sampling.sample_params,
+}
+
+
 def draw_target(
-    rng: random.Random, size: int, refs_like: bool = True
+    rng: random.Random, size: int, refs_like: bool = True, kind: str | None = None
 ) -> tuple[dict[str, Any], np.ndarray]:
     """A random scene that shows something → (complete flat params, uint8 (R, R, 3)
-    render). Refs-like draws (sampling.sample_refs_like) are redrawn while nearly empty
-    or washed out (lit share outside [MIN_LIT, MAX_LIT]), as nobody curates those;
-    coverage draws (sampling.sample_params) are taken as they come."""
+    render). kind: "refs" (sampling.sample_refs_like), "curated"
+    (sample_curated_like) or "any" (sample_params); None: "refs" when refs_like.
+    Refs- and curated-like draws are redrawn while nearly empty or washed out (lit
+    share outside [MIN_LIT, MAX_LIT]), as nobody curates those; coverage draws are
+    taken as they come."""
     from renderer.scene import render
 
+    kind = kind or ("refs" if refs_like else "any")
     while True:
-        raw = (
-            sampling.sample_refs_like(rng) if refs_like else sampling.sample_params(rng)
-        )
-        params = schema.validate_params(raw)
+        params = schema.validate_params(DRAWS[kind](rng))
         img = render(params, size)
-        if not refs_like or MIN_LIT <= lit_fraction(img) <= MAX_LIT:
+        if kind == "any" or MIN_LIT <= lit_fraction(img) <= MAX_LIT:
             return params, img
 
 
@@ -113,15 +123,22 @@ class RenderStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
     """Endless (uint8 (3, R, R) image, encoding) pairs rendered in-process; each
     worker draws from its own seed."""
 
-    def __init__(self, size: int, refs_like: float, seed: int) -> None:
+    def __init__(
+        self, size: int, refs_like: float, seed: int, curated_like: float = 0.0
+    ) -> None:
         self.size, self.refs_like, self.seed = size, refs_like, seed
+        self.curated_like = curated_like
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, dict[str, np.ndarray]]]:
         info = torch.utils.data.get_worker_info()
         wid = info.id if info is not None else 0
         rng = random.Random(self.seed * 1000 + wid + 1)
         while True:
-            params, img = draw_target(rng, self.size, rng.random() < self.refs_like)
+            u = rng.random()
+            kind = "curated" if u < self.curated_like else "refs"
+            if kind == "refs" and rng.random() >= self.refs_like:
+                kind = "any"
+            params, img = draw_target(rng, self.size, kind=kind)
             enc = encoding.encode_params(params).as_dict()
             yield torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), enc
 
@@ -273,7 +290,7 @@ def pretrain(args: PretrainArgs) -> dict[str, Any]:
     history = lineage(net)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.01)
     loader = torch.utils.data.DataLoader(
-        RenderStream(args.size, args.refs_like, args.seed),
+        RenderStream(args.size, args.refs_like, args.seed, args.curated_like),
         batch_size=args.fresh,
         num_workers=args.workers,
         persistent_workers=args.workers > 0,
@@ -327,6 +344,7 @@ def pretrain(args: PretrainArgs) -> dict[str, Any]:
                 minutes=round((time.time() - start) / 60, 1),
                 size=args.size,
                 refs_like_share=args.refs_like,
+                curated_like_share=args.curated_like,
                 init=args.init,
                 val_refs_like=len(val),
                 val_seed=VAL_SEED,
