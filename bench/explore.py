@@ -15,14 +15,16 @@ heuristic aesthetic score with its gate and the coverage guard; descriptors.AXES
   coverage guard); "today's 16" are its 16 picks, and all its renders are put in an
   archive of the same axes to measure its coverage and QD-score.
 
-Reported: cells filled (coverage of the 336 cells), QD-score (sum of the elites'
-scores), mean score of the 16 shown (qd: maps.best_distinct, no two in neighbouring
+Reported: cells filled (coverage of the 560 cells), QD-score (sum of the elites'
+scores), the same two on finer grids (every render of each run re-binned: lit share
+and symmetry split 2× and 4×, the 7 colour classes kept), mean score of the 16 shown (qd: maps.best_distinct, no two in neighbouring
 cells of one colour; today: its 16 picks), and a sheet of both 16s side by side
 (bench/results/explore-sheet.png) plus the archive's map and axis sheet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import platform
 import random
@@ -30,6 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from art_explorer import atomic, cli  # noqa: E402
 from art_explorer.data import refs_io  # noqa: E402
 from art_explorer.explore import archive as archive_mod  # noqa: E402
-from art_explorer.explore import maps, qd, solution  # noqa: E402
+from art_explorer.explore import descriptors, maps, qd, solution  # noqa: E402
 from art_explorer.scene import rendering, sampling, schema  # noqa: E402
 from art_explorer.scoring.aesthetic import HeuristicScorer  # noqa: E402
 
@@ -67,6 +70,47 @@ class Args:
     """keep both archives in this folder (default: a temporary one, removed)"""
 
 
+FINER = (2, 4)  # finer grids: lit share and symmetry cells split k ways
+
+
+@contextlib.contextmanager
+def recording(seen: list[tuple[np.ndarray, np.ndarray]]) -> Iterator[None]:
+    """Every (scores, descriptors) qd.grow's evaluator returns, appended to `seen`
+    (the bench's instrument: the archive keeps only each cell's best)."""
+    original = qd.Evaluator.evaluate
+
+    def evaluate(self: qd.Evaluator, images: list[np.ndarray]) -> Any:
+        out = original(self, images)
+        seen.append(out)
+        return out
+
+    qd.Evaluator.evaluate = evaluate  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        qd.Evaluator.evaluate = original  # type: ignore[method-assign]
+
+
+def rebinned(
+    scores: np.ndarray, measures: np.ndarray, k: int
+) -> tuple[int, int, float]:
+    """(cells filled, cells, QD-score) of every render placed in a grid whose lit
+    share and symmetry cells are split k ways (as GridArchive bins: floor, clipped;
+    an elite scores above archive.MIN_SCORE)."""
+    dims, idx = [], []
+    for j, a in enumerate(descriptors.AXES):
+        n = a.bins * (1 if a.name == "colour" else k)
+        x = np.floor((measures[:, j] - a.lo) / (a.hi - a.lo) * n).astype(int)
+        dims.append(n)
+        idx.append(np.clip(x, 0, n - 1))
+    best = np.full(int(np.prod(dims)), -np.inf)
+    ok = scores > archive_mod.MIN_SCORE
+    flat = np.asarray(np.ravel_multi_index(tuple(idx), dims))
+    np.maximum.at(best, flat[ok], scores[ok])
+    filled = np.isfinite(best)
+    return int(filled.sum()), len(best), float(best[filled].sum())
+
+
 def run_qd(budget: int, args: Args, folder: Path, url: str) -> archive_mod.Archive:
     g = qd.GrowArgs(
         renders=budget,
@@ -83,9 +127,14 @@ def run_qd(budget: int, args: Args, folder: Path, url: str) -> archive_mod.Archi
 
 
 def run_today(
-    renders: int, args: Args, folder: Path, ev: qd.Evaluator
+    renders: int,
+    args: Args,
+    folder: Path,
+    ev: qd.Evaluator,
+    today_seen: list[tuple[np.ndarray, np.ndarray]],
 ) -> tuple[archive_mod.Archive, list[dict[str, Any]]]:
-    """Today's explore for `renders` renders: refs + children, novelty-ranked."""
+    """Today's explore for `renders` renders: refs + children, novelty-ranked; every
+    render's (scores, descriptors) appended to `today_seen`."""
     import torch
     import torch.nn.functional as F
 
@@ -150,6 +199,7 @@ def run_today(
         with torch.no_grad():
             return dist(cand, cand[i : i + 1].expand_as(cand))
 
+    today_seen.append((score, meas))
     picks = select_novel(novelty, dist_to, ok, 16)
     shown = []
     for i in picks:
@@ -199,14 +249,24 @@ def main(args: Args) -> None:
         ev = qd.Evaluator(client, HeuristicScorer(), args.size, args.workers)
         for b in budgets:
             t0 = time.time()
-            mine = run_qd(b, args, work / f"qd-{b}", url)
+            qd_seen: list[tuple[np.ndarray, np.ndarray]] = []
+            with recording(qd_seen):
+                mine = run_qd(b, args, work / f"qd-{b}", url)
             t_qd = time.time() - t0
             t0 = time.time()
-            base, shown = run_today(mine.renders, args, work / f"today-{b}", ev)
+            today_seen: list[tuple[np.ndarray, np.ndarray]] = []
+            base, shown = run_today(
+                mine.renders, args, work / f"today-{b}", ev, today_seen
+            )
             t_today = time.time() - t0
             ours = maps.best_distinct(mine.summary(), 16)
             base16 = maps.best_distinct(base.summary(), 16)
             rows.append(_row(b, mine, base, ours, shown, base16, t_qd, t_today))
+            for k in (1, *FINER):  # k = 1 checks the re-binning against the archives
+                for name, seen in (("qd", qd_seen), ("today", today_seen)):
+                    sc = np.concatenate([x for x, _ in seen])
+                    me = np.concatenate([m for _, m in seen])
+                    rows[-1][f"{name}_grid{k}"] = rebinned(sc, me, k)
             if not args.quick:  # the sheets come from the full run
                 stem = out.with_suffix("").name
                 atomic.write_png(
@@ -279,6 +339,23 @@ def write_report(out: Path, args: Args, rows: list[dict[str, Any]]) -> None:
             f"{r['today_qd_score']:.1f} | {r['qd_top16']:.3f} | {r['today_top16']:.3f} | "
             f"{r['today_archive_top16']:.3f} | {r['t_qd']:.0f} | {r['t_today']:.0f} |"
         )
+    lines += [
+        "",
+        "The same renders on finer grids (each run's every render re-binned; k: lit "
+        "share and symmetry cells split k ways, colour's 7 classes kept; k = 1 is the "
+        "archive's own grid, recomputed):",
+        "",
+        "| renders | k | cells | cells qd | cells today | ratio | QD-score qd | "
+        "QD-score today | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        for k in (1, *FINER):
+            (cq, n, sq), (ct, _, st) = r[f"qd_grid{k}"], r[f"today_grid{k}"]
+            lines.append(
+                f"| {r['renders']} | {k} | {n} | {cq} | {ct} | {cq / max(ct, 1):.2f}× | "
+                f"{sq:.1f} | {st:.1f} | {sq / max(st, 1e-9):.2f}× |"
+            )
     stem = out.with_suffix("").name
     lines += [
         "",
