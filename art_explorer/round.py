@@ -239,6 +239,9 @@ def start(args: IterateArgs, log: Log) -> Plan:
                 f"{folder}: data of another parameter schema (its pictures are drawn "
                 f"otherwise now), kept as {aside}; this round generates anew"
             )
+            # what the round did with that data no longer holds: its stages rerun
+            rnd.state, rnd.started_before = {"stages": {}}, frozenset()
+            st = rnd.state
     have = dataset.Layout(plan.data).count_pairs()
     st.setdefault("profile", prof.name)
     st.setdefault("started", time.strftime("%Y-%m-%d %H:%M:%S"))

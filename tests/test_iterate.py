@@ -249,3 +249,33 @@ def test_stages_logged_to_a_file_have_no_carriage_returns(
     assert "\r" not in text
     assert "generate  4/4 (100%)" in text  # the closing line of the progress
     assert "rendering refs" in text
+
+
+def test_a_round_keeps_data_of_an_older_schema_version_and_starts_over(
+    tmp_path: Path,
+) -> None:
+    """After an update that draws the same params otherwise, the unfinished round's
+    data is kept as DATA.vN and its stages rerun on new data (no renderer needed to
+    open the round)."""
+    from art_explorer.scene import schema
+
+    older = schema.SCHEMA_VERSION - 1
+    data = tmp_path / "data"
+    (data / "params").mkdir(parents=True)
+    (data / "params" / "000000.json").write_text("{}")
+    marker = {"version": older, "hash": schema.schema_hash(older)}
+    (data / dataset.DATA_SCHEMA_FILE).write_text(json.dumps(marker))
+    out = tmp_path / "out"
+    (out / "round-001").mkdir(parents=True)
+    state = {"stages": {"generate": {"seconds": 1.0, "summary": ""}}}
+    (out / "round-001" / "state.json").write_text(json.dumps(state))
+    lines: list[str] = []
+    args = round_.IterateArgs(
+        profile="cpu", n=10, data=str(data), output=str(out),
+        checkpoints=str(tmp_path / "ck"),
+    )  # fmt: skip
+    plan = round_.start(args, lines.append)
+    assert (tmp_path / f"data.v{older}" / "params" / "000000.json").exists()
+    assert not data.exists() and f"kept as {tmp_path / f'data.v{older}'}" in lines[0]
+    assert plan.rnd.number == 1 and not plan.rnd.done("generate")
+    assert plan.rnd.state["target_data"] == 10
