@@ -96,7 +96,7 @@ def test_data_of_another_schema_is_set_aside_not_lost(tmp_path: Path) -> None:
     (old / dataset.DATA_SCHEMA_FILE).write_text(json.dumps(marker))
     aside = dataset.set_aside_other_schema(old)
     assert aside == tmp_path / f"data.v{older}" and not old.exists()
-    assert (aside / "params" / "000001.json").read_text() == "{}"
+    assert (tmp_path / f"data.v{older}" / "params" / "000001.json").read_text() == "{}"
     now = tmp_path / "now"
     now.mkdir()
     dataset.write_data_schema(now)
