@@ -54,8 +54,8 @@ def cma_search(
         for p, lo in zip(params, losses, strict=True):
             if lo < best.loss:
                 best = Candidate(lo, p)
-        if n < len(xs):
-            break
+        if n < len(xs) or not all(map(math.isfinite, losses)):
+            break  # the budget or the clock cut the generation short
         es.tell(xs, losses)
     return best
 
