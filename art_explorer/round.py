@@ -258,7 +258,8 @@ def start(args: IterateArgs, log: Log) -> Plan:
 
 
 def gen_stage(plan: Plan, folder: Path, target: int, log: Log) -> int:
-    """Top `folder` up to `target` pairs (quality data: bred from the scored refs)."""
+    """Top `folder` up to `target` pairs (quality data: bred from the scored refs and
+    the elites of explore's archive)."""
     have = dataset.Layout(folder).count_pairs()
     if have >= target:
         log(f"{folder}: {have} pairs, target reached")
@@ -272,6 +273,8 @@ def gen_stage(plan: Plan, folder: Path, target: int, log: Log) -> int:
             refs=plan.args.refs,
             scored=quality,
             scored_refs=str(plan.scored),
+            # quality data also breeds from explore's archive (earlier rounds')
+            elites=str(plan.output / "archive") if quality else None,
             renderer_url=plan.url,
             seed=plan.args.seed,
         ),

@@ -277,6 +277,38 @@ def test_scored_sampling_weights_by_score(
     assert "every sample is random" in capsys.readouterr().out
 
 
+def test_quality_data_also_breeds_from_the_archives_elites(
+    tmp_path: Path, refs_file: Path, capsys: Any
+) -> None:
+    """--elites ARCHIVE: the archive's elites join the parents, weighted by score,
+    together carrying --elite-share of the weight; no archive: the refs alone."""
+    import numpy as np
+
+    from art_explorer.explore import archive as archive_mod
+    from art_explorer.explore import descriptors, solution
+
+    rng = np.random.default_rng(0)
+    arch = archive_mod.Archive.empty(tmp_path / "archive")
+    n = 12
+    meas = np.stack([rng.uniform(a.lo, a.hi, n) for a in descriptors.AXES], axis=1)
+    sols = rng.uniform(0, 1, (n, solution.SOLUTION_DIM))
+    arch.grid.add(sols, rng.uniform(0.3, 0.9, n), meas, elite_id=np.arange(n))
+    arch.save()
+    kept = len(arch.elites()["objective"])
+    args = generate.parse_args(
+        ["--refs", str(refs_file), "--elites", str(tmp_path / "archive")]
+    )
+    sampler = generate.make_sampler(args)
+    assert len(sampler.parents) == 3 + kept and sampler.weights is not None
+    share = sum(sampler.weights[3:]) / sum(sampler.weights)
+    assert abs(share - args.elite_share) < 1e-9
+    assert all(schema.validate_params(p) == p for p in sampler.parents[3:])
+    assert f"elites of {tmp_path / 'archive'}" in capsys.readouterr().out
+    args.elites = str(tmp_path / "none")
+    assert len(generate.make_sampler(args).parents) == 3
+    assert "no explore archive" in capsys.readouterr().out
+
+
 def test_broken_refs_line_stops_before_rendering(
     tmp_path: Path, refs_file: Path
 ) -> None:

@@ -53,6 +53,11 @@ class GenerateArgs:
     """quality data: breed from --scored-refs weighting parents by score"""
     scored_refs: str = "references/refs-scored.jsonl"
     """scored refs for --scored"""
+    elites: str | None = None
+    """also breed from the elites of this explore archive (a folder such as
+    output/archive; each weighted by its score), when it holds one"""
+    elite_share: float = 0.3
+    """with --elites: the share of the breeding weight the elites get together"""
     renderer_url: str | None = None
     """POST /api/raster URL (None: $RENDERER_URL, else
     http://localhost:3000/api/raster)"""
@@ -88,6 +93,8 @@ class GenerateArgs:
             raise ValueError("--workers must be >= 1")
         if self.ref_share is not None and not 0.0 <= self.ref_share <= 1.0:
             raise ValueError("--ref-share must be in [0, 1]")
+        if not 0.0 <= self.elite_share < 1.0:
+            raise ValueError("--elite-share must be in [0, 1)")
         if self.size is not None and self.size < 1:
             raise ValueError("--size must be >= 1")
         if self.ray_workers < 1 or self.ray_cpus <= 0 or self.per_shard < 1:
@@ -154,7 +161,44 @@ def make_sampler(args: GenerateArgs, log: Any = print) -> Sampler:
         )
     if parents:  # gallery star ratings (references/ratings.json) scale the weights
         weights = refs_io.rated_weights(parents, args.refs, weights)
+    if parents and args.elites:
+        parents, weights = with_elites(parents, weights, args, log)
     return Sampler(args.seed, parents, weights, share)
+
+
+def with_elites(
+    parents: list[dict[str, Any]],
+    weights: list[float] | None,
+    args: GenerateArgs,
+    log: Any,
+) -> tuple[list[dict[str, Any]], list[float] | None]:
+    """The parents plus the elites of the archive in args.elites, weighted by score
+    and scaled so that together they carry args.elite_share of the weight (the
+    refs, the pictures people chose, keep the rest). An archive that is missing or
+    cannot be read here leaves the parents as they are, and says why."""
+    from art_explorer.explore import archive as archive_mod
+    from art_explorer.explore import solution
+
+    assert args.elites is not None
+    if not (Path(args.elites) / "archive.npz").exists():
+        log(f"sampling: no explore archive in {args.elites}; breeding from refs only")
+        return parents, weights
+    try:
+        elites = archive_mod.Archive.open(args.elites).elites()
+    except archive_mod.ArchiveError as e:
+        log(f"sampling: the elites are left out: {e}")
+        return parents, weights
+    scores = np.maximum(elites["objective"].astype(np.float64), 0.0)
+    if not len(scores) or scores.sum() <= 0 or args.elite_share <= 0:
+        return parents, weights
+    base = list(weights) if weights is not None else [1.0] * len(parents)
+    scale = args.elite_share / (1 - args.elite_share) * sum(base) / scores.sum()
+    kids = [solution.to_params(x) for x in elites["solution"]]
+    log(
+        f"sampling: and from {len(kids)} elites of {args.elites} "
+        f"({args.elite_share:.0%} of the breeding weight, by score)"
+    )
+    return parents + kids, base + (scores * scale).tolist()
 
 
 # ----------------------------------------------------------------------------------
@@ -238,6 +282,10 @@ def resume_command(args: GenerateArgs, size: int) -> str:
         cmd += ["--refs", args.refs]
     if args.scored and args.scored_refs != defaults.scored_refs:
         cmd += ["--scored-refs", args.scored_refs]
+    if args.elites:
+        cmd += ["--elites", args.elites]
+        if args.elite_share != defaults.elite_share:
+            cmd += ["--elite-share", str(args.elite_share)]
     if args.renderer_url:
         cmd += ["--renderer-url", args.renderer_url]
     return shlex.join(cmd + scale_flags(args))
