@@ -244,3 +244,22 @@ def test_more_like_this_needs_an_elite_of_the_archive(tmp_path: Path) -> None:
     assert grid.data("elite_id").tolist() == [first]
     with pytest.raises(qd.ExploreError, match="--like: no elite 99999"):
         qd.focus_grid(arch, [99999])
+
+
+def test_every_emitter_proposes_valid_solutions_from_an_archive(tmp_path: Path) -> None:
+    """Each emitter, the default three and the two on request, asked once on a filled
+    archive: a batch of solutions in [0, 1] that decode to valid params."""
+    from art_explorer.explore import emitters
+
+    arch = _filled(tmp_path / "a")
+    ems = emitters.create_emitters(arch.grid, list(emitters.KNOWN), 4, seed=1)
+    assert len(ems) == len(emitters.KNOWN)
+    for name, em in zip(emitters.KNOWN, ems, strict=True):
+        sols = em.ask()
+        assert sols.shape == (4, solution.SOLUTION_DIM), name
+        assert sols.min() >= 0.0 and sols.max() <= 1.0, name
+        for x in sols:
+            p = solution.to_params(x)
+            assert schema.validate_params(p) == p, name
+    with pytest.raises(ValueError, match="unknown emitter"):
+        emitters.create_emitters(arch.grid, ["nope"], 4, seed=1)

@@ -63,7 +63,7 @@ class GrowArgs:
     batch: int = 32
     """solutions each emitter proposes per step"""
     emitters: list[str] = field(default_factory=lambda: list(emitters.EMITTERS))
-    """the emitters, any of: breed, iso-line, gaussian"""
+    """the emitters, any of: breed, iso-line, gaussian, fresh, cma-me"""
     scorer: Literal["auto", "qwen2-vl", "heuristic"] = "auto"
     """aesthetic scorer (score_refs.py): the VLM when its weights are here, else the heuristic"""
     refs: str = "references/refs.jsonl"
@@ -87,11 +87,11 @@ class GrowArgs:
             raise ExploreError("-n must be >= 0")
         if not 32 <= self.size <= 2048 or not 32 <= self.final_size <= 2048:
             raise ExploreError("--size and --final-size must be within 32-2048")
-        bad = [e for e in self.emitters if e not in emitters.EMITTERS]
+        bad = [e for e in self.emitters if e not in emitters.KNOWN]
         if bad or not self.emitters:
             raise ExploreError(
                 f"--emitters: {', '.join(bad) or 'none given'} (choose from "
-                f"{', '.join(emitters.EMITTERS)})"
+                f"{', '.join(emitters.KNOWN)})"
             )
 
 
