@@ -142,12 +142,18 @@ def slider_steps(page: Any, steps: int, seed: int) -> list[float]:
     return out
 
 
-def busy_slider_steps(base: str, page: Any, steps: int) -> tuple[list[float], str]:
-    """Slider steps while an explore job runs: (ms per step, what the job did)."""
+def busy_slider_steps(
+    base: str, page: Any, steps: int
+) -> tuple[list[float], str, float]:
+    """Slider steps while an explore job runs: (ms per step, what the job did, ms from
+    the Cancel request until the job's processes are gone)."""
     import requests
+
+    from art_explorer.gallery.worker import worker_pids
 
     body = {"n": 64, "candidates": 4096, "seed": 1}
     job = requests.post(f"{base}/api/explore", json=body, timeout=30).json()["job"]
+    cancelled = False
     try:
         # wait until the worker itself reports (its imports are done; it is working)
         while not any(
@@ -157,9 +163,16 @@ def busy_slider_steps(base: str, page: Any, steps: int) -> tuple[list[float], st
             time.sleep(0.2)
         out = slider_steps(page, steps, 2)
         state = requests.get(f"{base}/api/jobs/{job}").json()
-        return out, f"{state['state']} at {state['progress']['stage']}"
-    finally:
+        t0 = time.perf_counter()
         requests.post(f"{base}/api/jobs/{job}/cancel", timeout=30)
+        cancelled = True
+        while worker_pids() and time.perf_counter() - t0 < 60:
+            time.sleep(0.01)
+        cancel_ms = 1000 * (time.perf_counter() - t0)
+        return out, f"{state['state']} at {state['progress']['stage']}", cancel_ms
+    finally:
+        if not cancelled:
+            requests.post(f"{base}/api/jobs/{job}/cancel", timeout=30)
 
 
 @contextlib.contextmanager
@@ -223,10 +236,10 @@ def measure(browser: Any, base: str, args: BenchArgs) -> dict[str, Any]:
     server_ms = first_screen_server_ms(base, int(grid[0]["shown"]), args.pictures - 1)
     page = open_editor(browser, base, "#editor?id=ref:1")
     slider = slider_steps(page, steps, 1)
-    busy, busy_job = busy_slider_steps(base, page, steps)
+    busy, busy_job, cancel_ms = busy_slider_steps(base, page, steps)
     page.context.close()
     return {"grid": grid, "server_ms": server_ms, "slider": slider, "busy": busy,
-            "busy_job": busy_job}  # fmt: skip
+            "busy_job": busy_job, "cancel_ms": cancel_ms}  # fmt: skip
 
 
 def report(args: BenchArgs, m: dict[str, Any]) -> str:
@@ -268,6 +281,8 @@ def report(args: BenchArgs, m: dict[str, Any]) -> str:
         f"| same while an explore job runs (64 of 4096 candidates): p50 (ms) | "
         f"{q(busy, 50):.1f} |",
         f"| same, p95 (ms); the job was then {m['busy_job']} | {q(busy, 95):.1f} |",
+        f"| Cancel → the job's processes gone (ms; target: a second or two) | "
+        f"{m['cancel_ms']:.0f} |",
         "",
         "First screen = every tile whose top is inside the viewport has its picture "
         "(192² JPEG thumbnails of the 1024² results). Cold = the first load right "

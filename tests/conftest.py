@@ -14,6 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from art_explorer.scene import rendering
 
 ROOT = Path(__file__).resolve().parent.parent
+# the fixture modules test files import (and load with pytest_plugins): their
+# asserts report as a test's do
+pytest.register_assert_rewrite("gallery_fixtures", "predict_fixtures")
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,14 @@
 """gallery.py: the API on a free port (real app, real renderer) and the page itself
-driven by Playwright in headless Chromium (Debian's `chromium`; those tests skip
-when it is not installed). Every test works in temp folders, never references/."""
+driven by Playwright in headless Chromium (tests/gallery_fixtures.py; the browser
+tests skip without chromium). Every test works in temp folders, never references/."""
 
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
+from gallery_fixtures import N_REFS, N_RESULTS, ROOT, Gallery, png
 
 import gallery
 import generate
@@ -29,126 +28,9 @@ import predict
 from art_explorer import atomic, utils
 from art_explorer.data import refs_io
 from art_explorer.explore import novelty
-from art_explorer.predict.output import write_result
 from art_explorer.scene import rendering, sampling, schema
 
-ROOT = Path(__file__).resolve().parent.parent
-N_REFS = 4
-N_RESULTS = 3
-
-
-def chromium() -> str | None:
-    """Debian's chromium (or $CHROMIUM); None when there is none."""
-    for c in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
-        if c and shutil.which(c):
-            return shutil.which(c)
-    return None
-
-
-class Gallery:
-    """The app on a free port over temp folders; reset() restores the files."""
-
-    def __init__(self, root: Path, renderer_url: str) -> None:
-        self.root = root
-        self.refs = root / "references" / "refs.jsonl"
-        self.output = root / "output"
-        self.seed_lines = (ROOT / "references" / "refs.jsonl").read_text().splitlines()
-        self.seed_lines = self.seed_lines[:N_REFS]
-        self.port = rendering.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.args = gallery.parse_args(
-            [
-                *("--refs", str(self.refs), "--output", str(self.output)),
-                *("--scored-refs", str(root / "references" / "refs-scored.jsonl")),
-                *("--data", str(root / "data"), "--port", str(self.port)),
-                *("--forward", str(root / "none"), "--inverse", str(root / "none")),
-            ]
-        )
-        client = rendering.RendererClient(url=renderer_url)
-        self.results = []
-        for i in range(N_RESULTS):
-            p = sampling.sample_params(random.Random(100 + i))
-            write_result(self.output, i, p, client.render_png(p, 64))
-            self.results.append(schema.validate_params(p))
-        client.close()
-        self.reset()
-        self.server = gallery.serve(
-            gallery.create_app(self.args, renderer_url, self.port), self.port
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the gallery did not start"
-            time.sleep(0.05)
-
-    def reset(self) -> None:
-        self.refs.parent.mkdir(parents=True, exist_ok=True)
-        self.refs.write_text("\n".join(self.seed_lines) + "\n")
-        refs_io.ratings_path(self.refs).unlink(missing_ok=True)
-
-    def lines(self) -> list[str]:
-        return self.refs.read_text().splitlines()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def app(
-    tmp_path_factory: pytest.TempPathFactory, renderer_url: str
-) -> Iterator[Gallery]:
-    g = Gallery(tmp_path_factory.mktemp("gallery"), renderer_url)
-    try:
-        yield g
-    finally:
-        g.stop()
-
-
-@pytest.fixture
-def gal(app: Gallery) -> Gallery:
-    app.reset()
-    return app
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    exe = chromium()
-    if exe is None:
-        pytest.skip(
-            "no chromium found (apt-get install chromium): browser tests skipped"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def page(browser: Any, gal: Gallery) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = ctx.new_page()
-    pg.set_default_timeout(30_000)
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        yield pg
-    finally:
-        ctx.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def png(w: int, h: int, mode: str = "RGB") -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new(mode, (w, h)).save(buf, format="PNG")
-    return buf.getvalue()
+pytest_plugins = ["gallery_fixtures"]  # app, gal, browser, page
 
 
 # ----------------------------------------------------------------------------------
@@ -254,7 +136,7 @@ def test_uploads_limited_with_a_clear_message(gal: Gallery) -> None:
     assert r.status_code == 400 and "not a picture" in r.json()["error"]
     r = upload(b"")
     assert r.status_code == 400 and "empty" in r.json()["error"]
-    r = upload(png(8000, 6000, "L"))  # 48 MP, a few hundred kB
+    r = upload(png(8000, 6000, mode="L"))  # 48 MP, a few hundred kB
     assert r.status_code == 413 and "48 MP" in r.json()["error"]
     r = upload(b"\0" * (gallery.MAX_UPLOAD_BYTES + 10))
     assert r.status_code == 413 and "MB" in r.json()["error"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import requests
-from test_gallery import Gallery, chromium
+from gallery_fixtures import Gallery, chromium
 
 from art_explorer.data import refs_io
 from art_explorer.explore import qd
@@ -28,7 +28,6 @@ def gal(
     tmp_path_factory: pytest.TempPathFactory, renderer_url: str
 ) -> Iterator[Gallery]:
     g = Gallery(tmp_path_factory.mktemp("gallery-archive"), renderer_url)
-    g.renderer_url = renderer_url  # type: ignore[attr-defined]
     try:
         yield g
     finally:
@@ -46,7 +45,7 @@ def grow(gal: Gallery, renders: int) -> dict[str, Any]:
         batch=4,
         scorer="heuristic",
         refs=str(gal.refs),
-        renderer_url=gal.renderer_url,  # type: ignore[attr-defined]
+        renderer_url=gal.renderer_url,
     )
     return qd.grow(args, log=lambda _: None)
 

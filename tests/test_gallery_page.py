@@ -6,73 +6,16 @@ viewer, labels and filter; the editor at 390 px. Skips without chromium."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
-from test_gallery import N_REFS, Gallery, chromium
-from test_gallery_api import CANCEL_S, wait_for_no_workers
+from gallery_fixtures import N_REFS, Gallery, new_page, wait_for_no_workers
 
 import predict
 from art_explorer.data import refs_io
 from art_explorer.scene import schema
 
-
-@pytest.fixture(scope="module")
-def app(
-    tmp_path_factory: pytest.TempPathFactory, renderer_url: str
-) -> Iterator[Gallery]:
-    g = Gallery(tmp_path_factory.mktemp("gallery-page"), renderer_url)
-    try:
-        yield g
-    finally:
-        g.stop()
-
-
-@pytest.fixture
-def gal(app: Gallery) -> Iterator[Gallery]:
-    app.reset()
-    yield app
-    for j in requests.get(f"{app.url}/api/jobs").json()["jobs"]:
-        if j["state"] == "running":
-            requests.post(f"{app.url}/api/jobs/{j['id']}/cancel")
-    wait_for_no_workers()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    exe = chromium()
-    if exe is None:
-        pytest.skip("no chromium found (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def new_page(browser: Any, width: int = 1280, height: int = 900) -> Any:
-    ctx = browser.new_context(viewport={"width": width, "height": height})
-    pg = ctx.new_page()
-    pg.set_default_timeout(30_000)
-    pg.errors = []
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    return pg
-
-
-@pytest.fixture
-def page(browser: Any, gal: Gallery) -> Iterator[Any]:
-    pg = new_page(browser)
-    try:
-        yield pg
-    finally:
-        pg.context.close()
-    assert not pg.errors, f"JavaScript errors on the page: {pg.errors}"
+pytest_plugins = ["gallery_fixtures"]  # app, gal, browser, page
 
 
 def test_a_job_shows_progress_survives_a_reload_and_cancels(
@@ -91,11 +34,9 @@ def test_a_job_shows_progress_survives_a_reload_and_cancels(
     assert page.is_disabled("#explore-run")
     eta = page.inner_text("#job-eta")
     assert "left" in eta or "so far" in eta
-    t0 = time.monotonic()
     page.click("#job-cancel")
     page.wait_for_selector("#job[data-state=cancelled]")
-    wait_for_no_workers(CANCEL_S)
-    assert time.monotonic() - t0 < CANCEL_S
+    wait_for_no_workers()  # the job's processes are ended (bench/gallery.py: how fast)
     assert "cancelled" in page.inner_text("#explore-log")
     assert page.is_enabled("#explore-run")
 

@@ -24,6 +24,22 @@ STARTUP_S = 12.0  # importing torch, loading the models, starting a renderer (s)
 FINAL_S = 8.0  # predict's final renders, contact sheet and scores after the search (s)
 
 
+def worker_pids() -> list[int]:
+    """Pids of this machine's job workers (predict, explore, archive; not the short
+    `defaults` reads), from /proc: what a cancel must end."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"art_explorer.gallery.worker\0" in cmd and not cmd.endswith(b"defaults\0"):
+            out.append(int(d.name))
+    return out
+
+
 def run_defaults(argv: list[str], emit: Emit) -> dict[str, Any]:
     """The settings `make predict` runs with (predict.py's defaults)."""
     import predict
