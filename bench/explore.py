@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import platform
 import random
 import shutil
@@ -45,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from art_explorer import atomic, cli  # noqa: E402
 from art_explorer.data import refs_io  # noqa: E402
 from art_explorer.explore import archive as archive_mod  # noqa: E402
-from art_explorer.explore import descriptors, maps, qd, solution  # noqa: E402
+from art_explorer.explore import descriptors, emitters, maps, qd, solution  # noqa: E402
 from art_explorer.scene import rendering, sampling, schema  # noqa: E402
 from art_explorer.scoring.aesthetic import HeuristicScorer  # noqa: E402
 
@@ -68,6 +69,15 @@ class Args:
     """the report (the sheets go next to it)"""
     keep: str = ""
     """keep both archives in this folder (default: a temporary one, removed)"""
+    emitters: list[str] = field(default_factory=lambda: list(emitters.EMITTERS))
+    """the archive's emitters (explore.py's --emitters)"""
+    keepers: list[str] = field(default_factory=list)
+    """keepers counted by eye on the sheets, per budget: B:QD/TODAY (e.g.
+    2000:14/10), for the table's by-eye column (rewrite the report with them after
+    looking: --keepers with --rows)"""
+    rows: str = ""
+    """write the report from this run's saved rows (RESULT.rows.json) instead of
+    running: how the by-eye counts go in after the sheets were looked at"""
 
 
 FINER = (2, 4)  # finer grids: lit share and symmetry cells split k ways
@@ -121,6 +131,7 @@ def run_qd(budget: int, args: Args, folder: Path, url: str) -> archive_mod.Archi
         renderer_url=url,
         workers=args.workers,
         seed=args.seed,
+        emitters=list(args.emitters),
     )
     qd.grow(g, log=lambda s: print("  qd:", s))
     return archive_mod.Archive.open(folder)
@@ -235,6 +246,9 @@ def main(args: Args) -> None:
     out = ROOT / args.out
     if args.quick and args.out == Args.out:  # leave the full run's report as it is
         out = out.with_name("explore-quick.md")
+    if args.rows:
+        write_report(out, args, json.loads(Path(args.rows).read_text()))
+        return
     rows = []
     work = (
         Path(args.keep)
@@ -288,6 +302,7 @@ def main(args: Args) -> None:
                 )
             print(rows[-1])
         client.close()
+    atomic.write_json(out.with_suffix(".rows.json"), rows)
     write_report(out, args, rows)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
@@ -317,6 +332,8 @@ def write_report(out: Path, args: Args, rows: list[dict[str, Any]]) -> None:
     cmd = "python bench/explore.py" + (
         " --quick" if args.quick else " --budgets " + " ".join(map(str, args.budgets))
     )
+    if list(args.emitters) != list(emitters.EMITTERS):
+        cmd += " --emitters " + " ".join(args.emitters)
     lines = [
         "# Explore: quality-diversity archive vs today's novelty ranking",
         "",
@@ -326,18 +343,25 @@ def write_report(out: Path, args: Args, rows: list[dict[str, Any]]) -> None:
         f"- command: `{cmd}`",
         f"- renders at {args.size}², heuristic aesthetic score with its gate and the "
         f"coverage guard {qd.MIN_COVERAGE}–{qd.MAX_COVERAGE}; axes: lit share × symmetry "
-        "× colour (docs/explore.md)",
+        f"× colour (docs/explore.md); the archive's emitters: "
+        f"{', '.join(args.emitters)}",
         "",
         "| renders | cells qd | cells today | QD-score qd | QD-score today | top-16 qd | "
         "today's 16 | today's pool, best 16 distinct | s qd | s today |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    eye = dict(k.split(":", 1) for k in args.keepers)
+    if eye:
+        lines[-2] += " keepers by eye (qd / today's 16) |"
+        lines[-1] += "---|"
     for r in rows:
+        by_eye = f" {eye.get(str(r['budget']), '–')} |" if eye else ""
         lines.append(
             f"| {r['renders']} | {r['qd_cells']}/{r['cells_total']} | "
             f"{r['today_cells']}/{r['cells_total']} | {r['qd_score']:.1f} | "
             f"{r['today_qd_score']:.1f} | {r['qd_top16']:.3f} | {r['today_top16']:.3f} | "
             f"{r['today_archive_top16']:.3f} | {r['t_qd']:.0f} | {r['t_today']:.0f} |"
+            + by_eye
         )
     lines += [
         "",
@@ -365,7 +389,14 @@ def write_report(out: Path, args: Args, rows: list[dict[str, Any]]) -> None:
         "the sum of the elites' scores. top-16 qd: mean score of maps.best_distinct's "
         "16; today's 16: of its 16 novelty picks (predict.select_novel, LPIPS or "
         "sqrt-ms-l1 novelty at 64²); today's pool: best_distinct's 16 of today's "
-        "archive. s: wall seconds on the shared machine.",
+        "archive. s: wall seconds on the shared machine."
+        + (
+            " Keepers by eye: of the 16 on each side of the sheet, how many a person "
+            "looking at it would keep (counted after the run, `--keepers`; "
+            "docs/explore.md names them)."
+            if eye
+            else " Keepers by eye: not counted for this run."
+        ),
         "",
         f"Pictures per budget B: {stem}-sheet-B.png (qd's 16 | today's 16), "
         f"{stem}-map-B.png and {stem}-map-today-B.png (cells coloured by score), "

@@ -7,7 +7,6 @@ import threading
 from typing import Any
 
 import numpy as np
-
 from predict_fixtures import plain
 
 from art_explorer.predict.budget import Candidate, Clock, Evaluator
