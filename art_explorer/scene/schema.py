@@ -54,7 +54,10 @@ from art_explorer.scene.param import wrap_angle as wrap_angle
 # 3: the same params, drawn with the original's per-fragment ACES tone mapping: the
 # pictures changed (saturated colours, bright sums), so data and models made under 2
 # no longer match what these params draw.
-SCHEMA_VERSION = 3
+# 4: the same params, a layer drawn as drei's <Instances> does (compose(decompose(W))
+# drops the shear of a non-uniform layer scale) and cut by the camera's clip planes
+# (renderer/instancing.py, issue 33): layered pictures changed.
+SCHEMA_VERSION = 4
 MAX_LAYERS = 5  # layers the models encode and sampling draws (the renderer takes more)
 # The renderer's bound on work per request: instances drawn = repetitions × (1 +
 # layers). Beyond it a request is refused (400). 12 chains of 500 repetitions.
