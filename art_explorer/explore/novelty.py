@@ -28,6 +28,7 @@ from art_explorer.predict import models
 from art_explorer.predict.budget import Log
 from art_explorer.predict.errors import UserError
 from art_explorer.predict.output import png_bytes, write_result
+from art_explorer.progress import progress
 from art_explorer.scene import rendering, sampling, schema
 from art_explorer.scene.tensors import to_tensor
 from art_explorer.scoring import metrics
@@ -137,21 +138,19 @@ def render_real(
 ) -> torch.Tensor:
     """Params → (B, 3, size, size) by the renderer, `workers` requests in flight
     (or all of them queued on the actors of a cluster.RayRenderPool)."""
-    from tqdm import tqdm
-
     if ray_pool is not None:
         futures = [ray_pool.render(p, size) for p in params]
         imgs = [
             utils.png_to_array(f.result())
-            for f in tqdm(futures, desc="rendering candidates", unit="img", leave=False)
+            for f in progress(futures, "rendering candidates", unit="img", leave=False)
         ]
         return to_tensor(np.stack(imgs))
 
     imgs = list(
-        tqdm(
+        progress(
             rendering.render_in_order(client.render, params, size, workers),
+            "rendering candidates",
             total=len(params),
-            desc="rendering candidates",
             unit="img",
             leave=False,
         )
