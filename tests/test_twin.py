@@ -377,3 +377,43 @@ def test_blown_out_saturated_colour_keeps_its_hue_per_splat() -> None:
     ref = scene.render(p, 64).astype(np.float64) / 255
     assert (ref >= 1).all(-1).mean() > 0.4  # blown out
     assert metrics.ncc(twin.render_params(p, 64), ref, 1.0) >= 0.95
+
+
+def test_a_step_that_blows_the_values_up_ends_its_stage_on_finite_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A transform gone non-finite (the SVD of a layer's matrix fails) or a NaN loss
+    stops the stage on the last finite values instead of ending predict; a failed
+    descent in a worker keeps its start."""
+    import concurrent.futures
+
+    from art_explorer.predict import pool
+    from art_explorer.scene.twin import descent as twin_descent_mod
+
+    p = _plain(schema.default_params())
+    p.update(repetitions=20, layers=[])
+    struct = twin.structure_of(p)
+    start = twin.values_of([p], struct)
+    target = scene.render(p, 64).astype(np.float32) / 255
+    real = twin_descent_mod.render
+    calls = {"n": 0}
+
+    def failing(*args, **kw):  # the fourth picture fails as a bad matrix does
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise torch.linalg.LinAlgError("svd: non-finite values")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(twin_descent_mod, "render", failing)
+    lines: list[str] = []
+    values, loss = twin.descend(
+        struct, start, None, seconds=600, steps=12, target=target, log=lines.append
+    )
+    assert any("non-finite" in x for x in lines)
+    assert all(torch.isfinite(v).all() for v in values.values())
+    assert torch.isfinite(loss).all()
+    failed: concurrent.futures.Future = concurrent.futures.Future()
+    failed.set_exception(torch.linalg.LinAlgError("svd"))
+    job = (p, 1.0, 1.0)
+    assert pool._result_or_start(failed, job, lines.append) == (p, 0)
+    assert "a descent failed" in lines[-1] and "its start is kept" in lines[-1]

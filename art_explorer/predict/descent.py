@@ -129,6 +129,10 @@ def twin_descent(
         if log is not None:
             log(f"    twin: not run: {e}")
         return start, math.inf
+    except torch.linalg.LinAlgError:  # the start's transforms are not finite
+        if log is not None:
+            log("    twin: not run: the start draws non-finite transforms")
+        return start, math.inf
     values, best = result
     refusals.count += result.refused
     j = int(torch.argmin(best))

@@ -51,6 +51,23 @@ def _refine_job(
     return found, refusals.count
 
 
+def _result_or_start(
+    future: concurrent.futures.Future[tuple[dict[str, Any], int]],
+    job: tuple[dict[str, Any], float, float],
+    log: Log | None,
+) -> tuple[dict[str, Any], int]:
+    """A worker's descent, or its start when the descent failed (logged): one
+    failing descent does not end the search."""
+    try:
+        return future.result()
+    except concurrent.futures.process.BrokenProcessPool:
+        raise
+    except Exception as e:  # any failure of one descent
+        if log is not None:
+            log(f"    twin: a descent failed ({type(e).__name__}); its start is kept")
+        return job[0], 0
+
+
 class TwinPool:
     """`workers` processes for side-by-side twin descents, started on first need (in
     the background: each imports torch and draws one small picture, about 3 s) and
@@ -120,7 +137,10 @@ class TwinPool:
         if ex is not None:
             try:
                 futures = [ex.submit(_refine_job, *job, target) for job in jobs]
-                done = [f.result() for f in futures]
+                done = [
+                    _result_or_start(f, job, log)
+                    for f, job in zip(futures, jobs, strict=True)
+                ]
             except concurrent.futures.process.BrokenProcessPool as e:
                 if log is not None:
                     log(f"    twin: worker processes failed ({e}); descents run here")

@@ -236,6 +236,7 @@ class _Run:
     loss: Any = None  # the last step's losses (B,)
     step_s: float = 0.0
     refused: int = 0
+    last_good: Any = None  # the values of the last step whose loss was finite
 
 
 def _stage(run: _Run, stage: int, n_steps: int, t_end: float, log: Any) -> int:
@@ -261,6 +262,17 @@ def _stage(run: _Run, stage: int, n_steps: int, t_end: float, log: Any) -> int:
             if log is not None:
                 log(f"    twin: stage stopped: {e}")
             break
+        except torch.linalg.LinAlgError:  # a transform gone non-finite
+            loss = torch.full((run.vals.u.shape[0],), math.nan)
+        if not torch.isfinite(loss.detach()).all():
+            # a step that blew the values up: back to the last finite ones, and
+            # this stage ends there (the next starts from them)
+            with torch.no_grad():
+                run.vals.u.copy_(run.last_good)
+            if log is not None:
+                log("    twin: stage stopped: non-finite values")
+            break
+        run.last_good = run.vals.u.detach().clone()
         run.loss = loss
         if last:
             with torch.no_grad():
@@ -334,7 +346,7 @@ def descend(
         best = last_fn(render(struct, start, sched[-1][0], last_blur)).double()
     run = _Run(
         struct, vals, plan, _Adam(vals.u), moving, keep_colors, best,
-        vals.u.detach().clone(), best,
+        vals.u.detach().clone(), best, last_good=vals.u.detach().clone(),
     )  # fmt: skip
     spent = time.perf_counter() - t_start
     for stage, (size, _, share) in enumerate(sched):
