@@ -110,7 +110,8 @@ def main(args: Args) -> list[dict[str, Any]]:
             break
         target = golden / f"{i:02d}-256.png"
         truth = schema.validate_params(json.loads(cases[i]))
-        row, ours = predict_case(target, truth, args, out / "predict-golden2-work")
+        work = Path("bench/.cache/predict-golden2-work")
+        row, ours = predict_case(target, truth, args, work)
         rows.append({"name": names[i], **row})
         images += [utils.png_to_array(target.read_bytes()), ours]
         labels += [
