@@ -96,6 +96,7 @@ from bench.lib.inverse_options import (
 from bench.lib.inverse_report import (
     append_row,
     format_table,
+    parse_by_eye,
     report,
     write_examples,
     write_results,
@@ -571,7 +572,7 @@ def main(args: Args) -> dict[str, Any]:
                     if ("held-out", m, budgets[-1]) in rows
                 }
             )
-    table = format_table(rows, methods, budgets)
+    table = format_table(rows, methods, budgets, parse_by_eye(args.by_eye))
     print(table)
     write_results(args, table, notes, len(targets))
     if args.examples:

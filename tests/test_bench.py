@@ -6,6 +6,8 @@ import random
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from art_explorer import utils
 from art_explorer.scene import rendering, sampling
 
@@ -73,3 +75,22 @@ def test_the_bench_counts_where_the_runner_up_took_over() -> None:
     assert "on 4 of 5 targets and took over on 3" in line
     assert "right where it was wrong on 1, wrong where it was right on 1" in line
     assert bench.runner_up_lines(rows, "refs", ["pipeline-twin"], [500]) == []
+
+
+def test_the_table_carries_the_count_by_eye_where_one_was_given() -> None:
+    """--by-eye METHOD@BUDGET/GROUP=N puts "N of n" in the group's row; a group
+    nobody counted reads "–"; an entry of another shape is refused with its text."""
+    bench = load_bench()
+    keys = ("ncc", "f1", "picture", "same", "ssim", "psnr", "renders", "seconds")
+    row = dict.fromkeys(keys, 0.5)
+    rows = {
+        ("held-out", "pipeline-twin", 500): [row, row, row],
+        ("refs", "pipeline-twin", 500): [row],
+    }
+    eye = bench.parse_by_eye(["pipeline-twin@500/held-out=2"])
+    table = bench.format_table(rows, ["pipeline-twin"], [500], eye)
+    held_out, refs = table.split("**refs**")
+    assert "| 50% | 2 of 3 |" in held_out
+    assert "| 50% | – |" in refs
+    with pytest.raises(SystemExit, match="held-out=2"):
+        bench.parse_by_eye(["held-out=2"])

@@ -101,6 +101,9 @@ class Args:
     """markdown results file"""
     examples: str = "bench/results/inverse-examples.png"
     """side-by-side example sheet ('' for none)"""
+    by_eye: list[str] = field(default_factory=list)
+    """same picture counted by eye from --sheet, one METHOD@BUDGET/GROUP=N each
+    (e.g. pipeline-twin@500/held-out=8): the table's "same by eye" column"""
 
     def __post_init__(self) -> None:
         if not self.budgets:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def report(args: Args) -> dict[str, Any]:
             rows.setdefault((r["group"], m, b), []).append(r)
     methods = [m for m in args.methods if any(k[1] == m for k in rows)]
     budgets = sorted({k[2] for k in rows})
-    table = format_table(rows, methods, budgets)
+    table = format_table(rows, methods, budgets, parse_by_eye(args.by_eye))
     print(table)
     write_results(
         args, table, [f"rows: {args.rows}, targets: {sorted(common)}"], len(common)
@@ -99,11 +100,25 @@ def runner_up_lines(
     return out
 
 
+def parse_by_eye(entries: list[str]) -> dict[tuple[str, str, int], int]:
+    """--by-eye's METHOD@BUDGET/GROUP=N entries → {(group, method, budget): N}."""
+    out = {}
+    for e in entries:
+        m = re.fullmatch(r"(.+)@(\d+)/(.+)=(\d+)", e.strip())
+        if not m:
+            raise SystemExit(f"--by-eye {e!r}: expected METHOD@BUDGET/GROUP=N")
+        out[(m[3], m[1], int(m[2]))] = int(m[4])
+    return out
+
+
 def format_table(
     rows: dict[tuple[str, str, int], list[dict[str, Any]]],
     methods: list[str],
     budgets: list[int],
+    by_eye: dict[tuple[str, str, int], int] | None = None,
 ) -> str:
+    """The results tables; `by_eye`: same picture counted by eye from the sheet
+    ("–" where nobody counted)."""
     lines = []
     for group in ("held-out", "refs"):
         if not any(k[0] == group for k in rows):
@@ -111,9 +126,10 @@ def format_table(
         n = len(next(v for k, v in rows.items() if k[0] == group))
         lines += [
             f"\n**{group}** ({n} targets)\n",
-            "| method | budget | NCC | line F1 | picture | same picture | NCC ≥ 0.85 "
-            "| SSIM | PSNR dB | colour error | hue error | renders | s / target |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| method | budget | NCC | line F1 | picture | same picture | same by eye "
+            "| NCC ≥ 0.85 | SSIM | PSNR dB | colour error | hue error | renders "
+            "| s / target |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for b in budgets:
             for m in methods:
@@ -130,9 +146,11 @@ def format_table(
                     got = [r[k] for r in rs if k in r]  # rows made before the column
                     return f"{np.mean(got):.4f}" if len(got) == len(rs) else "–"
 
+                eye = (by_eye or {}).get((group, m, b))
+                eye_text = "–" if eye is None else f"{eye} of {len(rs)}"
                 lines.append(
                     f"| {m} | {b} | {mean('ncc'):.3f} | {mean('f1'):.3f} "
-                    f"| {mean('picture'):.3f} | {mean('same'):.0%} "
+                    f"| {mean('picture'):.3f} | {mean('same'):.0%} | {eye_text} "
                     f"| {share:.0%} | {mean('ssim'):.3f} | {mean('psnr'):.1f} "
                     f"| {optional('color')} | {optional('hue')} "
                     f"| {mean('renders'):.0f} | {mean('seconds'):.1f} |"
@@ -199,10 +217,11 @@ with every number ×U(0.98, 1.02) (a yardstick, not a search).
 
 colour error = color_error (blurred per-channel difference, every pixel);
 hue error = hue_error (the colour over its largest channel where both
-pictures are lit: the hue alone). picture = structure.picture_score (mean of sharp
-NCC σ 0.5 on linear grey, orientation NCC σ 2, line F1; calibrated in
-bench/results/picture-score.md); same
-picture = picture ≥ {structure.SAME_PICTURE}. Structure recovered counts a choice as
+pictures are lit: the hue alone). picture = structure.picture_score
+(√(orientation NCC σ 2 · line F1); calibrated on curated-like pairs in
+bench/results/picture-score.md; it sees no colour); same
+picture = picture ≥ {structure.SAME_PICTURE}; same by eye = counted from the sheet
+(`--by-eye`; "–": not counted). Structure recovered counts a choice as
 right when it equals the truth's, is equivalent by structure.EQUIVALENCES, or draws
 the same picture when put into the true params; layers = the exact layer count.
 {table}
