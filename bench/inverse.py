@@ -91,12 +91,12 @@ from bench.lib.inverse_options import (
 from bench.lib.inverse_options import (
     Args,
     gather_set,
+    parse_by_eye,
     pipeline_overrides,
 )
 from bench.lib.inverse_report import (
     append_row,
     format_table,
-    parse_by_eye,
     report,
     write_examples,
     write_results,

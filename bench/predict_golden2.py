@@ -103,6 +103,7 @@ def main(args: Args) -> list[dict[str, Any]]:
     cases = (golden / "cases.jsonl").read_text(encoding="utf-8").splitlines()
     todo = [i for i, n in enumerate(names) if n.startswith("refs-like-")][: args.cases]
     out.mkdir(parents=True, exist_ok=True)
+    work = Path("bench/.cache/predict-golden2-work")
     t0, rows, images, labels = time.time(), [], [], []
     for i in todo:
         if time.time() - t0 > args.budget:
@@ -110,7 +111,6 @@ def main(args: Args) -> list[dict[str, Any]]:
             break
         target = golden / f"{i:02d}-256.png"
         truth = schema.validate_params(json.loads(cases[i]))
-        work = Path("bench/.cache/predict-golden2-work")
         row, ours = predict_case(target, truth, args, work)
         rows.append({"name": names[i], **row})
         images += [utils.png_to_array(target.read_bytes()), ours]

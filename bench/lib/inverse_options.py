@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +24,17 @@ ABLATIONS = (
     "polish-near-truth",
     "pipeline-twin",
 )
+
+
+def parse_by_eye(entries: list[str]) -> dict[tuple[str, str, int], int]:
+    """--by-eye's METHOD@BUDGET/GROUP=N entries → {(group, method, budget): N}."""
+    out = {}
+    for e in entries:
+        m = re.fullmatch(r"(.+)@(\d+)/(.+)=(\d+)", e.strip())
+        if not m:
+            raise SystemExit(f"--by-eye {e!r}: expected METHOD@BUDGET/GROUP=N")
+        out[(m[3], m[1], int(m[2]))] = int(m[4])
+    return out
 
 
 DEFAULT_ROWS = "bench/results/inverse-rows.jsonl"
@@ -106,6 +118,7 @@ class Args:
     (e.g. pipeline-twin@500/held-out=8): the table's "same by eye" column"""
 
     def __post_init__(self) -> None:
+        parse_by_eye(self.by_eye)  # a malformed entry fails before the searches
         if not self.budgets:
             self.budgets = [30, 100] if self.quick else [50, 200, 500]
         if self.quick:

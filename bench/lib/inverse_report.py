@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import json
 import platform
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from art_explorer import atomic, utils
 from art_explorer.predict.options import PipelineOptions
 from art_explorer.predict.pool import twin_workers
 from art_explorer.scene import structure
-from bench.lib.inverse_options import Args, pipeline_overrides
+from bench.lib.inverse_options import Args, parse_by_eye, pipeline_overrides
 
 
 def append_row(path: str, row: dict[str, Any]) -> None:
@@ -97,17 +96,6 @@ def runner_up_lines(
                 f"{len(over)} (whole structure: right where it was wrong on {gained}, "
                 f"wrong where it was right on {lost})"
             )
-    return out
-
-
-def parse_by_eye(entries: list[str]) -> dict[tuple[str, str, int], int]:
-    """--by-eye's METHOD@BUDGET/GROUP=N entries → {(group, method, budget): N}."""
-    out = {}
-    for e in entries:
-        m = re.fullmatch(r"(.+)@(\d+)/(.+)=(\d+)", e.strip())
-        if not m:
-            raise SystemExit(f"--by-eye {e!r}: expected METHOD@BUDGET/GROUP=N")
-        out[(m[3], m[1], int(m[2]))] = int(m[4])
     return out
 
 
